@@ -1,0 +1,60 @@
+# Backroom: `make run` starts the whole stack locally; `make test` runs every test.
+# Both set themselves up on a fresh machine (a virtual environment in .venv, pinned dependencies).
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+STAMP := $(VENV)/.installed
+export PYTHONPATH := $(CURDIR)/layers/core/python:$(CURDIR)
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: run test unit integration lint format bench build validate deploy clean
+
+$(STAMP): requirements.txt constraints.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt -c constraints.txt
+	@touch $(STAMP)
+
+run: $(STAMP)
+	$(PY) -m infra.local.run
+
+test: $(STAMP)
+	$(PY) -m pytest tests
+
+unit: $(STAMP)
+	$(PY) -m pytest tests/unit
+
+integration: $(STAMP)
+	$(PY) -m pytest tests/integration
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/cfn-lint template.yaml
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: $(STAMP)
+	$(PY) -m bench
+
+# SAM CLI is heavy and only needed to build and deploy: it lives in its own environment.
+$(VENV)-sam/.installed:
+	@test -x $(VENV)-sam/bin/python || $(PYTHON) -m venv $(VENV)-sam
+	@$(VENV)-sam/bin/pip install --quiet --disable-pip-version-check aws-sam-cli==1.170.0
+	@touch $@
+
+validate: $(VENV)-sam/.installed
+	$(VENV)-sam/bin/sam validate --lint
+
+build: $(VENV)-sam/.installed
+	$(VENV)-sam/bin/sam build
+
+deploy: build
+	$(VENV)-sam/bin/sam deploy --config-env $(or $(ENV),dev)
+
+clean:
+	rm -rf $(VENV) $(VENV)-sam .aws-sam .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,198 @@
+"""A local stand-in for API Gateway's HTTP API: each request becomes the payload-2.0 event of its
+template route and is handed to the real handler; unmatched routes get API Gateway's own 404.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import time
+import uuid
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from infra.local.lambdas import FunctionPool
+from infra.local.template import Route
+
+log = logging.getLogger("local.gateway")
+
+MAX_BODY = 10 * 1024 * 1024  # API Gateway's request payload limit
+_TEXT_TYPES = (
+    "application/json",
+    "text/",
+    "application/xml",
+    "application/x-www-form-urlencoded",
+    "application/javascript",
+)
+
+
+def build_event(
+    route: Route,
+    method: str,
+    raw_path: str,
+    params: dict[str, str],
+    query: str,
+    headers: dict[str, str],
+    body: bytes,
+    source_ip: str,
+) -> dict[str, Any]:
+    """The API Gateway HTTP API (payload format 2.0) event for one request."""
+    content_type = headers.get("content-type", "")
+    is_text = not body or any(content_type.startswith(t) for t in _TEXT_TYPES)
+    try:
+        text = body.decode() if is_text else None
+    except UnicodeDecodeError:
+        text = None
+    query_params: dict[str, str] = {}
+    for key, value in parse_qsl(query, keep_blank_values=True):
+        query_params[key] = f"{query_params[key]},{value}" if key in query_params else value
+    now = datetime.now(UTC)
+    request_id = str(uuid.uuid4())
+    event: dict[str, Any] = {
+        "version": "2.0",
+        "routeKey": route.key,
+        "rawPath": raw_path,
+        "rawQueryString": query,
+        "headers": headers,
+        "requestContext": {
+            "accountId": "000000000000",
+            "apiId": "local",
+            "domainName": headers.get("host", "127.0.0.1"),
+            "domainPrefix": "local",
+            "http": {
+                "method": method,
+                "path": raw_path,
+                "protocol": "HTTP/1.1",
+                "sourceIp": source_ip,
+                "userAgent": headers.get("user-agent", ""),
+            },
+            "requestId": request_id,
+            "routeKey": route.key,
+            "stage": "$default",
+            "time": now.strftime("%d/%b/%Y:%H:%M:%S +0000"),
+            "timeEpoch": int(now.timestamp() * 1000),
+        },
+        "isBase64Encoded": text is None and bool(body),
+    }
+    if "cookie" in headers:
+        event["cookies"] = [c.strip() for c in headers["cookie"].split(";")]
+    if query_params:
+        event["queryStringParameters"] = query_params
+    if params:
+        event["pathParameters"] = params
+    if body:
+        event["body"] = text if text is not None else base64.b64encode(body).decode()
+    return event
+
+
+class Gateway:
+    def __init__(self, routes: list[Route], pools: dict[str, FunctionPool], openapi: dict[str, Any]) -> None:
+        self.routes = [(r, r.pattern()) for r in routes]
+        self.pools = pools
+        self.openapi = openapi
+
+    def match(self, method: str, path: str) -> tuple[Route, dict[str, str]] | None:
+        for route, pattern in self.routes:
+            if route.method not in (method, "ANY"):
+                continue
+            found = pattern.match(path)
+            if found:
+                return route, {k: unquote(v) for k, v in found.groupdict().items()}
+        return None
+
+    def serve(self, host: str, port: int) -> ThreadingHTTPServer:
+        gateway = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
+                return
+
+            def _answer(self) -> None:
+                started = time.perf_counter()
+                split = urlsplit(self.path)
+                if split.path == "/openapi.json" and self.command == "GET":
+                    self._send(200, {"content-type": "application/json"}, json.dumps(gateway.openapi).encode())
+                    return
+                length = int(self.headers.get("content-length") or 0)
+                if length > MAX_BODY:
+                    self._send(413, {"content-type": "application/json"}, b'{"message":"Request Entity Too Large"}')
+                    return
+                body = self.rfile.read(length) if length else b""
+                found = gateway.match(self.command, split.path)
+                if found is None:
+                    self._send(404, {"content-type": "application/json"}, b'{"message":"Not Found"}')
+                    status = 404
+                else:
+                    route, params = found
+                    headers: dict[str, str] = {}
+                    for key, value in self.headers.items():
+                        k = key.lower()
+                        headers[k] = f"{headers[k]},{value}" if k in headers else value
+                    event = build_event(
+                        route, self.command, split.path, params, split.query, headers, body, self.client_address[0]
+                    )
+                    status = self._invoke(route, event)
+                log.info("%s %s %d %.0fms", self.command, self.path, status, (time.perf_counter() - started) * 1000)
+
+            def _invoke(self, route: Route, event: dict[str, Any]) -> int:
+                try:
+                    result = gateway.pools[route.function].invoke(event)
+                except Exception:
+                    log.exception("%s crashed", route.function)
+                    self._send(500, {"content-type": "application/json"}, b'{"message":"Internal Server Error"}')
+                    return 500
+                status = int(result.get("statusCode", 200))
+                headers = {k.lower(): str(v) for k, v in (result.get("headers") or {}).items()}
+                raw = result.get("body") or ""
+                payload = base64.b64decode(raw) if result.get("isBase64Encoded") else raw.encode()
+                self._send(status, headers, payload, cookies=result.get("cookies") or [])
+                return status
+
+            def _send(
+                self, status: int, headers: dict[str, str], payload: bytes, cookies: list[str] | None = None
+            ) -> None:
+                self.send_response(status)
+                headers.setdefault("content-type", "application/json")
+                for key, value in headers.items():
+                    if key not in ("content-length", "connection"):
+                        self.send_header(key, value)
+                for cookie in cookies or []:
+                    self.send_header("set-cookie", cookie)
+                self.send_header("content-length", str(len(payload)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(payload)
+
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _answer
+
+        server = ThreadingHTTPServer((host, port), Handler)
+        server.daemon_threads = True
+        return server
+
+
+def merged_openapi(pools: dict[str, FunctionPool]) -> dict[str, Any]:
+    """One OpenAPI document for all three dialects, from each function's powertools resolver."""
+    doc: dict[str, Any] = {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Backroom",
+            "version": "1.0.0",
+            "description": "Runtime, gateway and tasks dialects over one core.",
+        },
+        "paths": {},
+        "components": {"schemas": {}},
+    }
+    for pool in pools.values():
+        app = pool.app()
+        if app is None or not hasattr(app, "get_openapi_json_schema"):
+            continue
+        part = json.loads(app.get_openapi_json_schema())
+        for path, item in part.get("paths", {}).items():
+            doc["paths"].setdefault(path, {}).update(item)
+        doc["components"]["schemas"].update(part.get("components", {}).get("schemas", {}))
+    return doc

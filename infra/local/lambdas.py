@@ -1,0 +1,94 @@
+"""Runs the real Lambda handlers in this process, each function as a small pool of warm "containers".
+
+A container is its own import of the function's module, so a powertools resolver (which keeps the
+current event on itself) is never shared by two concurrent requests, as in Lambda.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import queue
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from infra.local.template import ROOT, Function
+
+LAYER = ROOT / "layers" / "core" / "python"
+
+
+class LocalContext:
+    """The parts of Lambda's context object that handlers and powertools read."""
+
+    def __init__(self, function: Function) -> None:
+        self.function_name = function.name
+        self.function_version = "$LATEST"
+        self.invoked_function_arn = f"arn:aws:lambda:us-east-1:000000000000:function:{function.name}"
+        self.memory_limit_in_mb = function.memory
+        self.aws_request_id = str(uuid.uuid4())
+        self.log_group_name = f"/aws/lambda/{function.name}"
+        self.log_stream_name = "local"
+        self._deadline = time.monotonic() + function.timeout
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+def _load(function: Function, copy: int) -> Callable[[dict[str, Any], Any], Any]:
+    module_name, _, attr = function.handler.rpartition(".")
+    path = Path(function.code_uri) / f"{module_name.replace('.', '/')}.py"
+    unique = f"backroom_fn_{function.name}_{copy}"
+    spec = importlib.util.spec_from_file_location(unique, path)
+    if spec is None or spec.loader is None:
+        raise RuntimeError(f"Cannot load handler {function.handler} of {function.name} from {path}")
+    module: ModuleType = importlib.util.module_from_spec(spec)
+    sys.modules[unique] = module
+    spec.loader.exec_module(module)
+    return getattr(module, attr)
+
+
+class FunctionPool:
+    def __init__(self, function: Function, size: int = 4) -> None:
+        self.function = function
+        self.size = size
+        self._idle: queue.LifoQueue[Callable[[dict[str, Any], Any], Any]] = queue.LifoQueue()
+        self._created = 0
+        self._lock = threading.Lock()
+        self.module: Any = None
+
+    def _acquire(self) -> Callable[[dict[str, Any], Any], Any]:
+        try:
+            return self._idle.get_nowait()
+        except queue.Empty:
+            pass
+        with self._lock:
+            if self._created < self.size:
+                self._created += 1
+                return _load(self.function, self._created)
+        return self._idle.get()
+
+    def invoke(self, event: dict[str, Any]) -> Any:
+        handler = self._acquire()
+        try:
+            return handler(event, LocalContext(self.function))
+        finally:
+            self._idle.put(handler)
+
+    def app(self) -> Any:
+        """The function's powertools resolver (for the OpenAPI document)."""
+        if self.module is None:
+            handler = self._acquire()
+            self.module = sys.modules[handler.__module__]
+            self._idle.put(handler)
+        return getattr(self.module, "app", None)
+
+
+def ensure_layer_on_path() -> None:
+    """Lambda puts the layer's python/ folder on sys.path; so does the local stack."""
+    if str(LAYER) not in sys.path:
+        sys.path.insert(0, str(LAYER))

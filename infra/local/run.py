@@ -1,0 +1,142 @@
+"""`make run`: the whole stack on this machine.
+
+Starts the embedded emulator (moto server on 127.0.0.1:4566) unless configuration names an endpoint
+(AWS_ENDPOINT_URL, or LOCALSTACK_HOST as localstack-client reads it); creates what template.yaml
+declares; loads the demo data; serves the API on 127.0.0.1:3000 through the real handlers; runs the
+worker handlers on their queues. Ctrl-C stops everything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+from typing import Any
+
+import boto3
+
+from infra.local import emulator
+from infra.local.lambdas import FunctionPool, ensure_layer_on_path
+from infra.local.pollers import QueuePoller
+from infra.local.provision import Stack, function_environment, provision
+from infra.local.template import Template
+
+log = logging.getLogger("local.run")
+
+
+def _defaults() -> None:
+    """Dummy credentials and a region for the emulator; a real LocalStack accepts them too."""
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "test")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "test")
+    os.environ.setdefault("AWS_REGION", os.environ.get("AWS_DEFAULT_REGION", "us-east-1"))
+    os.environ.setdefault("AWS_DEFAULT_REGION", os.environ["AWS_REGION"])
+    # Handlers run here as in Lambda, minus X-Ray and CloudWatch metrics; their JSON logs stay quiet.
+    os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
+    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
+    os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
+
+
+def prepare(endpoint: str, *, visibility: int | None = None, demo: bool = True) -> tuple[Template, Stack]:
+    """Create the template's resources, export the functions' environment, load the demo data."""
+    template = Template.load()
+    session = boto3.session.Session(region_name=os.environ["AWS_REGION"])
+    stack = provision(session, endpoint, template, visibility=visibility)
+    os.environ.update(function_environment(template, stack))
+    os.environ["AWS_ENDPOINT_URL"] = endpoint
+    ensure_layer_on_path()
+    if demo:
+        from infra.demo.load import load_demo
+
+        load_demo()
+    return template, stack
+
+
+def start_pollers(
+    template: Template, stack: Stack, pools: dict[str, FunctionPool], stop: threading.Event, per_queue: int
+) -> list[threading.Thread]:
+    sqs = boto3.session.Session().client("sqs", endpoint_url=os.environ["AWS_ENDPOINT_URL"])
+    threads = []
+    for source in template.queue_sources():
+        poller = QueuePoller(
+            source,
+            pools[source.function],
+            sqs,
+            stack.queue_urls[source.queue],
+            stack.attrs[(source.queue, "Arn")],
+            os.environ["AWS_REGION"],
+        )
+        for i in range(per_queue):
+            thread = threading.Thread(target=poller.run, args=(stop,), name=f"poller-{source.queue}-{i}", daemon=True)
+            thread.start()
+            threads.append(thread)
+    return threads
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=int(os.environ.get("BACKROOM_PORT", "3000")))
+    parser.add_argument("--no-gateway", action="store_true", help="run only the workers")
+    parser.add_argument("--no-workers", action="store_true", help="run only the API")
+    parser.add_argument("--no-demo", action="store_true", help="do not load the demo data")
+    parser.add_argument(
+        "--pollers", type=int, default=int(os.environ.get("BACKROOM_POLLERS", "2")), help="concurrent pollers per queue"
+    )
+    args = parser.parse_args(argv)
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)-16s %(message)s", datefmt="%H:%M:%S")
+    for noisy in ("botocore", "urllib3", "boto3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    _defaults()
+
+    moto: subprocess.Popen[bytes] | None = None
+    endpoint = emulator.configured_endpoint(dict(os.environ))
+    if endpoint is None:
+        endpoint = f"http://{emulator.DEFAULT_HOST}:{emulator.DEFAULT_PORT}"
+        if emulator.answers(endpoint):
+            log.info("reusing the emulator already answering on %s", endpoint)
+        else:
+            log.info("starting the embedded emulator (moto server) on %s", endpoint)
+            moto = emulator.start_moto()
+    else:
+        log.info("using the AWS endpoint from configuration: %s", endpoint)
+
+    stop = threading.Event()
+    server: Any = None
+    try:
+        visibility = (
+            int(os.environ["BACKROOM_VISIBILITY_TIMEOUT"]) if os.environ.get("BACKROOM_VISIBILITY_TIMEOUT") else None
+        )
+        template, stack = prepare(endpoint, visibility=visibility, demo=not args.no_demo and not args.no_gateway)
+        pools = {name: FunctionPool(f) for name, f in template.functions().items()}
+        if not args.no_workers:
+            start_pollers(template, stack, pools, stop, args.pollers)
+            log.info("workers polling %s", ", ".join(s.queue for s in template.queue_sources()))
+        if not args.no_gateway:
+            from infra.local.gateway import Gateway, merged_openapi
+
+            server = Gateway(template.routes(), pools, merged_openapi(pools)).serve(args.host, args.port)
+            threading.Thread(target=server.serve_forever, name="gateway", daemon=True).start()
+            log.info("Backroom API on http://%s:%d (OpenAPI at /openapi.json); Ctrl-C stops", args.host, args.port)
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        try:
+            stop.wait()
+        except KeyboardInterrupt:
+            pass
+    finally:
+        stop.set()
+        if server is not None:
+            server.shutdown()
+        if moto is not None:
+            moto.terminate()
+            moto.wait(timeout=10)
+        log.info("stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Backroom core: identity, jobs and the shared plumbing the three API dialects stand on."""

@@ -1,0 +1,1 @@
+"""HTTP plumbing shared by the three dialects: auth headers, error formats, resolvers."""

@@ -1,0 +1,135 @@
+"""The three dialects' error and envelope formats, each in one place.
+
+Runtime: `{code, message, errors?}`. Gateway: Spring's `{timestamp, status, error, message, details?, path}`.
+Tasks: Kazoo's envelope `{auth_token, data, error, message, request_id, status}`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from http import HTTPStatus
+from typing import Any
+
+from aws_lambda_powertools.event_handler import Response, content_types
+
+from backroom.clock import now_ms
+from backroom.errors import BackroomError, FieldError
+
+_RUNTIME_CODES = {
+    400: "validationErrors",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "notFound",
+    409: "optimisticLocking",
+    422: "validationErrors",
+    500: "internalError",
+    503: "serviceUnavailable",
+}
+
+_KAZOO_MESSAGES = {
+    400: "invalid request",
+    401: "invalid_credentials",
+    403: "forbidden",
+    404: "bad identifier",
+    409: "conflicting documents",
+    422: "invalid request",
+    500: "internal error",
+    503: "service unavailable",
+}
+
+
+def _reason(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
+class Dialect:
+    """How one dialect writes an error. `event` is the API Gateway event being answered."""
+
+    name = ""
+
+    def error(self, status: int, err: BackroomError, event: dict[str, Any]) -> Response:
+        raise NotImplementedError
+
+
+class RuntimeDialect(Dialect):
+    name = "runtime"
+
+    def error(self, status: int, err: BackroomError, event: dict[str, Any]) -> Response:
+        body: dict[str, Any] = {"code": _RUNTIME_CODES.get(status, "error"), "message": err.message}
+        errors: list[FieldError] = getattr(err, "errors", [])
+        if errors:
+            body["errors"] = [{"field": e.field, "code": e.code, "message": e.message} for e in errors]
+        return Response(
+            status_code=400 if status == 422 else status, content_type=content_types.APPLICATION_JSON, body=body
+        )
+
+
+class GatewayDialect(Dialect):
+    name = "gateway"
+
+    def error(self, status: int, err: BackroomError, event: dict[str, Any]) -> Response:
+        body: dict[str, Any] = {
+            "timestamp": now_ms(),
+            "status": status,
+            "error": _reason(status),
+            "message": err.message,
+        }
+        details = list(err.details) + [f"{e.field}: {e.message}" for e in getattr(err, "errors", [])]
+        if details:
+            body["details"] = details
+        body["path"] = service_path(event)
+        return Response(status_code=status, content_type="application/json;charset=UTF-8", body=body)
+
+
+def service_path(event: dict[str, Any]) -> str:
+    """The path as the gateway's services see it: `/gateway/extract/v1/x` -> `/v1/x`."""
+    path: str = event.get("rawPath") or event.get("path") or ""
+    parts = path.split("/", 3)
+    return "/" + parts[3] if len(parts) > 3 and parts[1] == "gateway" else path
+
+
+class TasksDialect(Dialect):
+    name = "tasks"
+
+    def error(self, status: int, err: BackroomError, event: dict[str, Any]) -> Response:
+        data = err.data if err.data is not None else {"message": err.message}
+        message = err.message if err.data is not None else _KAZOO_MESSAGES.get(status, "error")
+        body = {
+            "auth_token": request_token(event),
+            "data": data,
+            "error": str(status),
+            "message": message,
+            "request_id": request_id(event),
+            "status": "error",
+        }
+        return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=body)
+
+    def envelope(self, data: Any, event: dict[str, Any], status: int = 200, **extra: Any) -> Response:
+        body = {
+            "auth_token": request_token(event),
+            "data": data,
+            "request_id": request_id(event),
+            "revision": hashlib.md5(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest(),
+            "status": "success",
+            **extra,
+        }
+        return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=body)
+
+
+def request_token(event: dict[str, Any]) -> str:
+    """The token a request carries, in any of the three dialects' headers."""
+    headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
+    token = headers.get("token") or headers.get("x-auth-token")
+    if token:
+        return token.strip()
+    bearer = headers.get("authorization", "")
+    scheme, _, value = bearer.partition(" ")
+    return value.strip() if scheme.lower() == "bearer" else ""
+
+
+def request_id(event: dict[str, Any]) -> str:
+    return str((event.get("requestContext") or {}).get("requestId") or "")

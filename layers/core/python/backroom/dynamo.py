@@ -1,0 +1,209 @@
+"""Thin DynamoDB access shared by the repositories: (de)serialisation, paging and conditional writes.
+
+Only repositories use this module; logic above them never sees an expression or a key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from decimal import Decimal
+from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import ClientError
+
+_ser = TypeSerializer()
+_deser = TypeDeserializer()
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | set | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _dynamo(value: Any) -> Any:
+    if isinstance(value, float):
+        return Decimal(str(value))
+    if isinstance(value, dict):
+        return {k: _dynamo(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_dynamo(v) for v in value]
+    return value
+
+
+def to_item(data: Mapping[str, Any]) -> dict[str, Any]:
+    """A plain dict as a low-level DynamoDB item; None values are left out."""
+    return {k: _ser.serialize(_dynamo(v)) for k, v in data.items() if v is not None}
+
+
+def to_value(value: Any) -> dict[str, Any]:
+    return _ser.serialize(_dynamo(value))
+
+
+def from_item(item: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: _plain(_deser.deserialize(v)) for k, v in item.items()}
+
+
+def is_condition_failure(err: ClientError) -> bool:
+    return err.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+
+
+def is_transaction_conflict(err: ClientError) -> bool:
+    """True when a transaction was cancelled by one of its conditions or a concurrent writer."""
+    error = err.response.get("Error", {})
+    if error.get("Code") != "TransactionCanceledException":
+        return False
+    reasons = err.response.get("CancellationReasons") or []
+    codes = {r.get("Code") for r in reasons}
+    return bool(codes & {"ConditionalCheckFailed", "TransactionConflict"}) or not reasons
+
+
+class Table:
+    """One DynamoDB table behind the low-level client."""
+
+    def __init__(self, client: Any, name: str) -> None:
+        self.client = client
+        self.name = name
+
+    def get(self, pk: str, sk: str, *, consistent: bool = True) -> dict[str, Any] | None:
+        found = self.client.get_item(TableName=self.name, Key=to_item({"pk": pk, "sk": sk}), ConsistentRead=consistent)
+        item = found.get("Item")
+        return from_item(item) if item else None
+
+    def put(
+        self, data: Mapping[str, Any], *, condition: str | None = None, names: dict[str, str] | None = None
+    ) -> None:
+        kwargs: dict[str, Any] = {"TableName": self.name, "Item": to_item(data)}
+        if condition:
+            kwargs["ConditionExpression"] = condition
+        if names:
+            kwargs["ExpressionAttributeNames"] = names
+        self.client.put_item(**kwargs)
+
+    def update(
+        self,
+        pk: str,
+        sk: str,
+        expression: str,
+        *,
+        names: dict[str, str] | None = None,
+        values: dict[str, Any] | None = None,
+        condition: str | None = None,
+    ) -> dict[str, Any]:
+        """Update one item and return it as it is after the update."""
+        kwargs: dict[str, Any] = {
+            "TableName": self.name,
+            "Key": to_item({"pk": pk, "sk": sk}),
+            "UpdateExpression": expression,
+            "ReturnValues": "ALL_NEW",
+        }
+        if names:
+            kwargs["ExpressionAttributeNames"] = names
+        if values:
+            kwargs["ExpressionAttributeValues"] = {k: to_value(v) for k, v in values.items()}
+        if condition:
+            kwargs["ConditionExpression"] = condition
+        return from_item(self.client.update_item(**kwargs)["Attributes"])
+
+    def delete(self, pk: str, sk: str) -> None:
+        self.client.delete_item(TableName=self.name, Key=to_item({"pk": pk, "sk": sk}))
+
+    def query(
+        self,
+        key: str,
+        values: dict[str, Any],
+        *,
+        names: dict[str, str] | None = None,
+        index: str | None = None,
+        forward: bool = True,
+        limit: int | None = None,
+        consistent: bool = False,
+        start: dict[str, Any] | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """Items matching a key condition, following DynamoDB's pages, at most `limit` of them."""
+        kwargs: dict[str, Any] = {
+            "TableName": self.name,
+            "KeyConditionExpression": key,
+            "ExpressionAttributeValues": {k: to_value(v) for k, v in values.items()},
+            "ScanIndexForward": forward,
+        }
+        if names:
+            kwargs["ExpressionAttributeNames"] = names
+        if index:
+            kwargs["IndexName"] = index
+        elif consistent:
+            kwargs["ConsistentRead"] = True
+        if start:
+            kwargs["ExclusiveStartKey"] = to_item(start)
+        remaining = limit
+        while True:
+            if remaining is not None:
+                kwargs["Limit"] = max(1, min(remaining, 1000))
+            page = self.client.query(**kwargs)
+            for item in page.get("Items", []):
+                yield from_item(item)
+            if remaining is not None:
+                remaining -= len(page.get("Items", []))
+                if remaining <= 0:
+                    return
+            last = page.get("LastEvaluatedKey")
+            if not last:
+                return
+            kwargs["ExclusiveStartKey"] = last
+
+    def count(self, key: str, values: dict[str, Any], *, index: str | None = None) -> int:
+        kwargs: dict[str, Any] = {
+            "TableName": self.name,
+            "KeyConditionExpression": key,
+            "ExpressionAttributeValues": {k: to_value(v) for k, v in values.items()},
+            "Select": "COUNT",
+        }
+        if index:
+            kwargs["IndexName"] = index
+        total = 0
+        while True:
+            page = self.client.query(**kwargs)
+            total += page.get("Count", 0)
+            last = page.get("LastEvaluatedKey")
+            if not last:
+                return total
+            kwargs["ExclusiveStartKey"] = last
+
+    def transact(self, items: list[dict[str, Any]]) -> None:
+        """Write up to 100 low-level transaction items atomically."""
+        self.client.transact_write_items(TransactItems=items)
+
+    # Builders for transaction items, so callers never hand-write the low-level shape.
+    def tx_put(self, data: Mapping[str, Any], condition: str | None = None) -> dict[str, Any]:
+        put: dict[str, Any] = {"TableName": self.name, "Item": to_item(data)}
+        if condition:
+            put["ConditionExpression"] = condition
+        return {"Put": put}
+
+    def tx_update(
+        self,
+        pk: str,
+        sk: str,
+        expression: str,
+        *,
+        names: dict[str, str] | None = None,
+        values: dict[str, Any] | None = None,
+        condition: str | None = None,
+    ) -> dict[str, Any]:
+        update: dict[str, Any] = {
+            "TableName": self.name,
+            "Key": to_item({"pk": pk, "sk": sk}),
+            "UpdateExpression": expression,
+        }
+        if names:
+            update["ExpressionAttributeNames"] = names
+        if values:
+            update["ExpressionAttributeValues"] = {k: to_value(v) for k, v in values.items()}
+        if condition:
+            update["ConditionExpression"] = condition
+        return {"Update": update}

@@ -1,0 +1,34 @@
+"""Errands: gateway jobs numbered 1, 2, 3... per tenant, listed in that order."""
+
+from __future__ import annotations
+
+from backroom.api.gateway import errand_order, errand_scope
+from backroom.errors import NotFound
+from backroom.jobs.engine import JobEngine
+from backroom.jobs.models import Job, NewJob
+
+
+class Errands:
+    def __init__(self, engine: JobEngine) -> None:
+        self.engine = engine
+
+    def create(self, spec: NewJob, *, start: bool = True) -> Job:
+        seq = self.engine.repo.next_seq(f"errand#{spec.tenant_id}")
+        numbered = spec.model_copy(
+            update={"seq": seq, "scope": errand_scope(spec.tenant_id), "scope_order": errand_order(seq)}
+        )
+        return self.engine.create(numbered, start=start)
+
+    def get(self, tenant_id: str, errand_id: int) -> Job:
+        job = self.engine.repo.find_in_scope(errand_scope(tenant_id), errand_order(errand_id))
+        if job is None:
+            raise NotFound(f"Could not find Errand with id {errand_id}")
+        return job
+
+    def page(self, tenant_id: str, page: int, size: int) -> tuple[list[Job], int]:
+        """One page of errands by number; numbers are dense, so a page is a key range, not a skip."""
+        repo = self.engine.repo
+        total = repo.count_scope(errand_scope(tenant_id))
+        low, high = page * size + 1, (page + 1) * size
+        jobs = repo.list_scope_between(errand_scope(tenant_id), errand_order(low), errand_order(high))
+        return jobs, total

@@ -1,0 +1,73 @@
+"""Domain exceptions raised by the core; each dialect maps them to its own status and body."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class FieldError:
+    field: str
+    message: str
+    code: str = "INVALID"
+
+
+class BackroomError(Exception):
+    """Base of every error a caller can cause or see."""
+
+    status = 500
+
+    def __init__(self, message: str, *, details: list[str] | None = None, data: Any = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details or []
+        self.data = data
+
+
+class Invalid(BackroomError):
+    """The request is malformed or a field fails its check (400)."""
+
+    status = 400
+
+    def __init__(self, message: str, *, errors: list[FieldError] | None = None, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.errors = errors or []
+
+
+class Unauthorized(BackroomError):
+    status = 401
+
+
+class Forbidden(BackroomError):
+    status = 403
+
+
+class NotFound(BackroomError):
+    status = 404
+
+
+class Conflict(BackroomError):
+    """A version or state precondition failed (409)."""
+
+    status = 409
+
+
+class Unprocessable(BackroomError):
+    """The thing exists but the request breaks a rule (422)."""
+
+    status = 422
+
+
+class Unavailable(BackroomError):
+    status = 503
+
+
+@dataclass
+class Problem:
+    """A flattened view of an error for the dialect mappers."""
+
+    status: int
+    message: str
+    details: list[str] = field(default_factory=list)
+    errors: list[FieldError] = field(default_factory=list)

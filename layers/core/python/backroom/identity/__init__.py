@@ -1,0 +1,1 @@
+"""Identity: users, the account tree, and opaque session tokens."""

@@ -1,0 +1,1 @@
+"""The job engine shared by runtime jobs, gateway errands and account tasks."""

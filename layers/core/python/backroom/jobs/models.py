@@ -1,0 +1,111 @@
+"""The job engine's domain models: jobs, their chunks (checkpoints) and their logs."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class JobState(StrEnum):
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    STOPPING = "STOPPING"
+    STOPPED = "STOPPED"
+    FINISHED = "FINISHED"
+    FAILED = "FAILED"
+    CANCELED = "CANCELED"
+
+    @property
+    def is_final(self) -> bool:
+        return self in (JobState.FINISHED, JobState.FAILED, JobState.CANCELED)
+
+
+class ChunkStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    PAUSED = "paused"
+    DONE = "done"
+
+
+class NewJob(BaseModel):
+    """What a dialect asks the engine to run."""
+
+    kind: str
+    tenant_id: str
+    account_id: str
+    created_by: str
+    created_by_name: str = ""
+    label: str
+    type: str = ""
+    params: dict[str, Any] = Field(default_factory=dict)
+    parent_id: str | None = None
+    root_id: str | None = None
+    # A dialect's own listing of its jobs (gsi2): e.g. ("TASKS#<account>", "<created>#<id>").
+    scope: str | None = None
+    scope_order: str | None = None
+    seq: int | None = None
+
+
+class Job(NewJob):
+    id: str
+    state: JobState = JobState.PENDING
+    created_at: int
+    queued_at: int | None = None
+    started_at: int | None = None
+    ended_at: int | None = None
+    total_rows: int = 0
+    chunk_count: int = 0
+    chunks_done: int = 0
+    processed: int = 0
+    failed: int = 0
+    children_count: int = 0
+    children_done: int = 0
+    results: dict[str, Any] = Field(default_factory=dict)
+    error: str | None = None
+
+
+class Progress(BaseModel):
+    total: int
+    processed: int
+    failed: int
+
+    @property
+    def percent(self) -> int:
+        if self.total <= 0:
+            return 0
+        return min(100, (self.processed + self.failed) * 100 // self.total)
+
+
+class ChunkPlan(BaseModel):
+    """A slice of a job's rows: `count` rows from row `start`; `cursor` is the kind's own hint (byte offset...)."""
+
+    index: int
+    start: int
+    count: int
+    cursor: dict[str, Any] = Field(default_factory=dict)
+
+
+class Chunk(ChunkPlan):
+    job_id: str
+    next_row: int = 0  # rows of this chunk already committed
+    processed: int = 0
+    failed: int = 0
+    status: ChunkStatus = ChunkStatus.QUEUED
+
+    @property
+    def done(self) -> bool:
+        return self.status is ChunkStatus.DONE
+
+
+class LogEntry(BaseModel):
+    timestamp: int
+    level: str = "INFO"
+    message: str
+    status: str = ""
+
+
+class JobPage(BaseModel):
+    items: list[Job]
+    total: int

@@ -1,0 +1,20 @@
+"""The SQS queue that carries job work to the workers."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+
+class JobQueue:
+    def __init__(self, sqs: Any, url: str) -> None:
+        self.sqs = sqs
+        self.url = url
+
+    def send(self, messages: list[dict[str, Any]]) -> None:
+        for start in range(0, len(messages), 10):
+            batch = messages[start : start + 10]
+            entries = [{"Id": str(i), "MessageBody": json.dumps(m)} for i, m in enumerate(batch)]
+            result = self.sqs.send_message_batch(QueueUrl=self.url, Entries=entries)
+            if result.get("Failed"):
+                raise RuntimeError(f"SQS refused {len(result['Failed'])} job messages: {result['Failed'][0]}")

@@ -1,0 +1,211 @@
+"""The job engine's data access: a job, its chunks and its logs share one partition key."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from backroom.dynamo import Table, is_condition_failure
+from backroom.jobs.models import Chunk, ChunkPlan, ChunkStatus, Job, JobState, LogEntry
+
+_JOB_SK = "JOB"
+
+
+def _pk(job_id: str) -> str:
+    return f"JOB#{job_id}"
+
+
+def _chunk_sk(index: int) -> str:
+    return f"CHUNK#{index:06d}"
+
+
+def _job_fields(job: Job) -> dict[str, Any]:
+    data = job.model_dump(mode="json")
+    data.update(pk=_pk(job.id), sk=_JOB_SK, gsi1pk=f"JOBS#{job.tenant_id}", gsi1sk=f"{job.created_at:013d}#{job.id}")
+    if job.scope:
+        data.update(gsi2pk=job.scope, gsi2sk=job.scope_order or f"{job.created_at:013d}#{job.id}")
+    return data
+
+
+class JobRepository:
+    def __init__(self, table: Table) -> None:
+        self.table = table
+
+    # Jobs ----------------------------------------------------------------
+    def create(self, job: Job) -> None:
+        self.table.put(_job_fields(job), condition="attribute_not_exists(pk)")
+
+    def get(self, job_id: str) -> Job | None:
+        item = self.table.get(_pk(job_id), _JOB_SK)
+        return Job.model_validate(item) if item else None
+
+    def state(self, job_id: str) -> JobState | None:
+        item = self.table.client.get_item(
+            TableName=self.table.name,
+            Key={"pk": {"S": _pk(job_id)}, "sk": {"S": _JOB_SK}},
+            ConsistentRead=True,
+            ProjectionExpression="#s",
+            ExpressionAttributeNames={"#s": "state"},
+        ).get("Item")
+        return JobState(item["state"]["S"]) if item else None
+
+    def transition(
+        self, job_id: str, from_states: tuple[JobState, ...], to_state: JobState, **fields: Any
+    ) -> Job | None:
+        """Move a job to `to_state` only if it is in one of `from_states`; None when it was not."""
+        names = {"#s": "state"}
+        values: dict[str, Any] = {":to": to_state.value}
+        sets = ["#s = :to"]
+        for i, (name, value) in enumerate(fields.items()):
+            names[f"#f{i}"] = name
+            values[f":f{i}"] = value
+            sets.append(f"#f{i} = :f{i}")
+        allowed = []
+        for i, state in enumerate(from_states):
+            values[f":from{i}"] = state.value
+            allowed.append(f":from{i}")
+        try:
+            item = self.table.update(
+                _pk(job_id),
+                _JOB_SK,
+                "SET " + ", ".join(sets),
+                names=names,
+                values=values,
+                condition=f"#s IN ({', '.join(allowed)})",
+            )
+        except ClientError as err:
+            if is_condition_failure(err):
+                return None
+            raise
+        return Job.model_validate(item)
+
+    def mark_queued(self, job_id: str, now: int) -> bool:
+        """Record that a pending job was started; False if it already was."""
+        try:
+            self.table.update(
+                _pk(job_id),
+                _JOB_SK,
+                "SET queued_at = :now",
+                names={"#s": "state"},
+                values={":now": now, ":pending": JobState.PENDING.value},
+                condition="#s = :pending AND attribute_not_exists(queued_at)",
+            )
+        except ClientError as err:
+            if is_condition_failure(err):
+                return False
+            raise
+        return True
+
+    def list_tenant(self, tenant_id: str, *, limit: int, newest_first: bool = True) -> list[Job]:
+        items = self.table.query(
+            "gsi1pk = :p", {":p": f"JOBS#{tenant_id}"}, index="gsi1", forward=not newest_first, limit=limit
+        )
+        return [Job.model_validate(i) for i in items]
+
+    def count_tenant(self, tenant_id: str) -> int:
+        return self.table.count("gsi1pk = :p", {":p": f"JOBS#{tenant_id}"}, index="gsi1")
+
+    def list_scope(
+        self, scope: str, *, limit: int | None = None, newest_first: bool = True, order_from: str | None = None
+    ) -> list[Job]:
+        key, values = "gsi2pk = :p", {":p": scope}
+        if order_from is not None:
+            key += " AND gsi2sk >= :from" if not newest_first else " AND gsi2sk <= :from"
+            values[":from"] = order_from
+        items = self.table.query(key, values, index="gsi2", forward=not newest_first, limit=limit)
+        return [Job.model_validate(i) for i in items]
+
+    def count_scope(self, scope: str) -> int:
+        return self.table.count("gsi2pk = :p", {":p": scope}, index="gsi2")
+
+    def find_in_scope(self, scope: str, order: str) -> Job | None:
+        items = list(self.table.query("gsi2pk = :p AND gsi2sk = :o", {":p": scope, ":o": order}, index="gsi2", limit=1))
+        return Job.model_validate(items[0]) if items else None
+
+    def next_seq(self, counter: str) -> int:
+        item = self.table.update(
+            f"COUNTER#{counter}", "COUNTER", "ADD #v :one", names={"#v": "value"}, values={":one": 1}
+        )
+        return int(item["value"])
+
+    # Chunks --------------------------------------------------------------
+    def create_chunk(self, job_id: str, plan: ChunkPlan) -> None:
+        chunk = Chunk(job_id=job_id, **plan.model_dump())
+        data = {"pk": _pk(job_id), "sk": _chunk_sk(plan.index), **chunk.model_dump(mode="json")}
+        try:
+            self.table.put(data, condition="attribute_not_exists(pk)")
+        except ClientError as err:
+            if not is_condition_failure(err):  # planned before: keep its checkpoint
+                raise
+
+    def get_chunk(self, job_id: str, index: int) -> Chunk | None:
+        item = self.table.get(_pk(job_id), _chunk_sk(index))
+        return Chunk.model_validate(item) if item else None
+
+    def chunks(self, job_id: str) -> list[Chunk]:
+        items = self.table.query(
+            "pk = :p AND begins_with(sk, :c)", {":p": _pk(job_id), ":c": "CHUNK#"}, consistent=True
+        )
+        return [Chunk.model_validate(i) for i in items]
+
+    def set_chunk_status(self, job_id: str, index: int, status: ChunkStatus) -> bool:
+        """Set a chunk's status unless it is done; False when it is done."""
+        try:
+            self.table.update(
+                _pk(job_id),
+                _chunk_sk(index),
+                "SET #st = :st",
+                names={"#st": "status"},
+                values={":st": status.value, ":done": ChunkStatus.DONE.value},
+                condition="#st <> :done",
+            )
+        except ClientError as err:
+            if is_condition_failure(err):
+                return False
+            raise
+        return True
+
+    def chunk_commit(self, chunk: Chunk, *, rows: int, ok: int, bad: int, last: bool) -> list[dict[str, Any]]:
+        """Transaction items that move a chunk's checkpoint by `rows`, only from where it stood."""
+        status = ChunkStatus.DONE if last else ChunkStatus.RUNNING
+        items = [
+            self.table.tx_update(
+                _pk(chunk.job_id),
+                _chunk_sk(chunk.index),
+                "SET next_row = :next, #st = :st ADD processed :ok, failed :bad",
+                names={"#st": "status"},
+                values={
+                    ":next": chunk.next_row + rows,
+                    ":expected": chunk.next_row,
+                    ":st": status.value,
+                    ":ok": ok,
+                    ":bad": bad,
+                    ":done": ChunkStatus.DONE.value,
+                },
+                condition="next_row = :expected AND #st <> :done",
+            )
+        ]
+        if last:
+            items.append(self.table.tx_update(_pk(chunk.job_id), _JOB_SK, "ADD chunks_done :one", values={":one": 1}))
+        return items
+
+    # Logs ----------------------------------------------------------------
+    def add_log(self, job_id: str, entry: LogEntry) -> None:
+        sk = f"LOG#{time.time_ns():020d}#{secrets.token_hex(3)}"
+        self.table.put({"pk": _pk(job_id), "sk": sk, **entry.model_dump(mode="json")})
+
+    def logs(self, job_id: str, *, limit: int | None = None) -> list[LogEntry]:
+        items = self.table.query("pk = :p AND begins_with(sk, :l)", {":p": _pk(job_id), ":l": "LOG#"}, limit=limit)
+        return [LogEntry.model_validate(i) for i in items]
+
+    def count_logs(self, job_id: str) -> int:
+        return self.table.count("pk = :p AND begins_with(sk, :l)", {":p": _pk(job_id), ":l": "LOG#"})
+
+    def list_scope_between(self, scope: str, low: str, high: str) -> list[Job]:
+        items = self.table.query(
+            "gsi2pk = :p AND gsi2sk BETWEEN :lo AND :hi", {":p": scope, ":lo": low, ":hi": high}, index="gsi2"
+        )
+        return [Job.model_validate(i) for i in items]

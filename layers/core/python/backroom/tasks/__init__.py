@@ -1,0 +1,1 @@
+"""Account tasks: CSV-driven background work, declared per category and action."""
