@@ -5,7 +5,8 @@ Only repositories use this module; logic above them never sees an expression or 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
+import time
 from decimal import Decimal
 from typing import Any
 
@@ -51,16 +52,6 @@ def from_item(item: Mapping[str, Any]) -> dict[str, Any]:
 
 def is_condition_failure(err: ClientError) -> bool:
     return err.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
-
-
-def is_transaction_conflict(err: ClientError) -> bool:
-    """True when a transaction was cancelled by one of its conditions or a concurrent writer."""
-    error = err.response.get("Error", {})
-    if error.get("Code") != "TransactionCanceledException":
-        return False
-    reasons = err.response.get("CancellationReasons") or []
-    codes = {r.get("Code") for r in reasons}
-    return bool(codes & {"ConditionalCheckFailed", "TransactionConflict"}) or not reasons
 
 
 class Table:
@@ -174,36 +165,24 @@ class Table:
                 return total
             kwargs["ExclusiveStartKey"] = last
 
-    def transact(self, items: list[dict[str, Any]]) -> None:
-        """Write up to 100 low-level transaction items atomically."""
-        self.client.transact_write_items(TransactItems=items)
+    def batch_write(self, puts: Sequence[Mapping[str, Any]] = (), deletes: Sequence[tuple[str, str]] = ()) -> None:
+        """Put and delete items 25 at a time, retrying what DynamoDB leaves unprocessed.
 
-    # Builders for transaction items, so callers never hand-write the low-level shape.
-    def tx_put(self, data: Mapping[str, Any], condition: str | None = None) -> dict[str, Any]:
-        put: dict[str, Any] = {"TableName": self.name, "Item": to_item(data)}
-        if condition:
-            put["ConditionExpression"] = condition
-        return {"Put": put}
-
-    def tx_update(
-        self,
-        pk: str,
-        sk: str,
-        expression: str,
-        *,
-        names: dict[str, str] | None = None,
-        values: dict[str, Any] | None = None,
-        condition: str | None = None,
-    ) -> dict[str, Any]:
-        update: dict[str, Any] = {
-            "TableName": self.name,
-            "Key": to_item({"pk": pk, "sk": sk}),
-            "UpdateExpression": expression,
-        }
-        if names:
-            update["ExpressionAttributeNames"] = names
-        if values:
-            update["ExpressionAttributeValues"] = {k: to_value(v) for k, v in values.items()}
-        if condition:
-            update["ConditionExpression"] = condition
-        return {"Update": update}
+        A key may appear once per request (AWS refuses duplicates), so the last write of a key wins.
+        """
+        requests: dict[tuple[str, str], dict[str, Any]] = {}
+        for data in puts:
+            requests[(data["pk"], data["sk"])] = {"PutRequest": {"Item": to_item(data)}}
+        for pk, sk in deletes:
+            requests[(pk, sk)] = {"DeleteRequest": {"Key": to_item({"pk": pk, "sk": sk})}}
+        pending = list(requests.values())
+        for start in range(0, len(pending), 25):
+            batch: dict[str, list[dict[str, Any]]] = {self.name: pending[start : start + 25]}
+            for attempt in range(8):
+                left = self.client.batch_write_item(RequestItems=batch).get("UnprocessedItems") or {}
+                if not left:
+                    break
+                batch = left
+                time.sleep(min(0.05 * 2**attempt, 2))
+            else:
+                raise RuntimeError(f"DynamoDB left {len(batch.get(self.name, []))} writes unprocessed")

@@ -14,7 +14,6 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from backroom.clock import now_ms
-from backroom.dynamo import is_transaction_conflict
 from backroom.errors import Conflict, NotFound
 from backroom.identity.service import new_id
 from backroom.jobs.kinds import JobContext, JobFailure, JobKind, RowOutcome, kind_of
@@ -215,19 +214,16 @@ class JobEngine:
         return True
 
     def _commit(self, kind: JobKind, job: Job, chunk: Chunk, outcomes: list[RowOutcome], *, last: bool) -> bool:
+        """Write the group's effects (idempotent), then move the checkpoint; False if another delivery owns it."""
         kind.before_commit(self.ctx, job, chunk, outcomes)
+        self.repo.table.batch_write(
+            puts=[p for o in outcomes for p in o.puts], deletes=[d for o in outcomes for d in o.deletes]
+        )
         ok = sum(o.ok for o in outcomes)
-        items = [w for o in outcomes for w in o.writes]
         rows = chunk.count - chunk.next_row if last else len(outcomes)
-        items += self.repo.chunk_commit(chunk, rows=rows, ok=ok, bad=len(outcomes) - ok, last=last)
-        try:
-            self.repo.table.transact(items)
-        except ClientError as err:
-            if is_transaction_conflict(err):
-                # Another delivery of this chunk moved the checkpoint first: it owns the chunk now.
-                logger.info("job %s chunk %d: checkpoint moved elsewhere, leaving it", job.id, chunk.index)
-                return False
-            raise
+        if not self.repo.advance_chunk(chunk, rows=rows, ok=ok, bad=len(outcomes) - ok, last=last):
+            logger.info("job %s chunk %d: checkpoint moved elsewhere, leaving it", job.id, chunk.index)
+            return False
         return True
 
     def _pause(self, job_id: str, index: int) -> None:
@@ -248,9 +244,12 @@ class JobEngine:
         job = self.repo.get(job_id)
         if job is None or job.state not in (JobState.RUNNING, JobState.STOPPING):
             return
-        if job.chunks_done < job.chunk_count:
+        chunks = self.repo.chunks(job_id)
+        if not all(c.done for c in chunks):
             return
-        progress = self.progress(job.model_copy(update={"state": JobState.RUNNING}))
+        progress = Progress(
+            total=job.total_rows, processed=sum(c.processed for c in chunks), failed=sum(c.failed for c in chunks)
+        )
         try:
             results = kind_of(job.kind).finalize(self.ctx, job, progress)
         except JobFailure as failure:

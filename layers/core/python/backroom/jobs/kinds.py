@@ -1,8 +1,11 @@
 """What a kind of job must say: how its rows are cut into chunks, read, applied and wrapped up.
 
-Exactly-once per row rests on one rule: a row's DynamoDB effects are returned as transaction items
-and committed together with the chunk's checkpoint; any other effect (an S3 part, say) must be
-idempotent and keyed by the row's position, so that a replay writes the same bytes again.
+Exactly-once rests on two rules. The checkpoint and the row counters live on one chunk item and move
+together in one conditional write, so progress is counted once. Every effect of a row is idempotent
+and determined by the row: a Put whose key (and `origin`) come from the job and the row's position,
+or a conditional write that accepts its own earlier write. A worker that dies between a row's
+effects and the checkpoint replays those rows on redelivery and writes the very same items again:
+nothing is lost and nothing is doubled.
 """
 
 from __future__ import annotations
@@ -28,7 +31,8 @@ class JobContext:
 @dataclass
 class RowOutcome:
     ok: bool = True
-    writes: list[dict[str, Any]] = field(default_factory=list)
+    puts: list[dict[str, Any]] = field(default_factory=list)  # items keyed by the row: replay-safe
+    deletes: list[tuple[str, str]] = field(default_factory=list)
     output: dict[str, Any] | None = None
     error: str | None = None
 
@@ -41,7 +45,7 @@ class JobKind:
     """Base of every kind of job; the defaults describe a job with no rows."""
 
     name: ClassVar[str] = ""
-    # Rows committed per transaction: (writes per row) x commit_rows + 2 must stay within 100.
+    # Rows between two checkpoints: a stop is honoured and a crash replays at most this many.
     commit_rows: ClassVar[int] = 25
     stoppable: ClassVar[bool] = True
 
@@ -56,7 +60,7 @@ class JobKind:
         return RowOutcome()
 
     def before_commit(self, ctx: JobContext, job: Job, chunk: Chunk, outcomes: list[RowOutcome]) -> None:
-        """Called before a group's commit with its outcomes; idempotent side effects go here."""
+        """Called with a group's outcomes before its checkpoint moves; idempotent side effects go here."""
 
     def finalize(self, ctx: JobContext, job: Job, progress: Progress) -> dict[str, Any]:
         """Wrap up once every chunk is done; returns the job's results. Must be idempotent."""

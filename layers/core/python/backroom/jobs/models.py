@@ -57,7 +57,6 @@ class Job(NewJob):
     ended_at: int | None = None
     total_rows: int = 0
     chunk_count: int = 0
-    chunks_done: int = 0
     processed: int = 0
     failed: int = 0
     children_count: int = 0

@@ -1,8 +1,8 @@
-"""The row probe: a diagnostic job that touches N marker rows, one DynamoDB item each.
+"""The row probe: a diagnostic job that writes one marker item per row.
 
 Operators run it to check a deployment's queue, workers and checkpoints end to end; the test suite
-runs it to prove that a crash, a duplicate delivery, a stop or a resume neither loses nor repeats a row
-(each marker counts how many times its row was applied).
+runs it to prove that a crash, a duplicate delivery, a stop or a resume neither loses nor repeats a
+row: every marker must exist, once, and the job's counters must equal the row count exactly.
 """
 
 from __future__ import annotations
@@ -33,14 +33,13 @@ class RowProbe(JobKind):
         pause_ms = min(int(job.params.get("pause_ms", 0)), 50)
         if pause_ms:
             time.sleep(pause_ms / 1000)
-        write = ctx.table.tx_update(f"PROBE#{job.id}", f"ROW#{row:08d}", "ADD hits :one", values={":one": 1})
-        return RowOutcome(writes=[write])
+        return RowOutcome(puts=[{"pk": f"PROBE#{job.id}", "sk": f"ROW#{row:08d}", "origin": f"{job.id}#{row}"}])
 
 
-def probe_hits(table: Table, job_id: str) -> dict[int, int]:
-    """How many times each row of a probe job was applied."""
+def probe_rows(table: Table, job_id: str) -> list[int]:
+    """The rows of a probe job whose marker exists, in order."""
     items = table.query("pk = :p", {":p": f"PROBE#{job_id}"}, consistent=True)
-    return {int(i["sk"].removeprefix("ROW#")): int(i["hits"]) for i in items}
+    return [int(i["sk"].removeprefix("ROW#")) for i in items]
 
 
 register(RowProbe())

@@ -168,15 +168,19 @@ class JobRepository:
             raise
         return True
 
-    def chunk_commit(self, chunk: Chunk, *, rows: int, ok: int, bad: int, last: bool) -> list[dict[str, Any]]:
-        """Transaction items that move a chunk's checkpoint by `rows`, only from where it stood."""
+    def advance_chunk(self, chunk: Chunk, *, rows: int, ok: int, bad: int, last: bool) -> bool:
+        """Move a chunk's checkpoint by `rows` and its counters with it, only from where it stood.
+
+        One conditional write on one item: the counters can never drift from the checkpoint.
+        False when another delivery of the chunk moved it first.
+        """
         status = ChunkStatus.DONE if last else ChunkStatus.RUNNING
-        items = [
-            self.table.tx_update(
+        try:
+            self.table.update(
                 _pk(chunk.job_id),
                 _chunk_sk(chunk.index),
-                "SET next_row = :next, #st = :st ADD processed :ok, failed :bad",
-                names={"#st": "status"},
+                "SET #next = :next, #st = :st ADD #ok :ok, #bad :bad",
+                names={"#st": "status", "#next": "next_row", "#ok": "processed", "#bad": "failed"},
                 values={
                     ":next": chunk.next_row + rows,
                     ":expected": chunk.next_row,
@@ -185,12 +189,13 @@ class JobRepository:
                     ":bad": bad,
                     ":done": ChunkStatus.DONE.value,
                 },
-                condition="next_row = :expected AND #st <> :done",
+                condition="#next = :expected AND #st <> :done",
             )
-        ]
-        if last:
-            items.append(self.table.tx_update(_pk(chunk.job_id), _JOB_SK, "ADD chunks_done :one", values={":one": 1}))
-        return items
+        except ClientError as err:
+            if is_condition_failure(err):
+                return False
+            raise
+        return True
 
     # Logs ----------------------------------------------------------------
     def add_log(self, job_id: str, entry: LogEntry) -> None:
