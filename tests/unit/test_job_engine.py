@@ -144,6 +144,7 @@ def test_stop_then_cancel_ends_canceled_and_runs_no_more_rows(core: Services, qu
     queue.drain()
 
     assert canceled.state is JobState.CANCELED
+    assert canceled.processed == processed  # the rows done before the stop stay counted
     assert core.jobs.get(job.id, TENANT).state is JobState.CANCELED
     assert len(probe_rows(core.table, job.id)) == processed  # nothing ran after the stop
     with pytest.raises(Conflict):

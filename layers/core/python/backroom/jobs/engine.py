@@ -103,7 +103,15 @@ class JobEngine:
 
     def cancel(self, job_id: str, tenant_id: str) -> Job:
         job = self.get(job_id, tenant_id)
-        canceled = self.repo.transition(job_id, (JobState.STOPPED,), JobState.CANCELED, ended_at=now_ms())
+        done = self.progress(job.model_copy(update={"state": JobState.RUNNING}))  # rows done before the stop
+        canceled = self.repo.transition(
+            job_id,
+            (JobState.STOPPED,),
+            JobState.CANCELED,
+            ended_at=now_ms(),
+            processed=done.processed,
+            failed=done.failed,
+        )
         if canceled is None:
             raise Conflict(f"The job is {job.state.value}; only a stopped job can be canceled")
         self.log(job_id, "Job canceled", status="ended")

@@ -1,0 +1,203 @@
+"""The job engine through the running stack: workers on SQS, a killed worker, duplicate messages,
+stop / resume / cancel, and the thin routes that show jobs in each dialect."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+
+from backroom import aws
+from backroom.identity.models import Caller
+from backroom.jobs.models import Job, JobState, NewJob
+from backroom.jobs.probe import RowProbe, probe_rows
+from tests.integration.conftest import Api, LocalStack
+
+DEMO = "4a7e0c3b9d2f4e6a8c1b5d7f9e0a2c4b"
+
+
+def caller(local: LocalStack) -> Caller:
+    return local.core.identity.login("dev@demo.local", "demo-dev-password").caller
+
+
+def new_probe(local: LocalStack, rows: int, *, errand: bool = False, **params: int) -> Job:
+    who = caller(local)
+    spec = NewJob(
+        kind=RowProbe.name,
+        tenant_id=who.tenant_id,
+        account_id=who.account_id,
+        created_by=who.user_id,
+        created_by_name=who.name,
+        label="Row probe",
+        type="Probe",
+        params={"rows": rows, **params},
+    )
+    return local.core.errands.create(spec) if errand else local.core.jobs.create(spec)
+
+
+def wait_until(check: Callable[[], bool], timeout: float = 120, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def state(local: LocalStack, job: Job) -> JobState:
+    return local.core.jobs.get(job.id, DEMO).state
+
+
+def processed(local: LocalStack, job: Job) -> int:
+    return local.core.jobs.progress(local.core.jobs.get(job.id, DEMO)).processed
+
+
+def assert_exactly_once(local: LocalStack, job: Job, rows: int) -> None:
+    done = local.core.jobs.get(job.id, DEMO)
+    assert done.state is JobState.FINISHED
+    assert (done.processed, done.failed, done.total_rows) == (rows, 0, rows)
+    assert probe_rows(local.core.table, job.id) == list(range(rows))
+
+
+def test_a_worker_killed_mid_chunk_and_restarted_loses_and_repeats_no_row(local: LocalStack) -> None:
+    job = new_probe(local, 10_000, chunk_size=1000, pause_ms=1)
+    wait_until(lambda: processed(local, job) >= 1500, what="the job to be well under way")
+
+    # When the worker process dies without warning in the middle of its chunks
+    local.worker.kill()
+    seen = processed(local, job)
+    assert state(local, job) is JobState.RUNNING
+    assert 0 < seen < 10_000
+    time.sleep(1)
+    assert processed(local, job) == seen  # nothing runs while it is dead
+
+    # Then a new worker picks the chunks up from their checkpoints once SQS hands them out again
+    local.worker.start()
+    wait_until(lambda: state(local, job) is JobState.FINISHED, what="the job to finish")
+    assert_exactly_once(local, job, 10_000)
+
+
+def test_every_message_sent_twice_still_runs_each_row_once(local: LocalStack) -> None:
+    job = new_probe(local, 10_000, chunk_size=1000, pause_ms=1)
+    wait_until(lambda: local.core.jobs.get(job.id, DEMO).chunk_count == 10, what="the plan")
+
+    # Given a second copy of the plan and of every chunk message (SQS delivers at least once)
+    sqs = aws.client("sqs", local.core.settings)
+    copies = [{"job": job.id, "op": "plan"}] + [{"job": job.id, "op": "chunk", "chunk": i} for i in range(10)]
+    for message in copies:
+        sqs.send_message(QueueUrl=local.core.settings.jobs_queue_url, MessageBody=json.dumps(message))
+
+    wait_until(lambda: state(local, job) is JobState.FINISHED, what="the job to finish")
+    assert_exactly_once(local, job, 10_000)
+
+
+def test_stop_then_resume_finishes_with_every_row(local: LocalStack) -> None:
+    job = new_probe(local, 4_000, chunk_size=500, pause_ms=1)
+    wait_until(lambda: processed(local, job) >= 500, what="progress")
+
+    local.core.jobs.stop(job.id, DEMO)
+    wait_until(lambda: state(local, job) is JobState.STOPPED, what="the job to stop")
+    stopped_at = processed(local, job)
+    time.sleep(1)
+    assert processed(local, job) == stopped_at < 4_000
+
+    local.core.jobs.resume(job.id, DEMO)
+    wait_until(lambda: state(local, job) is JobState.FINISHED, what="the job to finish")
+    assert_exactly_once(local, job, 4_000)
+
+
+def test_stop_then_cancel_ends_canceled(local: LocalStack) -> None:
+    job = new_probe(local, 4_000, chunk_size=500, pause_ms=1)
+    wait_until(lambda: processed(local, job) >= 500, what="progress")
+
+    local.core.jobs.stop(job.id, DEMO)
+    wait_until(lambda: state(local, job) is JobState.STOPPED, what="the job to stop")
+    local.core.jobs.cancel(job.id, DEMO)
+    time.sleep(1)
+
+    assert state(local, job) is JobState.CANCELED
+    assert len(probe_rows(local.core.table, job.id)) == processed(local, job) < 4_000
+
+
+def test_runtime_shows_a_job_as_the_spec_does(local: LocalStack, api: Api, dev_token: str) -> None:
+    job = new_probe(local, 300, chunk_size=100)
+    wait_until(lambda: state(local, job) is JobState.FINISHED, what="the job to finish")
+
+    reply = api.call("GET", f"/runtime/api/status/jobs/{job.id}", headers={"token": dev_token})
+
+    assert reply.status == 200
+    body = reply.json()
+    assert body["id"] == job.id
+    assert body["status"] == "FINISHED"
+    assert (body["progress"], body["recordsCount"], body["recordsProcessed"]) == (100, 300, 300)
+    assert body["runBy"] == {"id": "57fce0c3e4b0ce322b0c06b2", "fullName": "Demo Developer"}
+    assert body["hasErrors"] is False and body["stoppable"] is True
+    assert body["createDate"] <= body["startDate"] <= body["endDate"]
+    assert body["parentJob"] is None and body["rootJob"] is None
+    missing = api.call("GET", "/runtime/api/status/jobs/0123456789abcdef01234567", headers={"token": dev_token})
+    assert (missing.status, missing.json()["code"]) == (404, "notFound")
+
+
+def test_errands_list_and_get_in_the_gateway_shape(local: LocalStack, api: Api, dev_token: str) -> None:
+    first = new_probe(local, 50, errand=True)
+    second = new_probe(local, 50, errand=True)
+    wait_until(lambda: state(local, second) is JobState.FINISHED and state(local, first) is JobState.FINISHED)
+    bearer = {"Authorization": f"Bearer {dev_token}"}
+
+    one = api.call("GET", f"/gateway/errand/v1/errands/{second.seq}", headers=bearer)
+    assert one.status == 200
+    assert one.json() == {
+        "id": second.seq,
+        "name": "Row probe",
+        "type": "Probe",
+        "state": "Complete",
+        "startTime": one.json()["startTime"],
+        "endTime": one.json()["endTime"],
+    }
+    assert one.json()["startTime"] <= one.json()["endTime"]
+
+    page = api.call("GET", "/gateway/errand/v1/errands?page=0&size=1", headers=bearer).json()
+    total = page["page"]["totalElements"]
+    assert total >= 2
+    assert page["page"] == {"totalPages": total, "totalElements": total, "hasNext": True}
+    assert [e["id"] for e in page["results"]] == [1]
+    last = api.call("GET", f"/gateway/errand/v1/errands?page={total - 1}&size=1", headers=bearer).json()
+    assert last["page"]["hasNext"] is False and [e["id"] for e in last["results"]] == [total]
+
+
+def test_errand_errors_in_the_gateway_shape(api: Api, dev_token: str) -> None:
+    bearer = {"Authorization": f"Bearer {dev_token}"}
+    missing = api.call("GET", "/gateway/errand/v1/errands/999999", headers=bearer)
+    assert missing.status == 404
+    assert missing.json()["path"] == "/v1/errands/999999"
+    assert missing.json()["error"] == "Not Found"
+    for query in ("size=2001", "size=0", "page=-1", "page=x"):
+        bad = api.call("GET", f"/gateway/errand/v1/errands?{query}", headers=bearer)
+        assert bad.status == 400, query
+        assert bad.json()["error"] == "Bad Request" and bad.json()["details"]
+    assert api.call("GET", "/gateway/errand/v1/errands/abc", headers=bearer).status == 400
+
+
+def test_tasks_help_in_kazoos_envelope(api: Api, dev_token: str) -> None:
+    auth = {"X-Auth-Token": dev_token}
+    reply = api.call("GET", "/v2/tasks?category=services&action=descendant_quantities", headers=auth)
+    assert reply.status == 200
+    body = reply.json()
+    assert set(body) == {"auth_token", "data", "request_id", "revision", "status"}
+    assert body["status"] == "success" and body["auth_token"] == dev_token
+    help_ = body["data"]["tasks"]["descendant_quantities"]
+    assert help_["description"] == "List per-month descendant accounts quantities"
+    assert help_["doc"].startswith("Attempts to create a month-on-month listing")
+
+    everything = api.call("GET", "/v2/tasks", headers=auth).json()["data"]["tasks"]
+    assert set(everything) == {"number_management", "services"}
+    assert everything["number_management"]["add"]["mandatory"] == ["number", "account_id"]
+
+    unknown = api.call("GET", "/v2/tasks?category=services&action=blipblop", headers=auth)
+    assert unknown.status == 500
+    assert {k: unknown.json()[k] for k in ("data", "error", "message", "status")} == {
+        "data": {"message": "invalid request"},
+        "error": "500",
+        "message": "invalid request",
+        "status": "error",
+    }

@@ -1,0 +1,48 @@
+"""template.yaml and the code agree: every route and handler it declares exists, and no route is undeclared."""
+
+from __future__ import annotations
+
+from infra.local.lambdas import FunctionPool, ensure_layer_on_path
+from infra.local.template import Template
+
+
+
+
+def test_every_template_route_is_served_by_its_function_and_no_other() -> None:
+    ensure_layer_on_path()
+    template = Template.load()
+    pools = {name: FunctionPool(f, size=1) for name, f in template.functions().items()}
+    declared = {(r.function, r.method, r.path) for r in template.routes()}
+
+    in_code = set()
+    for name, pool in pools.items():
+        app = pool.app()
+        if app is None:  # an SQS worker: no routes
+            continue
+        schema = app.get_openapi_schema().model_dump(by_alias=True, exclude_none=True)
+        for path, item in schema["paths"].items():
+            for method in item:
+                if method in ("get", "post", "put", "patch", "delete"):
+                    in_code.add((name, method.upper(), path))
+
+    assert declared == in_code
+
+
+def test_every_function_has_its_handler() -> None:
+    for function in Template.load().functions().values():
+        module, _, attr = function.handler.rpartition(".")
+        source = (function.code_uri / f"{module}.py").read_text()
+        assert f"def {attr}(" in source, f"{function.name}: {function.handler} is missing"
+
+
+def test_every_queue_has_a_dead_letter_queue_and_workers_report_partial_failures() -> None:
+    template = Template.load()
+    queues = template.of_type("AWS::SQS::Queue")
+    dead_letter = {p["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0] for p in queues.values() if "RedrivePolicy" in p}
+    for name, props in queues.items():
+        assert name in dead_letter or "RedrivePolicy" in props, f"{name} has no dead-letter queue"
+    functions = template.functions()
+    for source in template.queue_sources():
+        assert source.partial_failures
+        visibility = int(queues[source.queue]["VisibilityTimeout"])
+        assert visibility >= 6 * functions[source.function].timeout
