@@ -15,10 +15,10 @@ metrics = Metrics()
 app = dialect_app(RuntimeDialect())
 
 
-@app.get("/runtime/api/status/jobs/<id>")
-def get_job(id: str, caller: CurrentCaller) -> JobView:
+@app.get("/runtime/api/status/jobs/<job_id>")
+def get_job(job_id: str, caller: CurrentCaller) -> JobView:
     engine = services().jobs
-    job = engine.get(id, caller.tenant_id)
+    job = engine.get(job_id, caller.tenant_id)
     return JobView.of(job, engine.progress(job))
 
 

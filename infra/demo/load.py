@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from contextlib import suppress
 from pathlib import Path
 
 from backroom.errors import Conflict
@@ -19,7 +20,7 @@ def load_identity(core: Services) -> None:
     for account in data["accounts"]:
         core.identity.create_account(account["id"], account["name"], account["parent_id"])
     for user in data["users"]:
-        try:
+        with suppress(Conflict):  # loaded before: keep it as it is
             core.identity.create_user(
                 user["email"],
                 user["password"],
@@ -28,8 +29,6 @@ def load_identity(core: Services) -> None:
                 account_id=user["account_id"],
                 user_id=user["id"],
             )
-        except Conflict:
-            pass  # loaded before: keep it as it is
 
 
 def load_demo(core: Services | None = None) -> None:

@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import threading
+from contextlib import suppress
 from typing import Any
 
 import boto3
@@ -123,10 +124,8 @@ def main(argv: list[str] | None = None) -> int:
             threading.Thread(target=server.serve_forever, name="gateway", daemon=True).start()
             log.info("Backroom API on http://%s:%d (OpenAPI at /openapi.json); Ctrl-C stops", args.host, args.port)
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
-        try:
+        with suppress(KeyboardInterrupt):
             stop.wait()
-        except KeyboardInterrupt:
-            pass
     finally:
         stop.set()
         if server is not None:

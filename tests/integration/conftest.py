@@ -21,10 +21,10 @@ from typing import Any
 
 import boto3
 import pytest
-
 from backroom import aws
 from backroom.config import Settings
 from backroom.services import Services, build
+
 from infra.local import emulator
 from infra.local.provision import function_environment, provision
 from infra.local.template import Template

@@ -48,8 +48,16 @@ def test_developer_impersonates(api: Api) -> None:
     [
         ({"email": "dev@demo.local", "password": "wrong"}, 401, "unauthorized"),
         ({"email": "ghost@demo.local", "password": "whatever"}, 401, "unauthorized"),
-        ({"email": "dev@demo.local", "password": "demo-dev-password", "emailImpersonatedUser": "ghost@x.y"}, 404, "notFound"),
-        ({"email": "user@demo.local", "password": "demo-user-password", "emailImpersonatedUser": "sub@demo.local"}, 403, "forbidden"),
+        (
+            {"email": "dev@demo.local", "password": "demo-dev-password", "emailImpersonatedUser": "ghost@x.y"},
+            404,
+            "notFound",
+        ),
+        (
+            {"email": "user@demo.local", "password": "demo-user-password", "emailImpersonatedUser": "sub@demo.local"},
+            403,
+            "forbidden",
+        ),
         ({"email": "dev@demo.local"}, 400, "validationErrors"),
         ({}, 400, "validationErrors"),
         (b"not json", 400, "validationErrors"),
@@ -72,7 +80,11 @@ def test_no_token_is_401_in_each_dialects_format(api: Api) -> None:
     gateway = api.call("GET", "/gateway/errand/v1/errands?page=x")
     assert gateway.status == 401
     assert set(gateway.json()) == {"timestamp", "status", "error", "message", "path"}
-    assert (gateway.json()["status"], gateway.json()["error"], gateway.json()["path"]) == (401, "Unauthorized", "/v1/errands")
+    assert (gateway.json()["status"], gateway.json()["error"], gateway.json()["path"]) == (
+        401,
+        "Unauthorized",
+        "/v1/errands",
+    )
 
     tasks = api.call("GET", "/v2/tasks", headers={"X-Auth-Token": "nope"})
     assert tasks.status == 401
@@ -91,4 +103,9 @@ def test_unknown_route_is_api_gateways_404(api: Api) -> None:
 
 def test_one_openapi_document_covers_the_three_dialects(api: Api) -> None:
     paths = api.call("GET", "/openapi.json").json()["paths"]
-    assert {"/runtime/api/auth/login", "/gateway/errand/v1/errands", "/v2/tasks", "/runtime/api/status/jobs/{id}"} <= set(paths)
+    assert {
+        "/runtime/api/auth/login",
+        "/gateway/errand/v1/errands",
+        "/v2/tasks",
+        "/runtime/api/status/jobs/{job_id}",
+    } <= set(paths)

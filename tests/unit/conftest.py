@@ -9,11 +9,11 @@ from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
-
 from backroom import aws
 from backroom.config import Settings
 from backroom.services import Services, build
+from moto import mock_aws
+
 from infra.local.provision import Stack, function_environment, provision
 from infra.local.template import Template
 

@@ -9,6 +9,7 @@ from typing import Any
 from backroom.jobs.models import NewJob
 from backroom.jobs.probe import RowProbe
 from backroom.services import Services
+
 from infra.demo.load import load_demo
 from tests.unit.conftest import QueueDriver
 
@@ -33,8 +34,14 @@ def test_token_user_job_and_logs_are_found_by_key(core: Services, queue: QueueDr
     token = core.identity.login("dev@demo.local", "demo-dev-password").token
     caller = core.identity.authenticate(token)
     job = core.jobs.create(
-        NewJob(kind=RowProbe.name, tenant_id=caller.tenant_id, account_id=caller.account_id, created_by=caller.user_id,
-               label="probe", params={"rows": 120, "chunk_size": 50})
+        NewJob(
+            kind=RowProbe.name,
+            tenant_id=caller.tenant_id,
+            account_id=caller.account_id,
+            created_by=caller.user_id,
+            label="probe",
+            params={"rows": 120, "chunk_size": 50},
+        )
     )
     queue.drain()
 

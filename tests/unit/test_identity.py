@@ -5,11 +5,11 @@ from __future__ import annotations
 import hashlib
 
 import pytest
-
 from backroom.errors import Forbidden, NotFound, Unauthorized
 from backroom.identity import service as identity_service
 from backroom.identity.models import Role
 from backroom.services import Services
+
 from infra.demo.load import load_demo
 
 DEMO = "4a7e0c3b9d2f4e6a8c1b5d7f9e0a2c4b"

@@ -5,12 +5,12 @@ from __future__ import annotations
 import time
 
 import pytest
-from botocore.exceptions import ClientError
-
 from backroom.errors import Conflict, NotFound
 from backroom.jobs.models import Job, JobState, NewJob
 from backroom.jobs.probe import RowProbe, probe_rows
 from backroom.services import Services
+from botocore.exceptions import ClientError
+
 from tests.unit.conftest import QueueDriver
 
 TENANT = "tenant-a"
@@ -152,7 +152,9 @@ def test_stop_then_cancel_ends_canceled_and_runs_no_more_rows(core: Services, qu
 
 
 def test_a_pending_job_stopped_before_it_started_resumes_as_pending(core: Services, queue: QueueDriver) -> None:
-    spec = NewJob(kind=RowProbe.name, tenant_id=TENANT, account_id=TENANT, created_by="u1", label="later", params={"rows": 10})
+    spec = NewJob(
+        kind=RowProbe.name, tenant_id=TENANT, account_id=TENANT, created_by="u1", label="later", params={"rows": 10}
+    )
     job = core.jobs.create(spec, start=False)
 
     assert core.jobs.stop(job.id, TENANT).state is JobState.STOPPED

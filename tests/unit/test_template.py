@@ -6,8 +6,6 @@ from infra.local.lambdas import FunctionPool, ensure_layer_on_path
 from infra.local.template import Template
 
 
-
-
 def test_every_template_route_is_served_by_its_function_and_no_other() -> None:
     ensure_layer_on_path()
     template = Template.load()
@@ -38,7 +36,9 @@ def test_every_function_has_its_handler() -> None:
 def test_every_queue_has_a_dead_letter_queue_and_workers_report_partial_failures() -> None:
     template = Template.load()
     queues = template.of_type("AWS::SQS::Queue")
-    dead_letter = {p["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0] for p in queues.values() if "RedrivePolicy" in p}
+    dead_letter = {
+        p["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0] for p in queues.values() if "RedrivePolicy" in p
+    }
     for name, props in queues.items():
         assert name in dead_letter or "RedrivePolicy" in props, f"{name} has no dead-letter queue"
     functions = template.functions()

@@ -5,8 +5,8 @@ Only repositories use this module; logic above them never sees an expression or 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
 import time
+from collections.abc import Iterator, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 

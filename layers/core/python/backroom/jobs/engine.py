@@ -66,7 +66,7 @@ class JobEngine:
 
     def start(self, job_id: str, tenant_id: str) -> Job:
         """Queue a pending job for planning; a job already started is a Conflict."""
-        job = self.get(job_id, tenant_id)
+        self.get(job_id, tenant_id)  # the caller's tenant must own it
         if not self.repo.mark_queued(job_id, now_ms()):
             raise Conflict("The job was already started")
         self.queue.send([{"job": job_id, "op": "plan"}])
@@ -243,10 +243,11 @@ class JobEngine:
         chunks = self.repo.chunks(job_id)
         if all(c.done for c in chunks):
             self._check_completion(job_id)
-        elif not any(c.status is ChunkStatus.RUNNING for c in chunks):
-            if self.repo.transition(job_id, (JobState.STOPPING,), JobState.STOPPED):
-                self.log(job_id, "Job stopped")
-                logger.info("job %s stopped", job_id)
+        elif not any(c.status is ChunkStatus.RUNNING for c in chunks) and self.repo.transition(
+            job_id, (JobState.STOPPING,), JobState.STOPPED
+        ):
+            self.log(job_id, "Job stopped")
+            logger.info("job %s stopped", job_id)
 
     def _check_completion(self, job_id: str) -> None:
         job = self.repo.get(job_id)
