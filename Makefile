@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 export PYTHONPATH := $(CURDIR)/layers/core/python:$(CURDIR)
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: run test unit integration lint format bench build validate deploy clean
+.PHONY: run test unit integration lint format build validate deploy clean
 
 $(STAMP): requirements.txt constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -37,9 +37,6 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
-
-bench: $(STAMP)
-	$(PY) -m bench
 
 # SAM CLI is heavy and only needed to build and deploy: it lives in its own environment.
 $(VENV)-sam/.installed:
