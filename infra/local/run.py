@@ -123,7 +123,8 @@ def main(argv: list[str] | None = None) -> int:
             server = Gateway(template.routes(), pools, merged_openapi(pools)).serve(args.host, args.port)
             threading.Thread(target=server.serve_forever, name="gateway", daemon=True).start()
             log.info("Backroom API on http://%s:%d (OpenAPI at /openapi.json); Ctrl-C stops", args.host, args.port)
-        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        for signum in (signal.SIGINT, signal.SIGTERM):  # Ctrl-C, or a supervisor's stop
+            signal.signal(signum, lambda *_: stop.set())
         with suppress(KeyboardInterrupt):
             stop.wait()
     finally:
