@@ -93,23 +93,23 @@ def test_every_message_sent_twice_still_runs_each_row_once(local: LocalStack) ->
 
 
 def test_stop_then_resume_finishes_with_every_row(local: LocalStack) -> None:
-    job = new_probe(local, 4_000, chunk_size=500, pause_ms=1)
-    wait_until(lambda: processed(local, job) >= 500, what="progress")
+    job = new_probe(local, 10_000, chunk_size=1000, pause_ms=1)
+    wait_until(lambda: processed(local, job) >= 1000, what="progress")
 
     local.core.jobs.stop(job.id, DEMO)
     wait_until(lambda: state(local, job) is JobState.STOPPED, what="the job to stop")
     stopped_at = processed(local, job)
     time.sleep(1)
-    assert processed(local, job) == stopped_at < 4_000
+    assert processed(local, job) == stopped_at < 10_000
 
     local.core.jobs.resume(job.id, DEMO)
     wait_until(lambda: state(local, job) is JobState.FINISHED, what="the job to finish")
-    assert_exactly_once(local, job, 4_000)
+    assert_exactly_once(local, job, 10_000)
 
 
 def test_stop_then_cancel_ends_canceled(local: LocalStack) -> None:
-    job = new_probe(local, 4_000, chunk_size=500, pause_ms=1)
-    wait_until(lambda: processed(local, job) >= 500, what="progress")
+    job = new_probe(local, 10_000, chunk_size=1000, pause_ms=1)
+    wait_until(lambda: processed(local, job) >= 1000, what="progress")
 
     local.core.jobs.stop(job.id, DEMO)
     wait_until(lambda: state(local, job) is JobState.STOPPED, what="the job to stop")
@@ -117,7 +117,7 @@ def test_stop_then_cancel_ends_canceled(local: LocalStack) -> None:
     time.sleep(1)
 
     assert state(local, job) is JobState.CANCELED
-    assert len(probe_rows(local.core.table, job.id)) == processed(local, job) < 4_000
+    assert len(probe_rows(local.core.table, job.id)) == processed(local, job) < 10_000
 
 
 def test_runtime_shows_a_job_as_the_spec_does(local: LocalStack, api: Api, dev_token: str) -> None:
