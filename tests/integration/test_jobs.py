@@ -92,12 +92,17 @@ def test_every_message_sent_twice_still_runs_each_row_once(local: LocalStack) ->
     assert_exactly_once(local, job, 10_000)
 
 
-def test_stop_then_resume_finishes_with_every_row(local: LocalStack) -> None:
+def stopped_probe(local: LocalStack) -> Job:
+    """A 10,000-row job stopped once it is well under way."""
     job = new_probe(local, 10_000, chunk_size=1000, pause_ms=1)
     wait_until(lambda: processed(local, job) >= 1000, what="progress")
-
     local.core.jobs.stop(job.id, DEMO)
     wait_until(lambda: state(local, job) is JobState.STOPPED, what="the job to stop")
+    return job
+
+
+def test_stop_then_resume_finishes_with_every_row(local: LocalStack) -> None:
+    job = stopped_probe(local)
     stopped_at = processed(local, job)
     time.sleep(1)
     assert processed(local, job) == stopped_at < 10_000
@@ -108,11 +113,7 @@ def test_stop_then_resume_finishes_with_every_row(local: LocalStack) -> None:
 
 
 def test_stop_then_cancel_ends_canceled(local: LocalStack) -> None:
-    job = new_probe(local, 10_000, chunk_size=1000, pause_ms=1)
-    wait_until(lambda: processed(local, job) >= 1000, what="progress")
-
-    local.core.jobs.stop(job.id, DEMO)
-    wait_until(lambda: state(local, job) is JobState.STOPPED, what="the job to stop")
+    job = stopped_probe(local)
     local.core.jobs.cancel(job.id, DEMO)
     time.sleep(1)
 
