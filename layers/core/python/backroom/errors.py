@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 
@@ -61,13 +61,3 @@ class Unprocessable(BackroomError):
 
 class Unavailable(BackroomError):
     status = 503
-
-
-@dataclass
-class Problem:
-    """A flattened view of an error for the dialect mappers."""
-
-    status: int
-    message: str
-    details: list[str] = field(default_factory=list)
-    errors: list[FieldError] = field(default_factory=list)

@@ -82,6 +82,3 @@ class IdentityRepository:
             "SET last_used_ms = :now, expires_at = :exp",
             values={":now": now_ms, ":exp": expires_s},
         )
-
-    def delete_token(self, token_hash: str) -> None:
-        self.table.delete(*_token_key(token_hash))

@@ -104,9 +104,6 @@ class IdentityService:
             self.repo.touch_token(token_hash, now_ms=now, expires_s=(now + self.idle_ms) // 1000)
         return Caller.model_validate({**item, "token": token})
 
-    def logout(self, token: str) -> None:
-        self.repo.delete_token(_hash_token(token))
-
     # Access --------------------------------------------------------------
     def account_in_reach(self, caller: Caller, account_id: str) -> Account:
         """The account if the caller's account is it or one of its ancestors; otherwise 404 (never revealed)."""

@@ -103,8 +103,3 @@ class LogEntry(BaseModel):
     level: str = "INFO"
     message: str
     status: str = ""
-
-
-class JobPage(BaseModel):
-    items: list[Job]
-    total: int

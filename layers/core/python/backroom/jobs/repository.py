@@ -99,25 +99,6 @@ class JobRepository:
             raise
         return True
 
-    def list_tenant(self, tenant_id: str, *, limit: int, newest_first: bool = True) -> list[Job]:
-        items = self.table.query(
-            "gsi1pk = :p", {":p": f"JOBS#{tenant_id}"}, index="gsi1", forward=not newest_first, limit=limit
-        )
-        return [Job.model_validate(i) for i in items]
-
-    def count_tenant(self, tenant_id: str) -> int:
-        return self.table.count("gsi1pk = :p", {":p": f"JOBS#{tenant_id}"}, index="gsi1")
-
-    def list_scope(
-        self, scope: str, *, limit: int | None = None, newest_first: bool = True, order_from: str | None = None
-    ) -> list[Job]:
-        key, values = "gsi2pk = :p", {":p": scope}
-        if order_from is not None:
-            key += " AND gsi2sk >= :from" if not newest_first else " AND gsi2sk <= :from"
-            values[":from"] = order_from
-        items = self.table.query(key, values, index="gsi2", forward=not newest_first, limit=limit)
-        return [Job.model_validate(i) for i in items]
-
     def count_scope(self, scope: str) -> int:
         return self.table.count("gsi2pk = :p", {":p": scope}, index="gsi2")
 
