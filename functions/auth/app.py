@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
-from aws_lambda_powertools.event_handler.request import Request
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from backroom.api.dialects import RuntimeDialect
 from backroom.api.resolver import dialect_app
@@ -34,8 +33,8 @@ class LoginResponse(BaseModel):
 
 
 @app.post("/runtime/api/auth/login")
-def login(body: LoginRequest, request: Request) -> LoginResponse:
-    ip = (request.resolved_event.raw_event.get("requestContext") or {}).get("http", {}).get("sourceIp")
+def login(body: LoginRequest) -> LoginResponse:
+    ip = app.current_event.request_context.http.source_ip
     session = services().identity.login(body.email, body.password, impersonate=body.emailImpersonatedUser, ip=ip)
     caller = session.caller
     return LoginResponse(

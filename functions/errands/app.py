@@ -28,7 +28,7 @@ def list_errands(caller: CurrentCaller, page: PageNumber = 0, size: PageSize = D
 
 
 @app.get("/gateway/errand/v1/errands/<errand_id>")
-def get_errand(errand_id: Annotated[int, Path(ge=1)], caller: CurrentCaller) -> ErrandView:
+def get_errand(errand_id: Annotated[int, Path(ge=1, le=999_999_999_999)], caller: CurrentCaller) -> ErrandView:
     return ErrandView.of(services().errands.get(caller.tenant_id, errand_id))
 
 

@@ -138,6 +138,8 @@ def test_runtime_shows_a_job_as_the_spec_does(local: LocalStack, api: Api, dev_t
     assert body["parentJob"] is None and body["rootJob"] is None
     missing = api.call("GET", "/runtime/api/status/jobs/0123456789abcdef01234567", headers={"token": dev_token})
     assert (missing.status, missing.json()["code"]) == (404, "notFound")
+    too_long = api.call("GET", "/runtime/api/status/jobs/" + "a" * 3000, headers={"token": dev_token})
+    assert (too_long.status, too_long.json()["code"]) == (400, "validationErrors")  # never DynamoDB's 2 KB key error
 
 
 def test_errands_list_and_get_in_the_gateway_shape(local: LocalStack, api: Api, dev_token: str) -> None:
@@ -177,7 +179,8 @@ def test_errand_errors_in_the_gateway_shape(api: Api, dev_token: str) -> None:
         bad = api.call("GET", f"/gateway/errand/v1/errands?{query}", headers=bearer)
         assert bad.status == 400, query
         assert bad.json()["error"] == "Bad Request" and bad.json()["details"]
-    assert api.call("GET", "/gateway/errand/v1/errands/abc", headers=bearer).status == 400
+    for errand_id in ("abc", "0", "1" * 40):
+        assert api.call("GET", f"/gateway/errand/v1/errands/{errand_id}", headers=bearer).status == 400, errand_id
 
 
 def test_tasks_help_in_kazoos_envelope(api: Api, dev_token: str) -> None:

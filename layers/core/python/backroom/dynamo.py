@@ -61,8 +61,18 @@ class Table:
         self.client = client
         self.name = name
 
-    def get(self, pk: str, sk: str, *, consistent: bool = True) -> dict[str, Any] | None:
-        found = self.client.get_item(TableName=self.name, Key=to_item({"pk": pk, "sk": sk}), ConsistentRead=consistent)
+    def get(
+        self, pk: str, sk: str, *, consistent: bool = True, attributes: list[str] | None = None
+    ) -> dict[str, Any] | None:
+        kwargs: dict[str, Any] = {
+            "TableName": self.name,
+            "Key": to_item({"pk": pk, "sk": sk}),
+            "ConsistentRead": consistent,
+        }
+        if attributes:  # by placeholders: attribute names are never spliced into the expression
+            names = {f"#a{i}": name for i, name in enumerate(attributes)}
+            kwargs.update(ProjectionExpression=", ".join(names), ExpressionAttributeNames=names)
+        found = self.client.get_item(**kwargs)
         item = found.get("Item")
         return from_item(item) if item else None
 

@@ -7,7 +7,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-from backroom.jobs.kinds import kind_of
+from backroom.jobs.kinds import JobFailure, kind_of
 from backroom.jobs.models import Job, Progress
 
 
@@ -53,7 +53,7 @@ class JobView(RuntimeModel):
     def of(cls, job: Job, progress: Progress) -> JobView:
         try:
             stoppable = kind_of(job.kind).stoppable
-        except Exception:
+        except JobFailure:  # a kind this deployment no longer knows
             stoppable = False
         return cls(
             id=job.id,

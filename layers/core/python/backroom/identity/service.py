@@ -10,6 +10,7 @@ from backroom.errors import Forbidden, NotFound, Unauthorized
 from backroom.identity.models import Account, Caller, Role, Session, User
 from backroom.identity.passwords import DECOY_HASH, hash_password, verify_password
 from backroom.identity.repository import IdentityRepository
+from backroom.ids import new_id
 
 # A token's last use is written back at most this often, to spare a write per request.
 _TOUCH_EVERY_MS = 60_000
@@ -17,10 +18,6 @@ _TOUCH_EVERY_MS = 60_000
 
 def _hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
-
-
-def new_id(length: int = 24) -> str:
-    return secrets.token_hex(length // 2 + 1)[:length]
 
 
 def _caller(user: User, admin_email: str | None = None) -> Caller:

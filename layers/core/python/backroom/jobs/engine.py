@@ -15,7 +15,7 @@ from botocore.exceptions import ClientError
 
 from backroom.clock import now_ms
 from backroom.errors import Conflict, NotFound
-from backroom.identity.service import new_id
+from backroom.ids import new_id
 from backroom.jobs.kinds import JobContext, JobFailure, JobKind, RowOutcome, kind_of
 from backroom.jobs.models import Chunk, ChunkStatus, Job, JobState, LogEntry, NewJob, Progress
 from backroom.jobs.queue import JobQueue
@@ -46,11 +46,13 @@ class JobEngine:
         """Exact counters: from the job once it is over, from its chunk checkpoints while it runs."""
         if job.state.is_final or job.chunk_count == 0:
             return Progress(total=job.total_rows, processed=job.processed, failed=job.failed)
-        chunks = self.repo.chunks(job.id)
+        return self._counted(job, self.repo.chunks(job.id))
+
+    @staticmethod
+    def _counted(job: Job, chunks: list[Chunk]) -> Progress:
+        """The job's counters as its chunk checkpoints hold them (the source of truth while it runs)."""
         return Progress(
-            total=job.total_rows,
-            processed=sum(c.processed for c in chunks),
-            failed=sum(c.failed for c in chunks),
+            total=job.total_rows, processed=sum(c.processed for c in chunks), failed=sum(c.failed for c in chunks)
         )
 
     def log(self, job_id: str, message: str, *, level: str = "INFO", status: str = "") -> None:
@@ -103,7 +105,7 @@ class JobEngine:
 
     def cancel(self, job_id: str, tenant_id: str) -> Job:
         job = self.get(job_id, tenant_id)
-        done = self.progress(job.model_copy(update={"state": JobState.RUNNING}))  # rows done before the stop
+        done = self._counted(job, self.repo.chunks(job_id))  # the rows done before the stop stay counted
         canceled = self.repo.transition(
             job_id,
             (JobState.STOPPED,),
@@ -192,7 +194,6 @@ class JobEngine:
     def _process(self, kind: JobKind, job: Job, chunk: Chunk, remaining_ms: Callable[[], int]) -> bool:
         """Run a chunk from its checkpoint; True when it is done, False when it stopped or yielded."""
         rows = kind.rows(self.ctx, job, chunk, chunk.next_row)
-        group: list[Any] = []
         while chunk.next_row < chunk.count:
             if self.repo.state(job.id) is not JobState.RUNNING:  # honour a stop between groups of rows
                 self._pause(job.id, chunk.index)
@@ -256,9 +257,7 @@ class JobEngine:
         chunks = self.repo.chunks(job_id)
         if not all(c.done for c in chunks):
             return
-        progress = Progress(
-            total=job.total_rows, processed=sum(c.processed for c in chunks), failed=sum(c.failed for c in chunks)
-        )
+        progress = self._counted(job, chunks)
         try:
             results = kind_of(job.kind).finalize(self.ctx, job, progress)
         except JobFailure as failure:
@@ -282,7 +281,7 @@ class JobEngine:
             logger.info("job %s finished: %d processed, %d failed", job_id, progress.processed, progress.failed)
 
     def _fail(self, job: Job, reason: str) -> None:
-        progress = self.progress(job.model_copy(update={"state": JobState.RUNNING}))
+        progress = self._counted(job, self.repo.chunks(job.id))
         failed = self.repo.transition(
             job.id,
             _LIVE,

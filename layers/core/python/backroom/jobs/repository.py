@@ -43,14 +43,8 @@ class JobRepository:
         return Job.model_validate(item) if item else None
 
     def state(self, job_id: str) -> JobState | None:
-        item = self.table.client.get_item(
-            TableName=self.table.name,
-            Key={"pk": {"S": _pk(job_id)}, "sk": {"S": _JOB_SK}},
-            ConsistentRead=True,
-            ProjectionExpression="#s",
-            ExpressionAttributeNames={"#s": "state"},
-        ).get("Item")
-        return JobState(item["state"]["S"]) if item else None
+        item = self.table.get(_pk(job_id), _JOB_SK, attributes=["state"])
+        return JobState(item["state"]) if item else None
 
     def transition(
         self, job_id: str, from_states: tuple[JobState, ...], to_state: JobState, **fields: Any
