@@ -1,16 +1,23 @@
-"""Tasks facade (Kazoo dialect): `/v2/tasks` and `/v2/accounts/{ACCOUNT_ID}/tasks...`."""
+"""Tasks facade (Kazoo dialect): `/v2/tasks` and `/v2/accounts/{account_id}/tasks...`.
+
+Each account route has a system twin without `/accounts/{account_id}` (developers only), which works
+on the caller's own account.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import Response
-from aws_lambda_powertools.event_handler.openapi.params import Query
+from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from backroom.api.dialects import TasksDialect
 from backroom.api.resolver import CurrentCaller, dialect_app
-from backroom.tasks.catalog import catalog
+from backroom.identity.models import Caller
+from backroom.services import services
+from backroom.tasks.catalog import task_help
+from backroom.tasks.runner import IN_CSV, OUT_CSV
 
 logger = Logger()
 tracer = Tracer()
@@ -18,14 +25,164 @@ metrics = Metrics()
 dialect = TasksDialect()
 app = dialect_app(dialect)
 
+AccountId = Annotated[str, Path(min_length=1, max_length=64)]
+TaskId = Annotated[str, Path(min_length=1, max_length=64)]
+ACCOUNT_TASKS = "/v2/accounts/<account_id>/tasks"
+ACCOUNT_TASK = "/v2/accounts/<account_id>/tasks/<task_id>"
+
+
+def _reply(data: Any, **extra: Any) -> Response[Any]:
+    return dialect.envelope(data, app.current_event.raw_event, **extra)
+
+
+def _read_only(data: dict[str, Any]) -> Response[Any]:
+    return _reply({"_read_only": data})
+
 
 @app.get("/v2/tasks")
-def task_help(
+def task_help_route(
     caller: CurrentCaller,
     category: Annotated[str | None, Query(max_length=128)] = None,
     action: Annotated[str | None, Query(max_length=128)] = None,
-) -> Response[dict]:
-    return dialect.envelope(catalog().help(category, action), app.current_event.raw_event)
+) -> Response[Any]:
+    return _reply(task_help(category, action))
+
+
+# Listing and creating ------------------------------------------------------
+@app.get(ACCOUNT_TASKS)
+def list_tasks(
+    caller: CurrentCaller,
+    account_id: AccountId,
+    page_size: Annotated[int, Query(ge=1, le=1000)] = 50,
+    start_key: Annotated[str | None, Query(max_length=128)] = None,
+) -> Response[Any]:
+    tasks, next_key = services().tasks.page(caller, account_id, page_size, start_key)
+    extra: dict[str, Any] = {"page_size": len(tasks)}
+    if start_key:
+        extra["start_key"] = start_key
+    if next_key:
+        extra["next_start_key"] = next_key
+    return _reply(tasks, **extra)
+
+
+def _create(caller: Caller, account_id: str | None, category: str | None, action: str | None, file_name: str | None):
+    event = app.current_event
+    body = (event.decoded_body or "").encode() if event.body else b""
+    content_type = (event.headers.get("content-type") or "").lower()
+    created = services().tasks.create(
+        caller,
+        account_id,
+        category,
+        action,
+        body=body,
+        is_csv=content_type.startswith("text/csv"),
+        file_name=file_name,
+    )
+    return _read_only(created)
+
+
+Category = Annotated[str | None, Query(max_length=128)]
+FileName = Annotated[str | None, Query(max_length=255)]
+
+
+@app.put(ACCOUNT_TASKS)
+def create_task(
+    caller: CurrentCaller,
+    account_id: AccountId,
+    category: Category = None,
+    action: Category = None,
+    file_name: FileName = None,
+) -> Response[Any]:
+    return _create(caller, account_id, category, action, file_name)
+
+
+@app.put("/v2/tasks")
+def create_system_task(
+    caller: CurrentCaller, category: Category = None, action: Category = None, file_name: FileName = None
+) -> Response[Any]:
+    return _create(caller, None, category, action, file_name)
+
+
+# One task ------------------------------------------------------------------
+def _get(caller: Caller, account_id: str | None, task_id: str, csv_name: str | None) -> Response[Any]:
+    if csv_name is not None:
+        return _csv(caller, account_id, task_id, csv_name)
+    return _read_only(services().tasks.get(caller, account_id, task_id))
+
+
+def _csv(caller: Caller, account_id: str | None, task_id: str, name: str) -> Response[Any]:
+    found = services().tasks.csv(caller, account_id, task_id, name)
+    if found.url:  # too big for a Lambda response: fetch it from S3
+        return Response(status_code=302, headers={"Location": found.url}, body="")
+    return Response(
+        status_code=200,
+        content_type="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{found.filename}"'},
+        body=(found.body or b"").decode(),
+    )
+
+
+CsvName = Annotated[str | None, Query(max_length=32)]
+
+
+@app.get(ACCOUNT_TASK)
+def get_task(caller: CurrentCaller, account_id: AccountId, task_id: TaskId, csv_name: CsvName = None) -> Response[Any]:
+    return _get(caller, account_id, task_id, csv_name)
+
+
+@app.get("/v2/tasks/<task_id>")
+def get_system_task(caller: CurrentCaller, task_id: TaskId, csv_name: CsvName = None) -> Response[Any]:
+    return _get(caller, None, task_id, csv_name)
+
+
+@app.patch(ACCOUNT_TASK)
+def start_task(caller: CurrentCaller, account_id: AccountId, task_id: TaskId) -> Response[Any]:
+    return _read_only(services().tasks.start(caller, account_id, task_id))
+
+
+@app.patch("/v2/tasks/<task_id>")
+def start_system_task(caller: CurrentCaller, task_id: TaskId) -> Response[Any]:
+    return _read_only(services().tasks.start(caller, None, task_id))
+
+
+@app.patch(ACCOUNT_TASK + "/stop")
+def stop_task(caller: CurrentCaller, account_id: AccountId, task_id: TaskId) -> Response[Any]:
+    return _read_only(services().tasks.stop(caller, account_id, task_id))
+
+
+@app.patch("/v2/tasks/<task_id>/stop")
+def stop_system_task(caller: CurrentCaller, task_id: TaskId) -> Response[Any]:
+    return _read_only(services().tasks.stop(caller, None, task_id))
+
+
+@app.delete(ACCOUNT_TASK)
+def delete_task(caller: CurrentCaller, account_id: AccountId, task_id: TaskId) -> Response[Any]:
+    return _read_only(services().tasks.delete(caller, account_id, task_id))
+
+
+@app.delete("/v2/tasks/<task_id>")
+def delete_system_task(caller: CurrentCaller, task_id: TaskId) -> Response[Any]:
+    return _read_only(services().tasks.delete(caller, None, task_id))
+
+
+@app.get(ACCOUNT_TASK + "/input")
+def task_input(caller: CurrentCaller, account_id: AccountId, task_id: TaskId) -> Response[Any]:
+    return _csv(caller, account_id, task_id, IN_CSV)
+
+
+@app.get(ACCOUNT_TASK + "/output")
+def task_output(caller: CurrentCaller, account_id: AccountId, task_id: TaskId) -> Response[Any]:
+    return _csv(caller, account_id, task_id, OUT_CSV)
+
+
+@app.get("/v2/tasks/<task_id>/input")
+def system_task_input(caller: CurrentCaller, task_id: TaskId) -> Response[Any]:
+    return _csv(caller, None, task_id, IN_CSV)
+
+
+@app.get("/v2/tasks/<task_id>/output")
+def system_task_output(caller: CurrentCaller, task_id: TaskId) -> Response[Any]:
+    return _csv(caller, None, task_id, OUT_CSV)
 
 
 @logger.inject_lambda_context

@@ -9,8 +9,10 @@ import sys
 import time
 import urllib.request
 from contextlib import closing
+from pathlib import Path
 
 DEFAULT_HOST = "127.0.0.1"
+ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_PORT = 4566  # LocalStack's port, so both are reached the same way
 
 
@@ -49,9 +51,10 @@ def free_port() -> int:
 def start_moto(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, *, timeout: float = 30.0) -> subprocess.Popen[bytes]:
     """Start moto server in a child process and wait until it answers."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", host, "-p", str(port)],
+        [sys.executable, "-m", "infra.local.moto_server", "-H", host, "-p", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        cwd=ROOT,
         env={**os.environ},
     )
     endpoint = f"http://{host}:{port}"

@@ -181,28 +181,3 @@ def test_errand_errors_in_the_gateway_shape(api: Api, dev_token: str) -> None:
         assert bad.json()["error"] == "Bad Request" and bad.json()["details"]
     for errand_id in ("abc", "0", "1" * 40):
         assert api.call("GET", f"/gateway/errand/v1/errands/{errand_id}", headers=bearer).status == 400, errand_id
-
-
-def test_tasks_help_in_kazoos_envelope(api: Api, dev_token: str) -> None:
-    auth = {"X-Auth-Token": dev_token}
-    reply = api.call("GET", "/v2/tasks?category=services&action=descendant_quantities", headers=auth)
-    assert reply.status == 200
-    body = reply.json()
-    assert set(body) == {"auth_token", "data", "request_id", "revision", "status"}
-    assert body["status"] == "success" and body["auth_token"] == dev_token
-    help_ = body["data"]["tasks"]["descendant_quantities"]
-    assert help_["description"] == "List per-month descendant accounts quantities"
-    assert help_["doc"].startswith("Attempts to create a month-on-month listing")
-
-    everything = api.call("GET", "/v2/tasks", headers=auth).json()["data"]["tasks"]
-    assert set(everything) == {"number_management", "services"}
-    assert everything["number_management"]["add"]["mandatory"] == ["number", "account_id"]
-
-    unknown = api.call("GET", "/v2/tasks?category=services&action=blipblop", headers=auth)
-    assert unknown.status == 500
-    assert {k: unknown.json()[k] for k in ("data", "error", "message", "status")} == {
-        "data": {"message": "invalid request"},
-        "error": "500",
-        "message": "invalid request",
-        "status": "error",
-    }

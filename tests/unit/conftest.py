@@ -14,6 +14,7 @@ from backroom.config import Settings
 from backroom.services import Services, build
 from moto import mock_aws
 
+from infra.local.moto_queries import install as narrow_moto_queries
 from infra.local.provision import Stack, function_environment, provision
 from infra.local.template import Template
 
@@ -29,6 +30,7 @@ def _aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def stack() -> Iterator[Stack]:
+    narrow_moto_queries()
     with mock_aws():
         aws.reset_clients()
         yield provision(boto3.session.Session(region_name="us-east-1"), None, Template.load(), visibility=2)  # type: ignore[arg-type]

@@ -77,13 +77,20 @@ class Table:
         return from_item(item) if item else None
 
     def put(
-        self, data: Mapping[str, Any], *, condition: str | None = None, names: dict[str, str] | None = None
+        self,
+        data: Mapping[str, Any],
+        *,
+        condition: str | None = None,
+        names: dict[str, str] | None = None,
+        values: dict[str, Any] | None = None,
     ) -> None:
         kwargs: dict[str, Any] = {"TableName": self.name, "Item": to_item(data)}
         if condition:
             kwargs["ConditionExpression"] = condition
         if names:
             kwargs["ExpressionAttributeNames"] = names
+        if values:
+            kwargs["ExpressionAttributeValues"] = {k: to_value(v) for k, v in values.items()}
         self.client.put_item(**kwargs)
 
     def update(
@@ -111,8 +118,23 @@ class Table:
             kwargs["ConditionExpression"] = condition
         return from_item(self.client.update_item(**kwargs)["Attributes"])
 
-    def delete(self, pk: str, sk: str) -> None:
-        self.client.delete_item(TableName=self.name, Key=to_item({"pk": pk, "sk": sk}))
+    def delete(
+        self,
+        pk: str,
+        sk: str,
+        *,
+        condition: str | None = None,
+        names: dict[str, str] | None = None,
+        values: dict[str, Any] | None = None,
+    ) -> None:
+        kwargs: dict[str, Any] = {"TableName": self.name, "Key": to_item({"pk": pk, "sk": sk})}
+        if condition:
+            kwargs["ConditionExpression"] = condition
+        if names:
+            kwargs["ExpressionAttributeNames"] = names
+        if values:
+            kwargs["ExpressionAttributeValues"] = {k: to_value(v) for k, v in values.items()}
+        self.client.delete_item(**kwargs)
 
     def query(
         self,
@@ -125,6 +147,7 @@ class Table:
         limit: int | None = None,
         consistent: bool = False,
         start: dict[str, Any] | None = None,
+        attributes: list[str] | None = None,
     ) -> Iterator[dict[str, Any]]:
         """Items matching a key condition, following DynamoDB's pages, at most `limit` of them."""
         kwargs: dict[str, Any] = {
@@ -141,6 +164,10 @@ class Table:
             kwargs["ConsistentRead"] = True
         if start:
             kwargs["ExclusiveStartKey"] = to_item(start)
+        if attributes:
+            projected = {f"#a{i}": name for i, name in enumerate(attributes)}
+            kwargs["ProjectionExpression"] = ", ".join(projected)
+            kwargs["ExpressionAttributeNames"] = {**(names or {}), **projected}
         remaining = limit
         while True:
             if remaining is not None:

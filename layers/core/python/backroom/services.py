@@ -9,6 +9,7 @@ from backroom import aws
 from backroom.config import Settings, settings
 from backroom.dynamo import Table
 from backroom.errands import Errands
+from backroom.files import FileStore
 from backroom.identity.repository import IdentityRepository
 from backroom.identity.service import IdentityService
 from backroom.jobs import catalog  # noqa: F401  (registers every kind of job)
@@ -16,6 +17,7 @@ from backroom.jobs.engine import JobEngine
 from backroom.jobs.kinds import JobContext
 from backroom.jobs.queue import JobQueue
 from backroom.jobs.repository import JobRepository
+from backroom.tasks.service import TaskService
 
 
 @dataclass
@@ -25,6 +27,8 @@ class Services:
     identity: IdentityService
     jobs: JobEngine
     errands: Errands
+    files: FileStore
+    tasks: TaskService
 
 
 def build(config: Settings) -> Services:
@@ -32,12 +36,16 @@ def build(config: Settings) -> Services:
     context = JobContext(settings=config, table=table, s3=aws.client("s3", config))
     queue = JobQueue(aws.client("sqs", config), config.jobs_queue_url)
     jobs = JobEngine(JobRepository(table), queue, context)
+    identity = IdentityService(IdentityRepository(table), token_idle_seconds=config.token_idle_seconds)
+    files = FileStore(context.s3, config.bucket_name, table)
     return Services(
         settings=config,
         table=table,
-        identity=IdentityService(IdentityRepository(table), token_idle_seconds=config.token_idle_seconds),
+        identity=identity,
         jobs=jobs,
         errands=Errands(jobs),
+        files=files,
+        tasks=TaskService(jobs, identity, files),
     )
 
 

@@ -61,6 +61,17 @@ class IdentityRepository:
         items = self.table.query("gsi1pk = :p", {":p": f"CHILDREN#{account_id}"}, index="gsi1")
         return [Account.model_validate(i) for i in items]
 
+    def subtree(self, account_id: str) -> list[Account]:
+        """The account and all its descendants, parents before children (a Query per account)."""
+        root = self.get_account(account_id)
+        if root is None:
+            return []
+        found, i = [root], 0
+        while i < len(found):
+            found.extend(self.children(found[i].id))
+            i += 1
+        return found
+
     # Tokens --------------------------------------------------------------
     def put_token(self, token_hash: str, caller: Caller, *, now_ms: int, expires_s: int) -> None:
         pk, sk = _token_key(token_hash)

@@ -1,3 +1,4 @@
 """Imports every kind of job so that the registry knows them all (workers import this)."""
 
 from backroom.jobs import probe  # noqa: F401
+from backroom.tasks import catalog, runner  # noqa: F401  (task runner and the built-in task actions)

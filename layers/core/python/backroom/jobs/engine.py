@@ -59,8 +59,10 @@ class JobEngine:
         self.repo.add_log(job_id, LogEntry(timestamp=now_ms(), level=level, message=message, status=status))
 
     # Commands ------------------------------------------------------------
-    def create(self, spec: NewJob, *, start: bool = True) -> Job:
-        job = Job(id=new_id(30), created_at=now_ms(), **spec.model_dump())
+    def create(
+        self, spec: NewJob, *, start: bool = True, job_id: str | None = None, created_at: int | None = None
+    ) -> Job:
+        job = Job(id=job_id or new_id(30), created_at=created_at or now_ms(), **spec.model_dump())
         self.repo.create(job)
         if start:
             return self.start(job.id, job.tenant_id)
@@ -78,15 +80,18 @@ class JobEngine:
         job = self.get(job_id, tenant_id)
         if not kind_of(job.kind).stoppable:
             raise Conflict("Jobs of this kind cannot be stopped")
+        now = now_ms()
         if job.state is JobState.PENDING:
-            stopped = self.repo.transition(job_id, (JobState.PENDING,), JobState.STOPPED)
+            stopped = self.repo.transition(job_id, (JobState.PENDING,), JobState.STOPPED, stopped_at=now)
         else:
-            stopped = self.repo.transition(job_id, (JobState.RUNNING,), JobState.STOPPING)
+            stopped = self.repo.transition(job_id, (JobState.RUNNING,), JobState.STOPPING, stopped_at=now)
         if stopped is None:
             raise Conflict(f"The job is {job.state.value} and cannot be stopped")
         self.log(job_id, "Stop requested")
         if stopped.state is JobState.STOPPING:
             self._settle_stop(job_id)
+        else:
+            self._queue_settle(stopped)
         return self.get(job_id, tenant_id)
 
     def resume(self, job_id: str, tenant_id: str) -> Job:
@@ -117,13 +122,25 @@ class JobEngine:
         if canceled is None:
             raise Conflict(f"The job is {job.state.value}; only a stopped job can be canceled")
         self.log(job_id, "Job canceled", status="ended")
+        self._queue_settle(canceled)
         return canceled
+
+    def delete(self, job_id: str, tenant_id: str) -> Job:
+        """Remove a job that is not being worked on, with its chunks and logs; a live one is a Conflict."""
+        job = self.get(job_id, tenant_id)
+        if not self.repo.delete(job_id):
+            raise Conflict(f"The job is {job.state.value} and cannot be deleted")
+        self.repo.delete_rest(job_id)
+        return job
 
     # Work (called by the worker for each SQS message) ---------------------
     def handle(self, message: dict[str, Any], remaining_ms: Callable[[], int] | None = None) -> None:
         job_id = message["job"]
-        if message.get("op") == "plan":
+        op = message.get("op")
+        if op == "plan":
             self._plan(job_id)
+        elif op == "settle":
+            self._settle(job_id)
         else:
             self._run_chunk(job_id, int(message["chunk"]), remaining_ms or (lambda: 900_000))
 
@@ -249,6 +266,9 @@ class JobEngine:
         ):
             self.log(job_id, "Job stopped")
             logger.info("job %s stopped", job_id)
+            stopped = self.repo.get(job_id)
+            if stopped:
+                self._queue_settle(stopped)
 
     def _check_completion(self, job_id: str) -> None:
         job = self.repo.get(job_id)
@@ -294,3 +314,18 @@ class JobEngine:
         if failed:
             self.log(job.id, reason, level="ERROR", status="ended")
             logger.warning("job %s failed: %s", job.id, reason)
+            self._queue_settle(failed)
+
+    def _queue_settle(self, job: Job) -> None:
+        """Ask a worker to wrap up a job that ended early, if its kind has anything to do then."""
+        try:
+            settles = kind_of(job.kind).settles
+        except JobFailure:
+            return
+        if settles:
+            self.queue.send([{"job": job.id, "op": "settle"}])
+
+    def _settle(self, job_id: str) -> None:
+        job = self.repo.get(job_id)
+        if job is not None and job.state in (JobState.STOPPED, JobState.FAILED, JobState.CANCELED):
+            kind_of(job.kind).settle(self.ctx, job)

@@ -48,6 +48,8 @@ class JobKind:
     # Rows between two checkpoints: a stop is honoured and a crash replays at most this many.
     commit_rows: ClassVar[int] = 25
     stoppable: ClassVar[bool] = True
+    # Whether `settle` has work to do when the job stops, fails or is canceled.
+    settles: ClassVar[bool] = False
 
     def plan(self, ctx: JobContext, job: Job) -> list[ChunkPlan]:
         return []
@@ -65,6 +67,12 @@ class JobKind:
     def finalize(self, ctx: JobContext, job: Job, progress: Progress) -> dict[str, Any]:
         """Wrap up once every chunk is done; returns the job's results. Must be idempotent."""
         return {}
+
+    def settle(self, ctx: JobContext, job: Job) -> None:
+        """Wrap up a job that stopped, failed or was canceled (e.g. write the output of the rows done).
+
+        Runs on a worker, from a message the engine queues; must be idempotent.
+        """
 
 
 _registry: dict[str, JobKind] = {}

@@ -55,6 +55,7 @@ class Job(NewJob):
     queued_at: int | None = None
     started_at: int | None = None
     ended_at: int | None = None
+    stopped_at: int | None = None
     total_rows: int = 0
     chunk_count: int = 0
     processed: int = 0

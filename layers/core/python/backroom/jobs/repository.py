@@ -12,6 +12,8 @@ from backroom.dynamo import Table, is_condition_failure
 from backroom.jobs.models import Chunk, ChunkPlan, ChunkStatus, Job, JobState, LogEntry
 
 _JOB_SK = "JOB"
+# States in which no worker holds the job, so it may be deleted.
+_IDLE = (JobState.FINISHED, JobState.FAILED, JobState.CANCELED, JobState.STOPPED)
 
 
 def _pk(job_id: str) -> str:
@@ -75,6 +77,29 @@ class JobRepository:
                 return None
             raise
         return Job.model_validate(item)
+
+    def delete(self, job_id: str) -> bool:
+        """Delete a job no worker can be touching (ended, stopped, or never started); False otherwise."""
+        values = {f":s{i}": s.value for i, s in enumerate(_IDLE)}
+        values[":pending"] = JobState.PENDING.value
+        try:
+            self.table.delete(
+                _pk(job_id),
+                _JOB_SK,
+                condition=f"#s IN ({', '.join(values)}) OR (#s = :pending AND attribute_not_exists(queued_at))",
+                names={"#s": "state"},
+                values=values,
+            )
+        except ClientError as err:
+            if is_condition_failure(err):
+                return False
+            raise
+        return True
+
+    def delete_rest(self, job_id: str) -> None:
+        """The chunks and logs left once a job's own item is gone."""
+        keys = [(i["pk"], i["sk"]) for i in self.table.query("pk = :p", {":p": _pk(job_id)}, attributes=["pk", "sk"])]
+        self.table.batch_write(deletes=keys)
 
     def mark_queued(self, job_id: str, now: int) -> bool:
         """Record that a pending job was started; False if it already was."""
@@ -183,6 +208,21 @@ class JobRepository:
 
     def count_logs(self, job_id: str) -> int:
         return self.table.count("pk = :p AND begins_with(sk, :l)", {":p": _pk(job_id), ":l": "LOG#"})
+
+    def page_scope(self, scope: str, limit: int, *, after: str | None = None) -> tuple[list[Job], str | None]:
+        """Up to `limit` jobs of a scope, newest first, from after `after`; and where the next page starts."""
+        start = None
+        if after:
+            found = self.find_in_scope(scope, after)
+            if found is None:
+                return [], None
+            start = {"pk": _pk(found.id), "sk": _JOB_SK, "gsi2pk": scope, "gsi2sk": after}
+        items = list(
+            self.table.query("gsi2pk = :p", {":p": scope}, index="gsi2", forward=False, limit=limit + 1, start=start)
+        )
+        more = len(items) > limit
+        items = items[:limit]
+        return [Job.model_validate(i) for i in items], (items[-1]["gsi2sk"] if more and items else None)
 
     def list_scope_between(self, scope: str, low: str, high: str) -> list[Job]:
         items = self.table.query(

@@ -1,0 +1,169 @@
+"""A task's input: CSV bytes or JSON records, checked against its action and cut into chunks.
+
+The checks and their error bodies are Kazoo's: a malformed CSV, fields the action does not know,
+mandatory fields missing from the header, and rows missing a mandatory value (listed as CSV).
+Chunk boundaries are byte offsets into the stored `in.csv`, so a worker reads only its own slice.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from backroom.errors import BackroomError, Invalid
+from backroom.tasks.registry import TaskAction
+
+CHUNK_ROWS = 1000
+MAX_ROWS = 1_000_000
+MAX_LISTED = 1000  # offending rows listed in one error
+_BAD_FORMAT = "Empty CSV or some row(s) longer than others or header missing"
+
+
+class InputRejected(BackroomError):
+    """Kazoo's `invalid request`: the body says what is wrong with the input."""
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        super().__init__("invalid request", data=data)
+
+
+@dataclass
+class TaskInput:
+    data: bytes  # stored as in.csv
+    columns: list[str]
+    total: int
+    # (first row, rows, first byte, end byte) of each chunk
+    chunks: list[tuple[int, int, int, int]] = field(default_factory=list)
+    file_name: str | None = None
+
+
+class _Counting:
+    """Lines of a text, counting the bytes handed out so far (the csv reader pulls whole records)."""
+
+    def __init__(self, text: str) -> None:
+        self.lines = iter(io.StringIO(text, newline=""))
+        self.position = 0
+
+    def __iter__(self) -> Iterator[str]:
+        return self
+
+    def __next__(self) -> str:
+        line = next(self.lines)
+        self.position += len(line.encode())
+        return line
+
+
+def _bad_format() -> InputRejected:
+    return InputRejected({"csv": {"format": {"message": _BAD_FORMAT}}})
+
+
+def _csv_line(values: list[str]) -> str:
+    out = io.StringIO()
+    csv.writer(out, lineterminator="").writerow(values)
+    return out.getvalue()
+
+
+def from_csv(action: TaskAction, data: bytes, *, chunk_rows: int = CHUNK_ROWS) -> TaskInput:
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise _bad_format() from None
+    lines = _Counting(text)
+    reader = csv.reader(lines)
+    try:
+        header = next(reader, [])
+        if not header or any(not h.strip() for h in header) or len(set(header)) != len(header):
+            raise _bad_format()
+        columns = [h.strip() for h in header]
+        _check_fields(action, columns)
+        mandatory = [i for i, c in enumerate(columns) if c in action.mandatory]
+        chunks: list[tuple[int, int, int, int]] = []
+        missing: list[str] = []
+        total, chunk_start, chunk_from = 0, 0, lines.position
+        for values in reader:
+            if not values:
+                continue  # a blank line is no row
+            if len(values) != len(columns):
+                raise _bad_format()
+            if any(not values[i].strip() for i in mandatory) and len(missing) < MAX_LISTED:
+                missing.append(_csv_line(values))
+            total += 1
+            if total > MAX_ROWS:
+                raise Invalid(f"At most {MAX_ROWS} rows per task")
+            if total - chunk_start == chunk_rows:
+                chunks.append((chunk_start, chunk_rows, chunk_from, lines.position))
+                chunk_start, chunk_from = total, lines.position
+    except csv.Error:
+        raise _bad_format() from None
+    if total == 0:
+        raise _bad_format()
+    if total > chunk_start:
+        chunks.append((chunk_start, total - chunk_start, chunk_from, len(data)))
+    if missing:
+        raise InputRejected({"attachment": {"type": {"missing_mandatory_values": missing}}})
+    return TaskInput(data=data, columns=columns, total=total, chunks=chunks)
+
+
+def from_json(action: TaskAction, body: bytes, *, chunk_rows: int = CHUNK_ROWS) -> TaskInput:
+    """`{"data": {"records": [...], "file_name": ...}}`: the records become the task's in.csv."""
+    try:
+        document = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise Invalid("The body is neither CSV (Content-Type: text/csv) nor JSON") from None
+    data = document.get("data") if isinstance(document, dict) else None
+    records = data.get("records") if isinstance(data, dict) else None
+    file_name = data.get("file_name") if isinstance(data, dict) else None
+    if records is None:
+        raise Invalid('A JSON body carries {"data": {"records": [...]}}')
+    if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+        raise Invalid("records must be a list of objects")
+    if file_name is not None and not isinstance(file_name, str):
+        raise Invalid("file_name must be a string")
+    columns: dict[str, None] = {}
+    for record in records:
+        for key, value in record.items():
+            if isinstance(value, dict | list):
+                raise Invalid(f"records hold plain values: {key} does not")
+            columns.setdefault(str(key), None)
+    if not records or not columns:
+        raise _bad_format()
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(columns)
+    for record in records:
+        writer.writerow(["" if record.get(c) is None else _plain(record[c]) for c in columns])
+    parsed = from_csv(action, out.getvalue().encode(), chunk_rows=chunk_rows)
+    parsed.file_name = file_name
+    return parsed
+
+
+def _plain(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def no_input(action: TaskAction) -> None:
+    if action.takes_input:
+        raise InputRejected({"attachment": {"type": {"expected_content": action.expected_content}}})
+
+
+def _check_fields(action: TaskAction, columns: list[str]) -> None:
+    problems: dict[str, Any] = {}
+    if not action.takes_input:
+        problems["expected_content"] = action.expected_content
+    else:
+        known = set(action.mandatory) | set(action.optional)
+        unknown = [c for c in columns if c not in known]
+        if unknown:
+            problems["unknown_fields"] = unknown
+        missing = [m for m in action.mandatory if m not in columns]
+        if missing:
+            problems["missing_mandatory_fields"] = missing
+    if problems:
+        raise InputRejected({"attachment": {"type": problems}})
