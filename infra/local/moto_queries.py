@@ -37,15 +37,16 @@ def install() -> None:
     def narrowed_query(self: Table, hash_key: Any, *args: Any, **kwargs: Any) -> Any:
         conditions = kwargs.get("hash_key_conditions") or []
         index_name = kwargs.get("index_name", args[6] if len(args) > 6 else None)  # moto passes it by position
+        partitions: dict[Any, Any] = self.items
         if index_name:
             candidates = [
                 item
-                for bucket in self.items.values()
+                for bucket in partitions.values()
                 for item in (bucket.values() if self.range_key_attr else [bucket])
                 if conditions and all(name in item.attrs and item.attrs[name] == value for name, value in conditions)
             ]
         else:
-            bucket = self.items.get(hash_key, {})
+            bucket = partitions.get(hash_key, {})
             candidates = list(bucket.values()) if self.range_key_attr else [bucket]
         _narrowed.scope = (self, candidates)
         try:
