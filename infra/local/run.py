@@ -135,7 +135,10 @@ def main(argv: list[str] | None = None) -> int:
             server.shutdown()
         if moto is not None:
             moto.terminate()
-            moto.wait(timeout=10)
+            try:
+                moto.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                moto.kill()
         log.info("stopped")
     return 0
 

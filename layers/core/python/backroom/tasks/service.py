@@ -97,8 +97,6 @@ class TaskService:
             parsed = inputs.from_json(task_action, body)
         else:
             inputs.no_input(task_action)
-        if parsed is not None and not task_action.takes_input:
-            inputs.no_input(task_action)
         task_id = new_id(TASK_ID_LENGTH)
         params: dict[str, Any] = {
             "category": task_action.category,
