@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 export PYTHONPATH := $(CURDIR)/layers/core/python:$(CURDIR)
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: run test unit integration lint format build validate deploy clean
+.PHONY: run test unit integration lint format bench build validate deploy clean
 
 $(STAMP): requirements.txt constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,9 @@ unit: $(STAMP)
 
 integration: $(STAMP)
 	$(PY) -m pytest tests/integration
+
+bench: $(STAMP)
+	$(PY) -m infra.bench.task_memory
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

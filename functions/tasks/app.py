@@ -65,7 +65,9 @@ def list_tasks(
     return _reply(tasks, **extra)
 
 
-def _create(caller: Caller, account_id: str | None, category: str | None, action: str | None, file_name: str | None):
+def _create(
+    caller: Caller, account_id: str | None, category: str | None, action: str | None, file_name: str | None
+) -> Response[Any]:
     event = app.current_event
     body = (event.decoded_body or "").encode() if event.body else b""
     content_type = (event.headers.get("content-type") or "").lower()
