@@ -169,6 +169,30 @@ def test_errands_list_and_get_in_the_gateway_shape(local: LocalStack, api: Api, 
     assert last["page"]["hasNext"] is False and [e["id"] for e in last["results"]] == [total]
 
 
+def test_errand_logs_page_in_the_gateway_shape(local: LocalStack, api: Api, dev_token: str) -> None:
+    errand = new_probe(local, 30, errand=True)
+    wait_until(lambda: state(local, errand) is JobState.FINISHED, what="the errand")
+    bearer = {"Authorization": f"Bearer {dev_token}"}
+
+    everything = api.call("GET", f"/gateway/errand/v1/errands/{errand.seq}/logs?page=0&size=2000", headers=bearer)
+    assert everything.status == 200
+    lines = everything.json()["results"]
+    assert set(lines[0]) == {"logMessage", "status", "createTime"}
+    assert lines[0]["logMessage"].startswith("Job started") and lines[-1]["status"] == "ended"
+    assert [line["createTime"] for line in lines] == sorted(line["createTime"] for line in lines)
+    total = len(lines)
+    assert everything.json()["page"] == {"totalPages": 1, "totalElements": total, "hasNext": False}
+
+    second = api.call("GET", f"/gateway/errand/v1/errands/{errand.seq}/logs?page=1&size=1", headers=bearer).json()
+    assert second["results"] == lines[1:2]
+    assert second["page"] == {"totalPages": total, "totalElements": total, "hasNext": total > 2}
+
+    missing = api.call("GET", "/gateway/errand/v1/errands/999999/logs", headers=bearer)
+    assert (missing.status, missing.json()["path"]) == (404, "/v1/errands/999999/logs")
+    too_big = api.call("GET", f"/gateway/errand/v1/errands/{errand.seq}/logs?size=2001", headers=bearer)
+    assert too_big.status == 400 and too_big.json()["error"] == "Bad Request"
+
+
 def test_errand_errors_in_the_gateway_shape(api: Api, dev_token: str) -> None:
     bearer = {"Authorization": f"Bearer {dev_token}"}
     missing = api.call("GET", "/gateway/errand/v1/errands/999999", headers=bearer)

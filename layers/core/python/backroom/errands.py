@@ -5,7 +5,7 @@ from __future__ import annotations
 from backroom.api.gateway import errand_order, errand_scope
 from backroom.errors import NotFound
 from backroom.jobs.engine import JobEngine
-from backroom.jobs.models import Job, NewJob
+from backroom.jobs.models import Job, LogEntry, NewJob
 
 
 class Errands:
@@ -32,3 +32,10 @@ class Errands:
         low, high = page * size + 1, (page + 1) * size
         jobs = repo.list_scope_between(errand_scope(tenant_id), errand_order(low), errand_order(high))
         return jobs, total
+
+    def logs(self, tenant_id: str, errand_id: int, page: int, size: int) -> tuple[list[LogEntry], int]:
+        """One page of an errand's log lines, oldest first, and how many there are."""
+        job = self.get(tenant_id, errand_id)
+        repo = self.engine.repo
+        entries = repo.logs(job.id, limit=(page + 1) * size)[page * size :]
+        return entries, repo.count_logs(job.id)

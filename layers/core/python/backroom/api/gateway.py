@@ -8,7 +8,7 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
 
-from backroom.jobs.models import Job, JobState
+from backroom.jobs.models import Job, JobState, LogEntry
 
 T = TypeVar("T")
 
@@ -65,6 +65,16 @@ class ErrandView(GatewayModel):
             start_time=job.started_at or job.queued_at or job.created_at,
             end_time=job.ended_at,
         )
+
+
+class ErrandLogView(GatewayModel):
+    log_message: str
+    status: str
+    create_time: int
+
+    @classmethod
+    def of(cls, entry: LogEntry) -> ErrandLogView:
+        return cls(log_message=entry.message, status=entry.status, create_time=entry.timestamp)
 
 
 def errand_scope(tenant_id: str) -> str:
