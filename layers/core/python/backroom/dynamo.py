@@ -50,8 +50,39 @@ def from_item(item: Mapping[str, Any]) -> dict[str, Any]:
     return {k: _plain(_deser.deserialize(v)) for k, v in item.items()}
 
 
-def is_condition_failure(err: ClientError) -> bool:
-    return err.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+class ConditionFailed(Exception):
+    """A conditional write whose condition did not hold: nothing was written."""
+
+
+def _expressions(
+    kwargs: dict[str, Any], condition: str | None, names: dict[str, str] | None, values: dict[str, Any] | None
+) -> dict[str, Any]:
+    """Add a request's condition and its placeholders (names and values are never spliced in)."""
+    if condition:
+        kwargs["ConditionExpression"] = condition
+    if names:
+        kwargs["ExpressionAttributeNames"] = names
+    if values:
+        kwargs["ExpressionAttributeValues"] = {k: to_value(v) for k, v in values.items()}
+    return kwargs
+
+
+def _project(kwargs: dict[str, Any], attributes: list[str] | None) -> dict[str, Any]:
+    """Read only `attributes`, named by placeholders."""
+    if attributes:
+        projected = {f"#a{i}": name for i, name in enumerate(attributes)}
+        kwargs["ProjectionExpression"] = ", ".join(projected)
+        kwargs["ExpressionAttributeNames"] = {**kwargs.get("ExpressionAttributeNames", {}), **projected}
+    return kwargs
+
+
+def _conditional(call: Any, **kwargs: Any) -> Any:
+    try:
+        return call(**kwargs)
+    except ClientError as err:
+        if err.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            raise ConditionFailed(kwargs.get("ConditionExpression", "")) from err
+        raise
 
 
 class Table:
@@ -69,9 +100,7 @@ class Table:
             "Key": to_item({"pk": pk, "sk": sk}),
             "ConsistentRead": consistent,
         }
-        if attributes:  # by placeholders: attribute names are never spliced into the expression
-            names = {f"#a{i}": name for i, name in enumerate(attributes)}
-            kwargs.update(ProjectionExpression=", ".join(names), ExpressionAttributeNames=names)
+        _project(kwargs, attributes)
         found = self.client.get_item(**kwargs)
         item = found.get("Item")
         return from_item(item) if item else None
@@ -84,14 +113,9 @@ class Table:
         names: dict[str, str] | None = None,
         values: dict[str, Any] | None = None,
     ) -> None:
-        kwargs: dict[str, Any] = {"TableName": self.name, "Item": to_item(data)}
-        if condition:
-            kwargs["ConditionExpression"] = condition
-        if names:
-            kwargs["ExpressionAttributeNames"] = names
-        if values:
-            kwargs["ExpressionAttributeValues"] = {k: to_value(v) for k, v in values.items()}
-        self.client.put_item(**kwargs)
+        """Put an item; with a `condition` that does not hold, raise ConditionFailed."""
+        kwargs = _expressions({"TableName": self.name, "Item": to_item(data)}, condition, names, values)
+        _conditional(self.client.put_item, **kwargs)
 
     def update(
         self,
@@ -103,20 +127,19 @@ class Table:
         values: dict[str, Any] | None = None,
         condition: str | None = None,
     ) -> dict[str, Any]:
-        """Update one item and return it as it is after the update."""
-        kwargs: dict[str, Any] = {
-            "TableName": self.name,
-            "Key": to_item({"pk": pk, "sk": sk}),
-            "UpdateExpression": expression,
-            "ReturnValues": "ALL_NEW",
-        }
-        if names:
-            kwargs["ExpressionAttributeNames"] = names
-        if values:
-            kwargs["ExpressionAttributeValues"] = {k: to_value(v) for k, v in values.items()}
-        if condition:
-            kwargs["ConditionExpression"] = condition
-        return from_item(self.client.update_item(**kwargs)["Attributes"])
+        """Update one item and return it as it is after the update (ConditionFailed if `condition` fails)."""
+        kwargs = _expressions(
+            {
+                "TableName": self.name,
+                "Key": to_item({"pk": pk, "sk": sk}),
+                "UpdateExpression": expression,
+                "ReturnValues": "ALL_NEW",
+            },
+            condition,
+            names,
+            values,
+        )
+        return from_item(_conditional(self.client.update_item, **kwargs)["Attributes"])
 
     def delete(
         self,
@@ -127,14 +150,9 @@ class Table:
         names: dict[str, str] | None = None,
         values: dict[str, Any] | None = None,
     ) -> None:
-        kwargs: dict[str, Any] = {"TableName": self.name, "Key": to_item({"pk": pk, "sk": sk})}
-        if condition:
-            kwargs["ConditionExpression"] = condition
-        if names:
-            kwargs["ExpressionAttributeNames"] = names
-        if values:
-            kwargs["ExpressionAttributeValues"] = {k: to_value(v) for k, v in values.items()}
-        self.client.delete_item(**kwargs)
+        """Delete an item; with a `condition` that does not hold, raise ConditionFailed."""
+        kwargs = _expressions({"TableName": self.name, "Key": to_item({"pk": pk, "sk": sk})}, condition, names, values)
+        _conditional(self.client.delete_item, **kwargs)
 
     def query(
         self,
@@ -164,10 +182,7 @@ class Table:
             kwargs["ConsistentRead"] = True
         if start:
             kwargs["ExclusiveStartKey"] = to_item(start)
-        if attributes:
-            projected = {f"#a{i}": name for i, name in enumerate(attributes)}
-            kwargs["ProjectionExpression"] = ", ".join(projected)
-            kwargs["ExpressionAttributeNames"] = {**(names or {}), **projected}
+        _project(kwargs, attributes)
         remaining = limit
         while True:
             if remaining is not None:

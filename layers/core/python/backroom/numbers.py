@@ -11,11 +11,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from botocore.exceptions import ClientError
 from pydantic import BaseModel
 
 from backroom.clock import now_s
-from backroom.dynamo import Table, is_condition_failure
+from backroom.dynamo import ConditionFailed, Table
 from backroom.identity.models import Account
 
 E164 = re.compile(r"^\+[1-9][0-9]{1,14}$")
@@ -81,10 +80,8 @@ class NumberRepository:
                 names={"#o": "origin", "#s": "state"},
                 values={":o": origin, ":deleted": _DELETED},
             )
-        except ClientError as err:
-            if is_condition_failure(err):
-                raise NumberTaken(number) from err
-            raise
+        except ConditionFailed as err:
+            raise NumberTaken(number) from err
         return found
 
     def delete(self, number: str, within: str, *, origin: str) -> PhoneNumber:
@@ -121,9 +118,7 @@ class NumberRepository:
                     names={"#o": "origin", "#s": "state"},
                     values={":seen": old["origin"], ":live": _LIVE},
                 )
-            except ClientError as err:
-                if not is_condition_failure(err):
-                    raise
+            except ConditionFailed:
                 continue  # changed under us: look again
             return PhoneNumber.model_validate(old)
         raise NumberMissing(number)

@@ -9,12 +9,12 @@ never counted twice. Beginning- and end-of-month quantities are the running tota
 from __future__ import annotations
 
 from collections import defaultdict
+from contextlib import suppress
 from datetime import UTC, datetime
 
-from botocore.exceptions import ClientError
 from pydantic import BaseModel
 
-from backroom.dynamo import Table, is_condition_failure
+from backroom.dynamo import ConditionFailed, Table
 
 
 class MonthQuantity(BaseModel):
@@ -40,7 +40,7 @@ class QuantityLedger:
         for (account_id, category, item), delta in changes.items():
             if not delta:
                 continue
-            try:
+            with suppress(ConditionFailed):  # failing: this group was counted already
                 self.table.update(
                     f"QUANTITY#{account_id}",
                     f"{month}#{category}#{item}#{writer}",
@@ -49,9 +49,6 @@ class QuantityLedger:
                     values={":upto": upto, ":month": month, ":category": category, ":item": item, ":delta": delta},
                     condition="attribute_not_exists(#u) OR #u < :upto",
                 )
-            except ClientError as err:
-                if not is_condition_failure(err):
-                    raise  # a failed condition means this group was counted already
 
     def monthly(self, account_id: str) -> list[MonthQuantity]:
         """Beginning- and end-of-month quantities of every month with a record, oldest first."""

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from botocore.exceptions import ClientError
-
-from backroom.dynamo import Table, is_condition_failure
+from backroom.dynamo import ConditionFailed, Table
 from backroom.errors import Conflict
 from backroom.identity.models import Account, Caller, User
 
@@ -39,10 +37,8 @@ class IdentityRepository:
         data = {"pk": pk, "sk": sk, **user.model_dump(mode="json")}
         try:
             self.table.put(data, condition=None if replace else _NOT_EXISTS)
-        except ClientError as err:
-            if is_condition_failure(err):
-                raise Conflict(f"User {user.email} already exists") from err
-            raise
+        except ConditionFailed as err:
+            raise Conflict(f"User {user.email} already exists") from err
 
     # Accounts ------------------------------------------------------------
     def get_account(self, account_id: str) -> Account | None:

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import secrets
 import time
+from contextlib import suppress
 from typing import Any
 
-from botocore.exceptions import ClientError
-
-from backroom.dynamo import Table, is_condition_failure
+from backroom.dynamo import ConditionFailed, Table
 from backroom.jobs.models import Chunk, ChunkPlan, ChunkStatus, Job, JobState, LogEntry
 
 _JOB_SK = "JOB"
@@ -72,10 +71,8 @@ class JobRepository:
                 values=values,
                 condition=f"#s IN ({', '.join(allowed)})",
             )
-        except ClientError as err:
-            if is_condition_failure(err):
-                return None
-            raise
+        except ConditionFailed:
+            return None
         return Job.model_validate(item)
 
     def delete(self, job_id: str) -> bool:
@@ -90,10 +87,8 @@ class JobRepository:
                 names={"#s": "state"},
                 values=values,
             )
-        except ClientError as err:
-            if is_condition_failure(err):
-                return False
-            raise
+        except ConditionFailed:
+            return False
         return True
 
     def delete_rest(self, job_id: str) -> None:
@@ -112,10 +107,8 @@ class JobRepository:
                 values={":now": now, ":pending": JobState.PENDING.value},
                 condition="#s = :pending AND attribute_not_exists(queued_at)",
             )
-        except ClientError as err:
-            if is_condition_failure(err):
-                return False
-            raise
+        except ConditionFailed:
+            return False
         return True
 
     def count_scope(self, scope: str) -> int:
@@ -135,11 +128,8 @@ class JobRepository:
     def create_chunk(self, job_id: str, plan: ChunkPlan) -> None:
         chunk = Chunk(job_id=job_id, **plan.model_dump())
         data = {"pk": _pk(job_id), "sk": _chunk_sk(plan.index), **chunk.model_dump(mode="json")}
-        try:
+        with suppress(ConditionFailed):  # planned before: keep its checkpoint
             self.table.put(data, condition="attribute_not_exists(pk)")
-        except ClientError as err:
-            if not is_condition_failure(err):  # planned before: keep its checkpoint
-                raise
 
     def get_chunk(self, job_id: str, index: int) -> Chunk | None:
         item = self.table.get(_pk(job_id), _chunk_sk(index))
@@ -162,10 +152,8 @@ class JobRepository:
                 values={":st": status.value, ":done": ChunkStatus.DONE.value},
                 condition="#st <> :done",
             )
-        except ClientError as err:
-            if is_condition_failure(err):
-                return False
-            raise
+        except ConditionFailed:
+            return False
         return True
 
     def advance_chunk(self, chunk: Chunk, *, rows: int, ok: int, bad: int, last: bool) -> bool:
@@ -191,10 +179,8 @@ class JobRepository:
                 },
                 condition="#next = :expected AND #st <> :done",
             )
-        except ClientError as err:
-            if is_condition_failure(err):
-                return False
-            raise
+        except ConditionFailed:
+            return False
         return True
 
     # Logs ----------------------------------------------------------------
