@@ -6,6 +6,7 @@ on the caller's own account.
 
 from __future__ import annotations
 
+import base64
 from typing import Annotated, Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
@@ -69,7 +70,8 @@ def _create(
     caller: Caller, account_id: str | None, category: str | None, action: str | None, file_name: str | None
 ) -> Response[Any]:
     event = app.current_event
-    body = (event.decoded_body or "").encode() if event.body else b""
+    # The raw bytes: a CSV that is not UTF-8 is the caller's mistake (a bad CSV), not a decoding crash.
+    body = base64.b64decode(event.body) if event.is_base64_encoded and event.body else (event.body or "").encode()
     content_type = (event.headers.get("content-type") or "").lower()
     created = services().tasks.create(
         caller,

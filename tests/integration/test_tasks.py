@@ -182,6 +182,7 @@ def test_input_errors_have_kazoos_bodies(api: Api, dev: dict[str, str]) -> None:
     add = "category=number_management&action=add"
     cases = [
         (b"number,account_id\n+14155550100\n", {"csv": {"format": {"message": _BAD_FORMAT}}}),
+        (b"number,account_id\n\xff\xfe,x\n", {"csv": {"format": {"message": _BAD_FORMAT}}}),  # not UTF-8
         (b"wef,number,account_id\nx,+14155550100,a\n", {"attachment": {"type": {"unknown_fields": ["wef"]}}}),
         (b"wef\nx\n", {"attachment": {"type": {"unknown_fields": ["wef"], "missing_mandatory_fields": _BOTH}}}),
         (

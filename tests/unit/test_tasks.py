@@ -61,6 +61,15 @@ def run_task(
     return core.tasks.get(who, account, task["id"])
 
 
+def started_add(core: Services, who: Caller, prefix: str, count: int) -> tuple[dict[str, Any], list[str]]:
+    """An add task of `count` fresh numbers on the root account, started; and its numbers in order."""
+    numbers = [f"+1415{prefix}{i:04d}" for i in range(count)]
+    body = csv_bytes([["number", "account_id"]] + [[n, ROOT] for n in numbers])
+    task = core.tasks.create(who, ROOT, "number_management", "add", body=body, is_csv=True, file_name=None)
+    core.tasks.start(who, ROOT, task["id"])
+    return task, numbers
+
+
 def out_rows(core: Services, who: Caller, task: dict[str, Any]) -> list[dict[str, str]]:
     found = core.tasks.csv(who, task["account_id"], task["id"], "out.csv")
     return list(csv.DictReader(io.StringIO((found.body or b"").decode())))
@@ -199,9 +208,7 @@ def test_every_message_delivered_twice_adds_each_number_once(
     core: Services, queue: QueueDriver, accounts: dict[str, Caller]
 ) -> None:
     dev = accounts["dev"]
-    rows = [["number", "account_id"]] + [[f"+1415555{i:04d}", ROOT] for i in range(1_200)]
-    task = core.tasks.create(dev, ROOT, "number_management", "add", body=csv_bytes(rows), is_csv=True, file_name=None)
-    core.tasks.start(dev, ROOT, task["id"])
+    task, numbers = started_add(core, dev, "555", 1_200)
 
     while batch := queue.receive():
         for message in batch:
@@ -211,7 +218,7 @@ def test_every_message_delivered_twice_adds_each_number_once(
     done = core.tasks.get(dev, ROOT, task["id"])
     assert (done["status"], done["success_count"], done["failure_count"]) == ("success", 1_200, 0)
     output = out_rows(core, dev, done)
-    assert [r["number"] for r in output] == [r[0] for r in rows[1:]]
+    assert [r["number"] for r in output] == numbers
     assert all(r["error"] == "" for r in output)
     assert sum(1 for _ in NumberRepository(core.table).of_account(ROOT)) == 1_200
     assert [q.eom for q in QuantityLedger(core.table).monthly(ROOT)] == [1_200]
@@ -221,9 +228,7 @@ def test_a_stopped_task_keeps_and_counts_the_rows_done_before_the_stop(
     core: Services, queue: QueueDriver, accounts: dict[str, Caller]
 ) -> None:
     dev = accounts["dev"]
-    rows = [["number", "account_id"]] + [[f"+1415666{i:04d}", ROOT] for i in range(3_000)]
-    task = core.tasks.create(dev, ROOT, "number_management", "add", body=csv_bytes(rows), is_csv=True, file_name=None)
-    core.tasks.start(dev, ROOT, task["id"])
+    task, numbers = started_add(core, dev, "666", 3_000)
     queue.drain(limit=2)  # the plan, then the first chunk of 1,000 rows
 
     stopped = core.tasks.stop(dev, ROOT, task["id"])
@@ -233,7 +238,7 @@ def test_a_stopped_task_keeps_and_counts_the_rows_done_before_the_stop(
     done = core.tasks.get(dev, ROOT, task["id"])
     assert (done["status"], done["success_count"], done["failure_count"]) == ("stopped", 1_000, 0)
     assert "end_timestamp" in done
-    assert [r["number"] for r in out_rows(core, dev, done)] == [r[0] for r in rows[1:1_001]]
+    assert [r["number"] for r in out_rows(core, dev, done)] == numbers[:1_000]
     assert sum(1 for _ in NumberRepository(core.table).of_account(ROOT)) == 1_000
     # A stopped task cannot be started again, and may be deleted
     with pytest.raises(NotFound) as caught:

@@ -261,14 +261,14 @@ class JobEngine:
         chunks = self.repo.chunks(job_id)
         if all(c.done for c in chunks):
             self._check_completion(job_id)
-        elif not any(c.status is ChunkStatus.RUNNING for c in chunks) and self.repo.transition(
-            job_id, (JobState.STOPPING,), JobState.STOPPED
-        ):
+            return
+        if any(c.status is ChunkStatus.RUNNING for c in chunks):
+            return  # the chunk still running pauses itself and comes back here
+        stopped = self.repo.transition(job_id, (JobState.STOPPING,), JobState.STOPPED)
+        if stopped:
             self.log(job_id, "Job stopped")
             logger.info("job %s stopped", job_id)
-            stopped = self.repo.get(job_id)
-            if stopped:
-                self._queue_settle(stopped)
+            self._queue_settle(stopped)
 
     def _check_completion(self, job_id: str) -> None:
         job = self.repo.get(job_id)
