@@ -1,15 +1,38 @@
-"""Errand facade (gateway dialect): `/gateway/errand/...`."""
+"""Errand facade (gateway dialect): `/gateway/errand/...` and the import files they name (`/gateway/import/...`)."""
 
 from __future__ import annotations
 
-from typing import Annotated
+import base64
+from email.parser import BytesParser
+from email.policy import HTTP
+from typing import Annotated, Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
-from aws_lambda_powertools.event_handler.openapi.params import Path, Query
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from backroom.api.dialects import GatewayDialect
-from backroom.api.gateway import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, ErrandLogView, ErrandView, Page, PageInfo
+from backroom.api.gateway import (
+    DEFAULT_PAGE_SIZE,
+    MAX_PAGE_SIZE,
+    BatchRequest,
+    BatchRequestV2,
+    CalculationRequest,
+    CalculationRequestV2,
+    DeleteRequest,
+    ErrandLogView,
+    ErrandView,
+    FileImportRequest,
+    ImportFileView,
+    Page,
+    PageInfo,
+    RecordsImportRequest,
+    gateway_json,
+    internal_error_says,
+)
 from backroom.api.resolver import CurrentCaller, dialect_app
+from backroom.errors import Invalid
+from backroom.jobs.models import Job
 from backroom.services import services
 
 logger = Logger()
@@ -39,6 +62,99 @@ def errand_logs(
 ) -> Page[ErrandLogView]:
     entries, total = services().errands.logs(caller.tenant_id, errand_id, page, size)
     return Page[ErrandLogView](results=[ErrandLogView.of(e) for e in entries], page=PageInfo.of(page, size, total))
+
+
+def _accepted(job: Job) -> Response[Any]:
+    return gateway_json(202, ErrandView.of(job))
+
+
+@app.post("/gateway/errand/v1/calculations")
+def create_calculation(request: Annotated[CalculationRequest, Body()], caller: CurrentCaller) -> Response[Any]:
+    with internal_error_says("Due to an internal issue a Calculation Errand could not be created."):
+        job = services().gateway.calculate(
+            caller, request.calculation_id, request.period_range, participant_ids=request.participant_ids
+        )
+    return _accepted(job)
+
+
+@app.post("/gateway/errand/v2/calculations")
+def create_calculation_v2(request: Annotated[CalculationRequestV2, Body()], caller: CurrentCaller) -> Response[Any]:
+    with internal_error_says("Due to an internal issue a Calculation Errand could not be created."):
+        job = services().gateway.calculate(
+            caller, request.calculation_id, request.period_range, eids=request.participant_eids, v2=True
+        )
+    return _accepted(job)
+
+
+@app.post("/gateway/errand/v1/batches")
+def create_batch(request: Annotated[BatchRequest, Body()], caller: CurrentCaller) -> Response[Any]:
+    with internal_error_says("Due to an internal issue a Batch Errand could not be created."):
+        job = services().gateway.run_batch(
+            caller, request.batch_id, request.period_range, participant_ids=request.participant_ids
+        )
+    return _accepted(job)
+
+
+@app.post("/gateway/errand/v2/batches")
+def create_batch_v2(request: Annotated[BatchRequestV2, Body()], caller: CurrentCaller) -> Response[Any]:
+    with internal_error_says("Due to an internal issue a Batch Errand could not be created."):
+        job = services().gateway.run_batch(
+            caller, request.batch_id, request.period_range, eids=request.participant_eids, v2=True
+        )
+    return _accepted(job)
+
+
+@app.post("/gateway/errand/v1/imports/file")
+def import_file(request: Annotated[FileImportRequest, Body()], caller: CurrentCaller) -> Response[Any]:
+    with internal_error_says("Due to an internal issue an Import Errand could not be created."):
+        job = services().gateway.import_file(
+            caller, request.import_file_id, request.import_file_type_id, request.period_range
+        )
+    return _accepted(job)
+
+
+@app.post("/gateway/errand/v1/imports/records")
+def import_records(request: Annotated[RecordsImportRequest, Body()], caller: CurrentCaller) -> Response[Any]:
+    with internal_error_says("Due to an internal issue an Import Errand could not be created."):
+        job = services().gateway.import_records(
+            caller, request.records, request.import_file_type_id, request.period_range
+        )
+    return _accepted(job)
+
+
+@app.post("/gateway/errand/v1/imported-data-deletes")
+def delete_imported(request: Annotated[DeleteRequest, Body()], caller: CurrentCaller) -> Response[Any]:
+    with internal_error_says("Due to an internal issue an Imported Data Delete Errand could not be created."):
+        job = services().gateway.delete_imported(caller, request.import_file_id)
+    return _accepted(job)
+
+
+def _uploaded(body: bytes, content_type: str) -> tuple[str | None, bytes]:
+    """The file of a multipart/form-data upload (its part named `file`, or the first with a filename)."""
+    message = BytesParser(policy=HTTP).parsebytes(b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + body)
+    if not message.is_multipart():
+        raise Invalid("The multipart body could not be read")
+    parts = [p for p in message.iter_parts() if p.get_filename() or p.get_param("name", header="content-disposition")]
+    chosen = next((p for p in parts if p.get_param("name", header="content-disposition") == "file"), None)
+    chosen = chosen or next((p for p in parts if p.get_filename()), None)
+    if chosen is None:
+        raise Invalid("The multipart body has no file part")
+    return chosen.get_filename(), bytes(chosen.get_payload(decode=True) or b"")
+
+
+@app.post("/gateway/import/v1/files")
+def upload_import_file(
+    caller: CurrentCaller, name: Annotated[str | None, Query(max_length=255)] = None
+) -> Response[Any]:
+    """Create an Import File from a CSV body (`?name=`) or a multipart/form-data upload; 201 `{id, name}`."""
+    event = app.current_event
+    body = base64.b64decode(event.body) if event.is_base64_encoded and event.body else (event.body or "").encode()
+    content_type = event.headers.get("content-type") or ""
+    filename = None
+    if content_type.lower().startswith("multipart/form-data"):
+        filename, body = _uploaded(body, content_type)
+    stored = services().gateway.upload(caller.tenant_id, name or filename or "import.csv", body)
+    return gateway_json(201, ImportFileView(id=stored.id, name=stored.name))
 
 
 @logger.inject_lambda_context

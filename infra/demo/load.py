@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import calendar
+import datetime as dt
 import json
 import logging
 from contextlib import suppress
 from pathlib import Path
 
+from backroom.calcengine.models import Batch, Calculation, ImportFileType, Participant, Period
+from backroom.clock import now_ms
 from backroom.errors import Conflict
 from backroom.identity.models import Role
+from backroom.records import Record, Schema, typed
 from backroom.services import Services, services
 
 DATA = Path(__file__).parent / "data"
@@ -31,7 +36,45 @@ def load_identity(core: Services) -> None:
             )
 
 
+def load_gateway(core: Services) -> None:
+    """Custom tables, periods 1..12 of this year, participants, calculations, batches, import types and files."""
+    data = json.loads((DATA / "gateway.json").read_text())
+    tenant = data["tenant"]
+    repo = core.gateway.repo
+    for table in data["tables"]:
+        schema = core.records.define(tenant, Schema.model_validate(table))
+        for i, row in enumerate(data["rows"].get(schema.name, []), start=1):
+            values = {k: typed(schema, k, v) for k, v in row.items()}
+            core.records.put(tenant, schema, Record(rid=f"demo.{i:09d}", data=values, created_at=now_ms()))
+    year = dt.datetime.now(dt.UTC).year
+    for month in range(1, 13):
+        last = calendar.monthrange(year, month)[1]
+        period = Period(
+            number=month,
+            start=dt.date(year, month, 1),
+            end=dt.date(year, month, last),
+            locked=month in data["locked_periods"],
+        )
+        repo.put_period(tenant, period)
+    for participant in data["participants"]:
+        repo.put_participant(tenant, Participant.model_validate(participant))
+    for calc in data["calculations"]:
+        repo.put_calculation(tenant, Calculation.model_validate(calc))
+    for batch in data["batches"]:
+        repo.put_batch(tenant, Batch.model_validate(batch))
+    for file_type in data["file_types"]:
+        repo.put_file_type(tenant, ImportFileType.model_validate(file_type))
+    for file in data["files"]:
+        if repo.import_file(tenant, file["id"]) is None:
+            core.gateway.upload(tenant, file["name"], (DATA / file["path"]).read_bytes(), file_id=file["id"])
+        repo.ensure_counter(tenant, "importfile", file["id"])
+
+
 def load_demo(core: Services | None = None) -> None:
     core = core or services()
     load_identity(core)
-    log.info("demo data loaded: accounts demo and demo-sub, users dev@, user@ and sub@demo.local")
+    load_gateway(core)
+    log.info(
+        "demo data loaded: accounts demo and demo-sub, users dev@, user@ and sub@demo.local;"
+        " custom tables, periods, participants, calculations, batches and import file 1"
+    )

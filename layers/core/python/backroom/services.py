@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from backroom import aws
+from backroom.calcengine.repository import CalcRepository
+from backroom.calcengine.service import GatewayService
 from backroom.config import Settings, settings
 from backroom.dynamo import Table
 from backroom.errands import Errands
@@ -17,6 +19,7 @@ from backroom.jobs.engine import JobEngine
 from backroom.jobs.kinds import JobContext
 from backroom.jobs.queue import JobQueue
 from backroom.jobs.repository import JobRepository
+from backroom.records import RecordStore
 from backroom.tasks.service import TaskService
 
 
@@ -29,6 +32,8 @@ class Services:
     errands: Errands
     files: FileStore
     tasks: TaskService
+    records: RecordStore
+    gateway: GatewayService
 
 
 def build(config: Settings) -> Services:
@@ -36,16 +41,21 @@ def build(config: Settings) -> Services:
     context = JobContext(settings=config, table=table, s3=aws.client("s3", config))
     queue = JobQueue(aws.client("sqs", config), config.jobs_queue_url)
     jobs = JobEngine(JobRepository(table), queue, context)
+    context.engine = jobs
     identity = IdentityService(IdentityRepository(table), token_idle_seconds=config.token_idle_seconds)
     files = FileStore(context.s3, config.bucket_name, table)
+    errands = Errands(jobs)
+    records = RecordStore(table)
     return Services(
         settings=config,
         table=table,
         identity=identity,
         jobs=jobs,
-        errands=Errands(jobs),
+        errands=errands,
         files=files,
         tasks=TaskService(jobs, identity, files),
+        records=records,
+        gateway=GatewayService(CalcRepository(table), records, errands, files),
     )
 
 

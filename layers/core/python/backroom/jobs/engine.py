@@ -16,7 +16,7 @@ from botocore.exceptions import ClientError
 from backroom.clock import now_ms
 from backroom.errors import Conflict, NotFound
 from backroom.ids import new_id
-from backroom.jobs.kinds import JobContext, JobFailure, JobKind, RowOutcome, kind_of
+from backroom.jobs.kinds import JobContext, JobFailure, JobKind, RowOutcome, Waiting, kind_of
 from backroom.jobs.models import Chunk, ChunkStatus, Job, JobState, LogEntry, NewJob, Progress
 from backroom.jobs.queue import JobQueue
 from backroom.jobs.repository import JobRepository
@@ -223,7 +223,12 @@ class JobEngine:
             group = [row for _, row in zip(range(size), rows, strict=False)]
             if len(group) < size:  # the source ran short of what was planned: commit what there is
                 size = len(group)
-            outcomes = [kind.apply(self.ctx, job, row) for row in group]
+            try:
+                outcomes = [kind.apply(self.ctx, job, row) for row in group]
+            except Waiting as waiting:  # nothing of the group is committed; the chunk comes back later
+                self.repo.set_chunk_status(job.id, chunk.index, ChunkStatus.QUEUED)
+                self.queue.send([{"job": job.id, "op": "chunk", "chunk": chunk.index}], delay_seconds=waiting.seconds)
+                return False
             last = chunk.next_row + size >= chunk.count or size == 0
             if not self._commit(kind, job, chunk, outcomes, last=last):
                 return False

@@ -26,6 +26,7 @@ class JobContext:
     settings: Settings
     table: Table
     s3: Any
+    engine: Any = None  # the JobEngine, for kinds whose rows start jobs of their own (a batch's calculations)
 
 
 @dataclass
@@ -35,6 +36,14 @@ class RowOutcome:
     deletes: list[tuple[str, str]] = field(default_factory=list)
     output: dict[str, Any] | None = None
     error: str | None = None
+
+
+class Waiting(Exception):
+    """Raised by `apply` when its row waits on something else (a child job): try the chunk again later."""
+
+    def __init__(self, seconds: int) -> None:
+        super().__init__(f"waiting {seconds}s")
+        self.seconds = max(1, min(seconds, 900))  # SQS delays at most 15 minutes
 
 
 class JobFailure(Exception):

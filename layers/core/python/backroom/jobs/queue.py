@@ -11,10 +11,12 @@ class JobQueue:
         self.sqs = sqs
         self.url = url
 
-    def send(self, messages: list[dict[str, Any]]) -> None:
+    def send(self, messages: list[dict[str, Any]], *, delay_seconds: int = 0) -> None:
         for start in range(0, len(messages), 10):
             batch = messages[start : start + 10]
-            entries = [{"Id": str(i), "MessageBody": json.dumps(m)} for i, m in enumerate(batch)]
+            entries = [
+                {"Id": str(i), "MessageBody": json.dumps(m), "DelaySeconds": delay_seconds} for i, m in enumerate(batch)
+            ]
             result = self.sqs.send_message_batch(QueueUrl=self.url, Entries=entries)
             if result.get("Failed"):
                 raise RuntimeError(f"SQS refused {len(result['Failed'])} job messages: {result['Failed'][0]}")

@@ -1,0 +1,1 @@
+"""The calculation engine behind the gateway dialect: periods, participants, imports and calculations."""

@@ -1,0 +1,238 @@
+"""Imports and imported-data deletes, as jobs on the engine.
+
+A file import never holds the file: planning streams it once from S3 to find where each chunk of
+1,000 rows starts, and each chunk then reads only its byte range. A row becomes one record whose
+rid is the job's and the row's (a replayed row writes the same items again), tagged with the import
+file it came from and the periods it was imported for. A delete reads the file's source index
+partition and removes exactly those records, with every index item they occupy.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+from collections.abc import Iterator
+from typing import Any, TextIO
+
+from backroom.calcengine.models import ImportFileType
+from backroom.calcengine.repository import CalcRepository
+from backroom.clock import now_ms
+from backroom.errors import NotFound
+from backroom.files import FileStore
+from backroom.jobs.kinds import JobContext, JobFailure, JobKind, RowOutcome, register
+from backroom.jobs.models import Chunk, ChunkPlan, Job, LogEntry, Progress
+from backroom.jobs.repository import JobRepository
+from backroom.records import BadValue, Record, RecordStore, Schema, typed
+
+logger = logging.getLogger("imports")
+
+CHUNK_ROWS = 1000
+MAX_LOGGED_ERRORS = 20
+FILE_NAME = "data.csv"
+
+
+def file_owner(tenant_id: str, file_id: int) -> str:
+    return f"import/{tenant_id}/{file_id}"
+
+
+def file_source(file_id: int) -> str:
+    return f"file:{file_id}"
+
+
+def _files(ctx: JobContext) -> FileStore:
+    return FileStore(ctx.s3, ctx.settings.bucket_name, ctx.table)
+
+
+class _Counting:
+    """A text stream's lines, counting the bytes handed out (the csv reader pulls whole records)."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.position = 0
+
+    def __iter__(self) -> Iterator[str]:
+        return self
+
+    def __next__(self) -> str:
+        line = self.stream.readline()
+        if not line:
+            raise StopIteration
+        self.position += len(line.encode())
+        return line
+
+
+def scan_csv(stream: TextIO, chunk_rows: int | None = None) -> tuple[list[str], list[ChunkPlan]]:
+    """The header and the chunks of a CSV stream (row ranges with their byte ranges), one pass, flat memory."""
+    chunk_rows = chunk_rows or CHUNK_ROWS
+    lines = _Counting(stream)
+    reader = csv.reader(lines)
+    try:
+        header = [h.strip().lstrip("\ufeff") for h in next(reader, [])]
+        if not header or any(not h for h in header):
+            raise JobFailure("The import file has no header row (or an empty column name)")
+        plans: list[ChunkPlan] = []
+        total, first, start = 0, 0, lines.position
+        for values in reader:
+            if not values:
+                continue
+            total += 1
+            if total - first == chunk_rows:
+                plans.append(
+                    ChunkPlan(
+                        index=len(plans), start=first, count=chunk_rows, cursor={"from": start, "to": lines.position}
+                    )
+                )
+                first, start = total, lines.position
+        if total > first:
+            plans.append(
+                ChunkPlan(
+                    index=len(plans), start=first, count=total - first, cursor={"from": start, "to": lines.position}
+                )
+            )
+    except (csv.Error, UnicodeDecodeError) as err:
+        raise JobFailure(f"The import file is not a UTF-8 CSV file: {err}") from None
+    return header, plans
+
+
+def _setup(ctx: JobContext, job: Job) -> tuple[ImportFileType, Schema]:
+    repo = CalcRepository(ctx.table)
+    file_type = repo.file_type(job.tenant_id, job.params["file_type"])
+    if file_type is None:
+        raise JobFailure(f"Import File Type {job.params['file_type']} no longer exists")
+    store = RecordStore(ctx.table)
+    try:
+        schema = store.schema(job.tenant_id, file_type.table)
+    except NotFound:
+        raise JobFailure(f"Custom Table {file_type.table} of Import File Type {file_type.id} does not exist") from None
+    return file_type, schema
+
+
+def _log_failures(ctx: JobContext, job: Job, chunk: Chunk, outcomes: list[RowOutcome]) -> None:
+    """The first failed rows of a chunk go to the errand's logs (a replay may log a row twice)."""
+    budget = MAX_LOGGED_ERRORS - chunk.failed
+    repo = JobRepository(ctx.table)
+    for outcome in outcomes:
+        if outcome.error and budget > 0:
+            repo.add_log(job.id, LogEntry(timestamp=now_ms(), level="WARN", message=outcome.error))
+            budget -= 1
+
+
+class ImportKind(JobKind):
+    """Rows of an import file (or of up to 50 records sent inline) into an import file type's table."""
+
+    name = "gateway.import"
+    commit_rows = 100
+
+    def plan(self, ctx: JobContext, job: Job) -> list[ChunkPlan]:
+        file_type, schema = _setup(ctx, job)
+        if "records" in job.params:
+            records = job.params["records"]
+            return [ChunkPlan(index=0, start=0, count=len(records))] if records else []
+        owner = file_owner(job.tenant_id, job.params["file_id"])
+        header, plans = scan_csv(_files(ctx).open_text(owner, FILE_NAME))
+        fields = [file_type.mapping.get(h, h) for h in header]
+        if not any(schema.field(f) for f in fields):
+            raise JobFailure(f"None of the file's columns ({', '.join(header)}) is a field of {schema.name}")
+        CalcRepository(ctx.table).add_file_table(job.tenant_id, job.params["file_id"], schema.name)
+        return [p.model_copy(update={"cursor": {**p.cursor, "header": header}}) for p in plans]
+
+    def rows(self, ctx: JobContext, job: Job, chunk: Chunk, skip: int) -> Iterator[Any]:
+        if "records" in job.params:
+            yield from list(enumerate(job.params["records"]))[skip:]
+            return
+        owner = file_owner(job.tenant_id, job.params["file_id"])
+        stream = _files(ctx).open_text(owner, FILE_NAME, chunk.cursor["from"], chunk.cursor["to"])
+        header: list[str] = chunk.cursor["header"]
+        seen = 0
+        for values in csv.reader(stream):
+            if not values:
+                continue
+            if seen >= skip:
+                row = dict(zip(header, values, strict=False)) if len(values) == len(header) else None
+                yield chunk.start + seen, row
+            seen += 1
+
+    def apply(self, ctx: JobContext, job: Job, row: Any) -> RowOutcome:
+        index, values = row
+        if values is None:
+            return RowOutcome(ok=False, error=f"Row {index + 1}: the number of values does not match the header")
+        file_type, schema = _setup_cached(ctx, job)
+        data: dict[str, Any] = {}
+        try:
+            for column, raw in values.items():
+                name = file_type.mapping.get(column, column)
+                if schema.field(name):
+                    data[name] = typed(schema, name, raw)
+        except BadValue as bad:
+            return RowOutcome(ok=False, error=f"Row {index + 1}: {bad}")
+        record = Record(
+            rid=f"{job.created_at:013d}.{job.id[:12]}.{index:09d}",
+            data=data,
+            source=job.params.get("source"),
+            periods=job.params.get("periods", []),
+            created_at=job.created_at,
+        )
+        return RowOutcome(puts=RecordStore(ctx.table).items(job.tenant_id, schema, record))
+
+    def before_commit(self, ctx: JobContext, job: Job, chunk: Chunk, outcomes: list[RowOutcome]) -> None:
+        _log_failures(ctx, job, chunk, outcomes)
+
+    def finalize(self, ctx: JobContext, job: Job, progress: Progress) -> dict[str, Any]:
+        _cache.pop(job.id, None)
+        return {"imported": progress.processed, "rejected": progress.failed}
+
+
+class DeleteImportedKind(JobKind):
+    """Every record an import file's imports wrote, in every table they wrote to."""
+
+    name = "gateway.delete_imported"
+    commit_rows = 100
+
+    def plan(self, ctx: JobContext, job: Job) -> list[ChunkPlan]:
+        store, first = RecordStore(ctx.table), 0
+        plans: list[ChunkPlan] = []
+        for name in CalcRepository(ctx.table).file_tables(job.tenant_id, job.params["file_id"]):
+            try:
+                schema = store.schema(job.tenant_id, name)
+            except NotFound:
+                logger.info("import file %s: table %s is gone, nothing of it to delete", job.params["file_id"], name)
+                continue
+            count = store.count_source(job.tenant_id, schema, file_source(job.params["file_id"]))
+            if count:
+                plans.append(ChunkPlan(index=len(plans), start=first, count=count, cursor={"table": name}))
+                first += count
+        return plans
+
+    def rows(self, ctx: JobContext, job: Job, chunk: Chunk, skip: int) -> Iterator[Any]:
+        # Committed rows are gone from the source index, so each read starts at its beginning.
+        store = RecordStore(ctx.table)
+        schema = store.schema(job.tenant_id, chunk.cursor["table"])
+        while True:
+            records = store.of_source(job.tenant_id, schema, file_source(job.params["file_id"]), self.commit_rows)
+            if not records:
+                return
+            for record in records:
+                yield schema, record
+
+    def apply(self, ctx: JobContext, job: Job, row: Any) -> RowOutcome:
+        schema, record = row
+        return RowOutcome(deletes=RecordStore(ctx.table).keys(job.tenant_id, schema, record))
+
+    def finalize(self, ctx: JobContext, job: Job, progress: Progress) -> dict[str, Any]:
+        return {"deleted": progress.processed}
+
+
+# A worker applies many rows of one job: its file type and schema are read once per job, not per row.
+_cache: dict[str, tuple[ImportFileType, Schema]] = {}
+
+
+def _setup_cached(ctx: JobContext, job: Job) -> tuple[ImportFileType, Schema]:
+    if job.id not in _cache:
+        if len(_cache) > 100:
+            _cache.clear()
+        _cache[job.id] = _setup(ctx, job)
+    return _cache[job.id]
+
+
+register(ImportKind())
+register(DeleteImportedKind())
