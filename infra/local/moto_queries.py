@@ -38,11 +38,12 @@ def install() -> None:
         conditions = kwargs.get("hash_key_conditions") or []
         index_name = kwargs.get("index_name", args[6] if len(args) > 6 else None)  # moto passes it by position
         partitions: dict[Any, Any] = self.items
+        # Snapshots (list() of a dict is atomic under the GIL): other threads of the server keep writing.
         if index_name:
             candidates = [
                 item
-                for bucket in partitions.values()
-                for item in (bucket.values() if self.range_key_attr else [bucket])
+                for bucket in list(partitions.values())
+                for item in (list(bucket.values()) if self.range_key_attr else [bucket])
                 if conditions and all(name in item.attrs and item.attrs[name] == value for name, value in conditions)
             ]
         else:

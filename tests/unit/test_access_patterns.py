@@ -56,3 +56,32 @@ def test_token_user_job_and_logs_are_found_by_key(core: Services, queue: QueueDr
     assert logs and calls
     assert set(calls) <= {"GetItem", "Query"}, calls
     assert "Scan" not in calls
+
+
+def test_an_indexed_extract_is_a_query_of_its_index_partition(core: Services, queue: QueueDriver) -> None:
+    load_demo(core)
+    caller = core.identity.login("dev@demo.local", "demo-dev-password").caller
+    rows = [{"participant_eid": f"test_user_{i % 3 + 1}", "period": 3 + i % 2, "amount": i} for i in range(40)]
+    core.gateway.import_records(caller, rows, "sales-1", [3, 4])
+    queue.drain()
+    queried: list[dict[str, Any]] = []
+
+    def record(params: dict[str, Any], **_: Any) -> None:
+        queried.append(params)
+
+    events = core.table.client.meta.events
+    events.register("provide-client-params.dynamodb.Query", record)
+    try:
+        with dynamodb_calls(core) as calls:
+            found, total = core.gateway.extract(
+                caller.tenant_id, "sales", {"participant_eid": "test_user_1", "period": "3"}, 0, 5
+            )
+    finally:
+        events.unregister("provide-client-params.dynamodb.Query", record)
+    assert total == 7 and len(found) == 5
+    assert set(calls) <= {"GetItem", "Query"}, calls
+    # Both filters are one declared index: every Query reads that one partition, nothing wider.
+    partitions = {q["ExpressionAttributeValues"][":p"]["S"] for q in queried}
+    assert len(partitions) == 1 and partitions.pop().startswith(
+        f"INDEX#{caller.tenant_id}#sales#participant_eid+period#"
+    )

@@ -300,3 +300,93 @@ def test_scripts_are_evaluated_without_eval() -> None:
     for bad in ("__import__('os')", "sum.__class__", "[1][0]", "lambda: 1", "open('x')", "'a' * 3", "sum ** 2"):
         with pytest.raises(ScriptError):
             evaluate(bad, {"sum": Decimal(1)})
+
+
+# Internal errors -----------------------------------------------------------
+INTERNAL = [
+    (
+        "ExtractFunction",
+        "GET",
+        "/gateway/extract/v1/custom-tables/sales",
+        None,
+        "extract",
+        "Unable to execute the extract.",
+    ),
+    (
+        "ErrandsFunction",
+        "POST",
+        "/gateway/errand/v1/calculations",
+        {"periodRange": [3], "calculationId": 1},
+        "calculate",
+        "Due to an internal issue a Calculation Errand could not be created.",
+    ),
+    (
+        "ErrandsFunction",
+        "POST",
+        "/gateway/errand/v2/batches",
+        {"periodRange": [3], "batchId": 1},
+        "run_batch",
+        "Due to an internal issue a Batch Errand could not be created.",
+    ),
+    (
+        "ErrandsFunction",
+        "POST",
+        "/gateway/errand/v1/imports/records",
+        {"records": [{"field1": "x"}], "importFileTypeId": "standard-1"},
+        "import_records",
+        "Due to an internal issue an Import Errand could not be created.",
+    ),
+    (
+        "ErrandsFunction",
+        "POST",
+        "/gateway/errand/v1/imported-data-deletes",
+        {"importFileId": 1},
+        "delete_imported",
+        "Due to an internal issue an Imported Data Delete Errand could not be created.",
+    ),
+]
+
+
+@pytest.mark.parametrize(("function", "method", "path", "body", "broken", "message"), INTERNAL)
+def test_an_internal_failure_is_a_spring_500_with_the_specs_message(
+    core: Services,
+    demo: Caller,
+    monkeypatch: pytest.MonkeyPatch,
+    function: str,
+    method: str,
+    path: str,
+    body: Any,
+    broken: str,
+    message: str,
+) -> None:
+    import json
+
+    from backroom import services as wiring
+    from backroom.api import resolver
+
+    from infra.local.gateway import build_event
+    from infra.local.lambdas import FunctionPool, ensure_layer_on_path
+    from infra.local.template import Template
+
+    ensure_layer_on_path()
+    template = Template.load()
+    # The handler modules, loaded below, bind `services` when they are imported: they get this core.
+    monkeypatch.setattr(wiring, "services", lambda: core)
+    monkeypatch.setattr(resolver, "services", lambda: core)
+
+    def crash(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("the database caught fire")
+
+    monkeypatch.setattr(core.gateway, broken, crash)
+    route = next(r for r in template.routes() if r.method == method and r.pattern().fullmatch(path))
+    pool = FunctionPool(template.functions()[function], size=1)
+    token = core.identity.login("dev@demo.local", "demo-dev-password").token
+    payload = json.dumps(body).encode() if body is not None else b""
+    headers = {"authorization": f"Bearer {token}", "content-type": "application/json"}
+    event = build_event(route, method, path, {}, "", headers, payload, "127.0.0.1")
+    reply = pool.invoke(event)
+    answer = json.loads(reply["body"])
+    assert reply["statusCode"] == 500
+    assert answer["message"] == message and answer["error"] == "Internal Server Error"
+    assert answer["path"] == path.removeprefix("/gateway/errand").removeprefix("/gateway/extract")
+    assert "fire" not in reply["body"]  # nothing of the cause reaches the caller

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from backroom.api.gateway import errand_order, errand_scope
 from backroom.errors import NotFound
+from backroom.ids import new_id
 from backroom.jobs.engine import JobEngine
 from backroom.jobs.models import Job, LogEntry, NewJob
 
@@ -13,15 +14,24 @@ class Errands:
         self.engine = engine
 
     def create(self, spec: NewJob, *, start: bool = True) -> Job:
+        """Number the errand, point its number at the job, then create the job.
+
+        The pointer goes first: a crash in between leaves a number that answers 404, never a job
+        its number cannot find. Reading by number is then two GetItems, consistent at once (an
+        index read could miss an errand created a moment ago).
+        """
         seq = self.engine.repo.next_seq(f"errand#{spec.tenant_id}")
         numbered = spec.model_copy(
             update={"seq": seq, "scope": errand_scope(spec.tenant_id), "scope_order": errand_order(seq)}
         )
-        return self.engine.create(numbered, start=start)
+        job_id = new_id(30)
+        self.engine.repo.table.put({"pk": _pointer(spec.tenant_id, seq), "sk": "ERRAND", "job_id": job_id})
+        return self.engine.create(numbered, start=start, job_id=job_id)
 
     def get(self, tenant_id: str, errand_id: int) -> Job:
-        job = self.engine.repo.find_in_scope(errand_scope(tenant_id), errand_order(errand_id))
-        if job is None:
+        pointer = self.engine.repo.table.get(_pointer(tenant_id, errand_id), "ERRAND")
+        job = self.engine.repo.get(pointer["job_id"]) if pointer else None
+        if job is None or job.tenant_id != tenant_id:
             raise NotFound(f"Could not find Errand with id {errand_id}")
         return job
 
@@ -39,3 +49,7 @@ class Errands:
         repo = self.engine.repo
         entries = repo.logs(job.id, limit=(page + 1) * size)[page * size :]
         return entries, repo.count_logs(job.id)
+
+
+def _pointer(tenant_id: str, seq: int) -> str:
+    return f"ERRAND#{tenant_id}#{errand_order(seq)}"

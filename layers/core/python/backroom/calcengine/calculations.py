@@ -24,7 +24,7 @@ from backroom.calcengine.models import Calculation, Participant
 from backroom.calcengine.repository import CalcRepository
 from backroom.clock import now_ms
 from backroom.dynamo import ConditionFailed
-from backroom.errors import NotFound
+from backroom.errors import Conflict, NotFound
 from backroom.jobs.kinds import JobContext, JobFailure, JobKind, RowOutcome, Waiting, register
 from backroom.jobs.models import Chunk, ChunkPlan, Job, JobState, NewJob, Progress
 from backroom.records import Record, RecordStore, Schema, typed
@@ -221,7 +221,8 @@ class BatchKind(JobKind):
                 engine.log(job.id, f"{spec.label} started")
             child = engine.repo.get(child_id)
         if child.state is JobState.PENDING and not child.queued_at:
-            engine.start(child_id, job.tenant_id)
+            with suppress(Conflict):  # another delivery of this row started it first
+                engine.start(child_id, job.tenant_id)
         if child.state is JobState.FINISHED:
             engine.log(job.id, f"{child.label}: complete, {child.processed} results")
             return RowOutcome()
