@@ -266,3 +266,19 @@ def test_a_failed_calculation_says_why_in_its_logs(local: LocalStack, api: Api, 
     logs = api.call("GET", f"/gateway/errand/v1/errands/{errand['id']}/logs", headers=bearer).json()["results"]
     assert logs[-1]["status"] == "ended"
     assert "Broken Script failed for participant test_user_1 in period 9: division by zero" in logs[-1]["logMessage"]
+
+
+def test_v2_without_a_current_period_is_a_422(local: LocalStack, api: Api, bearer: dict[str, str]) -> None:
+    repo = local.core.gateway.repo
+    periods = repo.periods(TENANT)
+    try:
+        for period in periods:  # move every period into the past: none holds today
+            start = period.start.replace(year=period.start.year - 5)
+            repo.put_period(TENANT, period.model_copy(update={"start": start, "end": start}))
+        for path, body in (("/errand/v2/calculations", {"calculationId": 1}), ("/errand/v2/batches", {"batchId": 1})):
+            status, answer = post(api, path, body, bearer)
+            assert status == 422, answer
+            assert "Period Range was omitted and no current Period could be found" in answer["message"]
+    finally:
+        for period in periods:
+            repo.put_period(TENANT, period)
