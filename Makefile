@@ -29,7 +29,7 @@ integration: $(STAMP)
 	$(PY) -m pytest tests/integration
 
 bench: $(STAMP)
-	$(PY) -m infra.bench.extract
+	PYTHONPATH=layers/core/python:. $(PY) -m infra.bench.extract
 	$(PY) -m infra.bench.task_memory
 
 lint: $(STAMP)

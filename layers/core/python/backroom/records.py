@@ -32,6 +32,8 @@ from backroom.errors import NotFound
 
 FieldType = Literal["text", "number"]
 SOURCE_INDEX = "_source"
+# What a read of rows needs: the rest of an item (keys, version, source...) stays in DynamoDB.
+_READ = ["rid", "data"]
 
 
 class TableField(BaseModel):
@@ -183,13 +185,13 @@ class RecordStore:
             if start >= total:
                 return [], total
             after = self._key_at(partition, start) if start else None
-            items = self.table.query("pk = :p", {":p": partition}, start=after, limit=size)
+            items = self.table.query("pk = :p", {":p": partition}, start=after, limit=size, attributes=_READ)
             return [Record.model_validate(i) for i in items], total
         # A filter no index covers: read the partition once, keep the matches, count them all.
         wanted = {k: _canonical(typed_or_text(schema, k, v)) for k, v in rest.items()}
         page: list[Record] = []
         total = 0
-        for item in self.table.query("pk = :p", {":p": partition}):
+        for item in self.table.query("pk = :p", {":p": partition}, attributes=_READ):
             data = item.get("data", {})
             if all(_canonical(data.get(k)) == v for k, v in wanted.items()):
                 if total >= start and (size is None or len(page) < size):
@@ -201,7 +203,7 @@ class RecordStore:
         """Every record matching `filters`, streamed a page at a time."""
         partition, rest = self.plan(tenant_id, schema, filters)
         wanted = {k: _canonical(typed_or_text(schema, k, v)) for k, v in rest.items()}
-        for item in self.table.query("pk = :p", {":p": partition}):
+        for item in self.table.query("pk = :p", {":p": partition}, attributes=_READ):
             data = item.get("data", {})
             if all(_canonical(data.get(k)) == v for k, v in wanted.items()):
                 yield Record.model_validate(item)
