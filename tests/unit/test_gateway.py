@@ -390,3 +390,51 @@ def test_an_internal_failure_is_a_spring_500_with_the_specs_message(
     assert answer["message"] == message and answer["error"] == "Internal Server Error"
     assert answer["path"] == path.removeprefix("/gateway/errand").removeprefix("/gateway/extract")
     assert "fire" not in reply["body"]  # nothing of the cause reaches the caller
+
+
+def test_errand_states_map_from_the_job_engine(core: Services, demo: Caller, queue: QueueDriver) -> None:
+    from backroom.api.gateway import ErrandView
+    from backroom.jobs.models import NewJob
+    from backroom.jobs.probe import RowProbe
+
+    def errand() -> Job:
+        spec = NewJob(
+            kind=RowProbe.name,
+            tenant_id=TENANT,
+            account_id=TENANT,
+            created_by=demo.user_id,
+            label="probe",
+            params={"rows": 60, "chunk_size": 30},
+        )
+        return core.errands.create(spec)
+
+    def state(job: Job) -> str:
+        return ErrandView.of(core.errands.get(TENANT, job.seq or 0)).state
+
+    core.gateway.repo.put_calculation(
+        TENANT,
+        Calculation(
+            id=9,
+            name="Broken",
+            type="script",
+            source="sales",
+            measure="amount",
+            expression="1 / 0",
+            output="bonus_results",
+            result_field="bonus",
+        ),
+    )
+    running, stopped, canceled = errand(), errand(), errand()
+    failed = core.gateway.calculate(demo, 9, [6])
+    assert {state(j) for j in (running, stopped, canceled, failed)} == {"Running"}
+    core.jobs.stop(stopped.id, TENANT)
+    core.jobs.stop(canceled.id, TENANT)
+    core.jobs.cancel(canceled.id, TENANT)
+    queue.drain()
+    assert [state(j) for j in (running, stopped, canceled, failed)] == [
+        "Complete",
+        "Terminated",
+        "Terminated",
+        "Failed",
+    ]
+    assert core.jobs.repo.logs(failed.id)[-1].status == "ended"
