@@ -14,7 +14,6 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from backroom.api.dialects import GatewayDialect
 from backroom.api.gateway import (
     DEFAULT_PAGE_SIZE,
-    MAX_PAGE_SIZE,
     BatchRequest,
     BatchRequestV2,
     CalculationRequest,
@@ -26,9 +25,10 @@ from backroom.api.gateway import (
     ImportFileView,
     Page,
     PageInfo,
+    PageNumber,
+    PageSize,
     RecordsImportRequest,
     gateway_json,
-    internal_error_says,
 )
 from backroom.api.resolver import CurrentCaller, dialect_app
 from backroom.errors import Invalid
@@ -38,10 +38,19 @@ from backroom.services import services
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
-app = dialect_app(GatewayDialect())
+# What each creation answers when something breaks inside (the Errand spec's 500 messages).
+_NOT_CREATED = "Due to an internal issue {} could not be created."
+INTERNAL_MESSAGES = {
+    "POST /gateway/errand/v1/calculations": _NOT_CREATED.format("a Calculation Errand"),
+    "POST /gateway/errand/v2/calculations": _NOT_CREATED.format("a Calculation Errand"),
+    "POST /gateway/errand/v1/batches": _NOT_CREATED.format("a Batch Errand"),
+    "POST /gateway/errand/v2/batches": _NOT_CREATED.format("a Batch Errand"),
+    "POST /gateway/errand/v1/imports/file": _NOT_CREATED.format("an Import Errand"),
+    "POST /gateway/errand/v1/imports/records": _NOT_CREATED.format("an Import Errand"),
+    "POST /gateway/errand/v1/imported-data-deletes": _NOT_CREATED.format("an Imported Data Delete Errand"),
+}
+app = dialect_app(GatewayDialect(), internal_messages=INTERNAL_MESSAGES)
 
-PageNumber = Annotated[int, Query(ge=0, le=10_000_000)]
-PageSize = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)]
 ErrandId = Annotated[int, Path(ge=1, le=999_999_999_999)]
 
 
@@ -70,63 +79,41 @@ def _accepted(job: Job) -> Response[Any]:
 
 @app.post("/gateway/errand/v1/calculations")
 def create_calculation(request: Annotated[CalculationRequest, Body()], caller: CurrentCaller) -> Response[Any]:
-    with internal_error_says("Due to an internal issue a Calculation Errand could not be created."):
-        job = services().gateway.calculate(
-            caller, request.calculation_id, request.period_range, participant_ids=request.participant_ids
-        )
-    return _accepted(job)
+    return _accepted(services().gateway.calculate(caller, request.calculation_id, **request.scope()))
 
 
 @app.post("/gateway/errand/v2/calculations")
 def create_calculation_v2(request: Annotated[CalculationRequestV2, Body()], caller: CurrentCaller) -> Response[Any]:
-    with internal_error_says("Due to an internal issue a Calculation Errand could not be created."):
-        job = services().gateway.calculate(
-            caller, request.calculation_id, request.period_range, eids=request.participant_eids, v2=True
-        )
-    return _accepted(job)
+    return _accepted(services().gateway.calculate(caller, request.calculation_id, **request.scope()))
 
 
 @app.post("/gateway/errand/v1/batches")
 def create_batch(request: Annotated[BatchRequest, Body()], caller: CurrentCaller) -> Response[Any]:
-    with internal_error_says("Due to an internal issue a Batch Errand could not be created."):
-        job = services().gateway.run_batch(
-            caller, request.batch_id, request.period_range, participant_ids=request.participant_ids
-        )
-    return _accepted(job)
+    return _accepted(services().gateway.run_batch(caller, request.batch_id, **request.scope()))
 
 
 @app.post("/gateway/errand/v2/batches")
 def create_batch_v2(request: Annotated[BatchRequestV2, Body()], caller: CurrentCaller) -> Response[Any]:
-    with internal_error_says("Due to an internal issue a Batch Errand could not be created."):
-        job = services().gateway.run_batch(
-            caller, request.batch_id, request.period_range, eids=request.participant_eids, v2=True
-        )
-    return _accepted(job)
+    return _accepted(services().gateway.run_batch(caller, request.batch_id, **request.scope()))
 
 
 @app.post("/gateway/errand/v1/imports/file")
 def import_file(request: Annotated[FileImportRequest, Body()], caller: CurrentCaller) -> Response[Any]:
-    with internal_error_says("Due to an internal issue an Import Errand could not be created."):
-        job = services().gateway.import_file(
-            caller, request.import_file_id, request.import_file_type_id, request.period_range
-        )
-    return _accepted(job)
+    gateway = services().gateway
+    return _accepted(
+        gateway.import_file(caller, request.import_file_id, request.import_file_type_id, request.period_range)
+    )
 
 
 @app.post("/gateway/errand/v1/imports/records")
 def import_records(request: Annotated[RecordsImportRequest, Body()], caller: CurrentCaller) -> Response[Any]:
-    with internal_error_says("Due to an internal issue an Import Errand could not be created."):
-        job = services().gateway.import_records(
-            caller, request.records, request.import_file_type_id, request.period_range
-        )
-    return _accepted(job)
+    gateway = services().gateway
+    return _accepted(gateway.import_records(caller, request.records, request.import_file_type_id, request.period_range))
 
 
 @app.post("/gateway/errand/v1/imported-data-deletes")
 def delete_imported(request: Annotated[DeleteRequest, Body()], caller: CurrentCaller) -> Response[Any]:
-    with internal_error_says("Due to an internal issue an Imported Data Delete Errand could not be created."):
-        job = services().gateway.delete_imported(caller, request.import_file_id)
-    return _accepted(job)
+    return _accepted(services().gateway.delete_imported(caller, request.import_file_id))
 
 
 def _uploaded(body: bytes, content_type: str) -> tuple[str | None, bytes]:

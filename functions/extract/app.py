@@ -8,23 +8,28 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler.openapi.params import Path
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from backroom.api.dialects import GatewayDialect
-from backroom.api.gateway import Page, PageInfo, internal_error_says, paging
+from backroom.api.gateway import DEFAULT_PAGE_SIZE, Page, PageInfo, PageNumber, PageSize
 from backroom.api.resolver import CurrentCaller, dialect_app
 from backroom.services import services
 
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
-app = dialect_app(GatewayDialect())
+EXTRACT = "GET /gateway/extract/v1/custom-tables/{table}"
+app = dialect_app(GatewayDialect(), internal_messages={EXTRACT: "Unable to execute the extract."})
 
 
 @app.get("/gateway/extract/v1/custom-tables/<table>")
-def extract(table: Annotated[str, Path(min_length=1, max_length=255)], caller: CurrentCaller) -> Page[dict]:
+def extract(
+    table: Annotated[str, Path(min_length=1, max_length=255)],
+    caller: CurrentCaller,
+    page: PageNumber = 0,
+    size: PageSize = DEFAULT_PAGE_SIZE,
+) -> Page[dict]:
     """Rows of a custom table; every query parameter other than page and size is a `field=value` filter."""
-    filters = dict(app.current_event.query_string_parameters or {})
-    page, size = paging(filters.pop("page", None), filters.pop("size", None))
-    with internal_error_says("Unable to execute the extract."):
-        rows, total = services().gateway.extract(caller.tenant_id, table, filters, page, size)
+    query = app.current_event.query_string_parameters or {}
+    filters = {k: v for k, v in query.items() if k not in ("page", "size")}
+    rows, total = services().gateway.extract(caller.tenant_id, table, filters, page, size)
     return Page[dict](results=rows, page=PageInfo.of(page, size, total))
 
 

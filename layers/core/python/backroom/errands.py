@@ -25,12 +25,11 @@ class Errands:
             update={"seq": seq, "scope": errand_scope(spec.tenant_id), "scope_order": errand_order(seq)}
         )
         job_id = new_id(30)
-        self.engine.repo.table.put({"pk": _pointer(spec.tenant_id, seq), "sk": "ERRAND", "job_id": job_id})
+        self.engine.repo.put_alias(_alias(spec.tenant_id, seq), job_id)
         return self.engine.create(numbered, start=start, job_id=job_id)
 
     def get(self, tenant_id: str, errand_id: int) -> Job:
-        pointer = self.engine.repo.table.get(_pointer(tenant_id, errand_id), "ERRAND")
-        job = self.engine.repo.get(pointer["job_id"]) if pointer else None
+        job = self.engine.repo.by_alias(_alias(tenant_id, errand_id))
         if job is None or job.tenant_id != tenant_id:
             raise NotFound(f"Could not find Errand with id {errand_id}")
         return job
@@ -51,5 +50,5 @@ class Errands:
         return entries, repo.count_logs(job.id)
 
 
-def _pointer(tenant_id: str, seq: int) -> str:
+def _alias(tenant_id: str, seq: int) -> str:
     return f"ERRAND#{tenant_id}#{errand_order(seq)}"

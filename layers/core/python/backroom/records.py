@@ -118,13 +118,16 @@ class RecordStore:
     def _index_pk(tenant_id: str, schema: Schema, fields: list[str], values: list[str]) -> str:
         return f"INDEX#{tenant_id}#{schema.name}#{'+'.join(fields)}#{_digest(values)}"
 
+    def _source_pk(self, tenant_id: str, schema: Schema, source: str) -> str:
+        return self._index_pk(tenant_id, schema, [SOURCE_INDEX], [source])
+
     def _index_pks(self, tenant_id: str, schema: Schema, record: Record) -> list[str]:
         keys = [
             self._index_pk(tenant_id, schema, fields, [_canonical(record.data.get(f)) for f in fields])
             for fields in schema.indexes
         ]
         if record.source:
-            keys.append(self._index_pk(tenant_id, schema, [SOURCE_INDEX], [record.source]))
+            keys.append(self._source_pk(tenant_id, schema, record.source))
         return keys
 
     # Writing -------------------------------------------------------------
@@ -187,16 +190,13 @@ class RecordStore:
             after = self._key_at(partition, start) if start else None
             items = self.table.query("pk = :p", {":p": partition}, start=after, limit=size, attributes=_READ)
             return [Record.model_validate(i) for i in items], total
-        # A filter no index covers: read the partition once, keep the matches, count them all.
-        wanted = {k: _canonical(typed_or_text(schema, k, v)) for k, v in rest.items()}
+        # A filter no index covers: read the partition once (scan), keep the page, count every match.
         page: list[Record] = []
         total = 0
-        for item in self.table.query("pk = :p", {":p": partition}, attributes=_READ):
-            data = item.get("data", {})
-            if all(_canonical(data.get(k)) == v for k, v in wanted.items()):
-                if total >= start and (size is None or len(page) < size):
-                    page.append(Record.model_validate(item))
-                total += 1
+        for record in self.scan(tenant_id, schema, filters):
+            if total >= start and (size is None or len(page) < size):
+                page.append(record)
+            total += 1
         return page, total
 
     def scan(self, tenant_id: str, schema: Schema, filters: Mapping[str, Any]) -> Iterator[Record]:
@@ -210,11 +210,11 @@ class RecordStore:
 
     def of_source(self, tenant_id: str, schema: Schema, source: str, limit: int) -> list[Record]:
         """Up to `limit` records written from `source` (an import file), first ones first."""
-        partition = self._index_pk(tenant_id, schema, [SOURCE_INDEX], [source])
+        partition = self._source_pk(tenant_id, schema, source)
         return [Record.model_validate(i) for i in self.table.query("pk = :p", {":p": partition}, limit=limit)]
 
     def count_source(self, tenant_id: str, schema: Schema, source: str) -> int:
-        return self.table.count("pk = :p", {":p": self._index_pk(tenant_id, schema, [SOURCE_INDEX], [source])})
+        return self.table.count("pk = :p", {":p": self._source_pk(tenant_id, schema, source)})
 
     def _key_at(self, partition: str, offset: int) -> dict[str, Any] | None:
         """The key of the `offset`-th item of a partition (keys only are read), to start a page after it."""

@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import logging
 import math
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Annotated, Any, Generic, TypeVar
 
 from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Query
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from pydantic.alias_generators import to_camel
 
-from backroom.errors import BackroomError, Invalid
 from backroom.jobs.models import Job, JobState, LogEntry
-
-logger = logging.getLogger("gateway")
 
 T = TypeVar("T")
 
@@ -84,6 +79,10 @@ class ErrandLogView(GatewayModel):
         return cls(log_message=entry.message, status=entry.status, create_time=entry.timestamp)
 
 
+# `page` (from 0) and `size` (at most 2000) of every paged gateway listing, as query parameters.
+PageNumber = Annotated[int, Query(ge=0, le=10_000_000)]
+PageSize = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)]
+
 PeriodNumber = Annotated[int, Field(ge=1, le=999_999)]
 Identifier = Annotated[int, Field(ge=1, le=999_999_999_999)]
 Eid = Annotated[str, StringConstraints(min_length=1, max_length=255)]
@@ -91,28 +90,40 @@ TypeId = Annotated[str, StringConstraints(min_length=1, max_length=255)]
 PeriodRange = Annotated[list[PeriodNumber], Field(max_length=1000)]
 
 
-class CalculationRequest(GatewayModel):
+class _RunV1(GatewayModel):
+    """What a v1 calculation or batch runs for: periods (required) and participant ids (none: all)."""
+
     period_range: Annotated[list[PeriodNumber], Field(min_length=1, max_length=1000)]
-    calculation_id: Identifier
     participant_ids: Annotated[list[Identifier], Field(max_length=10_000)] = []
 
+    def scope(self) -> dict[str, Any]:
+        return {"periods": self.period_range, "participant_ids": self.participant_ids}
 
-class CalculationRequestV2(GatewayModel):
+
+class _RunV2(GatewayModel):
+    """v2: periods (none: the current one) and participant EIDs (none: every active participant)."""
+
     period_range: PeriodRange = []
+    participant_eids: Annotated[list[Eid], Field(max_length=10_000)] = []
+
+    def scope(self) -> dict[str, Any]:
+        return {"periods": self.period_range, "eids": self.participant_eids, "v2": True}
+
+
+class CalculationRequest(_RunV1):
     calculation_id: Identifier
-    participant_eids: Annotated[list[Eid], Field(max_length=10_000)] = []
 
 
-class BatchRequest(GatewayModel):
-    period_range: Annotated[list[PeriodNumber], Field(min_length=1, max_length=1000)]
+class CalculationRequestV2(_RunV2):
+    calculation_id: Identifier
+
+
+class BatchRequest(_RunV1):
     batch_id: Identifier
-    participant_ids: Annotated[list[Identifier], Field(max_length=10_000)] = []
 
 
-class BatchRequestV2(GatewayModel):
-    period_range: PeriodRange = []
+class BatchRequestV2(_RunV2):
     batch_id: Identifier
-    participant_eids: Annotated[list[Eid], Field(max_length=10_000)] = []
 
 
 class FileImportRequest(GatewayModel):
@@ -140,30 +151,6 @@ def gateway_json(status: int, model: BaseModel) -> Response[Any]:
     return Response(
         status_code=status, content_type="application/json;charset=UTF-8", body=model.model_dump_json(by_alias=True)
     )
-
-
-@contextmanager
-def internal_error_says(message: str) -> Iterator[None]:
-    """An unexpected error inside the block is a 500 whose message is the spec's for that endpoint."""
-    try:
-        yield
-    except BackroomError:
-        raise
-    except Exception as crash:
-        logger.exception("internal error")
-        raise BackroomError(message) from crash
-
-
-def paging(page: str | None, size: str | None) -> tuple[int, int]:
-    """`page` (from 0) and `size` (1..2000, default 20) from raw query values; a 400 when malformed."""
-    try:
-        number = int(page) if page not in (None, "") else 0
-        count = int(size) if size not in (None, "") else DEFAULT_PAGE_SIZE
-    except ValueError:
-        raise Invalid("page and size must be whole numbers") from None
-    if not 0 <= number <= 10_000_000 or not 1 <= count <= MAX_PAGE_SIZE:
-        raise Invalid(f"page must be 0 or more and size between 1 and {MAX_PAGE_SIZE}")
-    return number, count
 
 
 def errand_scope(tenant_id: str) -> str:

@@ -35,8 +35,17 @@ def _field_errors(exc: RequestValidationError) -> list[FieldError]:
     return errors
 
 
-def dialect_app(dialect: Dialect, *, public_routes: frozenset[str] = frozenset()) -> APIGatewayHttpResolver:
-    """A resolver whose validation, domain and unexpected errors all come out in `dialect`'s format."""
+def dialect_app(
+    dialect: Dialect,
+    *,
+    public_routes: frozenset[str] = frozenset(),
+    internal_messages: dict[str, str] | None = None,
+) -> APIGatewayHttpResolver:
+    """A resolver whose validation, domain and unexpected errors all come out in `dialect`'s format.
+
+    `internal_messages` gives a route (its route key) the message its spec prints for a 500.
+    """
+    said = internal_messages or {}
     app = APIGatewayHttpResolver(enable_validation=True)
 
     def event() -> dict[str, Any]:
@@ -66,6 +75,7 @@ def dialect_app(dialect: Dialect, *, public_routes: frozenset[str] = frozenset()
     @app.exception_handler(Exception)
     def unexpected(exc: Exception) -> Response:
         logger.exception("unexpected error")
-        return dialect.error(500, BackroomError("Internal error"), event())
+        message = said.get(event().get("routeKey", ""), "Internal error")
+        return dialect.error(500, BackroomError(message), event())
 
     return app

@@ -25,7 +25,7 @@ from backroom.calcengine.repository import CalcRepository
 from backroom.clock import now_ms
 from backroom.dynamo import ConditionFailed
 from backroom.errors import Conflict, NotFound
-from backroom.jobs.kinds import JobContext, JobFailure, JobKind, RowOutcome, Waiting, register
+from backroom.jobs.kinds import JobContext, JobFailure, JobKind, PerJob, RowOutcome, Waiting, register
 from backroom.jobs.models import Chunk, ChunkPlan, Job, JobState, NewJob, Progress
 from backroom.records import Record, RecordStore, Schema, typed
 
@@ -78,15 +78,7 @@ def _load(ctx: JobContext, job: Job) -> Setup:
     return Setup(calc, source, output, sorted(chosen, key=lambda p: p.id))
 
 
-_cache: dict[str, Setup] = {}
-
-
-def _setup(ctx: JobContext, job: Job) -> Setup:
-    if job.id not in _cache:
-        if len(_cache) > 100:
-            _cache.clear()
-        _cache[job.id] = _load(ctx, job)
-    return _cache[job.id]
+_setup = PerJob(_load)
 
 
 def _totals(ctx: JobContext, job: Job, setup: Setup, period: int) -> dict[str, Totals]:
@@ -174,7 +166,7 @@ class CalculationKind(JobKind):
         return RowOutcome(puts=puts, deletes=deletes)
 
     def finalize(self, ctx: JobContext, job: Job, progress: Progress) -> dict[str, Any]:
-        _cache.pop(job.id, None)
+        _setup.forget(job.id)
         return {"results": progress.processed}
 
 

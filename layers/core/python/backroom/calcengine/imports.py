@@ -19,7 +19,7 @@ from backroom.calcengine.repository import CalcRepository
 from backroom.clock import now_ms
 from backroom.errors import NotFound
 from backroom.files import FileStore
-from backroom.jobs.kinds import JobContext, JobFailure, JobKind, RowOutcome, register
+from backroom.jobs.kinds import JobContext, JobFailure, JobKind, PerJob, RowOutcome, register
 from backroom.jobs.models import Chunk, ChunkPlan, Job, LogEntry, Progress
 from backroom.jobs.repository import JobRepository
 from backroom.records import BadValue, Record, RecordStore, Schema, typed
@@ -94,7 +94,7 @@ def scan_csv(stream: TextIO, chunk_rows: int | None = None) -> tuple[list[str], 
     return header, plans
 
 
-def _setup(ctx: JobContext, job: Job) -> tuple[ImportFileType, Schema]:
+def _load(ctx: JobContext, job: Job) -> tuple[ImportFileType, Schema]:
     repo = CalcRepository(ctx.table)
     file_type = repo.file_type(job.tenant_id, job.params["file_type"])
     if file_type is None:
@@ -105,6 +105,9 @@ def _setup(ctx: JobContext, job: Job) -> tuple[ImportFileType, Schema]:
     except NotFound:
         raise JobFailure(f"Custom Table {file_type.table} of Import File Type {file_type.id} does not exist") from None
     return file_type, schema
+
+
+_setup = PerJob(_load)  # a worker reads the file type and schema once per job, not per row
 
 
 def _log_failures(ctx: JobContext, job: Job, chunk: Chunk, outcomes: list[RowOutcome]) -> None:
@@ -156,7 +159,7 @@ class ImportKind(JobKind):
         index, values = row
         if values is None:
             return RowOutcome(ok=False, error=f"Row {index + 1}: the number of values does not match the header")
-        file_type, schema = _setup_cached(ctx, job)
+        file_type, schema = _setup(ctx, job)
         data: dict[str, Any] = {}
         try:
             for column, raw in values.items():
@@ -178,7 +181,7 @@ class ImportKind(JobKind):
         _log_failures(ctx, job, chunk, outcomes)
 
     def finalize(self, ctx: JobContext, job: Job, progress: Progress) -> dict[str, Any]:
-        _cache.pop(job.id, None)
+        _setup.forget(job.id)
         return {"imported": progress.processed, "rejected": progress.failed}
 
 
@@ -220,18 +223,6 @@ class DeleteImportedKind(JobKind):
 
     def finalize(self, ctx: JobContext, job: Job, progress: Progress) -> dict[str, Any]:
         return {"deleted": progress.processed}
-
-
-# A worker applies many rows of one job: its file type and schema are read once per job, not per row.
-_cache: dict[str, tuple[ImportFileType, Schema]] = {}
-
-
-def _setup_cached(ctx: JobContext, job: Job) -> tuple[ImportFileType, Schema]:
-    if job.id not in _cache:
-        if len(_cache) > 100:
-            _cache.clear()
-        _cache[job.id] = _setup(ctx, job)
-    return _cache[job.id]
 
 
 register(ImportKind())

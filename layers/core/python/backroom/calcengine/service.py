@@ -21,7 +21,7 @@ from backroom.errors import Invalid, NotFound, Unprocessable
 from backroom.files import FileStore
 from backroom.identity.models import Caller
 from backroom.jobs.models import Job, NewJob
-from backroom.records import RecordStore, Schema
+from backroom.records import RecordStore
 
 MAX_RECORDS = 50
 MAX_RECORDS_BYTES = 256 * 1024
@@ -101,6 +101,25 @@ class GatewayService:
         )
         return self.errands.create(spec)
 
+    def _run_scope(
+        self,
+        tenant_id: str,
+        what: str,
+        valid: tuple[int, int],
+        periods: list[int] | None,
+        participant_ids: list[int] | None,
+        eids: list[str] | None,
+        v2: bool,
+    ) -> tuple[list[int], list[int] | None]:
+        """The periods and participants a calculation or batch (`what`, valid for `valid` periods) runs for."""
+        numbers, known = self._periods(tenant_id, periods, current=v2)
+        if numbers[0] < valid[0] or numbers[-1] > valid[1]:
+            raise Unprocessable(
+                f"{what} is not valid for Periods {numbers[0]}..{numbers[-1]} (valid for {valid[0]}..{valid[1]})"
+            )
+        self._check_periods(numbers, known, locks=v2)
+        return numbers, self._participants(tenant_id, participant_ids, eids)
+
     # Calculations and batches -------------------------------------------
     def calculate(
         self,
@@ -112,22 +131,16 @@ class GatewayService:
         eids: list[str] | None = None,
         v2: bool = False,
     ) -> Job:
-        tenant = caller.tenant_id
-        calc = self.repo.calculation(tenant, calc_id)
+        calc = self.repo.calculation(caller.tenant_id, calc_id)
         if calc is None:
             raise NotFound(f"Could not find Calculation with id {calc_id}")
+        what = f"Calculation {calc.name}"
         if not calc.published:
-            raise Unprocessable(f"Calculation {calc.name} is not published")
+            raise Unprocessable(f"{what} is not published")
         if not calc.active:
-            raise Unprocessable(f"Calculation {calc.name} is not active")
-        numbers, known = self._periods(tenant, periods, current=v2)
-        if numbers[0] < calc.valid_from or numbers[-1] > calc.valid_to:
-            raise Unprocessable(
-                f"Calculation {calc.name} is not valid for Periods {numbers[0]}..{numbers[-1]}"
-                f" (valid for {calc.valid_from}..{calc.valid_to})"
-            )
-        self._check_periods(numbers, known, locks=v2)
-        chosen = self._participants(tenant, participant_ids, eids)
+            raise Unprocessable(f"{what} is not active")
+        valid = (calc.valid_from, calc.valid_to)
+        numbers, chosen = self._run_scope(caller.tenant_id, what, valid, periods, participant_ids, eids, v2)
         params = {"calculation": calc.id, "periods": numbers, "participants": chosen}
         return self._start(caller, CalculationKind.name, child_label(calc.name, numbers), "Calc", params)
 
@@ -141,26 +154,24 @@ class GatewayService:
         eids: list[str] | None = None,
         v2: bool = False,
     ) -> Job:
-        tenant = caller.tenant_id
-        batch = self.repo.batch(tenant, batch_id)
+        batch = self.repo.batch(caller.tenant_id, batch_id)
         if batch is None:
             raise NotFound(f"Could not find Batch with id {batch_id}")
+        what = f"Batch {batch.name}"
         if not batch.published:
-            raise Unprocessable(f"Batch {batch.name} is not published")
-        numbers, known = self._periods(tenant, periods, current=v2)
-        if numbers[0] < batch.valid_from or numbers[-1] > batch.valid_to:
-            raise Unprocessable(f"Batch {batch.name} is not valid for Periods {numbers[0]}..{numbers[-1]}")
-        self._check_periods(numbers, known, locks=v2)
-        chosen = self._participants(tenant, participant_ids, eids)
+            raise Unprocessable(f"{what} is not published")
+        valid = (batch.valid_from, batch.valid_to)
+        numbers, chosen = self._run_scope(caller.tenant_id, what, valid, periods, participant_ids, eids, v2)
         params = {"batch": batch.id, "calculations": batch.calculations, "periods": numbers, "participants": chosen}
         return self._start(caller, BatchKind.name, batch.name, "Calc", params)
 
     # Imports and deletes ------------------------------------------------
-    def _file_type(self, tenant_id: str, type_id: str) -> tuple[ImportFileType, Schema]:
+    def _file_type(self, tenant_id: str, type_id: str) -> ImportFileType:
+        """The import file type (its table is checked when the import runs: a missing one fails the errand)."""
         file_type = self.repo.file_type(tenant_id, type_id)
         if file_type is None:
             raise NotFound(f"Could not find Import File Type with id {type_id}")
-        return file_type, self.records.schema(tenant_id, file_type.table)
+        return file_type
 
     def _import_periods(self, tenant_id: str, file_type: ImportFileType, periods: list[int] | None) -> list[int]:
         if not periods:
@@ -181,7 +192,7 @@ class GatewayService:
         tenant = caller.tenant_id
         if self.repo.import_file(tenant, file_id) is None:
             raise NotFound(f"Could not find Import File with id {file_id}")
-        file_type, _ = self._file_type(tenant, type_id)
+        file_type = self._file_type(tenant, type_id)
         numbers = self._import_periods(tenant, file_type, periods)
         params = {"file_type": file_type.id, "file_id": file_id, "source": file_source(file_id), "periods": numbers}
         return self._start(caller, ImportKind.name, self._import_label(file_type, numbers), "Import", params)
@@ -194,7 +205,7 @@ class GatewayService:
         if len(json.dumps(records, default=str)) > MAX_RECORDS_BYTES:
             raise Invalid(f"The records are larger than {MAX_RECORDS_BYTES // 1024} KB")
         tenant = caller.tenant_id
-        file_type, _ = self._file_type(tenant, type_id)
+        file_type = self._file_type(tenant, type_id)
         numbers = self._import_periods(tenant, file_type, periods)
         params = {"file_type": file_type.id, "records": records, "periods": numbers}
         return self._start(caller, ImportKind.name, self._import_label(file_type, numbers), "Import", params)

@@ -10,9 +10,9 @@ nothing is lost and nothing is doubled.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 from backroom.config import Settings
 from backroom.dynamo import Table
@@ -82,6 +82,28 @@ class JobKind:
 
         Runs on a worker, from a message the engine queues; must be idempotent.
         """
+
+
+T = TypeVar("T")
+
+
+class PerJob(Generic[T]):
+    """What a kind reads once per job in a worker (its configuration), not once per row it applies."""
+
+    def __init__(self, load: Callable[[JobContext, Job], T], most: int = 100) -> None:
+        self.load = load
+        self.most = most
+        self.known: dict[str, T] = {}
+
+    def __call__(self, ctx: JobContext, job: Job) -> T:
+        if job.id not in self.known:
+            if len(self.known) >= self.most:
+                self.known.clear()
+            self.known[job.id] = self.load(ctx, job)
+        return self.known[job.id]
+
+    def forget(self, job_id: str) -> None:
+        self.known.pop(job_id, None)
 
 
 _registry: dict[str, JobKind] = {}

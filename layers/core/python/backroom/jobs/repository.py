@@ -118,6 +118,14 @@ class JobRepository:
         items = list(self.table.query("gsi2pk = :p AND gsi2sk = :o", {":p": scope, ":o": order}, index="gsi2", limit=1))
         return Job.model_validate(items[0]) if items else None
 
+    def put_alias(self, alias: str, job_id: str) -> None:
+        """Another name for a job (an errand's number), read back with one GetItem, consistent at once."""
+        self.table.put({"pk": f"ALIAS#{alias}", "sk": "ALIAS", "job_id": job_id})
+
+    def by_alias(self, alias: str) -> Job | None:
+        item = self.table.get(f"ALIAS#{alias}", "ALIAS", attributes=["job_id"])
+        return self.get(item["job_id"]) if item else None
+
     def next_seq(self, counter: str) -> int:
         item = self.table.update(
             f"COUNTER#{counter}", "COUNTER", "ADD #v :one", names={"#v": "value"}, values={":one": 1}
