@@ -6,8 +6,8 @@ import time
 from typing import Any
 
 import pytest
-from backroom.calcengine.models import Calculation
 
+from tests.calculations import broken_script
 from tests.integration.conftest import Api, LocalStack
 
 TENANT = "4a7e0c3b9d2f4e6a8c1b5d7f9e0a2c4b"
@@ -249,16 +249,7 @@ def test_upload_import_and_delete_exactly_that_files_rows(api: Api, bearer: dict
 
 
 def test_a_failed_calculation_says_why_in_its_logs(local: LocalStack, api: Api, bearer: dict[str, str]) -> None:
-    broken = Calculation(
-        id=90,
-        name="Broken Script",
-        type="script",
-        source="sales",
-        measure="amount",
-        expression="sum / count",
-        output="bonus_results",
-        result_field="bonus",
-    )
+    broken = broken_script(90, "Broken Script")
     local.core.gateway.repo.put_calculation(TENANT, broken)
     status, errand = post(api, "/errand/v1/calculations", {"periodRange": [9], "calculationId": 90}, bearer)
     assert status == 202
