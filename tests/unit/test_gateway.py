@@ -16,7 +16,8 @@ from backroom.calcengine.models import Participant
 from backroom.errors import BackroomError, Invalid, NotFound, Unprocessable
 from backroom.identity.models import Caller
 from backroom.jobs.models import Job, JobState
-from backroom.records import Record, Schema
+from backroom.records import Condition, Record, Schema
+from backroom.records.query import plan
 from backroom.services import Services
 
 from infra.demo.load import load_demo
@@ -65,8 +66,9 @@ def test_filters_use_the_declared_index_and_count_exactly(core: Services, demo: 
         core.records.put(
             TENANT, schema, Record(rid=f"r{i:03d}", data={"a": f"x{i % 3}", "b": f"y{i % 2}", "n": Decimal(i % 5)})
         )
-    partition, rest = core.records.plan(TENANT, schema, {"a": "x1", "b": "y0"})
-    assert partition.startswith("INDEX#") and rest == {"b": "y0"}
+    chosen = plan(schema, core.records.conditions(schema, {"a": "x1", "b": "y0"}))
+    assert chosen.index is not None and chosen.index.name == "a"
+    assert chosen.residual == [Condition("b", "eq", ("y0",))]
     rows, total = extract(core, "t", a="x1")
     assert total == 10 and [r["a"] for r in rows] == ["x1"] * 10
     rows, total = extract(core, "t", a="x1", b="y0")
@@ -184,11 +186,7 @@ def test_v2_defaults_to_the_current_period_and_every_active_participant(
     core: Services, demo: Caller, queue: QueueDriver
 ) -> None:
     core.gateway.repo.put_participant(TENANT, Participant(id=4, eid="gone", active=False))
-    month = dt.datetime.now(dt.UTC).month
-    if month == 2:  # the demo locks period 2: nothing can run there
-        with pytest.raises(Unprocessable, match="locked"):
-            core.gateway.calculate(demo, 1, None, v2=True)
-        return
+    month = dt.datetime.now(dt.UTC).month  # this year's periods 1..12 are open; 13 (last December) never holds today
     job = core.gateway.calculate(demo, 1, None, v2=True)
     assert job.params["periods"] == [month] and job.label == f"SIP Calc: Period {month}"
     assert finished(core, queue, job).processed == 3
@@ -245,13 +243,14 @@ def test_calculation_rules(core: Services, demo: Caller) -> None:
         (lambda: core.gateway.calculate(demo, 2, [1]), Unprocessable, "not published"),
         (lambda: core.gateway.calculate(demo, 5, [1]), Unprocessable, "not active"),
         (lambda: core.gateway.calculate(demo, 1, [12, 13]), Unprocessable, "not valid for Periods 12..13"),
-        (lambda: core.gateway.calculate(demo, 1, [1, 2], v2=True), Unprocessable, "are locked: 2"),
+        (lambda: core.gateway.calculate(demo, 3, [12, 13], v2=True), Unprocessable, "are locked: 13"),
+        (lambda: core.gateway.calculate(demo, 1, [13], v2=True), Unprocessable, "not valid for Periods 13..13"),
         (lambda: core.gateway.calculate(demo, 3, [40], v2=True), Unprocessable, "do not exist: 40"),
         (lambda: core.gateway.calculate(demo, 1, [3], eids=["nobody"], v2=True), Unprocessable, "EIDs do not resolve"),
         (lambda: core.gateway.calculate(demo, 1, [3], participant_ids=[99]), Unprocessable, "IDs do not resolve"),
         (lambda: core.gateway.run_batch(demo, 9, [1]), NotFound, "Could not find Batch with id 9"),
         (lambda: core.gateway.run_batch(demo, 2, [1]), Unprocessable, "not published"),
-        (lambda: core.gateway.run_batch(demo, 1, [2], v2=True), Unprocessable, "locked"),
+        (lambda: core.gateway.run_batch(demo, 1, [13], v2=True), Unprocessable, "locked"),
     ]
     for call, error, message in cases:
         with pytest.raises(error, match=message):

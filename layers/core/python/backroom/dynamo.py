@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -46,12 +47,44 @@ def to_value(value: Any) -> dict[str, Any]:
     return _ser.serialize(_dynamo(value))
 
 
-def from_item(item: Mapping[str, Any]) -> dict[str, Any]:
+def from_item(item: Mapping[str, Any], *, exact: bool = False) -> dict[str, Any]:
+    """A low-level item as a plain dict; numbers are ints and floats, or with `exact` the stored Decimals."""
+    if exact:
+        return {k: _deser.deserialize(v) for k, v in item.items()}
     return {k: _plain(_deser.deserialize(v)) for k, v in item.items()}
 
 
 class ConditionFailed(Exception):
     """A conditional write whose condition did not hold: nothing was written."""
+
+
+class TransactionFailed(Exception):
+    """A transaction that wrote nothing; `reasons` holds each operation's code (None for those that held)."""
+
+    def __init__(self, reasons: list[str | None]) -> None:
+        super().__init__(", ".join(str(r) for r in reasons))
+        self.reasons = reasons
+
+
+@dataclass
+class Write:
+    """One operation of a transaction: a put of `item`, or a delete of `key`, with an optional condition."""
+
+    item: Mapping[str, Any] | None = None
+    key: tuple[str, str] | None = None
+    condition: str | None = None
+    names: dict[str, str] | None = None
+    values: dict[str, Any] | None = None
+
+    def request(self, table: str) -> dict[str, Any]:
+        if self.item is not None:
+            return {"Put": _expressions({"TableName": table, "Item": to_item(self.item)}, *self._cond())}
+        assert self.key is not None
+        key = to_item({"pk": self.key[0], "sk": self.key[1]})
+        return {"Delete": _expressions({"TableName": table, "Key": key}, *self._cond())}
+
+    def _cond(self) -> tuple[str | None, dict[str, str] | None, dict[str, Any] | None]:
+        return self.condition, self.names, self.values
 
 
 def _expressions(
@@ -93,7 +126,7 @@ class Table:
         self.name = name
 
     def get(
-        self, pk: str, sk: str, *, consistent: bool = True, attributes: list[str] | None = None
+        self, pk: str, sk: str, *, consistent: bool = True, attributes: list[str] | None = None, exact: bool = False
     ) -> dict[str, Any] | None:
         kwargs: dict[str, Any] = {
             "TableName": self.name,
@@ -103,7 +136,7 @@ class Table:
         _project(kwargs, attributes)
         found = self.client.get_item(**kwargs)
         item = found.get("Item")
-        return from_item(item) if item else None
+        return from_item(item, exact=exact) if item else None
 
     def put(
         self,
@@ -166,8 +199,13 @@ class Table:
         consistent: bool = False,
         start: dict[str, Any] | None = None,
         attributes: list[str] | None = None,
+        exact: bool = False,
+        page_size: int | None = None,
     ) -> Iterator[dict[str, Any]]:
-        """Items matching a key condition, following DynamoDB's pages, at most `limit` of them."""
+        """Items matching a key condition, following DynamoDB's pages, at most `limit` of them.
+
+        `page_size` asks DynamoDB for that many items a page (a reader that may stop early reads little).
+        """
         kwargs: dict[str, Any] = {
             "TableName": self.name,
             "KeyConditionExpression": key,
@@ -185,11 +223,13 @@ class Table:
         _project(kwargs, attributes)
         remaining = limit
         while True:
-            if remaining is not None:
-                kwargs["Limit"] = max(1, min(remaining, 1000))
+            if remaining is not None or page_size:
+                kwargs["Limit"] = max(1, min(remaining or 1000, page_size or 1000, 1000))
             page = self.client.query(**kwargs)
             for item in page.get("Items", []):
-                yield from_item(item)
+                yield from_item(item, exact=exact)
+            if page_size:
+                page_size = min(page_size * 2, 1000)  # a reader that keeps reading gets bigger pages
             if remaining is not None:
                 remaining -= len(page.get("Items", []))
                 if remaining <= 0:
@@ -198,6 +238,43 @@ class Table:
             if not last:
                 return
             kwargs["ExclusiveStartKey"] = last
+
+    def batch_get(
+        self, keys: Sequence[tuple[str, str]], *, attributes: list[str] | None = None, exact: bool = False
+    ) -> dict[tuple[str, str], dict[str, Any]]:
+        """The items found under `keys` (100 a request, retrying what DynamoDB leaves unprocessed)."""
+        found: dict[tuple[str, str], dict[str, Any]] = {}
+        unique = list(dict.fromkeys(keys))
+        for start in range(0, len(unique), 100):
+            request: dict[str, Any] = {
+                "Keys": [to_item({"pk": pk, "sk": sk}) for pk, sk in unique[start : start + 100]]
+            }
+            request["ConsistentRead"] = True
+            _project(request, attributes and sorted({"pk", "sk", *attributes}))
+            batch = {self.name: request}
+            for attempt in range(8):
+                answer = self.client.batch_get_item(RequestItems=batch)
+                for raw in answer.get("Responses", {}).get(self.name, []):
+                    item = from_item(raw, exact=exact)
+                    found[(item["pk"], item["sk"])] = item
+                batch = answer.get("UnprocessedKeys") or {}
+                if not batch:
+                    break
+                time.sleep(min(0.05 * 2**attempt, 2))
+            else:
+                raise RuntimeError("DynamoDB left reads unprocessed")
+        return found
+
+    def transact(self, writes: Sequence[Write]) -> None:
+        """All `writes` or none (at most 100); a condition that fails raises TransactionFailed."""
+        try:
+            self.client.transact_write_items(TransactItems=[w.request(self.name) for w in writes])
+        except ClientError as err:
+            if err.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+                raise
+            reasons = err.response.get("CancellationReasons") or []
+            codes = [r.get("Code") if r.get("Code") not in (None, "None") else None for r in reasons]
+            raise TransactionFailed(codes or ["TransactionCanceled"]) from err
 
     def count(self, key: str, values: dict[str, Any], *, index: str | None = None) -> int:
         kwargs: dict[str, Any] = {

@@ -85,7 +85,7 @@ def _totals(ctx: JobContext, job: Job, setup: Setup, period: int) -> dict[str, T
     """The period's measure per participant EID in scope, from one read of the source records."""
     calc, wanted = setup.calc, {p.eid for p in setup.participants}
     totals: dict[str, Totals] = {eid: Totals() for eid in wanted}
-    for record in RecordStore(ctx.table).scan(job.tenant_id, setup.source, {calc.period_field: period}):
+    for record in RecordStore(ctx.table).stream(job.tenant_id, setup.source, {calc.period_field: period}):
         eid = str(record.data.get(calc.participant_field, ""))
         value = record.data.get(calc.measure)
         if eid in totals and value is not None and value != "":

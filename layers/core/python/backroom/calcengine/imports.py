@@ -29,6 +29,7 @@ logger = logging.getLogger("imports")
 CHUNK_ROWS = 1000
 MAX_LOGGED_ERRORS = 20
 FILE_NAME = "data.csv"
+PERIOD_FIELD = "period"  # the field calculations read a row's period from (Calculation.period_field)
 
 
 def file_owner(tenant_id: str, file_id: int) -> str:
@@ -120,6 +121,13 @@ def _log_failures(ctx: JobContext, job: Job, chunk: Chunk, outcomes: list[RowOut
             budget -= 1
 
 
+def _the_period(periods: list[int]) -> int:
+    """The period a row that names none belongs to: the import's, when it names exactly one."""
+    if len(periods) != 1:
+        raise BadValue(f"the row names no {PERIOD_FIELD} and the import is for periods {periods}: say which")
+    return periods[0]
+
+
 class ImportKind(JobKind):
     """Rows of an import file (or of up to 50 records sent inline) into an import file type's table."""
 
@@ -164,8 +172,10 @@ class ImportKind(JobKind):
         try:
             for column, raw in values.items():
                 name = file_type.mapping.get(column, column)
-                if schema.field(name):
-                    data[name] = typed(schema, name, raw)
+                if schema.field(name) and (value := typed(schema, name, raw)) is not None:
+                    data[name] = value
+            if file_type.needs_period and schema.field(PERIOD_FIELD) and PERIOD_FIELD not in data:
+                data[PERIOD_FIELD] = typed(schema, PERIOD_FIELD, _the_period(job.params.get("periods", [])))
         except BadValue as bad:
             return RowOutcome(ok=False, error=f"Row {index + 1}: {bad}")
         record = Record(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from decimal import Decimal
 from typing import Any
 
 from backroom.calcengine.calculations import BatchKind, CalculationKind, child_label
@@ -242,5 +243,12 @@ class GatewayService:
                 details=[f"The following fields do not belong to {table}: {', '.join(strangers)}"],
             )
         found, total = self.records.select(tenant_id, schema, filters, start=page * size, size=size)
-        names = schema.field_names
-        return [{n: r.data.get(n) for n in names} for r in found], total
+        texts = {f.name for f in schema.fields if f.type == "text"}
+        return [{f.name: _shown(r.data.get(f.name), f.name in texts) for f in schema.fields} for r in found], total
+
+
+def _shown(value: Any, text: bool) -> Any:
+    """A stored value as the Extract API shows it: JSON numbers (60.5, 3), text as it is ("" when empty)."""
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    return "" if value is None and text else value
