@@ -1,0 +1,60 @@
+"""A big import spreads its writes: no DynamoDB partition key takes more than 1/shards of them."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from backroom.services import Services
+
+from infra.demo.load import load_demo
+from tests.unit.conftest import QueueDriver
+
+ROWS = 20_000
+# A fair hash gives each of 8 shards 2,500 rows, give or take sqrt(2,500 * 7/8) ~ 47: 10% is > 5 sigma.
+SLACK = 1.10
+
+
+def test_a_20000_row_import_writes_no_key_more_than_its_share(core: Services, queue: QueueDriver) -> None:
+    # Given the demo's `sales` table (indexes on period, participant and participant+period) and a file
+    # whose 20,000 rows all carry the same period and one of three participants
+    load_demo(core)
+    caller = core.identity.login("dev@demo.local", "demo-dev-password").caller
+    schema = core.records.schema(caller.tenant_id, "sales")
+    body = "participant_eid,period,amount\n" + "".join(f"test_user_{i % 3 + 1},3,{i % 997}.25\n" for i in range(ROWS))
+    uploaded = core.gateway.upload(caller.tenant_id, "big.csv", body.encode())
+    written: Counter[str] = Counter()
+
+    def record(params: dict[str, Any], **_: Any) -> None:
+        for requests in params.get("RequestItems", {}).values():
+            for request in requests:
+                key = request.get("PutRequest", {}).get("Item") or request.get("DeleteRequest", {}).get("Key")
+                written[key["pk"]["S"]] += 1
+        for name in ("Item", "Key"):
+            if name in params:
+                written[params[name]["pk"]["S"]] += 1
+        for entry in params.get("TransactItems", []):
+            for op in entry.values():
+                written[(op.get("Item") or op.get("Key"))["pk"]["S"]] += 1
+
+    events = core.table.client.meta.events
+    for call in ("BatchWriteItem", "PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems"):
+        events.register(f"provide-client-params.dynamodb.{call}", record)
+    try:
+        # When the file is imported for period 3, workers draining the queue
+        job = core.gateway.import_file(caller, uploaded.id, "sales-1", [3])
+        queue.drain()
+    finally:
+        for call in ("BatchWriteItem", "PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems"):
+            events.unregister(f"provide-client-params.dynamodb.{call}", record)
+
+    # Then every row landed, and every partition key took at most its shard's share of the rows
+    assert core.jobs.get(job.id, caller.tenant_id).processed == ROWS
+    assert core.gateway.extract(caller.tenant_id, "sales", {"period": "3"}, 0, 1)[1] == ROWS
+    per_row = 1 + len(schema.indexes) + 1  # the record, its index entries and its import file's entry
+    assert sum(written.values()) >= ROWS * per_row
+    hottest, most = written.most_common(1)[0]
+    assert most <= ROWS / schema.shards * SLACK, (hottest, most)
+    # One partition key per shard for the records, and for each index value: every one of them was used.
+    records = [pk for pk in written if pk.startswith(f"REC#{caller.tenant_id}#sales#")]
+    assert len(records) == schema.shards
