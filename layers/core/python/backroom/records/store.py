@@ -36,6 +36,7 @@ from backroom.ids import new_id
 from backroom.records.query import SEP, Condition, Plan, Sort, matches, plan, sort_key
 from backroom.records.schema import SOURCE_INDEX, Index, Schema, TableField
 from backroom.records.values import (
+    EXACT,
     BadValue,
     canonical,
     is_empty,
@@ -580,7 +581,11 @@ def _restore(fields: list[TableField], data: dict[str, Any]) -> dict[str, Any]:
             continue
         if spec.type == "money":
             scale = Decimal(1).scaleb(-spec.scale)
-            data[spec.name] = [Decimal(v).quantize(scale) for v in value] if spec.multi else value.quantize(scale)
+            data[spec.name] = (
+                [v.quantize(scale, context=EXACT) for v in value]
+                if spec.multi
+                else value.quantize(scale, context=EXACT)
+            )
         elif spec.type == "group":
             for group in value if spec.multi else [value]:
                 if isinstance(group, dict):

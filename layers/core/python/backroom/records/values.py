@@ -13,7 +13,7 @@ import re
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Context, Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import urlparse
 
@@ -30,6 +30,7 @@ _TRUE = {"true", "1", "yes", "y", "t"}
 _FALSE = {"false", "0", "no", "n", "f"}
 MAX_DIGITS = 38  # DynamoDB keeps 38 significant digits of a number, exactly
 MAX_ITEMS = 1000  # values of one multi-valued field
+EXACT = Context(prec=MAX_DIGITS + 12)  # Decimal's default context keeps 28 digits: never round a stored value
 
 
 class BadValue(ValueError):
@@ -62,10 +63,13 @@ def _number(raw: Any, name: str) -> Decimal:
         raise BadValue(f"{name} is not a number: {str(raw)[:40]}") from None
     if not number.is_finite():
         raise BadValue(f"{name} is not a number: {str(raw)[:40]}")
-    digits = number.normalize().as_tuple()
-    if number and (len(digits.digits) > MAX_DIGITS or not -130 <= digits.exponent + len(digits.digits) <= 125):
+    if number.is_zero():
+        return Decimal(0)  # no negative zero, no 0E-7
+    digits = number.normalize(EXACT).as_tuple()
+    magnitude = int(digits.exponent) + len(digits.digits)
+    if len(digits.digits) > MAX_DIGITS or not -129 <= magnitude <= 126:
         raise BadValue(f"{name} is out of range (38 significant digits, magnitude 1e-130 to 1e125)")
-    return number + 0  # a canonical Decimal (no negative zero)
+    return number
 
 
 def scalar(spec: TableField, raw: Any, name: str) -> Any:
@@ -106,9 +110,9 @@ def scalar(spec: TableField, raw: Any, name: str) -> Any:
     if kind == "integer" and number != number.to_integral_value():
         raise BadValue(f"{name} is not an integer")
     if kind == "integer":
-        return number.quantize(Decimal(1))
+        return number.quantize(Decimal(1), context=EXACT)
     if kind == "money":
-        cents = number.quantize(Decimal(1).scaleb(-spec.scale))
+        cents = number.quantize(Decimal(1).scaleb(-spec.scale), context=EXACT)
         if cents != number:
             raise BadValue(f"{name} has more than {spec.scale} decimal places")  # money is never rounded silently
         return cents
@@ -132,7 +136,7 @@ def _millis(raw: Any, name: str) -> Decimal:
     number = _number(raw, name)
     if number != number.to_integral_value():
         raise BadValue(f"{name} is not a date-time (epoch milliseconds or ISO 8601)")
-    return number.quantize(Decimal(1))
+    return number.quantize(Decimal(1), context=EXACT)
 
 
 # Checking a record -----------------------------------------------------------
@@ -257,7 +261,7 @@ def render_label(expression: str | None, data: Mapping[str, Any]) -> str:
         return ""
 
     def part(match: re.Match[str]) -> str:
-        value = data
+        value: Any = data
         for name in match.group(1).split("."):
             value = value.get(name) if isinstance(value, dict) else None
         if isinstance(value, dict):
@@ -272,7 +276,7 @@ def canonical(value: Any) -> str:
     if isinstance(value, bool):
         return "1" if value else "0"
     if isinstance(value, Decimal | int | float):
-        number = Decimal(str(value)).normalize()
+        number = Decimal(str(value)).normalize(EXACT)
         return format(number, "f") if number != 0 else "0"
     return "" if value is None else str(value)
 
@@ -294,7 +298,7 @@ def encode_number(number: Decimal) -> str:
     """Sign class, then the decimal exponent, then the digits; negatives complemented so that order flips."""
     if number == 0:
         return "1"
-    sign, digits, exponent = number.normalize().as_tuple()
+    sign, digits, exponent = number.normalize(EXACT).as_tuple()
     text = "".join(map(str, digits))
     magnitude = int(exponent) + len(text) + 500  # 0 < magnitude < 1000 within DynamoDB's number range
     if not sign:
