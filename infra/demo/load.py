@@ -37,7 +37,7 @@ def load_identity(core: Services) -> None:
 
 
 def load_gateway(core: Services) -> None:
-    """Custom tables, periods 1..12 of this year, participants, calculations, batches, import types and files."""
+    """Custom tables, the declared periods, participants, calculations, batches, import types and files."""
     data = json.loads((DATA / "gateway.json").read_text())
     tenant = data["tenant"]
     repo = core.gateway.repo
@@ -46,14 +46,14 @@ def load_gateway(core: Services) -> None:
         for i, row in enumerate(data["rows"].get(schema.name, []), start=1):
             values = {k: typed(schema, k, v) for k, v in row.items()}
             core.records.put(tenant, schema, Record(rid=f"demo.{i:09d}", data=values, created_at=now_ms()))
-    year = dt.datetime.now(dt.UTC).year
-    for month in range(1, 13):
-        last = calendar.monthrange(year, month)[1]
+    this_year = dt.datetime.now(dt.UTC).year
+    for declared in data["periods"]:  # each a whole month of this year, or of `years_ago` years before
+        year, month = this_year - declared.get("years_ago", 0), declared["month"]
         period = Period(
-            number=month,
+            number=declared["number"],
             start=dt.date(year, month, 1),
-            end=dt.date(year, month, last),
-            locked=month in data["locked_periods"],
+            end=dt.date(year, month, calendar.monthrange(year, month)[1]),
+            locked=declared["number"] in data["locked_periods"],
         )
         repo.put_period(tenant, period)
     for participant in data["participants"]:
