@@ -182,6 +182,25 @@ def test_sip_calc_pays_five_percent_and_a_rerun_replaces(core: Services, demo: C
     assert extract(core, "sip_results")[1] == 6
 
 
+def test_rows_without_a_period_belong_to_the_imports_period(core: Services, demo: Caller, queue: QueueDriver) -> None:
+    # Given sales rows that name no period, imported for period 5 (sales-1 needs a period)
+    rows = [{"participant_eid": "test_user_1", "amount": "400"}, {"participant_eid": "test_user_1", "amount": "600"}]
+    assert sales(core, demo, queue, rows, 5).processed == 2
+    # Then an extract on period 5 finds them and SIP Calc of period 5 counts them: 1000 x 5%
+    assert extract(core, "sales", period="5")[1] == 2
+    finished(core, queue, core.gateway.calculate(demo, 1, [5], participant_ids=[1]))
+    assert extract(core, "sip_results", participant_eid="test_user_1", period="5")[0][0]["payout"] == 50
+    # A range of periods cannot say which one such a row is for: that row fails, logged; the others go in.
+    both = [
+        {"participant_eid": "test_user_2", "amount": "1"},
+        {"participant_eid": "test_user_2", "period": 7, "amount": "2"},
+    ]
+    done = finished(core, queue, core.gateway.import_records(demo, both, "sales-1", [6, 7]))
+    assert (done.processed, done.failed) == (1, 1)
+    assert any("names no period" in e.message for e in core.jobs.repo.logs(done.id))
+    assert extract(core, "sales", participant_eid="test_user_2")[1] == 1
+
+
 def test_v2_defaults_to_the_current_period_and_every_active_participant(
     core: Services, demo: Caller, queue: QueueDriver
 ) -> None:
