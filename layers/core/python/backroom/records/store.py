@@ -39,6 +39,7 @@ from backroom.records.values import (
     EXACT,
     BadValue,
     canonical,
+    field_path,
     is_empty,
     normalize,
     order_key,
@@ -326,7 +327,7 @@ class RecordStore:
                     schemas[entity] = None
             target = schemas[entity]
             found = self.get(tenant_id, target, rid) if target else None
-            name = ".".join(str(p) for p in path)
+            name = field_path(path)
             if found is None:
                 errors.append(FieldError(name, f"{name}: no {entity} record has id {rid}", "notFound"))
                 continue

@@ -181,7 +181,7 @@ def _fields(
 
 
 def _field(spec: TableField, raw: Any, out: Normalized, where: list[str | int], old: Any) -> Any:
-    name = _path(where[:-1], str(where[-1]))
+    name = field_path(where)
     if is_empty(raw):
         return None
     if spec.multi:
@@ -199,7 +199,7 @@ def _field(spec: TableField, raw: Any, out: Normalized, where: list[str | int], 
 
 
 def _one(spec: TableField, raw: Any, out: Normalized, where: list[str | int], old: Any) -> Any:
-    name = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in where).lstrip(".")
+    name = field_path(where)
     if spec.type == "group":
         if not isinstance(raw, dict):
             out.errors.append(FieldError(name, f"{name} is not an object", "invalid"))
@@ -226,8 +226,13 @@ def _one(spec: TableField, raw: Any, out: Normalized, where: list[str | int], ol
         return None
 
 
+def field_path(path: list[str | int]) -> str:
+    """A field's path as errors name it: `addresses[1].state`."""
+    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".")
+
+
 def _path(path: list[str | int], name: str) -> str:
-    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in [*path, name]).lstrip(".")
+    return field_path([*path, name])
 
 
 def typed(schema: Schema, path: str, raw: Any) -> Any:
