@@ -20,6 +20,8 @@ from moto.dynamodb.models.dynamo_type import DynamoType
 from moto.dynamodb.models.table import Table
 from moto.dynamodb.responses import DynamoHandler
 
+from infra.local import moto_transactions
+
 _narrowed = threading.local()
 _installed = False
 
@@ -30,6 +32,7 @@ def install() -> None:
     if _installed:
         return
     _installed = True
+    moto_transactions.install()  # transactions roll back item by item, one at a time
     every_item: Callable[[Table], list[Any]] = Table.all_items
     query: Callable[..., Any] = Table.query
 

@@ -1,0 +1,160 @@
+"""Makes moto's TransactWriteItems cost what its items cost, and as isolated as DynamoDB's.
+
+moto 5 deep-copies every table a transaction names before running it (to roll back on a failure),
+so each transaction cost the size of the table: seconds at 20,000 items, and, as moto keeps every
+model object it ever made (`instances_tracked`), about 100 MB of memory for good. This keeps a copy of only
+the items the transaction can write (found by their keys, before it runs), lets moto do everything
+else as before (the same checks, order, writes and error answers), and on any failure puts exactly
+those items back. One process-wide lock runs transactions and single-item writes one at a time, so
+of two writers conditioned on the same version exactly one wins, as on DynamoDB. Only the emulator
+is touched; the product code and its behaviour on AWS do not change.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from moto.dynamodb import models as models_module
+from moto.dynamodb.models import DynamoDBBackend
+from moto.dynamodb.models.dynamo_type import DynamoType, Item, LimitedSizeDict
+from moto.dynamodb.models.table import StreamShard, Table
+from moto.dynamodb.responses import DynamoHandler
+
+# Reentrant: moto's transaction calls the backend's own put_item/update_item/delete_item/get_item.
+_writes = threading.RLock()
+_undoing = threading.local()
+_installed = False
+
+
+def install() -> None:
+    """Patch moto's DynamoDB backend once per process (in-process tests and the emulator server alike)."""
+    global _installed
+    if _installed:
+        return
+    _installed = True
+    transact: Callable[..., None] = DynamoDBBackend.transact_write_items
+
+    def transact_write_items(self: DynamoDBBackend, transact_items: list[dict[str, Any]]) -> None:
+        with _writes:
+            undo = _UndoLog(self, transact_items)
+            _undoing.active = True
+            try:
+                transact(self, transact_items)
+            except BaseException:
+                undo.restore()
+                raise
+            finally:
+                _undoing.active = False
+
+    DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
+    # Single-item writes check their condition and write under the same lock as transactions; a
+    # GetItem (and each Get of a TransactGetItems, as a whole) never sees a transaction half done.
+    for name in ("put_item", "update_item", "delete_item", "get_item"):
+        setattr(DynamoDBBackend, name, _serialised(getattr(DynamoDBBackend, name)))
+    DynamoHandler.transact_get_items = _serialised(DynamoHandler.transact_get_items)  # type: ignore[method-assign]
+    models_module.copy = _CopyUnlessUndoing()  # type: ignore[assignment]
+
+
+def _serialised(method: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(method)
+    def serialised(self: Any, *args: Any, **kwargs: Any) -> Any:
+        with _writes:
+            return method(self, *args, **kwargs)
+
+    return serialised
+
+
+class _UndoLog:
+    """The items a transaction can write, as they were before it ran, and how to put them back.
+
+    An operation whose key cannot be read here (no such table, a key attribute missing, a malformed
+    value) fails in moto's own key lookup too, before that operation writes anything.
+    """
+
+    def __init__(self, backend: DynamoDBBackend, transact_items: list[dict[str, Any]]) -> None:
+        self.items: dict[tuple[int, DynamoType, DynamoType | None], tuple[Table, Item | None, LimitedSizeDict]] = {}
+        self.streams: dict[int, tuple[Table, StreamShard, list[Any], int]] = {}
+        for entry in transact_items:
+            if len(entry) != 1:
+                continue  # moto stops at it (TransactWriteSingleOpException) before it writes
+            op_type, op = next(iter(entry.items()))
+            try:
+                table = backend.get_table(op["TableName"])
+                if op_type == "Put":
+                    attrs = op["Item"]
+                    key = {table.hash_key_attr: attrs[table.hash_key_attr]}
+                    if table.range_key_attr is not None:
+                        key[table.range_key_attr] = attrs[table.range_key_attr]
+                else:
+                    key = op["Key"]
+                hash_key, range_key = backend.get_keys_value(table, key)
+                current = _stored(table, hash_key, range_key)
+            except Exception:  # noqa: S112 - see the class docstring: moto writes nothing for it
+                continue
+            # The first sighting is the state before the transaction (a second one is refused by moto).
+            # The item itself is kept (an Update changes it in place) with a copy of its attributes:
+            # a copied Item would stay in moto's instances_tracked for good, as every Item does.
+            found = (id(table), hash_key, range_key)
+            if found not in self.items:
+                self.items[found] = (table, current, _copy_of_attrs(current))
+            shard = table.stream_shard
+            if shard is not None and id(table) not in self.streams:
+                self.streams[id(table)] = (table, shard, shard.items, len(shard.items))
+
+    def restore(self) -> None:
+        for (_, hash_key, range_key), (table, before, attrs) in self.items.items():
+            partitions: dict[Any, Any] = table.items  # [hash] = item, or [hash][range] = item
+            if before is not None:
+                before.attrs = attrs
+            if table.range_key_attr is not None:
+                if before is not None:
+                    partitions[hash_key][range_key] = before
+                elif hash_key in partitions:
+                    partitions[hash_key].pop(range_key, None)
+            elif before is not None:
+                partitions[hash_key] = before
+            else:
+                partitions.pop(hash_key, None)
+        # The stream records of writes that are undone go too (unless moto already handed them on).
+        for table, shard, records, count in self.streams.values():
+            if table.stream_shard is shard and shard.items is records:
+                del records[count:]
+
+
+def _copy_of_attrs(item: Item | None) -> LimitedSizeDict:
+    """The item's attributes as they are now, copied the way moto's Item.__deepcopy__ copies them."""
+    attrs = LimitedSizeDict.__new__(LimitedSizeDict)  # no size check on each insert: it passed on write
+    dict.__init__(attrs)
+    for name, value in item.attrs.items() if item is not None else ():
+        dict.__setitem__(attrs, name, copy.deepcopy(value))
+    return attrs
+
+
+def _stored(table: Table, hash_key: DynamoType, range_key: DynamoType | None) -> Item | None:
+    """The item at a key, without moto's get_item side effect of adding an empty partition."""
+    partitions: dict[Any, Any] = table.items
+    if table.range_key_attr is None:
+        found: Item | None = partitions.get(hash_key)
+        return found
+    return (partitions.get(hash_key) or {}).get(range_key) if range_key is not None else None
+
+
+class _CopyUnlessUndoing:
+    """moto's `copy` module, whose deepcopy hands a Table back as it is while a transaction runs here.
+
+    moto's rollback (`self.tables[name] = <the copy>`) then puts the same table back, a no-op, and the
+    undo log restores the items before moto's own error goes on to the caller.
+    """
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(copy, name)
+
+    @staticmethod
+    def deepcopy(value: Any, memo: Any = None) -> Any:
+        if getattr(_undoing, "active", False) and isinstance(value, Table):
+            return value
+        return copy.deepcopy(value, memo)
