@@ -2,7 +2,7 @@
 
 An index entry's sort key is `<order key of the sort value>\\x01<record id>` (`\\x01<id>` when the
 value is empty), so every operator on the sort field is one range of sort keys: equality
-`[v\\x01, v\\x02)`, a range, a prefix `[p, p\\U0010ffff)`, empty `[\\x01, \\x02)`, not empty
+`[v\\x01, v\\x02)`, a range, a prefix `[p, p with its last character + 1)`, empty `[\\x01, \\x02)`, not empty
 `[\\x02, ...)`. The planner only decides; `store.RecordStore` runs the plan. It is pure, so the
 property test can check it against an in-memory oracle (`matches` + `sort_key`).
 """
@@ -107,9 +107,21 @@ def _range(schema: Schema, cond: Condition) -> tuple[list[tuple[str | None, str 
         "lt": (NEXT, keys[0] + SEP) if keys else None,
         "le": (NEXT, keys[0] + NEXT) if keys else None,
         "between": (keys[0] + SEP, keys[1] + NEXT) if len(keys) == 2 else None,
-        "like": (keys[0], keys[0] + TOP) if keys and spec.type not in (*NUMERIC, "boolean") else None,
+        "like": _prefix(keys[0]) if keys and spec.type not in (*NUMERIC, "boolean") else None,
     }.get(cond.op)
     return ([single], False) if single else None
+
+
+def _prefix(prefix: str) -> tuple[str | None, str | None]:
+    """The sort keys of values starting with `prefix`: [prefix, the next text of its length)."""
+    if not prefix:
+        return NEXT, None  # every value starts with "": not empty
+    head = prefix.rstrip(TOP)
+    if not head:
+        return prefix, None
+    last = ord(head[-1]) + 1
+    last = 0xE000 if 0xD800 <= last <= 0xDFFF else last  # surrogates are no text
+    return prefix, head[:-1] + chr(last)
 
 
 def plan(schema: Schema, conditions: Sequence[Condition], sort: Sort | None = None) -> Plan:
