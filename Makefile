@@ -28,8 +28,10 @@ unit: $(STAMP)
 integration: $(STAMP)
 	$(PY) -m pytest tests/integration
 
+# records: import throughput, extract and update latency by table size (about 21 minutes on 2 cores);
+# task_memory: a task's memory by row count (about 15). Each file's docstring lists its BENCH_* knobs.
 bench: $(STAMP)
-	PYTHONPATH=layers/core/python:. $(PY) -m infra.bench.extract
+	$(PY) -m infra.bench.records
 	$(PY) -m infra.bench.task_memory
 
 lint: $(STAMP)

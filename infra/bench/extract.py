@@ -7,43 +7,30 @@ what the table's size costs an indexed extract: ~1.0 means nothing (a Query on t
 
 A second line times `region=south`, which matches a quarter of each table (2,500 vs 25,000 rows):
 the page costs the same, but the exact `totalElements` reads every matching index item.
+
+`make bench` runs these through `infra/bench/records.py` (one emulator for every records
+benchmark); `python -m infra.bench.extract` runs them alone.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import statistics
-import subprocess
 import sys
 import time
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
-import boto3
-from backroom import aws
-from backroom.config import Settings
 from backroom.records import Record, Schema
-from backroom.services import Services, build
+from backroom.services import Services
 
-from infra.local import emulator
-from infra.local.provision import function_environment, provision
-from infra.local.template import Template
+from infra.bench.stack import TENANT, Stack, call, running
 
-ROOT = Path(__file__).resolve().parents[2]
-TENANT = "4a7e0c3b9d2f4e6a8c1b5d7f9e0a2c4b"
-MATCHING = 2500
+MATCHING = 2500  # rows of each table with region=north, and with an amount in [0, MATCHING)
+PAGE = 2000
 REPEATS = int(os.environ.get("BENCH_EXTRACT_REPEATS", "7"))
-
-
-def call(base: str, path: str, token: str = "", body: bytes | None = None) -> Any:
-    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
-    request = urllib.request.Request(base + path, data=body, method="POST" if body else "GET", headers=headers)  # noqa: S310
-    with urllib.request.urlopen(request, timeout=300) as response:  # noqa: S310 - local URL
-        return json.loads(response.read())
+SIZES = {"bench_10k": 10_000, "bench_100k": 100_000}
 
 
 def region(i: int, rows: int) -> str:
@@ -54,12 +41,17 @@ def region(i: int, rows: int) -> str:
     return f"r{i % 100:03d}"
 
 
-def fill(core: Services, name: str, rows: int) -> None:
+def amount(i: int) -> Decimal:
+    """0 .. 2,499 for the first rows (a range that matches as many rows in either table), 10,000 and up after."""
+    return Decimal(i) if i < MATCHING else Decimal(10_000 + i % 90_000)
+
+
+def fill(core: Services, name: str, rows: int, indexes: list[list[str]] | None = None) -> Schema:
     schema = Schema.model_validate(
         {
             "name": name,
             "fields": [{"name": "region"}, {"name": "participant_eid"}, {"name": "amount", "type": "number"}],
-            "indexes": [["region"]],
+            "indexes": indexes or [["region"]],
         }
     )
     core.records.define(TENANT, schema)
@@ -67,12 +59,13 @@ def fill(core: Services, name: str, rows: int) -> None:
     def write(start: int) -> None:
         items = []
         for i in range(start, min(rows, start + 500)):
-            data = {"region": region(i, rows), "participant_eid": f"p{i % 997:04d}", "amount": Decimal(i % 10_000)}
+            data = {"region": region(i, rows), "participant_eid": f"p{i % 997:04d}", "amount": amount(i)}
             items += core.records.items(TENANT, schema, Record(rid=f"{i:09d}", data=data, created_at=1))
         core.table.batch_write(puts=items)
 
     with ThreadPoolExecutor(max_workers=4) as pool:
         list(pool.map(write, range(0, rows, 500)))
+    return schema
 
 
 def timed(base: str, token: str, path: str) -> tuple[float, dict[str, Any]]:
@@ -81,70 +74,40 @@ def timed(base: str, token: str, path: str) -> tuple[float, dict[str, Any]]:
     return time.perf_counter() - started, page
 
 
-def main() -> int:
-    sizes = {"bench_10k": 10_000, "bench_100k": 100_000}
-    moto_port, api_port = emulator.free_port(), emulator.free_port()
-    moto = emulator.start_moto(port=moto_port)
-    endpoint = f"http://127.0.0.1:{moto_port}"
-    env = {**os.environ, "AWS_ENDPOINT_URL": endpoint}
-    env.setdefault("PYTHONPATH", f"{ROOT / 'layers/core/python'}{os.pathsep}{ROOT}")
-    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
-        env.setdefault(key, "test")
-    env.setdefault("AWS_DEFAULT_REGION", "us-east-1")
-    stack = subprocess.Popen(
-        [sys.executable, "-m", "infra.local.run", "--no-workers", "--port", str(api_port)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{api_port}"
+def time_extracts(stack: Stack, sizes: dict[str, int], repeats: int = REPEATS) -> None:
+    """Time the equality extracts over HTTP on the filled tables, alternating, and print the ratios."""
+    base, token = stack.base, stack.token
     results: dict[tuple[str, str], list[float]] = {}
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                login = json.dumps({"email": "dev@demo.local", "password": "demo-dev-password"}).encode()
-                token = call(base, "/runtime/api/auth/login", body=login)["token"]
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.5)
-        os.environ.update({k: v for k, v in env.items() if k.startswith("AWS_")})
-        template = Template.load()
-        provisioned = provision(boto3.session.Session(region_name="us-east-1"), endpoint, template)
-        aws.reset_clients()
-        core = build(Settings.from_env({**env, **function_environment(template, provisioned)}))
-        for name, rows in sizes.items():
-            started = time.monotonic()
-            fill(core, name, rows)
-            print(f"filled {name}: {rows} rows in {time.monotonic() - started:.0f} s", flush=True)
-        for value in ("north", "south"):
-            for name in sizes:  # warm up: connections, the handler's imports, the emulator's caches
-                timed(base, token, f"/gateway/extract/v1/custom-tables/{name}?region={value}&size=2000")
-            for _ in range(REPEATS):
-                for name, rows in sizes.items():
-                    seconds, page = timed(
-                        base, token, f"/gateway/extract/v1/custom-tables/{name}?region={value}&size=2000"
-                    )
-                    expected = MATCHING if value == "north" else rows // 4
-                    if len(page["results"]) != 2000 or page["page"]["totalElements"] != expected:
-                        raise SystemExit(f"{name}?region={value}: wrong page {page['page']}")
-                    results.setdefault((value, name), []).append(seconds)
-    finally:
-        stack.terminate()
-        stack.wait(timeout=30)
-        moto.terminate()
-        moto.wait(timeout=30)
+    for value in ("north", "south"):
+        for name in sizes:  # warm up: connections, the handler's imports, the emulator's caches
+            timed(base, token, f"/gateway/extract/v1/custom-tables/{name}?region={value}&size={PAGE}")
+        for _ in range(repeats):
+            for name, rows in sizes.items():
+                path = f"/gateway/extract/v1/custom-tables/{name}?region={value}&size={PAGE}"
+                seconds, page = timed(base, token, path)
+                expected = MATCHING if value == "north" else rows // 4
+                if len(page["results"]) != min(PAGE, expected) or page["page"]["totalElements"] != expected:
+                    raise SystemExit(f"{name}?region={value}: wrong page {page['page']}")
+                results.setdefault((value, name), []).append(seconds)
+    small_rows, large_rows = sizes.values()
     for value in ("north", "south"):
         small, large = (statistics.median(results[(value, n)]) for n in sizes)
         print(
-            f"extract region={value} (page of 2,000): 10,000 rows {small * 1000:.0f} ms, "
-            f"100,000 rows {large * 1000:.0f} ms (median of {REPEATS})"
+            f"extract region={value} (page of {PAGE:,}): {small_rows:,} rows {small * 1000:.0f} ms, "
+            f"{large_rows:,} rows {large * 1000:.0f} ms (median of {repeats})"
         )
-        label = "latency ratio 100k / 10k" if value == "north" else "latency ratio 100k / 10k, matches grow 10x too"
-        print(f"{label}: {large / small:.2f}")
+        label = f"latency ratio {large_rows:,} / {small_rows:,} rows"
+        note = " (goal < 1.5)" if value == "north" else ", the matches grow with the table too"
+        print(f"  {label}: {large / small:.2f}{note}", flush=True)
+
+
+def main() -> int:
+    with running(workers=False) as stack:
+        for name, rows in SIZES.items():
+            started = time.monotonic()
+            fill(stack.core, name, rows)
+            print(f"filled {name}: {rows} rows in {time.monotonic() - started:.0f} s", flush=True)
+        time_extracts(stack, SIZES)
     return 0
 
 

@@ -1,0 +1,101 @@
+"""The stack a benchmark runs against: its own emulator and `infra.local.run` on free ports, as `make run` does.
+
+The bench process also builds the core's services on the same emulator, to fill tables and to time
+what the HTTP APIs do not offer. Set BENCH_STACK_LOG to a file name to keep the stack's log there.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import boto3
+from backroom import aws
+from backroom.config import Settings
+from backroom.services import Services, build
+
+from infra.local import emulator
+from infra.local.provision import function_environment, provision
+from infra.local.template import Template
+
+ROOT = Path(__file__).resolve().parents[2]
+TENANT = "4a7e0c3b9d2f4e6a8c1b5d7f9e0a2c4b"  # the demo tenant (infra/demo/data/gateway.json)
+
+
+def call(
+    base: str, path: str, token: str = "", body: bytes | None = None, *, content_type: str = "application/json"
+) -> Any:
+    """One request to the local API (POST when there is a body), its JSON answer."""
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": content_type}
+    request = urllib.request.Request(base + path, data=body, method="POST" if body else "GET", headers=headers)  # noqa: S310
+    with urllib.request.urlopen(request, timeout=300) as response:  # noqa: S310 - local URL
+        return json.loads(response.read())
+
+
+@dataclass
+class Stack:
+    base: str  # the API's URL
+    token: str  # the demo developer's bearer token
+    endpoint: str  # the emulator's URL
+    core: Services  # the core's services in this process, on the same emulator
+    pid: int  # the stack's process (gateway and workers)
+
+
+@contextmanager
+def running(*, workers: bool, pollers: int = 2) -> Iterator[Stack]:
+    """Start the emulator and the stack (with `pollers` workers per queue, or none), stop both on exit."""
+    moto_port, api_port = emulator.free_port(), emulator.free_port()
+    moto = emulator.start_moto(port=moto_port)
+    endpoint = f"http://127.0.0.1:{moto_port}"
+    env = {**os.environ, "AWS_ENDPOINT_URL": endpoint}
+    env.setdefault("PYTHONPATH", f"{ROOT / 'layers/core/python'}{os.pathsep}{ROOT}")
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        env.setdefault(key, "test")
+    env.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    command = [sys.executable, "-m", "infra.local.run", "--port", str(api_port), "--pollers", str(pollers)]
+    log_name = os.environ.get("BENCH_STACK_LOG")
+    log: IO[bytes] | None = open(log_name, "ab") if log_name else None  # noqa: SIM115 - closed below
+    stack = subprocess.Popen(
+        command if workers else [*command, "--no-workers"],
+        cwd=ROOT,
+        env=env,
+        stdout=log or subprocess.DEVNULL,
+        stderr=log or subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{api_port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                login = json.dumps({"email": "dev@demo.local", "password": "demo-dev-password"}).encode()
+                token = call(base, "/runtime/api/auth/login", body=login)["token"]
+                break
+            except OSError:
+                if time.monotonic() > deadline or stack.poll() is not None:
+                    raise
+                time.sleep(0.5)
+        os.environ.update({k: v for k, v in env.items() if k.startswith("AWS_")})
+        template = Template.load()
+        provisioned = provision(boto3.session.Session(region_name="us-east-1"), endpoint, template)
+        aws.reset_clients()
+        core = build(Settings.from_env({**env, **function_environment(template, provisioned)}))
+        yield Stack(base=base, token=token, endpoint=endpoint, core=core, pid=stack.pid)
+    finally:
+        stack.terminate()
+        try:
+            stack.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            stack.kill()
+        moto.terminate()
+        moto.wait(timeout=30)
+        if log is not None:
+            log.close()
