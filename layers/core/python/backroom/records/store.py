@@ -101,8 +101,11 @@ class RecordStore:
 
     # Keys ----------------------------------------------------------------
     @staticmethod
-    def _record_key(tenant_id: str, schema: Schema, rid: str) -> tuple[str, str]:
-        return f"REC#{tenant_id}#{schema.name}#{shard_of(rid, schema.shards)}", rid
+    def _records_pk(tenant_id: str, schema: Schema, shard: int) -> str:
+        return f"REC#{tenant_id}#{schema.name}#{shard}"
+
+    def _record_key(self, tenant_id: str, schema: Schema, rid: str) -> tuple[str, str]:
+        return self._records_pk(tenant_id, schema, shard_of(rid, schema.shards)), rid
 
     @staticmethod
     def _index_pk(tenant_id: str, schema: Schema, index: Index, shard: int, values: Sequence[str]) -> str:
@@ -453,7 +456,7 @@ class RecordStore:
         index = chosen.index
         if index is None:
             for shard in range(schema.shards):
-                yield f"REC#{tenant_id}#{schema.name}#{shard}", None, None
+                yield self._records_pk(tenant_id, schema, shard), None, None
             return
         for shard in range(schema.shards):
             for combo in chosen.combos:
@@ -517,13 +520,13 @@ class RecordStore:
     def _matching(
         self, tenant_id: str, schema: Schema, chosen: Plan, after: str | None, *, capped: bool = True, want: int = 100
     ) -> Iterator[tuple[str, Record]]:
-        """(merge key, record) of every match in the plan's order; records are read 100 at a time.
+        """(merge key, record) of every match in the plan's order; records are read by key in batches.
 
         What no index serves is checked on the records read, at most `max_read` of them when `capped`.
         """
         keys = self._keys(tenant_id, schema, chosen, None if chosen.sort_in_memory else after, want=want)
         cap = self.max_read if capped and (chosen.residual or chosen.sort_in_memory) else None
-        matched = self._checked(tenant_id, schema, chosen, keys, cap)
+        matched = self._checked(tenant_id, schema, chosen, keys, cap, want)
         if not chosen.sort_in_memory:
             yield from matched
             return
@@ -538,10 +541,21 @@ class RecordStore:
                 yield key, record
 
     def _checked(
-        self, tenant_id: str, schema: Schema, chosen: Plan, keys: Iterator[tuple[str, str]], cap: int | None
+        self,
+        tenant_id: str,
+        schema: Schema,
+        chosen: Plan,
+        keys: Iterator[tuple[str, str]],
+        cap: int | None,
+        want: int,
     ) -> Iterator[tuple[str, Record]]:
-        read = 0
-        while batch := list(islice(keys, 100)):
+        """The records of `keys` that meet the residual filters; the first batch is the page, then batches double.
+
+        A page an index serves whole reads just its records; one checked on residual filters reads on.
+        """
+        read, batch_size = 0, max(1, min(want, 100))
+        while batch := list(islice(keys, batch_size)):
+            batch_size = min(batch_size * 2, 100)
             read += len(batch)
             if cap is not None and read > cap:
                 raise self._too_broad(schema)
