@@ -1,20 +1,97 @@
-"""Runtime data facade (runtime dialect): entities and records under /runtime/api/data.
+"""Runtime data facade (runtime dialect): an app's entities and records under /runtime/api/data.
 
-Declared in template.yaml with the rest of the application; its routes arrive with the issue that
-builds its dialect's endpoints (see README, "Status").
+`GET|POST|DELETE /data/{entity}`, `GET /data/{entity}/history`, `GET|PUT|DELETE /data/{entity}/{id}`
+(`DELETE` takes ids separated by commas) and `GET /data/{entity}/{id}/history`. The query language,
+permissions and history live in the core (`backroom.app`).
 """
 
 from __future__ import annotations
 
+from typing import Annotated, Any
+
 from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.event_handler.openapi.params import Path
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from backroom.api.dialects import RuntimeDialect
-from backroom.api.resolver import dialect_app
+from backroom.api.resolver import CurrentCaller, dialect_app
+from backroom.api.runtime import json_body, last_values, query_params
+from backroom.services import services
 
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
 app = dialect_app(RuntimeDialect())
+
+Entity = Annotated[str, Path(min_length=1, max_length=64, description="The entity's name, e.g. companies")]
+RecordId = Annotated[str, Path(min_length=1, max_length=30_000, description="A record id (24 hex digits)")]
+
+
+def _params() -> dict[str, str | list[str]]:
+    return query_params(app.current_event.raw_event)
+
+
+def _ip() -> str | None:
+    return app.current_event.request_context.http.source_ip
+
+
+def _async(params: dict[str, str | list[str]]) -> bool:
+    return str(last_values(params).get("_async", "false")).lower() == "true"
+
+
+def _job_ref(job_id: str) -> dict[str, str]:
+    return {"jobLink": f"/runtime/api/status/jobs/{job_id}", "jobId": job_id}
+
+
+@app.get("/runtime/api/data/<entity>")
+def list_records(entity: Entity, caller: CurrentCaller) -> dict[str, Any]:
+    return services().app.find(caller, entity, _params())
+
+
+@app.post("/runtime/api/data/<entity>")
+def create_record(entity: Entity, caller: CurrentCaller) -> dict[str, Any]:
+    return services().app.create(caller, entity, json_body(app.current_event.raw_event), _ip())
+
+
+@app.delete("/runtime/api/data/<entity>")
+def delete_by_query(entity: Entity, caller: CurrentCaller) -> dict[str, Any]:
+    params = _params()
+    if _async(params):
+        return _job_ref(services().app.delete_async(caller, entity, ids=None, params=params, ip=_ip()).id)
+    query = {k: v for k, v in params.items() if k not in ("_async", "_lowPriority")}
+    return services().app.delete_query(caller, entity, query, _ip())
+
+
+# Registered before `/<id>`: powertools tries dynamic routes in order, as API Gateway prefers the literal.
+@app.get("/runtime/api/data/<entity>/history")
+def entity_history(entity: Entity, caller: CurrentCaller) -> dict[str, Any]:
+    return services().app.table_history(caller, entity, last_values(_params()))
+
+
+@app.get("/runtime/api/data/<entity>/<record_id>")
+def get_record(entity: Entity, record_id: RecordId, caller: CurrentCaller) -> dict[str, Any]:
+    return services().app.get(caller, entity, record_id, _params())
+
+
+@app.put("/runtime/api/data/<entity>/<record_id>")
+def update_record(entity: Entity, record_id: RecordId, caller: CurrentCaller) -> dict[str, Any]:
+    return services().app.update(caller, entity, record_id, json_body(app.current_event.raw_event), _ip())
+
+
+@app.delete("/runtime/api/data/<entity>/<record_id>")
+def delete_records(entity: Entity, record_id: RecordId, caller: CurrentCaller) -> dict[str, Any]:
+    """One id answers the deleted record; ids separated by commas answer `{id: {status, response}}`."""
+    params = _params()
+    ids = [i.strip() for i in record_id.split(",") if i.strip()]
+    if _async(params):
+        return _job_ref(services().app.delete_async(caller, entity, ids=ids, params={}, ip=_ip()).id)
+    if "," not in record_id:
+        return services().app.delete_one(caller, entity, record_id, _ip())
+    return services().app.delete_many(caller, entity, ids, _ip())
+
+
+@app.get("/runtime/api/data/<entity>/<record_id>/history")
+def record_history(entity: Entity, record_id: RecordId, caller: CurrentCaller) -> dict[str, Any]:
+    return services().app.history(caller, entity, record_id, last_values(_params()))
 
 
 @logger.inject_lambda_context

@@ -9,11 +9,13 @@ import logging
 from contextlib import suppress
 from pathlib import Path
 
+from backroom.app.definition import AppDefinition
 from backroom.calcengine.models import Batch, Calculation, ImportFileType, Participant, Period
 from backroom.clock import now_ms
 from backroom.errors import Conflict
 from backroom.identity.models import Role
 from backroom.records import Record, Schema, typed
+from backroom.records.store import Author
 from backroom.services import Services, services
 
 DATA = Path(__file__).parent / "data"
@@ -70,10 +72,27 @@ def load_gateway(core: Services) -> None:
         repo.ensure_counter(tenant, "importfile", file["id"])
 
 
+def load_app(core: Services) -> None:
+    """The runtime demo app: its entities and permissions, then its records (those missing only)."""
+    tenant = json.loads((DATA / "gateway.json").read_text())["tenant"]
+    app = AppDefinition.model_validate_json((DATA / "app.json").read_text())
+    core.app.repo.install(tenant, app)
+    records = json.loads((DATA / "app-records.json").read_text())
+    for entity in app.entities:  # companies before contacts, which point at them
+        for values in records.get(entity.name, []):
+            rid = values["id"]
+            if core.records.get(tenant, entity.schema, rid) is None:
+                data = {k: v for k, v in values.items() if k != "id"}
+                if entity.updated_field:
+                    data[entity.updated_field] = now_ms()
+                core.records.create(tenant, entity.schema, data, rid=rid, author=Author("system", None, "demo.load"))
+
+
 def load_demo(core: Services | None = None) -> None:
     core = core or services()
     load_identity(core)
     load_gateway(core)
+    load_app(core)
     log.info(
         "demo data loaded: accounts demo and demo-sub, users dev@, user@ and sub@demo.local;"
         " custom tables, periods, participants, calculations, batches and import file 1"

@@ -275,8 +275,8 @@ def test_two_updates_at_one_version_one_wins_one_conflicts(store: RecordStore, t
     read = store.get(tenant, schema, rid)
     assert read is not None and read.version == 2 and read.data == {"status": winners[0]}
     history = store.history(tenant, schema, rid)
-    assert [(h["action"], h["version"]) for h in history] == [("update", 2), ("create", 1)]
-    assert history[0]["changes"] == {"status": {"old": "new", "new": winners[0]}}
+    assert [(h["action"], h["version"]) for h in history.entries] == [("update", 2), ("create", 1)]
+    assert (history.entries[0]["old"], history.entries[0]["new"]) == ({"status": "new"}, {"status": winners[0]})
 
 
 def test_delete_checks_the_version_and_removes_entries_and_markers(store: RecordStore, tenant: str) -> None:

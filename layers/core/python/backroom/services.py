@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from backroom import aws
+from backroom.app.repository import AppRepository
+from backroom.app.service import AppData
 from backroom.calcengine.repository import CalcRepository
 from backroom.calcengine.service import GatewayService
 from backroom.config import Settings, settings
@@ -34,6 +36,7 @@ class Services:
     tasks: TaskService
     records: RecordStore
     gateway: GatewayService
+    app: AppData
 
 
 def build(config: Settings) -> Services:
@@ -56,6 +59,7 @@ def build(config: Settings) -> Services:
         tasks=TaskService(jobs, identity, files),
         records=records,
         gateway=GatewayService(CalcRepository(table), records, errands, files),
+        app=AppData(AppRepository(table, records), records, jobs),
     )
 
 

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
+from decimal import Decimal
 from typing import Any
+from urllib.parse import parse_qsl
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+from backroom.errors import Invalid
 from backroom.jobs.kinds import JobFailure, kind_of
 from backroom.jobs.models import Job, Progress
 
@@ -76,3 +82,30 @@ class JobView(RuntimeModel):
             data=job.params,
             results=job.results if job.error is None else {**job.results, "error": job.error},
         )
+
+
+def query_params(event: dict[str, Any]) -> dict[str, str | list[str]]:
+    """The query string as sent: a repeated key is a list (API Gateway joins them with commas otherwise)."""
+    params: dict[str, str | list[str]] = {}
+    for key, value in parse_qsl(event.get("rawQueryString") or "", keep_blank_values=True):
+        held = params.get(key)
+        params[key] = value if held is None else [*(held if isinstance(held, list) else [held]), value]
+    return params
+
+
+def last_values(params: dict[str, str | list[str]]) -> dict[str, str]:
+    return {k: v[-1] if isinstance(v, list) else v for k, v in params.items()}
+
+
+def json_body(event: dict[str, Any]) -> Any:
+    """The request's JSON body, numbers kept exact (decimals as Decimal); a body that is not JSON is a 400."""
+    raw = event.get("body")
+    if raw is None or raw == "":
+        raise Invalid("The request has no body; it must be a JSON object")
+    try:
+        text = base64.b64decode(raw).decode() if event.get("isBase64Encoded") else raw
+        return json.loads(text, parse_float=Decimal)
+    except (ValueError, UnicodeDecodeError, binascii.Error):
+        raise Invalid("The body is not JSON (UTF-8)") from None
+    except RecursionError:
+        raise Invalid("The body is nested too deeply") from None

@@ -7,6 +7,7 @@
 | index entry (thin) | `IDX#<tenant>#<table>#<index>#<shard>#<digest of equality values>` | `<order key>\\x01<id>` |
 | unique marker | `UNIQ#<tenant>#<table>#<field>#<digest of the value>` | `UNIQ` |
 | history entry | `HIST#<tenant>#<table>#<id>` | `<version, 12 digits>` |
+| (gsi1) table history | `HISTE#<tenant>#<table>#<shard>` | `<history id>`: time in ms (11 hex), random |
 
 `shard` is the record id's CRC-32 modulo the table's `shards`, so a big import spreads its writes
 over that many partition keys for the records and for every index value; reads merge the shards
@@ -22,9 +23,11 @@ from __future__ import annotations
 import hashlib
 import heapq
 import json
-from collections.abc import Iterator, Mapping, Sequence
+import secrets
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from decimal import Decimal
-from itertools import islice
+from itertools import dropwhile, islice
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -32,7 +35,7 @@ from pydantic import BaseModel, Field
 from backroom.clock import now_ms
 from backroom.dynamo import Table, TransactionFailed, Write
 from backroom.errors import Conflict, FieldError, Invalid, NotFound
-from backroom.ids import new_id
+from backroom.ids import object_id
 from backroom.records.query import SEP, Condition, Plan, Sort, matches, plan, sort_key
 from backroom.records.schema import SOURCE_INDEX, Index, Schema, TableField
 from backroom.records.values import (
@@ -65,12 +68,29 @@ class Record(BaseModel):
     keys: list[tuple[str, str]] = Field(default_factory=list)  # the index entries and unique markers it holds
 
 
+@dataclass(frozen=True)
+class Author:
+    """Who makes a single-record write, for its history entry."""
+
+    user: str = ""
+    ip: str | None = None
+    context: str = ""  # where the change was made: `entities.companies.update`, a job, a script
+
+
+class HistoryPage(BaseModel):
+    entries: list[dict[str, Any]]
+    total: int
+
+
 class VersionConflict(Conflict):
     """The record changed since the version the caller holds (409 optimisticLocking)."""
 
 
 class TooBroad(Invalid):
     """A filter or sort no index serves would read more records than a request may."""
+
+
+Check = Callable[[Record], bool]  # a test no key range can make, run on each record read
 
 
 class Page(BaseModel):
@@ -175,21 +195,27 @@ class RecordStore:
 
     # Single-record writes: one transaction each --------------------------
     def create(
-        self, tenant_id: str, schema: Schema, values: Mapping[str, Any], *, by: str = "", rid: str | None = None
+        self,
+        tenant_id: str,
+        schema: Schema,
+        values: Mapping[str, Any],
+        *,
+        author: Author | None = None,
+        rid: str | None = None,
     ) -> Record:
         checked = normalize(schema, values)
         errors = checked.errors + self._link(tenant_id, checked.data, checked.links)
         if errors:
             raise Invalid("Validation error", errors=errors)
         now = now_ms()
-        record = Record(rid=rid or new_id(), data=checked.data, created_at=now, updated_at=now)
+        record = Record(rid=rid or object_id(), data=checked.data, created_at=now, updated_at=now)
         record.label = render_label(schema.label, record.data)
         uniques = self._uniques(tenant_id, schema, record.data)
         record.keys = [*self._entries(tenant_id, schema, record), *uniques]
         writes = [Write(item=self._item(tenant_id, schema, record), condition="attribute_not_exists(pk)")]
         writes += [Write(item={"pk": pk, "sk": sk, "rid": record.rid}) for pk, sk in record.keys if sk != "UNIQ"]
         writes += self._take(uniques, record.rid)
-        writes += self._history(tenant_id, schema, record, "create", {}, by)
+        writes += self._history(tenant_id, schema, record, "create", {}, record.data, author)
         self._commit(writes, uniques, record.data)
         return record
 
@@ -201,7 +227,7 @@ class RecordStore:
         changes: Mapping[str, Any],
         *,
         version: int | None = None,
-        by: str = "",
+        author: Author | None = None,
     ) -> Record:
         """A partial update (`None` clears a field); with `version`, only if the record is still at it."""
         for _attempt in range(3 if version is None else 1):
@@ -236,12 +262,10 @@ class RecordStore:
             ]
             writes += [self._release(k, rid) if k[1] == "UNIQ" else Write(key=k) for k in gone]
             writes += self._take(added, rid)
-            changed = {
-                k: {"old": current.data.get(k), "new": record.data.get(k)}
-                for k in {*current.data, *record.data}
-                if current.data.get(k) != record.data.get(k)
-            }
-            writes += self._history(tenant_id, schema, record, "update", changed, by)
+            changed = sorted(k for k in {*current.data, *record.data} if current.data.get(k) != record.data.get(k))
+            old = {k: current.data.get(k) for k in changed}
+            new = {k: record.data.get(k) for k in changed}
+            writes += self._history(tenant_id, schema, record, "update", old, new, author)
             try:
                 self._commit(writes, added, record.data)
                 return record
@@ -250,7 +274,9 @@ class RecordStore:
                     raise
         raise VersionConflict("The record was changed by someone else, try again")
 
-    def delete(self, tenant_id: str, schema: Schema, rid: str, *, version: int | None = None, by: str = "") -> Record:
+    def delete(
+        self, tenant_id: str, schema: Schema, rid: str, *, version: int | None = None, author: Author | None = None
+    ) -> Record:
         current = self.get(tenant_id, schema, rid)
         if current is None:
             raise NotFound(f"Record {rid} not found")
@@ -260,7 +286,7 @@ class RecordStore:
         ]
         writes += [self._release(k, rid) if k[1] == "UNIQ" else Write(key=k) for k in current.keys]
         gone = current.model_copy(update={"version": expected + 1})
-        writes += self._history(tenant_id, schema, gone, "delete", {}, by)
+        writes += self._history(tenant_id, schema, gone, "delete", current.data, {}, author)
         self._commit(writes, {}, current.data)
         return current
 
@@ -276,22 +302,42 @@ class RecordStore:
         return Write(key=key, condition="rid = :r", values={":r": rid})
 
     def _history(
-        self, tenant_id: str, schema: Schema, record: Record, action: str, changes: dict[str, Any], by: str
+        self,
+        tenant_id: str,
+        schema: Schema,
+        record: Record,
+        action: str,
+        old: Mapping[str, Any],
+        new: Mapping[str, Any],
+        author: Author | None,
     ) -> list[Write]:
+        """The history entry of a write, in its transaction; one per version (a second is a conflict)."""
         if not schema.history:
             return []
+        who, at = author or Author(), now_ms()
+        hid = f"{at:011x}{secrets.token_hex(7)[:13]}"  # 24 hex digits that sort by time
         entry = {
             "pk": f"HIST#{tenant_id}#{schema.name}#{record.rid}",
             "sk": f"{record.version:012d}",
+            "gsi1pk": self._history_pk(tenant_id, schema, shard_of(record.rid, schema.shards)),
+            "gsi1sk": hid,
+            "hid": hid,
             "rid": record.rid,
             "version": record.version,
             "action": action,
-            "by": by,
-            "at": now_ms(),
-            "changes": changes if action == "update" else {},
-            "data": record.data if action == "create" else None,
+            "label": record.label,
+            "user": who.user,
+            "ip": who.ip,
+            "context": who.context,
+            "at": at,
+            "old": dict(old),
+            "new": dict(new),
         }
         return [Write(item=entry, condition="attribute_not_exists(pk)")]
+
+    @staticmethod
+    def _history_pk(tenant_id: str, schema: Schema, shard: int) -> str:
+        return f"HISTE#{tenant_id}#{schema.name}#{shard}"
 
     def _commit(self, writes: list[Write], taken: Mapping[tuple[str, str], str], data: Mapping[str, Any]) -> None:
         """Run a record's transaction; a failed condition says which: the version or a unique value."""
@@ -353,10 +399,59 @@ class RecordStore:
         found = self.table.batch_get(keys, exact=True)
         return [self._record(schema, found[k]) for k in keys if k in found]
 
-    def history(self, tenant_id: str, schema: Schema, rid: str, *, limit: int = 100) -> list[dict[str, Any]]:
-        """A record's history entries, newest first."""
+    def history(
+        self, tenant_id: str, schema: Schema, rid: str, *, limit: int = 100, before: str | None = None
+    ) -> HistoryPage:
+        """A record's history entries, newest first, those older than the entry `before` (a history id)."""
         pk = f"HIST#{tenant_id}#{schema.name}#{rid}"
-        return list(self.table.query("pk = :p", {":p": pk}, forward=False, limit=limit, consistent=True, exact=True))
+        entries = self.table.query("pk = :p", {":p": pk}, forward=False, consistent=True, exact=True)
+        if before is not None:  # a record's history is short: find the entry, then go on past it
+            entries = iter(list(dropwhile(lambda e: e["hid"] != before, entries))[1:])
+        return HistoryPage(entries=list(islice(entries, limit)), total=self.table.count("pk = :p", {":p": pk}))
+
+    def table_history(
+        self,
+        tenant_id: str,
+        schema: Schema,
+        *,
+        actions: set[str] | None = None,
+        since: int | None = None,
+        until: int | None = None,
+        limit: int = 20,
+        before: str | None = None,
+    ) -> HistoryPage:
+        """A table's history entries, newest first: its shards' time-ordered partitions merged (gsi1).
+
+        `since` and `until` (epoch ms, inclusive) and `before` (a history id) are key ranges; `actions` is
+        checked on the entries read.
+        """
+        lo = f"{since:011x}" if since is not None else None
+        top = f"{until + 1:011x}" if until is not None else None  # 11 digits: below every id of that ms
+        hi = top if before is None else min(top or before, before)
+        pks = [self._history_pk(tenant_id, schema, shard) for shard in range(schema.shards)]
+        merged = heapq.merge(*(self._history_range(pk, lo, hi) for pk in pks), key=lambda e: e["hid"], reverse=True)
+        entries = list(islice((e for e in merged if not actions or e["action"] in actions), limit))
+        if actions:
+            total = sum(1 for pk in pks for e in self._history_range(pk, lo, top) if e["action"] in actions)
+        else:
+            total = sum(self.table.count(*self._history_key(pk, lo, top), index="gsi1") for pk in pks)
+        return HistoryPage(entries=entries, total=total)
+
+    @staticmethod
+    def _history_key(pk: str, lo: str | None, hi: str | None) -> tuple[str, dict[str, Any]]:
+        if lo is not None and hi is not None:
+            return "gsi1pk = :p AND gsi1sk BETWEEN :lo AND :hi", {":p": pk, ":lo": lo, ":hi": hi}
+        if lo is not None:
+            return "gsi1pk = :p AND gsi1sk >= :lo", {":p": pk, ":lo": lo}
+        if hi is not None:
+            return "gsi1pk = :p AND gsi1sk < :hi", {":p": pk, ":hi": hi}
+        return "gsi1pk = :p", {":p": pk}
+
+    def _history_range(self, pk: str, lo: str | None, hi: str | None) -> Iterator[dict[str, Any]]:
+        key, values = self._history_key(pk, lo, hi)
+        for entry in self.table.query(key, values, index="gsi1", forward=False, exact=True, page_size=50):
+            if hi is None or entry["gsi1sk"] < hi:  # BETWEEN is inclusive of hi; the range is not
+                yield entry
 
     @staticmethod
     def _record(schema: Schema, item: Mapping[str, Any]) -> Record:
@@ -385,26 +480,60 @@ class RecordStore:
         sort: Sort | None = None,
         size: int = 20,
         cursor: str | None = None,
+        skip: int = 0,
+        where: Check | None = None,
     ) -> Page:
-        """One page of the records meeting every condition, in the plan's order, and the next page's cursor."""
+        """One page of the records meeting every condition (and `where`), in the plan's order, after
+        `cursor` or past the first `skip` matches, and the next page's cursor."""
         chosen = plan(schema, conditions, sort)
         after = _decode(cursor)
+        if skip and not (chosen.residual or chosen.sort_in_memory or where):
+            # Pass the first `skip` matches by their keys alone; the page starts after the last of them.
+            passed = list(islice(self._keys(tenant_id, schema, chosen, after, want=skip + size), skip))
+            if len(passed) < skip:
+                return Page(records=[], cursor=None, order=chosen.order)
+            after, skip = passed[-1][0], 0
         found: list[Record] = []
         last: str | None = None
-        for key, record in self._matching(tenant_id, schema, chosen, after, want=size + 1):
+        for key, record in islice(
+            self._matching(tenant_id, schema, chosen, after, want=skip + size + 1, where=where), skip, None
+        ):
             if len(found) == size:
                 return Page(records=found, cursor=_encode(last), order=chosen.order)
             found.append(record)
             last = key
         return Page(records=found, cursor=None, order=chosen.order)
 
-    def count(self, tenant_id: str, schema: Schema, conditions: Sequence[Condition]) -> int:
-        """How many records meet every condition: Select=COUNT Queries of the matching key ranges."""
+    def cursor_after(
+        self, tenant_id: str, schema: Schema, conditions: Sequence[Condition], sort: Sort | None, rid: str
+    ) -> str:
+        """The cursor of a page that starts right after record `rid` in this query's order."""
+        record = self.get(tenant_id, schema, rid)
+        if record is None:
+            raise Invalid(f"The offset names no record of {schema.name}: {rid[:40]}")
+        chosen = plan(schema, conditions, sort)
+        if chosen.sort_in_memory:
+            key = "\x03".join(sort_key(schema, record.data, rid, chosen.order))
+        elif chosen.index is None or chosen.by_id or chosen.index.sort is None:
+            key = rid
+        else:
+            spec = schema.field(chosen.index.sort)
+            value = value_at(record.data, chosen.index.sort)
+            key = f"{'' if spec is None or is_empty(value) else order_key(spec, value)}{SEP}{rid}"
+        return json.dumps(key)
+
+    def count(
+        self, tenant_id: str, schema: Schema, conditions: Sequence[Condition], *, where: Check | None = None
+    ) -> int:
+        """How many records meet every condition: Select=COUNT Queries of the matching key ranges.
+
+        Conditions no index serves, and `where`, are checked on the records read (at most `max_read`).
+        """
         chosen = plan(schema, conditions)
         if chosen.nothing:
             return 0
-        if chosen.residual:
-            return sum(1 for _ in self._matching(tenant_id, schema, chosen, None))
+        if chosen.residual or where:
+            return sum(1 for _ in self._matching(tenant_id, schema, chosen, None, where=where))
         total = 0
         for pk, lo, hi in self._ranges(tenant_id, schema, chosen):
             key, values = "pk = :p", {":p": pk}
@@ -435,10 +564,18 @@ class RecordStore:
         rids = [rid for _, rid in islice(self._keys(tenant_id, schema, chosen, None, want=stop), start, stop)]
         return self.get_many(tenant_id, schema, rids), total
 
-    def stream(self, tenant_id: str, schema: Schema, filters: Mapping[str, Any]) -> Iterator[Record]:
-        """Every record matching equality `filters`, a page at a time, for jobs (no read cap)."""
-        chosen = plan(schema, self.conditions(schema, filters))
-        for _, record in self._matching(tenant_id, schema, chosen, None, capped=False, want=1000):
+    def stream(
+        self,
+        tenant_id: str,
+        schema: Schema,
+        filters: Mapping[str, Any] | Sequence[Condition],
+        *,
+        where: Check | None = None,
+    ) -> Iterator[Record]:
+        """Every record matching `filters` (equalities, or conditions) and `where`, for jobs (no read cap)."""
+        conditions = self.conditions(schema, filters) if isinstance(filters, Mapping) else filters
+        chosen = plan(schema, conditions)
+        for _, record in self._matching(tenant_id, schema, chosen, None, capped=False, want=1000, where=where):
             yield record
 
     def of_source(self, tenant_id: str, schema: Schema, source: str, limit: int) -> list[Record]:
@@ -518,15 +655,23 @@ class RecordStore:
             yield (rid if by_id else sk), rid
 
     def _matching(
-        self, tenant_id: str, schema: Schema, chosen: Plan, after: str | None, *, capped: bool = True, want: int = 100
+        self,
+        tenant_id: str,
+        schema: Schema,
+        chosen: Plan,
+        after: str | None,
+        *,
+        capped: bool = True,
+        want: int = 100,
+        where: Check | None = None,
     ) -> Iterator[tuple[str, Record]]:
         """(merge key, record) of every match in the plan's order; records are read by key in batches.
 
         What no index serves is checked on the records read, at most `max_read` of them when `capped`.
         """
         keys = self._keys(tenant_id, schema, chosen, None if chosen.sort_in_memory else after, want=want)
-        cap = self.max_read if capped and (chosen.residual or chosen.sort_in_memory) else None
-        matched = self._checked(tenant_id, schema, chosen, keys, cap, want)
+        cap = self.max_read if capped and (chosen.residual or chosen.sort_in_memory or where) else None
+        matched = self._checked(tenant_id, schema, chosen, keys, cap, want, where)
         if not chosen.sort_in_memory:
             yield from matched
             return
@@ -548,6 +693,7 @@ class RecordStore:
         keys: Iterator[tuple[str, str]],
         cap: int | None,
         want: int,
+        where: Check | None = None,
     ) -> Iterator[tuple[str, Record]]:
         """The records of `keys` that meet the residual filters; the first batch is the page, then batches double.
 
@@ -562,7 +708,11 @@ class RecordStore:
             found = {r.rid: r for r in self.get_many(tenant_id, schema, [rid for _, rid in batch])}
             for key, rid in batch:
                 record = found.get(rid)
-                if record is not None and matches(schema, record.data, chosen.residual):
+                if (
+                    record is not None
+                    and matches(schema, record.data, chosen.residual)
+                    and (where is None or where(record))
+                ):
                     yield key, record
 
     def _too_broad(self, schema: Schema) -> TooBroad:

@@ -1,0 +1,126 @@
+"""An app definition: entities (a records schema plus what the runtime adds), groups and their permissions.
+
+Kept as data files (`infra/demo/data/app.json` for the demo app) and installed through `AppRepository`.
+A developer may do everything; a user may do what the groups it belongs to allow, merged.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, model_validator
+
+from backroom.records.schema import NAME_PATTERN, Schema
+
+
+class FieldAccess(StrEnum):
+    NONE = "none"  # left out of answers, may not be queried or written
+    READ = "read"  # shown and queried, never written
+    WRITE = "write"
+
+    @property
+    def rank(self) -> int:
+        return ("none", "read", "write").index(self.value)
+
+
+class EntityPermission(BaseModel):
+    read: bool = False
+    create: bool = False
+    update: bool = False
+    delete: bool = False
+    history: bool = False
+    # Top-level fields whose access differs from the entity's (unlisted: readable, writable if it may write).
+    fields: dict[str, FieldAccess] = Field(default_factory=dict)
+    actions: list[str] = Field(default_factory=list)
+
+    def merged(self, other: EntityPermission) -> EntityPermission:
+        """What a user in both groups may do: the union of both."""
+        names = {*self.fields, *other.fields}
+        fields = {
+            n: max(self.fields.get(n, FieldAccess.WRITE), other.fields.get(n, FieldAccess.WRITE), key=lambda a: a.rank)
+            for n in names
+        }
+        return EntityPermission(
+            read=self.read or other.read,
+            create=self.create or other.create,
+            update=self.update or other.update,
+            delete=self.delete or other.delete,
+            history=self.history or other.history,
+            fields={n: a for n, a in fields.items() if a is not FieldAccess.WRITE},
+            actions=sorted({*self.actions, *other.actions}),
+        )
+
+    def access(self, field: str) -> FieldAccess:
+        return self.fields.get(field, FieldAccess.WRITE)
+
+
+class Group(BaseModel):
+    name: str = Field(min_length=1, max_length=100)
+    users: list[str] = Field(default_factory=list)  # emails
+    entities: dict[str, EntityPermission] = Field(default_factory=dict)
+
+
+class ActionParameter(BaseModel):
+    name: str = Field(pattern=NAME_PATTERN)
+    type: str = "text"
+    required: bool = False
+
+
+class Action(BaseModel):
+    """Declared here; run by the actions issue (a Python function of the app's package)."""
+
+    name: str = Field(pattern=NAME_PATTERN)
+    type: Literal["one", "many", "query"] = "one"
+    function: str = ""
+    parameters: list[ActionParameter] = Field(default_factory=list)
+    precondition: str | None = None
+    run_async: bool = False
+
+
+class Entity(BaseModel):
+    name: str = Field(pattern=NAME_PATTERN)
+    label: str | None = None  # a person's name for the entity ("Companies")
+    schema_: Schema = Field(alias="schema")
+    updated_field: str | None = None  # a date-time field the runtime sets on every write (`lastUpdate`)
+    actions: list[Action] = Field(default_factory=list)
+
+    model_config = {"populate_by_name": True}
+
+    @property
+    def schema(self) -> Schema:  # type: ignore[override]
+        return self.schema_
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Entity:
+        if self.schema_.name != self.name:
+            raise ValueError(f"entity {self.name}: its schema is named {self.schema_.name}")
+        if self.updated_field:
+            spec = self.schema_.field(self.updated_field)
+            if spec is None or spec.type != "datetime":
+                raise ValueError(f"entity {self.name}: {self.updated_field} is not a date-time field")
+        return self
+
+
+class AppDefinition(BaseModel):
+    app: str
+    entities: list[Entity]
+    groups: list[Group] = Field(default_factory=list)
+
+    def permissions_of(self, email: str) -> dict[str, EntityPermission]:
+        """A user's permissions per entity: the union of its groups'."""
+        merged: dict[str, EntityPermission] = {}
+        for group in self.groups:
+            if email.lower() not in {u.lower() for u in group.users}:
+                continue
+            for name, grant in group.entities.items():
+                merged[name] = merged[name].merged(grant) if name in merged else grant
+        return merged
+
+    @property
+    def users(self) -> set[str]:
+        return {u.lower() for g in self.groups for u in g.users}
+
+
+def entity_of(item: dict[str, Any]) -> Entity:
+    return Entity.model_validate(item)

@@ -1,0 +1,84 @@
+"""`DELETE_RECORDS`: a runtime delete of many records, or of those a query matches, as a job.
+
+The plan fixes which records go: the ids given, or those the query matches when the job starts,
+kept in the chunks (500 a chunk), so records created later are left alone and a stop and resume
+goes on with the very same records. Each row is one record's delete through the records model
+(its transaction, its history entry); a replayed row finds its record gone and counts it done.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+from backroom.app.querylang import parse
+from backroom.app.repository import AppRepository
+from backroom.errors import Conflict, NotFound
+from backroom.jobs.kinds import JobContext, JobFailure, JobKind, PerJob, RowOutcome, register
+from backroom.jobs.models import Chunk, ChunkPlan, Job, Progress
+from backroom.records import RecordStore
+from backroom.records.store import Author
+
+logger = logging.getLogger("jobs.deletes")
+CHUNK_IDS = 500
+
+
+def _entity(ctx: JobContext, job: Job) -> Any:
+    try:
+        return AppRepository(ctx.table, RecordStore(ctx.table)).entity(job.tenant_id, job.params["entity"])
+    except NotFound as gone:
+        raise JobFailure(str(gone)) from None
+
+
+_entities = PerJob(_entity)
+
+
+class DeleteRecordsKind(JobKind):
+    name = "runtime.delete_records"
+    commit_rows = 50
+
+    def plan(self, ctx: JobContext, job: Job) -> list[ChunkPlan]:
+        from backroom.app.service import AppData  # the service's query reading, without its caller checks
+
+        entity = _entities(ctx, job)
+        ids = job.params.get("ids")
+        if ids is None:
+            data = AppData(AppRepository(ctx.table, RecordStore(ctx.table)), RecordStore(ctx.table), ctx.engine)
+            ids = data.ids_of(job.tenant_id, entity, parse(job.params.get("query") or {}))
+        ids = list(dict.fromkeys(ids))
+        return [
+            ChunkPlan(
+                index=i,
+                start=start,
+                count=len(ids[start : start + CHUNK_IDS]),
+                cursor={"ids": ids[start : start + CHUNK_IDS]},
+            )
+            for i, start in enumerate(range(0, len(ids), CHUNK_IDS))
+        ]
+
+    def rows(self, ctx: JobContext, job: Job, chunk: Chunk, skip: int) -> Iterator[Any]:
+        return iter(chunk.cursor["ids"][skip:])
+
+    def apply(self, ctx: JobContext, job: Job, row: Any) -> RowOutcome:
+        entity = _entities(ctx, job)
+        author = Author(job.params.get("user", ""), job.params.get("ip"), f"jobs.{job.id}")
+        try:
+            RecordStore(ctx.table).delete(job.tenant_id, entity.schema, row, author=author)
+        except NotFound:
+            pass  # gone already: deleted by this job before a crash, or by someone else; either way not here
+        except Conflict as err:
+            return RowOutcome(ok=False, error=f"{row}: {err.message}")
+        return RowOutcome()
+
+    def before_commit(self, ctx: JobContext, job: Job, chunk: Chunk, outcomes: list[RowOutcome]) -> None:
+        for outcome in outcomes:
+            if outcome.error:
+                ctx.engine.log(job.id, outcome.error, level="ERROR")
+
+    def finalize(self, ctx: JobContext, job: Job, progress: Progress) -> dict[str, Any]:
+        _entities.forget(job.id)
+        return {"recordsDeleted": progress.processed, "recordsWithErrors": progress.failed}
+
+
+register(DeleteRecordsKind())

@@ -1,0 +1,54 @@
+"""The app repository: the only code that knows where an app's entities and users' permissions sit.
+
+| item | pk | sk |
+| --- | --- | --- |
+| entity (its schema, actions, what the runtime adds) | `APP#<tenant>` | `ENTITY#<name>` |
+| a user's permissions, merged from its groups | `APP#<tenant>` | `USER#<email, lower case>` |
+
+An entity's schema is also defined in the records model (`RecordStore.define`), which keeps its records.
+"""
+
+from __future__ import annotations
+
+from backroom.app.definition import AppDefinition, Entity, EntityPermission
+from backroom.dynamo import Table
+from backroom.errors import NotFound
+from backroom.records import RecordStore
+
+
+class AppRepository:
+    def __init__(self, table: Table, records: RecordStore) -> None:
+        self.table = table
+        self.records = records
+
+    def install(self, tenant_id: str, app: AppDefinition) -> None:
+        """Declare every entity and every listed user's permissions (a user no longer listed keeps none)."""
+        for entity in app.entities:
+            self.records.define(tenant_id, entity.schema)
+            self.table.put(
+                {"pk": f"APP#{tenant_id}", "sk": f"ENTITY#{entity.name}", **entity.model_dump(by_alias=True)}
+            )
+        known = {
+            item["sk"]
+            for item in self.table.query(
+                "pk = :p AND begins_with(sk, :u)", {":p": f"APP#{tenant_id}", ":u": "USER#"}, attributes=["sk"]
+            )
+        }
+        for email in app.users:
+            grants = {name: grant.model_dump() for name, grant in app.permissions_of(email).items()}
+            self.table.put({"pk": f"APP#{tenant_id}", "sk": f"USER#{email}", "entities": grants})
+            known.discard(f"USER#{email}")
+        for gone in known:
+            self.table.delete(f"APP#{tenant_id}", gone)
+
+    def entity(self, tenant_id: str, name: str) -> Entity:
+        item = self.table.get(f"APP#{tenant_id}", f"ENTITY#{name}") if 0 < len(name) <= 64 else None
+        if item is None:
+            raise NotFound(f"Entity {name[:64]} does not exist")
+        return Entity.model_validate(item)
+
+    def permissions(self, tenant_id: str, email: str) -> dict[str, EntityPermission]:
+        item = self.table.get(f"APP#{tenant_id}", f"USER#{email.lower()}")
+        if item is None:
+            return {}
+        return {name: EntityPermission.model_validate(grant) for name, grant in item.get("entities", {}).items()}

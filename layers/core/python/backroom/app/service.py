@@ -1,0 +1,401 @@
+"""The runtime app's data: read, list, create, update, delete and history of an entity's records.
+
+Every call names its caller: a developer may do everything; a user what its groups allow, per entity
+and per field (a field it may not read is left out of answers and may not be queried or written).
+Writes go through the records model: one transaction each, conditioned on the version, with the
+history entry. Deletes of many records, or by query, run as `DELETE_RECORDS` jobs when asked to.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from backroom.app.definition import Entity, EntityPermission, FieldAccess
+from backroom.app.querylang import Bound, Query, bind, evaluate, parse
+from backroom.app.repository import AppRepository
+from backroom.app.views import VERSION_BASE, change_view, native_value, record_view
+from backroom.clock import now_ms
+from backroom.errors import Forbidden, Invalid, NotFound
+from backroom.identity.models import Caller
+from backroom.ids import object_id
+from backroom.jobs.engine import JobEngine
+from backroom.jobs.models import Job, NewJob
+from backroom.records import Record, RecordStore
+from backroom.records.query import matches, sort_key
+from backroom.records.store import Author, Check
+
+SYNC_DELETE_MOST = 1000  # the spec: more than this needs `_async=true`
+DELETE_KIND = "runtime.delete_records"
+EVENT_TYPES = {"create": "USER_RECORD_CREATED", "update": "USER_RECORD_CHANGED", "delete": "USER_RECORD_DELETED"}
+_ACTIONS = {v: k for k, v in EVENT_TYPES.items()}
+_ID = re.compile(r"^[0-9a-f]{24}$")
+_EVERYTHING = EntityPermission(read=True, create=True, update=True, delete=True, history=True)
+
+
+@dataclass
+class Access:
+    """An entity as one caller may use it."""
+
+    entity: Entity
+    grant: EntityPermission
+
+    @property
+    def schema(self):
+        return self.entity.schema
+
+    def readable(self) -> list[str]:
+        return [f.name for f in self.schema.fields if self.grant.access(f.name) is not FieldAccess.NONE]
+
+    def check_query(self, paths: set[str]) -> None:
+        hidden = sorted(p for p in paths if self.grant.access(p.split(".")[0]) is FieldAccess.NONE)
+        if hidden:
+            raise Forbidden(f"You may not query {self.entity.name} by {', '.join(hidden)}")
+
+    def check_write(self, values: Mapping[str, Any]) -> None:
+        locked = sorted(
+            n for n in values if n not in ("id", "label", "version") and self.grant.access(n) is not FieldAccess.WRITE
+        )
+        if locked:
+            raise Forbidden(f"You may not write {', '.join(locked)} of {self.entity.name}")
+
+
+def entity_id(tenant_id: str, name: str) -> str:
+    """A stable 24-hex id for an entity (the spec's history entries carry one)."""
+    return hashlib.sha256(f"{tenant_id}/{name}".encode()).hexdigest()[:24]
+
+
+class AppData:
+    def __init__(self, repo: AppRepository, records: RecordStore, jobs: JobEngine) -> None:
+        self.repo = repo
+        self.records = records
+        self.jobs = jobs
+
+    # Access ---------------------------------------------------------------
+    def access(self, caller: Caller, name: str, need: str) -> Access:
+        """The entity `name` as `caller` may use it; 403 when it may not `need` (read, create, ...)."""
+        entity = self.repo.entity(caller.tenant_id, name)
+        grant = _EVERYTHING if caller.is_developer else self.repo.permissions(caller.tenant_id, caller.email).get(name)
+        grant = grant or EntityPermission()
+        if not getattr(grant, need):
+            raise Forbidden(f"You have no permission to {need} records of {name}")
+        return Access(entity, grant)
+
+    # Reading --------------------------------------------------------------
+    def get(self, caller: Caller, name: str, rid: str, params: Mapping[str, Any]) -> dict[str, Any]:
+        access = self.access(caller, name, "read")
+        query = parse({k: v for k, v in params.items() if k.startswith("_")})
+        record = self.records.get(caller.tenant_id, access.schema, rid) if _ID.match(rid) else None
+        if record is None:
+            raise NotFound(f"Record {rid[:40]} of {name} does not exist")
+        return self._views(caller, access, [record], query)[0]
+
+    def find(self, caller: Caller, name: str, params: Mapping[str, Any]) -> dict[str, Any]:
+        access = self.access(caller, name, "read")
+        query = parse(params)
+        bound = bind(access.schema, query)
+        access.check_query(bound.paths)
+        records, total, more = self._find(caller.tenant_id, access, query, bound)
+        answer: dict[str, Any] = {"total": total}
+        answer["offset"] = records[-1].rid if more and records else None
+        answer["items"] = self._views(caller, access, records, query)
+        return answer
+
+    def _where(self, access: Access, bound: Bound) -> Check | None:
+        if bound.rest is None:
+            return None
+        rest, schema = bound.rest, access.schema
+        return lambda r: evaluate(schema, rest, {**r.data, "id": r.rid, "label": r.label})
+
+    def _find(self, tenant_id: str, access: Access, query: Query, bound: Bound) -> tuple[list[Record], int, bool]:
+        """A page of matches, how many match in all, and whether more follow."""
+        schema, where = access.schema, self._where(access, bound)
+        if bound.ids is not None:  # `id=a,b`: read those records, check the rest, order them here
+            found = [
+                r
+                for r in self.records.get_many(tenant_id, schema, [i for i in dict.fromkeys(bound.ids) if _ID.match(i)])
+                if matches(schema, r.data, bound.conditions) and (where is None or where(r))
+            ]
+            found.sort(key=lambda r: sort_key(schema, r.data, r.rid, bound.sort), reverse=bound.sort.descending)
+            start = query.offset if isinstance(query.offset, int) else 0
+            if isinstance(query.offset, str):
+                start = next((i + 1 for i, r in enumerate(found) if r.rid == query.offset), len(found))
+            return found[start : start + query.size], len(found), start + query.size < len(found)
+        total = self.records.count(tenant_id, schema, bound.conditions, where=where)
+        cursor, skip = None, 0
+        if isinstance(query.offset, str):
+            cursor = self.records.cursor_after(tenant_id, schema, bound.conditions, bound.sort, query.offset)
+        elif isinstance(query.offset, int):
+            skip = query.offset
+        page = self.records.find(
+            tenant_id,
+            schema,
+            bound.conditions,
+            sort=bound.sort,
+            size=query.size,
+            cursor=cursor,
+            skip=skip,
+            where=where,
+        )
+        return page.records, total, page.cursor is not None
+
+    def _views(self, caller: Caller, access: Access, records: Sequence[Record], query: Query) -> list[dict[str, Any]]:
+        readable = access.readable()
+        fields = readable if query.fields is None else [p for p in query.fields if p.split(".")[0] in readable]
+        views = [
+            record_view(
+                access.schema, r.rid, r.version, r.label, r.data, fields=fields, plain=query.format == "plainText"
+            )
+            for r in records
+        ]
+        for name in query.fetch:
+            if name in fields:
+                self._fetch(caller, access, name, views)
+        return views
+
+    def _fetch(self, caller: Caller, access: Access, name: str, views: list[dict[str, Any]]) -> None:
+        """`_relationshipsToFetch`: the related records inline, as the caller may read them."""
+        spec = access.schema.field(name)
+        if spec is None or spec.type != "relationship" or not spec.entity:
+            return
+        try:
+            related = self.access(caller, spec.entity, "read")
+        except Forbidden:
+            return  # the caller sees the {id, label} it already has
+
+        def ids(value: Any) -> list[str]:
+            values = value if isinstance(value, list) else [value]
+            return [v["id"] for v in values if isinstance(v, dict) and "id" in v]
+
+        wanted = [i for v in views for i in ids(v.get(name))]
+        found = {
+            r.rid: record_view(related.schema, r.rid, r.version, r.label, r.data, fields=related.readable())
+            for r in self.records.get_many(caller.tenant_id, related.schema, list(dict.fromkeys(wanted)))
+        }
+        for view in views:
+            value = view.get(name)
+            if isinstance(value, list):
+                view[name] = [found.get(v.get("id"), v) for v in value]
+            elif isinstance(value, dict):
+                view[name] = found.get(str(value.get("id")), value)
+
+    # Writing --------------------------------------------------------------
+    def _values(self, access: Access, body: Any) -> dict[str, Any]:
+        if not isinstance(body, dict):
+            raise Invalid("The body must be a JSON object holding the record's fields")
+        access.check_write(body)
+        values = {k: v for k, v in body.items() if k not in ("id", "label", "version")}
+        if access.entity.updated_field:
+            values[access.entity.updated_field] = now_ms()
+        return values
+
+    def create(self, caller: Caller, name: str, body: Any, ip: str | None) -> dict[str, Any]:
+        access = self.access(caller, name, "create")
+        values = self._values(access, body)
+        author = Author(caller.email, ip, f"entities.{name}.create")
+        record = self.records.create(caller.tenant_id, access.schema, values, author=author, rid=object_id())
+        return self._views(caller, access, [record], parse({}))[0]
+
+    def update(self, caller: Caller, name: str, rid: str, body: Any, ip: str | None) -> dict[str, Any]:
+        access = self.access(caller, name, "update")
+        values = self._values(access, body)
+        version = body.get("version") if isinstance(body, dict) else None
+        if version is not None and (isinstance(version, bool) or not isinstance(version, int) or version < 0):
+            raise Invalid("version must be the record's version, a whole number")
+        if not _ID.match(rid):
+            raise NotFound(f"Record {rid[:40]} of {name} does not exist")
+        author = Author(caller.email, ip, f"entities.{name}.update")
+        record = self.records.update(
+            caller.tenant_id,
+            access.schema,
+            rid,
+            values,
+            version=None if version is None else version + VERSION_BASE,
+            author=author,
+        )
+        return self._views(caller, access, [record], parse({}))[0]
+
+    def delete_one(self, caller: Caller, name: str, rid: str, ip: str | None) -> dict[str, Any]:
+        access = self.access(caller, name, "delete")
+        return self._delete(caller, access, rid, ip)
+
+    def _delete(self, caller: Caller, access: Access, rid: str, ip: str | None, context: str = "") -> dict[str, Any]:
+        if not _ID.match(rid):
+            raise NotFound(f"Record {rid[:40]} of {access.entity.name} does not exist")
+        author = Author(caller.email, ip, context or f"entities.{access.entity.name}.delete")
+        record = self.records.delete(caller.tenant_id, access.schema, rid, author=author)
+        return self._views(caller, access, [record], parse({}))[0]
+
+    def delete_many(self, caller: Caller, name: str, rids: Sequence[str], ip: str | None) -> dict[str, Any]:
+        """`{id: {status, response | errorMessage}}`, one entry per id, as the spec's sample."""
+        access = self.access(caller, name, "delete")
+        if len(rids) > SYNC_DELETE_MOST:
+            raise Invalid(f"At most {SYNC_DELETE_MOST} records are deleted at once; use _async=true for more")
+        outcome: dict[str, Any] = {}
+        for rid in dict.fromkeys(rids):
+            try:
+                outcome[rid] = {"status": "ok", "response": self._delete(caller, access, rid, ip)}
+            except (NotFound, Invalid, Forbidden) as err:
+                outcome[rid] = {"status": "error", "errorMessage": err.message}
+            except Exception as err:
+                outcome[rid] = {
+                    "status": "error",
+                    "errorMessage": getattr(err, "message", "The record could not be deleted"),
+                }
+        return outcome
+
+    def matching_ids(
+        self, caller: Caller, name: str, params: Mapping[str, Any], *, most: int | None = None
+    ) -> list[str]:
+        """The ids of the records a query matches (for a delete by query), checked against the caller's access."""
+        access = self.access(caller, name, "delete")
+        query = parse(params)
+        bound = bind(access.schema, query)
+        access.check_query(bound.paths)
+        return self.ids_of(caller.tenant_id, access.entity, query, most=most)
+
+    def ids_of(self, tenant_id: str, entity: Entity, query: Query, *, most: int | None = None) -> list[str]:
+        schema = entity.schema
+        bound = bind(schema, query)
+        where = self._where(Access(entity, _EVERYTHING), bound)
+        if bound.ids is not None:
+            found = self.records.get_many(tenant_id, schema, [i for i in dict.fromkeys(bound.ids) if _ID.match(i)])
+            return [r.rid for r in found if matches(schema, r.data, bound.conditions) and (where is None or where(r))]
+        ids: list[str] = []
+        for record in self.records.stream(tenant_id, schema, bound.conditions, where=where):
+            ids.append(record.rid)
+            if most is not None and len(ids) > most:
+                break
+        return ids
+
+    def delete_query(self, caller: Caller, name: str, params: Mapping[str, Any], ip: str | None) -> dict[str, Any]:
+        ids = self.matching_ids(caller, name, params, most=SYNC_DELETE_MOST)
+        if len(ids) > SYNC_DELETE_MOST:
+            raise Invalid(f"The query matches more than {SYNC_DELETE_MOST} records; delete them with _async=true")
+        return self.delete_many(caller, name, ids, ip)
+
+    def delete_async(
+        self, caller: Caller, name: str, *, ids: Sequence[str] | None, params: Mapping[str, Any], ip: str | None
+    ) -> Job:
+        """A DELETE_RECORDS job over `ids`, or over the records the query in `params` matches when it runs."""
+        access = self.access(caller, name, "delete")
+        query = {k: v for k, v in params.items() if k not in ("_async", "_lowPriority")}
+        if ids is None:
+            access.check_query(bind(access.schema, parse(query)).paths)  # a bad query is a 400 now, not a failed job
+        spec = NewJob(
+            kind=DELETE_KIND,
+            type="DELETE_RECORDS",
+            tenant_id=caller.tenant_id,
+            account_id=caller.account_id,
+            created_by=caller.user_id,
+            created_by_name=caller.name,
+            label=f"Delete records of {name}",
+            params={
+                "entity": name,
+                "ids": list(ids) if ids is not None else None,
+                "query": query,
+                "user": caller.email,
+                "ip": ip,
+            },
+        )
+        return self.jobs.create(spec, job_id=object_id())
+
+    # History --------------------------------------------------------------
+    def history(self, caller: Caller, name: str, rid: str, params: Mapping[str, Any]) -> dict[str, Any]:
+        access = self._history_access(caller, name)
+        if not _ID.match(rid):
+            raise Invalid(f"{rid[:40]} is not a record id")
+        size, offset = _paging(params)
+        page = self.records.history(caller.tenant_id, access.schema, rid, limit=size, before=offset)
+        return self._history_view(caller, access, page.entries, page.total, size)
+
+    def table_history(self, caller: Caller, name: str, params: Mapping[str, Any]) -> dict[str, Any]:
+        access = self._history_access(caller, name)
+        size, offset = _paging(params)
+        unknown = sorted(set(params) - {"_size", "_offset", "eventType", "from", "to"})
+        if unknown:
+            raise Invalid(f"Unknown parameter: {', '.join(unknown)[:100]}")
+        actions = None
+        if params.get("eventType"):
+            kinds = [k.strip() for k in str(params["eventType"]).split(",") if k.strip()]
+            wrong = [k for k in kinds if k not in _ACTIONS]
+            if wrong:
+                raise Invalid(f"eventType must be among {', '.join(EVENT_TYPES.values())}: {wrong[0][:40]} is not")
+            actions = {_ACTIONS[k] for k in kinds}
+        since, until = _millis(params, "from"), _millis(params, "to")
+        page = self.records.table_history(
+            caller.tenant_id, access.schema, actions=actions, since=since, until=until, limit=size, before=offset
+        )
+        return self._history_view(caller, access, page.entries, page.total, size)
+
+    def _history_access(self, caller: Caller, name: str) -> Access:
+        access = self.access(caller, name, "history")
+        if not access.schema.history:
+            raise Invalid(f"History is not enabled for {name}")
+        return access
+
+    def _history_view(
+        self, caller: Caller, access: Access, entries: list[dict[str, Any]], total: int, size: int
+    ) -> dict[str, Any]:
+        readable = set(access.readable())
+        schema = access.schema
+        items = []
+        for e in entries:
+            deleted = e["action"] == "delete"
+
+            def whole(data: Mapping[str, Any]) -> dict[str, Any]:
+                return {f.name: native_value(f, data.get(f.name)) for f in schema.fields if f.name in readable}
+
+            def changes(data: Mapping[str, Any]) -> dict[str, Any]:
+                return {k: change_view(schema.field(k), k, v) for k, v in data.items() if k in readable}
+
+            old, new = {}, {}
+            if e["action"] == "create":
+                new = whole(e.get("new") or {})
+            elif deleted:
+                old = whole(e.get("old") or {})
+            else:
+                old, new = changes(e.get("old") or {}), changes(e.get("new") or {})
+            items.append(
+                {
+                    "id": e["hid"],
+                    "entityId": entity_id(caller.tenant_id, access.entity.name),
+                    "entityName": access.entity.name,
+                    "entityVersion": 1,
+                    "recordId": e["rid"],
+                    "recordName": e.get("label", ""),
+                    "user": e.get("user", ""),
+                    "timestamp": int(e["at"]),
+                    "ip": e.get("ip"),
+                    "eventType": EVENT_TYPES[e["action"]],
+                    "eventCategory": "USER",
+                    "contextPath": e.get("context", ""),
+                    "recordDeleted": True if deleted else None,
+                    "deletionDate": int(e["at"]) if deleted else None,
+                    "oldRecord": old,
+                    "newRecord": new,
+                }
+            )
+        return {"total": total, "offset": items[-1]["id"] if len(items) == size else None, "items": items}
+
+
+def _paging(params: Mapping[str, Any]) -> tuple[int, str | None]:
+    raw = params.get("_size", "20")
+    if not str(raw).isdigit() or not 1 <= int(raw) <= 1000:
+        raise Invalid("_size must be a whole number from 1 to 1000")
+    offset = params.get("_offset") or None
+    if offset is not None and not _ID.match(str(offset)):
+        raise Invalid("_offset must be the id of a history log this API returned")
+    return int(raw), offset
+
+
+def _millis(params: Mapping[str, Any], name: str) -> int | None:
+    raw = params.get(name)
+    if raw in (None, ""):
+        return None
+    if not str(raw).isdigit() or len(str(raw)) > 15:
+        raise Invalid(f"{name} must be a time in milliseconds since the epoch")
+    return int(raw)
