@@ -15,6 +15,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from backroom.api.dialects import RuntimeDialect
 from backroom.api.resolver import CurrentCaller, dialect_app
 from backroom.api.runtime import json_body, last_values, query_params
+from backroom.errors import Invalid
 from backroom.services import services
 
 logger = Logger()
@@ -35,7 +36,12 @@ def _ip() -> str | None:
 
 
 def _async(params: dict[str, str | list[str]]) -> bool:
-    return str(last_values(params).get("_async", "false")).lower() == "true"
+    """`_async` (and `_lowPriority`, accepted: jobs here have one priority) must say true or false."""
+    flags = last_values(params)
+    for name in ("_async", "_lowPriority"):
+        if str(flags.get(name, "false")).lower() not in ("true", "false"):
+            raise Invalid(f"{name} must be true or false")
+    return str(flags.get("_async", "false")).lower() == "true"
 
 
 def _job_ref(job_id: str) -> dict[str, str]:
@@ -82,7 +88,7 @@ def delete_records(entity: Entity, record_id: RecordId, caller: CurrentCaller) -
     """One id answers the deleted record; ids separated by commas answer `{id: {status, response}}`."""
     params = _params()
     ids = [i.strip() for i in record_id.split(",") if i.strip()]
-    if _async(params):
+    if _async(params):  # checked before anything is deleted
         return _job_ref(services().app.delete_async(caller, entity, ids=ids, params={}, ip=_ip()).id)
     if "," not in record_id:
         return services().app.delete_one(caller, entity, record_id, _ip())

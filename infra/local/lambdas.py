@@ -1,7 +1,9 @@
 """Runs the real Lambda handlers in this process, each function as a small pool of warm "containers".
 
-A container is its own import of the function's module, so a powertools resolver (which keeps the
-current event on itself) is never shared by two concurrent requests, as in Lambda.
+A container is its own import of the function's module, so a resolver is never shared by two
+concurrent requests, as in Lambda. powertools keeps the request it resolves on its `BaseRouter`
+class, one per process, which Lambda may (it runs one request per process at a time) and these
+threads may not: `per_thread_requests` makes that state per thread.
 """
 
 from __future__ import annotations
@@ -39,6 +41,33 @@ class LocalContext:
         return max(0, int((self._deadline - time.monotonic()) * 1000))
 
 
+def per_thread_requests() -> None:
+    """Give each thread its own `BaseRouter.current_event` and `lambda_context` (once per process).
+
+    Without it, two concurrent requests to any functions of this process read each other's query,
+    body and token. Class-level writes go through a metaclass property, instance reads through a
+    property on the class; both read one `threading.local`.
+    """
+    from aws_lambda_powertools.event_handler import api_gateway
+
+    base = api_gateway.BaseRouter
+    if "_per_thread" in base.__dict__:
+        return
+    state = threading.local()
+
+    def held(name: str) -> property:
+        return property(lambda _owner: getattr(state, name, None), lambda _owner, value: setattr(state, name, value))
+
+    class PerThread(type(base)):  # type: ignore[misc]
+        current_event = held("current_event")
+        lambda_context = held("lambda_context")
+
+    for name in ("current_event", "lambda_context"):
+        type.__setattr__(base, name, held(name))
+    type.__setattr__(base, "_per_thread", True)
+    base.__class__ = PerThread
+
+
 def _load(function: Function, copy: int) -> Callable[[dict[str, Any], Any], Any]:
     module_name, _, attr = function.handler.rpartition(".")
     path = Path(function.code_uri) / f"{module_name.replace('.', '/')}.py"
@@ -54,6 +83,7 @@ def _load(function: Function, copy: int) -> Callable[[dict[str, Any], Any], Any]
 
 class FunctionPool:
     def __init__(self, function: Function, size: int = 4) -> None:
+        per_thread_requests()
         self.function = function
         self.size = size
         self._idle: queue.LifoQueue[Callable[[dict[str, Any], Any], Any]] = queue.LifoQueue()

@@ -8,8 +8,10 @@ conditioned on the same version exactly one wins.
 
 from __future__ import annotations
 
+import json
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -283,3 +285,53 @@ def test_single_item_conditional_writes_and_transactions_race_fairly(ddb: Any, t
 
         assert len(won) == 1, won
         assert stored(ddb, table, pk)["version"] == {"N": "2"}  # type: ignore[index]
+
+
+def test_concurrent_requests_in_the_local_gateway_each_see_their_own_event() -> None:
+    # Given the local gateway's fix (powertools keeps the request on a class, one per process)
+    from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
+
+    from infra.local.lambdas import per_thread_requests
+
+    per_thread_requests()
+
+    def container() -> APIGatewayHttpResolver:  # one warm "container": its own resolver
+        app = APIGatewayHttpResolver()
+
+        @app.get("/echo")
+        def echo() -> dict[str, str]:
+            before = app.current_event.raw_event["rawQueryString"]
+            time.sleep(0.02)  # another thread resolves its request meanwhile
+            return {"before": before, "after": app.current_event.raw_event["rawQueryString"]}
+
+        return app
+
+    def event(q: str) -> dict[str, Any]:
+        http = {"method": "GET", "path": "/echo", "sourceIp": "127.0.0.1"}
+        context = {"http": http, "requestId": q, "routeKey": "GET /echo", "stage": "$default"}
+        return {
+            "version": "2.0",
+            "routeKey": "GET /echo",
+            "rawPath": "/echo",
+            "rawQueryString": q,
+            "headers": {},
+            "requestContext": context,
+        }
+
+    seen: list[tuple[str, dict[str, str]]] = []
+
+    def caller(q: str) -> None:
+        app = container()
+        for _ in range(5):
+            seen.append((q, json.loads(app.resolve(event(q), None)["body"])))
+
+    # When 8 threads resolve requests at once
+    threads = [threading.Thread(target=caller, args=(f"q={i}",)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    # Then every handler read its own request from start to end
+    assert len(seen) == 40
+    assert all(answer == {"before": q, "after": q} for q, answer in seen)

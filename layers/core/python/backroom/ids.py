@@ -13,6 +13,7 @@ def new_id(length: int = 24) -> str:
 def object_id() -> str:
     """A 24-hex id whose first 8 digits are the creation second, as the runtime spec's ids are.
 
-    Sorting by id is then sorting by creation (the runtime's default order is id descending: newest first).
+    Sorting by id is then sorting by creation second (the runtime's default order, id descending, puts
+    the newest seconds first; ids of one second are in random order, as MongoDB's are across machines).
     """
     return f"{int(time.time()):08x}{secrets.token_hex(8)}"

@@ -26,13 +26,14 @@ that says what is wrong; caller-given names are only ever compared with the sche
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from re import _parser as _sre  # type: ignore[attr-defined]  # the regex parser, to inspect a pattern's structure
-from typing import Any, TypeAlias
+from typing import Any, TypeAlias, cast
 
 from backroom.errors import Invalid
-from backroom.records.query import Condition, Sort
+from backroom.records.query import Condition, Op, Sort
 from backroom.records.schema import Schema, TableField
 from backroom.records.values import BadValue, canonical, is_empty, order_key, scalar
 
@@ -523,7 +524,9 @@ def _refuse(target: _Target, op: str) -> Invalid:
     if op == "like" and target.kind == "rel.id":
         return Invalid(f"like() looks for text; {shown} is a record id (use {target.names[-1]}.label for the label)")
     if op == "like":
-        return Invalid(f"like() looks for text, and {shown} is {_a(target.spec.type if target.spec else 'other')} field")
+        return Invalid(
+            f"like() looks for text, and {shown} is {_a(target.spec.type if target.spec else 'other')} field"
+        )
     kind = "relationship" if target.kind.startswith("rel") else target.spec.type if target.spec else ""
     return Invalid(f"{shown} is {_a(kind)} field: it has no order for {name}()")
 
@@ -638,11 +641,10 @@ def _condition(schema: Schema, item: Filter, checked: _Checked) -> Condition | N
     if schema.field(name) is not target.spec:
         return None  # not reachable by the store's `value_at`
     if target.kind == "value":
-        return Condition(name, item.op, checked.typed)  # type: ignore[arg-type]
-    by_id = (target.kind == "rel.id" or (target.kind == "rel" and all(_ID.fullmatch(v) for v in checked.typed))) and (
-        item.op == "eq"
-    )
-    return Condition(name, "eq", checked.typed) if by_id else None
+        return Condition(name, cast(Op, item.op), checked.typed)
+    # A relationship's Condition compares the related id (`value_at`), so only an equality on ids goes.
+    by_id = target.kind == "rel.id" or (target.kind == "rel" and all(_ID.fullmatch(v) for v in checked.typed))
+    return Condition(name, "eq", checked.typed) if by_id and item.op == "eq" else None
 
 
 def _sort(schema: Schema, query: Query, paths: set[str]) -> Sort:
@@ -654,20 +656,14 @@ def _sort(schema: Schema, query: Query, paths: set[str]) -> Sort:
             f'_sortField: "{_clip(query.sort_field)}" is not a field of {schema.name} holding one value '
             "(sort by id or by a field that is neither a group nor a list)"
         )
-    name = query.sort_field.split(".")[0]
-    paths.add(next(f.name for f in schema.fields if f.name == name))
-    # The schema's spelling of the path (equal to the caller's, which only served to find it).
-    parts = query.sort_field.split(".")
-    return Sort(".".join(_spell(schema, parts)), query.descending)
-
-
-def _spell(schema: Schema, parts: list[str]) -> list[str]:
-    fields, out = schema.fields, []
-    for part in parts:
+    # Spell the path with the schema's names (the caller's text only served to find them).
+    fields, names = schema.fields, []
+    for part in query.sort_field.split("."):
         found = next(f for f in fields if f.name == part)
-        out.append(found.name)
+        names.append(found.name)
         fields = found.fields
-    return out
+    paths.add(names[0])
+    return Sort(".".join(names), query.descending)
 
 
 # Evaluating --------------------------------------------------------------------
@@ -675,6 +671,7 @@ Check: TypeAlias = Callable[[Mapping[str, Any]], bool]
 _CACHE_SIZE = 128
 # (id(schema), id(expr)) -> (schema, expr, check): the entry keeps both alive, so their ids stay theirs.
 _cache: dict[tuple[int, int], tuple[Schema, Expr, Check]] = {}
+_cache_lock = threading.Lock()  # the local stack serves requests on threads
 
 
 def evaluate(schema: Schema, expr: Expr, record: Mapping[str, Any]) -> bool:
@@ -689,9 +686,10 @@ def _compiled(schema: Schema, expr: Expr) -> Check:
     if hit is not None and hit[0] is schema and hit[1] is expr:
         return hit[2]
     check = _compile(schema, expr)
-    if len(_cache) >= _CACHE_SIZE:
-        _cache.pop(next(iter(_cache)))
-    _cache[key] = (schema, expr, check)
+    with _cache_lock:
+        while len(_cache) >= _CACHE_SIZE:
+            _cache.pop(next(iter(_cache)))  # the oldest entry
+        _cache[key] = (schema, expr, check)
     return check
 
 

@@ -97,6 +97,7 @@ class Page(BaseModel):
     records: list[Record]
     cursor: str | None = None  # where the next page starts; None on the last page
     order: Sort
+    total: int | None = None  # how many match in all, when asked
 
 
 def _digest(values: Sequence[str]) -> str:
@@ -482,11 +483,19 @@ class RecordStore:
         cursor: str | None = None,
         skip: int = 0,
         where: Check | None = None,
+        counted: bool = False,
     ) -> Page:
         """One page of the records meeting every condition (and `where`), in the plan's order, after
-        `cursor` or past the first `skip` matches, and the next page's cursor."""
+        `cursor` or past the first `skip` matches, and the next page's cursor; with `counted`, also
+        how many match in all."""
         chosen = plan(schema, conditions, sort)
         after = _decode(cursor)
+        if counted and (chosen.residual or chosen.sort_in_memory or where):
+            return self._read_whole(tenant_id, schema, chosen, after, size, skip, where)
+        if counted:
+            total = self.count(tenant_id, schema, conditions)
+            page = self.find(tenant_id, schema, conditions, sort=sort, size=size, cursor=cursor, skip=skip)
+            return page.model_copy(update={"total": total})
         if skip and not (chosen.residual or chosen.sort_in_memory or where):
             # Pass the first `skip` matches by their keys alone; the page starts after the last of them.
             passed = list(islice(self._keys(tenant_id, schema, chosen, after, want=skip + size), skip))
@@ -503,6 +512,33 @@ class RecordStore:
             found.append(record)
             last = key
         return Page(records=found, cursor=None, order=chosen.order)
+
+    def _read_whole(
+        self,
+        tenant_id: str,
+        schema: Schema,
+        chosen: Plan,
+        after: str | None,
+        size: int,
+        skip: int,
+        where: Check | None,
+    ) -> Page:
+        """A page and the total of a query checked record by record: one pass over every match (capped)."""
+        descending, total, passed, more = chosen.order.descending, 0, 0, False
+        found: list[Record] = []
+        last: str | None = None
+        for key, record in self._matching(tenant_id, schema, chosen, None, want=1000, where=where):
+            total += 1
+            if after is not None and not (key < after if descending else key > after):
+                continue
+            if passed < skip:
+                passed += 1
+            elif len(found) < size:
+                found.append(record)
+                last = key
+            else:
+                more = True
+        return Page(records=found, cursor=_encode(last) if more else None, order=chosen.order, total=total)
 
     def cursor_after(
         self, tenant_id: str, schema: Schema, conditions: Sequence[Condition], sort: Sort | None, rid: str
