@@ -31,6 +31,7 @@ integration: $(STAMP)
 # records: import throughput, extract and update latency by table size (about 21 minutes on 2 cores);
 # task_memory: a task's memory by row count (about 15). Each file's docstring lists its BENCH_* knobs.
 bench: $(STAMP)
+	$(PY) -m infra.bench.runtime
 	$(PY) -m infra.bench.records
 	$(PY) -m infra.bench.task_memory
 

@@ -65,7 +65,7 @@ def per_thread_requests() -> None:
     for name in ("current_event", "lambda_context"):
         type.__setattr__(base, name, held(name))
     type.__setattr__(base, "_per_thread", True)
-    base.__class__ = PerThread
+    base.__class__ = PerThread  # type: ignore[method-assign]
 
 
 def _load(function: Function, copy: int) -> Callable[[dict[str, Any], Any], Any]:
