@@ -2,8 +2,9 @@
 
 The plan fixes which records go: the ids given, or those the query matches when the job starts,
 kept in the chunks (500 a chunk), so records created later are left alone and a stop and resume
-goes on with the very same records. Each row is one record's delete through the records model
-(its transaction, its history entry); a replayed row finds its record gone and counts it done.
+goes on with the very same records. Each group of rows is deleted through the records model before
+its checkpoint: several records to a transaction, each conditioned on its version, with its
+history entry; a replayed group finds its records gone and counts them done.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 
 from backroom.app.querylang import parse
 from backroom.app.repository import AppRepository
-from backroom.errors import Conflict, NotFound
+from backroom.errors import NotFound
 from backroom.jobs.kinds import JobContext, JobFailure, JobKind, PerJob, RowOutcome, register
 from backroom.jobs.models import Chunk, ChunkPlan, Job, Progress
 from backroom.records import RecordStore
@@ -61,19 +62,17 @@ class DeleteRecordsKind(JobKind):
         return iter(chunk.cursor["ids"][skip:])
 
     def apply(self, ctx: JobContext, job: Job, row: Any) -> RowOutcome:
-        entity = _entities(ctx, job)
-        author = Author(job.params.get("user", ""), job.params.get("ip"), f"jobs.{job.id}")
-        try:
-            RecordStore(ctx.table).delete(job.tenant_id, entity.schema, row, author=author)
-        except NotFound:
-            pass  # gone already: deleted by this job before a crash, or by someone else; either way not here
-        except Conflict as err:
-            return RowOutcome(ok=False, error=f"{row}: {err.message}")
-        return RowOutcome()
+        return RowOutcome(output={"id": row})  # the group's deletes run together, before its checkpoint
 
     def before_commit(self, ctx: JobContext, job: Job, chunk: Chunk, outcomes: list[RowOutcome]) -> None:
-        for outcome in outcomes:
-            if outcome.error:
+        """Delete the group's records, several to a transaction; a replayed group finds them gone."""
+        entity = _entities(ctx, job)
+        author = Author(job.params.get("user", ""), job.params.get("ip"), f"jobs.{job.id}")
+        rids = [str((o.output or {})["id"]) for o in outcomes]
+        errors = RecordStore(ctx.table).delete_many(job.tenant_id, entity.schema, rids, author=author)
+        for outcome, rid in zip(outcomes, rids, strict=True):
+            if errors.get(rid):
+                outcome.ok, outcome.error = False, f"{rid}: {errors[rid]}"
                 ctx.engine.log(job.id, outcome.error, level="ERROR")
 
     def finalize(self, ctx: JobContext, job: Job, progress: Progress) -> dict[str, Any]:

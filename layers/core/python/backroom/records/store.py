@@ -52,6 +52,7 @@ from backroom.records.values import (
     value_at,
 )
 
+MAX_TRANSACTION = 100  # items of one TransactWriteItems
 MAX_READ = 20_000  # records a request may read to check filters no index serves (then 400, not a timeout)
 _READ = ["rid", "data", "version", "label", "created_at", "updated_at"]
 
@@ -281,15 +282,63 @@ class RecordStore:
         current = self.get(tenant_id, schema, rid)
         if current is None:
             raise NotFound(f"Record {rid} not found")
-        expected = current.version if version is None else version
+        writes = self._deletion(tenant_id, schema, current, current.version if version is None else version, author)
+        self._commit(writes, {}, current.data)
+        return current
+
+    def delete_many(
+        self, tenant_id: str, schema: Schema, rids: Sequence[str], *, author: Author | None = None
+    ) -> dict[str, str | None]:
+        """Delete these records, several to a transaction (each on the version read); `{id: error or None}`.
+
+        A record already gone counts as deleted. When a transaction fails (a record changed meanwhile),
+        its records are deleted one by one, so one conflict never blocks the others.
+        """
+        found = {r.rid: r for r in self.get_many(tenant_id, schema, rids)}
+        outcome: dict[str, str | None] = dict.fromkeys(rids)
+        batch: list[Write] = []
+        members: list[Record] = []
+
+        def flush() -> None:
+            if not batch:
+                return
+            try:
+                self.table.transact(batch)
+            except TransactionFailed:
+                for record in members:
+                    try:
+                        self.delete(tenant_id, schema, record.rid, author=author)
+                    except NotFound:
+                        pass
+                    except Conflict as err:
+                        outcome[record.rid] = err.message
+            batch.clear()
+            members.clear()
+
+        for rid in dict.fromkeys(rids):
+            record = found.get(rid)
+            if record is None:
+                continue
+            writes = self._deletion(tenant_id, schema, record, record.version, author)
+            if len(batch) + len(writes) > MAX_TRANSACTION:
+                flush()
+            batch.extend(writes)
+            members.append(record)
+        flush()
+        return outcome
+
+    def _deletion(
+        self, tenant_id: str, schema: Schema, current: Record, expected: int, author: Author | None
+    ) -> list[Write]:
+        """The writes that delete a record at version `expected`: it, what it holds, and its history entry."""
+        rid = current.rid
         writes = [
             Write(key=self._record_key(tenant_id, schema, rid), condition="version = :v", values={":v": expected})
         ]
         writes += [self._release(k, rid) if k[1] == "UNIQ" else Write(key=k) for k in current.keys]
         gone = current.model_copy(update={"version": expected + 1})
         writes += self._history(tenant_id, schema, gone, "delete", current.data, {}, author)
-        self._commit(writes, {}, current.data)
-        return current
+        return writes
 
     @staticmethod
     def _take(uniques: Mapping[tuple[str, str], str], rid: str) -> list[Write]:
