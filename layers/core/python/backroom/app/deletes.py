@@ -47,6 +47,10 @@ class DeleteRecordsKind(JobKind):
         if ids is None:
             data = AppData(AppRepository(ctx.table, RecordStore(ctx.table)), RecordStore(ctx.table), ctx.engine)
             ids = data.ids_of(job.tenant_id, entity, parse(job.params.get("query") or {}))
+        else:  # ids that name no record are not planned: the results count what was there to delete
+            ids = [
+                r.rid for r in RecordStore(ctx.table).get_many(job.tenant_id, entity.schema, list(dict.fromkeys(ids)))
+            ]
         ids = list(dict.fromkeys(ids))
         return [
             ChunkPlan(

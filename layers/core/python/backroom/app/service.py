@@ -120,10 +120,19 @@ class AppData:
                 if matches(schema, r.data, bound.conditions) and (where is None or where(r))
             ]
             found.sort(key=lambda r: sort_key(schema, r.data, r.rid, bound.sort), reverse=bound.sort.descending)
-            start = query.offset if isinstance(query.offset, int) else 0
-            if isinstance(query.offset, str):
-                start = next((i + 1 for i, r in enumerate(found) if r.rid == query.offset), len(found))
-            return found[start : start + query.size], len(found), start + query.size < len(found)
+            total, start = len(found), query.offset if isinstance(query.offset, int) else 0
+            if isinstance(query.offset, str):  # after that record in this order, whether or not it matches
+                mark = self.records.get(tenant_id, schema, query.offset)
+                if mark is None:
+                    raise Invalid(f"The offset names no record of {schema.name}: {query.offset[:40]}")
+                after = sort_key(schema, mark.data, mark.rid, bound.sort)
+                found = [
+                    r
+                    for r in found
+                    if (sort_key(schema, r.data, r.rid, bound.sort) < after) == bound.sort.descending
+                    and r.rid != mark.rid
+                ]
+            return found[start : start + query.size], total, start + query.size < len(found)
         cursor, skip = None, 0
         if isinstance(query.offset, str):
             cursor = self.records.cursor_after(tenant_id, schema, bound.conditions, bound.sort, query.offset)

@@ -1,0 +1,188 @@
+"""Runtime deletes as jobs (`DELETE_RECORDS`): by query and by ids, stopped, crashed, replayed and resumed.
+
+The acceptance point: an `_async` delete by query of 10,000 records, stopped and resumed, ends with
+exactly those records gone and the others untouched; records the query matches that are created after
+the job started stay (the plan fixes the set).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from backroom.app.deletes import CHUNK_IDS
+from backroom.app.definition import AppDefinition, Entity
+from backroom.identity.models import Caller, Role
+from backroom.ids import object_id
+from backroom.jobs.models import ChunkStatus, JobState
+from backroom.records import Record
+from backroom.services import Services
+from botocore.exceptions import ClientError
+
+from tests.unit.conftest import QueueDriver
+
+TENANT = "demo"  # a tenant is its root account
+APP = Path(__file__).parents[2] / "infra" / "demo" / "data" / "app.json"
+DEV = Caller(
+    user_id="u-dev",
+    email="dev@demo.local",
+    name="Dev",
+    role=Role.DEVELOPER,
+    account_id=TENANT,
+    tenant_id=TENANT,
+)
+IP = "203.0.113.7"
+MATCHING, OTHERS = 10_000, 1_000
+
+
+@pytest.fixture
+def companies(core: Services) -> Entity:
+    core.app.repo.install(TENANT, AppDefinition.model_validate_json(APP.read_text()))
+    return core.app.repo.entity(TENANT, "companies")
+
+
+def bulk(core: Services, entity: Entity, values: list[dict[str, Any]]) -> list[str]:
+    """Records written as a job's bulk import writes them (record and index entries, no unique markers)."""
+    rids = [object_id() for _ in values]
+    puts = [
+        item
+        for rid, data in zip(rids, values, strict=True)
+        for item in core.records.items(TENANT, entity.schema, Record(rid=rid, data=data))
+    ]
+    core.table.batch_write(puts=puts)
+    return rids
+
+
+def count_matching(core: Services, entity: Entity) -> int:
+    """How many entries the `type` index holds for `c`: what a delete must remove besides the records."""
+    return core.records.count(TENANT, entity.schema, core.records.conditions(entity.schema, {"type": "c"}))
+
+
+def dumps(records: list[Record]) -> list[dict[str, Any]]:
+    return [r.model_dump() for r in records]
+
+
+def test_an_async_delete_by_query_stopped_crashed_and_resumed_deletes_exactly_its_records(
+    core: Services, queue: QueueDriver, companies: Entity, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    schema = companies.schema
+    # Given 10,000 companies of type c and 1,000 of other types
+    doomed = bulk(
+        core,
+        companies,
+        [
+            {"name": f"Doomed {i:05d}", "type": "c", "state": ("active", "inactive")[i % 2], "numberOfEmployees": i}
+            for i in range(MATCHING)
+        ],
+    )
+    kept = bulk(
+        core,
+        companies,
+        [
+            {"name": f"Kept {i:04d}", "type": ("a", "b")[i % 2], "state": "inactive", "numberOfEmployees": i}
+            for i in range(OTHERS)
+        ],
+    )
+    kept_before = dumps(core.records.get_many(TENANT, schema, kept))
+    assert len(kept_before) == OTHERS and count_matching(core, companies) == MATCHING
+
+    # When a developer deletes `type=c` asynchronously
+    job = core.app.delete_async(DEV, "companies", ids=None, params={"type": "c", "_async": "true"}, ip=IP)
+    assert job.type == "DELETE_RECORDS" and job.tenant_id == TENANT
+    assert queue.drain(limit=1) == 1  # the plan: it fixes the 10,000 ids in 20 chunks of 500
+    planned = core.jobs.get(job.id, TENANT)
+    assert planned.state is JobState.RUNNING
+    assert (planned.total_rows, planned.chunk_count) == (MATCHING, -(-MATCHING // CHUNK_IDS))
+    assert sorted(i for c in core.jobs.repo.chunks(job.id) for i in c.cursor["ids"]) == sorted(doomed)
+
+    # ...and a company of type c is created once the job has started
+    late = [core.app.create(DEV, "companies", {"name": "Late 1", "type": "c"}, IP)["id"]]
+
+    # ...one chunk message arrives twice (SQS is at-least-once)
+    [first] = queue.receive(most=1)
+    queue.deliver(first)
+    queue.deliver(first)
+    assert core.jobs.progress(core.jobs.get(job.id, TENANT)).processed == 500
+
+    # ...the worker of the next chunk dies after deleting its fourth group of 50, before checkpointing it
+    advance = core.jobs.repo.advance_chunk
+    calls = {"n": 0}
+
+    def dies_at_the_fourth_checkpoint(chunk, **kw):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise ClientError({"Error": {"Code": "ServiceUnavailable", "Message": "gone"}}, "UpdateItem")
+        return advance(chunk, **kw)
+
+    monkeypatch.setattr(core.jobs.repo, "advance_chunk", dies_at_the_fourth_checkpoint)
+    [second] = queue.receive(most=1)
+    crashed = int(json.loads(second["Body"])["chunk"])
+    with pytest.raises(ClientError):
+        queue.deliver(second)  # not deleted from the queue: it comes back after its visibility timeout
+    monkeypatch.setattr(core.jobs.repo, "advance_chunk", advance)
+    replayed = core.jobs.repo.get_chunk(job.id, crashed)
+    assert replayed is not None and replayed.status is ChunkStatus.RUNNING and replayed.next_row == 150
+
+    # ...and the job is stopped while that chunk is still held by the dead worker
+    assert core.jobs.stop(job.id, TENANT).state is JobState.STOPPING
+    queue.drain()  # the other chunk messages find the job stopping and park
+    time.sleep(2.2)  # the crashed message is visible again (visibility timeout 2 s)
+    queue.drain()
+    stopped = core.jobs.get(job.id, TENANT)
+    assert stopped.state is JobState.STOPPED
+    assert core.jobs.progress(stopped).processed == 650  # 500 + three checkpointed groups of the crashed chunk
+    left = core.records.get_many(TENANT, schema, doomed)
+    assert len(left) == MATCHING - 700  # the crashed group's deletes were committed, only its checkpoint was not
+    assert queue.drain() == 0  # nothing runs while the job is stopped
+    late.append(core.app.create(DEV, "companies", {"name": "Late 2", "type": "c"}, IP)["id"])
+
+    core.jobs.resume(job.id, TENANT)
+    queue.drain()
+
+    # Then the job finished, having deleted exactly the 10,000 records it planned
+    done = core.jobs.get(job.id, TENANT)
+    assert done.state is JobState.FINISHED, done.error
+    assert (done.processed, done.failed) == (MATCHING, 0)
+    assert done.results == {"recordsDeleted": MATCHING, "recordsWithErrors": 0}
+    assert core.records.get_many(TENANT, schema, doomed) == []
+    # ...their index entries went with them: only the late companies are still of type c
+    assert count_matching(core, companies) == len(late)
+    # ...the others and the late ones are untouched
+    assert dumps(core.records.get_many(TENANT, schema, kept)) == kept_before
+    assert [(r.rid, r.version) for r in core.records.get_many(TENANT, schema, late)] == [(rid, 1) for rid in late]
+    # ...each record of the replayed group was deleted once: one history entry, written by the job
+    chunk = core.jobs.repo.get_chunk(job.id, crashed)
+    assert chunk is not None
+    for rid in chunk.cursor["ids"][150:200]:
+        page = core.records.history(TENANT, schema, rid)
+        assert page.total == 1, rid
+        entry = page.entries[0]
+        assert (entry["action"], entry["user"], entry["ip"], entry["context"]) == (
+            "delete",
+            DEV.email,
+            IP,
+            f"jobs.{job.id}",
+        )
+    messages = [e.message for e in core.jobs.repo.logs(job.id) if e.message.startswith("Job")]
+    assert messages[-3:] == ["Job stopped", "Job resumed", f"Job finished: {MATCHING} rows processed, 0 failed"]
+
+
+def test_an_async_delete_by_ids_skips_an_unknown_id_without_failing(
+    core: Services, queue: QueueDriver, companies: Entity
+) -> None:
+    schema = companies.schema
+    rids = bulk(core, companies, [{"name": f"Co {i}", "type": "a"} for i in range(5)])
+    unknown = object_id()
+
+    job = core.app.delete_async(DEV, "companies", ids=[rids[0], unknown, rids[1], rids[0], rids[2]], params={}, ip=IP)
+    queue.drain()
+
+    done = core.jobs.get(job.id, TENANT)
+    assert done.state is JobState.FINISHED, done.error
+    assert [r.rid for r in core.records.get_many(TENANT, schema, rids)] == rids[3:]
+    assert done.failed == 0
+    # Only the three records that existed were deleted; the unknown id deleted nothing
+    assert done.results == {"recordsDeleted": 3, "recordsWithErrors": 0}
