@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from backroom.app.deletes import CHUNK_IDS
 from backroom.app.definition import AppDefinition, Entity
+from backroom.app.deletes import CHUNK_IDS
 from backroom.identity.models import Caller, Role
 from backroom.ids import object_id
 from backroom.jobs.models import ChunkStatus, JobState

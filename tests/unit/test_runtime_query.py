@@ -181,7 +181,9 @@ def company(rng: random.Random, name: str) -> dict[str, Any]:
     if rng.random() < 0.6:
         info: dict[str, Any] = {"phoneNumber": f"1-702-{rng.randint(100, 999)}"}
         if rng.random() < 0.8:
-            info["email"] = f"{rng.choice(['jo', 'Ann', 'zed', 'émile'])}{rng.randint(1, 9)}@{rng.choice(['a.io', 'B.com'])}"
+            info["email"] = (
+                f"{rng.choice(['jo', 'Ann', 'zed', 'émile'])}{rng.randint(1, 9)}@{rng.choice(['a.io', 'B.com'])}"
+            )
         body["contactInformation"] = info
     addresses = []
     for _ in range(rng.choice([0, 0, 1, 1, 2, 3])):
@@ -218,7 +220,11 @@ class Companies:
     def held(self, path: str) -> list[str]:
         """The values the records hold at the path, as a caller writes them."""
         if path not in self._held:
-            values = {("true" if v else "false") if isinstance(v, bool) else str(v) for r in self.records for v in present(r, path)}
+            values = {
+                ("true" if v else "false") if isinstance(v, bool) else str(v)
+                for r in self.records
+                for v in present(r, path)
+            }
             self._held[path] = sorted(values)
         return self._held[path]
 
@@ -552,7 +558,9 @@ def filters(draw: st.DrawFn, companies: Companies, path: str | None = None, ops:
 def trees(companies: Companies) -> st.SearchStrategy[Expr]:
     return st.recursive(
         filters(companies),
-        lambda inner: st.builds(Tree, st.sampled_from(["and", "or"]), st.lists(inner, min_size=1, max_size=3).map(tuple)),
+        lambda inner: st.builds(
+            Tree, st.sampled_from(["and", "or"]), st.lists(inner, min_size=1, max_size=3).map(tuple)
+        ),
         max_leaves=5,
     )
 
@@ -594,7 +602,9 @@ def requests(draw: st.DrawFn, companies: Companies) -> Request:
 
 
 def oracle_ids(records: Sequence[dict[str, Any]], request: Request) -> list[str]:
-    return [r["id"] for r in ordered(records, request) if all(meets(r, e) for e in [*request.filters, *request.queries])]
+    return [
+        r["id"] for r in ordered(records, request) if all(meets(r, e) for e in [*request.filters, *request.queries])
+    ]
 
 
 # Checking a request ------------------------------------------------------------
