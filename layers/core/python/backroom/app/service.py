@@ -19,12 +19,12 @@ from backroom.app.querylang import Bound, Query, bind, evaluate, parse
 from backroom.app.repository import AppRepository
 from backroom.app.views import VERSION_BASE, change_view, native_value, record_view
 from backroom.clock import now_ms
-from backroom.errors import Forbidden, Invalid, NotFound
+from backroom.errors import BackroomError, Forbidden, Invalid, NotFound
 from backroom.identity.models import Caller
 from backroom.ids import object_id
 from backroom.jobs.engine import JobEngine
 from backroom.jobs.models import Job, NewJob
-from backroom.records import Record, RecordStore
+from backroom.records import Record, RecordStore, Schema
 from backroom.records.query import matches, sort_key
 from backroom.records.store import Author, Check
 
@@ -44,7 +44,7 @@ class Access:
     grant: EntityPermission
 
     @property
-    def schema(self):
+    def schema(self) -> Schema:
         return self.entity.schema
 
     def readable(self) -> list[str]:
@@ -247,13 +247,8 @@ class AppData:
         for rid in dict.fromkeys(rids):
             try:
                 outcome[rid] = {"status": "ok", "response": self._delete(caller, access, rid, ip)}
-            except (NotFound, Invalid, Forbidden) as err:
+            except BackroomError as err:  # a record's conflict or absence must not hide the others' outcomes
                 outcome[rid] = {"status": "error", "errorMessage": err.message}
-            except Exception as err:
-                outcome[rid] = {
-                    "status": "error",
-                    "errorMessage": getattr(err, "message", "The record could not be deleted"),
-                }
         return outcome
 
     def matching_ids(
