@@ -651,3 +651,17 @@ def test_list_agrees_with_the_oracle(world: World, data: st.DataObject) -> None:
     check(world, request)
     if request.offset is None:
         walk(world, request)
+
+
+# Discrepancies found (by probing the oracle), now fixed ---------------------------------
+def test_an_id_offset_outside_an_id_filter_starts_after_where_that_record_sorts(world: World) -> None:
+    """`id=a,b&_offset=c`: the page starts right after c in the order, as it does for every other query.
+
+    The `id=` path of `AppData._find` once looked for c among the records it read and, not finding it,
+    answered an empty page, while the same offset without `id=` starts after c's place in the order.
+    """
+    ids = world.companies.ids  # ascending
+    low, middle, high = ids[10], ids[25], ids[40]
+    for sort_type in ("desc", "asc"):
+        request = Request((Filter("id", "eq", (low, high), f"{low},{high}"),), sort_type=sort_type, offset=middle)
+        check(world, request)
