@@ -28,7 +28,7 @@ unit: $(STAMP)
 integration: $(STAMP)
 	$(PY) -m pytest tests/integration
 
-# runtime: list latency of the runtime data API at 10,000 and 100,000 records (about 12 minutes);
+# runtime: list latency of the runtime data API at 10,000 and 100,000 records (17 to 21 minutes on 2 cores);
 # records: import throughput, extract and update latency by table size (about 21 minutes on 2 cores);
 # task_memory: a task's memory by row count (about 15). Each file's docstring lists its BENCH_* knobs.
 bench: $(STAMP)

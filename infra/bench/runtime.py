@@ -29,7 +29,7 @@ an index partition, what the emulator alone costs per read at either size (Dynam
 with the partition). Ratios near 1.0 mean the size of the table costs nothing; the goal is below 1.5.
 Nothing asserts on time. BENCH_STACK_LOG names a file for the stack's log.
 
-    make bench                                  # with the records benches; this one about 12 minutes on
+    make bench                                  # with the records benches; this one 17 to 21 minutes on
                                                 # 2 cores, almost all of it the 100,000-record load
     python -m infra.bench.runtime               # this one alone
     BENCH_RUNTIME_SMALL=1000 BENCH_RUNTIME_LARGE=10000 python -m infra.bench.runtime   # a quick look
