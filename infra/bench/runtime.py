@@ -30,7 +30,9 @@ with the partition). Ratios near 1.0 mean the size of the table costs nothing; t
 Nothing asserts on time. BENCH_STACK_LOG names a file for the stack's log.
 
     make bench                                  # with the records benches; this one 17 to 21 minutes on
-                                                # 2 cores, almost all of it the 100,000-record load
+                                                # 2 cores: 5 to 9 of them the 100,000-record load, most of
+                                                # the rest the sorted page at 100,000 (its total counts
+                                                # the whole table)
     python -m infra.bench.runtime               # this one alone
     BENCH_RUNTIME_SMALL=1000 BENCH_RUNTIME_LARGE=10000 python -m infra.bench.runtime   # a quick look
 """
