@@ -34,7 +34,7 @@ from pydantic import BaseModel, Field
 
 from backroom.clock import now_ms
 from backroom.dynamo import Table, TransactionFailed, Write
-from backroom.errors import Conflict, FieldError, Invalid, NotFound
+from backroom.errors import BackroomError, Conflict, FieldError, Invalid, NotFound
 from backroom.ids import object_id
 from backroom.records.query import SEP, Condition, Plan, Sort, matches, plan, sort_key
 from backroom.records.schema import SOURCE_INDEX, Index, Schema, TableField
@@ -85,6 +85,19 @@ class HistoryPage(BaseModel):
 
 class VersionConflict(Conflict):
     """The record changed since the version the caller holds (409 optimisticLocking)."""
+
+
+@dataclass
+class Update:
+    """One update of `update_many`: the record as read, its changes, and writes for its transaction."""
+
+    current: Record
+    changes: Mapping[str, Any]
+    extra: Sequence[Write] = ()
+
+
+class AlreadyApplied(Conflict):
+    """A write carried a marker (`extra`) that exists already: this very write was committed before."""
 
 
 class TooBroad(Invalid):
@@ -230,51 +243,110 @@ class RecordStore:
         *,
         version: int | None = None,
         author: Author | None = None,
+        extra: Sequence[Write] = (),
     ) -> Record:
-        """A partial update (`None` clears a field); with `version`, only if the record is still at it."""
+        """A partial update (`None` clears a field); with `version`, only if the record is still at it.
+
+        `extra` writes join the transaction (log lines, a job's marker conditioned on its absence): when
+        one of their conditions fails, nothing is written and `AlreadyApplied` says so.
+        """
         for _attempt in range(3 if version is None else 1):
             current = self.get(tenant_id, schema, rid)
             if current is None:
                 raise NotFound(f"Record {rid} not found")
-            checked = normalize(schema, changes, previous=current.data, partial=True)
-            errors = checked.errors + self._link(tenant_id, checked.data, checked.links)
-            if errors:
-                raise Invalid("Validation error", errors=errors)
             expected = current.version if version is None else version
-            record = current.model_copy(update={"data": checked.data, "version": expected + 1, "updated_at": now_ms()})
-            record.label = render_label(schema.label, record.data)
-            old_uniques, uniques = (
-                self._uniques(tenant_id, schema, current.data),
-                self._uniques(tenant_id, schema, record.data),
-            )
-            record.keys = [*self._entries(tenant_id, schema, record), *uniques]
-            gone = [k for k in current.keys if k not in set(record.keys)]
-            added = {k: n for k, n in uniques.items() if k not in old_uniques}
-            writes = [
-                Write(
-                    item=self._item(tenant_id, schema, record),
-                    condition="version = :v",
-                    values={":v": expected},
-                )
-            ]
-            writes += [
-                Write(item={"pk": pk, "sk": sk, "rid": rid})
-                for pk, sk in record.keys
-                if sk != "UNIQ" and (pk, sk) not in set(current.keys)
-            ]
-            writes += [self._release(k, rid) if k[1] == "UNIQ" else Write(key=k) for k in gone]
-            writes += self._take(added, rid)
-            changed = sorted(k for k in {*current.data, *record.data} if current.data.get(k) != record.data.get(k))
-            old = {k: current.data.get(k) for k in changed}
-            new = {k: record.data.get(k) for k in changed}
-            writes += self._history(tenant_id, schema, record, "update", old, new, author)
+            record, writes, added = self._update(tenant_id, schema, current, changes, expected, author)
             try:
-                self._commit(writes, added, record.data)
+                self._commit([*writes, *extra], added, record.data, extra=len(extra))
                 return record
             except VersionConflict:
                 if version is not None:
                     raise
         raise VersionConflict("The record was changed by someone else, try again")
+
+    def update_many(
+        self, tenant_id: str, schema: Schema, updates: Sequence[Update], *, author: Author | None = None
+    ) -> list[Record | BackroomError]:
+        """Updates of records as read (each conditioned on that version), several to a transaction.
+
+        Answers each update's saved record, or its error: `VersionConflict` when the record changed since
+        it was read, `AlreadyApplied` when one of its `extra` markers exists, `Invalid` for bad values.
+        When a transaction fails, its updates are tried one by one, so one never blocks the others.
+        """
+        outcome: list[Record | BackroomError] = []
+        batch: list[Write] = []
+        members: list[tuple[int, Update, Record, list[Write], dict[tuple[str, str], str]]] = []
+
+        def flush() -> None:
+            if not batch:
+                return
+            try:
+                self.table.transact(batch)
+            except TransactionFailed:
+                for index, update, record, writes, added in members:
+                    try:
+                        self._commit([*writes, *update.extra], added, record.data, extra=len(update.extra))
+                    except BackroomError as err:
+                        outcome[index] = err
+            batch.clear()
+            members.clear()
+
+        for update in updates:
+            outcome.append(update.current)
+            try:
+                current = update.current
+                record, writes, added = self._update(
+                    tenant_id, schema, current, update.changes, current.version, author
+                )
+            except BackroomError as err:
+                outcome[-1] = err
+                continue
+            outcome[-1] = record
+            size = len(writes) + len(update.extra)
+            if len(batch) + size > MAX_TRANSACTION:
+                flush()
+            batch.extend([*writes, *update.extra])
+            members.append((len(outcome) - 1, update, record, writes, added))
+        flush()
+        return outcome
+
+    def _update(
+        self,
+        tenant_id: str,
+        schema: Schema,
+        current: Record,
+        changes: Mapping[str, Any],
+        expected: int,
+        author: Author | None,
+    ) -> tuple[Record, list[Write], dict[tuple[str, str], str]]:
+        """The writes that take `current` (at version `expected`) to its next version with `changes`."""
+        rid = current.rid
+        checked = normalize(schema, changes, previous=current.data, partial=True)
+        errors = checked.errors + self._link(tenant_id, checked.data, checked.links)
+        if errors:
+            raise Invalid("Validation error", errors=errors)
+        record = current.model_copy(update={"data": checked.data, "version": expected + 1, "updated_at": now_ms()})
+        record.label = render_label(schema.label, record.data)
+        old_uniques, uniques = (
+            self._uniques(tenant_id, schema, current.data),
+            self._uniques(tenant_id, schema, record.data),
+        )
+        record.keys = [*self._entries(tenant_id, schema, record), *uniques]
+        gone = [k for k in current.keys if k not in set(record.keys)]
+        added = {k: n for k, n in uniques.items() if k not in old_uniques}
+        writes = [Write(item=self._item(tenant_id, schema, record), condition="version = :v", values={":v": expected})]
+        writes += [
+            Write(item={"pk": pk, "sk": sk, "rid": rid})
+            for pk, sk in record.keys
+            if sk != "UNIQ" and (pk, sk) not in set(current.keys)
+        ]
+        writes += [self._release(k, rid) if k[1] == "UNIQ" else Write(key=k) for k in gone]
+        writes += self._take(added, rid)
+        changed = sorted(k for k in {*current.data, *record.data} if current.data.get(k) != record.data.get(k))
+        old = {k: current.data.get(k) for k in changed}
+        new = {k: record.data.get(k) for k in changed}
+        writes += self._history(tenant_id, schema, record, "update", old, new, author)
+        return record, writes, added
 
     def delete(
         self, tenant_id: str, schema: Schema, rid: str, *, version: int | None = None, author: Author | None = None
@@ -389,11 +461,16 @@ class RecordStore:
     def _history_pk(tenant_id: str, schema: Schema, shard: int) -> str:
         return f"HISTE#{tenant_id}#{schema.name}#{shard}"
 
-    def _commit(self, writes: list[Write], taken: Mapping[tuple[str, str], str], data: Mapping[str, Any]) -> None:
-        """Run a record's transaction; a failed condition says which: the version or a unique value."""
+    def _commit(
+        self, writes: list[Write], taken: Mapping[tuple[str, str], str], data: Mapping[str, Any], *, extra: int = 0
+    ) -> None:
+        """Run a record's transaction; a failed condition says which: a marker, the version or a unique value."""
         try:
             self.table.transact(writes)
         except TransactionFailed as failed:
+            tail = failed.reasons[len(writes) - extra : len(writes)] if extra else []
+            if "ConditionalCheckFailed" in tail:
+                raise AlreadyApplied("This write was committed before") from None
             names = dict(taken)
             duplicated = [
                 names[(w.item["pk"], w.item["sk"])]
@@ -662,6 +739,34 @@ class RecordStore:
         chosen = plan(schema, conditions)
         for _, record in self._matching(tenant_id, schema, chosen, None, capped=False, want=1000, where=where):
             yield record
+
+    def ids(
+        self, tenant_id: str, schema: Schema, conditions: Sequence[Condition], *, where: Check | None = None
+    ) -> Iterator[str]:
+        """The ids of every record matching `conditions` and `where`, for jobs that plan by id (no read cap).
+
+        When an index serves every condition and nothing else is checked, only its thin entries are read.
+        """
+        chosen = plan(schema, conditions)
+        if chosen.residual or where is not None:
+            yield from (r.rid for r in self.stream(tenant_id, schema, conditions, where=where))
+            return
+        keys = (rid for _, rid in self._keys(tenant_id, schema, chosen, None, want=1000))
+        index = chosen.index
+        if index is None or not any(self._multi(schema, path) for path in index.fields):
+            yield from keys
+            return
+        seen: set[str] = set()  # a multi-valued field has an entry per value: a record may come twice
+        for rid in keys:
+            if rid not in seen:
+                seen.add(rid)
+                yield rid
+
+    @staticmethod
+    def _multi(schema: Schema, path: str) -> bool:
+        head = schema.field(path.split(".")[0])
+        inner = schema.field(path)
+        return bool((head and head.multi) or (inner and inner.multi))
 
     def of_source(self, tenant_id: str, schema: Schema, source: str, limit: int) -> list[Record]:
         """Up to `limit` records written from `source` (an import file)."""
