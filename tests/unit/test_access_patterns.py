@@ -30,7 +30,7 @@ def dynamodb_calls(core: Services) -> Iterator[list[str]]:
 
 
 def test_token_user_job_and_logs_are_found_by_key(core: Services, queue: QueueDriver) -> None:
-    load_demo(core)
+    load_demo(core, app_records=False)  # the runtime records are not read here
     token = core.identity.login("dev@demo.local", "demo-dev-password").token
     caller = core.identity.authenticate(token)
     job = core.jobs.create(
@@ -59,7 +59,7 @@ def test_token_user_job_and_logs_are_found_by_key(core: Services, queue: QueueDr
 
 
 def test_an_indexed_extract_is_a_query_of_its_index_partition(core: Services, queue: QueueDriver) -> None:
-    load_demo(core)
+    load_demo(core, app_records=False)  # the runtime records are not read here
     caller = core.identity.login("dev@demo.local", "demo-dev-password").caller
     rows = [{"participant_eid": f"test_user_{i % 3 + 1}", "period": 3 + i % 2, "amount": i} for i in range(40)]
     core.gateway.import_records(caller, rows, "sales-1", [3, 4])

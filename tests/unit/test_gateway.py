@@ -32,7 +32,7 @@ TENANT = "4a7e0c3b9d2f4e6a8c1b5d7f9e0a2c4b"  # the demo tenant (design.md)
 
 @pytest.fixture
 def demo(core: Services) -> Caller:
-    load_demo(core)
+    load_demo(core, app_records=False)  # the runtime records are not read here
     return core.identity.login("dev@demo.local", "demo-dev-password").caller
 
 

@@ -18,7 +18,7 @@ DEMO_SUB = "5b8f1d4c0e3a4f7b9d2c6e8a0f1b3d5c"
 
 @pytest.fixture
 def demo(core: Services) -> Services:
-    load_demo(core)
+    load_demo(core, app_records=False)  # the runtime records are not read here
     return core
 
 
