@@ -1,8 +1,10 @@
 """Runtime data facade (runtime dialect): an app's entities and records under /runtime/api/data.
 
 `GET|POST|DELETE /data/{entity}`, `GET /data/{entity}/history`, `GET|PUT|DELETE /data/{entity}/{id}`
-(`DELETE` takes ids separated by commas) and `GET /data/{entity}/{id}/history`. The query language,
-permissions and history live in the core (`backroom.app`).
+(`DELETE` takes ids separated by commas), `GET /data/{entity}/{id}/history` and
+`PUT /data/{entity}/{ids}/{action}`. `PUT /data/{entity}/{segment}` is an aggregate query, an action
+over a query or a record's update: the core decides from the entity's metadata. The query language,
+permissions, actions and history live in the core (`backroom.app`).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from backroom.api.dialects import RuntimeDialect
 from backroom.api.resolver import CurrentCaller, dialect_app
 from backroom.api.runtime import json_body, last_values, query_params
 from backroom.errors import Invalid
+from backroom.jobs.models import Job
 from backroom.services import services
 
 logger = Logger()
@@ -24,6 +27,7 @@ metrics = Metrics()
 app = dialect_app(RuntimeDialect())
 
 Entity = Annotated[str, Path(min_length=1, max_length=64, description="The entity's name, e.g. companies")]
+ActionName = Annotated[str, Path(min_length=1, max_length=64, description="The action's name, e.g. logSomething")]
 RecordId = Annotated[str, Path(min_length=1, max_length=30_000, description="A record id (24 hex digits)")]
 
 
@@ -35,17 +39,26 @@ def _ip() -> str | None:
     return app.current_event.request_context.http.source_ip
 
 
-def _async(params: dict[str, str | list[str]]) -> bool:
-    """`_async` (and `_lowPriority`, accepted: jobs here have one priority) must say true or false."""
+def _async_flag(params: dict[str, str | list[str]]) -> bool | None:
+    """`_async` (and `_lowPriority`, accepted: jobs here have one priority) must say true or false; None if absent."""
     flags = last_values(params)
     for name in ("_async", "_lowPriority"):
         if str(flags.get(name, "false")).lower() not in ("true", "false"):
             raise Invalid(f"{name} must be true or false")
-    return str(flags.get("_async", "false")).lower() == "true"
+    return None if "_async" not in flags else str(flags["_async"]).lower() == "true"
+
+
+def _async(params: dict[str, str | list[str]]) -> bool:
+    return bool(_async_flag(params))
 
 
 def _job_ref(job_id: str) -> dict[str, str]:
     return {"jobLink": f"/runtime/api/status/jobs/{job_id}", "jobId": job_id}
+
+
+def _answer(result: Any) -> Any:
+    """An `_async` run answers its job's reference; anything else is the answer itself."""
+    return _job_ref(result.id) if isinstance(result, Job) else result
 
 
 @app.get("/runtime/api/data/<entity>")
@@ -79,8 +92,24 @@ def get_record(entity: Entity, record_id: RecordId, caller: CurrentCaller) -> di
 
 
 @app.put("/runtime/api/data/<entity>/<record_id>")
-def update_record(entity: Entity, record_id: RecordId, caller: CurrentCaller) -> dict[str, Any]:
-    return services().app.update(caller, entity, record_id, json_body(app.current_event.raw_event), _ip())
+def update_record(entity: Entity, record_id: RecordId, caller: CurrentCaller) -> Any:
+    """A record's update, an action over a query (`?id=a,b` or filters) or an aggregate query (`aggregate`)."""
+    params = _params()
+    body = json_body(app.current_event.raw_event, optional=True)
+    run_async = _async_flag(params)
+    return _answer(services().app.put(caller, entity, record_id, body, params, _ip(), run_async=run_async))
+
+
+@app.put("/runtime/api/data/<entity>/<record_id>/<action>")
+def execute_action(entity: Entity, record_id: RecordId, action: ActionName, caller: CurrentCaller) -> Any:
+    """An action over one record (its answer) or over ids separated by commas."""
+    ids = [i.strip() for i in record_id.split(",") if i.strip()]
+    body = json_body(app.current_event.raw_event, optional=True)
+    run_async = _async_flag(_params())
+    result = services().app.actions.execute(
+        caller, entity, action, ids=ids, query=None, body=body, ip=_ip(), run_async=run_async
+    )
+    return _answer(result)
 
 
 @app.delete("/runtime/api/data/<entity>/<record_id>")

@@ -97,10 +97,15 @@ def last_values(params: dict[str, str | list[str]]) -> dict[str, str]:
     return {k: v[-1] if isinstance(v, list) else v for k, v in params.items()}
 
 
-def json_body(event: dict[str, Any]) -> Any:
-    """The request's JSON body, numbers kept exact (decimals as Decimal); a body that is not JSON is a 400."""
+def json_body(event: dict[str, Any], *, optional: bool = False) -> Any:
+    """The request's JSON body, numbers kept exact (decimals as Decimal); a body that is not JSON is a 400.
+
+    An empty body is a 400, or None when `optional` (an action without parameters may send none).
+    """
     raw = event.get("body")
     if raw is None or raw == "":
+        if optional:
+            return None
         raise Invalid("The request has no body; it must be a JSON object")
     try:
         text = base64.b64decode(raw).decode() if event.get("isBase64Encoded") else raw

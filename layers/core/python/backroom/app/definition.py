@@ -6,12 +6,14 @@ A developer may do everything; a user may do what the groups it belongs to allow
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
-from backroom.records.schema import NAME_PATTERN, Schema
+from backroom.errors import BackroomError
+from backroom.records.schema import NAME_PATTERN, Schema, TableField
 
 
 class FieldAccess(StrEnum):
@@ -61,21 +63,32 @@ class Group(BaseModel):
     entities: dict[str, EntityPermission] = Field(default_factory=dict)
 
 
-class ActionParameter(BaseModel):
-    name: str = Field(pattern=NAME_PATTERN)
-    type: str = "text"
-    required: bool = False
+# Segments of `PUT /data/{entity}/{segment}` that are not actions; an action name may not shadow a record id either.
+RESERVED_SEGMENTS = frozenset({"aggregate", "import", "export", "history"})
+_FUNCTION = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$"
 
 
 class Action(BaseModel):
-    """Declared here; run by the actions issue (a Python function of the app's package)."""
+    """An action of an entity, run by `backroom.app.actions` (a Python function of the app's package).
+
+    `parameters` are fields (checked as a record's are); `precondition` is query-language filters the
+    record must meet (`{"state": "active"}`); `run_async` is the default of `_async`.
+    """
 
     name: str = Field(pattern=NAME_PATTERN)
     type: Literal["one", "many", "query"] = "one"
-    function: str = ""
-    parameters: list[ActionParameter] = Field(default_factory=list)
-    precondition: str | None = None
+    function: str = Field(pattern=_FUNCTION)
+    parameters: list[TableField] = Field(default_factory=list)
+    precondition: dict[str, str | list[str]] | None = None
     run_async: bool = False
+
+    @model_validator(mode="after")
+    def _routable(self) -> Action:
+        if self.name in RESERVED_SEGMENTS or re.fullmatch(r"[0-9a-f]{24}", self.name):
+            raise ValueError(f"action {self.name}: the name is taken by a route or looks like a record id")
+        if any(f.type == "relationship" for f in self.parameters):
+            raise ValueError(f"action {self.name}: a parameter cannot be a relationship")
+        return self
 
 
 class Entity(BaseModel):
@@ -95,6 +108,17 @@ class Entity(BaseModel):
     def _consistent(self) -> Entity:
         if self.schema_.name != self.name:
             raise ValueError(f"entity {self.name}: its schema is named {self.schema_.name}")
+        names = [a.name for a in self.actions]
+        if len(names) != len(set(names)):
+            raise ValueError(f"entity {self.name}: two actions share a name")
+        for action in self.actions:
+            if action.precondition:
+                from backroom.app.querylang import bind, parse  # a precondition must fit the schema
+
+                try:
+                    bind(self.schema_, parse(action.precondition))
+                except BackroomError as wrong:
+                    raise ValueError(f"action {action.name}: precondition: {wrong.message}") from None
         if self.updated_field:
             spec = self.schema_.field(self.updated_field)
             if spec is None or spec.type != "datetime":

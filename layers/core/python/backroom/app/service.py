@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from backroom.app.actions import ActionRunner, action_of
 from backroom.app.definition import Entity, EntityPermission, FieldAccess
 from backroom.app.querylang import Bound, Query, bind, evaluate, parse
 from backroom.app.repository import AppRepository
@@ -73,6 +74,33 @@ class AppData:
         self.repo = repo
         self.records = records
         self.jobs = jobs
+        self.actions = ActionRunner(self, repo.table)
+
+    # `PUT /data/{entity}/{segment}` ---------------------------------------------
+    def put(
+        self,
+        caller: Caller,
+        name: str,
+        segment: str,
+        body: Any,
+        params: Mapping[str, Any],
+        ip: str | None,
+        *,
+        run_async: bool | None = None,
+    ) -> Any:
+        """An aggregate query, an action over a query, or an update of a record: the entity's metadata decides
+        (API Gateway sees one route; an action may not be named `aggregate` nor look like a record id)."""
+        if segment == "aggregate":
+            from backroom.app.aggregate import aggregate  # the pipeline reads records through this service
+
+            return aggregate(self, caller, name, body)
+        entity = self.repo.entity(caller.tenant_id, name)
+        if action_of(entity, segment) is not None:
+            query = {k: v for k, v in params.items() if k not in ("_async", "_lowPriority")}
+            return self.actions.execute(
+                caller, name, segment, ids=None, query=query, body=body, ip=ip, run_async=run_async
+            )
+        return self.update(caller, name, segment, body, ip)
 
     # Access ---------------------------------------------------------------
     def access(self, caller: Caller, name: str, need: str) -> Access:
@@ -150,6 +178,10 @@ class AppData:
             counted=True,
         )
         return page.records, page.total or 0, page.cursor is not None
+
+    def view(self, caller: Caller, access: Access, record: Record) -> dict[str, Any]:
+        """A record as `caller` may see it."""
+        return self._views(caller, access, [record], parse({}))[0]
 
     def _views(self, caller: Caller, access: Access, records: Sequence[Record], query: Query) -> list[dict[str, Any]]:
         readable = access.readable()
@@ -269,8 +301,8 @@ class AppData:
             found = self.records.get_many(tenant_id, schema, [i for i in dict.fromkeys(bound.ids) if _ID.match(i)])
             return [r.rid for r in found if matches(schema, r.data, bound.conditions) and (where is None or where(r))]
         ids: list[str] = []
-        for record in self.records.stream(tenant_id, schema, bound.conditions, where=where):
-            ids.append(record.rid)
+        for rid in self.records.ids(tenant_id, schema, bound.conditions, where=where):
+            ids.append(rid)
             if most is not None and len(ids) > most:
                 break
         return ids

@@ -1,0 +1,197 @@
+"""Runtime actions as jobs (`EXECUTE_ACTION`): exactly once per record across a duplicate delivery,
+a worker that dies mid-chunk, and a stop and resume.
+
+The acceptance point: an `_async` action over 10,000 records whose worker is killed mid-chunk ends
+with the action applied to each record exactly once: each record's version went up by one, it has
+one history entry of the job, and the app's logs hold one line per record.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from backroom.app.actions import ActionRunner
+from backroom.app.definition import AppDefinition, Entity
+from backroom.app.logs import AppLogs
+from backroom.app.planning import CHUNK_IDS
+from backroom.clock import now_ms
+from backroom.errors import Forbidden, Invalid, NotFound
+from backroom.identity.models import Caller, Role
+from backroom.ids import object_id
+from backroom.jobs.models import ChunkStatus, JobState
+from backroom.records import Record
+from backroom.services import Services
+from botocore.exceptions import ClientError
+
+from infra.local.moto_seed import put_items
+from tests.unit.conftest import QueueDriver
+
+TENANT = "demo"
+APP = Path(__file__).parents[2] / "infra" / "demo" / "data" / "app.json"
+DEV = Caller(
+    user_id="u-dev", email="dev@demo.local", name="Dev", role=Role.DEVELOPER, account_id=TENANT, tenant_id=TENANT
+)
+USER = Caller(user_id="u-1", email="user@demo.local", name="User", role=Role.USER, account_id=TENANT, tenant_id=TENANT)
+IP = "203.0.113.9"
+MATCHING, OTHERS = 10_000, 300
+
+
+@pytest.fixture
+def companies(core: Services) -> Entity:
+    core.app.repo.install(TENANT, AppDefinition.model_validate_json(APP.read_text()))
+    return core.app.repo.entity(TENANT, "companies")
+
+
+def bulk(core: Services, entity: Entity, values: list[dict[str, Any]]) -> list[str]:
+    """Records written as a job's bulk import writes them (version 1, no history)."""
+    rids = [object_id() for _ in values]
+    puts = [
+        item
+        for rid, data in zip(rids, values, strict=True)
+        for item in core.records.items(TENANT, entity.schema, Record(rid=rid, data=data))
+    ]
+    put_items(core.table.name, puts)  # as BatchWriteItem would store them, without its HTTP round trips
+    return rids
+
+
+def test_an_async_action_over_10000_records_runs_exactly_once_per_record_across_crash_and_stop(
+    core: Services, queue: QueueDriver, companies: Entity, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    schema = companies.schema
+    since = now_ms()
+    # Given 10,000 companies of type c and a few of other types
+    targets = bulk(
+        core, companies, [{"name": f"Target {i:05d}", "type": "c", "numberOfEmployees": i} for i in range(MATCHING)]
+    )
+    others = bulk(core, companies, [{"name": f"Other {i:04d}", "type": "a"} for i in range(OTHERS)])
+
+    # When a developer runs logSomething over `type=c` in the background
+    job = core.app.put(
+        DEV, "companies", "logSomething", {"param1": "a", "param2": "b"}, {"type": "c"}, IP, run_async=True
+    )
+    assert job.type == "EXECUTE_ACTION" and job.label == "Execute action logSomething from entity companies"
+    assert queue.drain(limit=1) == 1  # the plan fixes the 10,000 ids
+    planned = core.jobs.get(job.id, TENANT)
+    assert (planned.state, planned.total_rows, planned.chunk_count) == (
+        JobState.RUNNING,
+        MATCHING,
+        MATCHING // CHUNK_IDS,
+    )
+
+    # ...one chunk message arrives twice
+    [first] = queue.receive(most=1)
+    queue.deliver(first)
+    queue.deliver(first)
+    assert core.jobs.progress(core.jobs.get(job.id, TENANT)).processed == CHUNK_IDS
+
+    # ...the worker of the next chunk dies after applying its fourth group of 25, before checkpointing it
+    advance = core.jobs.repo.advance_chunk
+    calls = {"n": 0}
+
+    def dies_at_the_fourth_checkpoint(chunk, **kw):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise ClientError({"Error": {"Code": "ServiceUnavailable", "Message": "gone"}}, "UpdateItem")
+        return advance(chunk, **kw)
+
+    monkeypatch.setattr(core.jobs.repo, "advance_chunk", dies_at_the_fourth_checkpoint)
+    [second] = queue.receive(most=1)
+    crashed = int(json.loads(second["Body"])["chunk"])
+    with pytest.raises(ClientError):
+        queue.deliver(second)  # left in the queue: it comes back after its visibility timeout
+    monkeypatch.setattr(core.jobs.repo, "advance_chunk", advance)
+    held = core.jobs.repo.get_chunk(job.id, crashed)
+    assert held is not None and held.status is ChunkStatus.RUNNING and held.next_row == 75
+
+    # ...and the job is stopped while the dead worker still holds that chunk, then resumed
+    assert core.jobs.stop(job.id, TENANT).state is JobState.STOPPING
+    queue.drain()
+    time.sleep(2.2)  # the crashed message is visible again
+    queue.drain()
+    assert core.jobs.get(job.id, TENANT).state is JobState.STOPPED
+    core.jobs.resume(job.id, TENANT)
+    queue.drain()
+
+    # Then the job finished with every record done once
+    done = core.jobs.get(job.id, TENANT)
+    assert done.state is JobState.FINISHED, done.error
+    assert (done.processed, done.failed) == (MATCHING, 0)
+    versions = {r.rid: r.version for r in core.records.get_many(TENANT, schema, targets)}
+    assert set(versions.values()) == {2}, "each record's version went up by exactly one"
+    assert {r.version for r in core.records.get_many(TENANT, schema, others)} == {1}
+    # ...the replayed group's records have one history entry each, written by the job
+    chunk = core.jobs.repo.get_chunk(job.id, crashed)
+    assert chunk is not None
+    for rid in chunk.cursor["ids"][75:100]:
+        page = core.records.history(TENANT, schema, rid)
+        assert page.total == 1, rid
+        assert (page.entries[0]["action"], page.entries[0]["context"]) == ("update", f"jobs.{job.id}")
+    # ...the app's logs hold one line per record
+    lines = [
+        i
+        for i in AppLogs(core.table).lines(TENANT, since, now_ms())
+        if i["additionalInfo"].get("action") == "logSomething"
+    ]
+    assert len(lines) == MATCHING
+    assert {i["additionalInfo"]["recordId"] for i in lines} == set(targets)
+    assert lines[0]["message"].endswith("param1=a, param2=b") and lines[0]["userEmail"] == DEV.email
+    # ...and the results hold the spec's map for at most 1,000 records
+    assert len(done.results) == 1000
+    some = next(iter(done.results.values()))
+    assert some["status"] == "ok" and some["response"]["version"] == 1 and some["response"]["type"] == "c"
+
+
+def test_a_replayed_row_meets_its_marker_and_is_not_applied_again(core: Services, companies: Entity) -> None:
+    [rid] = bulk(core, companies, [{"name": "Once", "numberOfEmployees": 3}])
+    runner: ActionRunner = core.app.actions
+    action = next(a for a in companies.actions if a.name == "logSomething")
+    author_record = core.records.get(TENANT, companies.schema, rid)
+    assert author_record is not None
+    from backroom.records.store import AlreadyApplied, Author
+
+    author = Author(DEV.email, IP, "jobs.j1")
+    runner.run_one(
+        TENANT, companies, action, {}, author_record, author=author, marker=lambda run: runner.marker("j1", rid, run)
+    )
+    fresh = core.records.get(TENANT, companies.schema, rid)
+    assert fresh is not None and fresh.version == 2
+    with pytest.raises(AlreadyApplied):
+        runner.run_one(
+            TENANT, companies, action, {}, fresh, author=author, marker=lambda run: runner.marker("j1", rid, run)
+        )
+    again = core.records.get(TENANT, companies.schema, rid)
+    assert again is not None and again.version == 2
+    assert core.records.history(TENANT, companies.schema, rid).total == 1
+
+
+def test_actions_check_parameters_preconditions_and_permissions(core: Services, companies: Entity) -> None:
+    active = core.app.create(DEV, "companies", {"name": "Active one", "state": "active"}, IP)["id"]
+    pending = core.app.create(DEV, "companies", {"name": "Pending one", "state": "pending"}, IP)["id"]
+
+    def run(caller: Caller, name: str, ids: list[str], body: Any) -> Any:
+        return core.app.actions.execute(
+            caller, "companies", name, ids=ids, query=None, body=body, ip=IP, run_async=False
+        )
+
+    with pytest.raises(Invalid) as missing:
+        run(DEV, "deactivate", [active], {})
+    assert [(e.field, e.code) for e in missing.value.errors] == [("reason", "required")]
+    with pytest.raises(Invalid) as wrong:
+        run(DEV, "logSomething", [active], {"param1": {"x": 1}, "nope": 1})
+    assert {e.field for e in wrong.value.errors} == {"param1", "nope"}
+    with pytest.raises(Invalid, match="precondition"):
+        run(DEV, "deactivate", [pending], {"reason": "r"})
+    both = run(DEV, "deactivate", [active, pending], {"reason": "closed"})
+    assert both[active]["status"] == "ok" and both[active]["response"]["state"] == "inactive"
+    assert both[pending]["status"] == "error" and "precondition" in both[pending]["errorMessage"]
+    with pytest.raises(Forbidden):
+        run(USER, "customResponse", [active], None)  # the Sales group may run logSomething and countEmployees only
+    assert run(USER, "countEmployees", [active], None) == {"numberOfEmployees": 0}
+    with pytest.raises(NotFound):
+        run(DEV, "noSuchAction", [active], None)
+    with pytest.raises(NotFound):
+        run(DEV, "logSomething", [object_id()], None)
