@@ -195,3 +195,21 @@ def test_actions_check_parameters_preconditions_and_permissions(core: Services, 
         run(DEV, "noSuchAction", [active], None)
     with pytest.raises(NotFound):
         run(DEV, "logSomething", [object_id()], None)
+
+
+@pytest.mark.parametrize(
+    ("change", "refusal"),
+    [
+        ({"name": "aggregate"}, "taken by a route"),
+        ({"name": "abcdef0123456789abcdef01"}, "looks like a record id"),
+        ({"precondition": {"nope": "x"}}, "nope"),
+        ({"function": "os.system; rm"}, "function"),
+    ],
+)
+def test_the_app_definition_refuses_an_action_that_could_not_be_routed_or_checked(
+    change: dict[str, Any], refusal: str
+) -> None:
+    app = json.loads(APP.read_text())
+    app["entities"][0]["actions"][0].update(change)
+    with pytest.raises(ValueError, match=refusal):
+        AppDefinition.model_validate(app)

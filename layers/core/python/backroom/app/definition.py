@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
+from backroom.app.querylang import bind, parse
 from backroom.errors import BackroomError
 from backroom.records.schema import NAME_PATTERN, Schema, TableField
 
@@ -112,9 +113,7 @@ class Entity(BaseModel):
         if len(names) != len(set(names)):
             raise ValueError(f"entity {self.name}: two actions share a name")
         for action in self.actions:
-            if action.precondition:
-                from backroom.app.querylang import bind, parse  # a precondition must fit the schema
-
+            if action.precondition:  # it must fit the schema
                 try:
                     bind(self.schema_, parse(action.precondition))
                 except BackroomError as wrong:
