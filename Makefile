@@ -30,9 +30,12 @@ integration: $(STAMP)
 
 # runtime: list latency of the runtime data API at 10,000 and 100,000 records (17 to 21 minutes on 2 cores);
 # records: import throughput, extract and update latency by table size (about 21 minutes on 2 cores);
-# task_memory: a task's memory by row count (about 15). Each file's docstring lists its BENCH_* knobs.
+# task_memory: a task's memory by row count (about 15); actions: the aggregate sample at 10,000 and
+# 100,000 contacts and an async action's records/s against a loop of updates (about 20).
+# Each file's docstring lists its BENCH_* knobs.
 bench: $(STAMP)
 	$(PY) -m infra.bench.runtime
+	$(PY) -m infra.bench.actions
 	$(PY) -m infra.bench.records
 	$(PY) -m infra.bench.task_memory
 

@@ -32,12 +32,20 @@ TENANT = "4a7e0c3b9d2f4e6a8c1b5d7f9e0a2c4b"  # the demo tenant (infra/demo/data/
 
 
 def call(
-    base: str, path: str, token: str = "", body: bytes | None = None, *, content_type: str = "application/json"
+    base: str,
+    path: str,
+    token: str = "",
+    body: bytes | None = None,
+    *,
+    content_type: str = "application/json",
+    method: str | None = None,
+    timeout: float = 300,
 ) -> Any:
-    """One request to the local API (POST when there is a body), its JSON answer."""
+    """One request to the local API (`method`, or POST when there is a body, else GET), its JSON answer."""
     headers = {"Authorization": f"Bearer {token}", "Content-Type": content_type}
-    request = urllib.request.Request(base + path, data=body, method="POST" if body else "GET", headers=headers)  # noqa: S310
-    with urllib.request.urlopen(request, timeout=300) as response:  # noqa: S310 - local URL
+    verb = method or ("POST" if body else "GET")
+    request = urllib.request.Request(base + path, data=body, method=verb, headers=headers)  # noqa: S310
+    with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - local URL
         return json.loads(response.read())
 
 

@@ -737,8 +737,22 @@ class RecordStore:
         """Every record matching `filters` (equalities, or conditions) and `where`, for jobs (no read cap)."""
         conditions = self.conditions(schema, filters) if isinstance(filters, Mapping) else filters
         chosen = plan(schema, conditions)
+        if chosen.index is None and not chosen.nothing:  # no index serves it: the record partitions, items whole
+            for record in self._whole(tenant_id, schema):
+                if matches(schema, record.data, chosen.residual) and (where is None or where(record)):
+                    yield record
+            return
         for _, record in self._matching(tenant_id, schema, chosen, None, capped=False, want=1000, where=where):
             yield record
+
+    def _whole(self, tenant_id: str, schema: Schema) -> Iterator[Record]:
+        """Every record in id order, read by Query from its shards' partitions (no key read, then BatchGetItem)."""
+        shards = [
+            self.table.query("pk = :p", {":p": self._records_pk(tenant_id, schema, s)}, consistent=True, exact=True)
+            for s in range(schema.shards)
+        ]
+        for item in heapq.merge(*shards, key=lambda i: str(i["sk"])):
+            yield self._record(schema, item)
 
     def ids(
         self, tenant_id: str, schema: Schema, conditions: Sequence[Condition], *, where: Check | None = None
