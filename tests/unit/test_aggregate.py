@@ -1,0 +1,941 @@
+"""Aggregate queries (`backroom.app.aggregate`) on the demo app, against a plain-Python oracle.
+
+The demo app is installed in a fresh tenant on moto (one stack and one data set for the module): 8
+companies and 60 contacts of fixed random data, with values left out and values that tie. Hypothesis
+draws a pipeline over contacts or companies, a stage at a time (match, project, group with every
+accumulator, sort, skip, limit, count, unwind), and runs it through `aggregate` as a developer; the
+answer must be the oracle's. The oracle works on the records as `GET` lists them, written from the
+documented semantics, without `aggregate`'s code: each drawn stage comes with the oracle's own step.
+
+Order: the store hands records over in the order it reads them (by id, or by the field of the index
+range a leading match uses), which the semantics leave open. So the generator tracks whether the
+documents' order is determined: it is once a sort ends with keys that tell documents apart (id, then
+an unwound address's id, or a group's `by` fields; a third of the pipelines start with one), and
+stays so through match, project, unwind and group (groups come in the order of their first
+document). Order-sensitive stages (skip, limit, first, last) are drawn only when it is; otherwise the
+answer is compared with the oracle's as a multiset (the total exactly). Values that sort equal are
+equal in the data (no 2.8 beside 2.80), so min and max do not depend on the order.
+`AGGREGATE_EXAMPLES=2000` for a long hunt.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from decimal import Context, Decimal, localcontext
+from functools import cmp_to_key
+from typing import Any
+
+import boto3
+import pytest
+from backroom import aws
+from backroom.app import aggregate as aggregate_module
+from backroom.app.aggregate import aggregate
+from backroom.app.definition import AppDefinition
+from backroom.config import Settings
+from backroom.errors import Forbidden, Invalid
+from backroom.identity.models import Caller, Role
+from backroom.records import Condition, Record, Schema
+from backroom.records.query import plan
+from backroom.services import Services, build
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+from moto import mock_aws
+
+from infra.demo.load import DATA
+from infra.local.moto_queries import install as narrow_moto_queries
+from infra.local.provision import function_environment, provision
+from infra.local.template import Template
+
+TENANT = "aggtenant"
+
+
+def caller(email: str, role: Role) -> Caller:
+    return Caller(user_id=email, email=email, name=email, role=role, account_id=TENANT, tenant_id=TENANT)
+
+
+DEV = caller("dev@aggregate.local", Role.DEVELOPER)
+SALES = caller("user@demo.local", Role.USER)  # the demo app's Sales: companies without taxId, contacts
+READER = caller("sub@demo.local", Role.USER)  # Readers: contacts without email, no companies
+
+COMPANY_NAMES = ["Trudoo", "Riffwire", "Snaptags", "Edgeify", "Flipopia", "Rooxo", "Zoomzone", "Quiet Co"]
+RATINGS = ["0.5", "1.25", "2.5", "3.75", "-1.5", "4"]  # distinct values: no two spellings of one number
+CITIES = ["Reno", "Austin", "Las Vegas", "Boston"]
+STATES = ["NV", "TX", "CA"]
+FIRST = ["Ann", "Bob", "Cid", "Dee", "Eve"]
+LAST = ["Doe", "Roe", "Poe", "Zoe", "Moe", "Lee"]
+
+
+# The world: a stack, the app, the records --------------------------------------------------------
+def company_body(rng: random.Random, name: str) -> dict[str, Any]:
+    body: dict[str, Any] = {"name": name}
+    choices: list[tuple[str, list[Any]]] = [
+        ("state", ["active", "inactive", "pending"]),
+        ("type", ["a", "b", "c"]),
+        ("numberOfEmployees", [5, 10, 10, 100, 250]),
+        ("rating", RATINGS),
+        ("isCustomer", [True, False]),
+        ("taxId", ["111-KWM", "222-ABC"]),
+    ]
+    for key, values in choices:
+        if rng.random() < 0.75:
+            body[key] = rng.choice(values)
+    if rng.random() < 0.6:
+        body["contactInformation"] = {"email": f"{name.split()[0].lower()}@{rng.choice(['a.io', 'b.io'])}"}
+    addresses = []
+    for _ in range(rng.choice([0, 1, 1, 2, 3])):
+        address: dict[str, Any] = {"zipCode": str(rng.randint(10000, 99999))}
+        if rng.random() < 0.8:
+            address["city"] = rng.choice(CITIES)
+        if rng.random() < 0.8:
+            address["state"] = rng.choice(STATES)
+        addresses.append(address)
+    if addresses:
+        body["addresses"] = addresses
+    return body
+
+
+def contact_body(rng: random.Random, companies: list[str]) -> dict[str, Any]:
+    first, last = rng.choice(FIRST), rng.choice(LAST)
+    body: dict[str, Any] = {"firstName": first, "lastName": last}
+    if rng.random() < 0.7:
+        body["email"] = f"{first}.{last}@x.io".lower()
+    if rng.random() < 0.8:
+        body["numberOfSkills"] = rng.randint(0, 5)
+    if rng.random() < 0.8:
+        body["company"] = rng.choice(companies)
+    return body
+
+
+class World:
+    def __init__(self, core: Services) -> None:
+        self.core = core
+        self.docs: dict[str, list[dict[str, Any]]] = {}  # by entity: as GET lists them, in id order
+
+    def __repr__(self) -> str:
+        return f"<{len(self.docs.get('companies', []))} companies, {len(self.docs.get('contacts', []))} contacts>"
+
+    def run(self, who: Caller, entity: str, pipeline: Any) -> dict[str, Any]:
+        return aggregate(self.core.app, who, entity, pipeline)
+
+
+def listed(core: Services, entity: str) -> list[dict[str, Any]]:
+    """The records as the oracle's documents: GET's view without the version, decimals as Decimals."""
+    page = core.app.find(DEV, entity, {"_size": "1000", "_sortField": "id", "_sortType": "asc"})
+    docs = []
+    for item in page["items"]:
+        doc = {k: v for k, v in item.items() if k != "version"}
+        if "rating" in doc:
+            doc["rating"] = Decimal(doc["rating"])
+        docs.append(doc)
+    return docs
+
+
+@pytest.fixture(scope="module")
+def world() -> Iterator[World]:
+    """One moto stack for the module (conftest's fixtures are per test): the demo app and its records."""
+    with pytest.MonkeyPatch.context() as patch:
+        for key in ("AWS_ENDPOINT_URL", "LOCALSTACK_HOST", "AWS_PROFILE"):
+            patch.delenv(key, raising=False)
+        for key, value in [
+            ("AWS_ACCESS_KEY_ID", "test"),
+            ("AWS_SECRET_ACCESS_KEY", "test"),
+            ("AWS_DEFAULT_REGION", "us-east-1"),
+        ]:
+            patch.setenv(key, value)
+        narrow_moto_queries()
+        with mock_aws():
+            aws.reset_clients()
+            template = Template.load()
+            stack = provision(boto3.session.Session(region_name="us-east-1"), None, template, visibility=2)  # type: ignore[arg-type]
+            core = build(Settings.from_env({**os.environ, **function_environment(template, stack)}))
+            core.app.repo.install(TENANT, AppDefinition.model_validate_json((DATA / "app.json").read_text()))
+            rng = random.Random(20240612)
+            companies = [core.app.create(DEV, "companies", company_body(rng, n), None)["id"] for n in COMPANY_NAMES]
+            for _ in range(60):
+                core.app.create(DEV, "contacts", contact_body(rng, companies), None)
+            here = World(core)
+            here.docs = {name: listed(core, name) for name in ("companies", "contacts")}
+            assert len(here.docs["contacts"]) == 60
+            yield here
+        aws.reset_clients()
+
+
+# The oracle --------------------------------------------------------------------------------------
+ABSENT: Any = type("Absent", (), {"__repr__": lambda self: "<absent>"})()
+Doc = dict[str, Any]
+Step = Callable[[list[Doc]], list[Doc]]
+
+
+def at(doc: Any, path: str) -> Any:
+    """The value at a path of dicts (the generator names no path through a list for sort or group)."""
+    for part in path.split("."):
+        if not isinstance(doc, dict) or part not in doc:
+            return ABSENT
+        doc = doc[part]
+    return doc
+
+
+def values_at(doc: Doc, path: str) -> list[Any]:
+    """Every value at a path, through lists (any of them meets a filter), empty ones left out."""
+    found: list[Any] = [doc]
+    for part in path.split("."):
+        nxt: list[Any] = []
+        for holder in found:
+            if isinstance(holder, dict) and part in holder:
+                value = holder[part]
+                nxt += value if isinstance(value, list) else [value]
+        found = nxt
+    return [v for v in found if v not in (None, "", [])]
+
+
+def is_number(value: Any) -> bool:
+    return isinstance(value, int | float | Decimal) and not isinstance(value, bool)
+
+
+def rank(value: Any) -> tuple[Any, ...]:
+    """missing/null < numbers < text < objects (by label) < booleans."""
+    if value is ABSENT or value is None:
+        return (0,)
+    if isinstance(value, bool):
+        return (5, int(value))
+    if is_number(value):
+        return (1, Decimal(str(value)))
+    if isinstance(value, str):
+        return (2, value)
+    assert isinstance(value, dict)
+    return (3, value.get("label") or "")
+
+
+def is_link(value: Any) -> bool:
+    return isinstance(value, dict) and sorted(value) == ["id", "label"]
+
+
+def shown(value: Any) -> Any:
+    if value is ABSENT:
+        return None
+    return value["label"] if is_link(value) else value
+
+
+def put(doc: Doc, path: str, value: Any) -> None:
+    *heads, last = path.split(".")
+    for head in heads:
+        doc = doc.setdefault(head, {})
+    doc[last] = value
+
+
+def render(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, dict):
+        return {k: render(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [render(v) for v in value]
+    return value
+
+
+def project(value: Any, paths: list[list[str]]) -> Any:
+    if isinstance(value, list):
+        return [project(v, paths) for v in value if isinstance(v, dict)]
+    out: Doc = {}
+    for head in dict.fromkeys(p[0] for p in paths):
+        if head not in value:
+            continue
+        below = [p[1:] for p in paths if p[0] == head]
+        if [] in below:
+            out[head] = value[head]
+        elif isinstance(value[head], dict | list):
+            out[head] = project(value[head], below)
+    return out
+
+
+def accumulate(op: str, members: list[Doc], path: str | None) -> Any:
+    values = [at(m, path) for m in members] if path else []
+    numbers = [v for v in values if is_number(v)]
+    present = [v for v in values if v is not ABSENT and v is not None]
+    if op == "count":
+        return len(members)
+    if op == "sum":
+        return sum(numbers) if numbers else 0
+    if op == "avg":
+        if not numbers:
+            return None
+        if all(isinstance(n, int) for n in numbers):
+            return sum(numbers) / len(numbers)
+        with localcontext(Context(prec=34)):
+            return sum(numbers, Decimal(0)) / len(numbers)
+    if op in ("min", "max"):
+        if not present:
+            return None
+        return min(present, key=rank) if op == "min" else max(present, key=rank)
+    chosen = values[0] if op == "first" else values[-1]
+    return None if chosen is ABSENT else chosen
+
+
+def group(docs: list[Doc], by: list[str], outputs: list[tuple[str, str, str | None]]) -> list[Doc]:
+    def norm(value: Any) -> Any:
+        if value is ABSENT or value is None:
+            return None
+        if is_link(value):
+            return ["t", value["label"]]
+        if isinstance(value, bool):
+            return ["b", value]
+        if is_number(value):
+            return ["n", format(Decimal(str(value)).normalize(), "f")]
+        return ["t", value]
+
+    members: dict[str, list[Doc]] = {}
+    for doc in docs:
+        members.setdefault(json.dumps([norm(at(doc, p)) for p in by]), []).append(doc)
+    out = []
+    for mine in members.values():
+        result: Doc = {}
+        for path in by:
+            put(result, path, shown(at(mine[0], path)))
+        for name, op, source in outputs:
+            result[name] = accumulate(op, mine, source)
+        out.append(result)
+    return out
+
+
+def ordered(docs: list[Doc], keys: list[tuple[str, bool]]) -> list[Doc]:
+    def compare(a: Doc, b: Doc) -> int:
+        for path, descending in keys:
+            ra, rb = rank(at(a, path)), rank(at(b, path))
+            if ra != rb:
+                return (1 if ra > rb else -1) * (-1 if descending else 1)
+        return 0
+
+    return sorted(docs, key=cmp_to_key(compare))
+
+
+def unwound(docs: list[Doc], keep: bool) -> list[Doc]:
+    out = []
+    for doc in docs:
+        addresses = doc.get("addresses")
+        if addresses:
+            out += [{**doc, "addresses": a} for a in addresses]
+        elif keep:
+            out.append(doc)
+    return out
+
+
+# What hypothesis draws -----------------------------------------------------------------------------
+SORTABLE = {"id", "text", "number", "link", "bool"}
+FILTERABLE = {*SORTABLE, "texts"}
+FIELDS: dict[str, dict[str, str]] = {
+    "contacts": {
+        "id": "id",
+        "label": "text",
+        "firstName": "text",
+        "lastName": "text",
+        "email": "text",
+        "numberOfSkills": "number",
+        "company": "link",
+        "company.label": "text",
+    },
+    "companies": {
+        "id": "id",
+        "label": "text",
+        "name": "text",
+        "state": "text",
+        "type": "text",
+        "numberOfEmployees": "number",
+        "rating": "number",
+        "isCustomer": "bool",
+        "contactInformation.email": "text",
+        "addresses": "list",
+        "addresses.id": "texts",
+        "addresses.city": "texts",
+        "addresses.state": "texts",
+    },
+}
+
+
+@dataclass(frozen=True)
+class Shape:
+    """What the generator knows of the documents at a point of the pipeline."""
+
+    fields: dict[str, str]  # path -> id | text | number | link | bool | list | texts (in a list) | object
+    unique: tuple[str, ...] | None  # paths that tell documents apart (() when there is at most one)
+    ordered: bool  # whether their order is determined
+    grouped: bool = False  # after a group or count
+
+
+def overlapping(a: str, b: str) -> bool:
+    return a == b or a.startswith(b + ".") or b.startswith(a + ".")
+
+
+def held(docs: list[Doc], path: str) -> list[Any]:
+    found: dict[str, Any] = {}
+    for doc in docs:
+        for value in values_at(doc, path):
+            found.setdefault(json.dumps(render(value), sort_keys=True), value)
+    return [found[k] for k in sorted(found)]
+
+
+def quoted(text: str) -> str:
+    if not re.search(r'[,"()]|^\s|\s$', text):
+        return text
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def number_text(value: Any) -> str:
+    return format(value, "f") if isinstance(value, Decimal) else str(value)
+
+
+def draw_filter(data: st.DataObject, docs: list[Doc], path: str, kind: str) -> tuple[Any, Callable[[Doc], bool]]:
+    """A filter's JSON value and the oracle's test of a document."""
+    known = held(docs, path)
+    if kind == "id":
+        ids = data.draw(st.lists(st.sampled_from(known or ["0" * 24]), min_size=1, max_size=2, unique=True))
+        return ",".join(ids), lambda d: any(v in ids for v in values_at(d, path))
+    if kind == "bool":
+        flag = data.draw(st.booleans())
+        return flag, lambda d: flag in values_at(d, path)
+    if kind == "texts":
+        if not known:
+            return "notEmpty()", lambda d: bool(values_at(d, path))
+        one = data.draw(st.sampled_from(known))
+        return quoted(one), lambda d: one in values_at(d, path)
+    if kind == "link":
+        how = data.draw(st.sampled_from(["id", "label", "empty"] if known else ["empty"]))
+        if how == "empty":
+            return "empty()", lambda d: not values_at(d, path)
+        link = data.draw(st.sampled_from(known))
+        text = link[how]
+        return quoted(text), lambda d: any(isinstance(v, dict) and v.get(how) == text for v in values_at(d, path))
+    if kind == "number":
+        numbers = [n for n in known if is_number(n)] or [0]
+        bound = data.draw(st.sampled_from(numbers) | st.integers(-2, 12))
+        op = data.draw(st.sampled_from(["gt", "ge", "lt", "le", "between", "eq", "json"]))
+        mine = lambda d: [Decimal(str(v)) for v in values_at(d, path) if is_number(v)]  # noqa: E731
+        limit = Decimal(str(bound))
+        if op == "between":
+            other = Decimal(str(data.draw(st.sampled_from(numbers))))
+            low, high = min(limit, other), max(limit, other)
+            written = f"between({number_text(low)},{number_text(high)})"
+            return written, lambda d: any(low <= n <= high for n in mine(d))
+        if op in ("eq", "json"):
+            value = bound if op == "json" and isinstance(bound, int) else number_text(bound)
+            return value, lambda d: limit in mine(d)
+        spelled = {"gt": "greater", "ge": "greaterOrEquals", "lt": "less", "le": "lessOrEquals"}[op]
+        test: Callable[[Decimal], bool] = {
+            "gt": lambda n: n > limit,
+            "ge": lambda n: n >= limit,
+            "lt": lambda n: n < limit,
+            "le": lambda n: n <= limit,
+        }[op]
+        return f"{spelled}({number_text(bound)})", lambda d: any(test(n) for n in mine(d))
+    texts = [t for t in known if isinstance(t, str)]
+    if not texts:  # nothing to pick a value from (and a choice or an email field takes only its own kind)
+        return (
+            ('"nothing"', lambda d: "nothing" in values_at(d, path))
+            if path == "label"
+            else ("empty()", lambda d: not values_at(d, path))
+        )
+    ops = ["eq", "ne", "like"] + ([] if path == "label" else ["empty", "notEmpty"])
+    op = data.draw(st.sampled_from(ops))
+    if op == "empty":
+        return "empty()", lambda d: not values_at(d, path)
+    if op == "notEmpty":
+        return "notEmpty()", lambda d: bool(values_at(d, path))
+    if op == "like":
+        whole = data.draw(st.sampled_from(texts))
+        start = data.draw(st.integers(0, len(whole) - 1))
+        part = whole[start : start + data.draw(st.integers(1, 3))]
+        part = part.swapcase() if data.draw(st.booleans()) else part
+        return f"like({part})", lambda d: any(
+            isinstance(v, str) and part.lower() in v.lower() for v in values_at(d, path)
+        )
+    chosen = data.draw(st.lists(st.sampled_from(texts), min_size=1, max_size=2, unique=True))
+    written = ",".join(quoted(t) for t in chosen)
+    if op == "ne":
+        return f"notEquals({written})", lambda d: not any(v in chosen for v in values_at(d, path))
+    return written, lambda d: any(v in chosen for v in values_at(d, path))
+
+
+def draw_stage(data: st.DataObject, shape: Shape, docs: list[Doc]) -> tuple[dict[str, Any], Step, Shape]:
+    """One stage's JSON, the oracle's step and the shape after it."""
+    sortable = [p for p, k in shape.fields.items() if k in SORTABLE]
+    options = ["match", "match", "sort", "sort", "project", "count"]
+    if not shape.grouped:
+        options += ["group", "group", "group"]
+    if shape.fields.get("addresses") == "list":
+        options += ["unwind", "unwind"]
+    if shape.ordered:
+        options += ["skip", "limit"]
+    op = data.draw(st.sampled_from([o for o in options if o != "sort" or sortable]))
+    fields = shape.fields
+
+    if op == "match":
+        # The query language knows no `addresses.id` (a group's items carry ids it does not filter by).
+        filterable = [p for p, k in fields.items() if k in FILTERABLE and (shape.grouped or p != "addresses.id")]
+        if not filterable:
+            return draw_stage(data, shape, docs)
+        paths = data.draw(st.lists(st.sampled_from(filterable), min_size=1, max_size=2, unique=True))
+        drawn = {p: draw_filter(data, docs, p, fields[p]) for p in paths}
+        tests = [t for _, t in drawn.values()]
+        return (
+            {"match": {p: v for p, (v, _) in drawn.items()}},
+            lambda ds: [d for d in ds if all(t(d) for t in tests)],
+            shape,
+        )
+
+    if op == "sort":
+        keys = data.draw(st.lists(st.sampled_from(sortable), min_size=1, max_size=2, unique=True))
+        spec = {p: data.draw(st.sampled_from(["asc", "desc", "DESC"])) for p in keys}
+        # Mostly a total order (ending with the keys that tell documents apart): order-sensitive stages may follow.
+        total = shape.unique is not None and data.draw(st.integers(0, 3)) > 0
+        if total:
+            for path in shape.unique or ():
+                spec.setdefault(path, "asc")
+        order = [(p, d.lower() == "desc") for p, d in spec.items()]
+        after = Shape(fields, shape.unique, shape.ordered or total, shape.grouped)
+        return {"sort": spec}, lambda ds: ordered(ds, order), after
+
+    if op == "project":
+        chosen: list[str] = []
+        lists = [p for p, k in fields.items() if k in ("list", "texts")]  # drawn more often: they project by element
+        for path in data.draw(
+            st.lists(st.sampled_from([*fields, *lists, *lists]), min_size=1, max_size=3, unique=True)
+        ):
+            if not any(overlapping(path, c) for c in chosen):
+                chosen.append(path)
+        kept = {p: k for p, k in fields.items() if any(p == c or p.startswith(c + ".") for c in chosen)}
+        unique = shape.unique if shape.unique is not None and all(u in kept for u in shape.unique) else None
+        parts = [c.split(".") for c in chosen]
+        after = Shape(kept, unique, shape.ordered, shape.grouped)
+        return {"project": ",".join(chosen)}, lambda ds: [project(d, parts) for d in ds], after
+
+    if op == "group":
+        by: list[str] = []
+        for path in data.draw(st.lists(st.sampled_from(sortable or ["id"]), max_size=2, unique=True)):
+            if path in fields and not any(overlapping(path, b) for b in by):
+                by.append(path)
+        numbers = [p for p, k in fields.items() if k == "number"]
+        scalars = [p for p, k in fields.items() if k in ("number", "text", "id")]
+        firsts = [p for p, k in fields.items() if k in ("number", "text", "id", "link")]
+        ops = ["count"] + (["sum", "avg"] if numbers else []) + (["min", "max"] if scalars else [])
+        ops += ["first", "last"] * 2 if shape.ordered and firsts else []
+        outputs: list[tuple[str, str, str | None]] = []
+        made: dict[str, str] = {p: "text" if fields[p] in ("link", "id") else fields[p] for p in by}
+        sources = {"sum": numbers, "avg": numbers, "min": scalars, "max": scalars, "first": firsts, "last": firsts}
+        for i in range(data.draw(st.integers(1, 3))):
+            name, kind = f"r{i}", data.draw(st.sampled_from(ops))
+            if kind == "count":
+                outputs.append((name, kind, None))
+                made[name] = "number"
+                continue
+            path = data.draw(st.sampled_from(sources[kind]))
+            outputs.append((name, kind, path))
+            made[name] = "number" if kind in ("sum", "avg") else "text" if fields[path] == "id" else fields[path]
+        grouping: dict[str, Any] = {"by": ",".join(by)} if by else {}
+        grouping.update({name: f"{kind}({path or ''})" for name, kind, path in outputs})
+        after = Shape(made, tuple(by), shape.ordered or not by, grouped=True)
+        return {"group": grouping}, lambda ds: group(ds, by, outputs), after
+
+    if op == "unwind":
+        keep = data.draw(st.booleans())
+        settings_: dict[str, Any] = {"fieldPath": "addresses"}
+        if keep or data.draw(st.booleans()):
+            settings_["includeEmpty"] = keep
+        kinds = {p: ("object" if p == "addresses" else "text" if k == "texts" else k) for p, k in fields.items()}
+        unique = (*shape.unique, "addresses.id") if shape.unique is not None and "addresses.id" in fields else None
+        return {"unwind": settings_}, lambda ds: unwound(ds, keep), Shape(kinds, unique, shape.ordered)
+
+    if op == "count":
+        return {"count": "n"}, lambda ds: [{"n": len(ds)}], Shape({"n": "number"}, (), True, grouped=True)
+
+    count = data.draw(st.integers(0, 8) if op == "skip" else st.integers(1, 15))
+    if op == "skip":
+        return {"skip": count}, lambda ds: ds[count:], shape
+    return {"limit": count}, lambda ds: ds[:count], shape
+
+
+def canonical_items(items: list[Any]) -> list[str]:
+    return sorted(json.dumps(i, sort_keys=True) for i in items)
+
+
+# Tests ----------------------------------------------------------------------------------------------
+@settings(
+    max_examples=int(os.environ.get("AGGREGATE_EXAMPLES", "80")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(data=st.data())
+def test_pipelines_agree_with_the_oracle(world: World, data: st.DataObject) -> None:
+    entity = data.draw(st.sampled_from(["contacts", "companies"]))
+    docs = world.docs[entity]
+    shape = Shape(FIELDS[entity], ("id",), False)
+    pipeline: list[dict[str, Any]] = []
+    if data.draw(st.integers(0, 2)) == 0:  # an order fixed from the start: skip, limit, first and last may follow
+        keys = data.draw(st.lists(st.sampled_from(["label", "id"]), max_size=1))
+        spec = {**{k: data.draw(st.sampled_from(["asc", "desc"])) for k in keys}, "id": "asc"}
+        order = [(p, d == "desc") for p, d in spec.items()]
+        pipeline.append({"sort": spec})
+        docs, shape = ordered(docs, order), Shape(shape.fields, shape.unique, True)
+    for _ in range(data.draw(st.integers(1, 5))):
+        stage, step, shape = draw_stage(data, shape, docs)
+        pipeline.append(stage)
+        docs = step(docs)
+        event(next(iter(stage)))
+    event("compared in order" if shape.ordered else "compared as a multiset")
+    event("some documents" if docs else "no documents")
+
+    answer = world.run(DEV, entity, pipeline)
+
+    expected = render(docs)
+    assert answer["total"] == len(expected)
+    if shape.ordered:
+        assert answer["items"] == expected
+    else:
+        assert canonical_items(answer["items"]) == canonical_items(expected)
+
+
+def test_the_spec_sample_sums_skills_per_company_label(world: World) -> None:
+    pipeline = [
+        {"project": "company,numberOfSkills"},
+        {"group": {"by": "company", "totalSkills": "sum(numberOfSkills)"}},
+    ]
+
+    answer = world.run(DEV, "contacts", pipeline)
+
+    expected: dict[str | None, int] = {}
+    for contact in world.docs["contacts"]:
+        label = contact["company"]["label"] if "company" in contact else None
+        expected[label] = expected.get(label, 0) + contact.get("numberOfSkills", 0)
+    assert answer["total"] == len(expected)
+    assert all(set(item) == {"company", "totalSkills"} for item in answer["items"])
+    assert {item["company"]: item["totalSkills"] for item in answer["items"]} == expected
+    assert set(expected) - {None} <= set(COMPANY_NAMES)
+
+
+def test_decimals_stay_exact_and_integer_averages_are_floats(world: World) -> None:
+    pipeline = [
+        {"group": {"rating": "sum(rating)", "average": "avg(rating)", "people": "avg(numberOfEmployees)"}},
+    ]
+
+    answer = world.run(DEV, "companies", pipeline)
+
+    ratings = [c["rating"] for c in world.docs["companies"] if "rating" in c]
+    employees = [c["numberOfEmployees"] for c in world.docs["companies"] if "numberOfEmployees" in c]
+    with localcontext(Context(prec=34)):
+        average = sum(ratings, Decimal(0)) / len(ratings)
+    assert answer == {
+        "total": 1,
+        "items": [
+            {
+                "rating": format(sum(ratings, Decimal(0)), "f"),
+                "average": format(average, "f"),
+                "people": sum(employees) / len(employees),
+            }
+        ],
+    }
+    assert isinstance(answer["items"][0]["people"], float)
+
+
+def test_counts_and_groups_of_nothing(world: World) -> None:
+    nobody = {"match": {"lastName": "Nobody"}}
+
+    assert world.run(DEV, "contacts", [nobody, {"count": "n"}]) == {"total": 1, "items": [{"n": 0}]}
+    assert world.run(DEV, "contacts", [nobody, {"group": {"n": "count()"}}]) == {"total": 0, "items": []}
+
+
+def test_items_stop_at_the_cap_while_total_counts_them_all(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(aggregate_module, "MAX_ITEMS", 5)
+
+    answer = world.run(DEV, "contacts", [{"sort": {"id": "asc"}}])
+
+    assert answer["total"] == 60
+    assert [i["id"] for i in answer["items"]] == [c["id"] for c in world.docs["contacts"][:5]]
+
+
+@dataclass
+class Reads:
+    """The store's reads during a call: each stream's table and conditions, the records streams hand over,
+    and the records read by id."""
+
+    streams: list[tuple[str, list[Condition]]] = field(default_factory=list)
+    checked: list[bool] = field(default_factory=list)  # whether a stream was given a `where` to run on each record
+    streamed: dict[str, int] = field(default_factory=dict)  # by table
+    records: dict[str, int] = field(default_factory=dict)  # read by id, by table
+    batches: dict[str, int] = field(default_factory=dict)
+
+
+@pytest.fixture
+def reads(world: World, monkeypatch: pytest.MonkeyPatch) -> Reads:
+    store, seen = world.core.app.records, Reads()
+    stream, get_many = store.stream, store.get_many
+
+    def spy_stream(tenant_id: str, schema: Schema, filters: Any, **kw: Any) -> Iterator[Record]:
+        seen.streams.append((schema.name, list(filters)))
+        seen.checked.append(kw.get("where") is not None)
+        for record in stream(tenant_id, schema, filters, **kw):
+            seen.streamed[schema.name] = seen.streamed.get(schema.name, 0) + 1
+            yield record
+
+    def spy_get_many(tenant_id: str, schema: Schema, rids: Any) -> list[Record]:
+        seen.records[schema.name] = seen.records.get(schema.name, 0) + len(rids)
+        seen.batches[schema.name] = seen.batches.get(schema.name, 0) + 1
+        return get_many(tenant_id, schema, rids)
+
+    monkeypatch.setattr(store, "stream", spy_stream)
+    monkeypatch.setattr(store, "get_many", spy_get_many)
+    return seen
+
+
+def test_a_leading_match_is_a_query_of_the_index_that_serves_it(world: World, reads: Reads) -> None:
+    # Given the company that has the most contacts
+    contacts = world.docs["contacts"]
+    counts: dict[str, int] = {}
+    for contact in contacts:
+        if "company" in contact:
+            counts[contact["company"]["id"]] = counts.get(contact["company"]["id"], 0) + 1
+    company = max(counts, key=lambda c: counts[c])
+
+    # When its contacts are counted by a leading match
+    answer = world.run(DEV, "contacts", [{"match": {"company": company}}, {"count": "n"}])
+
+    # Then the store was asked for those contacts only, a condition its company index serves
+    assert answer["items"] == [{"n": counts[company]}]
+    assert reads.streams == [("contacts", [Condition("company", "eq", (company,))])]
+    assert reads.checked == [False]  # nothing left to check record by record
+    schema = world.core.app.repo.entity(TENANT, "contacts").schema
+    chosen = plan(schema, reads.streams[0][1])
+    assert chosen.index is not None and chosen.index.name == "company" and not chosen.residual
+    assert reads.streamed["contacts"] == counts[company] < len(contacts)
+
+    # And the same match after another stage has every contact read, then filters them
+    reads.streamed.clear()
+    late = world.run(DEV, "contacts", [{"sort": {"id": "asc"}}, {"match": {"company": company}}, {"count": "n"}])
+    assert late == answer
+    assert reads.streams[-1] == ("contacts", []) and reads.streamed["contacts"] == len(contacts)
+
+
+def test_a_leading_match_on_ids_reads_just_those_records(world: World, reads: Reads) -> None:
+    wanted = [c["id"] for c in world.docs["contacts"][:3]]
+
+    answer = world.run(DEV, "contacts", [{"match": {"id": ",".join(wanted)}}, {"project": "id"}])
+
+    assert sorted(i["id"] for i in answer["items"]) == sorted(wanted)
+    assert reads.streams == [] and reads.records == {"contacts": 3}
+
+
+@pytest.mark.parametrize(
+    ("pipeline", "message"),
+    [
+        ({"match": {}}, "The body must be a JSON array of stages"),
+        ([], "The body must be a JSON array of stages"),
+        ([{"match": {"a": "b"}, "count": "n"}], "Stage 1 must be an object holding one operation"),
+        (["count"], "Stage 1 must be an object holding one operation"),
+        ([{"count": "n"}, {"median": "x"}], "Stage 2: median is not an operation"),
+        (
+            [{"project": "company,numberOfSkills"}, {"group": {"by": "company", "totalSkills": "sum()"}}],
+            "Stage 2 (group): sum needs a field, as sum(numberOfSkills)",
+        ),
+        ([{"group": {"x": "median(numberOfSkills)"}}], "Stage 1 (group): median() is not an accumulator"),
+        ([{"group": {"x": "count(numberOfSkills)"}}], "Stage 1 (group): count() takes no field"),
+        ([{"group": {"x": 3}}], "Stage 1 (group): x must be an accumulator"),
+        ([{"group": {"by": "company,company.label"}}], "Stage 1 (group): by names company and company.label"),
+        ([{"group": {"by": "company", "company": "count()"}}], "Stage 1 (group): company is both grouped by"),
+        ([{"skip": -1}], "Stage 1 (skip): settings must be a whole number, 0 or more"),
+        ([{"limit": 0}], "Stage 1 (limit): settings must be a whole number, 1 or more"),
+        ([{"limit": True}], "Stage 1 (limit): settings must be a whole number"),
+        ([{"sort": {"lastName": "up"}}], "Stage 1 (sort): the direction of lastName must be asc or desc"),
+        ([{"sort": {}}], "Stage 1 (sort): settings must be an object"),
+        ([{"unwind": {"includeEmpty": True}}], "Stage 1 (unwind): fieldPath must name a field"),
+        ([{"unwind": {"fieldPath": "company", "includeEmpty": "yes"}}], "Stage 1 (unwind): includeEmpty"),
+        ([{"count": "a b"}], "Stage 1 (count): settings must be the name of the count"),
+        ([{"match": "lastName=Doe"}], "Stage 1 (match): settings must be an object of query-language filters"),
+        ([{"match": {"numberOfSkills": "greater(many)"}}], 'Stage 1 (match): Invalid value "many"'),
+        ([{"match": {"lastName": ["Doe"]}}], "Stage 1 (match): the filter on lastName must be text"),
+        ([{"match": {"_size": "3"}}], 'Stage 1 (match): "_size" is not a field to filter by'),
+        ([{"lookup": {"localFieldPath": "company"}}], "Stage 1 (lookup): settings must be an object of"),
+        ([{"project": ""}], "Stage 1 (project): name one or more fields"),
+        ([{"project": "a..b"}], 'Stage 1 (project): "a..b" is not a field path'),
+        # Unknown fields, while the documents are the entity's
+        ([{"project": "firstName,nope"}], 'Stage 1 (project): "nope" is not a field of contacts'),
+        ([{"match": {"nope": "x"}}], 'Stage 1 (match): "nope" is not a field of contacts'),
+        ([{"group": {"by": "nope"}}], 'Stage 1 (group): "nope" is not a field of contacts'),
+        ([{"group": {"x": "sum(nope)"}}], 'Stage 1 (group): "nope" is not a field of contacts'),
+        ([{"sort": {"company.name": "asc"}}], 'Stage 1 (sort): "company.name" is not a field of contacts'),
+        ([{"limit": 3}, {"unwind": {"fieldPath": "nope"}}], 'Stage 2 (unwind): "nope" is not a field of contacts'),
+        (
+            [
+                {
+                    "lookup": {
+                        "localFieldPath": "nope",
+                        "foreignFieldPath": "id",
+                        "foreignEntityName": "companies",
+                        "as": "c",
+                    }
+                }
+            ],
+            'Stage 1 (lookup): "nope" is not a field of contacts',
+        ),
+        (
+            [
+                {
+                    "lookup": {
+                        "localFieldPath": "company",
+                        "foreignFieldPath": "x",
+                        "foreignEntityName": "companies",
+                        "as": "c",
+                    }
+                }
+            ],
+            'Stage 1 (lookup): "x" is not a field of companies',
+        ),
+        (
+            [
+                {
+                    "lookup": {
+                        "localFieldPath": "company",
+                        "foreignFieldPath": "id",
+                        "foreignEntityName": "nope",
+                        "as": "c",
+                    }
+                }
+            ],
+            "Stage 1 (lookup): foreignEntityName: nope is not an entity",
+        ),
+    ],
+)
+def test_a_malformed_pipeline_is_a_400_naming_the_stage(world: World, pipeline: Any, message: str) -> None:
+    with pytest.raises(Invalid) as raised:
+        world.run(DEV, "contacts", pipeline)
+
+    assert raised.value.status == 400
+    assert raised.value.message.startswith(message), raised.value.message
+
+
+def test_after_a_group_names_are_the_new_documents(world: World) -> None:
+    pipeline = [
+        {"group": {"by": "lastName", "n": "count()"}},
+        {"match": {"n": "greater(0)", "nope": "empty()"}},
+        {"sort": {"nope": "asc", "lastName": "asc"}},
+        {"project": "lastName,n,nope"},
+    ]
+
+    answer = world.run(DEV, "contacts", pipeline)
+
+    names = sorted({c["lastName"] for c in world.docs["contacts"]})
+    assert [i["lastName"] for i in answer["items"]] == names
+    assert sum(i["n"] for i in answer["items"]) == 60
+
+
+@pytest.mark.parametrize(
+    "pipeline",
+    [
+        [{"match": {"email": "notEmpty()"}}],
+        [{"limit": 5}, {"match": {"email": "notEmpty()"}}],
+        [{"project": "firstName,email"}],
+        [{"group": {"by": "email"}}],
+        [{"group": {"first": "first(email)"}}],
+        [{"sort": {"email": "asc"}}],
+        [{"lookup": {"localFieldPath": "email", "foreignFieldPath": "id", "foreignEntityName": "contacts", "as": "c"}}],
+        [{"lookup": {"localFieldPath": "id", "foreignFieldPath": "email", "foreignEntityName": "contacts", "as": "c"}}],
+        [
+            {
+                "lookup": {
+                    "localFieldPath": "company",
+                    "foreignFieldPath": "id",
+                    "foreignEntityName": "companies",
+                    "as": "c",
+                }
+            }
+        ],
+    ],
+)
+def test_what_the_caller_may_not_read_is_a_403(world: World, pipeline: list[Any]) -> None:
+    with pytest.raises(Forbidden) as raised:
+        world.run(READER, "contacts", pipeline)
+
+    assert raised.value.status == 403
+    assert raised.value.message.startswith("Stage "), raised.value.message
+
+
+def test_fields_the_caller_may_not_read_are_never_in_the_documents(world: World) -> None:
+    answer = world.run(READER, "contacts", [{"sort": {"id": "asc"}}])
+
+    assert answer["total"] == 60
+    assert [i["id"] for i in answer["items"]] == [c["id"] for c in world.docs["contacts"]]
+    assert not any("email" in i for i in answer["items"])
+    assert any("email" in c for c in world.docs["contacts"])
+
+
+def test_a_lookup_by_id_joins_the_related_records_as_the_caller_may_read_them(world: World, reads: Reads) -> None:
+    lookup = {"localFieldPath": "company", "foreignFieldPath": "id", "foreignEntityName": "companies", "as": "info"}
+
+    answer = world.run(SALES, "contacts", [{"lookup": lookup}, {"sort": {"id": "asc"}}])
+
+    companies = {c["id"]: {k: v for k, v in c.items() if k != "taxId"} for c in world.docs["companies"]}
+    expected = [
+        {**c, "info": [companies[c["company"]["id"]]] if "company" in c else []} for c in world.docs["contacts"]
+    ]
+    assert answer["items"] == render(expected)
+    assert any("taxId" in c for c in world.docs["companies"])
+    assert reads.batches["companies"] == 1  # 60 documents, one batch of the distinct companies
+
+
+def test_a_lookup_on_an_indexed_path_queries_the_index_once_a_value(world: World, reads: Reads) -> None:
+    lookup = {"localFieldPath": "id", "foreignFieldPath": "company", "foreignEntityName": "contacts", "as": "people"}
+
+    answer = world.run(DEV, "companies", [{"lookup": lookup}, {"project": "id,people.id"}])
+
+    expected = {
+        company["id"]: sorted(
+            c["id"] for c in world.docs["contacts"] if c.get("company", {}).get("id") == company["id"]
+        )
+        for company in world.docs["companies"]
+    }
+    assert {i["id"]: [p["id"] for p in i["people"]] for i in answer["items"]} == expected
+    queries = [conditions for name, conditions in reads.streams if name == "contacts"]
+    assert sorted(c[0].values[0] for c in queries) == sorted(expected)
+    assert all(len(c) == 1 and c[0].field == "company" for c in queries)
+
+
+def test_a_lookup_no_index_serves_reads_the_foreign_table_once(world: World, reads: Reads) -> None:
+    lookup = {
+        "localFieldPath": "firstName",
+        "foreignFieldPath": "firstName",
+        "foreignEntityName": "contacts",
+        "as": "s",
+    }
+
+    answer = world.run(DEV, "contacts", [{"lookup": lookup}, {"project": "id,firstName,s.id"}])
+
+    contacts = world.docs["contacts"]
+    for item in answer["items"]:
+        assert [s["id"] for s in item["s"]] == sorted(c["id"] for c in contacts if c["firstName"] == item["firstName"])
+    assert [name for name, _ in reads.streams] == ["contacts", "contacts"]  # the source, then the foreign table
+
+
+def test_names_a_lookup_added_are_fields_of_later_stages(world: World) -> None:
+    lookup = {"localFieldPath": "company", "foreignFieldPath": "id", "foreignEntityName": "companies", "as": "info"}
+    pipeline = [
+        {"lookup": lookup},
+        {"unwind": {"fieldPath": "info"}},
+        {"match": {"info.state": "active"}},
+        {"group": {"by": "info.name", "n": "count()"}},
+    ]
+
+    answer = world.run(SALES, "contacts", pipeline)
+
+    states = {c["id"]: (c["name"], c.get("state")) for c in world.docs["companies"]}
+    expected: dict[str, int] = {}
+    for contact in world.docs["contacts"]:
+        name, state = states[contact["company"]["id"]] if "company" in contact else (None, None)
+        if state == "active" and name is not None:
+            expected[name] = expected.get(name, 0) + 1
+    assert {i["info"]["name"]: i["n"] for i in answer["items"]} == expected
+    # The foreign documents never hold what the caller may not read: a name under `info` just has no value.
+    hidden = world.run(SALES, "contacts", [{"lookup": lookup}, {"match": {"info.taxId": "notEmpty()"}}, {"count": "n"}])
+    assert hidden["items"] == [{"n": 0}]
+    with pytest.raises(Forbidden):
+        world.run(SALES, "companies", [{"project": "taxId"}])
