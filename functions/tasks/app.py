@@ -1,7 +1,8 @@
 """Tasks facade (Kazoo dialect): `/v2/tasks` and `/v2/accounts/{account_id}/tasks...`.
 
 Each account route has a system twin without `/accounts/{account_id}` (developers only), which works
-on the caller's own account.
+on the caller's own account. The help (`GET /v2/tasks`) is public, as in Kazoo; a method a path does not
+allow answers 405 in Kazoo's envelope.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from backroom.api.dialects import TasksDialect
 from backroom.api.resolver import CurrentCaller, dialect_app
+from backroom.errors import BackroomError
 from backroom.identity.models import Caller
 from backroom.services import services
 from backroom.tasks.catalog import task_help
@@ -23,8 +25,8 @@ from backroom.tasks.runner import IN_CSV, OUT_CSV
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
-dialect = TasksDialect()
-app = dialect_app(dialect)
+dialect = TasksDialect(node="tasks@backroom")
+app = dialect_app(dialect, public_routes=frozenset({"GET /v2/tasks"}))
 
 AccountId = Annotated[str, Path(min_length=1, max_length=64)]
 TaskId = Annotated[str, Path(min_length=1, max_length=64)]
@@ -42,7 +44,6 @@ def _read_only(data: dict[str, Any]) -> Response[Any]:
 
 @app.get("/v2/tasks")
 def task_help_route(
-    caller: CurrentCaller,
     category: Annotated[str | None, Query(max_length=128)] = None,
     action: Annotated[str | None, Query(max_length=128)] = None,
 ) -> Response[Any]:
@@ -109,9 +110,16 @@ def create_system_task(
 
 # One task ------------------------------------------------------------------
 def _get(caller: Caller, account_id: str | None, task_id: str, csv_name: str | None) -> Response[Any]:
-    if csv_name is not None:
-        return _csv(caller, account_id, task_id, csv_name)
-    return _read_only(services().tasks.get(caller, account_id, task_id))
+    # Kazoo negotiates: `Accept: text/csv` gets a CSV (out.csv, else in.csv, unless `csv_name` says),
+    # a JSON `Accept` gets the task; with neither, `csv_name` alone asks for the CSV.
+    accept = (app.current_event.headers.get("accept") or "").lower()
+    wants_csv = "text/csv" in accept or (csv_name is not None and "json" not in accept)
+    if not wants_csv:
+        return _read_only(services().tasks.get(caller, account_id, task_id))
+    if csv_name is None:
+        task = services().tasks.get(caller, account_id, task_id)
+        csv_name = OUT_CSV if OUT_CSV in task["csvs"] else IN_CSV
+    return _csv(caller, account_id, task_id, csv_name)
 
 
 def _csv(caller: Caller, account_id: str | None, task_id: str, name: str) -> Response[Any]:
@@ -187,6 +195,34 @@ def system_task_input(caller: CurrentCaller, task_id: TaskId) -> Response[Any]:
 @app.get("/v2/tasks/<task_id>/output")
 def system_task_output(caller: CurrentCaller, task_id: TaskId) -> Response[Any]:
     return _csv(caller, None, task_id, OUT_CSV)
+
+
+# Methods a path does not allow ---------------------------------------------
+def _not_allowed(allowed: str) -> Response[Any]:
+    # Kazoo checks the method before the token: the answer says nothing about the resource.
+    answer = dialect.error(405, BackroomError("method not allowed"), app.current_event.raw_event)
+    answer.headers["Allow"] = allowed
+    return answer
+
+
+@app.route("/v2/tasks", method=["POST", "PATCH", "DELETE"])
+def tasks_not_allowed() -> Response[Any]:
+    return _not_allowed("GET, PUT")
+
+
+@app.route(ACCOUNT_TASKS, method=["POST", "PATCH", "DELETE"])
+def account_tasks_not_allowed(account_id: AccountId) -> Response[Any]:
+    return _not_allowed("GET, PUT")
+
+
+@app.route(ACCOUNT_TASK, method=["POST", "PUT"])
+def task_not_allowed(account_id: AccountId, task_id: TaskId) -> Response[Any]:
+    return _not_allowed("GET, PATCH, DELETE")
+
+
+@app.route("/v2/tasks/<task_id>", method=["POST", "PUT"])
+def system_task_not_allowed(task_id: TaskId) -> Response[Any]:
+    return _not_allowed("GET, PATCH, DELETE")
 
 
 @logger.inject_lambda_context

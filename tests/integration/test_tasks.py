@@ -17,7 +17,7 @@ from tests.integration.conftest import Api, LocalStack, Reply
 DEMO = "4a7e0c3b9d2f4e6a8c1b5d7f9e0a2c4b"
 DEMO_SUB = "5b8f1d4c0e3a4f7b9d2c6e8a0f1b3d5c"
 TASKS = f"/v2/accounts/{DEMO}/tasks"
-ENVELOPE = {"auth_token", "data", "request_id", "revision", "status"}
+ENVELOPE = {"auth_token", "data", "request_id", "revision", "status", "node", "timestamp", "version"}
 INVALID = {"error": "500", "message": "invalid request", "status": "error"}
 
 

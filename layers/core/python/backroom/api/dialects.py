@@ -1,13 +1,14 @@
 """The three dialects' error and envelope formats, each in one place.
 
 Runtime: `{code, message, errors?}`. Gateway: Spring's `{timestamp, status, error, message, details?, path}`.
-Tasks: Kazoo's envelope `{auth_token, data, error, message, request_id, status}`.
+Tasks: Kazoo's envelope `{auth_token, data, error, message, node, request_id, status, timestamp, version}`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Any
 
@@ -27,11 +28,15 @@ _RUNTIME_CODES = {
     503: "serviceUnavailable",
 }
 
+# The project's version (pyproject.toml), which Kazoo's envelope reports as `version`.
+VERSION = "0.1.0"
+
 _KAZOO_MESSAGES = {
     400: "invalid request",
     401: "invalid_credentials",
     403: "forbidden",
     404: "bad identifier",
+    405: "method not allowed",
     409: "conflicting documents",
     422: "invalid request",
     500: "internal error",
@@ -50,6 +55,7 @@ class Dialect:
     """How one dialect writes an error. `event` is the API Gateway event being answered."""
 
     name = ""
+    json_type = content_types.APPLICATION_JSON  # the Content-Type of the dialect's JSON answers
 
     def error(self, status: int, err: BackroomError, event: dict[str, Any]) -> Response:
         raise NotImplementedError
@@ -70,6 +76,7 @@ class RuntimeDialect(Dialect):
 
 class GatewayDialect(Dialect):
     name = "gateway"
+    json_type = "application/json;charset=UTF-8"  # as Spring writes it, and the Errand spec prints it
 
     def error(self, status: int, err: BackroomError, event: dict[str, Any]) -> Response:
         body: dict[str, Any] = {
@@ -82,7 +89,7 @@ class GatewayDialect(Dialect):
         if details:
             body["details"] = details
         body["path"] = service_path(event)
-        return Response(status_code=status, content_type="application/json;charset=UTF-8", body=body)
+        return Response(status_code=status, content_type=self.json_type, body=body)
 
 
 def service_path(event: dict[str, Any]) -> str:
@@ -93,7 +100,12 @@ def service_path(event: dict[str, Any]) -> str:
 
 
 class TasksDialect(Dialect):
+    """Kazoo's envelope; `node` names the serving function, as Kazoo names its Erlang node."""
+
     name = "tasks"
+
+    def __init__(self, node: str) -> None:
+        self.node = node
 
     def error(self, status: int, err: BackroomError, event: dict[str, Any]) -> Response:
         data = err.data if err.data is not None else {"message": err.message}
@@ -105,6 +117,7 @@ class TasksDialect(Dialect):
             "message": message,
             "request_id": request_id(event),
             "status": "error",
+            **self._stamp(),
         }
         return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=body)
 
@@ -115,9 +128,15 @@ class TasksDialect(Dialect):
             "request_id": request_id(event),
             "revision": hashlib.md5(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest(),
             "status": "success",
+            **self._stamp(),
             **extra,
         }
         return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=body)
+
+    def _stamp(self) -> dict[str, str]:
+        # Kazoo's `timestamp` is ISO 8601 in UTC to the second: "2017-05-01T20:31:35Z".
+        stamp = datetime.fromtimestamp(now_ms() / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return {"node": self.node, "timestamp": stamp, "version": VERSION}
 
 
 def request_token(event: dict[str, Any]) -> str:

@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.event_handler.depends import Depends
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.request import Request
 
@@ -50,6 +51,17 @@ def dialect_app(
 
     def event() -> dict[str, Any]:
         return app.current_event.raw_event
+
+    if dialect.json_type != content_types.APPLICATION_JSON:
+
+        def json_type(app: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> Response:
+            # Routes answer plain JSON; the dialect says how its Content-Type is spelled.
+            answer = next_middleware(app)
+            if answer.headers.get("Content-Type") == content_types.APPLICATION_JSON:
+                answer.headers["Content-Type"] = dialect.json_type
+            return answer
+
+        app.use(middlewares=[json_type])
 
     @app.exception_handler(BackroomError)
     def domain_error(err: BackroomError) -> Response:

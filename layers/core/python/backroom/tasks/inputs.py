@@ -109,8 +109,11 @@ def from_csv(action: TaskAction, data: bytes, *, chunk_rows: int = CHUNK_ROWS) -
     return TaskInput(data=data, columns=columns, total=total, chunks=chunks)
 
 
-def from_json(action: TaskAction, body: bytes, *, chunk_rows: int = CHUNK_ROWS) -> TaskInput:
-    """`{"data": {"records": [...], "file_name": ...}}`: the records become the task's in.csv."""
+def from_json(action: TaskAction, body: bytes, *, chunk_rows: int = CHUNK_ROWS) -> TaskInput | None:
+    """`{"data": {"records": [...], "file_name": ...}}`: the records become the task's in.csv.
+
+    No records is no input (None), as a PUT without a body: right for an action that takes none.
+    """
     try:
         document = json.loads(body)
     except (ValueError, UnicodeDecodeError):
@@ -124,13 +127,16 @@ def from_json(action: TaskAction, body: bytes, *, chunk_rows: int = CHUNK_ROWS) 
         raise Invalid("records must be a list of objects")
     if file_name is not None and not isinstance(file_name, str):
         raise Invalid("file_name must be a string")
+    if not records:
+        no_input(action)
+        return None
     columns: dict[str, None] = {}
     for record in records:
         for key, value in record.items():
             if isinstance(value, dict | list):
                 raise Invalid(f"records hold plain values: {key} does not")
             columns.setdefault(str(key), None)
-    if not records or not columns:
+    if not columns:
         raise _bad_format()
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")

@@ -94,7 +94,7 @@ class TaskService:
         if is_csv and body.strip():
             parsed = inputs.from_csv(task_action, body)
         elif body.strip():
-            parsed = inputs.from_json(task_action, body)
+            parsed = inputs.from_json(task_action, body)  # None: no records, no input
         else:
             inputs.no_input(task_action)
         task_id = new_id(TASK_ID_LENGTH)
@@ -192,11 +192,13 @@ class TaskService:
         return self.identity.account_in_reach(caller, account_id).id
 
     def _action(self, category: str | None, action: str | None) -> registry.TaskAction:
-        if not category or not registry.has_category(category):
-            raise unknown(category or "")
-        found = registry.find(category, action or "")
+        if not category or not action:  # Kazoo: a request, not an identifier, is wrong
+            raise inputs.InputRejected({"message": "invalid request"})
+        if not registry.has_category(category):
+            raise unknown(category)
+        found = registry.find(category, action)
         if found is None:
-            raise unknown(action or "")
+            raise unknown(action)
         return found
 
     def _task(
