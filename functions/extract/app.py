@@ -8,7 +8,7 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler.openapi.params import Path
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from backroom.api.dialects import GatewayDialect
-from backroom.api.gateway import DEFAULT_PAGE_SIZE, Page, PageInfo, PageNumber, PageSize
+from backroom.api.gateway import DEFAULT_PAGE_SIZE, Page, PageInfo, PageNumber, PageSize, extract_filters
 from backroom.api.resolver import CurrentCaller, dialect_app
 from backroom.services import services
 
@@ -26,9 +26,8 @@ def extract(
     page: PageNumber = 0,
     size: PageSize = DEFAULT_PAGE_SIZE,
 ) -> Page[dict]:
-    """Rows of a custom table; every query parameter other than page and size is a `field=value` filter."""
-    query = app.current_event.query_string_parameters or {}
-    filters = {k: v for k, v in query.items() if k not in ("page", "size")}
+    """Rows of a custom table; `field=value` and `filter.field=value` are filters, ANDed; page and size page."""
+    filters = extract_filters(app.current_event.raw_event)
     rows, total = services().gateway.extract(caller.tenant_id, table, filters, page, size)
     return Page[dict](results=rows, page=PageInfo.of(page, size, total))
 

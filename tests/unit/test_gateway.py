@@ -46,7 +46,7 @@ def finished(core: Services, queue: QueueDriver, job: Job) -> Job:
 def extract(
     core: Services, table: str, page: int = 0, size: int = 2000, **filters: str
 ) -> tuple[list[dict[str, Any]], int]:
-    return core.gateway.extract(TENANT, table, filters, page, size)
+    return core.gateway.extract(TENANT, table, {k: [v] for k, v in filters.items()}, page, size)
 
 
 def sales(core: Services, caller: Caller, queue: QueueDriver, rows: list[dict[str, Any]], period: int) -> Job:

@@ -203,3 +203,34 @@ def test_a_crash_in_the_kind_fails_the_job_and_keeps_committed_rows(
     assert failed.processed == 100  # two groups of 50 rows were committed before the crash
     assert probe_rows(core.table, job.id) == list(range(100))
     assert core.jobs.repo.logs(job.id)[-1].level == "ERROR"
+
+
+def test_numbered_jobs_stay_dense_when_a_writer_dies_or_races(core: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+    spec = NewJob(kind=RowProbe.name, tenant_id=TENANT, account_id=TENANT, created_by="u1", label="Numbered")
+
+    def numbered(seq: int) -> tuple[NewJob, str]:
+        return spec.model_copy(update={"seq": seq}), f"numbered-{seq}"
+
+    # A writer that dies in the middle takes no number
+    real = core.table.transact
+
+    def crash_once(writes: list) -> None:  # type: ignore[type-arg]
+        monkeypatch.setattr(core.table, "transact", real)
+        raise ConnectionError("the writer died")
+
+    monkeypatch.setattr(core.table, "transact", crash_once)
+    with pytest.raises(ConnectionError):
+        core.jobs.create_numbered("dense", numbered, start=False)
+    first = core.jobs.create_numbered("dense", numbered, start=False)
+    assert first.seq == 1 and core.jobs.repo.by_alias("numbered-1") == first
+
+    # A writer that loses the race for a number takes the next one
+    stale = [0]  # one stale read: number 1 looks free
+
+    def stale_once(counter: str) -> int:
+        return stale.pop() if stale else real_last_seq(counter)
+
+    real_last_seq = core.jobs.repo.last_seq
+    monkeypatch.setattr(core.jobs.repo, "last_seq", stale_once)
+    second = core.jobs.create_numbered("dense", numbered, start=False)
+    assert not stale and second.seq == 2 and core.jobs.repo.last_seq("dense") == 2

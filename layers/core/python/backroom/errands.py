@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from backroom.api.gateway import errand_order, errand_scope
 from backroom.errors import NotFound
-from backroom.ids import new_id
 from backroom.jobs.engine import JobEngine
 from backroom.jobs.models import Job, LogEntry, NewJob
 
@@ -14,19 +13,18 @@ class Errands:
         self.engine = engine
 
     def create(self, spec: NewJob, *, start: bool = True) -> Job:
-        """Number the errand, point its number at the job, then create the job.
+        """Number the errand and create its job with the number's alias, in one transaction.
 
-        The pointer goes first: a crash in between leaves a number that answers 404, never a job
-        its number cannot find. Reading by number is then two GetItems, consistent at once (an
-        index read could miss an errand created a moment ago).
+        A crash can leave no number without its errand, so numbers stay dense and a page is a key
+        range. Reading by number is then two GetItems, consistent at once (an index read could miss
+        an errand created a moment ago).
         """
-        seq = self.engine.repo.next_seq(f"errand#{spec.tenant_id}")
-        numbered = spec.model_copy(
-            update={"seq": seq, "scope": errand_scope(spec.tenant_id), "scope_order": errand_order(seq)}
-        )
-        job_id = new_id(30)
-        self.engine.repo.put_alias(_alias(spec.tenant_id, seq), job_id)
-        return self.engine.create(numbered, start=start, job_id=job_id)
+
+        def numbered(seq: int) -> tuple[NewJob, str]:
+            update = {"seq": seq, "scope": errand_scope(spec.tenant_id), "scope_order": errand_order(seq)}
+            return spec.model_copy(update=update), _alias(spec.tenant_id, seq)
+
+        return self.engine.create_numbered(f"errand#{spec.tenant_id}", numbered, start=start)
 
     def get(self, tenant_id: str, errand_id: int) -> Job:
         job = self.engine.repo.by_alias(_alias(tenant_id, errand_id))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from typing import Annotated, Any, Generic, TypeVar
+from urllib.parse import parse_qsl
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Query
@@ -82,6 +83,25 @@ class ErrandLogView(GatewayModel):
 # `page` (from 0) and `size` (at most 2000) of every paged gateway listing, as query parameters.
 PageNumber = Annotated[int, Query(ge=0, le=10_000_000)]
 PageSize = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)]
+
+PAGING = ("page", "size")
+FILTER_PREFIX = "filter."
+
+
+def extract_filters(event: dict[str, Any]) -> dict[str, list[str]]:
+    """The Extract filters of a request, from the raw query string: every value a field is given.
+
+    `page` and `size` page; any other key is a field, and `filter.<field>` names any field, also one
+    called `page` or `size`. A key given twice keeps both values (API Gateway would join them with commas).
+    """
+    filters: dict[str, list[str]] = {}
+    for key, value in parse_qsl(event.get("rawQueryString") or "", keep_blank_values=True):
+        if key in PAGING:
+            continue
+        field = key.removeprefix(FILTER_PREFIX) if key.startswith(FILTER_PREFIX) else key
+        filters.setdefault(field, []).append(value)
+    return filters
+
 
 PeriodNumber = Annotated[int, Field(ge=1, le=999_999)]
 Identifier = Annotated[int, Field(ge=1, le=999_999_999_999)]

@@ -26,7 +26,7 @@ from backroom.clock import now_ms
 from backroom.dynamo import ConditionFailed
 from backroom.errors import Conflict, NotFound
 from backroom.jobs.kinds import JobContext, JobFailure, JobKind, PerJob, RowOutcome, Waiting, register
-from backroom.jobs.models import Chunk, ChunkPlan, Job, JobState, NewJob, Progress
+from backroom.jobs.models import Chunk, ChunkPlan, Job, JobState, LogEntry, NewJob, Progress
 from backroom.records import Record, RecordStore, Schema, typed
 
 
@@ -174,6 +174,19 @@ def child_label(calc_name: str, periods: list[int]) -> str:
     return f"{calc_name}: Period {min(periods)}" if periods else calc_name
 
 
+LAST_LINE_WAIT_MS = 10_000  # how long a batch waits for an ended child's last log line (its worker may die)
+
+
+def _relay_logs(engine: Any, batch: Job, child: Job, lines: list[LogEntry]) -> None:
+    """An ended child's own log lines into the batch's logs, each prefixed by its calculation's name.
+
+    A replay of the row may relay them twice, as other log lines may repeat.
+    """
+    name = child.params.get("calculation_name", child.label)
+    for entry in lines:
+        engine.log(batch.id, f"{name}: {entry.message}", level=entry.level)
+
+
 class BatchKind(JobKind):
     """A batch's calculations, in order, each a child job of the batch's errand."""
 
@@ -204,7 +217,11 @@ class BatchKind(JobKind):
                 created_by=job.created_by,
                 label=child_label(calc.name, job.params["periods"]),
                 type="Calc",
-                params={**{k: job.params[k] for k in ("periods", "participants")}, "calculation": calc_id},
+                params={
+                    **{k: job.params[k] for k in ("periods", "participants")},
+                    "calculation": calc_id,
+                    "calculation_name": calc.name,
+                },
                 parent_id=job.id,
                 root_id=job.root_id or job.id,
             )
@@ -215,6 +232,11 @@ class BatchKind(JobKind):
         if child.state is JobState.PENDING and not child.queued_at:
             with suppress(Conflict):  # another delivery of this row started it first
                 engine.start(child_id, job.tenant_id)
+        if child.state in (JobState.FINISHED, JobState.FAILED, JobState.CANCELED):
+            lines = engine.logs(child.id)
+            if (not lines or lines[-1].status != "ended") and now_ms() - (child.ended_at or 0) < LAST_LINE_WAIT_MS:
+                raise Waiting(1)  # a job's last line is written just after it ends
+            _relay_logs(engine, job, child, lines)
         if child.state is JobState.FINISHED:
             engine.log(job.id, f"{child.label}: complete, {child.processed} results")
             return RowOutcome()

@@ -192,7 +192,19 @@ class ImportKind(JobKind):
 
     def finalize(self, ctx: JobContext, job: Job, progress: Progress) -> dict[str, Any]:
         _setup.forget(job.id)
+        file_type = CalcRepository(ctx.table).file_type(job.tenant_id, job.params["file_type"])
+        limit = file_type.max_rejected_rows if file_type else None
+        if file_type and limit is not None and progress.failed > limit:
+            raise JobFailure(
+                f"Import failed: {progress.failed} rows rejected, more than the {limit} "
+                f"Import File Type {file_type.id} allows ({progress.processed} rows imported)"
+            )
         return {"imported": progress.processed, "rejected": progress.failed}
+
+    def finished_message(self, progress: Progress) -> str:
+        rejected = f"{progress.failed} rows rejected" if progress.failed else "no rows rejected"
+        listed = f" (at most {MAX_LOGGED_ERRORS} per {CHUNK_ROWS} rows are listed above)" if progress.failed else ""
+        return f"Import finished: {progress.processed} rows imported, {rejected}{listed}"
 
 
 class DeleteImportedKind(JobKind):

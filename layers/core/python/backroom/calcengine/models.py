@@ -76,6 +76,8 @@ class ImportFileType(BaseModel):
     needs_period: bool = False
     # CSV column -> table field; columns not named here keep their own name.
     mapping: dict[str, str] = Field(default_factory=dict)
+    # More rejected rows than this fail the import's errand (its accepted rows stay); None: never.
+    max_rejected_rows: int | None = Field(default=None, ge=0)
 
 
 class ImportFile(BaseModel):

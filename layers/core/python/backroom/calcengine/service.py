@@ -22,7 +22,7 @@ from backroom.errors import Invalid, NotFound, Unprocessable
 from backroom.files import FileStore
 from backroom.identity.models import Caller
 from backroom.jobs.models import Job, NewJob
-from backroom.records import RecordStore
+from backroom.records import BadValue, RecordStore, Schema, typed
 
 MAX_RECORDS = 50
 MAX_RECORDS_BYTES = 256 * 1024
@@ -233,8 +233,9 @@ class GatewayService:
 
     # Extracts ------------------------------------------------------------
     def extract(
-        self, tenant_id: str, table: str, filters: dict[str, str], page: int, size: int
+        self, tenant_id: str, table: str, filters: dict[str, list[str]], page: int, size: int
     ) -> tuple[list[dict[str, Any]], int]:
+        """A page of a table's rows equal to every filter value (a field given twice must equal both)."""
         schema = self.records.schema(tenant_id, table)
         strangers = [f for f in filters if schema.field(f) is None]
         if strangers:
@@ -242,9 +243,21 @@ class GatewayService:
                 "Unable to execute the extract.",
                 details=[f"The following fields do not belong to {table}: {', '.join(strangers)}"],
             )
-        found, total = self.records.select(tenant_id, schema, filters, start=page * size, size=size)
+        if any(len({_typed_or_raw(schema, name, v) for v in values}) > 1 for name, values in filters.items()):
+            return [], 0  # one field equal to two different values: no row can match
+        found, total = self.records.select(
+            tenant_id, schema, {name: values[0] for name, values in filters.items()}, start=page * size, size=size
+        )
         texts = {f.name for f in schema.fields if f.type == "text"}
         return [{f.name: _shown(r.data.get(f.name), f.name in texts) for f in schema.fields} for r in found], total
+
+
+def _typed_or_raw(schema: Schema, name: str, raw: str) -> str:
+    """A filter value as its field stores it ("3" and "3.0" are one number); one it cannot hold as sent."""
+    try:
+        return repr(typed(schema, name, raw))
+    except BadValue:
+        return f"unmatchable {raw!r}"
 
 
 def _shown(value: Any, text: bool) -> Any:

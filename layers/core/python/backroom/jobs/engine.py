@@ -28,6 +28,9 @@ _LIVE = (JobState.PENDING, JobState.RUNNING, JobState.STOPPING, JobState.STOPPED
 _RESERVE_MS = 20_000
 
 
+NUMBERING_ATTEMPTS = 20  # writers racing for the next number of one counter
+
+
 class JobEngine:
     def __init__(self, repo: JobRepository, queue: JobQueue, ctx: JobContext) -> None:
         self.repo = repo
@@ -58,6 +61,10 @@ class JobEngine:
     def log(self, job_id: str, message: str, *, level: str = "INFO", status: str = "") -> None:
         self.repo.add_log(job_id, LogEntry(timestamp=now_ms(), level=level, message=message, status=status))
 
+    def logs(self, job_id: str) -> list[LogEntry]:
+        """A job's log lines, oldest first."""
+        return self.repo.logs(job_id)
+
     # Commands ------------------------------------------------------------
     def create(
         self, spec: NewJob, *, start: bool = True, job_id: str | None = None, created_at: int | None = None
@@ -67,6 +74,26 @@ class JobEngine:
         if start:
             return self.start(job.id, job.tenant_id)
         return job
+
+    def create_numbered(
+        self,
+        counter: str,
+        numbered: Callable[[int], tuple[NewJob, str]],
+        *,
+        start: bool = True,
+    ) -> Job:
+        """Create the job `numbered(n)` gives (the spec and its alias) under the next number n of `counter`.
+
+        Number, alias and job are one transaction: numbers stay dense even if a writer dies midway.
+        Two writers racing for one number: the loser takes the next.
+        """
+        for _ in range(NUMBERING_ATTEMPTS):
+            seq = self.repo.last_seq(counter) + 1
+            numbered_spec, alias = numbered(seq)
+            job = Job(id=new_id(30), created_at=now_ms(), **numbered_spec.model_dump())
+            if self.repo.create_numbered(job, counter, seq, alias):
+                return self.start(job.id, job.tenant_id) if start else job
+        raise Conflict("Too many jobs are being created at once; try again")
 
     def start(self, job_id: str, tenant_id: str) -> Job:
         """Queue a pending job for planning; a job already started is a Conflict."""
@@ -284,7 +311,8 @@ class JobEngine:
             return
         progress = self._counted(job, chunks)
         try:
-            results = kind_of(job.kind).finalize(self.ctx, job, progress)
+            kind = kind_of(job.kind)
+            results = kind.finalize(self.ctx, job, progress)
         except JobFailure as failure:
             self._fail(job, str(failure))
             return
@@ -298,11 +326,7 @@ class JobEngine:
             results=results,
         )
         if done:
-            self.log(
-                job_id,
-                f"Job finished: {progress.processed} rows processed, {progress.failed} failed",
-                status="ended",
-            )
+            self.log(job_id, kind.finished_message(progress), status="ended")
             logger.info("job %s finished: %d processed, %d failed", job_id, progress.processed, progress.failed)
 
     def _fail(self, job: Job, reason: str) -> None:

@@ -77,6 +77,10 @@ class JobKind:
         """Wrap up once every chunk is done; returns the job's results. Must be idempotent."""
         return {}
 
+    def finished_message(self, progress: Progress) -> str:
+        """The last line of a finished job's logs."""
+        return f"Job finished: {progress.processed} rows processed, {progress.failed} failed"
+
     def settle(self, ctx: JobContext, job: Job) -> None:
         """Wrap up a job that stopped, failed or was canceled (e.g. write the output of the rows done).
 

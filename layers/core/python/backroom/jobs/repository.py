@@ -7,7 +7,7 @@ import time
 from contextlib import suppress
 from typing import Any
 
-from backroom.dynamo import ConditionFailed, Table
+from backroom.dynamo import ConditionFailed, Table, TransactionFailed, Write
 from backroom.jobs.models import Chunk, ChunkPlan, ChunkStatus, Job, JobState, LogEntry
 
 _JOB_SK = "JOB"
@@ -118,19 +118,41 @@ class JobRepository:
         items = list(self.table.query("gsi2pk = :p AND gsi2sk = :o", {":p": scope, ":o": order}, index="gsi2", limit=1))
         return Job.model_validate(items[0]) if items else None
 
-    def put_alias(self, alias: str, job_id: str) -> None:
-        """Another name for a job (an errand's number), read back with one GetItem, consistent at once."""
-        self.table.put({"pk": f"ALIAS#{alias}", "sk": "ALIAS", "job_id": job_id})
-
     def by_alias(self, alias: str) -> Job | None:
         item = self.table.get(f"ALIAS#{alias}", "ALIAS", attributes=["job_id"])
         return self.get(item["job_id"]) if item else None
 
-    def next_seq(self, counter: str) -> int:
-        item = self.table.update(
-            f"COUNTER#{counter}", "COUNTER", "ADD #v :one", names={"#v": "value"}, values={":one": 1}
-        )
-        return int(item["value"])
+    def last_seq(self, counter: str) -> int:
+        """The last number a counter gave (0 for a new counter)."""
+        item = self.table.get(f"COUNTER#{counter}", "COUNTER", attributes=["value"])
+        return int(item["value"]) if item else 0
+
+    def create_numbered(self, job: Job, counter: str, seq: int, alias: str) -> bool:
+        """Take number `seq` of `counter` and write the job and its alias, all or nothing.
+
+        The counter moves only from `seq - 1`: False when another writer took `seq` first. One
+        transaction, so a crash can leave no number without its job (no hole in a dense listing).
+        """
+        taken = "attribute_not_exists(pk)" if seq == 1 else "#v = :prev"
+        try:
+            self.table.transact(
+                [
+                    Write(
+                        item={"pk": f"COUNTER#{counter}", "sk": "COUNTER", "value": seq},
+                        condition=taken,
+                        names={"#v": "value"} if seq > 1 else None,
+                        values={":prev": seq - 1} if seq > 1 else None,
+                    ),
+                    Write(
+                        item={"pk": f"ALIAS#{alias}", "sk": "ALIAS", "job_id": job.id},
+                        condition="attribute_not_exists(pk)",
+                    ),
+                    Write(item=_job_fields(job), condition="attribute_not_exists(pk)"),
+                ]
+            )
+        except TransactionFailed:
+            return False
+        return True
 
     # Chunks --------------------------------------------------------------
     def create_chunk(self, job_id: str, plan: ChunkPlan) -> None:
