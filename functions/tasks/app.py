@@ -225,6 +225,28 @@ def system_task_not_allowed(task_id: TaskId) -> Response[Any]:
     return _not_allowed("GET, PATCH, DELETE")
 
 
+@app.route(ACCOUNT_TASK + "/stop", method=["GET", "POST", "PUT", "DELETE"])
+def task_stop_not_allowed(account_id: AccountId, task_id: TaskId) -> Response[Any]:
+    return _not_allowed("PATCH")
+
+
+@app.route("/v2/tasks/<task_id>/stop", method=["GET", "POST", "PUT", "DELETE"])
+def system_task_stop_not_allowed(task_id: TaskId) -> Response[Any]:
+    return _not_allowed("PATCH")
+
+
+@app.route(ACCOUNT_TASK + "/input", method=["POST", "PUT", "PATCH", "DELETE"])
+@app.route(ACCOUNT_TASK + "/output", method=["POST", "PUT", "PATCH", "DELETE"])
+def task_csv_not_allowed(account_id: AccountId, task_id: TaskId) -> Response[Any]:
+    return _not_allowed("GET")
+
+
+@app.route("/v2/tasks/<task_id>/input", method=["POST", "PUT", "PATCH", "DELETE"])
+@app.route("/v2/tasks/<task_id>/output", method=["POST", "PUT", "PATCH", "DELETE"])
+def system_task_csv_not_allowed(task_id: TaskId) -> Response[Any]:
+    return _not_allowed("GET")
+
+
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics

@@ -121,6 +121,11 @@ def test_wrong_methods_are_405_and_a_put_without_category_or_action_is_invalid(a
         ("POST", "/v2/tasks", "GET, PUT"),
         ("PUT", f"{TASKS}/{task_id}", "GET, PATCH, DELETE"),
         ("POST", f"/v2/tasks/{task_id}", "GET, PATCH, DELETE"),
+        ("GET", f"{TASKS}/{task_id}/stop", "PATCH"),
+        ("POST", f"/v2/tasks/{task_id}/stop", "PATCH"),
+        ("PUT", f"{TASKS}/{task_id}/input", "GET"),
+        ("DELETE", f"{TASKS}/{task_id}/output", "GET"),
+        ("PATCH", f"/v2/tasks/{task_id}/output", "GET"),
     ]:
         for auth in (dev, {}):  # Kazoo checks the method first
             reply = api.call(method, path, headers=auth)
