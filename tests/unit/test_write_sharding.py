@@ -50,7 +50,7 @@ def test_a_20000_row_import_writes_no_key_more_than_its_share(core: Services, qu
 
     # Then every row landed, and every partition key took at most its shard's share of the rows
     assert core.jobs.get(job.id, caller.tenant_id).processed == ROWS
-    assert core.gateway.extract(caller.tenant_id, "sales", {"period": "3"}, 0, 1)[1] == ROWS
+    assert core.gateway.extract(caller.tenant_id, "sales", {"period": ["3"]}, 0, 1)[1] == ROWS
     per_row = 1 + len(schema.indexes) + 1  # the record, its index entries and its import file's entry
     assert sum(written.values()) >= ROWS * per_row
     hottest, most = written.most_common(1)[0]
