@@ -156,3 +156,19 @@ def api(local: LocalStack) -> Api:
 @pytest.fixture(scope="session")
 def dev_token(api: Api) -> str:
     return api.login("dev@demo.local", "demo-dev-password")
+
+
+# The runtime dialect's demo users, by their `token` header (a module may define its own `dev`, as headers).
+@pytest.fixture(scope="session")
+def dev(dev_token: str) -> str:
+    return dev_token
+
+
+@pytest.fixture(scope="session")
+def user(api: Api) -> str:
+    return api.login("user@demo.local", "demo-user-password")
+
+
+@pytest.fixture(scope="session")
+def sub(api: Api) -> str:
+    return api.login("sub@demo.local", "demo-sub-password")

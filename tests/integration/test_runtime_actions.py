@@ -11,27 +11,10 @@ import time
 from collections import defaultdict
 from typing import Any
 
-import pytest
-
 from tests.integration.conftest import Api
 from tests.integration.test_runtime_data import BLOGPAD, BROWSEZOOM, MISSING, call, error, ok
 
 COMPANY_KEYS = {"id", "version", "label", "name", "state", "type", "numberOfEmployees", "isCustomer"}
-
-
-@pytest.fixture(scope="module")
-def dev(dev_token: str) -> str:
-    return dev_token
-
-
-@pytest.fixture(scope="module")
-def user(api: Api) -> str:
-    return api.login("user@demo.local", "demo-user-password")
-
-
-@pytest.fixture(scope="module")
-def sub(api: Api) -> str:
-    return api.login("sub@demo.local", "demo-sub-password")
 
 
 def version(api: Api, token: str, rid: str) -> int:

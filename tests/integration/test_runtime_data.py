@@ -105,21 +105,6 @@ def wait_finished(api: Api, token: str, job_id: str, timeout: float = 40) -> dic
     raise AssertionError(f"job {job_id} not finished after {timeout}s")
 
 
-@pytest.fixture(scope="module")
-def dev(dev_token: str) -> str:
-    return dev_token
-
-
-@pytest.fixture(scope="module")
-def user(api: Api) -> str:
-    return api.login("user@demo.local", "demo-user-password")
-
-
-@pytest.fixture(scope="module")
-def sub(api: Api) -> str:
-    return api.login("sub@demo.local", "demo-sub-password")
-
-
 # App data: the spec's samples ------------------------------------------------
 def test_reading_the_demo_company_answers_the_specs_sample(api: Api, dev: str) -> None:
     answer = ok(api, "GET", f"/data/companies/{BROWSEZOOM}", dev)

@@ -5,27 +5,63 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import boto3
 import pytest
 from backroom import aws
+from backroom.app.definition import Entity
 from backroom.config import Settings
+from backroom.ids import object_id
+from backroom.records import Record
 from backroom.services import Services, build
 from moto import mock_aws
 
 from infra.local.moto_queries import install as narrow_moto_queries
+from infra.local.moto_seed import put_items
 from infra.local.provision import Stack, function_environment, provision
 from infra.local.template import Template
 
 
+def offline(patch: pytest.MonkeyPatch) -> None:
+    """No endpoint or profile from the shell: boto3 talks to moto with throwaway credentials."""
+    for key in ("AWS_ENDPOINT_URL", "LOCALSTACK_HOST", "AWS_PROFILE"):
+        patch.delenv(key, raising=False)
+    patch.setenv("AWS_ACCESS_KEY_ID", "test")
+    patch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    patch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+
+
 @pytest.fixture(autouse=True)
 def _aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for key in ("AWS_ENDPOINT_URL", "LOCALSTACK_HOST", "AWS_PROFILE"):
-        monkeypatch.delenv(key, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    offline(monkeypatch)
+
+
+@contextmanager
+def core_on_moto(patch: pytest.MonkeyPatch) -> Iterator[tuple[Template, Services]]:
+    """A whole core on in-process moto for a module-scoped fixture (the fixtures below are per test)."""
+    offline(patch)
+    narrow_moto_queries()
+    with mock_aws():
+        aws.reset_clients()
+        template = Template.load()
+        stack = provision(boto3.session.Session(region_name="us-east-1"), None, template, visibility=2)  # type: ignore[arg-type]
+        yield template, build(Settings.from_env({**os.environ, **function_environment(template, stack)}))
+    aws.reset_clients()
+
+
+def bulk(core: Services, tenant_id: str, entity: Entity, values: list[dict[str, Any]]) -> list[str]:
+    """Records written as a job's bulk import writes them (version 1, index entries, no unique markers
+    nor history), straight into moto: as BatchWriteItem would store them, without its round trips."""
+    rids = [object_id() for _ in values]
+    puts = [
+        item
+        for rid, data in zip(rids, values, strict=True)
+        for item in core.records.items(tenant_id, entity.schema, Record(rid=rid, data=data))
+    ]
+    put_items(core.table.name, puts)
+    return rids
 
 
 @pytest.fixture

@@ -30,26 +30,20 @@ from decimal import Context, Decimal, localcontext
 from functools import cmp_to_key
 from typing import Any
 
-import boto3
 import pytest
-from backroom import aws
 from backroom.app import aggregate as aggregate_module
 from backroom.app.aggregate import aggregate
 from backroom.app.definition import AppDefinition
-from backroom.config import Settings
 from backroom.errors import Forbidden, Invalid
 from backroom.identity.models import Caller, Role
 from backroom.records import Condition, Record, Schema
 from backroom.records.query import plan
-from backroom.services import Services, build
+from backroom.services import Services
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
-from moto import mock_aws
 
 from infra.demo.load import DATA
-from infra.local.moto_queries import install as narrow_moto_queries
-from infra.local.provision import function_environment, provision
-from infra.local.template import Template
+from tests.unit.conftest import core_on_moto
 
 TENANT = "aggtenant"
 
@@ -138,31 +132,16 @@ def listed(core: Services, entity: str) -> list[dict[str, Any]]:
 @pytest.fixture(scope="module")
 def world() -> Iterator[World]:
     """One moto stack for the module (conftest's fixtures are per test): the demo app and its records."""
-    with pytest.MonkeyPatch.context() as patch:
-        for key in ("AWS_ENDPOINT_URL", "LOCALSTACK_HOST", "AWS_PROFILE"):
-            patch.delenv(key, raising=False)
-        for key, value in [
-            ("AWS_ACCESS_KEY_ID", "test"),
-            ("AWS_SECRET_ACCESS_KEY", "test"),
-            ("AWS_DEFAULT_REGION", "us-east-1"),
-        ]:
-            patch.setenv(key, value)
-        narrow_moto_queries()
-        with mock_aws():
-            aws.reset_clients()
-            template = Template.load()
-            stack = provision(boto3.session.Session(region_name="us-east-1"), None, template, visibility=2)  # type: ignore[arg-type]
-            core = build(Settings.from_env({**os.environ, **function_environment(template, stack)}))
-            core.app.repo.install(TENANT, AppDefinition.model_validate_json((DATA / "app.json").read_text()))
-            rng = random.Random(20240612)
-            companies = [core.app.create(DEV, "companies", company_body(rng, n), None)["id"] for n in COMPANY_NAMES]
-            for _ in range(60):
-                core.app.create(DEV, "contacts", contact_body(rng, companies), None)
-            here = World(core)
-            here.docs = {name: listed(core, name) for name in ("companies", "contacts")}
-            assert len(here.docs["contacts"]) == 60
-            yield here
-        aws.reset_clients()
+    with pytest.MonkeyPatch.context() as patch, core_on_moto(patch) as (_, core):
+        core.app.repo.install(TENANT, AppDefinition.model_validate_json((DATA / "app.json").read_text()))
+        rng = random.Random(20240612)
+        companies = [core.app.create(DEV, "companies", company_body(rng, n), None)["id"] for n in COMPANY_NAMES]
+        for _ in range(60):
+            core.app.create(DEV, "contacts", contact_body(rng, companies), None)
+        here = World(core)
+        here.docs = {name: listed(core, name) for name in ("companies", "contacts")}
+        assert len(here.docs["contacts"]) == 60
+        yield here
 
 
 # The oracle --------------------------------------------------------------------------------------

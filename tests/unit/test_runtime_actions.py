@@ -23,12 +23,10 @@ from backroom.errors import Forbidden, Invalid, NotFound
 from backroom.identity.models import Caller, Role
 from backroom.ids import object_id
 from backroom.jobs.models import ChunkStatus, JobState
-from backroom.records import Record
 from backroom.services import Services
 from botocore.exceptions import ClientError
 
-from infra.local.moto_seed import put_items
-from tests.unit.conftest import QueueDriver
+from tests.unit.conftest import QueueDriver, bulk
 
 TENANT = "demo"
 APP = Path(__file__).parents[2] / "infra" / "demo" / "data" / "app.json"
@@ -46,18 +44,6 @@ def companies(core: Services) -> Entity:
     return core.app.repo.entity(TENANT, "companies")
 
 
-def bulk(core: Services, entity: Entity, values: list[dict[str, Any]]) -> list[str]:
-    """Records written as a job's bulk import writes them (version 1, no history)."""
-    rids = [object_id() for _ in values]
-    puts = [
-        item
-        for rid, data in zip(rids, values, strict=True)
-        for item in core.records.items(TENANT, entity.schema, Record(rid=rid, data=data))
-    ]
-    put_items(core.table.name, puts)  # as BatchWriteItem would store them, without its HTTP round trips
-    return rids
-
-
 def test_an_async_action_over_10000_records_runs_exactly_once_per_record_across_crash_and_stop(
     core: Services, queue: QueueDriver, companies: Entity, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -65,9 +51,12 @@ def test_an_async_action_over_10000_records_runs_exactly_once_per_record_across_
     since = now_ms()
     # Given 10,000 companies of type c and a few of other types
     targets = bulk(
-        core, companies, [{"name": f"Target {i:05d}", "type": "c", "numberOfEmployees": i} for i in range(MATCHING)]
+        core,
+        TENANT,
+        companies,
+        [{"name": f"Target {i:05d}", "type": "c", "numberOfEmployees": i} for i in range(MATCHING)],
     )
-    others = bulk(core, companies, [{"name": f"Other {i:04d}", "type": "a"} for i in range(OTHERS)])
+    others = bulk(core, TENANT, companies, [{"name": f"Other {i:04d}", "type": "a"} for i in range(OTHERS)])
 
     # When a developer runs logSomething over `type=c` in the background
     job = core.app.put(
@@ -146,7 +135,7 @@ def test_an_async_action_over_10000_records_runs_exactly_once_per_record_across_
 
 
 def test_a_replayed_row_meets_its_marker_and_is_not_applied_again(core: Services, companies: Entity) -> None:
-    [rid] = bulk(core, companies, [{"name": "Once", "numberOfEmployees": 3}])
+    [rid] = bulk(core, TENANT, companies, [{"name": "Once", "numberOfEmployees": 3}])
     runner: ActionRunner = core.app.actions
     action = next(a for a in companies.actions if a.name == "logSomething")
     author_record = core.records.get(TENANT, companies.schema, rid)

@@ -22,8 +22,7 @@ from backroom.records import Record
 from backroom.services import Services
 from botocore.exceptions import ClientError
 
-from infra.local.moto_seed import put_items
-from tests.unit.conftest import QueueDriver
+from tests.unit.conftest import QueueDriver, bulk
 
 TENANT = "demo"  # a tenant is its root account
 APP = Path(__file__).parents[2] / "infra" / "demo" / "data" / "app.json"
@@ -45,18 +44,6 @@ def companies(core: Services) -> Entity:
     return core.app.repo.entity(TENANT, "companies")
 
 
-def bulk(core: Services, entity: Entity, values: list[dict[str, Any]]) -> list[str]:
-    """Records written as a job's bulk import writes them (record and index entries, no unique markers)."""
-    rids = [object_id() for _ in values]
-    puts = [
-        item
-        for rid, data in zip(rids, values, strict=True)
-        for item in core.records.items(TENANT, entity.schema, Record(rid=rid, data=data))
-    ]
-    put_items(core.table.name, puts)  # as BatchWriteItem would store them, without its HTTP round trips
-    return rids
-
-
 def count_matching(core: Services, entity: Entity) -> int:
     """How many entries the `type` index holds for `c`: what a delete must remove besides the records."""
     return core.records.count(TENANT, entity.schema, core.records.conditions(entity.schema, {"type": "c"}))
@@ -73,6 +60,7 @@ def test_an_async_delete_by_query_stopped_crashed_and_resumed_deletes_exactly_it
     # Given 10,000 companies of type c and 1,000 of other types
     doomed = bulk(
         core,
+        TENANT,
         companies,
         [
             {"name": f"Doomed {i:05d}", "type": "c", "state": ("active", "inactive")[i % 2], "numberOfEmployees": i}
@@ -81,6 +69,7 @@ def test_an_async_delete_by_query_stopped_crashed_and_resumed_deletes_exactly_it
     )
     kept = bulk(
         core,
+        TENANT,
         companies,
         [
             {"name": f"Kept {i:04d}", "type": ("a", "b")[i % 2], "state": "inactive", "numberOfEmployees": i}
@@ -175,7 +164,7 @@ def test_an_async_delete_by_ids_skips_an_unknown_id_without_failing(
     core: Services, queue: QueueDriver, companies: Entity
 ) -> None:
     schema = companies.schema
-    rids = bulk(core, companies, [{"name": f"Co {i}", "type": "a"} for i in range(5)])
+    rids = bulk(core, TENANT, companies, [{"name": f"Co {i}", "type": "a"} for i in range(5)])
     unknown = object_id()
 
     job = core.app.delete_async(DEV, "companies", ids=[rids[0], unknown, rids[1], rids[0], rids[2]], params={}, ip=IP)

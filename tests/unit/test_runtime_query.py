@@ -39,26 +39,21 @@ from decimal import Decimal as D
 from typing import Any
 from urllib.parse import quote, urlencode
 
-import boto3
 import pytest
-from backroom import aws
 from backroom import services as wiring
 from backroom.api import resolver
 from backroom.app.definition import AppDefinition
-from backroom.config import Settings
 from backroom.identity.models import Role
-from backroom.services import Services, build
+from backroom.services import Services
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
-from moto import mock_aws
 from moto.dynamodb.responses import DynamoResult
 
 from infra.demo.load import DATA
 from infra.local.gateway import build_event
 from infra.local.lambdas import FunctionPool, ensure_layer_on_path
-from infra.local.moto_queries import install as narrow_moto_queries
-from infra.local.provision import function_environment, provision
-from infra.local.template import Route, Template
+from infra.local.template import Route
+from tests.unit.conftest import core_on_moto
 
 TENANT = "qtenant"
 EMAIL, PASSWORD = "dev@query.local", "query-dev-password"
@@ -289,22 +284,9 @@ class QuickReads:
 def world() -> Iterator[World]:
     """One moto stack for the module (conftest's fixtures are per test): the app, its companies, a developer."""
     with pytest.MonkeyPatch.context() as patch:
-        for key in ("AWS_ENDPOINT_URL", "LOCALSTACK_HOST", "AWS_PROFILE"):
-            patch.delenv(key, raising=False)
-        for key, value in [
-            ("AWS_ACCESS_KEY_ID", "test"),
-            ("AWS_SECRET_ACCESS_KEY", "test"),
-            ("AWS_DEFAULT_REGION", "us-east-1"),
-        ]:
-            patch.setenv(key, value)
-        narrow_moto_queries()
         quick = QuickReads()
         patch.setattr(DynamoResult, "execute_result", lambda result, context: quick(result, context))
-        with mock_aws():
-            aws.reset_clients()
-            template = Template.load()
-            stack = provision(boto3.session.Session(region_name="us-east-1"), None, template, visibility=2)  # type: ignore[arg-type]
-            core = build(Settings.from_env({**os.environ, **function_environment(template, stack)}))
+        with core_on_moto(patch) as (template, core):
             # The handler module, loaded on its first call, binds `services` when it is imported: it gets this core.
             patch.setattr(wiring, "services", lambda: core)
             patch.setattr(resolver, "services", lambda: core)
@@ -322,7 +304,6 @@ def world() -> Iterator[World]:
             assert [r["id"] for r in answer["items"]] == sorted(c["id"] for c in created)
             here.companies = Companies(answer["items"])
             yield here
-        aws.reset_clients()
 
 
 # The oracle -------------------------------------------------------------------

@@ -40,9 +40,8 @@ from backroom.clock import now_ms
 from backroom.dynamo import Table, Write
 from backroom.errors import BackroomError, Forbidden, Invalid, NotFound
 from backroom.identity.models import Caller
-from backroom.ids import object_id
 from backroom.jobs.kinds import JobContext, JobFailure, JobKind, RowOutcome, register
-from backroom.jobs.models import Chunk, ChunkPlan, Job, NewJob, Progress
+from backroom.jobs.models import Chunk, ChunkPlan, Job, Progress
 from backroom.records import Record, RecordStore, Schema
 from backroom.records.query import matches
 from backroom.records.store import AlreadyApplied, Author, Update, VersionConflict
@@ -259,26 +258,18 @@ class ActionRunner:
         ip: str | None,
     ) -> Job:
         name = access.entity.name
-        spec = NewJob(
-            kind=ACTION_KIND,
-            type="EXECUTE_ACTION",
-            tenant_id=caller.tenant_id,
-            account_id=caller.account_id,
-            created_by=caller.user_id,
-            created_by_name=caller.name,
-            label=f"Execute action {action.name} from entity {name}",
-            params={
-                "entity": name,
-                "action": action.name,
-                "ids": [i for i in ids if _ID.match(i)] if ids is not None else None,
-                "query": query,
-                "params": dict(params),
-                "user": caller.email,
-                "ip": ip,
-                "fields": access.readable(),  # what the caller may see of the records in the results
-            },
-        )
-        return self.data.jobs.create(spec, job_id=object_id())
+        job_params = {
+            "entity": name,
+            "action": action.name,
+            "ids": [i for i in ids if _ID.match(i)] if ids is not None else None,
+            "query": query,
+            "params": dict(params),
+            "user": caller.email,
+            "ip": ip,
+            "fields": access.readable(),  # what the caller may see of the records in the results
+        }
+        label = f"Execute action {action.name} from entity {name}"
+        return self.data.start_job(caller, ACTION_KIND, "EXECUTE_ACTION", label, job_params)
 
     # One record --------------------------------------------------------------
     def _prepare(

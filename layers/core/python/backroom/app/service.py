@@ -321,21 +321,26 @@ class AppData:
         query = {k: v for k, v in params.items() if k not in ("_async", "_lowPriority")}
         if ids is None:
             access.check_query(bind(access.schema, parse(query)).paths)  # a bad query is a 400 now, not a failed job
+        params = {
+            "entity": name,
+            "ids": [i for i in ids if _ID.match(i)] if ids is not None else None,  # never an oversized key
+            "query": query,
+            "user": caller.email,
+            "ip": ip,
+        }
+        return self.start_job(caller, DELETE_KIND, "DELETE_RECORDS", f"Delete records of {name}", params)
+
+    def start_job(self, caller: Caller, kind: str, job_type: str, label: str, params: dict[str, Any]) -> Job:
+        """A runtime job run as `caller`, its id ObjectId-like as the spec's job ids are."""
         spec = NewJob(
-            kind=DELETE_KIND,
-            type="DELETE_RECORDS",
+            kind=kind,
+            type=job_type,
             tenant_id=caller.tenant_id,
             account_id=caller.account_id,
             created_by=caller.user_id,
             created_by_name=caller.name,
-            label=f"Delete records of {name}",
-            params={
-                "entity": name,
-                "ids": [i for i in ids if _ID.match(i)] if ids is not None else None,  # never an oversized key
-                "query": query,
-                "user": caller.email,
-                "ip": ip,
-            },
+            label=label,
+            params=params,
         )
         return self.jobs.create(spec, job_id=object_id())
 
