@@ -2,15 +2,29 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Path
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from backroom.api.dialects import RuntimeDialect
 from backroom.api.resolver import CurrentCaller, dialect_app
-from backroom.api.runtime import JobView
+from backroom.api.runtime import (
+    JobLogPageView,
+    JobLogView,
+    JobPageView,
+    JobView,
+    json_body,
+    last_values,
+    query_params,
+)
+from backroom.app.logs import post_log, read_logs
+from backroom.jobs.engine import WrongState
+from backroom.jobs.models import Job
+from backroom.jobs.runtime import RuntimeJobs
 from backroom.services import services
+from backroom.tracing import Tracer
 
 logger = Logger()
 tracer = Tracer()
@@ -18,11 +32,81 @@ metrics = Metrics()
 app = dialect_app(RuntimeDialect())
 
 
-@app.get("/runtime/api/status/jobs/<job_id>")
-def get_job(job_id: Annotated[str, Path(min_length=1, max_length=64)], caller: CurrentCaller) -> JobView:
+JobId = Annotated[str, Path(min_length=1, max_length=64)]
+
+
+@app.exception_handler(WrongState)
+def wrong_state(err: WrongState) -> Response:
+    # The runtime spec answers a command the job's state (or kind, or place) refuses with a 400.
+    return RuntimeDialect().error(400, err, app.current_event.raw_event)
+
+
+def _params() -> dict[str, str]:
+    return last_values(query_params(app.current_event.raw_event))
+
+
+def _view(job: Job) -> JobView:
     engine = services().jobs
-    job = engine.get(job_id, caller.tenant_id)
-    return JobView.of(job, engine.progress(job))
+    return JobView.of(job, engine.progress(job), engine.results(job))
+
+
+@app.get("/runtime/api/status/jobs", responses={400: {"description": "A filter or paging parameter is not valid"}})
+def list_jobs(caller: CurrentCaller) -> JobPageView:
+    page = RuntimeJobs(services().jobs).list(caller, _params())
+    return JobPageView(total=page.total, offset=page.offset, items=[_view(job) for job in page.jobs])
+
+
+@app.get("/runtime/api/status/jobs/<job_id>", responses={404: {"description": "The job doesn't exist"}})
+def get_job(job_id: JobId, caller: CurrentCaller) -> JobView:
+    return _view(RuntimeJobs(services().jobs).get(caller, job_id))
+
+
+@app.get(
+    "/runtime/api/status/jobs/<job_id>/logs",
+    responses={400: {"description": "A parameter is not valid"}, 404: {"description": "The job is not found"}},
+)
+def get_job_logs(job_id: JobId, caller: CurrentCaller) -> JobLogPageView:
+    page = RuntimeJobs(services().jobs).logs(caller, job_id, _params())
+    items = [JobLogView(timestamp=e.timestamp, level=e.level, message=e.message) for e in page.entries]
+    return JobLogPageView(total=page.total, offset=page.offset, items=items)
+
+
+@app.put(
+    "/runtime/api/status/jobs/<job_id>/<verb>",
+    responses={
+        400: {"description": "The job cannot do it: its type, its status, or it is not a root job"},
+        403: {"description": "Not a developer, and not a job the caller ran"},
+        404: {"description": "The job is not found"},
+    },
+)
+def command_job(
+    job_id: JobId, verb: Annotated[str, Path(pattern="^(stop|forceStop|cancel|resume)$")], caller: CurrentCaller
+) -> JobView:
+    return _view(RuntimeJobs(services().jobs).command(caller, job_id, verb))
+
+
+# App logs -------------------------------------------------------------------
+@app.get(
+    "/runtime/api/status/logs",
+    responses={400: {"description": "A parameter is not valid"}, 403: {"description": "The caller is not a developer"}},
+)
+def get_logs(caller: CurrentCaller) -> dict[str, Any]:
+    return read_logs(services().app.logs, caller, last_values(query_params(app.current_event.raw_event)))
+
+
+@app.post(
+    "/runtime/api/status/logs",
+    openapi_extensions={
+        "requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}}
+    },
+    responses={
+        400: {"description": "Validation errors, per field"},
+        403: {"description": "The caller is not a developer"},
+    },
+)
+def create_log(caller: CurrentCaller) -> dict[str, Any]:
+    ip = app.current_event.request_context.http.source_ip
+    return post_log(services().app.logs, caller, json_body(app.current_event.raw_event), ip)
 
 
 @logger.inject_lambda_context

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from backroom.services import services
+from backroom.tracing import Tracer
 
 logger = Logger()
 tracer = Tracer()

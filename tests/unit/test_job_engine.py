@@ -2,16 +2,50 @@
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import time
+from collections import Counter
+from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 import pytest
+from backroom.clock import now_ms
+from backroom.dynamo import TransactionFailed, Write
 from backroom.errors import Conflict, NotFound
-from backroom.jobs.models import Job, JobState, NewJob
+from backroom.jobs.engine import WrongState
+from backroom.jobs.kinds import lease_guard
+from backroom.jobs.models import Chunk, Job, JobState, NewJob
 from backroom.jobs.probe import RowProbe, probe_rows
 from backroom.services import Services
 from botocore.exceptions import ClientError
 
 from tests.unit.conftest import QueueDriver
+
+FUNCTIONS = Path(__file__).resolve().parents[2] / "functions"
+
+
+def load_function(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(f"fn_{name.replace('-', '_')}", FUNCTIONS / name / "app.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class LambdaContextStub:
+    function_name = "JobDeadLetterFunction"
+    function_version = "$LATEST"
+    invoked_function_arn = "arn:aws:lambda:us-east-1:000000000000:function:JobDeadLetterFunction"
+    memory_limit_in_mb = 128
+    aws_request_id = "req-1"
+    log_group_name = "/aws/lambda/JobDeadLetterFunction"
+    log_stream_name = "local"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 60_000
+
 
 TENANT = "tenant-a"
 
@@ -234,3 +268,212 @@ def test_numbered_jobs_stay_dense_when_a_writer_dies_or_races(core: Services, mo
     monkeypatch.setattr(core.jobs.repo, "last_seq", stale_once)
     second = core.jobs.create_numbered("dense", numbered, start=False)
     assert not stale and second.seq == 2 and core.jobs.repo.last_seq("dense") == 2
+
+
+# Leases, force stop, counters and dead letters ------------------------------------------------------
+def held_by_a_dead_worker(core: Services, queue: QueueDriver, monkeypatch: pytest.MonkeyPatch, job: Job) -> Chunk:
+    """Deliver one chunk whose worker dies after its third checkpoint: the chunk it held (with its lease)."""
+    advance = core.jobs.repo.advance_chunk
+    seen: dict[str, Any] = {"n": 0}
+
+    def dies_at_the_third_checkpoint(chunk, **kw):  # type: ignore[no-untyped-def]
+        seen["n"] += 1
+        if seen["n"] == 3:
+            seen["chunk"] = chunk
+            raise ClientError({"Error": {"Code": "ServiceUnavailable", "Message": "gone"}}, "TransactWriteItems")
+        return advance(chunk, **kw)
+
+    monkeypatch.setattr(core.jobs.repo, "advance_chunk", dies_at_the_third_checkpoint)
+    [message] = queue.receive(most=1)
+    with pytest.raises(ClientError):
+        queue.deliver(message)  # the message stays in the queue, the lease on the chunk
+    monkeypatch.setattr(core.jobs.repo, "advance_chunk", advance)
+    held: Chunk = seen["chunk"]
+    assert held.lease_owner and core.jobs.get(job.id, TENANT).active_chunks == 1
+    return held
+
+
+def test_force_stop_ends_a_stopping_job_at_once_and_nothing_commits_after_it(
+    core: Services, queue: QueueDriver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job = probe(core, rows=2_000, chunk_size=500)
+    queue.drain(limit=1)  # the plan: four chunk messages wait
+    held = held_by_a_dead_worker(core, queue, monkeypatch, job)
+
+    # Given the job is stopping while a dead worker holds a chunk: it cannot settle by itself
+    assert core.jobs.stop(job.id, TENANT).state is JobState.STOPPING
+    with pytest.raises(WrongState):
+        core.jobs.cancel(job.id, TENANT)
+
+    # When it is forced to stop, it is STOPPED at once
+    stopped = core.jobs.force_stop(job.id, TENANT)
+    assert stopped.state is JobState.STOPPED and stopped.active_chunks == 0
+    rows_then = probe_rows(core.table, job.id)
+    assert len(rows_then) == stopped.processed == 100  # two groups of 50 were committed
+
+    # Then the dead worker's holder, were it alive, could commit nothing: neither a checkpoint with its rows...
+    group = [{"pk": f"PROBE#{job.id}", "sk": f"ROW#{row:08d}", "origin": "late"} for row in range(100, 150)]
+    late = core.jobs.repo.advance_chunk(
+        held, rows=50, ok=50, bad=0, last=False, effects=core.jobs.repo.row_writes(group, [])
+    )
+    assert late is False
+    # ...nor a transaction of its own guarded by the lease
+    with pytest.raises(TransactionFailed):
+        core.table.transact([lease_guard(held), Write(item=group[0])])
+    # ...nor the redelivered and remaining messages
+    time.sleep(2.2)
+    queue.drain()
+    assert probe_rows(core.table, job.id) == rows_then
+    assert core.jobs.get(job.id, TENANT).state is JobState.STOPPED
+    assert [e.message for e in core.jobs.logs(job.id)][-1] == "Job stopped (forced)"
+
+    # And a resume finishes it from the checkpoints, every row once
+    core.jobs.resume(job.id, TENANT)
+    queue.drain()
+    assert_each_row_once(core, job, 2_000)
+
+
+def test_force_stop_and_the_others_refuse_a_wrong_state(core: Services, queue: QueueDriver) -> None:
+    job = probe(core, rows=10)
+    with pytest.raises(WrongState):
+        core.jobs.force_stop(job.id, TENANT)  # PENDING
+    queue.drain()
+    for command in (core.jobs.stop, core.jobs.force_stop, core.jobs.cancel, core.jobs.resume):
+        with pytest.raises(WrongState):
+            command(job.id, TENANT)  # FINISHED
+
+
+def test_a_delivery_taking_over_a_chunk_leaves_the_first_holder_unable_to_commit(
+    core: Services, queue: QueueDriver
+) -> None:
+    job = probe(core, rows=100, chunk_size=100)
+    queue.drain(limit=1)
+    chunk = core.jobs.repo.get_chunk(job.id, 0)
+    assert chunk is not None
+    first = core.jobs.repo.take_lease(chunk, "first", now_ms() + 60_000)
+    assert first is not None
+    second = core.jobs.repo.take_lease(first, "second", now_ms() + 60_000)  # the message, delivered again
+    assert second is not None
+    assert not core.jobs.repo.advance_chunk(first, rows=50, ok=50, bad=0, last=False)
+    assert core.jobs.repo.advance_chunk(second, rows=50, ok=50, bad=0, last=False)
+    assert core.jobs.get(job.id, TENANT).active_chunks == 1  # one holder, counted once
+    # An expired lease commits nothing either
+    expired = second.model_copy(update={"next_row": 50})
+    assert core.jobs.repo.renew_lease(expired, now_ms() - 1)
+    assert not core.jobs.repo.advance_chunk(expired, rows=50, ok=50, bad=0, last=True)
+
+
+class CountingClient:
+    """The table's DynamoDB client, counting the calls of each operation (reads must not grow with chunks)."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.calls: Counter[str] = Counter()
+        self.chunk_reads = 0
+        self.job_item_writes = 0  # the job item carries the tenant's listing entry (gsi1)
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self.client, name)
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            self.calls[name] += 1
+            values = json.dumps(kwargs.get("ExpressionAttributeValues", {}))
+            if name in ("query", "scan") and "CHUNK#" in values:
+                self.chunk_reads += 1
+            writes = [kwargs] if name in ("update_item", "put_item") else []
+            writes += [
+                op for t in kwargs.get("TransactItems", []) for kind, op in t.items() if kind != "ConditionCheck"
+            ]
+            self.job_item_writes += sum((w.get("Key") or w.get("Item") or {}).get("sk") == {"S": "JOB"} for w in writes)
+            return method(*args, **kwargs)
+
+        return counted
+
+
+@pytest.mark.parametrize("chunks", [4, 16])
+def test_progress_and_completion_read_the_job_item_alone(
+    core: Services, queue: QueueDriver, monkeypatch: pytest.MonkeyPatch, chunks: int
+) -> None:
+    job = probe(core, rows=chunks * 50, chunk_size=50)
+    queue.drain(limit=1)  # the plan (it reads the chunks once, to queue them)
+    counting = CountingClient(core.table.client)
+    monkeypatch.setattr(core.table, "client", counting)
+
+    # When every chunk runs (one group of rows each) and the job's status is read after each
+    while batch := queue.receive():
+        for message in batch:
+            queue.deliver(message)
+            core.jobs.progress(core.jobs.get(job.id, TENANT))
+
+    # Then no chunk was ever listed, and each chunk cost the same few calls, however many chunks there are
+    done = core.jobs.get(job.id, TENANT)
+    assert done.state is JobState.FINISHED and core.jobs.progress(done).processed == chunks * 50
+    assert counting.chunk_reads == 0 and counting.calls["scan"] == 0
+    assert counting.job_item_writes == 1  # FINISHED: the checkpoints write the counters item only
+    calls = sum(counting.calls.values()) - counting.calls["send_message_batch"]
+    assert calls / chunks <= 10, counting.calls
+
+
+def test_running_progress_is_exact_from_the_job_item(core: Services, queue: QueueDriver) -> None:
+    job = probe(core, rows=1_000, chunk_size=500)
+    queue.drain(limit=2)  # the plan and the first chunk
+    running = core.jobs.get(job.id, TENANT)
+    assert running.state is JobState.RUNNING
+    assert (running.processed, running.chunks_done, core.jobs.progress(running).percent) == (500, 1, 50)
+
+
+def test_a_plan_message_in_the_dead_letter_queue_fails_its_job_with_the_reason(
+    core: Services, queue: QueueDriver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job = probe(core, rows=10)
+
+    def broken_plan(self: RowProbe, ctx, job):  # type: ignore[no-untyped-def]
+        raise ValueError("the source is unreadable")
+
+    monkeypatch.setattr(RowProbe, "plan", broken_plan)
+    [message] = queue.receive(most=1)
+    with pytest.raises(ValueError):
+        queue.deliver(message)  # SQS would try again, then give up
+    assert core.jobs.get(job.id, TENANT).state is JobState.PENDING
+
+    core.jobs.dead_letter(json.loads(message["Body"]), receives=5)
+
+    failed = core.jobs.get(job.id, TENANT)
+    assert failed.state is JobState.FAILED
+    assert failed.error is not None and "could not be planned" in failed.error and "unreadable" in failed.error
+    core.jobs.dead_letter(json.loads(message["Body"]), receives=6)  # a second copy changes nothing
+    assert core.jobs.get(job.id, TENANT).error == failed.error
+
+
+def test_the_dead_letter_function_fails_the_job(core: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+    job = probe(core, rows=10)
+    handler = load_function("job-dead-letters")
+    monkeypatch.setattr(handler, "services", lambda: core)
+    event = {
+        "Records": [
+            {
+                "messageId": "m1",
+                "receiptHandle": "r1",
+                "body": json.dumps({"job": job.id, "op": "plan"}),
+                "attributes": {"ApproximateReceiveCount": "5"},
+                "messageAttributes": {},
+                "md5OfBody": "",
+                "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:us-east-1:000000000000:dead",
+                "awsRegion": "us-east-1",
+            },
+            {
+                "messageId": "m2",
+                "receiptHandle": "r2",
+                "body": "not json",
+                "attributes": {},
+                "messageAttributes": {},
+                "md5OfBody": "",
+                "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:us-east-1:000000000000:dead",
+                "awsRegion": "us-east-1",
+            },
+        ]
+    }
+    assert handler.lambda_handler(event, LambdaContextStub()) == {"batchItemFailures": []}
+    assert core.jobs.get(job.id, TENANT).state is JobState.FAILED

@@ -68,19 +68,29 @@ class TransactionFailed(Exception):
 
 @dataclass
 class Write:
-    """One operation of a transaction: a put of `item`, or a delete of `key`, with an optional condition."""
+    """One operation of a transaction: a put of `item`, or on `key` a delete, an `update` (an update
+    expression) or, with `check`, a ConditionCheck that writes nothing; each with an optional condition."""
 
     item: Mapping[str, Any] | None = None
     key: tuple[str, str] | None = None
     condition: str | None = None
     names: dict[str, str] | None = None
     values: dict[str, Any] | None = None
+    update: str | None = None
+    check: bool = False
 
     def request(self, table: str) -> dict[str, Any]:
         if self.item is not None:
             return {"Put": _expressions({"TableName": table, "Item": to_item(self.item)}, *self._cond())}
         assert self.key is not None
         key = to_item({"pk": self.key[0], "sk": self.key[1]})
+        if self.check:
+            assert self.condition, "a ConditionCheck needs its condition"
+            return {"ConditionCheck": _expressions({"TableName": table, "Key": key}, *self._cond())}
+        if self.update is not None:
+            return {
+                "Update": _expressions({"TableName": table, "Key": key, "UpdateExpression": self.update}, *self._cond())
+            }
         return {"Delete": _expressions({"TableName": table, "Key": key}, *self._cond())}
 
     def _cond(self) -> tuple[str | None, dict[str, str] | None, dict[str, Any] | None]:

@@ -27,25 +27,23 @@ class Errands:
         return self.engine.create_numbered(f"errand#{spec.tenant_id}", numbered, start=start)
 
     def get(self, tenant_id: str, errand_id: int) -> Job:
-        job = self.engine.repo.by_alias(_alias(tenant_id, errand_id))
+        job = self.engine.by_alias(_alias(tenant_id, errand_id))
         if job is None or job.tenant_id != tenant_id:
             raise NotFound(f"Could not find Errand with id {errand_id}")
         return job
 
     def page(self, tenant_id: str, page: int, size: int) -> tuple[list[Job], int]:
         """One page of errands by number; numbers are dense, so a page is a key range, not a skip."""
-        repo = self.engine.repo
-        total = repo.count_scope(errand_scope(tenant_id))
+        total = self.engine.count_scope(errand_scope(tenant_id))
         low, high = page * size + 1, (page + 1) * size
-        jobs = repo.list_scope_between(errand_scope(tenant_id), errand_order(low), errand_order(high))
+        jobs = self.engine.list_scope_between(errand_scope(tenant_id), errand_order(low), errand_order(high))
         return jobs, total
 
     def logs(self, tenant_id: str, errand_id: int, page: int, size: int) -> tuple[list[LogEntry], int]:
         """One page of an errand's log lines, oldest first, and how many there are."""
         job = self.get(tenant_id, errand_id)
-        repo = self.engine.repo
-        entries = repo.logs(job.id, limit=(page + 1) * size)[page * size :]
-        return entries, repo.count_logs(job.id)
+        entries = self.engine.logs(job.id, limit=(page + 1) * size)[page * size :]
+        return entries, self.engine.count_logs(job.id)
 
 
 def _alias(tenant_id: str, seq: int) -> str:

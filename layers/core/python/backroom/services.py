@@ -1,66 +1,131 @@
-"""Wires repositories and services from settings, once per process."""
+"""Wires repositories and services from settings, once per process.
+
+Each service is built, and its modules imported, on first use: a function pays at cold start only for
+what its requests use (the auth function: the table and identity; nothing of jobs, app or calcengine).
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
+from typing import TYPE_CHECKING, Any
 
 from backroom import aws
-from backroom.app.repository import AppRepository
-from backroom.app.service import AppData
-from backroom.calcengine.repository import CalcRepository
-from backroom.calcengine.service import GatewayService
 from backroom.config import Settings, settings
-from backroom.dynamo import Table
-from backroom.errands import Errands
-from backroom.files import FileStore
-from backroom.identity.repository import IdentityRepository
-from backroom.identity.service import IdentityService
-from backroom.jobs import catalog  # noqa: F401  (registers every kind of job)
-from backroom.jobs.engine import JobEngine
-from backroom.jobs.kinds import JobContext
-from backroom.jobs.queue import JobQueue
-from backroom.jobs.repository import JobRepository
-from backroom.records import RecordStore
-from backroom.tasks.service import TaskService
+
+if TYPE_CHECKING:
+    from backroom.app.service import AppData
+    from backroom.calcengine.repository import CalcRepository
+    from backroom.calcengine.service import GatewayService
+    from backroom.dynamo import Table
+    from backroom.errands import Errands
+    from backroom.files import FileStore
+    from backroom.identity.service import IdentityService
+    from backroom.jobs.engine import JobEngine
+    from backroom.records import RecordStore
+    from backroom.tasks.service import TaskService
 
 
-@dataclass
 class Services:
-    settings: Settings
-    table: Table
-    identity: IdentityService
-    jobs: JobEngine
-    errands: Errands
-    files: FileStore
-    tasks: TaskService
-    records: RecordStore
-    gateway: GatewayService
-    app: AppData
+    """The core's services on one settings (attributes as before: table, identity, jobs, errands, files,
+    tasks, records, gateway, app), each built on first access."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    @cached_property
+    def table(self) -> Table:
+        from backroom.dynamo import Table
+
+        return Table(aws.client("dynamodb", self.settings), self.settings.table_name)
+
+    @cached_property
+    def s3(self) -> Any:
+        return aws.client("s3", self.settings)
+
+    @cached_property
+    def identity(self) -> IdentityService:
+        from backroom.identity.repository import IdentityRepository
+        from backroom.identity.service import IdentityService
+
+        return IdentityService(IdentityRepository(self.table), token_idle_seconds=self.settings.token_idle_seconds)
+
+    @cached_property
+    def files(self) -> FileStore:
+        from backroom.files import FileStore
+
+        return FileStore(self.s3, self.settings.bucket_name, self.table)
+
+    @cached_property
+    def records(self) -> RecordStore:
+        from backroom.records import RecordStore
+
+        return RecordStore(self.table)
+
+    @cached_property
+    def calc(self) -> CalcRepository:
+        from backroom.calcengine.repository import CalcRepository
+
+        return CalcRepository(self.table)
+
+    @cached_property
+    def jobs(self) -> JobEngine:
+        """The engine, with the context every kind of job runs in (the app's data among it)."""
+        from backroom.app.logs import AppLogs
+        from backroom.app.repository import AppRepository
+        from backroom.app.service import AppData
+        from backroom.jobs import catalog  # noqa: F401  (registers every kind of job)
+        from backroom.jobs.engine import JobEngine
+        from backroom.jobs.kinds import JobContext
+        from backroom.jobs.queue import JobQueue
+        from backroom.jobs.repository import JobRepository
+        from backroom.numbers import NumberRepository
+        from backroom.quantities import QuantityLedger
+
+        context = JobContext(
+            settings=self.settings,
+            files=self.files,
+            records=self.records,
+            app_logs=AppLogs(self.table),
+            calc=self.calc,
+            identity=self.identity.repo,
+            numbers=NumberRepository(self.table),
+            quantities=QuantityLedger(self.table),
+        )
+        queue = JobQueue(aws.client("sqs", self.settings), self.settings.jobs_queue_url)
+        jobs = JobEngine(JobRepository(self.table), queue, context)
+        context.jobs = jobs
+        # The app's data needs the engine and the engine's context needs the app: both made here.
+        app = AppData(AppRepository(self.table, self.records), self.records, jobs, self.files)
+        context.app = app
+        self.__dict__["app"] = app
+        return jobs
+
+    @cached_property
+    def app(self) -> AppData:
+        self.jobs  # noqa: B018 - builds the app's data with the engine
+        return self.__dict__["app"]
+
+    @cached_property
+    def errands(self) -> Errands:
+        from backroom.errands import Errands
+
+        return Errands(self.jobs)
+
+    @cached_property
+    def tasks(self) -> TaskService:
+        from backroom.tasks.service import TaskService
+
+        return TaskService(self.jobs, self.identity, self.files)
+
+    @cached_property
+    def gateway(self) -> GatewayService:
+        from backroom.calcengine.service import GatewayService
+
+        return GatewayService(self.calc, self.records, self.errands, self.files)
 
 
 def build(config: Settings) -> Services:
-    table = Table(aws.client("dynamodb", config), config.table_name)
-    context = JobContext(settings=config, table=table, s3=aws.client("s3", config))
-    queue = JobQueue(aws.client("sqs", config), config.jobs_queue_url)
-    jobs = JobEngine(JobRepository(table), queue, context)
-    context.engine = jobs
-    identity = IdentityService(IdentityRepository(table), token_idle_seconds=config.token_idle_seconds)
-    files = FileStore(context.s3, config.bucket_name, table)
-    errands = Errands(jobs)
-    records = RecordStore(table)
-    return Services(
-        settings=config,
-        table=table,
-        identity=identity,
-        jobs=jobs,
-        errands=errands,
-        files=files,
-        tasks=TaskService(jobs, identity, files),
-        records=records,
-        gateway=GatewayService(CalcRepository(table), records, errands, files),
-        app=AppData(AppRepository(table, records), records, jobs),
-    )
+    return Services(config)
 
 
 @lru_cache(maxsize=1)

@@ -16,6 +16,9 @@ from backroom.errors import Invalid
 from backroom.jobs.kinds import JobFailure, kind_of
 from backroom.jobs.models import Job, Progress
 
+# Job parameters that are the engine's own business, not the job's `data`.
+_PRIVATE_DATA = frozenset({"ip"})
+
 
 class RuntimeModel(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
@@ -56,11 +59,15 @@ class JobView(RuntimeModel):
     results: dict[str, Any] = Field(default_factory=dict)
 
     @classmethod
-    def of(cls, job: Job, progress: Progress) -> JobView:
+    def of(cls, job: Job, progress: Progress, results: dict[str, Any] | None = None) -> JobView:
+        """The job as the spec shows it; `results` are `JobEngine.results(job)` (per-record entries
+        included), else the job item's own."""
         try:
-            stoppable = kind_of(job.kind).stoppable
+            stoppable = kind_of(job.kind).stoppable and not job.parent_id
         except JobFailure:  # a kind this deployment no longer knows
             stoppable = False
+        if results is None:
+            results = job.results if job.error is None else {**job.results, "error": job.error}
         return cls(
             id=job.id,
             label=job.label,
@@ -79,9 +86,30 @@ class JobView(RuntimeModel):
             children_jobs_count=job.children_count,
             children_jobs_processed=job.children_done,
             stoppable=stoppable,
-            data=job.params,
-            results=job.results if job.error is None else {**job.results, "error": job.error},
+            low_priority=job.low_priority,
+            data={k: v for k, v in job.params.items() if k not in _PRIVATE_DATA},
+            results=results,
         )
+
+
+class JobPageView(RuntimeModel):
+    """`GET /status/jobs`: `total`, the `offset` of the next page (absent on the last), `items`."""
+
+    total: int
+    offset: str | None = None
+    items: list[JobView]
+
+
+class JobLogView(RuntimeModel):
+    timestamp: int
+    level: str
+    message: str
+
+
+class JobLogPageView(RuntimeModel):
+    total: int
+    offset: str | None = None
+    items: list[JobLogView]
 
 
 def query_params(event: dict[str, Any]) -> dict[str, str | list[str]]:

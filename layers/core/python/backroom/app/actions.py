@@ -17,7 +17,11 @@ update, so a replayed job row can neither double them nor lose them.
 Exactly once, in a job: each record's update carries a marker item (`ACTRUN#<job>#<shard>`, sk the
 record id, conditioned on its absence). A worker that dies after the update and before its checkpoint
 replays the row, and the transaction fails on the marker: the row counts as done, nothing is applied
-twice. The markers (with each custom response) make the job's results and expire after a week.
+twice. The markers (with each custom response) expire after a week; the job's results (its first
+1,000 records' outcomes, or one response per group) are kept beside the job, entry by entry.
+
+Each transaction of a job's saves carries the chunk's `lease_guard`: a delivery that lost its chunk
+(taken over, or the job force-stopped) saves nothing more.
 """
 
 from __future__ import annotations
@@ -40,7 +44,7 @@ from backroom.clock import now_ms
 from backroom.dynamo import Table, Write
 from backroom.errors import BackroomError, Forbidden, Invalid, NotFound
 from backroom.identity.models import Caller
-from backroom.jobs.kinds import JobContext, JobFailure, JobKind, RowOutcome, register
+from backroom.jobs.kinds import JobContext, JobFailure, JobKind, RowOutcome, lease_guard, register
 from backroom.jobs.models import Chunk, ChunkPlan, Job, Progress
 from backroom.records import Record, RecordStore, Schema
 from backroom.records.query import matches
@@ -327,11 +331,13 @@ class ActionRunner:
         *,
         author: Author,
         marker: Callable[[Run], Write] | None = None,
+        guard: Sequence[Write] = (),
     ) -> list[Run | BackroomError]:
         """`run_one` over many records, their saves several to a transaction; each its run or its error.
 
         A record changed since it was read runs again on its new version (`run_one`); `AlreadyApplied`
-        (its marker exists) is answered as is, for a job to count the record done.
+        (its marker exists) is answered as is, for a job to count the record done. `guard` (a job's
+        `lease_guard`) joins each transaction: once it fails, `GuardFailed` and nothing more is saved.
         """
         results: list[Run | BackroomError] = []
         pending: list[tuple[int, Run, Update]] = []
@@ -345,7 +351,9 @@ class ActionRunner:
                 extra.append(marker(run))
             results.append(run)
             pending.append((len(results) - 1, run, Update(record, changes, extra)))
-        saved = self.records.update_many(tenant_id, entity.schema, [u for _, _, u in pending], author=author)
+        saved = self.records.write_many(
+            tenant_id, entity.schema, [u for _, _, u in pending], author=author, guard=guard
+        )
         for (index, run, update), outcome in zip(pending, saved, strict=True):
             if isinstance(outcome, Record):
                 run.record = outcome
@@ -446,19 +454,10 @@ class ExecuteActionKind(JobKind):
         if action.type != "one":
             yield from ids
             return
-        records = RecordStore(ctx.table)
         for start in range(0, len(ids), 100):
             batch = ids[start : start + 100]
-            found = {r.rid: r for r in records.get_many(job.tenant_id, entity.schema, batch)}
+            found = {r.rid: r for r in ctx.records.get_many(job.tenant_id, entity.schema, batch)}
             yield from (found.get(rid, rid) for rid in batch)
-
-    @staticmethod
-    def _runner(ctx: JobContext) -> ActionRunner:
-        from backroom.app.repository import AppRepository
-        from backroom.app.service import AppData
-
-        records = RecordStore(ctx.table)
-        return ActionRunner(AppData(AppRepository(ctx.table, records), records, ctx.engine), ctx.table)
 
     def _action(self, ctx: JobContext, job: Job) -> tuple[Entity, Action]:
         entity = entity_of(ctx, job)
@@ -473,8 +472,9 @@ class ExecuteActionKind(JobKind):
         return RowOutcome(output={"id": rid, "record": row if isinstance(row, Record) else None})
 
     def before_commit(self, ctx: JobContext, job: Job, chunk: Chunk, outcomes: list[RowOutcome]) -> None:
+        """Run the group; the job's first 1,000 rows keep their outcome in its results (`put_results`)."""
         entity, action = self._action(ctx, job)
-        runner = self._runner(ctx)
+        runner = ctx.app.actions
         if not outcomes:
             return
         if action.type != "one":
@@ -492,19 +492,38 @@ class ExecuteActionKind(JobKind):
                 records,
                 author=author,
                 marker=lambda run: runner.marker(job.id, run.record.rid, run),
+                guard=[lease_guard(chunk)] if chunk.lease_owner else [],
             )
         )
-        for outcome, record in found:
+        first = chunk.start + chunk.next_row
+        shown = job.params.get("fields") or []
+        results: dict[int, tuple[str, Any]] = {}
+        replayed: dict[int, str] = {}
+        for i, (outcome, record) in enumerate(found):
             rid = str((outcome.output or {})["id"])
             run: Run | BackroomError = (
                 next(runs) if record is not None else NotFound(f"Record {rid} of {entity.name} does not exist")
             )
             outcome.output = {"id": rid}
-            if isinstance(run, BackroomError) and not isinstance(run, AlreadyApplied):
-                # AlreadyApplied: this row was applied before a crash or by a duplicate delivery: it is done
+            if isinstance(run, AlreadyApplied):
+                # this row was applied before a crash or by a duplicate delivery: it is done
+                replayed[first + i] = rid
+            elif isinstance(run, BackroomError):
                 outcome.ok, outcome.error = False, f"{rid}: {run.message}"
-                ctx.engine.log(job.id, outcome.error, level="ERROR")
+                ctx.jobs.log(job.id, outcome.error, level="ERROR")
                 runner.table.put(dict(runner.marker(job.id, rid, None, error=run.message).item or {}))
+                results[first + i] = (rid, {"status": "error", "errorMessage": run.message})
+            elif first + i < RESULTS_MOST:
+                response = run.response if run.custom else _view(entity, run.record, shown)
+                results[first + i] = (rid, {"status": "ok", "response": response})
+        wanted = {p: rid for p, rid in replayed.items() if p < RESULTS_MOST}
+        if wanted:  # their first run's outcome, as its marker and the record keep it
+            current = {r.rid: r for r in ctx.records.get_many(job.tenant_id, entity.schema, list(wanted.values()))}
+            for position, rid in wanted.items():
+                item = runner.table.get(*runner.marker_key(job.id, rid)) or {"status": "ok"}
+                record = current.get(rid)
+                results[position] = (rid, _outcome(item, _view(entity, record, shown) if record else None))
+        ctx.jobs.put_results(job.id, results)
 
     def _many(
         self,
@@ -518,8 +537,11 @@ class ExecuteActionKind(JobKind):
     ) -> None:
         """Type many / query: one call over the group; its answer is the group's marker."""
         marker = f"chunk-{chunk.index:06d}-{chunk.next_row:06d}"
-        if runner.table.get(*runner.marker_key(job.id, marker)) is not None:
-            return  # this group's call was made before a crash
+        group = (chunk.start + chunk.next_row) // self.commit_rows  # groups never straddle chunks
+        held = runner.table.get(*runner.marker_key(job.id, marker))
+        if held is not None:  # this group's call was made before a crash
+            ctx.jobs.put_results(job.id, {group: ("responses", _outcome(held, None))}, section="responses")
+            return
         rids = [str((o.output or {})["id"]) for o in outcomes]
         records = runner.records.get_many(job.tenant_id, entity.schema, rids)
         try:
@@ -530,27 +552,20 @@ class ExecuteActionKind(JobKind):
         except BackroomError as err:
             for outcome in outcomes:
                 outcome.ok, outcome.error = False, err.message
-            ctx.engine.log(job.id, err.message, level="ERROR")
+            ctx.jobs.log(job.id, err.message, level="ERROR")
             done = runner.marker(job.id, marker, None, error=err.message)
         runner.table.put(dict(done.item or {}))
+        ctx.jobs.put_results(job.id, {group: ("responses", _outcome(done.item or {}, None))}, section="responses")
 
     def finalize(self, ctx: JobContext, job: Job, progress: Progress) -> dict[str, Any]:
-        """`{id: {status, response | errorMessage}}` for at most 1,000 records; type many: the responses."""
-        entity, action = self._action(ctx, job)
-        runner = self._runner(ctx)
+        """Type one: `{id: {status, response | errorMessage}}` for the first 1,000 records; type many:
+        `responses`, one per group: both kept beside the job (`JobEngine.results`), not on its item."""
         entity_of.forget(job.id)
-        items = list(runner.outcomes(job.id))
-        if action.type != "one":
-            ordered = sorted((i for i in items if i["sk"].startswith("chunk-")), key=lambda i: i["sk"])
-            return {"responses": [_outcome(i, None) for i in ordered]}
-        shown = job.params.get("fields") or []
-        found = {
-            r.rid: record_view(entity.schema, r.rid, r.version, r.label, r.data, fields=shown)
-            for r in runner.records.get_many(
-                job.tenant_id, entity.schema, [i["sk"] for i in items if "response" not in i]
-            )
-        }
-        return {i["sk"]: _outcome(i, found.get(i["sk"])) for i in items}
+        return {}
+
+
+def _view(entity: Entity, record: Record, fields: list[str]) -> dict[str, Any]:
+    return record_view(entity.schema, record.rid, record.version, record.label, record.data, fields=fields)
 
 
 def _outcome(item: Mapping[str, Any], record: Any) -> dict[str, Any]:

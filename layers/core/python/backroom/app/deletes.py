@@ -2,7 +2,11 @@
 
 The plan fixes which records go (`planning`). Each group of rows is deleted through the records model
 before its checkpoint: several records to a transaction, each conditioned on its version, with its
-history entry; a replayed group finds its records gone and counts them done.
+history entry; a replayed group finds its records gone and counts them done. Its results are the
+map a synchronous delete answers, for the job's first 1,000 records (`JobEngine.put_results`).
+
+Each of its transactions carries the chunk's `lease_guard`: a delivery that lost its chunk (taken over,
+or the job force-stopped) deletes nothing more.
 """
 
 from __future__ import annotations
@@ -12,10 +16,10 @@ from collections.abc import Iterator
 from typing import Any
 
 from backroom.app.planning import chunk_ids, entity_of, planned_ids
-from backroom.jobs.kinds import JobContext, JobKind, RowOutcome, register
-from backroom.jobs.models import Chunk, ChunkPlan, Job, Progress
-from backroom.records import RecordStore
-from backroom.records.store import Author
+from backroom.app.views import record_view
+from backroom.jobs.kinds import JobContext, JobKind, RowOutcome, lease_guard, register
+from backroom.jobs.models import RESULTS_MOST, Chunk, ChunkPlan, Job, Progress
+from backroom.records.store import Author, GuardFailed
 
 logger = logging.getLogger("jobs.deletes")
 
@@ -34,17 +38,40 @@ class DeleteRecordsKind(JobKind):
         return RowOutcome(output={"id": row})  # the group's deletes run together, before its checkpoint
 
     def before_commit(self, ctx: JobContext, job: Job, chunk: Chunk, outcomes: list[RowOutcome]) -> None:
-        """Delete the group's records, several to a transaction; a replayed group finds them gone."""
+        """Delete the group's records, several to a transaction; a replayed group finds them gone.
+
+        The first 1,000 rows of the job (by their place in the plan) keep their outcome in the job's
+        results, `{id: {status: "ok", response: {id, version, label}} | {status: "error", errorMessage}}`
+        as a synchronous delete answers; the record is read before it goes, for those rows only.
+        """
         entity = entity_of(ctx, job)
         author = Author(job.params.get("user", ""), job.params.get("ip"), f"jobs.{job.id}")
         rids = [str((o.output or {})["id"]) for o in outcomes]
-        errors = RecordStore(ctx.table).delete_many(job.tenant_id, entity.schema, rids, author=author)
-        for outcome, rid in zip(outcomes, rids, strict=True):
+        first = chunk.start + chunk.next_row
+        shown = [rid for i, rid in enumerate(rids) if first + i < RESULTS_MOST]
+        before = {r.rid: r for r in ctx.records.get_many(job.tenant_id, entity.schema, shown)} if shown else {}
+        guard = [lease_guard(chunk)] if chunk.lease_owner else []
+        try:
+            errors = ctx.records.delete_many(job.tenant_id, entity.schema, rids, author=author, guard=guard)
+        except GuardFailed:  # the lease is gone: the checkpoint will not move either; the new holder goes on
+            logger.info("job %s chunk %d: lease lost, leaving the group", job.id, chunk.index)
+            return
+        results: dict[int, tuple[str, Any]] = {}
+        for i, (outcome, rid) in enumerate(zip(outcomes, rids, strict=True)):
             if errors.get(rid):
                 outcome.ok, outcome.error = False, f"{rid}: {errors[rid]}"
-                ctx.engine.log(job.id, outcome.error, level="ERROR")
+                ctx.jobs.log(job.id, outcome.error, level="ERROR")
+                results[first + i] = (rid, {"status": "error", "errorMessage": errors[rid]})
+            elif rid in before:
+                record = before[rid]
+                view = record_view(entity.schema, rid, record.version, record.label, record.data, fields=[])
+                results[first + i] = (rid, {"status": "ok", "response": view})
+            elif first + i < RESULTS_MOST:  # a replayed row: deleted before the crash
+                results[first + i] = (rid, {"status": "ok", "response": {"id": rid}})
+        ctx.jobs.put_results(job.id, results)
 
     def finalize(self, ctx: JobContext, job: Job, progress: Progress) -> dict[str, Any]:
+        """The counts beside the per-record map (record ids are 24 hex digits: no key is shared)."""
         entity_of.forget(job.id)
         return {"recordsDeleted": progress.processed, "recordsWithErrors": progress.failed}
 

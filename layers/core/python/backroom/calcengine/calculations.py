@@ -21,13 +21,12 @@ from typing import Any
 
 from backroom.calcengine.formulas import ScriptError, evaluate, rounded, tiered
 from backroom.calcengine.models import Calculation, Participant
-from backroom.calcengine.repository import CalcRepository
 from backroom.clock import now_ms
 from backroom.dynamo import ConditionFailed
 from backroom.errors import Conflict, NotFound
 from backroom.jobs.kinds import JobContext, JobFailure, JobKind, PerJob, RowOutcome, Waiting, register
 from backroom.jobs.models import Chunk, ChunkPlan, Job, JobState, LogEntry, NewJob, Progress
-from backroom.records import Record, RecordStore, Schema, typed
+from backroom.records import Record, Schema, typed
 
 
 @dataclass
@@ -55,10 +54,10 @@ class Setup:
 
 
 def _load(ctx: JobContext, job: Job) -> Setup:
-    calc = CalcRepository(ctx.table).calculation(job.tenant_id, job.params["calculation"])
+    calc = ctx.calc.calculation(job.tenant_id, job.params["calculation"])
     if calc is None:
         raise JobFailure(f"Calculation {job.params['calculation']} no longer exists")
-    store = RecordStore(ctx.table)
+    store = ctx.records
     schemas = []
     for name in (calc.source, calc.output):
         try:
@@ -73,7 +72,7 @@ def _load(ctx: JobContext, job: Job) -> Setup:
         if written and output.field(written) is None:
             raise JobFailure(f"{calc.name} failed: {output.name} has no field {written}")
     wanted = job.params.get("participants")
-    everyone = CalcRepository(ctx.table).participants(job.tenant_id)
+    everyone = ctx.calc.participants(job.tenant_id)
     chosen = [p for p in everyone if p.id in set(wanted)] if wanted else [p for p in everyone if p.active]
     return Setup(calc, source, output, sorted(chosen, key=lambda p: p.id))
 
@@ -85,7 +84,7 @@ def _totals(ctx: JobContext, job: Job, setup: Setup, period: int) -> dict[str, T
     """The period's measure per participant EID in scope, from one read of the source records."""
     calc, wanted = setup.calc, {p.eid for p in setup.participants}
     totals: dict[str, Totals] = {eid: Totals() for eid in wanted}
-    for record in RecordStore(ctx.table).stream(job.tenant_id, setup.source, {calc.period_field: period}):
+    for record in ctx.records.stream(job.tenant_id, setup.source, {calc.period_field: period}):
         eid = str(record.data.get(calc.participant_field, ""))
         value = record.data.get(calc.measure)
         if eid in totals and value is not None and value != "":
@@ -162,7 +161,7 @@ class CalculationKind(JobKind):
             source=f"calculation:{calc.id}",
             periods=[period],
         )
-        puts, deletes = RecordStore(ctx.table).replacing(job.tenant_id, output, record)
+        puts, deletes = ctx.records.replacing(job.tenant_id, output, record)
         return RowOutcome(puts=puts, deletes=deletes)
 
     def finalize(self, ctx: JobContext, job: Job, progress: Progress) -> dict[str, Any]:
@@ -203,11 +202,11 @@ class BatchKind(JobKind):
 
     def apply(self, ctx: JobContext, job: Job, row: Any) -> RowOutcome:
         position, calc_id = row
-        engine = ctx.engine
+        engine = ctx.jobs
         child_id = f"{job.id}-{position}"
-        child = engine.repo.get(child_id)
+        child = engine.find(child_id)
         if child is None:
-            calc = CalcRepository(ctx.table).calculation(job.tenant_id, calc_id)
+            calc = ctx.calc.calculation(job.tenant_id, calc_id)
             if calc is None:
                 raise JobFailure(f"Calculation {calc_id} of the batch does not exist")
             spec = NewJob(
@@ -224,11 +223,14 @@ class BatchKind(JobKind):
                 },
                 parent_id=job.id,
                 root_id=job.root_id or job.id,
+                dialect="gateway",  # a batch's calculation: shown in its errand only
             )
             with suppress(ConditionFailed):  # a replay of this row created it already
                 engine.create(spec, job_id=child_id, start=False)
                 engine.log(job.id, f"{spec.label} started")
-            child = engine.repo.get(child_id)
+            child = engine.find(child_id)
+            if child is None:
+                raise Waiting(1)  # written a moment ago: read it again on the next try
         if child.state is JobState.PENDING and not child.queued_at:
             with suppress(Conflict):  # another delivery of this row started it first
                 engine.start(child_id, job.tenant_id)

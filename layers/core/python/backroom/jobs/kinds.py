@@ -1,32 +1,91 @@
 """What a kind of job must say: how its rows are cut into chunks, read, applied and wrapped up.
 
-Exactly-once rests on two rules. The checkpoint and the row counters live on one chunk item and move
-together in one conditional write, so progress is counted once. Every effect of a row is idempotent
+Exactly-once rests on three rules. The checkpoint and the row counters move together in one
+transaction: the chunk's `next_row` and counters, and the same counts added to the job's counters
+item (with `chunks_done` on the chunk's last checkpoint), conditioned on where the checkpoint stood,
+on the delivery holding the chunk's lease, and on the job being RUNNING or STOPPING. So progress is
+counted once, and the job's own items say how far it is without reading a chunk. Every effect of a row is idempotent
 and determined by the row: a Put whose key (and `origin`) come from the job and the row's position,
 or a conditional write that accepts its own earlier write. A worker that dies between a row's
 effects and the checkpoint replays those rows on redelivery and writes the very same items again:
 nothing is lost and nothing is doubled.
+
+Leases. A delivery that runs a chunk first takes its lease (an owner token and an expiry, renewed
+at each checkpoint); the chunk handed to `rows` and `before_commit` carries it (`chunk.lease_owner`).
+Another delivery of the same chunk takes the lease over, and a force stop takes every lease back:
+from then on the old holder's checkpoint fails, so none of its rows is counted. Row effects the
+engine writes itself (`RowOutcome.puts` / `deletes`) are written with the checkpoint in one
+transaction when the kind sets `atomic_rows` (at most 98 items a group), else just before it (a
+row written then by a holder that lost its lease is replayed, never counted twice). A kind that
+writes its rows' effects in its own DynamoDB transactions (in `before_commit`) puts
+`lease_guard(chunk)` in each of them, once: the transaction then fails as soon as the lease is gone,
+and no row of it is written after a force stop.
+
+Kinds get repositories, not the raw table and bucket: `JobContext` below. `ctx.jobs` is the engine's
+public face (a child job, a log line, per-record results); no kind reaches into its repository.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
+from backroom.clock import now_ms
 from backroom.config import Settings
-from backroom.dynamo import Table
+from backroom.dynamo import Write
 from backroom.jobs.models import Chunk, ChunkPlan, Job, Progress
+
+if TYPE_CHECKING:
+    from backroom.app.logs import AppLogs
+    from backroom.app.service import AppData
+    from backroom.calcengine.repository import CalcRepository
+    from backroom.files import FileStore
+    from backroom.identity.repository import IdentityRepository
+    from backroom.jobs.engine import JobEngine
+    from backroom.numbers import NumberRepository
+    from backroom.quantities import QuantityLedger
+    from backroom.records import RecordStore
 
 
 @dataclass
 class JobContext:
-    """What a kind may touch while it runs."""
+    """What a kind may touch while it runs: the repositories of the concepts jobs work on."""
 
     settings: Settings
-    table: Table
-    s3: Any
-    engine: Any = None  # the JobEngine, for kinds whose rows start jobs of their own (a batch's calculations)
+    files: FileStore
+    records: RecordStore
+    app_logs: AppLogs
+    calc: CalcRepository
+    identity: IdentityRepository
+    numbers: NumberRepository
+    quantities: QuantityLedger
+    # Set once the engine and the runtime app exist (they are built with this context).
+    jobs: JobEngine = field(init=False)
+    app: AppData = field(init=False)
+
+
+def log_failed_rows(
+    ctx: JobContext, job: Job, chunk: Chunk, outcomes: list[RowOutcome], *, most: int, level: str
+) -> None:
+    """The errors of a group's failed rows to the job's logs, the first `most` of each chunk (a replayed
+    group may log a row twice)."""
+    budget = most - chunk.failed
+    for outcome in outcomes:
+        if outcome.error and budget > 0:
+            ctx.jobs.log(job.id, outcome.error, level=level)
+            budget -= 1
+
+
+def lease_guard(chunk: Chunk) -> Write:
+    """A ConditionCheck for a kind's own TransactWriteItems: it holds only while the delivery that
+    handed `chunk` to the kind still holds a live lease on it (never after a takeover or a force stop).
+
+    Put it once in each transaction (DynamoDB refuses two operations on one item in a transaction).
+    """
+    from backroom.jobs.repository import JobRepository
+
+    return JobRepository.lease_check(chunk, now_ms())
 
 
 @dataclass
@@ -57,6 +116,9 @@ class JobKind:
     # Rows between two checkpoints: a stop is honoured and a crash replays at most this many.
     commit_rows: ClassVar[int] = 25
     stoppable: ClassVar[bool] = True
+    # Whether the engine writes the rows' `puts` / `deletes` in the checkpoint's own transaction (so a
+    # holder whose lease is gone writes none of them); needs `commit_rows` small enough (98 items).
+    atomic_rows: ClassVar[bool] = False
     # Whether `settle` has work to do when the job stops, fails or is canceled.
     settles: ClassVar[bool] = False
 
@@ -71,7 +133,10 @@ class JobKind:
         return RowOutcome()
 
     def before_commit(self, ctx: JobContext, job: Job, chunk: Chunk, outcomes: list[RowOutcome]) -> None:
-        """Called with a group's outcomes before its checkpoint moves; idempotent side effects go here."""
+        """Called with a group's outcomes before its checkpoint moves; idempotent side effects go here.
+
+        `chunk` carries the delivery's lease: a transaction written here includes `lease_guard(chunk)`.
+        """
 
     def finalize(self, ctx: JobContext, job: Job, progress: Progress) -> dict[str, Any]:
         """Wrap up once every chunk is done; returns the job's results. Must be idempotent."""

@@ -7,6 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+RESULTS_MOST = 1000  # the runtime spec: a job's results hold at most this many per-record entries
+
 
 class JobState(StrEnum):
     PENDING = "PENDING"
@@ -46,6 +48,14 @@ class NewJob(BaseModel):
     scope: str | None = None
     scope_order: str | None = None
     seq: int | None = None
+    # The dialect that shows the job: "runtime" jobs (no scope) are those of `GET /status/jobs`;
+    # a gateway batch's calculations say "gateway", errands and tasks have their scope.
+    dialect: str = "runtime"
+    low_priority: bool = False
+
+    @property
+    def is_runtime(self) -> bool:
+        return self.dialect == "runtime" and self.scope is None
 
 
 class Job(NewJob):
@@ -62,8 +72,12 @@ class Job(NewJob):
     failed: int = 0
     children_count: int = 0
     children_done: int = 0
+    # Counters the checkpoints move in the same transaction as each chunk's (see `repository`).
+    chunks_done: int = 0
+    active_chunks: int = 0  # chunks a delivery holds the lease of
     results: dict[str, Any] = Field(default_factory=dict)
     error: str | None = None
+    last_error: str | None = None  # why the last delivery of one of its messages crashed
 
 
 class Progress(BaseModel):
@@ -93,6 +107,9 @@ class Chunk(ChunkPlan):
     processed: int = 0
     failed: int = 0
     status: ChunkStatus = ChunkStatus.QUEUED
+    # The lease of the delivery working on the chunk: only its holder may move the checkpoint.
+    lease_owner: str | None = None
+    lease_expires: int | None = None
 
     @property
     def done(self) -> bool:

@@ -21,6 +21,7 @@ MAX_ROWS = 1_000_000
 class RowProbe(JobKind):
     name = "diagnostic.row_probe"
     commit_rows = 50
+    atomic_rows = True  # its markers go in the checkpoint's transaction: none is written without it
 
     def plan(self, ctx: JobContext, job: Job) -> list[ChunkPlan]:
         rows = max(0, min(int(job.params.get("rows", 0)), MAX_ROWS))

@@ -1,16 +1,47 @@
-"""The job engine's data access: a job, its chunks and its logs share one partition key."""
+"""The job engine's data access: a job, its chunks and its logs share one partition key.
+
+| item | pk | sk | notes |
+| --- | --- | --- | --- |
+| job | `JOB#<id>` | `JOB` | gsi1 `JOBS#<tenant>` / `<created, 13 digits>#<id>` for runtime jobs only |
+| chunk | `JOB#<id>` | `CHUNK#<index>` | checkpoint, counters, lease (owner, expiry) |
+| log line | `JOB#<id>` | `LOG#<time ns>#<random>` | |
+| result entry | `JOBRES#<id>` | `<section>#<order>` | per-record results, at most 1,000 a job |
+
+| counters | `JOB#<id>` | `COUNTERS` | `processed`, `failed`, `chunks_done`, `active_chunks` |
+
+Counters: a checkpoint moves the chunk's `next_row` and counters and adds the same counts to the
+job's counters item (and `chunks_done` on a chunk's last checkpoint) in one transaction, conditioned
+on the chunk's lease and on the job item being RUNNING or STOPPING. So the job's two items always
+hold exact totals and no reader needs the chunks; `get` reads both with one Query. The counters have
+their own item so that the job item, and its listing entry (gsi1, shared by the tenant's jobs),
+change only on a transition: a big job's checkpoints write no index. A final transition copies the
+counts onto the job item (what the listing's `hasErrors` reads for an ended job).
+"""
 
 from __future__ import annotations
 
+import json
 import secrets
 import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import suppress
-from typing import Any
+from typing import Any, TypeVar
+
+from botocore.exceptions import ClientError
 
 from backroom.dynamo import ConditionFailed, Table, TransactionFailed, Write
-from backroom.jobs.models import Chunk, ChunkPlan, ChunkStatus, Job, JobState, LogEntry
+from backroom.jobs.models import RESULTS_MOST, Chunk, ChunkPlan, ChunkStatus, Job, JobState, LogEntry
+
+# A transaction that meets another one on the job's items is tried again (DynamoDB's TransactionConflict).
+_CONFLICT_ATTEMPTS = 8
+_LIVE_WORK = (JobState.RUNNING, JobState.STOPPING)
 
 _JOB_SK = "JOB"
+# The job's running counters: their own item, so that the job item (and its listing entry in gsi1)
+# changes only when the job changes state, not at every checkpoint.
+_COUNTERS_SK = "COUNTERS"
+_COUNTER_NAMES = ("processed", "failed", "chunks_done", "active_chunks")
+T = TypeVar("T")
 # States in which no worker holds the job, so it may be deleted.
 _IDLE = (JobState.FINISHED, JobState.FAILED, JobState.CANCELED, JobState.STOPPED)
 
@@ -23,9 +54,52 @@ def _chunk_sk(index: int) -> str:
     return f"CHUNK#{index:06d}"
 
 
+def _runtime_pk(tenant_id: str) -> str:
+    return f"JOBS#{tenant_id}"
+
+
+def _runtime_sk(created_at: int, job_id: str) -> str:
+    return f"{created_at:013d}#{job_id}"
+
+
+def _merged(item: Mapping[str, Any], counters: Mapping[str, Any] | None) -> Job:
+    """The job item with its counters item's values (the counters item is the truth while it runs)."""
+    data = dict(item)
+    for name in _COUNTER_NAMES:
+        if counters and name in counters:
+            data[name] = counters[name]
+    return Job.model_validate(data)
+
+
+def _retrying(write: Callable[[], T]) -> T:
+    """A single write that met a transaction on its item (TransactionConflict) is tried again."""
+    for attempt in range(_CONFLICT_ATTEMPTS):
+        try:
+            return write()
+        except ClientError as err:
+            if err.response.get("Error", {}).get("Code") != "TransactionConflictException":
+                raise
+            if attempt == _CONFLICT_ATTEMPTS - 1:
+                raise
+            time.sleep(min(0.02 * 2**attempt, 1) * (0.5 + secrets.randbelow(100) / 100))
+    raise AssertionError("unreachable")
+
+
+def _conflicted(failed: TransactionFailed) -> bool:
+    return any(r in ("TransactionConflict", "ThrottlingError") for r in failed.reasons)
+
+
+def _live_states(values: dict[str, Any], states: Sequence[JobState]) -> str:
+    for i, state in enumerate(states):
+        values[f":live{i}"] = state.value
+    return f"#state IN ({', '.join(f':live{i}' for i in range(len(states)))})"
+
+
 def _job_fields(job: Job) -> dict[str, Any]:
     data = job.model_dump(mode="json")
-    data.update(pk=_pk(job.id), sk=_JOB_SK, gsi1pk=f"JOBS#{job.tenant_id}", gsi1sk=f"{job.created_at:013d}#{job.id}")
+    data.update(pk=_pk(job.id), sk=_JOB_SK)
+    if job.is_runtime:  # the runtime dialect's listing, newest first by a Query on the tenant's key
+        data.update(gsi1pk=_runtime_pk(job.tenant_id), gsi1sk=_runtime_sk(job.created_at, job.id))
     if job.scope:
         data.update(gsi2pk=job.scope, gsi2sk=job.scope_order or f"{job.created_at:013d}#{job.id}")
     return data
@@ -40,17 +114,34 @@ class JobRepository:
         self.table.put(_job_fields(job), condition="attribute_not_exists(pk)")
 
     def get(self, job_id: str) -> Job | None:
-        item = self.table.get(_pk(job_id), _JOB_SK)
-        return Job.model_validate(item) if item else None
+        """The job with its live counters: one Query reads its item and its counters item."""
+        items = {
+            i["sk"]: i
+            for i in self.table.query(
+                "pk = :p AND sk BETWEEN :c AND :j",
+                {":p": _pk(job_id), ":c": _COUNTERS_SK, ":j": _JOB_SK},
+                consistent=True,
+            )
+        }
+        item = items.get(_JOB_SK)
+        return _merged(item, items.get(_COUNTERS_SK)) if item else None
 
     def state(self, job_id: str) -> JobState | None:
         item = self.table.get(_pk(job_id), _JOB_SK, attributes=["state"])
         return JobState(item["state"]) if item else None
 
     def transition(
-        self, job_id: str, from_states: tuple[JobState, ...], to_state: JobState, **fields: Any
+        self,
+        job_id: str,
+        from_states: tuple[JobState, ...],
+        to_state: JobState,
+        *,
+        idle: bool = False,
+        reset_active: bool = False,
+        **fields: Any,
     ) -> Job | None:
-        """Move a job to `to_state` only if it is in one of `from_states`; None when it was not."""
+        """Move a job to `to_state` only if it is in one of `from_states` (and, with `idle`, no delivery
+        holds a chunk's lease; with `reset_active`, forgetting every hold); None when it was not."""
         names = {"#s": "state"}
         values: dict[str, Any] = {":to": to_state.value}
         sets = ["#s = :to"]
@@ -62,18 +153,50 @@ class JobRepository:
         for i, state in enumerate(from_states):
             values[f":from{i}"] = state.value
             allowed.append(f":from{i}")
-        try:
-            item = self.table.update(
+        condition = f"#s IN ({', '.join(allowed)})"
+        update = "SET " + ", ".join(sets)
+        if not idle and not reset_active:
+            try:
+                item = _retrying(
+                    lambda: self.table.update(
+                        _pk(job_id), _JOB_SK, update, names=names, values=values, condition=condition
+                    )
+                )
+            except ConditionFailed:
+                return None
+            return _merged(item, self.table.get(_pk(job_id), _COUNTERS_SK))
+        # With the counters item in the same transaction: no chunk held (idle), or every hold dropped.
+        counters = (
+            Write(
+                key=(_pk(job_id), _COUNTERS_SK),
+                check=True,
+                condition="attribute_not_exists(#act) OR #act <= :zero",
+                names={"#act": "active_chunks"},
+                values={":zero": 0},
+            )
+            if idle
+            else Write(
+                key=(_pk(job_id), _COUNTERS_SK),
+                update="SET #act = :zero",
+                names={"#act": "active_chunks"},
+                values={":zero": 0},
+            )
+        )
+        job_write = Write(key=(_pk(job_id), _JOB_SK), update=update, condition=condition, names=names, values=values)
+        if not self._transact([job_write, counters]):
+            return None
+        return self.get(job_id)
+
+    def note_error(self, job_id: str, error: str) -> None:
+        """Why a delivery of one of the job's messages crashed (the dead-letter queue's reason)."""
+        with suppress(ConditionFailed):
+            self.table.update(
                 _pk(job_id),
                 _JOB_SK,
-                "SET " + ", ".join(sets),
-                names=names,
-                values=values,
-                condition=f"#s IN ({', '.join(allowed)})",
+                "SET last_error = :e",
+                values={":e": error[:1000]},
+                condition="attribute_exists(pk)",
             )
-        except ConditionFailed:
-            return None
-        return Job.model_validate(item)
 
     def delete(self, job_id: str) -> bool:
         """Delete a job no worker can be touching (ended, stopped, or never started); False otherwise."""
@@ -93,8 +216,9 @@ class JobRepository:
 
     def delete_rest(self, job_id: str) -> None:
         """The chunks and logs left once a job's own item is gone."""
-        keys = [(i["pk"], i["sk"]) for i in self.table.query("pk = :p", {":p": _pk(job_id)}, attributes=["pk", "sk"])]
-        self.table.batch_write(deletes=keys)
+        for pk in (_pk(job_id), f"JOBRES#{job_id}"):
+            keys = [(i["pk"], i["sk"]) for i in self.table.query("pk = :p", {":p": pk}, attributes=["pk", "sk"])]
+            self.table.batch_write(deletes=keys)
 
     def mark_queued(self, job_id: str, now: int) -> bool:
         """Record that a pending job was started; False if it already was."""
@@ -186,41 +310,317 @@ class JobRepository:
             return False
         return True
 
-    def advance_chunk(self, chunk: Chunk, *, rows: int, ok: int, bad: int, last: bool) -> bool:
-        """Move a chunk's checkpoint by `rows` and its counters with it, only from where it stood.
+    def _transact(self, writes: Sequence[Write]) -> bool:
+        """All or nothing; False when a condition failed, tried again when it met another transaction."""
+        for attempt in range(_CONFLICT_ATTEMPTS):
+            try:
+                self.table.transact(writes)
+            except TransactionFailed as failed:
+                if not _conflicted(failed) or attempt == _CONFLICT_ATTEMPTS - 1:
+                    return False
+                time.sleep(min(0.02 * 2**attempt, 1) * (0.5 + secrets.randbelow(100) / 100))
+                continue
+            return True
+        return False
 
-        One conditional write on one item: the counters can never drift from the checkpoint.
-        False when another delivery of the chunk moved it first.
+    def take_lease(self, chunk: Chunk, owner: str, expires: int) -> Chunk | None:
+        """Give the chunk's lease to `owner` while its job is RUNNING; None when it is done or the job is not.
+
+        A lease held by another delivery is taken over (the duplicate of a message, or the redelivery of
+        a dead worker's): its holder can no longer commit. The job counts the chunks that have a holder
+        (`active_chunks`), so STOPPING can tell when nothing runs any more without reading the chunks.
         """
-        status = ChunkStatus.DONE if last else ChunkStatus.RUNNING
+        values: dict[str, Any] = {
+            ":me": owner,
+            ":exp": expires,
+            ":run": ChunkStatus.RUNNING.value,
+            ":done": ChunkStatus.DONE.value,
+        }
+        if chunk.lease_owner:
+            held = "#owner = :seen"
+            values[":seen"] = chunk.lease_owner
+        else:
+            held = "attribute_not_exists(#owner)"
+        job_values: dict[str, Any] = {":inc": 0 if chunk.lease_owner else 1, ":running": JobState.RUNNING.value}
+        taken = self._transact(
+            [
+                Write(
+                    key=(_pk(chunk.job_id), _chunk_sk(chunk.index)),
+                    update="SET #owner = :me, #exp = :exp, #st = :run",
+                    condition=f"#st <> :done AND {held}",
+                    names={"#owner": "lease_owner", "#exp": "lease_expires", "#st": "status"},
+                    values=values,
+                ),
+                Write(
+                    key=(_pk(chunk.job_id), _JOB_SK),
+                    check=True,
+                    condition="#state = :running",
+                    names={"#state": "state"},
+                    values={":running": JobState.RUNNING.value},
+                ),
+                Write(
+                    key=(_pk(chunk.job_id), _COUNTERS_SK),
+                    update="ADD #act :inc",
+                    names={"#act": "active_chunks"},
+                    values={":inc": job_values[":inc"]},
+                ),
+            ]
+        )
+        if not taken:
+            return None
+        # The chunk as it stands now: the holder taken over may have moved its checkpoint since `chunk`
+        # was read (a renewal keeps the owner), and a new holder must start from where it really is.
+        fresh = self.get_chunk(chunk.job_id, chunk.index)
+        return fresh if fresh is not None and fresh.lease_owner == owner else None
+
+    def renew_lease(self, chunk: Chunk, expires: int) -> bool:
+        """Push the lease's expiry back, if the chunk's holder is still `chunk.lease_owner`."""
         try:
             self.table.update(
                 _pk(chunk.job_id),
                 _chunk_sk(chunk.index),
-                "SET #next = :next, #st = :st ADD #ok :ok, #bad :bad",
-                names={"#st": "status", "#next": "next_row", "#ok": "processed", "#bad": "failed"},
-                values={
-                    ":next": chunk.next_row + rows,
-                    ":expected": chunk.next_row,
-                    ":st": status.value,
-                    ":ok": ok,
-                    ":bad": bad,
-                    ":done": ChunkStatus.DONE.value,
-                },
-                condition="#next = :expected AND #st <> :done",
+                "SET #exp = :exp",
+                names={"#owner": "lease_owner", "#exp": "lease_expires"},
+                values={":exp": expires, ":me": chunk.lease_owner or "-"},
+                condition="#owner = :me",
             )
         except ConditionFailed:
             return False
         return True
 
+    def release_lease(self, chunk: Chunk, status: ChunkStatus) -> bool:
+        """The holder leaves the chunk (paused, handed back to the queue); False if it no longer held it."""
+        return self._transact(
+            [
+                Write(
+                    key=(_pk(chunk.job_id), _chunk_sk(chunk.index)),
+                    update="SET #st = :st REMOVE #owner, #exp",
+                    condition="#owner = :me AND #st <> :done",
+                    names={"#owner": "lease_owner", "#exp": "lease_expires", "#st": "status"},
+                    values={":me": chunk.lease_owner or "-", ":st": status.value, ":done": ChunkStatus.DONE.value},
+                ),
+                Write(
+                    key=(_pk(chunk.job_id), _COUNTERS_SK),
+                    update="ADD #act :dec",
+                    names={"#act": "active_chunks"},
+                    values={":dec": -1},
+                ),
+            ]
+        )
+
+    def revoke_leases(self, job_id: str) -> int:
+        """Take every lease of a job back (force stop): no holder may commit after this. Returns how many."""
+        held = self.table.query(
+            "pk = :p AND begins_with(sk, :c)",
+            {":p": _pk(job_id), ":c": "CHUNK#"},
+            consistent=True,
+            attributes=["sk", "lease_owner", "status"],
+        )
+        revoked = 0
+        for item in held:
+            if not item.get("lease_owner"):
+                continue
+            with suppress(ConditionFailed):
+                self.table.update(
+                    _pk(job_id),
+                    item["sk"],
+                    "SET #st = :paused REMOVE #owner, #exp",
+                    names={"#owner": "lease_owner", "#exp": "lease_expires", "#st": "status"},
+                    values={":paused": ChunkStatus.PAUSED.value, ":done": ChunkStatus.DONE.value},
+                    condition="#st <> :done",
+                )
+                revoked += 1
+        return revoked
+
+    def holds_lease(self, chunk: Chunk) -> bool:
+        """Whether `chunk.lease_owner` still holds the chunk's lease (expired or not)."""
+        item = self.table.get(_pk(chunk.job_id), _chunk_sk(chunk.index), attributes=["lease_owner"])
+        return bool(item and chunk.lease_owner and item.get("lease_owner") == chunk.lease_owner)
+
+    @staticmethod
+    def lease_check(chunk: Chunk, now: int) -> Write:
+        """A ConditionCheck that holds while `chunk.lease_owner` holds a live lease on the chunk."""
+        return Write(
+            key=(_pk(chunk.job_id), _chunk_sk(chunk.index)),
+            check=True,
+            condition="#owner = :me AND #exp > :now",
+            names={"#owner": "lease_owner", "#exp": "lease_expires"},
+            values={":me": chunk.lease_owner or "-", ":now": now},
+        )
+
+    def advance_chunk(
+        self,
+        chunk: Chunk,
+        *,
+        rows: int,
+        ok: int,
+        bad: int,
+        last: bool,
+        effects: Sequence[Write] = (),
+        now: int | None = None,
+        expires: int | None = None,
+    ) -> bool:
+        """Move a chunk's checkpoint by `rows`, its counters and the job's with it, only from where it stood.
+
+        One transaction: the chunk (conditioned on its checkpoint, on not being done, and on
+        `chunk.lease_owner` holding a live lease, which it renews to `expires`), the job's counters
+        (`processed` / `failed`, and on the chunk's last checkpoint `chunks_done` and the lease given
+        back), a check that the job is RUNNING or STOPPING, and `effects` (the rows' own writes, for
+        a kind that commits them with its checkpoint). False when any condition failed: another
+        delivery moved it, the lease is gone, or the job was stopped for good.
+        """
+        now = int(time.time() * 1000) if now is None else now
+        values: dict[str, Any] = {
+            ":next": chunk.next_row + rows,
+            ":expected": chunk.next_row,
+            ":st": (ChunkStatus.DONE if last else ChunkStatus.RUNNING).value,
+            ":ok": ok,
+            ":bad": bad,
+            ":done": ChunkStatus.DONE.value,
+            ":me": chunk.lease_owner or "-",
+            ":now": now,
+        }
+        names = {
+            "#st": "status",
+            "#next": "next_row",
+            "#ok": "processed",
+            "#bad": "failed",
+            "#owner": "lease_owner",
+            "#exp": "lease_expires",
+        }
+        if last:
+            update = "SET #next = :next, #st = :st REMOVE #owner, #exp ADD #ok :ok, #bad :bad"
+        else:
+            values[":exp"] = expires if expires is not None else now + 120_000
+            update = "SET #next = :next, #st = :st, #exp = :exp ADD #ok :ok, #bad :bad"
+        counter_values: dict[str, Any] = {":ok": ok, ":bad": bad}
+        counter_update = "ADD #ok :ok, #bad :bad"
+        if last:
+            counter_update += ", #cd :one, #act :dec"
+            counter_values.update({":one": 1, ":dec": -1})
+        job_values: dict[str, Any] = {}
+        live = _live_states(job_values, _LIVE_WORK)
+        return self._transact(
+            [
+                Write(
+                    key=(_pk(chunk.job_id), _chunk_sk(chunk.index)),
+                    update=update,
+                    condition="#next = :expected AND #st <> :done AND #owner = :me AND #exp > :now",
+                    names=names,
+                    values=values,
+                ),
+                Write(
+                    key=(_pk(chunk.job_id), _JOB_SK),
+                    check=True,
+                    condition=live,
+                    names={"#state": "state"},
+                    values=job_values,
+                ),
+                Write(
+                    key=(_pk(chunk.job_id), _COUNTERS_SK),
+                    update=counter_update,
+                    names={"#ok": "processed", "#bad": "failed"}
+                    | ({"#cd": "chunks_done", "#act": "active_chunks"} if last else {}),
+                    values=counter_values,
+                ),
+                *effects,
+            ]
+        )
+
+    def write_rows(self, puts: Sequence[Mapping[str, Any]], deletes: Sequence[tuple[str, str]]) -> None:
+        """A group's idempotent row effects, for kinds that do not commit them with the checkpoint."""
+        self.table.batch_write(puts=puts, deletes=deletes)
+
+    @staticmethod
+    def row_writes(puts: Sequence[Mapping[str, Any]], deletes: Sequence[tuple[str, str]]) -> list[Write]:
+        return [Write(item=p) for p in puts] + [Write(key=d) for d in deletes]
+
+    # Per-record results ----------------------------------------------------
+    def put_results(self, job_id: str, entries: Mapping[str, Any], *, section: str = "map") -> None:
+        """Result entries keyed by their order (`<position>` of the row, so a replay writes the same items).
+
+        `entries` maps an order key (a zero-padded row position) to `{"key": ..., "value": ...}`.
+        """
+        puts = [
+            {"pk": f"JOBRES#{job_id}", "sk": f"{section}#{order}", "entry": json.dumps(entry, default=str)}
+            for order, entry in entries.items()
+        ]
+        self.table.batch_write(puts=puts)
+
+    def results(self, job_id: str, most: int = RESULTS_MOST) -> Iterator[tuple[str, dict[str, Any]]]:
+        """A job's result entries in order, at most `most`: (section, entry)."""
+        for item in self.table.query("pk = :p", {":p": f"JOBRES#{job_id}"}, limit=most):
+            yield item["sk"].split("#", 1)[0], json.loads(item["entry"])
+
+    # Runtime listing --------------------------------------------------------
+    def runtime_jobs(
+        self, tenant_id: str, *, created_from: int | None = None, created_to: int | None = None
+    ) -> list[dict[str, Any]]:
+        """A tenant's runtime jobs newest first (thin: what the listing filters on), created in a range.
+
+        A job still live has its `failed` count from its counters item (read in batches, for those only).
+        """
+        lo = f"{created_from or 0:013d}#"
+        hi = f"{created_to if created_to is not None else 9_999_999_999_999:013d}#~"
+        thin = list(
+            self.table.query(
+                "gsi1pk = :p AND gsi1sk BETWEEN :lo AND :hi",
+                {":p": _runtime_pk(tenant_id), ":lo": lo, ":hi": hi},
+                index="gsi1",
+                forward=False,
+                attributes=[
+                    "id",
+                    "type",
+                    "kind",
+                    "state",
+                    "error",
+                    "failed",
+                    "created_by",
+                    "created_at",
+                    "started_at",
+                    "ended_at",
+                    "parent_id",
+                ],
+                page_size=200,
+            )
+        )
+        live = [i["id"] for i in thin if not JobState(i["state"]).is_final]
+        if live:
+            counters = self.table.batch_get([(_pk(j), _COUNTERS_SK) for j in live], attributes=["failed"])
+            for item in thin:
+                held = counters.get((_pk(item["id"]), _COUNTERS_SK))
+                if held is not None:
+                    item["failed"] = held.get("failed", 0)
+        return thin
+
+    def jobs(self, job_ids: Sequence[str]) -> list[Job]:
+        """Jobs by id with their counters, in that order (those found): one BatchGetItem."""
+        keys = [(_pk(j), sk) for j in job_ids for sk in (_JOB_SK, _COUNTERS_SK)]
+        found = self.table.batch_get(keys)
+        return [
+            _merged(found[(_pk(j), _JOB_SK)], found.get((_pk(j), _COUNTERS_SK)))
+            for j in job_ids
+            if (_pk(j), _JOB_SK) in found
+        ]
+
     # Logs ----------------------------------------------------------------
-    def add_log(self, job_id: str, entry: LogEntry) -> None:
-        sk = f"LOG#{time.time_ns():020d}#{secrets.token_hex(3)}"
+    def add_log(self, job_id: str, entry: LogEntry, *, at_ns: int | None = None) -> None:
+        """A log line, ordered by `at_ns` (when what it says was true; default now)."""
+        sk = f"LOG#{at_ns or time.time_ns():020d}#{secrets.token_hex(3)}"
         self.table.put({"pk": _pk(job_id), "sk": sk, **entry.model_dump(mode="json")})
 
     def logs(self, job_id: str, *, limit: int | None = None) -> list[LogEntry]:
         items = self.table.query("pk = :p AND begins_with(sk, :l)", {":p": _pk(job_id), ":l": "LOG#"}, limit=limit)
         return [LogEntry.model_validate(i) for i in items]
+
+    def logs_between(self, job_id: str, lo_ms: int | None, hi_ms: int | None) -> Iterator[LogEntry]:
+        """A job's log lines written from `lo_ms` to `hi_ms` (inclusive), oldest first: a key range."""
+        lo = f"LOG#{(lo_ms or 0) * 1_000_000:020d}"
+        hi = f"LOG#{(hi_ms + 1) * 1_000_000:020d}" if hi_ms is not None else "LOG#~"
+        items = self.table.query(
+            "pk = :p AND sk BETWEEN :lo AND :hi", {":p": _pk(job_id), ":lo": lo, ":hi": hi}, page_size=200
+        )
+        return (LogEntry.model_validate(i) for i in items)
 
     def count_logs(self, job_id: str) -> int:
         return self.table.count("pk = :p AND begins_with(sk, :l)", {":p": _pk(job_id), ":l": "LOG#"})

@@ -7,19 +7,18 @@ from functools import lru_cache
 from typing import Any
 
 from backroom.clock import gregorian_s
-from backroom.dynamo import Table
 from backroom.identity.models import Account
 from backroom.identity.repository import IdentityRepository
-from backroom.numbers import CATEGORY, NumberMissing, NumberRepository, NumberTaken, is_e164
+from backroom.numbers import CATEGORY, NumberMissing, NumberTaken, is_e164
 from backroom.tasks.registry import RowFailed, RowResult, Source, TaskAction, TaskRun, register
 
 _LISTED = ("number", "account_id", "item", "created")
 
 
 @lru_cache(maxsize=4096)
-def _account(table: Table, account_id: str) -> Account | None:
+def _account(identity: IdentityRepository, account_id: str) -> Account | None:
     # Accounts do not move in the tree, so a worker may remember them while it runs a task.
-    return IdentityRepository(table).get_account(account_id)
+    return identity.get_account(account_id)
 
 
 def _account_id_like(value: str) -> bool:
@@ -42,11 +41,11 @@ class AddNumbers(TaskAction):
     columns = ("item",)
 
     def apply(self, run: TaskRun, row: dict[str, str], row_origin: str) -> RowResult:
-        account = _account(run.ctx.table, row["account_id"])
+        account = _account(run.ctx.identity, row["account_id"])
         if account is None or run.account_id not in account.ancestors:
             raise RowFailed("bad account_id")
         try:
-            added = NumberRepository(run.ctx.table).add(
+            added = run.ctx.numbers.add(
                 row["number"], account, origin=row_origin, created_at=run.job.started_at or run.job.created_at
             )
         except NumberTaken:
@@ -69,7 +68,7 @@ class DeleteNumbers(TaskAction):
 
     def apply(self, run: TaskRun, row: dict[str, str], row_origin: str) -> RowResult:
         try:
-            was = NumberRepository(run.ctx.table).delete(row["number"], run.account_id, origin=row_origin)
+            was = run.ctx.numbers.delete(row["number"], run.account_id, origin=row_origin)
         except NumberMissing:
             raise RowFailed("number not found") from None
         return RowResult(columns={"account_id": was.account_id}, quantities=[(was.account_id, CATEGORY, was.item, -1)])
@@ -93,13 +92,13 @@ class ListNumbers(TaskAction):
         return run.account_id
 
     def sources(self, run: TaskRun) -> list[Source]:
-        numbers = NumberRepository(run.ctx.table)
-        accounts = IdentityRepository(run.ctx.table).subtree(self.root(run))
+        numbers = run.ctx.numbers
+        accounts = run.ctx.identity.subtree(self.root(run))
         counted = ((a.id, numbers.count(a.id)) for a in accounts)
         return [Source(cursor={"account_id": account_id}, count=n) for account_id, n in counted if n]
 
     def produce(self, run: TaskRun, cursor: dict[str, Any], skip: int) -> Iterator[dict[str, str]]:
-        for i, number in enumerate(NumberRepository(run.ctx.table).of_account(cursor["account_id"])):
+        for i, number in enumerate(run.ctx.numbers.of_account(cursor["account_id"])):
             if i >= skip:
                 yield {
                     "number": number.number,

@@ -134,7 +134,7 @@ class TaskService:
         self, caller: Caller, account_id: str, size: int, start_key: str | None
     ) -> tuple[list[dict[str, Any]], str | None]:
         account = self._account(caller, account_id)
-        jobs, next_key = self.engine.repo.page_scope(_scope(account), size, after=start_key)
+        jobs, next_key = self.engine.page_scope(_scope(account), size, after=start_key)
         return [self._view(job) for job in jobs], next_key
 
     def get(self, caller: Caller, account_id: str | None, task_id: str) -> dict[str, Any]:
@@ -205,7 +205,7 @@ class TaskService:
         self, caller: Caller, account_id: str | None, task_id: str, *, missing: BackroomError | None = None
     ) -> Job:
         account = self._account(caller, account_id)
-        job = self.engine.repo.get(task_id) if len(task_id) == TASK_ID_LENGTH else None
+        job = self.engine.find(task_id) if len(task_id) == TASK_ID_LENGTH else None
         if job is None or job.kind != KIND or job.tenant_id != caller.tenant_id or job.account_id != account:
             raise missing or bad_identifier(task_id)
         return job

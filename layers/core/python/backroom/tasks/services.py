@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from backroom.identity.repository import IdentityRepository
-from backroom.quantities import QuantityLedger
 from backroom.tasks.registry import Source, TaskAction, TaskRun, register
 
 DESCENDANT_QUANTITIES_DOC = (
@@ -36,13 +34,13 @@ class DescendantQuantities(TaskAction):
     columns = ("account_id", "year", "month", "category", "item", "quantity_bom", "quantity_eom")
 
     def sources(self, run: TaskRun) -> list[Source]:
-        ledger = QuantityLedger(run.ctx.table)
-        accounts = IdentityRepository(run.ctx.table).subtree(run.account_id)
+        ledger = run.ctx.quantities
+        accounts = run.ctx.identity.subtree(run.account_id)
         counted = ((a.id, len(ledger.monthly(a.id))) for a in accounts)
         return [Source(cursor={"account_id": account_id}, count=n) for account_id, n in counted if n]
 
     def produce(self, run: TaskRun, cursor: dict[str, Any], skip: int) -> Iterator[dict[str, str]]:
-        for q in QuantityLedger(run.ctx.table).monthly(cursor["account_id"])[skip:]:
+        for q in run.ctx.quantities.monthly(cursor["account_id"])[skip:]:
             yield {
                 "account_id": q.account_id,
                 "year": q.year,

@@ -1,0 +1,41 @@
+"""Dead letters of the jobs queue: a plan or chunk message SQS gave up on ends its job FAILED, with why.
+
+Without it a job whose plan never ran would stay PENDING for ever (and one whose chunk never ran,
+RUNNING). The reason names the message and the last crash the engine noted for the job.
+"""
+
+from __future__ import annotations
+
+import json
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from backroom.services import services
+from backroom.tracing import Tracer
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+processor = BatchProcessor(event_type=EventType.SQS)
+
+
+def record_handler(record: SQSRecord) -> None:
+    try:
+        message = json.loads(record.body)
+    except ValueError:
+        logger.warning("a dead letter that is not a job message", extra={"message_id": record.message_id})
+        return
+    if not isinstance(message, dict) or "job" not in message:
+        logger.warning("a dead letter that names no job", extra={"message_id": record.message_id})
+        return
+    receives = record.attributes.approximate_receive_count
+    services().jobs.dead_letter(message, int(receives) if receives else None)
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics
+def lambda_handler(event: dict, context: LambdaContext) -> dict:
+    return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
