@@ -1,20 +1,113 @@
 """Runtime files facade (runtime dialect): uploaded files and share links under /runtime/api/files.
 
-Declared in template.yaml with the rest of the application; its routes arrive with the issue that
-builds its dialect's endpoints (see README, "Status").
+`POST /files` (multipart/form-data, any type; a JSON body `{fileName, contentType}` asks for a
+presigned upload URL instead, for files above what a Lambda request carries), `GET /files/{id}`
+(developers only), `PUT /files/{id}/share?ttl=` and the public `GET /files/shared/{id}`. A download
+above what a Lambda response carries is a 302 to a presigned S3 URL. The rules live in the core
+(`backroom.app.files`).
 """
 
 from __future__ import annotations
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from typing import Annotated, Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from backroom.api.dialects import RuntimeDialect
-from backroom.api.resolver import dialect_app
+from backroom.api.multipart import body_bytes, uploaded_file
+from backroom.api.openapi import file_upload_body
+from backroom.api.resolver import CurrentCaller, dialect_app
+from backroom.api.runtime import json_body
+from backroom.app.files import Download
+from backroom.services import services
+from backroom.tracing import Tracer
 
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
-app = dialect_app(RuntimeDialect())
+SHARED = "/runtime/api/files/shared/<share_id>"
+app = dialect_app(RuntimeDialect(), public_routes=frozenset({"GET /runtime/api/files/shared/{share_id}"}))
+
+FileId = Annotated[str, Path(min_length=1, max_length=64, description="A file id (24 hex digits)")]
+FILE = {
+    200: {"description": "The file", "content": {"application/force-download": {}}},
+    302: {"description": "A file too big for a response: fetch it from the presigned S3 URL in Location"},
+}
+
+
+def _file_answer(found: Download) -> Response[Any]:
+    if found.url:  # too big for a Lambda response: fetch it from S3
+        return Response(status_code=302, headers={"Location": found.url}, body="")
+    return Response(
+        status_code=200,
+        content_type=found.content_type,
+        headers={"Content-Disposition": found.disposition},
+        body=found.body or b"",
+    )
+
+
+@app.post(
+    "/runtime/api/files",
+    openapi_extensions=file_upload_body(
+        {"type": "object", "properties": {"fileName": {"type": "string"}, "contentType": {"type": "string"}}}
+    ),
+    responses={400: {"description": "Not multipart with a file part, or above the inline limit (ask for a URL)"}},
+)
+def upload_file(caller: CurrentCaller) -> dict[str, Any]:
+    """Upload a file (multipart/form-data); a JSON body `{fileName, contentType}` answers a presigned PUT URL."""
+    event = app.current_event
+    content_type = event.headers.get("content-type") or ""
+    files = services().app.files
+    if content_type.lower().startswith("application/json"):
+        upload = files.start_upload(caller, json_body(event.raw_event))
+        return {
+            "fileId": upload.file.name,
+            "fileLink": f"/files/{upload.file.name}",
+            "uploadUrl": upload.url,
+            "uploadMethod": "PUT",
+            "uploadHeaders": {"Content-Type": upload.file.content_type},
+            "expiresIn": upload.expires_in,
+        }
+    filename, part_type, data = uploaded_file(body_bytes(event.raw_event), content_type)
+    stored = files.upload(caller, filename, part_type, data)
+    return {"fileId": stored.name, "fileLink": f"/files/{stored.name}"}
+
+
+@app.get(SHARED, responses={**FILE, 404: {"description": "The shared file doesn't exist or its link expired"}})
+def get_shared_file(share_id: FileId) -> Response[Any]:
+    """Download a shared file, without a token, until its link expires."""
+    return _file_answer(services().app.files.shared(share_id))
+
+
+@app.get(
+    "/runtime/api/files/<file_id>",
+    responses={
+        **FILE,
+        403: {"description": "Only developers and system users download files by id"},
+        404: {"description": "The file doesn't exist"},
+    },
+)
+def get_file(file_id: FileId, caller: CurrentCaller) -> Response[Any]:
+    """Download a file (developers and system users only)."""
+    return _file_answer(services().app.files.download(caller, file_id))
+
+
+@app.put(
+    "/runtime/api/files/<file_id>/share",
+    responses={
+        400: {"description": "ttl is not a whole number of milliseconds"},
+        403: {"description": "Only developers share files"},
+        404: {"description": "The file doesn't exist"},
+    },
+)
+def share_file(
+    file_id: FileId, caller: CurrentCaller, ttl: Annotated[str | None, Query(max_length=20)] = None
+) -> dict[str, str]:
+    """Share a file through a public link, valid for `ttl` milliseconds (an hour by default)."""
+    shared = services().app.files.share(caller, file_id, ttl)
+    return {"sharedFileId": shared.share_id, "sharedFileLink": f"/files/shared/{shared.share_id}"}
 
 
 @logger.inject_lambda_context

@@ -83,6 +83,11 @@ def load_app(core: Services, *, records: bool = True) -> None:
     if not records:
         return
     listed = json.loads((DATA / "app-records.json").read_text())
+    files = core.app.files
+    for upload in listed.get("uploads", []):  # the files the demo records reference (the spec's samples)
+        if files.store.app_file(tenant, upload["id"]) is None:
+            data = (DATA / upload["path"]).read_bytes()
+            files.store.upload(tenant, upload["id"], upload["name"], data, upload["contentType"], uploaded_by="system")
     for entity in app.entities:  # companies before contacts, which point at them
         for values in listed.get(entity.name, []):
             rid = values["id"]
@@ -90,6 +95,8 @@ def load_app(core: Services, *, records: bool = True) -> None:
                 data = {k: v for k, v in values.items() if k != "id"}
                 if entity.updated_field:
                     data[entity.updated_field] = now_ms()
+                data, file_ids = files.attach(tenant, entity.schema, data)
+                files.reference(tenant, file_ids)
                 core.records.create(tenant, entity.schema, data, rid=rid, author=Author("system", None, "demo.load"))
 
 

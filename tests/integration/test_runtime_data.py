@@ -139,6 +139,7 @@ def test_reading_the_demo_company_answers_the_specs_sample(api: Api, dev: str) -
         "notes": "modified notes",
         "lastMeeting": 1429623180000,
         "lastUpdate": answer["lastUpdate"],
+        "document": {"id": "588fa383b45fc9000bc1c014", "name": "file.ext", "contentType": "text/plain"},
     }
     assert isinstance(answer["version"], int) and answer["version"] >= 0
     assert isinstance(answer["lastUpdate"], int) and answer["lastUpdate"] > 1485012900000

@@ -1,31 +1,75 @@
 """Files: bytes in S3, metadata in DynamoDB. The only module that knows S3 keys.
 
 A file belongs to an owner (`job/<id>`, ...) and has a name the core chose (`in.csv`, `out.csv`);
-a name a caller sent is only ever metadata, never part of a key or a path.
+a name a caller sent is only ever metadata (`filename`), never part of a key or a path.
+
+An app's files (the runtime's `POST /files`, export files) belong to the owner `app/<tenant>` and are
+named by their 24-hex id. An upload waits in a pending partition until a record references it:
+
+| item | pk | sk |
+| --- | --- | --- |
+| file metadata | `FILES#<owner>` | `<name>` (an app file: its id) |
+| pending upload | `UPLOADS#<hour, YYYYMMDDHH>#<shard 0-7>` | `<tenant>#<file id>` |
+| share link | `SHARE#<shared file id>` | `SHARE` |
+
+The sweep reads the pending partitions of the hours past the 12-hour mark (a Query each, never a
+Scan) and deletes each file no record references, conditioned on that, so a record that takes the
+file at the same moment either keeps it or is refused.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import io
+import secrets
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TextIO
 
+from botocore.exceptions import ClientError
 from pydantic import BaseModel
 
 from backroom.clock import now_ms
-from backroom.dynamo import Table
+from backroom.dynamo import ConditionFailed, Table, Write
 
 # S3 multipart parts must be at least 5 MiB, except the last one.
 _PART_BYTES = 8 * 1024 * 1024
+PENDING_SHARDS = 8
+HOUR_MS = 3_600_000
+_SHARE_KEEP_S = 86_400  # a share link's item outlives its expiry by a day, then DynamoDB's TTL removes it
 
 
 class StoredFile(BaseModel):
     owner: str
     name: str
     key: str
-    size: int
+    size: int  # -1: a presigned upload whose bytes have not arrived yet
     content_type: str
     created_at: int
+    filename: str | None = None  # the name a caller gave: metadata only
+    uploaded_by: str | None = None
+    referenced: bool = False  # an app file a record references: the sweep keeps it
+    pending: str | None = None  # an app file's pending-upload partition, until a record references it
+
+
+class SharedFile(BaseModel):
+    share_id: str
+    tenant_id: str
+    file_id: str
+    expires_ms: int
+
+
+class Swept(BaseModel):
+    deleted: list[str]  # `<tenant>/<file id>` of each file removed
+    kept: int  # markers of files a record took meanwhile (cleared, file kept)
+
+
+def app_owner(tenant_id: str) -> str:
+    return f"app/{tenant_id}"
+
+
+def _hour(at_ms: int) -> str:
+    return dt.datetime.fromtimestamp(at_ms / 1000, tz=dt.UTC).strftime("%Y%m%d%H")
 
 
 def _pk(owner: str) -> str:
@@ -60,6 +104,28 @@ class FileStore:
         key = self.key(owner, name)
         pieces = self._scratch_bodies(owner, prefix)
         return self._record(owner, name, key, self._stream_to(key, head, pieces, content_type), content_type)
+
+    def write_stream(
+        self, owner: str, name: str, head: bytes, pieces: Iterable[bytes], content_type: str = "text/csv"
+    ) -> StoredFile:
+        """`head` then `pieces` as one file, by a multipart upload: memory stays at one part."""
+        key = self.key(owner, name)
+        return self._record(owner, name, key, self._stream_to(key, head, pieces, content_type), content_type)
+
+    def copy(self, stored: StoredFile, owner: str, name: str) -> StoredFile:
+        """A copy of a file under another owner and name, made by S3 (the bytes never pass through here)."""
+        key = self.key(owner, name)
+        self.s3.copy_object(Bucket=self.bucket, Key=key, CopySource={"Bucket": self.bucket, "Key": stored.key})
+        return self._record(owner, name, key, stored.size, stored.content_type, stored.filename)
+
+    def scratch_names(self, owner: str, prefix: str) -> list[str]:
+        """The names of an owner's scratch objects starting with `prefix`, in key order."""
+        base = self.key(owner, "")
+        return [key[len(base) :] for key in self._keys(self.key(owner, prefix))]
+
+    def first_line(self, owner: str, name: str, most: int = 65_536) -> str:
+        """The first line of an object (read from its first `most` bytes only)."""
+        return self.open_text(owner, name, 0, most).readline()
 
     def _scratch_bodies(self, owner: str, prefix: str) -> Iterator[bytes]:
         for key in self._keys(self.key(owner, prefix)):
@@ -100,10 +166,176 @@ class FileStore:
         etag = self.s3.upload_part(Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=data)
         return {"ETag": etag["ETag"], "PartNumber": number}
 
-    def _record(self, owner: str, name: str, key: str, size: int, content_type: str) -> StoredFile:
-        stored = StoredFile(owner=owner, name=name, key=key, size=size, content_type=content_type, created_at=now_ms())
+    def _record(
+        self, owner: str, name: str, key: str, size: int, content_type: str, filename: str | None = None
+    ) -> StoredFile:
+        stored = StoredFile(
+            owner=owner,
+            name=name,
+            key=key,
+            size=size,
+            content_type=content_type,
+            created_at=now_ms(),
+            filename=filename,
+        )
         self.table.put({"pk": _pk(owner), "sk": name, **stored.model_dump()})
         return stored
+
+    # An app's files ------------------------------------------------------
+    def upload(
+        self,
+        tenant_id: str,
+        file_id: str,
+        filename: str,
+        data: bytes | None,
+        content_type: str,
+        *,
+        uploaded_by: str,
+        at: int | None = None,
+    ) -> StoredFile:
+        """An app file waiting for a record to reference it; `data=None` waits for a presigned upload."""
+        owner, at = app_owner(tenant_id), at or now_ms()
+        key = self.key(owner, file_id)
+        if data is not None:
+            self.s3.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType=content_type)
+        pending = f"UPLOADS#{_hour(at)}#{secrets.randbelow(PENDING_SHARDS)}"
+        stored = StoredFile(
+            owner=owner,
+            name=file_id,
+            key=key,
+            size=-1 if data is None else len(data),
+            content_type=content_type,
+            created_at=at,
+            filename=filename,
+            uploaded_by=uploaded_by,
+            pending=pending,
+        )
+        marker = {"pk": pending, "sk": f"{tenant_id}#{file_id}", "tenant": tenant_id, "file": file_id, "at": at}
+        self.table.transact(
+            [
+                Write(item={"pk": _pk(owner), "sk": file_id, **stored.model_dump()}),
+                Write(item={**marker, "expires_at": at // 1000 + 30 * 86_400}),
+            ]
+        )
+        return stored
+
+    def adopt(self, tenant_id: str, file_id: str, stored: StoredFile, filename: str) -> StoredFile:
+        """Make a file the core wrote (an export's CSV) an app file too, kept until its owner removes it."""
+        app_file = stored.model_copy(
+            update={"owner": app_owner(tenant_id), "name": file_id, "filename": filename, "referenced": True}
+        )
+        self.table.put({"pk": _pk(app_file.owner), "sk": file_id, **app_file.model_dump()})
+        return app_file
+
+    def upload_url(self, stored: StoredFile, expires_s: int = 900) -> str:
+        """A presigned PUT for bytes above what a Lambda request can carry."""
+        url: str = self.s3.generate_presigned_url(
+            "put_object",
+            Params={"Bucket": self.bucket, "Key": stored.key, "ContentType": stored.content_type},
+            ExpiresIn=expires_s,
+        )
+        return url
+
+    def app_file(self, tenant_id: str, file_id: str) -> StoredFile | None:
+        """An app file whose bytes are there (a presigned upload not yet made is no file)."""
+        stored = self.get(app_owner(tenant_id), file_id)
+        if stored is None or stored.size >= 0:
+            return stored
+        try:
+            head = self.s3.head_object(Bucket=self.bucket, Key=stored.key)
+        except ClientError:
+            return None
+        size = int(head["ContentLength"])
+        self.table.update(_pk(stored.owner), file_id, "SET #s = :s", names={"#s": "size"}, values={":s": size})
+        return stored.model_copy(update={"size": size})
+
+    def reference(self, tenant_id: str, file_id: str) -> bool:
+        """Mark an app file referenced, so the sweep keeps it: True if it was not before.
+
+        Raises LookupError when the file is gone (the sweep took it first).
+        """
+        owner = app_owner(tenant_id)
+        try:
+            item = self.table.update(
+                _pk(owner),
+                file_id,
+                "SET referenced = :t",
+                values={":t": True},
+                condition="attribute_exists(pk) AND NOT referenced = :t",
+            )
+        except ConditionFailed:
+            if self.get(owner, file_id) is None:
+                raise LookupError(file_id) from None
+            return False  # referenced before
+        if item.get("pending"):
+            self.table.delete(str(item["pending"]), f"{tenant_id}#{file_id}")
+        return True
+
+    def release(self, tenant_id: str, file_id: str) -> None:
+        """Undo `reference` (the record write it was for failed): the file waits for the sweep again."""
+        owner = app_owner(tenant_id)
+        stored = self.get(owner, file_id)
+        if stored is None or not stored.pending:
+            return
+        self.table.update(_pk(owner), file_id, "SET referenced = :f", values={":f": False})
+        marker = {"pk": stored.pending, "sk": f"{tenant_id}#{file_id}", "tenant": tenant_id, "file": file_id}
+        self.table.put({**marker, "at": stored.created_at, "expires_at": stored.created_at // 1000 + 30 * 86_400})
+
+    def remove_app_file(self, tenant_id: str, file_id: str) -> bool:
+        """Delete an app file no record references (its metadata first, conditioned on that, then its bytes)."""
+        owner = app_owner(tenant_id)
+        stored = self.get(owner, file_id)
+        if stored is None:
+            return True
+        try:
+            self.table.delete(_pk(owner), file_id, condition="NOT referenced = :t", values={":t": True})
+        except ConditionFailed:
+            return False
+        self.s3.delete_object(Bucket=self.bucket, Key=stored.key)
+        return True
+
+    def sweep(self, older_than: int, *, look_back_hours: int = 48) -> Swept:
+        """Remove every pending upload created before `older_than` (epoch ms) that no record references.
+
+        Reads the pending partitions of the hour holding `older_than` and `look_back_hours` before it
+        (so an outage of the schedule is caught up), each a Query.
+        """
+        deleted: list[str] = []
+        kept = 0
+        hour = older_than - older_than % HOUR_MS
+        partitions = [
+            f"UPLOADS#{_hour(hour - step * HOUR_MS)}#{shard}"
+            for step in range(look_back_hours + 1)
+            for shard in range(PENDING_SHARDS)
+        ]
+        with ThreadPoolExecutor(max_workers=PENDING_SHARDS) as pool:  # mostly empty partitions: read them at once
+            found = pool.map(lambda pk: list(self.table.query("pk = :p", {":p": pk})), partitions)
+            markers = [m for listed in found for m in listed if int(m["at"]) < older_than]
+        for marker in markers:
+            tenant_id, file_id = str(marker["tenant"]), str(marker["file"])
+            if self.remove_app_file(tenant_id, file_id):
+                deleted.append(f"{tenant_id}/{file_id}")
+            else:
+                kept += 1
+            self.table.delete(str(marker["pk"]), str(marker["sk"]))
+        return Swept(deleted=deleted, kept=kept)
+
+    # Share links ---------------------------------------------------------
+    def share(self, tenant_id: str, file_id: str, share_id: str, expires_ms: int) -> SharedFile:
+        shared = SharedFile(share_id=share_id, tenant_id=tenant_id, file_id=file_id, expires_ms=expires_ms)
+        self.table.put(
+            {
+                "pk": f"SHARE#{share_id}",
+                "sk": "SHARE",
+                **shared.model_dump(),
+                "expires_at": expires_ms // 1000 + _SHARE_KEEP_S,
+            }
+        )
+        return shared
+
+    def shared(self, share_id: str) -> SharedFile | None:
+        item = self.table.get(f"SHARE#{share_id}", "SHARE")
+        return SharedFile.model_validate(item) if item else None
 
     # Reading -------------------------------------------------------------
     def get(self, owner: str, name: str) -> StoredFile | None:
@@ -122,7 +354,9 @@ class FileStore:
         body = self.s3.get_object(Bucket=self.bucket, Key=self.key(owner, name), Range=span)["Body"]
         return io.TextIOWrapper(body, encoding="utf-8", newline="")
 
-    def download_url(self, stored: StoredFile, filename: str, expires_s: int = 300) -> str:
+    def download_url(
+        self, stored: StoredFile, filename: str, expires_s: int = 300, *, disposition: str | None = None
+    ) -> str:
         """A short-lived presigned URL, for files above what a Lambda response can carry."""
         url: str = self.s3.generate_presigned_url(
             "get_object",
@@ -130,7 +364,7 @@ class FileStore:
                 "Bucket": self.bucket,
                 "Key": stored.key,
                 "ResponseContentType": stored.content_type,
-                "ResponseContentDisposition": f'attachment; filename="{filename}"',
+                "ResponseContentDisposition": disposition or f'attachment; filename="{filename}"',
             },
             ExpiresIn=expires_s,
         )

@@ -1,29 +1,44 @@
-"""The app's logs: the lines an app writes (its actions' `log` calls), kept by time for `GET /status/logs`.
+"""The app's logs: the lines an app writes (logins, record changes, failed validations, its actions' `log`
+calls, `POST /status/logs`), kept by time for `GET /status/logs`.
 
 | item | pk | sk |
 | --- | --- | --- |
 | log line | `LOGS#<tenant>#<hour, YYYYMMDDHH>#<shard>` | `<ms, 13 digits>#<line id>` |
+| an hour that has lines | `LOGHOURS#<tenant>` | `<hour, YYYYMMDDHH>` |
 
 The hour and a random shard of `SHARDS` spread a busy job's lines over several partition keys; a read
-by time queries the hours it covers, each shard, and merges them newest first. Lines expire after
-`KEEP_DAYS` (the table's TTL attribute `expires_at`).
+by time lists the hours of its span that have lines (one Query), queries each of their shards newest
+first and merges them. A process marks an hour once (the marker is idempotent), so the marker costs a
+write per process and hour, not per line. Lines and markers expire after `KEEP_DAYS` (the table's TTL
+attribute `expires_at`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import heapq
 import secrets
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from backroom.clock import now_ms
 from backroom.dynamo import Table, Write
+from backroom.errors import FieldError, Forbidden, Invalid
+from backroom.identity.models import Caller
 from backroom.ids import object_id
+from backroom.jobs.runtime import period_span  # one `period` for app logs and job logs
 
 SHARDS = 8
 KEEP_DAYS = 30
 LEVELS = ("DEBUG", "INFO", "WARN", "ERROR")
+HOUR_MS = 3_600_000
+DAY_MS = 24 * HOUR_MS
+MAX_COUNTED = 20_000  # lines a query reads to count its total; past it `total` counts those read
+MAX_READ = 100_000  # lines a query may read to fill its page (then 400: narrow the span), like a records query
+MAX_SIZE = 1000
+DEFAULT_SIZE = 20
+_SHOWN = ("id", "type", "subType", "level", "message", "userEmail", "adminUserEmail", "timestamp", "ip")
 
 
 @dataclass
@@ -34,16 +49,54 @@ class LogLine:
     additional_info: dict[str, Any] = field(default_factory=dict)
     type: str = "APP"
     at: int = field(default_factory=now_ms)
+    sub_type: str | None = None
+    admin_user: str | None = None
+    ip: str | None = None
+
+
+@dataclass
+class LogQuery:
+    """`GET /status/logs` checked: a span of time (epoch ms, both ends included) and the filters."""
+
+    since: int
+    until: int
+    user: str | None = None
+    levels: frozenset[str] | None = None
+    message: str | None = None
+    size: int = DEFAULT_SIZE
+    offset: int = 0
+
+    def matches(self, item: Mapping[str, Any]) -> bool:
+        if self.levels is not None and item.get("level") not in self.levels:
+            return False
+        if self.user and self.user not in str(item.get("userEmail") or "").lower():
+            return False
+        return not (self.message and self.message not in str(item.get("message") or "").lower())
+
+
+def _hour(at_ms: int) -> str:
+    return dt.datetime.fromtimestamp(at_ms / 1000, tz=dt.UTC).strftime("%Y%m%d%H")
+
+
+def view(item: Mapping[str, Any]) -> dict[str, Any]:
+    """A line as the runtime spec shows it (`additionalInfo` only when the line has some)."""
+    shown = {k: item.get(k) for k in _SHOWN}
+    shown["timestamp"] = int(item.get("timestamp") or 0)
+    shown["userEmail"] = shown["userEmail"] or None
+    if item.get("additionalInfo"):
+        shown["additionalInfo"] = item["additionalInfo"]
+    return shown
 
 
 class AppLogs:
     def __init__(self, table: Table) -> None:
         self.table = table
+        self._marked: set[tuple[str, str]] = set()  # (tenant, hour) this process has marked
 
-    @staticmethod
-    def write_of(tenant_id: str, line: LogLine) -> Write:
+    def write_of(self, tenant_id: str, line: LogLine) -> Write:
         """The item of one line, to write alone or in the transaction of what it reports."""
-        hour = dt.datetime.fromtimestamp(line.at / 1000, tz=dt.UTC).strftime("%Y%m%d%H")
+        hour = _hour(line.at)
+        self._mark(tenant_id, hour, line.at)
         lid = object_id()
         item = {
             "pk": f"LOGS#{tenant_id}#{hour}#{secrets.randbelow(SHARDS)}",
@@ -52,26 +105,208 @@ class AppLogs:
             "timestamp": line.at,
             "level": line.level if line.level in LEVELS else "INFO",
             "type": line.type,
+            "subType": line.sub_type,
             "message": line.message[:10_000],
             "userEmail": line.user,
+            "adminUserEmail": line.admin_user,
+            "ip": line.ip,
             "additionalInfo": line.additional_info,
             "expires_at": line.at // 1000 + KEEP_DAYS * 86_400,
         }
         return Write(item=item)
 
-    def lines(self, tenant_id: str, since: int, until: int) -> list[dict[str, Any]]:
-        """The lines written from `since` to `until` (epoch ms, both included), newest first."""
-        found: list[dict[str, Any]] = []
-        hour = since - since % 3_600_000
-        while hour <= until:
-            name = dt.datetime.fromtimestamp(hour / 1000, tz=dt.UTC).strftime("%Y%m%d%H")
-            for shard in range(SHARDS):
-                found += self.table.query(
-                    "pk = :p AND sk BETWEEN :a AND :b",
-                    {":p": f"LOGS#{tenant_id}#{name}#{shard}", ":a": f"{since:013d}", ":b": f"{until:013d}~"},
-                )
-            hour += 3_600_000
-        return sorted(found, key=lambda i: i["sk"], reverse=True)
+    def _mark(self, tenant_id: str, hour: str, at: int) -> None:
+        if (tenant_id, hour) in self._marked:
+            return
+        end_of_hour = (at - at % HOUR_MS + HOUR_MS) // 1000  # the marker outlives every line of its hour
+        self.table.put({"pk": f"LOGHOURS#{tenant_id}", "sk": hour, "expires_at": end_of_hour + KEEP_DAYS * 86_400})
+        self._marked.add((tenant_id, hour))
 
     def add(self, tenant_id: str, lines: Sequence[LogLine]) -> None:
         self.table.batch_write(puts=[dict(self.write_of(tenant_id, line).item or {}) for line in lines])
+
+    def login(self, caller: Caller, ip: str | None) -> None:
+        self.add(caller.tenant_id, [login_line(caller.email, caller.admin_email, ip)])
+
+    def post(self, tenant_id: str, line: LogLine) -> dict[str, Any]:
+        """Write one line and answer it as the spec shows it."""
+        write = self.write_of(tenant_id, line)
+        item = dict(write.item or {})
+        self.table.put(item)
+        return view(item)
+
+    # Reading -------------------------------------------------------------
+    def lines(self, tenant_id: str, since: int, until: int) -> list[dict[str, Any]]:
+        """The lines written from `since` to `until` (epoch ms, both included), newest first."""
+        return list(self._newest_first(tenant_id, since, until))
+
+    def find(self, tenant_id: str, query: LogQuery) -> dict[str, Any]:
+        """`{total, offset, items}`: a page of the matching lines, newest first; `offset` is where the next
+        page starts (None on the last). Once the page is full, `total` counts what `MAX_COUNTED` lines hold;
+        a page the newest `MAX_READ` lines of the span cannot fill is a 400 (narrow the span)."""
+        wanted = query.offset + query.size
+        page: list[dict[str, Any]] = []
+        total = 0
+        for read, item in enumerate(self._newest_first(tenant_id, query.since, query.until), start=1):
+            if query.matches(item):
+                total += 1
+                if query.offset < total <= wanted:
+                    page.append(view(item))
+            if total > wanted and read >= MAX_COUNTED:
+                break
+            if read >= MAX_READ and total < wanted:
+                message = f"The query reads more than {MAX_READ} log lines; narrow it with period, or from and to"
+                raise Invalid(message, errors=[FieldError("from", message, "tooBroad")])
+        return {"total": total, "offset": wanted if total > wanted else None, "items": page}
+
+    def _hours(self, tenant_id: str, since: int, until: int) -> list[str]:
+        """The hours of the span that have lines, newest first (one Query on the tenant's hour markers)."""
+        found = self.table.query(
+            "pk = :p AND sk BETWEEN :a AND :b",
+            {":p": f"LOGHOURS#{tenant_id}", ":a": _hour(max(since, 0)), ":b": _hour(until)},
+            forward=False,
+            attributes=["sk"],
+        )
+        return [str(i["sk"]) for i in found]
+
+    def _newest_first(self, tenant_id: str, since: int, until: int) -> Iterator[dict[str, Any]]:
+        """Every line of the span, newest first: hour by hour, the shards of an hour merged."""
+        low, high = f"{max(since, 0):013d}", f"{until:013d}~"
+        for hour in self._hours(tenant_id, since, until):
+            shards = [
+                self.table.query(
+                    "pk = :p AND sk BETWEEN :a AND :b",
+                    {":p": f"LOGS#{tenant_id}#{hour}#{shard}", ":a": low, ":b": high},
+                    forward=False,
+                    page_size=100,
+                )
+                for shard in range(SHARDS)
+            ]
+            yield from heapq.merge(*shards, key=lambda i: str(i["sk"]), reverse=True)
+
+
+# The API's requests ------------------------------------------------------------
+def read_logs(logs: AppLogs, caller: Caller, params: Mapping[str, str]) -> dict[str, Any]:
+    """`GET /status/logs`: developers only."""
+    if not caller.is_developer:
+        raise Forbidden("Only developers may read the app's logs")
+    return logs.find(caller.tenant_id, log_query(params, now_ms()))
+
+
+def post_log(logs: AppLogs, caller: Caller, body: Any, ip: str | None) -> dict[str, Any]:
+    """`POST /status/logs`: developers only; the line is of type EXTERNAL."""
+    if not caller.is_developer:
+        raise Forbidden("Only developers may write to the app's logs")
+    line = posted_line(body, user=caller.email, admin_user=caller.admin_email, ip=ip)
+    return logs.post(caller.tenant_id, line)
+
+
+# Checking a query --------------------------------------------------------------
+def _whole(params: Mapping[str, str], name: str, low: int, high: int) -> int | None:
+    raw = params.get(name)
+    if raw is None or raw == "":
+        return None
+    text = str(raw).strip()
+    if not text.isdigit() or len(text) > 15 or not low <= int(text) <= high:
+        message = f"{name} must be a whole number from {low} to {high}"
+        raise Invalid(message, errors=[FieldError(name, message, "invalid")])
+    return int(text)
+
+
+def log_query(params: Mapping[str, str], now: int) -> LogQuery:
+    """`GET /status/logs`'s parameters checked; a `period` wins over `from` and `to`."""
+    unknown = sorted(set(params) - {"userEmail", "period", "from", "to", "level", "message", "_size", "_offset"})
+    if unknown:
+        raise Invalid(f"Unknown parameter: {', '.join(unknown)[:100]}")
+    if params.get("period"):
+        since, until = period_span(str(params["period"]), now)
+    else:
+        start = _whole(params, "from", 0, 10**15)
+        end = _whole(params, "to", 0, 10**15)
+        since = now - KEEP_DAYS * DAY_MS if start is None else start
+        until = now if end is None else end
+        if since > until:
+            raise Invalid("from must not be after to", errors=[FieldError("from", "from is after to", "invalid")])
+    levels = None
+    if params.get("level"):
+        levels = frozenset(v.strip().upper() for v in str(params["level"]).split(",") if v.strip())
+        wrong = sorted(levels - set(LEVELS))
+        if wrong:
+            message = f"level must be among {', '.join(LEVELS)}: {wrong[0][:20]} is not"
+            raise Invalid(message, errors=[FieldError("level", message, "invalid")])
+    return LogQuery(
+        since=since,
+        until=until,
+        user=str(params.get("userEmail") or "").strip().lower() or None,
+        levels=levels,
+        message=str(params.get("message") or "").lower() or None,
+        size=_whole(params, "_size", 1, MAX_SIZE) or DEFAULT_SIZE,
+        offset=_whole(params, "_offset", 0, 10**9) or 0,
+    )
+
+
+def posted_line(body: Any, *, user: str, admin_user: str | None, ip: str | None) -> LogLine:
+    """`POST /status/logs`'s body checked: `level` and `message` required, `additionalInfo` an object."""
+    if not isinstance(body, dict):
+        raise Invalid("The body must be a JSON object with level and message")
+    errors: list[FieldError] = []
+    level, message, info = body.get("level"), body.get("message"), body.get("additionalInfo")
+    if not isinstance(level, str) or level.upper() not in LEVELS:
+        errors.append(FieldError("level", f"level is required and must be one of {', '.join(LEVELS)}", "invalid"))
+    if not isinstance(message, str) or not message.strip():
+        errors.append(FieldError("message", "message is required and must be text", "required"))
+    if info is not None and not isinstance(info, dict):
+        errors.append(FieldError("additionalInfo", "additionalInfo must be an object", "invalid"))
+    unknown = sorted(set(body) - {"level", "message", "additionalInfo"})
+    errors += [FieldError(n[:60], f"{n[:60]} is not a field of a log", "unknown") for n in unknown]
+    if errors:
+        raise Invalid("Validation error", errors=errors)
+    assert isinstance(level, str) and isinstance(message, str)
+    return LogLine(
+        message=message,
+        level=level.upper(),
+        user=user,
+        admin_user=admin_user,
+        ip=ip,
+        type="EXTERNAL",
+        additional_info=dict(info or {}),
+    )
+
+
+def login_line(user: str, admin_user: str | None, ip: str | None) -> LogLine:
+    """A runtime login, as the spec's sample shows it."""
+    return LogLine(message="POST /auth/login", user=user, admin_user=admin_user, sub_type="LOGIN", ip=ip)
+
+
+def record_line(
+    action: str, entity: str, rid: str, label: str, *, user: str, admin_user: str | None, ip: str | None
+) -> LogLine:
+    """A record created, changed or deleted through the app's API."""
+    words = {"create": ("CREATED", "created"), "update": ("UPDATED", "changed"), "delete": ("DELETED", "deleted")}
+    sub, verb = words[action]
+    return LogLine(
+        message=f"Data record of type [{entity}] with label [{label}] was {verb} successfully",
+        user=user,
+        admin_user=admin_user,
+        ip=ip,
+        sub_type=f"REST_API_RECORD_{sub}",
+        additional_info={"entity": entity, "recordId": rid},
+    )
+
+
+def validation_line(
+    entity: str, label: str, errors: Sequence[FieldError], *, user: str, admin_user: str | None, ip: str | None
+) -> LogLine:
+    """A write refused for its values, with each field's error (as the spec's sample shows it)."""
+    listed = ", ".join(f"{e.field}: {e.message}" for e in errors[:20])
+    return LogLine(
+        message=f"Validation exceptions on record [{label}]. Error: [{listed}]",
+        user=user,
+        admin_user=admin_user,
+        ip=ip,
+        additional_info={
+            "entity": entity,
+            "recordLabel": label,
+            "errors": [{"code": e.code.upper(), "field": e.field, "message": e.message} for e in errors[:100]],
+        },
+    )

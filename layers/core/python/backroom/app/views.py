@@ -51,6 +51,8 @@ def _text_one(spec: TableField, value: Any) -> Any:
         return {**inner, "id": value.get("id"), "label": value.get("label")}
     if spec.type == "relationship" and isinstance(value, dict):
         return str(value.get("label") or "")
+    if spec.type == "file" and isinstance(value, dict):
+        return str(value.get("name") or value.get("id") or "")
     if spec.type == "boolean":
         return "Yes" if value else "No"
     if spec.type == "datetime":

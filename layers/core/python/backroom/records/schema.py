@@ -19,6 +19,7 @@ FieldType = Literal[
     "url",
     "group",
     "relationship",
+    "file",  # an uploaded file of the app: `{id, name, contentType}`, its id from `POST /files`
 ]
 # Types whose values order as numbers in an index (a date-time is epoch milliseconds, as the runtime spec shows it).
 NUMERIC: frozenset[str] = frozenset({"integer", "decimal", "money", "datetime"})
@@ -54,7 +55,7 @@ class TableField(BaseModel):
             raise ValueError(f"{self.name}: a group holds fields")
         if self.type == "relationship" and not self.entity:
             raise ValueError(f"{self.name}: a relationship names its entity")
-        if self.unique and (self.multi or self.type == "group"):
+        if self.unique and (self.multi or self.type in ("group", "file")):
             raise ValueError(f"{self.name}: only a single plain value can be unique")
         return self
 
@@ -100,7 +101,7 @@ class Schema(BaseModel):
         for index in self.indexes:
             for path in index.fields:
                 found = self.field(path)
-                if found is None or found.multi or found.type == "group":
+                if found is None or found.multi or found.type in ("group", "file"):
                     raise ValueError(f"index {index.name}: {path} is not a single plain field")
         return self
 

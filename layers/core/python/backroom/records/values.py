@@ -1,8 +1,9 @@
 """Values of typed fields: checking and converting a caller's values, their order-preserving encoding, labels.
 
 A record's data is stored as the types say: numbers (integer, decimal, money, date-time as epoch
-milliseconds) are exact `Decimal`s, dates are `YYYY-MM-DD`, relationships are `{id, label}`, groups
-are maps and multi-valued fields are lists. `normalize` checks every field and returns every
+milliseconds) are exact `Decimal`s, dates are `YYYY-MM-DD`, relationships are `{id, label}`, files
+`{id, name, contentType}` (the app's files service fills name and type from the upload), groups are
+maps and multi-valued fields are lists. `normalize` checks every field and returns every
 error at once, each with its field path, a code and a message.
 """
 
@@ -212,6 +213,17 @@ def _one(spec: TableField, raw: Any, out: Normalized, where: list[str | int], ol
         group["id"] = given if isinstance(given, str) and _ID.match(given) else (before or {}).get("id") or new_id()
         group["label"] = render_label(spec.label, group) if spec.label else spec.name
         return group
+    if spec.type == "file":
+        fid = raw.get("id") if isinstance(raw, dict) else raw
+        if not isinstance(fid, str) or not _ID.match(fid):
+            out.errors.append(FieldError(name, f"{name} is not the id of an uploaded file", "invalid"))
+            return None
+        value = {"id": fid}
+        for key in ("name", "contentType"):
+            given = raw.get(key) if isinstance(raw, dict) else None
+            if isinstance(given, str):
+                value[key] = _CONTROL.sub("", given)[:255]
+        return value
     if spec.type == "relationship":
         rid = raw.get("id") if isinstance(raw, dict) else raw
         if not isinstance(rid, str) or not rid or len(rid) > 64:
@@ -244,6 +256,8 @@ def typed(schema: Schema, path: str, raw: Any) -> Any:
         return None
     if spec.type == "relationship":
         return str(raw)
+    if spec.type == "file":  # referencing a file is the records API's (it marks the file referenced)
+        raise BadValue(f"{path} holds a file: set it through the records API, it cannot be queried or imported")
     if spec.type == "group":
         raise BadValue(f"{path} is a group of fields")
     return scalar(spec, raw, path)
@@ -258,6 +272,21 @@ def value_at(data: Mapping[str, Any], path: str) -> Any:
     if isinstance(value, dict) and "id" in value and set(value) <= {"id", "label"}:
         return value["id"]
     return value
+
+
+def file_refs(fields: list[TableField], data: Mapping[str, Any], top: str | None = None) -> list[tuple[str, str]]:
+    """Every file a record's data references, as (its top-level field, file id), through groups."""
+    found: list[tuple[str, str]] = []
+    for spec in fields:
+        value = data.get(spec.name)
+        for one in value if isinstance(value, list) else [value]:
+            if not isinstance(one, dict):
+                continue
+            if spec.type == "file" and isinstance(one.get("id"), str):
+                found.append((top or spec.name, one["id"]))
+            elif spec.type == "group":
+                found += file_refs(spec.fields, one, top or spec.name)
+    return found
 
 
 def render_label(expression: str | None, data: Mapping[str, Any]) -> str:
