@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import base64
-from email.parser import BytesParser
-from email.policy import HTTP
 from typing import Annotated, Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -30,10 +27,12 @@ from backroom.api.gateway import (
     RecordsImportRequest,
     gateway_json,
 )
+from backroom.api.multipart import body_bytes, uploaded_file
+from backroom.api.openapi import JSON, raw_body
 from backroom.api.resolver import CurrentCaller, dialect_app
-from backroom.errors import Invalid
 from backroom.jobs.models import Job
 from backroom.services import services
+from backroom.tracing import Tracer
 
 logger = Logger()
 tracer = Tracer()
@@ -52,6 +51,14 @@ INTERNAL_MESSAGES = {
 app = dialect_app(GatewayDialect(), internal_messages=INTERNAL_MESSAGES)
 
 ErrandId = Annotated[int, Path(ge=1, le=999_999_999_999)]
+# What a creation answers beyond the gateway's common errors (the Errand spec's statuses).
+CREATED = {
+    202: {"description": "Accepted: the errand, queued", "content": {JSON: {"model": ErrandView}}},
+    409: {"description": "Too many errands are being created at once; try again"},
+    422: {
+        "description": "It exists but the request breaks a rule (not published or active, periods invalid or locked)"
+    },
+}
 
 
 @app.get("/gateway/errand/v1/errands")
@@ -77,27 +84,27 @@ def _accepted(job: Job) -> Response[Any]:
     return gateway_json(202, ErrandView.of(job))
 
 
-@app.post("/gateway/errand/v1/calculations")
+@app.post("/gateway/errand/v1/calculations", responses=CREATED)
 def create_calculation(request: Annotated[CalculationRequest, Body()], caller: CurrentCaller) -> Response[Any]:
     return _accepted(services().gateway.calculate(caller, request.calculation_id, **request.scope()))
 
 
-@app.post("/gateway/errand/v2/calculations")
+@app.post("/gateway/errand/v2/calculations", responses=CREATED)
 def create_calculation_v2(request: Annotated[CalculationRequestV2, Body()], caller: CurrentCaller) -> Response[Any]:
     return _accepted(services().gateway.calculate(caller, request.calculation_id, **request.scope()))
 
 
-@app.post("/gateway/errand/v1/batches")
+@app.post("/gateway/errand/v1/batches", responses=CREATED)
 def create_batch(request: Annotated[BatchRequest, Body()], caller: CurrentCaller) -> Response[Any]:
     return _accepted(services().gateway.run_batch(caller, request.batch_id, **request.scope()))
 
 
-@app.post("/gateway/errand/v2/batches")
+@app.post("/gateway/errand/v2/batches", responses=CREATED)
 def create_batch_v2(request: Annotated[BatchRequestV2, Body()], caller: CurrentCaller) -> Response[Any]:
     return _accepted(services().gateway.run_batch(caller, request.batch_id, **request.scope()))
 
 
-@app.post("/gateway/errand/v1/imports/file")
+@app.post("/gateway/errand/v1/imports/file", responses=CREATED)
 def import_file(request: Annotated[FileImportRequest, Body()], caller: CurrentCaller) -> Response[Any]:
     gateway = services().gateway
     return _accepted(
@@ -105,41 +112,42 @@ def import_file(request: Annotated[FileImportRequest, Body()], caller: CurrentCa
     )
 
 
-@app.post("/gateway/errand/v1/imports/records")
+@app.post("/gateway/errand/v1/imports/records", responses=CREATED)
 def import_records(request: Annotated[RecordsImportRequest, Body()], caller: CurrentCaller) -> Response[Any]:
     gateway = services().gateway
     return _accepted(gateway.import_records(caller, request.records, request.import_file_type_id, request.period_range))
 
 
-@app.post("/gateway/errand/v1/imported-data-deletes")
+@app.post("/gateway/errand/v1/imported-data-deletes", responses=CREATED)
 def delete_imported(request: Annotated[DeleteRequest, Body()], caller: CurrentCaller) -> Response[Any]:
     return _accepted(services().gateway.delete_imported(caller, request.import_file_id))
 
 
-def _uploaded(body: bytes, content_type: str) -> tuple[str | None, bytes]:
-    """The file of a multipart/form-data upload (its part named `file`, or the first with a filename)."""
-    message = BytesParser(policy=HTTP).parsebytes(b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + body)
-    if not message.is_multipart():
-        raise Invalid("The multipart body could not be read")
-    parts = [p for p in message.iter_parts() if p.get_filename() or p.get_param("name", header="content-disposition")]
-    chosen = next((p for p in parts if p.get_param("name", header="content-disposition") == "file"), None)
-    chosen = chosen or next((p for p in parts if p.get_filename()), None)
-    if chosen is None:
-        raise Invalid("The multipart body has no file part")
-    return chosen.get_filename(), bytes(chosen.get_payload(decode=True) or b"")
-
-
-@app.post("/gateway/import/v1/files")
+@app.post(
+    "/gateway/import/v1/files",
+    responses={201: {"description": "Created: the Import File", "content": {JSON: {"model": ImportFileView}}}},
+    openapi_extensions=raw_body(
+        {
+            "text/csv": {"type": "string", "maxLength": 10 * 1024 * 1024},
+            "multipart/form-data": {
+                "type": "object",
+                "properties": {"file": {"type": "string", "format": "binary"}},
+                "required": ["file"],
+            },
+        },
+        examples={"text/csv": {"spec": {"value": "field1,field2\nvalue1.1,value1.2\n"}}},
+    ),
+)
 def upload_import_file(
     caller: CurrentCaller, name: Annotated[str | None, Query(max_length=255)] = None
 ) -> Response[Any]:
     """Create an Import File from a CSV body (`?name=`) or a multipart/form-data upload; 201 `{id, name}`."""
     event = app.current_event
-    body = base64.b64decode(event.body) if event.is_base64_encoded and event.body else (event.body or "").encode()
+    body = body_bytes(event.raw_event)
     content_type = event.headers.get("content-type") or ""
     filename = None
     if content_type.lower().startswith("multipart/form-data"):
-        filename, body = _uploaded(body, content_type)
+        filename, _type, body = uploaded_file(body, content_type)
     stored = services().gateway.upload(caller.tenant_id, name or filename or "import.csv", body)
     return gateway_json(201, ImportFileView(id=stored.id, name=stored.name))
 

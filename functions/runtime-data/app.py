@@ -11,15 +11,19 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Path
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from backroom.api.dialects import RuntimeDialect
+from backroom.api.multipart import body_bytes, uploaded_file
+from backroom.api.openapi import file_upload_body
 from backroom.api.resolver import CurrentCaller, dialect_app
 from backroom.api.runtime import json_body, last_values, query_params
 from backroom.errors import Invalid
 from backroom.jobs.models import Job
 from backroom.services import services
+from backroom.tracing import Tracer
 
 logger = Logger()
 tracer = Tracer()
@@ -66,7 +70,12 @@ def list_records(entity: Entity, caller: CurrentCaller) -> dict[str, Any]:
     return services().app.find(caller, entity, _params())
 
 
-@app.post("/runtime/api/data/<entity>")
+@app.post(
+    "/runtime/api/data/<entity>",
+    openapi_extensions={
+        "requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}}
+    },
+)
 def create_record(entity: Entity, caller: CurrentCaller) -> dict[str, Any]:
     return services().app.create(caller, entity, json_body(app.current_event.raw_event), _ip())
 
@@ -80,6 +89,32 @@ def delete_by_query(entity: Entity, caller: CurrentCaller) -> dict[str, Any]:
     return services().app.delete_query(caller, entity, query, _ip())
 
 
+@app.post(
+    "/runtime/api/data/<entity>/import",
+    openapi_extensions=file_upload_body({"type": "object", "properties": {"fileId": {"type": "string"}}}),
+)
+def import_records(entity: Entity, caller: CurrentCaller) -> dict[str, str]:
+    """A CSV file (multipart/form-data, part `file`) into the entity's records, by an IMPORT_RECORDS job.
+
+    A JSON body `{"fileId": ...}` imports a file uploaded before (`POST /files`): the way for a file above
+    API Gateway's payload limit."""
+    from backroom.app.imports import start_import  # only this route needs it (cold start)
+
+    event = app.current_event
+    params = {k: str(v) for k, v in last_values(_params()).items()}
+    content_type = event.headers.get("content-type") or ""
+    core = services()
+    if content_type.lower().startswith("application/json"):
+        body = json_body(event.raw_event)
+        file_id = body.get("fileId") if isinstance(body, dict) else None
+        if not isinstance(file_id, str) or not file_id:
+            raise Invalid('A JSON body names an uploaded file: {"fileId": "..."}')
+        job = start_import(core.app, core.files, caller, entity, None, None, params, _ip(), file_id=file_id)
+        return _job_ref(job.id)
+    name, _type, content = uploaded_file(body_bytes(event.raw_event), content_type)
+    return _job_ref(start_import(core.app, core.files, caller, entity, content, name, params, _ip()).id)
+
+
 # Registered before `/<id>`: powertools tries dynamic routes in order, as API Gateway prefers the literal.
 @app.get("/runtime/api/data/<entity>/history")
 def entity_history(entity: Entity, caller: CurrentCaller) -> dict[str, Any]:
@@ -91,7 +126,12 @@ def get_record(entity: Entity, record_id: RecordId, caller: CurrentCaller) -> di
     return services().app.get(caller, entity, record_id, _params())
 
 
-@app.put("/runtime/api/data/<entity>/<record_id>")
+@app.put(
+    "/runtime/api/data/<entity>/<record_id>",
+    openapi_extensions={
+        "requestBody": {"required": False, "content": {"application/json": {"schema": {"type": "object"}}}}
+    },
+)
 def update_record(entity: Entity, record_id: RecordId, caller: CurrentCaller) -> Any:
     """A record's update, an action over a query (`?id=a,b` or filters) or an aggregate query (`aggregate`)."""
     params = _params()
@@ -100,7 +140,12 @@ def update_record(entity: Entity, record_id: RecordId, caller: CurrentCaller) ->
     return _answer(services().app.put(caller, entity, record_id, body, params, _ip(), run_async=run_async))
 
 
-@app.put("/runtime/api/data/<entity>/<record_id>/<action>")
+@app.put(
+    "/runtime/api/data/<entity>/<record_id>/<action>",
+    openapi_extensions={
+        "requestBody": {"required": False, "content": {"application/json": {"schema": {"type": "object"}}}}
+    },
+)
 def execute_action(entity: Entity, record_id: RecordId, action: ActionName, caller: CurrentCaller) -> Any:
     """An action over one record (its answer) or over ids separated by commas."""
     ids = [i.strip() for i in record_id.split(",") if i.strip()]
@@ -127,6 +172,29 @@ def delete_records(entity: Entity, record_id: RecordId, caller: CurrentCaller) -
 @app.get("/runtime/api/data/<entity>/<record_id>/history")
 def record_history(entity: Entity, record_id: RecordId, caller: CurrentCaller) -> dict[str, Any]:
     return services().app.history(caller, entity, record_id, last_values(_params()))
+
+
+@app.get(
+    "/runtime/api/data/<entity>/<record_id>/files/<file_id>",
+    responses={
+        200: {"description": "The file", "content": {"application/force-download": {}}},
+        302: {"description": "A file too big for a response: fetch it from the presigned S3 URL in Location"},
+        403: {"description": "The token may not read the record or the field that holds the file"},
+        404: {"description": "The entity, the record or the file (among the record's) cannot be found"},
+    },
+)
+def record_file(
+    entity: Entity,
+    record_id: RecordId,
+    file_id: Annotated[str, Path(min_length=1, max_length=64)],
+    caller: CurrentCaller,
+) -> Response[Any]:
+    """A file the record references, if the caller may read the record and the field that holds it."""
+    found = services().app.files.of_record(caller, services().app, entity, record_id, file_id)
+    if found.url:  # too big for a Lambda response: fetch it from S3
+        return Response(status_code=302, headers={"Location": found.url}, body="")
+    headers = {"Content-Disposition": found.disposition}
+    return Response(status_code=200, content_type=found.content_type, headers=headers, body=found.body or b"")
 
 
 @logger.inject_lambda_context

@@ -10,17 +10,20 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from backroom.app.actions import ActionRunner, action_of
 from backroom.app.definition import Entity, EntityPermission, FieldAccess
+from backroom.app.files import AppFiles
+from backroom.app.logs import AppLogs, record_line, validation_line
 from backroom.app.querylang import Bound, Query, bind, evaluate, parse
 from backroom.app.repository import AppRepository
 from backroom.app.views import VERSION_BASE, change_view, native_value, record_view
 from backroom.clock import now_ms
 from backroom.errors import BackroomError, Forbidden, Invalid, NotFound
+from backroom.files import FileStore
 from backroom.identity.models import Caller
 from backroom.ids import object_id
 from backroom.jobs.engine import JobEngine
@@ -28,6 +31,7 @@ from backroom.jobs.models import Job, NewJob
 from backroom.records import Record, RecordStore, Schema
 from backroom.records.query import matches, sort_key
 from backroom.records.store import Author, Check
+from backroom.records.values import render_label
 
 SYNC_DELETE_MOST = 1000  # the spec: more than this needs `_async=true`
 DELETE_KIND = "runtime.delete_records"
@@ -70,11 +74,13 @@ def entity_id(tenant_id: str, name: str) -> str:
 
 
 class AppData:
-    def __init__(self, repo: AppRepository, records: RecordStore, jobs: JobEngine) -> None:
+    def __init__(self, repo: AppRepository, records: RecordStore, jobs: JobEngine, files: FileStore) -> None:
         self.repo = repo
         self.records = records
         self.jobs = jobs
         self.actions = ActionRunner(self, repo.table)
+        self.logs = AppLogs(repo.table)
+        self.files = AppFiles(files)
 
     # `PUT /data/{entity}/{segment}` ---------------------------------------------
     def put(
@@ -90,6 +96,10 @@ class AppData:
     ) -> Any:
         """An aggregate query, an action over a query, or an update of a record: the entity's metadata decides
         (API Gateway sees one route; an action may not be named `aggregate` nor look like a record id)."""
+        if segment == "export":
+            from backroom.app.exports import start_export
+
+            return start_export(self, caller, name, params, ip)
         if segment == "aggregate":
             from backroom.app.aggregate import aggregate  # the pipeline reads records through this service
 
@@ -237,8 +247,48 @@ class AppData:
         access = self.access(caller, name, "create")
         values = self._values(access, body)
         author = Author(caller.email, ip, f"entities.{name}.create")
-        record = self.records.create(caller.tenant_id, access.schema, values, author=author, rid=object_id())
+        record = self._logged(
+            caller,
+            access,
+            "create",
+            values,
+            ip,
+            lambda v: self.records.create(caller.tenant_id, access.schema, v, author=author, rid=object_id()),
+        )
         return self._views(caller, access, [record], parse({}))[0]
+
+    def _logged(
+        self,
+        caller: Caller,
+        access: Access,
+        action: str,
+        values: dict[str, Any],
+        ip: str | None,
+        write: Callable[[dict[str, Any]], Record],
+        label: str = "",
+    ) -> Record:
+        """A record write through the API: its files referenced first (released if it fails), then its log
+        line, or the line of its failed validation."""
+        tenant, name = caller.tenant_id, access.entity.name
+        try:
+            values, file_ids = self.files.attach(tenant, access.schema, values)
+            taken = self.files.reference(tenant, file_ids)
+            try:
+                record = write(values)
+            except BaseException:
+                self.files.release(tenant, taken)
+                raise
+        except Invalid as err:
+            if err.errors:
+                shown = label or render_label(access.schema.label, values if isinstance(values, dict) else {})
+                line = validation_line(name, shown, err.errors, user=caller.email, admin_user=caller.admin_email, ip=ip)
+                self.logs.add(tenant, [line])
+            raise
+        line = record_line(
+            action, name, record.rid, record.label, user=caller.email, admin_user=caller.admin_email, ip=ip
+        )
+        self.logs.add(tenant, [line])
+        return record
 
     def update(self, caller: Caller, name: str, rid: str, body: Any, ip: str | None) -> dict[str, Any]:
         access = self.access(caller, name, "update")
@@ -249,13 +299,21 @@ class AppData:
         if not _ID.match(rid):
             raise NotFound(f"Record {rid[:40]} of {name} does not exist")
         author = Author(caller.email, ip, f"entities.{name}.update")
-        record = self.records.update(
-            caller.tenant_id,
-            access.schema,
-            rid,
+        record = self._logged(
+            caller,
+            access,
+            "update",
             values,
-            version=None if version is None else version + VERSION_BASE,
-            author=author,
+            ip,
+            lambda v: self.records.update(
+                caller.tenant_id,
+                access.schema,
+                rid,
+                v,
+                version=None if version is None else version + VERSION_BASE,
+                author=author,
+            ),
+            label=rid,
         )
         return self._views(caller, access, [record], parse({}))[0]
 
@@ -268,6 +326,10 @@ class AppData:
             raise NotFound(f"Record {rid[:40]} of {access.entity.name} does not exist")
         author = Author(caller.email, ip, context or f"entities.{access.entity.name}.delete")
         record = self.records.delete(caller.tenant_id, access.schema, rid, author=author)
+        line = record_line(
+            "delete", access.entity.name, rid, record.label, user=caller.email, admin_user=caller.admin_email, ip=ip
+        )
+        self.logs.add(caller.tenant_id, [line])
         return self._views(caller, access, [record], parse({}))[0]
 
     def delete_many(self, caller: Caller, name: str, rids: Sequence[str], ip: str | None) -> dict[str, Any]:
@@ -330,7 +392,17 @@ class AppData:
         }
         return self.start_job(caller, DELETE_KIND, "DELETE_RECORDS", f"Delete records of {name}", params)
 
-    def start_job(self, caller: Caller, kind: str, job_type: str, label: str, params: dict[str, Any]) -> Job:
+    def start_job(
+        self,
+        caller: Caller,
+        kind: str,
+        job_type: str,
+        label: str,
+        params: dict[str, Any],
+        *,
+        job_id: str = "",
+        low_priority: bool = False,
+    ) -> Job:
         """A runtime job run as `caller`, its id ObjectId-like as the spec's job ids are."""
         spec = NewJob(
             kind=kind,
@@ -341,8 +413,9 @@ class AppData:
             created_by_name=caller.name,
             label=label,
             params=params,
+            low_priority=low_priority,
         )
-        return self.jobs.create(spec, job_id=object_id())
+        return self.jobs.create(spec, job_id=job_id or object_id())
 
     # History --------------------------------------------------------------
     def history(self, caller: Caller, name: str, rid: str, params: Mapping[str, Any]) -> dict[str, Any]:

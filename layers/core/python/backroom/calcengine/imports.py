@@ -15,18 +15,16 @@ from collections.abc import Iterator
 from typing import Any, TextIO
 
 from backroom.calcengine.models import ImportFileType
-from backroom.calcengine.repository import CalcRepository
-from backroom.clock import now_ms
+from backroom.csvfiles import CsvChunker, chunk_rows
 from backroom.errors import NotFound
-from backroom.files import FileStore
-from backroom.jobs.kinds import JobContext, JobFailure, JobKind, PerJob, RowOutcome, register
-from backroom.jobs.models import Chunk, ChunkPlan, Job, LogEntry, Progress
-from backroom.jobs.repository import JobRepository
-from backroom.records import BadValue, Record, RecordStore, Schema, typed
+from backroom.jobs.kinds import JobContext, JobFailure, JobKind, PerJob, RowOutcome, log_failed_rows, register
+from backroom.jobs.models import Chunk, ChunkPlan, Job, Progress
+from backroom.records import BadValue, Record, Schema, typed
 
 logger = logging.getLogger("imports")
 
 CHUNK_ROWS = 1000
+DELETE_CHUNK = 1000  # ids of records to delete in a chunk
 MAX_LOGGED_ERRORS = 20
 FILE_NAME = "data.csv"
 PERIOD_FIELD = "period"  # the field calculations read a row's period from (Calculation.period_field)
@@ -40,67 +38,28 @@ def file_source(file_id: int) -> str:
     return f"file:{file_id}"
 
 
-def _files(ctx: JobContext) -> FileStore:
-    return FileStore(ctx.s3, ctx.settings.bucket_name, ctx.table)
-
-
-class _Counting:
-    """A text stream's lines, counting the bytes handed out (the csv reader pulls whole records)."""
-
-    def __init__(self, stream: TextIO) -> None:
-        self.stream = stream
-        self.position = 0
-
-    def __iter__(self) -> Iterator[str]:
-        return self
-
-    def __next__(self) -> str:
-        line = self.stream.readline()
-        if not line:
-            raise StopIteration
-        self.position += len(line.encode())
-        return line
-
-
 def scan_csv(stream: TextIO, chunk_rows: int | None = None) -> tuple[list[str], list[ChunkPlan]]:
     """The header and the chunks of a CSV stream (row ranges with their byte ranges), one pass, flat memory."""
-    chunk_rows = chunk_rows or CHUNK_ROWS
-    lines = _Counting(stream)
-    reader = csv.reader(lines)
     try:
-        header = [h.strip().lstrip("\ufeff") for h in next(reader, [])]
+        chunker = CsvChunker(stream, chunk_rows or CHUNK_ROWS)
+        header = [h.strip() for h in chunker.header]
         if not header or any(not h for h in header):
             raise JobFailure("The import file has no header row (or an empty column name)")
-        plans: list[ChunkPlan] = []
-        total, first, start = 0, 0, lines.position
-        for values in reader:
-            if not values:
-                continue
-            total += 1
-            if total - first == chunk_rows:
-                plans.append(
-                    ChunkPlan(
-                        index=len(plans), start=first, count=chunk_rows, cursor={"from": start, "to": lines.position}
-                    )
-                )
-                first, start = total, lines.position
-        if total > first:
-            plans.append(
-                ChunkPlan(
-                    index=len(plans), start=first, count=total - first, cursor={"from": start, "to": lines.position}
-                )
-            )
+        chunks = chunker.scan()
     except (csv.Error, UnicodeDecodeError) as err:
         raise JobFailure(f"The import file is not a UTF-8 CSV file: {err}") from None
-    return header, plans
+    return header, [
+        ChunkPlan(index=i, start=c.first, count=c.count, cursor={"from": c.start, "to": c.end})
+        for i, c in enumerate(chunks)
+    ]
 
 
 def _load(ctx: JobContext, job: Job) -> tuple[ImportFileType, Schema]:
-    repo = CalcRepository(ctx.table)
+    repo = ctx.calc
     file_type = repo.file_type(job.tenant_id, job.params["file_type"])
     if file_type is None:
         raise JobFailure(f"Import File Type {job.params['file_type']} no longer exists")
-    store = RecordStore(ctx.table)
+    store = ctx.records
     try:
         schema = store.schema(job.tenant_id, file_type.table)
     except NotFound:
@@ -112,13 +71,7 @@ _setup = PerJob(_load)  # a worker reads the file type and schema once per job, 
 
 
 def _log_failures(ctx: JobContext, job: Job, chunk: Chunk, outcomes: list[RowOutcome]) -> None:
-    """The first failed rows of a chunk go to the errand's logs (a replay may log a row twice)."""
-    budget = MAX_LOGGED_ERRORS - chunk.failed
-    repo = JobRepository(ctx.table)
-    for outcome in outcomes:
-        if outcome.error and budget > 0:
-            repo.add_log(job.id, LogEntry(timestamp=now_ms(), level="WARN", message=outcome.error))
-            budget -= 1
+    log_failed_rows(ctx, job, chunk, outcomes, most=MAX_LOGGED_ERRORS, level="WARN")
 
 
 def _the_period(periods: list[int]) -> int:
@@ -140,11 +93,11 @@ class ImportKind(JobKind):
             records = job.params["records"]
             return [ChunkPlan(index=0, start=0, count=len(records))] if records else []
         owner = file_owner(job.tenant_id, job.params["file_id"])
-        header, plans = scan_csv(_files(ctx).open_text(owner, FILE_NAME))
+        header, plans = scan_csv(ctx.files.open_text(owner, FILE_NAME))
         fields = [file_type.mapping.get(h, h) for h in header]
         if not any(schema.field(f) for f in fields):
             raise JobFailure(f"None of the file's columns ({', '.join(header)}) is a field of {schema.name}")
-        CalcRepository(ctx.table).add_file_table(job.tenant_id, job.params["file_id"], schema.name)
+        ctx.calc.add_file_table(job.tenant_id, job.params["file_id"], schema.name)
         return [p.model_copy(update={"cursor": {**p.cursor, "header": header}}) for p in plans]
 
     def rows(self, ctx: JobContext, job: Job, chunk: Chunk, skip: int) -> Iterator[Any]:
@@ -152,16 +105,11 @@ class ImportKind(JobKind):
             yield from list(enumerate(job.params["records"]))[skip:]
             return
         owner = file_owner(job.tenant_id, job.params["file_id"])
-        stream = _files(ctx).open_text(owner, FILE_NAME, chunk.cursor["from"], chunk.cursor["to"])
+        stream = ctx.files.open_text(owner, FILE_NAME, chunk.cursor["from"], chunk.cursor["to"])
         header: list[str] = chunk.cursor["header"]
-        seen = 0
-        for values in csv.reader(stream):
-            if not values:
-                continue
-            if seen >= skip:
-                row = dict(zip(header, values, strict=False)) if len(values) == len(header) else None
-                yield chunk.start + seen, row
-            seen += 1
+        for seen, values in chunk_rows(stream, skip):
+            row = dict(zip(header, values, strict=False)) if len(values) == len(header) else None
+            yield chunk.start + seen, row
 
     def apply(self, ctx: JobContext, job: Job, row: Any) -> RowOutcome:
         index, values = row
@@ -185,14 +133,14 @@ class ImportKind(JobKind):
             periods=job.params.get("periods", []),
             created_at=job.created_at,
         )
-        return RowOutcome(puts=RecordStore(ctx.table).items(job.tenant_id, schema, record))
+        return RowOutcome(puts=ctx.records.items(job.tenant_id, schema, record))
 
     def before_commit(self, ctx: JobContext, job: Job, chunk: Chunk, outcomes: list[RowOutcome]) -> None:
         _log_failures(ctx, job, chunk, outcomes)
 
     def finalize(self, ctx: JobContext, job: Job, progress: Progress) -> dict[str, Any]:
         _setup.forget(job.id)
-        file_type = CalcRepository(ctx.table).file_type(job.tenant_id, job.params["file_type"])
+        file_type = ctx.calc.file_type(job.tenant_id, job.params["file_type"])
         limit = file_type.max_rejected_rows if file_type else None
         if file_type and limit is not None and progress.failed > limit:
             raise JobFailure(
@@ -208,40 +156,51 @@ class ImportKind(JobKind):
 
 
 class DeleteImportedKind(JobKind):
-    """Every record an import file's imports wrote, in every table they wrote to."""
+    """Every record an import file's imports wrote, in every table they wrote to.
+
+    The plan fixes the records (their ids, from the file's source index, `DELETE_CHUNK` to a chunk), so
+    a replayed group, or two deliveries of one chunk, delete and count the very same records.
+    """
 
     name = "gateway.delete_imported"
     commit_rows = 100
 
     def plan(self, ctx: JobContext, job: Job) -> list[ChunkPlan]:
-        store, first = RecordStore(ctx.table), 0
+        store, first = ctx.records, 0
         plans: list[ChunkPlan] = []
-        for name in CalcRepository(ctx.table).file_tables(job.tenant_id, job.params["file_id"]):
+        for name in ctx.calc.file_tables(job.tenant_id, job.params["file_id"]):
             try:
                 schema = store.schema(job.tenant_id, name)
             except NotFound:
                 logger.info("import file %s: table %s is gone, nothing of it to delete", job.params["file_id"], name)
                 continue
-            count = store.count_source(job.tenant_id, schema, file_source(job.params["file_id"]))
-            if count:
-                plans.append(ChunkPlan(index=len(plans), start=first, count=count, cursor={"table": name}))
-                first += count
+            ids = list(dict.fromkeys(store.ids_of_source(job.tenant_id, schema, file_source(job.params["file_id"]))))
+            for start in range(0, len(ids), DELETE_CHUNK):
+                part = ids[start : start + DELETE_CHUNK]
+                plans.append(
+                    ChunkPlan(index=len(plans), start=first, count=len(part), cursor={"table": name, "ids": part})
+                )
+                first += len(part)
         return plans
 
     def rows(self, ctx: JobContext, job: Job, chunk: Chunk, skip: int) -> Iterator[Any]:
-        # Committed rows are gone from the source index, so each read starts at its beginning.
-        store = RecordStore(ctx.table)
-        schema = store.schema(job.tenant_id, chunk.cursor["table"])
-        while True:
-            records = store.of_source(job.tenant_id, schema, file_source(job.params["file_id"]), self.commit_rows)
-            if not records:
-                return
-            for record in records:
-                yield schema, record
+        return iter(chunk.cursor["ids"][skip:])
 
     def apply(self, ctx: JobContext, job: Job, row: Any) -> RowOutcome:
-        schema, record = row
-        return RowOutcome(deletes=RecordStore(ctx.table).keys(job.tenant_id, schema, record))
+        return RowOutcome(output={"id": row})  # the group's records are read together, before its checkpoint
+
+    def before_commit(self, ctx: JobContext, job: Job, chunk: Chunk, outcomes: list[RowOutcome]) -> None:
+        """Each record of the group with every item it holds; a record already gone counts as deleted."""
+        store = ctx.records
+        schema = store.schema(job.tenant_id, chunk.cursor["table"])
+        found = {
+            r.rid: r for r in store.get_many(job.tenant_id, schema, [str((o.output or {})["id"]) for o in outcomes])
+        }
+        for outcome in outcomes:
+            record = found.get(str((outcome.output or {})["id"]))
+            outcome.output = None
+            if record is not None:
+                outcome.deletes = store.keys(job.tenant_id, schema, record)
 
     def finalize(self, ctx: JobContext, job: Job, progress: Progress) -> dict[str, Any]:
         return {"deleted": progress.processed}

@@ -96,6 +96,19 @@ class Update:
     extra: Sequence[Write] = ()
 
 
+@dataclass
+class Create:
+    """One create of `write_many`: the record's values under id `rid`, and writes for its transaction."""
+
+    values: Mapping[str, Any]
+    rid: str
+    extra: Sequence[Write] = ()
+
+
+class GuardFailed(Conflict):
+    """A bulk write's guard (a job's hold on its chunk) no longer holds: nothing of it was written."""
+
+
 class AlreadyApplied(Conflict):
     """A write carried a marker (`extra`) that exists already: this very write was committed before."""
 
@@ -218,12 +231,20 @@ class RecordStore:
         author: Author | None = None,
         rid: str | None = None,
     ) -> Record:
+        record, writes, uniques = self._creation(tenant_id, schema, values, rid or object_id(), author)
+        self._commit(writes, uniques, record.data)
+        return record
+
+    def _creation(
+        self, tenant_id: str, schema: Schema, values: Mapping[str, Any], rid: str, author: Author | None
+    ) -> tuple[Record, list[Write], dict[tuple[str, str], str]]:
+        """The writes that create record `rid` from `values` (conditioned on its absence)."""
         checked = normalize(schema, values)
         errors = checked.errors + self._link(tenant_id, checked.data, checked.links)
         if errors:
             raise Invalid("Validation error", errors=errors)
         now = now_ms()
-        record = Record(rid=rid or object_id(), data=checked.data, created_at=now, updated_at=now)
+        record = Record(rid=rid, data=checked.data, created_at=now, updated_at=now)
         record.label = render_label(schema.label, record.data)
         uniques = self._uniques(tenant_id, schema, record.data)
         record.keys = [*self._entries(tenant_id, schema, record), *uniques]
@@ -231,8 +252,7 @@ class RecordStore:
         writes += [Write(item={"pk": pk, "sk": sk, "rid": record.rid}) for pk, sk in record.keys if sk != "UNIQ"]
         writes += self._take(uniques, record.rid)
         writes += self._history(tenant_id, schema, record, "create", {}, record.data, author)
-        self._commit(writes, uniques, record.data)
-        return record
+        return record, writes, uniques
 
     def update(
         self,
@@ -273,42 +293,79 @@ class RecordStore:
         it was read, `AlreadyApplied` when one of its `extra` markers exists, `Invalid` for bad values.
         When a transaction fails, its updates are tried one by one, so one never blocks the others.
         """
+        return self.write_many(tenant_id, schema, updates, author=author)
+
+    def write_many(
+        self,
+        tenant_id: str,
+        schema: Schema,
+        changes: Sequence[Update | Create],
+        *,
+        author: Author | None = None,
+        guard: Sequence[Write] = (),
+    ) -> list[Record | BackroomError]:
+        """Creates and updates (as `update_many`), several to a transaction, each with its `extra` writes.
+
+        `guard` joins every transaction (a job's lease check): when it fails, nothing of that transaction
+        is written and `GuardFailed` is raised, so a job that lost its chunk stops writing at once.
+        """
         outcome: list[Record | BackroomError] = []
         batch: list[Write] = []
-        members: list[tuple[int, Update, Record, list[Write], dict[tuple[str, str], str]]] = []
+        members: list[tuple[int, Update | Create, Record, list[Write], dict[tuple[str, str], str]]] = []
+        room = MAX_TRANSACTION - len(guard)
 
         def flush() -> None:
             if not batch:
                 return
             try:
-                self.table.transact(batch)
-            except TransactionFailed:
-                for index, update, record, writes, added in members:
+                self.table.transact([*guard, *batch])
+            except TransactionFailed as failed:
+                if "ConditionalCheckFailed" in failed.reasons[: len(guard)]:
+                    raise GuardFailed("The job no longer holds this work") from None
+                for index, change, record, writes, added in members:
                     try:
-                        self._commit([*writes, *update.extra], added, record.data, extra=len(update.extra))
+                        self._commit(
+                            [*guard, *writes, *change.extra],
+                            added,
+                            record.data,
+                            extra=len(change.extra),
+                            guarded=len(guard),
+                        )
+                    except GuardFailed:
+                        raise
                     except BackroomError as err:
                         outcome[index] = err
             batch.clear()
             members.clear()
 
-        for update in updates:
-            outcome.append(update.current)
+        for change in changes:
             try:
-                current = update.current
-                record, writes, added = self._update(
-                    tenant_id, schema, current, update.changes, current.version, author
-                )
+                if isinstance(change, Create):
+                    record, writes, added = self._creation(tenant_id, schema, change.values, change.rid, author)
+                else:
+                    current = change.current
+                    record, writes, added = self._update(
+                        tenant_id, schema, current, change.changes, current.version, author
+                    )
             except BackroomError as err:
-                outcome[-1] = err
+                outcome.append(err)
                 continue
-            outcome[-1] = record
-            size = len(writes) + len(update.extra)
-            if len(batch) + size > MAX_TRANSACTION:
+            outcome.append(record)
+            size = len(writes) + len(change.extra)
+            if len(batch) + size > room:
                 flush()
-            batch.extend([*writes, *update.extra])
-            members.append((len(outcome) - 1, update, record, writes, added))
+            batch.extend([*writes, *change.extra])
+            members.append((len(outcome) - 1, change, record, writes, added))
         flush()
         return outcome
+
+    def by_unique(self, tenant_id: str, schema: Schema, name: str, values: Sequence[Any]) -> dict[str, Record]:
+        """The records holding each of `values` in unique field `name`, by the value's canonical text."""
+        keys = {self._unique_key(tenant_id, schema, name, v): canonical(v) for v in values if not is_empty(v)}
+        markers = self.table.batch_get(list(keys), attributes=["rid"])
+        owners = {keys[k]: str(item["rid"]) for k, item in markers.items()}
+        found = {r.rid: r for r in self.get_many(tenant_id, schema, list(dict.fromkeys(owners.values())))}
+        return {value: found[rid] for value, rid in owners.items() if rid in found}
 
     def _update(
         self,
@@ -359,12 +416,19 @@ class RecordStore:
         return current
 
     def delete_many(
-        self, tenant_id: str, schema: Schema, rids: Sequence[str], *, author: Author | None = None
+        self,
+        tenant_id: str,
+        schema: Schema,
+        rids: Sequence[str],
+        *,
+        author: Author | None = None,
+        guard: Sequence[Write] = (),
     ) -> dict[str, str | None]:
         """Delete these records, several to a transaction (each on the version read); `{id: error or None}`.
 
         A record already gone counts as deleted. When a transaction fails (a record changed meanwhile),
-        its records are deleted one by one, so one conflict never blocks the others.
+        its records are deleted one by one, so one conflict never blocks the others. `guard` joins every
+        transaction, as in `write_many`: when it fails, `GuardFailed` is raised and nothing more is deleted.
         """
         found = {r.rid: r for r in self.get_many(tenant_id, schema, rids)}
         outcome: dict[str, str | None] = dict.fromkeys(rids)
@@ -375,13 +439,19 @@ class RecordStore:
             if not batch:
                 return
             try:
-                self.table.transact(batch)
-            except TransactionFailed:
+                self.table.transact([*guard, *batch])
+            except TransactionFailed as failed:
+                if "ConditionalCheckFailed" in failed.reasons[: len(guard)]:
+                    raise GuardFailed("The job no longer holds this work") from None
                 for record in members:
+                    current = self.get(tenant_id, schema, record.rid)
+                    if current is None:
+                        continue
+                    writes = self._deletion(tenant_id, schema, current, current.version, author)
                     try:
-                        self.delete(tenant_id, schema, record.rid, author=author)
-                    except NotFound:
-                        pass
+                        self._commit([*guard, *writes], {}, current.data, guarded=len(guard))
+                    except GuardFailed:
+                        raise
                     except Conflict as err:
                         outcome[record.rid] = err.message
             batch.clear()
@@ -392,7 +462,7 @@ class RecordStore:
             if record is None:
                 continue
             writes = self._deletion(tenant_id, schema, record, record.version, author)
-            if len(batch) + len(writes) > MAX_TRANSACTION:
+            if len(batch) + len(writes) > MAX_TRANSACTION - len(guard):
                 flush()
             batch.extend(writes)
             members.append(record)
@@ -462,12 +532,23 @@ class RecordStore:
         return f"HISTE#{tenant_id}#{schema.name}#{shard}"
 
     def _commit(
-        self, writes: list[Write], taken: Mapping[tuple[str, str], str], data: Mapping[str, Any], *, extra: int = 0
+        self,
+        writes: list[Write],
+        taken: Mapping[tuple[str, str], str],
+        data: Mapping[str, Any],
+        *,
+        extra: int = 0,
+        guarded: int = 0,
     ) -> None:
-        """Run a record's transaction; a failed condition says which: a marker, the version or a unique value."""
+        """Run a record's transaction; a failed condition says which: the guard (the first `guarded`
+        writes), a marker (the last `extra`), the version or a unique value."""
         try:
             self.table.transact(writes)
         except TransactionFailed as failed:
+            if "ConditionalCheckFailed" in failed.reasons[:guarded]:
+                raise GuardFailed("The job no longer holds this work") from None
+            if guarded:
+                writes, failed = writes[guarded:], TransactionFailed(failed.reasons[guarded:])
             tail = failed.reasons[len(writes) - extra : len(writes)] if extra else []
             if "ConditionalCheckFailed" in tail:
                 raise AlreadyApplied("This write was committed before") from None
@@ -787,6 +868,10 @@ class RecordStore:
         chosen = plan(schema, [Condition(SOURCE_INDEX, "eq", (source,))])
         rids = [rid for _, rid in islice(self._keys(tenant_id, schema, chosen, None, want=limit), limit)]
         return self.get_many(tenant_id, schema, rids)
+
+    def ids_of_source(self, tenant_id: str, schema: Schema, source: str) -> Iterator[str]:
+        """The ids of every record written from `source` (its index's thin entries only)."""
+        return self.ids(tenant_id, schema, [Condition(SOURCE_INDEX, "eq", (source,))])
 
     def count_source(self, tenant_id: str, schema: Schema, source: str) -> int:
         return self.count(tenant_id, schema, [Condition(SOURCE_INDEX, "eq", (source,))])

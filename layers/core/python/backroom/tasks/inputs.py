@@ -10,10 +10,10 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from backroom.csvfiles import CsvChunker
 from backroom.errors import BackroomError, Invalid
 from backroom.tasks.registry import TaskAction
 
@@ -40,22 +40,6 @@ class TaskInput:
     file_name: str | None = None
 
 
-class _Counting:
-    """Lines of a text, counting the bytes handed out so far (the csv reader pulls whole records)."""
-
-    def __init__(self, text: str) -> None:
-        self.lines = iter(io.StringIO(text, newline=""))
-        self.position = 0
-
-    def __iter__(self) -> Iterator[str]:
-        return self
-
-    def __next__(self) -> str:
-        line = next(self.lines)
-        self.position += len(line.encode())
-        return line
-
-
 def _bad_format() -> InputRejected:
     return InputRejected({"csv": {"format": {"message": _BAD_FORMAT}}})
 
@@ -73,40 +57,30 @@ def from_csv(action: TaskAction, data: bytes, *, chunk_rows: int = CHUNK_ROWS) -
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise _bad_format() from None
-    lines = _Counting(text)
-    reader = csv.reader(lines)
+    chunker = CsvChunker(io.StringIO(text, newline=""), chunk_rows)
+    missing: list[str] = []
     try:
-        header = next(reader, [])
+        header = chunker.header
         if not header or any(not h.strip() for h in header) or len(set(header)) != len(header):
             raise _bad_format()
         columns = [h.strip() for h in header]
         _check_fields(action, columns)
         mandatory = [i for i, c in enumerate(columns) if c in action.mandatory]
-        chunks: list[tuple[int, int, int, int]] = []
-        missing: list[str] = []
-        total, chunk_start, chunk_from = 0, 0, lines.position
-        for values in reader:
-            if not values:
-                continue  # a blank line is no row
+        for values in chunker:
             if len(values) != len(columns):
                 raise _bad_format()
             if any(not values[i].strip() for i in mandatory) and len(missing) < MAX_LISTED:
                 missing.append(_csv_line(values))
-            total += 1
-            if total > MAX_ROWS:
+            if chunker.total > MAX_ROWS:
                 raise Invalid(f"At most {MAX_ROWS} rows per task")
-            if total - chunk_start == chunk_rows:
-                chunks.append((chunk_start, chunk_rows, chunk_from, lines.position))
-                chunk_start, chunk_from = total, lines.position
     except csv.Error:
         raise _bad_format() from None
-    if total == 0:
+    if chunker.total == 0:
         raise _bad_format()
-    if total > chunk_start:
-        chunks.append((chunk_start, total - chunk_start, chunk_from, len(data)))
+    chunks = [(c.first, c.count, c.start, c.end) for c in chunker.chunks]
     if missing:
         raise InputRejected({"attachment": {"type": {"missing_mandatory_values": missing}}})
-    return TaskInput(data=data, columns=columns, total=total, chunks=chunks)
+    return TaskInput(data=data, columns=columns, total=chunker.total, chunks=chunks)
 
 
 def from_json(action: TaskAction, body: bytes, *, chunk_rows: int = CHUNK_ROWS) -> TaskInput | None:
@@ -118,6 +92,8 @@ def from_json(action: TaskAction, body: bytes, *, chunk_rows: int = CHUNK_ROWS) 
         document = json.loads(body)
     except (ValueError, UnicodeDecodeError):
         raise Invalid("The body is neither CSV (Content-Type: text/csv) nor JSON") from None
+    except RecursionError:
+        raise Invalid("The JSON body is nested too deeply") from None
     data = document.get("data") if isinstance(document, dict) else None
     records = data.get("records") if isinstance(data, dict) else None
     file_name = data.get("file_name") if isinstance(data, dict) else None

@@ -14,10 +14,10 @@ from collections import defaultdict
 from collections.abc import Iterator
 from typing import Any
 
-from backroom.files import FileStore
+from backroom.csvfiles import chunk_rows
 from backroom.jobs.kinds import JobContext, JobFailure, JobKind, RowOutcome, register
 from backroom.jobs.models import Chunk, ChunkPlan, Job, Progress
-from backroom.quantities import QuantityLedger, month_of
+from backroom.quantities import month_of
 from backroom.tasks import registry
 from backroom.tasks.registry import RowFailed, RowResult, TaskAction, TaskRun, origin
 
@@ -42,10 +42,6 @@ def output_columns(job: Job, action: TaskAction) -> list[str]:
     if job.params.get("has_input"):
         return [*job.params["columns"], *action.columns, "error"]
     return list(action.columns)
-
-
-def _files(ctx: JobContext) -> FileStore:
-    return FileStore(ctx.s3, ctx.settings.bucket_name, ctx.table)
 
 
 def _csv_text(rows: list[list[str]]) -> str:
@@ -76,14 +72,9 @@ class TaskJob(JobKind):
             produced = action_of(job).produce(TaskRun(ctx, job), chunk.cursor, skip)
             yield from enumerate(produced, start=chunk.start + skip)
             return
-        stream = _files(ctx).open_text(owner(job.id), IN_CSV, chunk.cursor["from"], chunk.cursor["to"])
-        seen = 0
-        for values in csv.reader(stream):
-            if not values:
-                continue
-            if seen >= skip:
-                yield chunk.start + seen, values
-            seen += 1
+        stream = ctx.files.open_text(owner(job.id), IN_CSV, chunk.cursor["from"], chunk.cursor["to"])
+        for seen, values in chunk_rows(stream, skip):
+            yield chunk.start + seen, values
 
     def apply(self, ctx: JobContext, job: Job, row: Any) -> RowOutcome:
         index, values = row
@@ -108,7 +99,7 @@ class TaskJob(JobKind):
             return
         first = chunk.start + chunk.next_row
         rows = [o.output["cells"] for o in outcomes if o.output]
-        _files(ctx).put_scratch(owner(job.id), f"{_PARTS}{first:010d}.csv", _csv_text(rows).encode())
+        ctx.files.put_scratch(owner(job.id), f"{_PARTS}{first:010d}.csv", _csv_text(rows).encode())
         changes: dict[tuple[str, str, str], int] = defaultdict(int)
         for o in outcomes:
             for account_id, category, item, delta in (o.output or {}).get("quantities", []):
@@ -116,7 +107,7 @@ class TaskJob(JobKind):
         if changes:
             month = month_of(job.started_at or job.created_at)
             writer = f"{job.id}#{chunk.index:06d}"
-            QuantityLedger(ctx.table).record(month, writer, first + len(outcomes), changes)
+            ctx.quantities.record(month, writer, first + len(outcomes), changes)
 
     def finalize(self, ctx: JobContext, job: Job, progress: Progress) -> dict[str, Any]:
         self._write_output(ctx, job)
@@ -127,7 +118,7 @@ class TaskJob(JobKind):
 
     def _write_output(self, ctx: JobContext, job: Job) -> None:
         """out.csv from the parts, once; then the parts go (a rerun finds out.csv and only tidies)."""
-        files = _files(ctx)
+        files = ctx.files
         if files.get(owner(job.id), OUT_CSV) is None:
             header = _csv_text([output_columns(job, action_of(job))]).encode()
             files.compose(owner(job.id), OUT_CSV, header, _PARTS)

@@ -1,0 +1,434 @@
+"""`EXPORT_RECORDS`: the records a query matches, as a CSV file in S3, by a job.
+
+The plan fixes the records (`planning`: the query's matches when the job starts, in id order, cut to
+`_size` after `_offset`). Each chunk reads its records (BatchGetItem), renders them, and writes one
+part (a scratch object named by the chunk: a replay writes the same object again). A part starts with
+one JSON line saying how many rows it holds and how many values each multi-valued column took in it;
+when every chunk is done the parts are streamed into one file by a multipart upload, the columns of a
+multi-valued field widened to the most values any record has (`phoneNumbers[0]`, `phoneNumbers[1]`...).
+Memory stays at one part whatever the size of the export.
+
+Columns: `_fields` picks fields (dotted paths into groups, related fields such as `company.type`; a bare
+relationship exports its label); without it every field the caller may read, related ones aside.
+System fields (id, label, version) are left out. Headers are field paths, or labels with `_useLabels`.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import hashlib
+import io
+import json
+import logging
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from backroom.app.definition import Entity, EntityPermission, FieldAccess
+from backroom.app.planning import CHUNK_IDS, chunk_ids, entity_of, id_chunks, planned_ids
+from backroom.errors import Invalid
+from backroom.jobs.kinds import JobContext, JobFailure, JobKind, PerJob, RowOutcome, register
+from backroom.jobs.models import Chunk, ChunkPlan, Job, Progress
+from backroom.records import Record, RecordStore, Schema
+from backroom.records.schema import TableField
+
+logger = logging.getLogger("jobs.exports")
+
+EXPORT_KIND = "runtime.export_records"
+FILE_NAME = "export.csv"
+DONE = "done.json"
+MAX_RECORDS = 1_000_000  # the spec: more is a 400
+LABEL_SEPARATOR = " > "
+
+
+def file_owner(tenant_id: str, job_id: str) -> str:
+    return f"rtexport/{tenant_id}/{job_id}"
+
+
+def export_file_id(job: Job) -> str:
+    """The export's file id (24 hex digits), the same however often the job is finished."""
+    return f"{job.created_at // 1000:08x}{hashlib.sha256(f'export/{job.id}'.encode()).hexdigest()[:16]}"
+
+
+@dataclass(frozen=True)
+class Column:
+    """One field of the export: where it is in the record (or in the related record), and its spec.
+
+    A multi-valued field (or a field inside a multi-valued group) becomes as many CSV columns as the
+    record with the most values needs: `name[i]` or `name[i].inner`.
+    """
+
+    path: tuple[str, ...]  # in the record, or in the related record after `relation`
+    spec: TableField
+    header: str  # the field path, or labels
+    relation: str | None = None  # the relationship field the value is read through
+    multi: str | None = None  # the multi-valued field this column repeats with (its path)
+    inner: tuple[str, ...] = ()  # inside each value of the multi-valued group
+    tail: str = ""  # a multi-valued group's column: the inner field's part of the header
+
+
+def _label(spec: TableField) -> str:
+    return spec.label or spec.name
+
+
+def columns_of(
+    entity: Entity, fields: Sequence[str] | None, grant: EntityPermission | None, related: Any, *, labels: bool
+) -> list[Column]:
+    """The export's columns; a path that is not a field is a 400 naming it. `grant` None: a developer."""
+    schema = entity.schema
+
+    def readable(name: str) -> bool:
+        return grant is None or grant.access(name) is not FieldAccess.NONE
+
+    chosen = fields if fields else [f.name for f in schema.fields]
+    out: list[Column] = []
+    for path in chosen:
+        parts = path.split(".")
+        top = schema.field(parts[0])
+        if top is None:
+            raise Invalid(f'_fields: "{path[:60]}" is not a field of {schema.name}')
+        if not readable(top.name):
+            continue  # as in a listing: a field the caller may not read is left out
+        if top.type == "relationship" and len(parts) > 1:
+            target: Schema = related(top.entity or "")
+            spec = target.field(".".join(parts[1:]))
+            if spec is None or spec.multi or spec.type in ("group", "relationship"):
+                raise Invalid(f'_fields: "{path[:60]}" is not a plain field of {target.name}')
+            header = LABEL_SEPARATOR.join([_label(top), *_labels(target, parts[1:])]) if labels else path
+            out.append(Column(tuple(parts[1:]), spec, header, relation=top.name))
+            continue
+        out.extend(_flatten(schema, parts, labels))
+    return out
+
+
+def _labels(schema: Schema, parts: Sequence[str]) -> list[str]:
+    names, fields = [], schema.fields
+    for part in parts:
+        spec = next((f for f in fields if f.name == part), None)
+        if spec is None:
+            break
+        names.append(_label(spec))
+        fields = spec.fields
+    return names
+
+
+def _flatten(schema: Schema, parts: list[str], labels: bool) -> list[Column]:
+    """A path into the record's own fields, groups opened into their fields."""
+    spec = schema.field(".".join(parts))
+    if spec is None:
+        # inside a multi-valued group (`addresses.city`): the group repeats, the column is its field
+        head = schema.field(parts[0])
+        inner = head.child(parts[1]) if head is not None and head.type == "group" and len(parts) == 2 else None
+        if head is None or not head.multi or inner is None or inner.type == "group":
+            raise Invalid(f'_fields: "{".".join(parts)[:60]}" is not a field of {schema.name}')
+        base, tail = (_label(head), _label(inner)) if labels else (head.name, inner.name)
+        return [Column((head.name,), inner, base, multi=head.name, inner=(inner.name,), tail=tail)]
+    header = LABEL_SEPARATOR.join(_labels(schema, parts)) if labels else ".".join(parts)
+    if spec.type != "group":
+        return [Column(tuple(parts), spec, header, multi=".".join(parts) if spec.multi else None)]
+    if spec.multi:
+        return [
+            Column(
+                tuple(parts),
+                inner,
+                header,
+                multi=".".join(parts),
+                inner=(inner.name,),
+                tail=_label(inner) if labels else inner.name,
+            )
+            for inner in spec.fields
+            if inner.type != "group"
+        ]
+    out: list[Column] = []
+    for inner in spec.fields:
+        out.extend(_flatten(schema, [*parts, inner.name], labels))
+    return out
+
+
+# Values as text ------------------------------------------------------------------
+def cell(spec: TableField, value: Any) -> str:
+    """A stored value as the import reads it back."""
+    if value is None:
+        return ""
+    if spec.type == "file":  # the file's id: what an import of the column takes back
+        return str(value.get("id") or "") if isinstance(value, dict) else str(value)
+    if spec.type == "relationship":
+        return str(value.get("label") or value.get("id") or "") if isinstance(value, dict) else str(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if spec.type == "datetime" and isinstance(value, Decimal | int):
+        moment = dt.datetime.fromtimestamp(int(value) / 1000, tz=dt.UTC)
+        return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    return str(value)
+
+
+def _at(data: Any, path: Sequence[str]) -> Any:
+    for name in path:
+        data = data.get(name) if isinstance(data, dict) else None
+    return data
+
+
+@dataclass
+class _Layout:
+    columns: list[Column]
+    relations: dict[str, str]  # relationship -> related entity (for the columns read through it)
+
+
+def render(
+    layout: _Layout, records: Sequence[Record], related: Mapping[str, Mapping[str, Record]]
+) -> tuple[list[list[str]], dict[str, int]]:
+    """Rows of records (each multi-valued column at this part's width) and those widths."""
+    widths: dict[str, int] = {}
+    for column in layout.columns:
+        if column.multi:
+            for record in records:
+                values = _at(record.data, column.path)
+                widths[column.multi] = max(widths.get(column.multi, 0), len(values) if isinstance(values, list) else 0)
+    rows = []
+    for record in records:
+        row: list[str] = []
+        for column in layout.columns:
+            if column.relation:
+                link = record.data.get(column.relation)
+                target = related.get(column.relation, {}).get(str(link.get("id"))) if isinstance(link, dict) else None
+                row.append(cell(column.spec, _at(target.data, column.path)) if target else "")
+            elif column.multi:
+                values = _at(record.data, column.path)
+                values = values if isinstance(values, list) else []
+                for i in range(widths.get(column.multi, 0)):
+                    value = values[i] if i < len(values) else None
+                    row.append(cell(column.spec, _at(value, column.inner) if column.inner else value))
+            else:
+                row.append(cell(column.spec, _at(record.data, column.path)))
+        rows.append(row)
+    return rows, widths
+
+
+def headers(layout: _Layout, widths: Mapping[str, int], *, labels: bool = False) -> list[str]:
+    """The header row: `phoneNumbers[0]`, `addresses[1].city` (or `Addresses[1] > City` with labels)."""
+    out: list[str] = []
+    separator = LABEL_SEPARATOR if labels else "."
+    for column in layout.columns:
+        if not column.multi:
+            out.append(column.header)
+            continue
+        for i in range(widths.get(column.multi, 0)):
+            out.append(f"{column.header}[{i}]" + (f"{separator}{column.tail}" if column.tail else ""))
+    return out
+
+
+def widen(row: list[str], layout: _Layout, have: Mapping[str, int], want: Mapping[str, int]) -> list[str]:
+    """A row rendered at a part's widths, padded to the file's widths (empty cells for missing values)."""
+    out: list[str] = []
+    position = 0
+    for column in layout.columns:
+        if not column.multi:
+            out.append(row[position])
+            position += 1
+            continue
+        n, m = have.get(column.multi, 0), want.get(column.multi, 0)
+        out.extend(row[position : position + n])
+        out.extend([""] * (m - n))
+        position += n
+    return out
+
+
+# The job -----------------------------------------------------------------------------
+class ExportRecordsKind(JobKind):
+    name = EXPORT_KIND
+    commit_rows = CHUNK_IDS  # a chunk is one group: one part
+
+    def plan(self, ctx: JobContext, job: Job) -> list[ChunkPlan]:
+        _setup(ctx, job)  # a field gone since the request fails the job now, not at the end
+        plans = planned_ids(ctx, job)
+        total = sum(p.count for p in plans)
+        if total > MAX_RECORDS:
+            raise JobFailure(f"The query matches {total} records; an export takes at most {MAX_RECORDS:,}")
+        ids = [i for p in plans for i in p.cursor["ids"]]
+        ids.sort(reverse=job.params.get("descending", False))
+        offset = int(job.params.get("offset") or 0)
+        size = job.params.get("size")
+        ids = ids[offset : offset + int(size)] if size is not None else ids[offset:]
+        return id_chunks(ids)
+
+    def rows(self, ctx: JobContext, job: Job, chunk: Chunk, skip: int) -> Iterator[Any]:
+        return iter(chunk_ids(chunk.cursor, skip))
+
+    def apply(self, ctx: JobContext, job: Job, row: Any) -> RowOutcome:
+        return RowOutcome(output={"id": row})  # the group is read and written together, before its checkpoint
+
+    def before_commit(self, ctx: JobContext, job: Job, chunk: Chunk, outcomes: list[RowOutcome]) -> None:
+        """Read the group's records and write them as one part (named by the chunk and its first row)."""
+        setup = _setup(ctx, job)
+        rids = [str((o.output or {})["id"]) for o in outcomes]
+        records = setup.records.get_many(job.tenant_id, setup.entity.schema, rids)
+        found = {r.rid for r in records}
+        related: dict[str, dict[str, Record]] = {}
+        for relation, entity in setup.layout.relations.items():
+            links = {r.data[relation]["id"] for r in records if isinstance(r.data.get(relation), dict)}
+            schema = setup.schemas[entity]
+            related[relation] = {r.rid: r for r in setup.records.get_many(job.tenant_id, schema, sorted(links))}
+        rows, widths = render(setup.layout, records, related)
+        text = io.StringIO()
+        text.write(json.dumps({"rows": len(rows), "widths": widths}) + "\n")
+        csv.writer(text, lineterminator="\n").writerows(rows)
+        ctx.files.put_scratch(
+            file_owner(job.tenant_id, job.id), _part(chunk.index, chunk.next_row), text.getvalue().encode()
+        )
+        for outcome, rid in zip(outcomes, rids, strict=True):
+            outcome.output = None
+            if rid not in found:  # deleted since the job started: not exported
+                outcome.ok, outcome.error = False, f"{rid}: the record was deleted before it was exported"
+
+    def finalize(self, ctx: JobContext, job: Job, progress: Progress) -> dict[str, Any]:
+        """Stream the parts into one file, multi-valued columns widened to the widest part's."""
+        setup = _setup(ctx, job)
+        files, owner = ctx.files, file_owner(job.tenant_id, job.id)
+        if files.scratch_names(owner, DONE):  # finished before (a redelivery): the same results
+            return dict(json.loads(files.first_line(owner, DONE)))
+        names = sorted(files.scratch_names(owner, "part-"))
+        heads = [json.loads(files.first_line(owner, name)) for name in names]
+        want: dict[str, int] = {}
+        for head in heads:
+            for name, width in head["widths"].items():
+                want[name] = max(want.get(name, 0), width)
+        header = io.StringIO()
+        csv.writer(header, lineterminator="\n").writerow(
+            headers(setup.layout, want, labels=bool(job.params.get("labels")))
+        )
+
+        def pieces() -> Iterable[bytes]:
+            for name, head in zip(names, heads, strict=True):
+                body = files.open_text(owner, name)
+                body.readline()
+                if all(head["widths"].get(k, 0) == v for k, v in want.items()):
+                    while block := body.read(1 << 20):
+                        yield block.encode()
+                    continue
+                out = io.StringIO()
+                writer = csv.writer(out, lineterminator="\n")
+                for row in csv.reader(body):
+                    writer.writerow(widen(row, setup.layout, head["widths"], want))
+                    if out.tell() > 1 << 20:
+                        yield out.getvalue().encode()
+                        out.seek(0)
+                        out.truncate()
+                yield out.getvalue().encode()
+
+        stored = files.write_stream(owner, FILE_NAME, header.getvalue().encode(), pieces(), "text/csv")
+        exported = sum(int(h["rows"]) for h in heads)
+        file_id = export_file_id(job)
+        files.adopt(job.tenant_id, file_id, stored, f"{setup.entity.name}-export.csv")
+        results = {"fileLink": f"/runtime/api/files/{file_id}", "fileId": file_id, "recordsExported": exported}
+        files.put_scratch(owner, DONE, json.dumps(results).encode())  # before the parts go: a rerun finds it
+        files.delete_scratch(owner, "part-")
+        _setup.forget(job.id)
+        return results
+
+    def finished_message(self, progress: Progress) -> str:
+        return f"Export finished: {progress.processed} records exported"
+
+
+def _part(chunk: int, row: int) -> str:
+    return f"part-{chunk:06d}-{row:06d}.csv"
+
+
+@dataclass
+class _Setup:
+    entity: Entity
+    layout: _Layout
+    schemas: dict[str, Schema]
+    records: RecordStore
+
+
+def _load(ctx: JobContext, job: Job) -> _Setup:
+    entity = entity_of(ctx, job)
+    records, repo = ctx.records, ctx.app.repo
+    grant = None
+    if not job.params.get("developer"):
+        grant = repo.permissions(job.tenant_id, job.params.get("user", "")).get(entity.name) or EntityPermission()
+    schemas: dict[str, Schema] = {}
+
+    def related(name: str) -> Schema:
+        if name not in schemas:
+            schemas[name] = repo.entity(job.tenant_id, name).schema
+        return schemas[name]
+
+    try:
+        columns = columns_of(entity, job.params.get("fields"), grant, related, labels=bool(job.params.get("labels")))
+    except Invalid as bad:
+        raise JobFailure(bad.message) from None
+    relations = {
+        c.relation: entity.schema.field(c.relation).entity or ""  # type: ignore[union-attr]
+        for c in columns
+        if c.relation
+    }
+    return _Setup(entity, _Layout(columns, relations), schemas, records)
+
+
+_setup = PerJob(_load)
+
+register(ExportRecordsKind())
+
+
+# The request ---------------------------------------------------------------------------
+_OPTIONS = ("_size", "_offset", "_sortField", "_sortType", "_fields", "_useLabels", "_lowPriority", "_async")
+
+
+def start_export(data: Any, caller: Any, name: str, params: Mapping[str, Any], ip: str | None) -> Job:
+    """`PUT /data/{entity}/export`: check the query and the fields now (a 400 or 403 here, not a failed job),
+    then start the job. `data` is the app's `AppData`."""
+    from backroom.app.querylang import bind, parse
+
+    access = data.access(caller, name, "read")
+    options = {k: (v[-1] if isinstance(v, list) else v) for k, v in params.items() if k in _OPTIONS}
+    size = _whole(options.get("_size"), "_size", 1, MAX_RECORDS)
+    offset = _whole(options.get("_offset"), "_offset", 0, MAX_RECORDS) or 0
+    if options.get("_sortField", "id") != "id":
+        raise Invalid("An export is ordered by id: _sortField may only be id")
+    descending = str(options.get("_sortType", "desc")).lower()
+    if descending not in ("asc", "desc"):
+        raise Invalid("_sortType must be asc or desc")
+    flags = {k: str(options.get(k, "false")).lower() for k in ("_useLabels", "_lowPriority")}
+    for key, value in flags.items():
+        if value not in ("true", "false"):
+            raise Invalid(f"{key} must be true or false")
+    query = {k: v for k, v in params.items() if k not in _OPTIONS}
+    access.check_query(bind(access.schema, parse(query)).paths)
+    fields = [f.strip() for f in str(options.get("_fields", "")).split(",") if f.strip()]
+    fields = [f for f in dict.fromkeys(fields) if f not in ("id", "label", "version")]
+
+    def related(entity: str) -> Schema:
+        return data.repo.entity(caller.tenant_id, entity).schema
+
+    grant = None if caller.is_developer else access.grant
+    if not columns_of(access.entity, fields or None, grant, related, labels=flags["_useLabels"] == "true"):
+        raise Invalid("None of the fields asked for is one you may read")
+    job_params = {
+        "entity": name,
+        "query": query,
+        "fields": fields or None,
+        "labels": flags["_useLabels"] == "true",
+        "size": size,
+        "offset": offset,
+        "descending": descending == "desc",
+        "user": caller.email,
+        "ip": ip,
+        "developer": caller.is_developer,
+    }
+    label = f"Export records from entity {name}"
+    low = flags["_lowPriority"] == "true"
+    return data.start_job(caller, EXPORT_KIND, "EXPORT_RECORDS", label, job_params, low_priority=low)
+
+
+def _whole(raw: Any, name: str, low: int, high: int) -> int | None:
+    if raw is None or raw == "":
+        return None
+    text = str(raw).strip()
+    if not text.isdigit() or not low <= int(text) <= high:
+        raise Invalid(f"{name} must be a whole number from {low} to {high:,}")
+    return int(text)
