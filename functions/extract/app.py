@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler.openapi.params import Path
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from backroom.api.dialects import GatewayDialect
 from backroom.api.gateway import DEFAULT_PAGE_SIZE, Page, PageInfo, PageNumber, PageSize, extract_filters
 from backroom.api.resolver import CurrentCaller, dialect_app
 from backroom.services import services
+from backroom.tracing import Tracer
 
 logger = Logger()
 tracer = Tracer()
@@ -19,7 +20,10 @@ EXTRACT = "GET /gateway/extract/v1/custom-tables/{table}"
 app = dialect_app(GatewayDialect(), internal_messages={EXTRACT: "Unable to execute the extract."})
 
 
-@app.get("/gateway/extract/v1/custom-tables/<table>")
+@app.get(
+    "/gateway/extract/v1/custom-tables/<table>",
+    responses={422: {"description": "A filter names a field the custom table does not have"}},
+)
 def extract(
     table: Annotated[str, Path(min_length=1, max_length=255)],
     caller: CurrentCaller,

@@ -10,17 +10,19 @@ from __future__ import annotations
 import base64
 from typing import Annotated, Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from backroom.api.dialects import TasksDialect
+from backroom.api.openapi import JSON, raw_body, ref
 from backroom.api.resolver import CurrentCaller, dialect_app
 from backroom.errors import BackroomError
 from backroom.identity.models import Caller
 from backroom.services import services
 from backroom.tasks.catalog import task_help
 from backroom.tasks.runner import IN_CSV, OUT_CSV
+from backroom.tracing import Tracer
 
 logger = Logger()
 tracer = Tracer()
@@ -33,6 +35,50 @@ TaskId = Annotated[str, Path(min_length=1, max_length=64)]
 ACCOUNT_TASKS = "/v2/accounts/<account_id>/tasks"
 ACCOUNT_TASK = "/v2/accounts/<account_id>/tasks/<task_id>"
 
+# What the routes answer beyond the dialect's common errors, for the OpenAPI document.
+_ENVELOPE = {JSON: {"schema": ref("KazooEnvelope")}}
+_CSV = {"text/csv": {"schema": {"type": "string"}}}
+_FROM_S3 = {
+    "description": "Found: the CSV is too big for a Lambda answer; `Location` is a presigned S3 URL",
+    "headers": {"Location": {"schema": {"type": "string"}}},
+}
+_BUSY = {"description": "The task's state forbids this, or too many tasks are being created at once"}
+LISTED = {200: {"description": "The account's tasks, a page of them", "content": _ENVELOPE}}
+ONE = {200: {"description": "The task, under `_read_only`", "content": _ENVELOPE}, 409: _BUSY}
+AS_CSV_OR_JSON = {
+    200: {"description": "The task (JSON), or one of its CSVs (`Accept: text/csv`)", "content": {**_ENVELOPE, **_CSV}},
+    302: _FROM_S3,
+}
+A_CSV = {200: {"description": "The CSV", "content": _CSV}, 302: _FROM_S3}
+TASK_INPUT = raw_body(
+    {
+        "text/csv": {"type": "string"},
+        JSON: {
+            "type": "object",
+            "properties": {
+                "data": {
+                    "type": "object",
+                    "properties": {
+                        "records": {"type": "array", "items": {"type": "object"}},
+                        "file_name": {"type": "string", "maxLength": 255},
+                    },
+                }
+            },
+        },
+    },
+    required=False,
+    examples={
+        "text/csv": {"spec": {"value": "number,account_id\n+14157215234,009afc511c97b2ae693c6cc4920988e8\n"}},
+        JSON: {"spec": {"value": {"data": {"records": [{"number": "+14157215234"}], "file_name": "numbers.csv"}}}},
+    },
+)
+# A method a path does not allow: 405 whatever the token.
+NOT_ALLOWED: dict[str, Any] = {
+    "status_code": 405,
+    "security": [],
+    "response_description": "The method is not allowed on this path (`Allow` lists those that are)",
+}
+
 
 def _reply(data: Any, **extra: Any) -> Response[Any]:
     return dialect.envelope(data, app.current_event.raw_event, **extra)
@@ -42,7 +88,7 @@ def _read_only(data: dict[str, Any]) -> Response[Any]:
     return _reply({"_read_only": data})
 
 
-@app.get("/v2/tasks")
+@app.get("/v2/tasks", responses={200: {"description": "The categories and actions", "content": _ENVELOPE}})
 def task_help_route(
     category: Annotated[str | None, Query(max_length=128)] = None,
     action: Annotated[str | None, Query(max_length=128)] = None,
@@ -51,7 +97,7 @@ def task_help_route(
 
 
 # Listing and creating ------------------------------------------------------
-@app.get(ACCOUNT_TASKS)
+@app.get(ACCOUNT_TASKS, responses=LISTED)
 def list_tasks(
     caller: CurrentCaller,
     account_id: AccountId,
@@ -90,7 +136,7 @@ Category = Annotated[str | None, Query(max_length=128)]
 FileName = Annotated[str | None, Query(max_length=255)]
 
 
-@app.put(ACCOUNT_TASKS)
+@app.put(ACCOUNT_TASKS, responses=ONE, openapi_extensions=TASK_INPUT)
 def create_task(
     caller: CurrentCaller,
     account_id: AccountId,
@@ -101,7 +147,7 @@ def create_task(
     return _create(caller, account_id, category, action, file_name)
 
 
-@app.put("/v2/tasks")
+@app.put("/v2/tasks", responses=ONE, openapi_extensions=TASK_INPUT)
 def create_system_task(
     caller: CurrentCaller, category: Category = None, action: Category = None, file_name: FileName = None
 ) -> Response[Any]:
@@ -137,62 +183,62 @@ def _csv(caller: Caller, account_id: str | None, task_id: str, name: str) -> Res
 CsvName = Annotated[str | None, Query(max_length=32)]
 
 
-@app.get(ACCOUNT_TASK)
+@app.get(ACCOUNT_TASK, responses=AS_CSV_OR_JSON)
 def get_task(caller: CurrentCaller, account_id: AccountId, task_id: TaskId, csv_name: CsvName = None) -> Response[Any]:
     return _get(caller, account_id, task_id, csv_name)
 
 
-@app.get("/v2/tasks/<task_id>")
+@app.get("/v2/tasks/<task_id>", responses=AS_CSV_OR_JSON)
 def get_system_task(caller: CurrentCaller, task_id: TaskId, csv_name: CsvName = None) -> Response[Any]:
     return _get(caller, None, task_id, csv_name)
 
 
-@app.patch(ACCOUNT_TASK)
+@app.patch(ACCOUNT_TASK, responses=ONE)
 def start_task(caller: CurrentCaller, account_id: AccountId, task_id: TaskId) -> Response[Any]:
     return _read_only(services().tasks.start(caller, account_id, task_id))
 
 
-@app.patch("/v2/tasks/<task_id>")
+@app.patch("/v2/tasks/<task_id>", responses=ONE)
 def start_system_task(caller: CurrentCaller, task_id: TaskId) -> Response[Any]:
     return _read_only(services().tasks.start(caller, None, task_id))
 
 
-@app.patch(ACCOUNT_TASK + "/stop")
+@app.patch(ACCOUNT_TASK + "/stop", responses=ONE)
 def stop_task(caller: CurrentCaller, account_id: AccountId, task_id: TaskId) -> Response[Any]:
     return _read_only(services().tasks.stop(caller, account_id, task_id))
 
 
-@app.patch("/v2/tasks/<task_id>/stop")
+@app.patch("/v2/tasks/<task_id>/stop", responses=ONE)
 def stop_system_task(caller: CurrentCaller, task_id: TaskId) -> Response[Any]:
     return _read_only(services().tasks.stop(caller, None, task_id))
 
 
-@app.delete(ACCOUNT_TASK)
+@app.delete(ACCOUNT_TASK, responses=ONE)
 def delete_task(caller: CurrentCaller, account_id: AccountId, task_id: TaskId) -> Response[Any]:
     return _read_only(services().tasks.delete(caller, account_id, task_id))
 
 
-@app.delete("/v2/tasks/<task_id>")
+@app.delete("/v2/tasks/<task_id>", responses=ONE)
 def delete_system_task(caller: CurrentCaller, task_id: TaskId) -> Response[Any]:
     return _read_only(services().tasks.delete(caller, None, task_id))
 
 
-@app.get(ACCOUNT_TASK + "/input")
+@app.get(ACCOUNT_TASK + "/input", responses=A_CSV)
 def task_input(caller: CurrentCaller, account_id: AccountId, task_id: TaskId) -> Response[Any]:
     return _csv(caller, account_id, task_id, IN_CSV)
 
 
-@app.get(ACCOUNT_TASK + "/output")
+@app.get(ACCOUNT_TASK + "/output", responses=A_CSV)
 def task_output(caller: CurrentCaller, account_id: AccountId, task_id: TaskId) -> Response[Any]:
     return _csv(caller, account_id, task_id, OUT_CSV)
 
 
-@app.get("/v2/tasks/<task_id>/input")
+@app.get("/v2/tasks/<task_id>/input", responses=A_CSV)
 def system_task_input(caller: CurrentCaller, task_id: TaskId) -> Response[Any]:
     return _csv(caller, None, task_id, IN_CSV)
 
 
-@app.get("/v2/tasks/<task_id>/output")
+@app.get("/v2/tasks/<task_id>/output", responses=A_CSV)
 def system_task_output(caller: CurrentCaller, task_id: TaskId) -> Response[Any]:
     return _csv(caller, None, task_id, OUT_CSV)
 
@@ -205,44 +251,44 @@ def _not_allowed(allowed: str) -> Response[Any]:
     return answer
 
 
-@app.route("/v2/tasks", method=["POST", "PATCH", "DELETE"])
+@app.route("/v2/tasks", method=["POST", "PATCH", "DELETE"], **NOT_ALLOWED)
 def tasks_not_allowed() -> Response[Any]:
     return _not_allowed("GET, PUT")
 
 
-@app.route(ACCOUNT_TASKS, method=["POST", "PATCH", "DELETE"])
+@app.route(ACCOUNT_TASKS, method=["POST", "PATCH", "DELETE"], **NOT_ALLOWED)
 def account_tasks_not_allowed(account_id: AccountId) -> Response[Any]:
     return _not_allowed("GET, PUT")
 
 
-@app.route(ACCOUNT_TASK, method=["POST", "PUT"])
+@app.route(ACCOUNT_TASK, method=["POST", "PUT"], **NOT_ALLOWED)
 def task_not_allowed(account_id: AccountId, task_id: TaskId) -> Response[Any]:
     return _not_allowed("GET, PATCH, DELETE")
 
 
-@app.route("/v2/tasks/<task_id>", method=["POST", "PUT"])
+@app.route("/v2/tasks/<task_id>", method=["POST", "PUT"], **NOT_ALLOWED)
 def system_task_not_allowed(task_id: TaskId) -> Response[Any]:
     return _not_allowed("GET, PATCH, DELETE")
 
 
-@app.route(ACCOUNT_TASK + "/stop", method=["GET", "POST", "PUT", "DELETE"])
+@app.route(ACCOUNT_TASK + "/stop", method=["GET", "POST", "PUT", "DELETE"], **NOT_ALLOWED)
 def task_stop_not_allowed(account_id: AccountId, task_id: TaskId) -> Response[Any]:
     return _not_allowed("PATCH")
 
 
-@app.route("/v2/tasks/<task_id>/stop", method=["GET", "POST", "PUT", "DELETE"])
+@app.route("/v2/tasks/<task_id>/stop", method=["GET", "POST", "PUT", "DELETE"], **NOT_ALLOWED)
 def system_task_stop_not_allowed(task_id: TaskId) -> Response[Any]:
     return _not_allowed("PATCH")
 
 
-@app.route(ACCOUNT_TASK + "/input", method=["POST", "PUT", "PATCH", "DELETE"])
-@app.route(ACCOUNT_TASK + "/output", method=["POST", "PUT", "PATCH", "DELETE"])
+@app.route(ACCOUNT_TASK + "/input", method=["POST", "PUT", "PATCH", "DELETE"], **NOT_ALLOWED)
+@app.route(ACCOUNT_TASK + "/output", method=["POST", "PUT", "PATCH", "DELETE"], **NOT_ALLOWED)
 def task_csv_not_allowed(account_id: AccountId, task_id: TaskId) -> Response[Any]:
     return _not_allowed("GET")
 
 
-@app.route("/v2/tasks/<task_id>/input", method=["POST", "PUT", "PATCH", "DELETE"])
-@app.route("/v2/tasks/<task_id>/output", method=["POST", "PUT", "PATCH", "DELETE"])
+@app.route("/v2/tasks/<task_id>/input", method=["POST", "PUT", "PATCH", "DELETE"], **NOT_ALLOWED)
+@app.route("/v2/tasks/<task_id>/output", method=["POST", "PUT", "PATCH", "DELETE"], **NOT_ALLOWED)
 def system_task_csv_not_allowed(task_id: TaskId) -> Response[Any]:
     return _not_allowed("GET")
 

@@ -112,13 +112,34 @@ class Gateway:
             def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
                 return
 
+            def __getattr__(self, name: str) -> Any:
+                # Any method (TRACE, PROPFIND, ...) reaches `_answer`, which finds no route for it:
+                # API Gateway's JSON 404, never http.server's HTML 501.
+                if name.startswith("do_"):
+                    return self._answer
+                raise AttributeError(name)
+
+            def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+                # A request http.server cannot parse (bad request line, headers too long): JSON, as API Gateway.
+                self.close_connection = True
+                reason = {400: "Bad Request", 414: "Request-URI Too Long", 431: "Request Header Fields Too Large"}
+                body = json.dumps({"message": reason.get(code, "Bad Request")}).encode()
+                self._send(code if code in reason else 400, {"content-type": "application/json"}, body)
+
             def _answer(self) -> None:
                 started = time.perf_counter()
                 split = urlsplit(self.path)
                 if split.path == "/openapi.json" and self.command == "GET":
                     self._send(200, {"content-type": "application/json"}, json.dumps(gateway.openapi).encode())
                     return
-                length = int(self.headers.get("content-length") or 0)
+                try:
+                    length = int(self.headers.get("content-length") or 0)
+                except ValueError:
+                    length = -1
+                if length < 0:
+                    self.close_connection = True
+                    self._send(400, {"content-type": "application/json"}, b'{"message":"Bad Request"}')
+                    return
                 if length > MAX_BODY:
                     self._send(413, {"content-type": "application/json"}, b'{"message":"Request Entity Too Large"}')
                     return
@@ -170,29 +191,25 @@ class Gateway:
 
             do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _answer
 
-        server = ThreadingHTTPServer((host, port), Handler)
+        server = _Server((host, port), Handler)
         server.daemon_threads = True
         return server
 
 
+class _Server(ThreadingHTTPServer):
+    # http.server's listen queue is 5 deep: 50 callers connecting at once (the load bench) overflowed it
+    # and a connection was reset. API Gateway queues far more; so does this one.
+    request_queue_size = 128
+
+
 def merged_openapi(pools: dict[str, FunctionPool]) -> dict[str, Any]:
     """One OpenAPI document for all three dialects, from each function's powertools resolver."""
-    doc: dict[str, Any] = {
-        "openapi": "3.1.0",
-        "info": {
-            "title": "Backroom",
-            "version": "1.0.0",
-            "description": "Runtime, gateway and tasks dialects over one core.",
-        },
-        "paths": {},
-        "components": {"schemas": {}},
-    }
+    from backroom.api.dialects import VERSION
+    from backroom.api.openapi import document
+
+    parts = []
     for pool in pools.values():
         app = pool.app()
-        if app is None or not hasattr(app, "get_openapi_json_schema"):
-            continue
-        part = json.loads(app.get_openapi_json_schema())
-        for path, item in part.get("paths", {}).items():
-            doc["paths"].setdefault(path, {}).update(item)
-        doc["components"]["schemas"].update(part.get("components", {}).get("schemas", {}))
-    return doc
+        if app is not None and hasattr(app, "get_openapi_json_schema"):
+            parts.append(json.loads(app.get_openapi_json_schema()))
+    return document(parts, version=VERSION)

@@ -79,6 +79,21 @@ def start_pollers(
     return threads
 
 
+def write_openapi(path: str) -> int:
+    """`make openapi`: the document `/openapi.json` serves, from the handlers' own routes, without AWS."""
+    import json
+    from pathlib import Path
+
+    from infra.local.gateway import merged_openapi
+
+    ensure_layer_on_path()
+    pools = {name: FunctionPool(f) for name, f in Template.load().functions().items()}
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps(merged_openapi(pools), indent=2) + "\n")
+    print(f"wrote {path}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--host", default="127.0.0.1")
@@ -89,7 +104,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--pollers", type=int, default=int(os.environ.get("BACKROOM_POLLERS", "2")), help="concurrent pollers per queue"
     )
+    parser.add_argument("--openapi", metavar="FILE", help="write the OpenAPI document to FILE and exit")
     args = parser.parse_args(argv)
+    if args.openapi:
+        return write_openapi(args.openapi)
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)-16s %(message)s", datefmt="%H:%M:%S")
     for noisy in ("botocore", "urllib3", "boto3"):

@@ -10,19 +10,20 @@ import hashlib
 import json
 from datetime import UTC, datetime
 from http import HTTPStatus
-from typing import Any
+from typing import Any, ClassVar
 
 from aws_lambda_powertools.event_handler import Response, content_types
 
 from backroom.clock import now_ms
 from backroom.errors import BackroomError, FieldError
 
-_RUNTIME_CODES = {
+RUNTIME_CODES = {
     400: "validationErrors",
     401: "unauthorized",
     403: "forbidden",
     404: "notFound",
     409: "optimisticLocking",
+    415: "unsupportedMediaType",
     422: "validationErrors",
     500: "internalError",
     503: "serviceUnavailable",
@@ -38,6 +39,7 @@ _KAZOO_MESSAGES = {
     404: "bad identifier",
     405: "method not allowed",
     409: "conflicting documents",
+    415: "unsupported media type",
     422: "invalid request",
     500: "internal error",
     503: "service unavailable",
@@ -56,6 +58,12 @@ class Dialect:
 
     name = ""
     json_type = content_types.APPLICATION_JSON  # the Content-Type of the dialect's JSON answers
+    error_body = ""  # the model of `error`'s body in backroom.api.bodies, for the OpenAPI document
+    # The statuses any route of the dialect may answer (malformed request, no token, ...): the OpenAPI
+    # document gives every route these, and a route adds its own.
+    common_errors: ClassVar[dict[int, str]] = {}
+    # The security scheme (of backroom.api.openapi.SECURITY_SCHEMES) the dialect's own clients use.
+    auth_scheme = ""
 
     def error(self, status: int, err: BackroomError, event: dict[str, Any]) -> Response:
         raise NotImplementedError
@@ -63,9 +71,19 @@ class Dialect:
 
 class RuntimeDialect(Dialect):
     name = "runtime"
+    error_body = "RuntimeErrorBody"
+    auth_scheme = "token"
+    common_errors: ClassVar[dict[int, str]] = {
+        400: "The request is malformed or a field fails its check (`errors` names the fields)",
+        401: "No token, or one that is not valid or has expired",
+        403: "The caller may not do this",
+        404: "No such entity, record or job",
+        409: "The record changed meanwhile (optimistic locking), or a job's state forbids the change",
+        500: "Internal error; the cause is only in the log",
+    }
 
     def error(self, status: int, err: BackroomError, event: dict[str, Any]) -> Response:
-        body: dict[str, Any] = {"code": _RUNTIME_CODES.get(status, "error"), "message": err.message}
+        body: dict[str, Any] = {"code": RUNTIME_CODES.get(status, "error"), "message": err.message}
         errors: list[FieldError] = getattr(err, "errors", [])
         if errors:
             body["errors"] = [{"field": e.field, "code": e.code, "message": e.message} for e in errors]
@@ -77,6 +95,14 @@ class RuntimeDialect(Dialect):
 class GatewayDialect(Dialect):
     name = "gateway"
     json_type = "application/json;charset=UTF-8"  # as Spring writes it, and the Errand spec prints it
+    error_body = "SpringErrorBody"
+    auth_scheme = "bearer"
+    common_errors: ClassVar[dict[int, str]] = {
+        400: "A parameter is missing or malformed",
+        401: "No token, or one that is not valid or has expired",
+        404: "The named resource does not exist",
+        500: "Internal error; the cause is only in the log",
+    }
 
     def error(self, status: int, err: BackroomError, event: dict[str, Any]) -> Response:
         body: dict[str, Any] = {
@@ -103,6 +129,16 @@ class TasksDialect(Dialect):
     """Kazoo's envelope; `node` names the serving function, as Kazoo names its Erlang node."""
 
     name = "tasks"
+    error_body = "KazooErrorBody"
+    auth_scheme = "xAuthToken"
+    common_errors: ClassVar[dict[int, str]] = {
+        400: "A parameter is malformed",
+        401: "No token, or one that is not valid or has expired (`invalid_credentials`)",
+        403: "The caller may not reach this account or task",
+        404: "No such account, task, category or action (`bad identifier`)",
+        500: "`invalid request` (Kazoo's answer to a bad CSV or bad fields, as the spec prints it), or an"
+        " internal error",
+    }
 
     def __init__(self, node: str) -> None:
         self.node = node

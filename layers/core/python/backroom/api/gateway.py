@@ -51,6 +51,21 @@ class Page(GatewayModel, Generic[T]):
 
 
 class ErrandView(GatewayModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": 1,
+                    "name": "Batch 1",
+                    "type": "Calc",
+                    "state": "Running",
+                    "startTime": 1539922402211,
+                    "endTime": None,
+                }
+            ]
+        }
+    )
+
     id: int
     name: str
     type: str
@@ -131,34 +146,82 @@ class _RunV2(GatewayModel):
 
 
 class CalculationRequest(_RunV1):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"periodRange": [1, 2, 3], "calculationId": 1, "participantIds": [1, 2, 3]}]}
+    )
+
     calculation_id: Identifier
 
 
 class CalculationRequestV2(_RunV2):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"periodRange": [1, 2, 3], "calculationId": 1, "participantEids": ["test_user_1", "test_user_2"]}
+            ]
+        }
+    )
+
     calculation_id: Identifier
 
 
 class BatchRequest(_RunV1):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"periodRange": [1, 2, 3], "batchId": 1, "participantIds": [1, 2, 3]}]}
+    )
+
     batch_id: Identifier
 
 
 class BatchRequestV2(_RunV2):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "periodRange": [1, 2, 3],
+                    "batchId": 1,
+                    "participantEids": ["test_user_1", "test_user_2", "test_user_3"],
+                }
+            ]
+        }
+    )
+
     batch_id: Identifier
 
 
 class FileImportRequest(GatewayModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"importFileId": 1, "periodRange": [1, 2, 3], "importFileTypeId": "standard-3"}]
+        }
+    )
+
     import_file_id: Identifier
     period_range: PeriodRange = []
     import_file_type_id: TypeId
 
 
 class RecordsImportRequest(GatewayModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "records": [{"field1": "value1"}, {"field1": "value2"}],
+                    "periodRange": [1],
+                    "importFileTypeId": "standard-1",
+                }
+            ]
+        }
+    )
+
     records: Annotated[list[dict[str, Any]], Field(min_length=1, max_length=10_000)]
     period_range: PeriodRange = []
     import_file_type_id: TypeId
 
 
 class DeleteRequest(GatewayModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"importFileId": 1}]})
+
     import_file_id: Identifier
 
 

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import binascii
+import json
+import re
+from collections.abc import Callable
+from http import HTTPStatus
 from typing import Annotated, Any
 
 from aws_lambda_powertools import Logger
@@ -9,10 +14,23 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.depends import Depends
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.middlewares.openapi_validation import OpenAPIRequestValidationMiddleware
+from aws_lambda_powertools.event_handler.openapi.constants import (
+    DEFAULT_API_VERSION,
+    DEFAULT_OPENAPI_RESPONSE_DESCRIPTION,
+    DEFAULT_OPENAPI_TITLE,
+    DEFAULT_STATUS_CODE,
+)
+from aws_lambda_powertools.event_handler.openapi.exceptions import (
+    RequestUnsupportedContentType,
+    RequestValidationError,
+)
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.event_handler.request import Request
+from aws_lambda_powertools.shared.types import AnyCallableT
 
-from backroom.api.dialects import Dialect, request_token
+from backroom.api import openapi
+from backroom.api.dialects import VERSION, Dialect, request_token
 from backroom.errors import BackroomError, FieldError, Invalid, NotFound, Unauthorized
 from backroom.identity.models import Caller
 from backroom.services import services
@@ -36,6 +54,132 @@ def _field_errors(exc: RequestValidationError) -> list[FieldError]:
     return errors
 
 
+def _malformed_body(message: str) -> RequestValidationError:
+    return RequestValidationError([{"type": "body_invalid", "loc": ("body",), "msg": message, "input": {}}])
+
+
+class _BodyValidation(OpenAPIRequestValidationMiddleware):
+    """powertools' request validation, where a body that is not UTF-8, nested too deeply for the parser
+    or a multipart body without its boundary is the caller's malformed request, not a crash."""
+
+    def _parse_json_data(self, app: Any) -> Any:
+        try:
+            return super()._parse_json_data(app)
+        except (UnicodeDecodeError, binascii.Error):
+            raise _malformed_body("is not UTF-8 text") from None
+        except RecursionError:
+            raise _malformed_body("is nested too deeply") from None
+
+    def _parse_multipart_data(self, app: Any, content_type: str) -> Any:
+        try:
+            return super()._parse_multipart_data(app, content_type)
+        except ValueError as err:
+            raise _malformed_body(f"is not readable multipart: {err}") from None
+
+
+class DialectResolver(APIGatewayHttpResolver):
+    """A resolver whose routes all document the dialect's common errors and security (see backroom.api.openapi).
+
+    A route declares only what is its own: its success answer (from its return annotation, or `responses`
+    for 201/202/302...), the statuses peculiar to it, `security=[]` if it takes no token.
+    """
+
+    def __init__(self, dialect: Dialect, public_routes: frozenset[str]) -> None:
+        super().__init__(enable_validation=True)
+        self.dialect = dialect
+        self.public_routes = public_routes
+        self._request_validation_middleware = _BodyValidation()
+
+    def route(
+        self,
+        rule: str,
+        method: str | list[str] | tuple[str],
+        cors: bool | None = None,
+        compress: bool = False,
+        cache_control: str | None = None,
+        summary: str | None = None,
+        description: str | None = None,
+        responses: dict[int, OpenAPIResponse] | None = None,
+        response_description: str = DEFAULT_OPENAPI_RESPONSE_DESCRIPTION,
+        tags: list[str] | None = None,
+        operation_id: str | None = None,
+        include_in_schema: bool = True,
+        security: list[dict[str, list[str]]] | None = None,
+        openapi_extensions: dict[str, Any] | None = None,
+        deprecated: bool = False,
+        enable_validation: bool | None = None,
+        custom_response_validation_http_code: int | HTTPStatus | None = None,
+        status_code: int = DEFAULT_STATUS_CODE,
+        middlewares: list[Callable[..., Any]] | None = None,
+    ) -> Callable[[AnyCallableT], AnyCallableT]:
+        register = super().route
+
+        def each_method(func: AnyCallableT) -> AnyCallableT:
+            for one in (method,) if isinstance(method, str) else method:
+                public = _route_key(one, rule) in self.public_routes
+                register(
+                    rule,
+                    one,
+                    cors,
+                    compress,
+                    cache_control,
+                    summary,
+                    description or _docstring(func),
+                    openapi.operation_responses(
+                        self.dialect,
+                        responses,
+                        status_code=status_code,
+                        description=response_description,
+                        public=public,
+                    ),
+                    response_description,
+                    tags or [self.dialect.name],
+                    operation_id,
+                    include_in_schema,
+                    security if security is not None or public else openapi.security_of(self.dialect),
+                    openapi_extensions,
+                    deprecated,
+                    enable_validation,
+                    custom_response_validation_http_code,
+                    status_code,
+                    middlewares,
+                )(func)
+            return func
+
+        return each_method
+
+    def get_openapi_schema(self, **kw: Any) -> Any:
+        """powertools' schema, with the three token headers as security schemes (the routes name them)."""
+        for key, ours, theirs in (
+            ("title", openapi.TITLE, DEFAULT_OPENAPI_TITLE),
+            ("version", VERSION, DEFAULT_API_VERSION),
+        ):
+            if kw.get(key) in (None, theirs):
+                kw[key] = ours
+        kw["security_schemes"] = kw.get("security_schemes") or openapi.security_schemes()
+        return super().get_openapi_schema(**kw)
+
+    def get_openapi_json_schema(self, **kw: Any) -> str:
+        """The schema as JSON, without powertools' 422 `HTTPValidationError`, with the 415 of JSON bodies."""
+        doc = json.loads(super().get_openapi_json_schema(**kw))
+        parsed = {
+            (r.openapi_path, r.method.lower())
+            for r in self._static_routes + self._dynamic_routes
+            if r.include_in_schema and r.dependant.body_params
+        }
+        return json.dumps(openapi.tidy(doc, parsed), indent=2)
+
+
+def _route_key(method: str, rule: str) -> str:
+    """API Gateway's route key of a powertools rule: `POST /a/<b>` -> `POST /a/{b}`."""
+    path = re.sub(r"<(\w+)>", r"{\1}", rule)
+    return f"{method.upper()} {path}"
+
+
+def _docstring(func: Callable[..., Any]) -> str | None:
+    return (func.__doc__ or "").strip() or None
+
+
 def dialect_app(
     dialect: Dialect,
     *,
@@ -47,7 +191,7 @@ def dialect_app(
     `internal_messages` gives a route (its route key) the message its spec prints for a 500.
     """
     said = internal_messages or {}
-    app = APIGatewayHttpResolver(enable_validation=True)
+    app = DialectResolver(dialect, public_routes)
 
     def event() -> dict[str, Any]:
         return app.current_event.raw_event
@@ -67,8 +211,7 @@ def dialect_app(
     def domain_error(err: BackroomError) -> Response:
         return dialect.error(err.status, err, event())
 
-    @app.exception_handler(RequestValidationError)
-    def validation_error(exc: RequestValidationError) -> Response:
+    def refused() -> Response | None:
         # Validation runs before the route's dependencies: a caller without a valid token learns
         # that first, and nothing about the shape of a request it may not make.
         if event().get("routeKey") not in public_routes:
@@ -76,13 +219,33 @@ def dialect_app(
                 services().identity.authenticate(request_token(event()))
             except Unauthorized as err:
                 return dialect.error(401, err, event())
+        return None
+
+    @app.exception_handler(RequestValidationError)
+    def validation_error(exc: RequestValidationError) -> Response:
+        if (answer := refused()) is not None:
+            return answer
         errors = _field_errors(exc)
         message = "Malformed request: " + "; ".join(f"{e.field} {e.message}" for e in errors)
         return dialect.error(400, Invalid(message, errors=errors), event())
 
+    @app.exception_handler(RequestUnsupportedContentType)
+    def unsupported_type(exc: RequestUnsupportedContentType) -> Response:
+        if (answer := refused()) is not None:
+            return answer
+        content_type = (app.current_event.headers.get("content-type") or "").split(";")[0].strip()[:100]
+        return dialect.error(415, Invalid(f"The body must be JSON, not {content_type}"), event())
+
     @app.exception_handler(NotFoundError)
     def no_route(_: NotFoundError) -> Response:
         return dialect.error(404, NotFound("No such resource"), event())
+
+    @app.exception_handler(RecursionError)
+    def too_deep(_: RecursionError) -> Response:
+        # Only a caller's input nests deeply enough to exhaust the stack (a JSON body a route parses
+        # itself, a CSV parser's records): their mistake, a 400; the log keeps where it happened.
+        logger.warning("recursion limit reached on a request", exc_info=True)
+        return dialect.error(400, Invalid("The request is nested too deeply to read"), event())
 
     @app.exception_handler(Exception)
     def unexpected(exc: Exception) -> Response:
