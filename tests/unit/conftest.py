@@ -13,6 +13,7 @@ import pytest
 from backroom import aws
 from backroom.app.definition import Entity
 from backroom.config import Settings
+from backroom.identity import passwords
 from backroom.ids import object_id
 from backroom.records import Record
 from backroom.services import Services, build
@@ -36,6 +37,13 @@ def offline(patch: pytest.MonkeyPatch) -> None:
 @pytest.fixture(autouse=True)
 def _aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
     offline(monkeypatch)
+
+
+@pytest.fixture(autouse=True)
+def _cheap_password_hashes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """New password hashes at a test cost: at the real one (scrypt N=2^17, ~0.5 s each) the users that
+    fixtures create and log in would add minutes to the suite. test_identity.py checks the real cost."""
+    monkeypatch.setattr(passwords, "CURRENT", passwords.Scrypt(n=2**10, r=8, p=1))
 
 
 @contextmanager

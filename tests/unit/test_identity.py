@@ -5,7 +5,8 @@ from __future__ import annotations
 import hashlib
 
 import pytest
-from backroom.errors import Forbidden, NotFound, Unauthorized
+from backroom.errors import Conflict, Forbidden, NotFound, Unauthorized
+from backroom.identity import passwords
 from backroom.identity import service as identity_service
 from backroom.identity.models import Role
 from backroom.services import Services
@@ -110,3 +111,92 @@ def test_account_reach_covers_descendants_only(demo: Services) -> None:
     assert demo.identity.account_in_reach(child, DEMO_SUB).id == DEMO_SUB
     with pytest.raises(NotFound):
         demo.identity.account_in_reach(child, DEMO)
+
+
+# Password hashing at its real cost (the other tests hash at a test cost, see conftest.py) ----------
+OLD_COST = passwords.Scrypt(n=2**14, r=8, p=1)  # what hashes were made at before OWASP's minimum
+
+
+def stored_hash(core: Services, email: str) -> str:
+    item = core.table.get(f"USER#{email}", "USER")
+    assert item is not None
+    return str(item["password_hash"])
+
+
+def new_user(core: Services, email: str, password: str) -> None:
+    core.identity.create_account(DEMO, "demo")
+    core.identity.create_user(email, password, name="Ann", role=Role.USER, account_id=DEMO)
+
+
+def test_a_new_password_is_hashed_at_owasp_minimum_with_its_parameters(
+    core: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(passwords, "CURRENT", passwords.OWASP_MINIMUM)
+
+    new_user(core, "ann@t.local", "ann-password")
+
+    scheme, n, r, p, salt, digest = stored_hash(core, "ann@t.local").split("$")
+    assert (scheme, n, r, p) == ("scrypt", str(2**17), "8", "1")
+    assert salt and digest
+    assert core.identity.login("ann@t.local", "ann-password").caller.email == "ann@t.local"
+
+
+def test_an_older_hash_logs_in_and_is_rehashed_after_a_good_login_only(
+    core: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a user whose password was hashed at N=2^14, and today's cost raised to N=2^17
+    monkeypatch.setattr(passwords, "CURRENT", OLD_COST)
+    new_user(core, "old@t.local", "old-password")
+    old = stored_hash(core, "old@t.local")
+    assert old.startswith(f"scrypt${2**14}$8$1$")
+    monkeypatch.setattr(passwords, "CURRENT", passwords.OWASP_MINIMUM)
+
+    # When a wrong password is tried, then the login fails and the old hash stays
+    with pytest.raises(Unauthorized):
+        core.identity.login("old@t.local", "wrong-password")
+    assert stored_hash(core, "old@t.local") == old
+
+    # When the right one is given, then it logs in and the hash is replaced by one at today's cost
+    assert core.identity.login("old@t.local", "old-password").caller.email == "old@t.local"
+    new = stored_hash(core, "old@t.local")
+    assert new.startswith(f"scrypt${2**17}$8$1$")
+    # ... which the same password opens, and a wrong one does not
+    core.identity.login("old@t.local", "old-password")
+    assert stored_hash(core, "old@t.local") == new
+    with pytest.raises(Unauthorized):
+        core.identity.login("old@t.local", "Old-password")
+
+
+def test_a_rehash_replaces_only_the_hash_it_read(core: Services) -> None:
+    # Given two logins that read the same old hash, the first of which has replaced it
+    new_user(core, "race@t.local", "race-password")
+    old = stored_hash(core, "race@t.local")
+    first, second = passwords.hash_password("race-password"), passwords.hash_password("race-password")
+    assert core.identity.repo.replace_password_hash("race@t.local", old, first)
+
+    # When the second writes its own, then nothing is written: the first one's hash stays
+    assert not core.identity.repo.replace_password_hash("race@t.local", old, second)
+    assert stored_hash(core, "race@t.local") == first
+    assert core.identity.login("race@t.local", "race-password")
+
+
+def test_a_user_created_twice_is_a_conflict(core: Services) -> None:
+    new_user(core, "twice@t.local", "twice-password")
+    with pytest.raises(Conflict):
+        core.identity.create_user("Twice@t.local", "other", name="Ann", role=Role.USER, account_id=DEMO)
+    assert core.identity.login("twice@t.local", "twice-password")
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [
+        "",
+        "bcrypt$x",
+        "scrypt$16384$8$1$!!$!!",
+        "scrypt$0$8$1$AAAA$AAAA",
+        f"scrypt${2**30}$8$1$AAAA$AAAA",
+        "scrypt$a$b$c$d$e",
+    ],
+)
+def test_a_malformed_stored_hash_matches_no_password(stored: str) -> None:
+    assert not passwords.verify_password("anything", stored)

@@ -40,6 +40,19 @@ class IdentityRepository:
         except ConditionFailed as err:
             raise Conflict(f"User {user.email} already exists") from err
 
+    def replace_password_hash(self, email: str, old: str, new: str) -> bool:
+        """Store `new` in place of `old`; False, writing nothing, if the stored hash is no longer `old`."""
+        try:
+            self.table.update(
+                *_user_key(email),
+                "SET password_hash = :new",
+                values={":new": new, ":old": old},
+                condition="password_hash = :old",
+            )
+        except ConditionFailed:
+            return False
+        return True
+
     # Accounts ------------------------------------------------------------
     def get_account(self, account_id: str) -> Account | None:
         item = self.table.get(*_account_key(account_id))

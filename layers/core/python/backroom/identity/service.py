@@ -6,9 +6,9 @@ import hashlib
 import secrets
 
 from backroom.clock import now_ms
-from backroom.errors import Forbidden, NotFound, Unauthorized
+from backroom.errors import Conflict, Forbidden, NotFound, Unauthorized
 from backroom.identity.models import Account, Caller, Role, Session, User
-from backroom.identity.passwords import DECOY_HASH, hash_password, verify_password
+from backroom.identity.passwords import decoy_hash, hash_password, needs_rehash, verify_password
 from backroom.identity.repository import IdentityRepository
 from backroom.ids import new_id
 
@@ -55,6 +55,8 @@ class IdentityService:
         account = self.repo.get_account(account_id)
         if account is None:
             raise NotFound(f"Account {account_id} does not exist")
+        if self.repo.get_user(email) is not None:  # before the hash: half a second saved (the put checks again)
+            raise Conflict(f"User {email.strip().lower()} already exists")
         user = User(
             id=user_id or new_id(),
             email=email.strip().lower(),
@@ -70,8 +72,11 @@ class IdentityService:
     # Login ---------------------------------------------------------------
     def login(self, email: str, password: str, *, impersonate: str | None = None, ip: str | None = None) -> Session:
         user = self.repo.get_user(email)
-        if not verify_password(password, user.password_hash if user else DECOY_HASH) or user is None:
+        if not verify_password(password, user.password_hash if user else decoy_hash()) or user is None:
             raise Unauthorized("Invalid credentials")
+        if needs_rehash(user.password_hash):
+            # Made at an older cost: replaced, now that the password is known, unless another login did first.
+            self.repo.replace_password_hash(user.email, user.password_hash, hash_password(password))
         caller = _caller(user)
         if impersonate:
             if user.role is not Role.DEVELOPER:
