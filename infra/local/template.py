@@ -33,6 +33,11 @@ def _tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
 _CfnLoader.add_multi_constructor("!", _tag)
 
 
+def read_cloudformation(text: str) -> Any:
+    """A CloudFormation YAML document, its short tags (`!Ref`, `!GetAtt`...) read as their long form."""
+    return yaml.load(text, Loader=_CfnLoader)  # noqa: S506 - a SafeLoader subclass
+
+
 @dataclass
 class Route:
     method: str
@@ -84,7 +89,7 @@ class Template:
 
     @classmethod
     def load(cls, path: Path = TEMPLATE) -> Template:
-        data = yaml.load(path.read_text(), Loader=_CfnLoader)  # noqa: S506 - a SafeLoader subclass
+        data = read_cloudformation(path.read_text())
         return cls(resources=data["Resources"], globals_=data.get("Globals", {}).get("Function", {}))
 
     def of_type(self, kind: str) -> dict[str, dict[str, Any]]:
