@@ -9,18 +9,26 @@ STAMP := $(VENV)/.installed
 export PYTHONPATH := $(CURDIR)/layers/core/python:$(CURDIR)
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: run test unit integration lint format bench build validate deploy clean
+.PHONY: run test unit integration lint format bench build validate deploy clean openapi deploy-check
 
-$(STAMP): requirements.txt constraints.txt
+$(STAMP): requirements.txt constraints.txt pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt -c constraints.txt
+	@# The project itself, editable: its console script `backroom` (.venv/bin/backroom); the egg-info is a by-product.
+	@$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e . && rm -rf backroom.egg-info
 	@touch $(STAMP)
 
 run: $(STAMP)
 	$(PY) -m infra.local.run
 
+# The OpenAPI document that `make run` serves at /openapi.json, as a file.
+openapi: $(STAMP)
+	$(PY) -m infra.local.run --openapi docs/openapi.json
+
+# Two processes (pytest-xdist), whole files each: the unit files on in-process moto and the integration
+# files (each process starts its own local stack) share the two cores; about half the serial time.
 test: $(STAMP)
-	$(PY) -m pytest tests
+	$(PY) -m pytest -n 2 --dist loadfile tests
 
 unit: $(STAMP)
 	$(PY) -m pytest tests/unit
@@ -31,13 +39,19 @@ integration: $(STAMP)
 # runtime: list latency of the runtime data API at 10,000 and 100,000 records (17 to 21 minutes on 2 cores);
 # records: import throughput, extract and update latency by table size (about 21 minutes on 2 cores);
 # task_memory: a task's memory by row count (about 15); actions: the aggregate sample at 10,000 and
-# 100,000 contacts and an async action's records/s against a loop of updates (about 20).
+# 100,000 contacts and an async action's records/s against a loop of updates (about 20);
+# import_export: runtime CSV import and export of 100,000 rows against raw baselines, and memory (about 25);
+# coldstart: each function's cold init against the floor of boto3 and one client (about 1); load: 50
+# concurrent callers against the same calls one at a time (about 2; any error fails it, so it runs last).
 # Each file's docstring lists its BENCH_* knobs.
 bench: $(STAMP)
 	$(PY) -m infra.bench.runtime
 	$(PY) -m infra.bench.actions
 	$(PY) -m infra.bench.records
 	$(PY) -m infra.bench.task_memory
+	$(PY) -m infra.bench.import_export
+	$(PY) -m infra.bench.coldstart
+	$(PY) -m infra.bench.load
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -60,6 +74,11 @@ validate: $(VENV)-sam/.installed
 
 build: $(VENV)-sam/.installed
 	$(VENV)-sam/bin/sam build
+
+# Deploy rehearsal, offline: SAM's translator, then the stack in moto's CloudFormation, checked against
+# what template.yaml declares (infra/deploy/rehearse.py; also run by `make test`).
+deploy-check: $(STAMP)
+	$(PY) -m infra.deploy.rehearse --quiet
 
 deploy: build
 	$(VENV)-sam/bin/sam deploy --config-env $(or $(ENV),dev)
