@@ -12,8 +12,8 @@
    `Table.batch_writer()` (one thread), and a plain Query of the records' partitions written as CSV to
    S3 (one thread). Ratios: import items/s ÷ raw items/s (goal ≥ 0.8), export rows/s ÷ plain rows/s
    (goal ≥ 1.0).
-5. The stack process's peak memory (workers and gateway) during the small and the large runs: flat
-   means the large run's peak is close to the small one's.
+5. The worker process's peak memory (its own process, `--no-gateway`, as a Lambda function is) during
+   the small and the large runs: flat means the large run's peak is close to the small one's.
 
 Knobs: BENCH_IE_SMALL, BENCH_IE_LARGE, BENCH_IE_POLLERS (4), BENCH_STACK_LOG.
 """
@@ -225,18 +225,19 @@ def main() -> int:
     large = int(os.environ.get("BENCH_IE_LARGE", "100000"))
     pollers = int(os.environ.get("BENCH_IE_POLLERS", "4"))
     print(f"Runtime import/export: {small:,} and {large:,} rows, {pollers} pollers", flush=True)
-    with running(workers=True, pollers=pollers) as stack:
+    with running(workers=True, pollers=pollers, separate_workers=True) as stack:
+        worker = stack.worker_pid or stack.pid
         app = json.loads(APP.read_text())
         app["entities"].append(BENCH_ENTITY)
         stack.core.app.repo.install(TENANT, AppDefinition.model_validate(app))
 
-        with Peak(stack.pid) as small_import:
+        with Peak(worker) as small_import:
             small_seconds, _ = run_import(stack, rows_csv(small, 0, "small"))
-        with Peak(stack.pid) as small_export:
+        with Peak(worker) as small_export:
             run_export(stack, "small")
 
         print(f"import {large:,} rows (stopped at a third, then resumed)", flush=True)
-        with Peak(stack.pid) as large_import:
+        with Peak(worker) as large_import:
             seconds, job = run_import(stack, rows_csv(large, 0), stop_at=1 / 3)
         found = count(stack)
         print(f"  {job['results']}; {found:,} records", flush=True)
@@ -252,7 +253,7 @@ def main() -> int:
             raise SystemExit("the second import added records or did not update them")
 
         print(f"export {large:,} records", flush=True)
-        with Peak(stack.pid) as large_export:
+        with Peak(worker) as large_export:
             export_seconds, exported, lines = run_export(stack, "item")
         print(f"  {exported['results']}; the file has {lines:,} lines", flush=True)
         if lines != large + 1:
@@ -279,7 +280,7 @@ def main() -> int:
     print(f"| plain Query to CSV, 1 thread | {plain_seconds:.1f} s | {plain_rate:,.0f} rows/s | |")
     print(f"| **export ÷ plain** | | **{export_rate / plain_rate:.2f}** | ≥ 1.0 |")
     print()
-    print("| stack process memory | start | peak |")
+    print("| worker process memory | start | peak |")
     print("| --- | --- | --- |")
     for name, peak in (
         (f"import {small:,}", small_import),

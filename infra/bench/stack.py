@@ -56,11 +56,15 @@ class Stack:
     endpoint: str  # the emulator's URL
     core: Services  # the core's services in this process, on the same emulator
     pid: int  # the stack's process (gateway and workers)
+    worker_pid: int | None = None  # with `separate_workers`: the workers' own process, as in Lambda
 
 
 @contextmanager
-def running(*, workers: bool, pollers: int = 2) -> Iterator[Stack]:
-    """Start the emulator and the stack (with `pollers` workers per queue, or none), stop both on exit."""
+def running(*, workers: bool, pollers: int = 2, separate_workers: bool = False) -> Iterator[Stack]:
+    """Start the emulator and the stack (with `pollers` workers per queue, or none), stop both on exit.
+
+    `separate_workers` runs the workers in a process of their own (`--no-gateway`), so that a bench can
+    tell the workers' memory from the gateway's (in Lambda, each function is its own process)."""
     moto_port, api_port = emulator.free_port(), emulator.free_port()
     moto = emulator.start_moto(port=moto_port)
     endpoint = f"http://127.0.0.1:{moto_port}"
@@ -72,6 +76,10 @@ def running(*, workers: bool, pollers: int = 2) -> Iterator[Stack]:
     command = [sys.executable, "-m", "infra.local.run", "--port", str(api_port), "--pollers", str(pollers)]
     log_name = os.environ.get("BENCH_STACK_LOG")
     log: IO[bytes] | None = open(log_name, "ab") if log_name else None  # noqa: SIM115 - closed below
+    worker: subprocess.Popen[bytes] | None = None
+    apart = workers and separate_workers
+    if apart:
+        workers = False
     stack = subprocess.Popen(
         command if workers else [*command, "--no-workers"],
         cwd=ROOT,
@@ -91,13 +99,31 @@ def running(*, workers: bool, pollers: int = 2) -> Iterator[Stack]:
                 if time.monotonic() > deadline or stack.poll() is not None:
                     raise
                 time.sleep(0.5)
+        if apart:  # once the gateway has provisioned the stack, as the integration tests start it
+            worker = subprocess.Popen(
+                [*command, "--no-gateway"],
+                cwd=ROOT,
+                env=env,
+                stdout=log or subprocess.DEVNULL,
+                stderr=log or subprocess.DEVNULL,
+            )
         os.environ.update({k: v for k, v in env.items() if k.startswith("AWS_")})
         template = Template.load()
         provisioned = provision(boto3.session.Session(region_name="us-east-1"), endpoint, template)
         aws.reset_clients()
         core = build(Settings.from_env({**env, **function_environment(template, provisioned)}))
-        yield Stack(base=base, token=token, endpoint=endpoint, core=core, pid=stack.pid)
+        yield Stack(
+            base=base,
+            token=token,
+            endpoint=endpoint,
+            core=core,
+            pid=stack.pid,
+            worker_pid=worker.pid if worker else None,
+        )
     finally:
+        if worker is not None:
+            worker.terminate()
+            worker.wait(timeout=30)
         stack.terminate()
         try:
             stack.wait(timeout=30)
