@@ -24,10 +24,12 @@ import logging
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from itertools import islice
 from typing import Any
 
 from backroom.app.definition import Entity, EntityPermission, FieldAccess
-from backroom.app.planning import CHUNK_IDS, chunk_ids, entity_of, id_chunks, planned_ids
+from backroom.app.planning import CHUNK_IDS, chunk_ids, entity_of
+from backroom.app.querylang import parse
 from backroom.errors import Invalid
 from backroom.jobs.kinds import JobContext, JobFailure, JobKind, PerJob, RowOutcome, register
 from backroom.jobs.models import Chunk, ChunkPlan, Job, Progress
@@ -242,18 +244,26 @@ class ExportRecordsKind(JobKind):
     name = EXPORT_KIND
     commit_rows = CHUNK_IDS  # a chunk is one group: one part
 
-    def plan(self, ctx: JobContext, job: Job) -> list[ChunkPlan]:
+    def plan(self, ctx: JobContext, job: Job) -> Iterator[ChunkPlan]:
+        """The matches' ids as the store reads them, after `_offset`, at most `_size`, a chunk at a time:
+        the plan never holds more than one chunk's ids (the engine writes each chunk as it comes)."""
         _setup(ctx, job)  # a field gone since the request fails the job now, not at the end
-        plans = planned_ids(ctx, job)
-        total = sum(p.count for p in plans)
-        if total > MAX_RECORDS:
-            raise JobFailure(f"The query matches {total} records; an export takes at most {MAX_RECORDS:,}")
-        ids = [i for p in plans for i in p.cursor["ids"]]
-        ids.sort(reverse=job.params.get("descending", False))
+        entity = entity_of(ctx, job)
         offset = int(job.params.get("offset") or 0)
         size = job.params.get("size")
-        ids = ids[offset : offset + int(size)] if size is not None else ids[offset:]
-        return id_chunks(ids)
+        ids = ctx.app.iter_ids(job.tenant_id, entity, parse(job.params.get("query") or {}))
+        ids = islice(ids, offset, None if size is None else offset + int(size))
+        index = start = 0
+        part: list[str] = []
+        for rid in ids:
+            part.append(rid)
+            if len(part) == CHUNK_IDS:
+                yield ChunkPlan(index=index, start=start, count=len(part), cursor={"ids": part})
+                index, start, part = index + 1, start + len(part), []
+            if start + len(part) > MAX_RECORDS:
+                raise JobFailure(f"The query matches more than {MAX_RECORDS:,} records, the most an export takes")
+        if part:
+            yield ChunkPlan(index=index, start=start, count=len(part), cursor={"ids": part})
 
     def rows(self, ctx: JobContext, job: Job, chunk: Chunk, skip: int) -> Iterator[Any]:
         return iter(chunk_ids(chunk.cursor, skip))
@@ -388,11 +398,11 @@ def start_export(data: Any, caller: Any, name: str, params: Mapping[str, Any], i
     options = {k: (v[-1] if isinstance(v, list) else v) for k, v in params.items() if k in _OPTIONS}
     size = _whole(options.get("_size"), "_size", 1, MAX_RECORDS)
     offset = _whole(options.get("_offset"), "_offset", 0, MAX_RECORDS) or 0
-    if options.get("_sortField", "id") != "id":
-        raise Invalid("An export is ordered by id: _sortField may only be id")
-    descending = str(options.get("_sortType", "desc")).lower()
-    if descending not in ("asc", "desc"):
-        raise Invalid("_sortType must be asc or desc")
+    if "_sortField" in options or "_sortType" in options:
+        raise Invalid(
+            "An export lists the records in the order they are read (by id, or by the index serving the query): "
+            "it takes no _sortField or _sortType"
+        )
     flags = {k: str(options.get(k, "false")).lower() for k in ("_useLabels", "_lowPriority")}
     for key, value in flags.items():
         if value not in ("true", "false"):
@@ -415,7 +425,6 @@ def start_export(data: Any, caller: Any, name: str, params: Mapping[str, Any], i
         "labels": flags["_useLabels"] == "true",
         "size": size,
         "offset": offset,
-        "descending": descending == "desc",
         "user": caller.email,
         "ip": ip,
         "developer": caller.is_developer,

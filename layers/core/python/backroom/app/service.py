@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -356,18 +356,25 @@ class AppData:
         return self.ids_of(caller.tenant_id, access.entity, query, most=most)
 
     def ids_of(self, tenant_id: str, entity: Entity, query: Query, *, most: int | None = None) -> list[str]:
+        ids: list[str] = []
+        for rid in self.iter_ids(tenant_id, entity, query):
+            ids.append(rid)
+            if most is not None and len(ids) > most:
+                break
+        return ids
+
+    def iter_ids(self, tenant_id: str, entity: Entity, query: Query) -> Iterator[str]:
+        """The ids of the records `query` matches, read as they are needed (a job's plan of any size)."""
         schema = entity.schema
         bound = bind(schema, query)
         where = self._where(Access(entity, _EVERYTHING), bound)
         if bound.ids is not None:
             found = self.records.get_many(tenant_id, schema, [i for i in dict.fromkeys(bound.ids) if _ID.match(i)])
-            return [r.rid for r in found if matches(schema, r.data, bound.conditions) and (where is None or where(r))]
-        ids: list[str] = []
-        for rid in self.records.ids(tenant_id, schema, bound.conditions, where=where):
-            ids.append(rid)
-            if most is not None and len(ids) > most:
-                break
-        return ids
+            yield from (
+                r.rid for r in found if matches(schema, r.data, bound.conditions) and (where is None or where(r))
+            )
+            return
+        yield from self.records.ids(tenant_id, schema, bound.conditions, where=where)
 
     def delete_query(self, caller: Caller, name: str, params: Mapping[str, Any], ip: str | None) -> dict[str, Any]:
         ids = self.matching_ids(caller, name, params, most=SYNC_DELETE_MOST)

@@ -306,24 +306,25 @@ class JobEngine:
             return
         if job.state is JobState.PENDING:
             kind = kind_of(job.kind)
-            try:
-                plans = kind.plan(self.ctx, job)
+            chunks = rows = 0
+            try:  # a kind may plan lazily (a generator): each chunk is written as it comes, memory stays flat
+                for plan in kind.plan(self.ctx, job):
+                    self.repo.create_chunk(job_id, plan)
+                    chunks, rows = chunks + 1, rows + plan.count
             except JobFailure as failure:
                 self._fail(job, str(failure))
                 return
-            for plan in plans:
-                self.repo.create_chunk(job_id, plan)
             started = self.repo.transition(
                 job_id,
                 (JobState.PENDING,),
                 JobState.RUNNING,
                 started_at=now_ms(),
-                chunk_count=len(plans),
-                total_rows=sum(p.count for p in plans),
+                chunk_count=chunks,
+                total_rows=rows,
             )
             if started:
-                self.log(job_id, f"Job started: {started.total_rows} rows in {len(plans)} chunks")
-                logger.info("job %s started: %d rows, %d chunks", job_id, started.total_rows, len(plans))
+                self.log(job_id, f"Job started: {started.total_rows} rows in {chunks} chunks")
+                logger.info("job %s started: %d rows, %d chunks", job_id, started.total_rows, chunks)
         # A redelivered plan message re-sends the open chunks, so a crash right after planning loses nothing.
         if self.repo.state(job_id) is JobState.RUNNING:
             self._enqueue_open_chunks(job_id)

@@ -27,7 +27,7 @@ public face (a child job, a log line, per-record results); no kind reaches into 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
@@ -122,7 +122,8 @@ class JobKind:
     # Whether `settle` has work to do when the job stops, fails or is canceled.
     settles: ClassVar[bool] = False
 
-    def plan(self, ctx: JobContext, job: Job) -> list[ChunkPlan]:
+    def plan(self, ctx: JobContext, job: Job) -> Iterable[ChunkPlan]:
+        """The job's chunks, in order (a list, or a generator for a plan too big to hold)."""
         return []
 
     def rows(self, ctx: JobContext, job: Job, chunk: Chunk, skip: int) -> Iterator[Any]:
