@@ -182,5 +182,7 @@ def test_export_related_fields_labels_and_bad_requests(app: Services, queue: Que
         start_export(app.app, DEV, "companies", {"_fields": "nope"}, None)
     with pytest.raises(Invalid):
         start_export(app.app, DEV, "companies", {"_size": "1000001"}, None)
+    with pytest.raises(Invalid):  # an export lists records in the order they are read
+        start_export(app.app, DEV, "companies", {"_sortType": "asc"}, None)
     with pytest.raises(Forbidden):
         start_export(app.app, USER, "companies", {"taxId": "x"}, None)
