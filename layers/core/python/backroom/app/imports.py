@@ -33,7 +33,7 @@ from backroom.app.repository import AppRepository
 from backroom.clock import now_ms
 from backroom.csvfiles import CsvChunker, chunk_rows
 from backroom.dynamo import Write
-from backroom.errors import BackroomError, FieldError, Invalid, NotFound
+from backroom.errors import BackroomError, FieldError, Forbidden, Invalid, NotFound
 from backroom.files import FileStore
 from backroom.jobs.kinds import (
     JobContext,
@@ -107,8 +107,6 @@ class Layout:
 
 def flags_of(params: Mapping[str, str], *, developer: bool) -> dict[str, bool]:
     """The import's flags from the query string: true/false only; developers-only ones are 403 for others."""
-    from backroom.errors import Forbidden
-
     chosen: dict[str, bool] = {}
     for name, raw in params.items():
         if name not in FLAGS:
@@ -511,12 +509,7 @@ class _Setup:
     records: RecordStore
     may_update: bool
     skip_invalid: bool
-    skip_history: bool
-
-    @property
-    def schema(self) -> Schema:
-        schema = self.entity.schema
-        return schema.model_copy(update={"history": False}) if self.skip_history else schema
+    schema: Schema  # the entity's, without history when `_skipHistory` is set (made once per job)
 
     def stamped(self, values: Mapping[str, Any]) -> dict[str, Any]:
         stamped = dict(values)
@@ -557,7 +550,7 @@ def _load(ctx: JobContext, job: Job) -> _Setup:
         records=records,
         may_update=developer or _grant(repo, job).update,
         skip_invalid=bool(flags.get("_skipInvalidFields")),
-        skip_history=bool(flags.get("_skipHistory")),
+        schema=entity.schema.model_copy(update={"history": False}) if flags.get("_skipHistory") else entity.schema,
     )
 
 
