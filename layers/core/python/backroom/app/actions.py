@@ -52,7 +52,8 @@ from backroom.records.store import AlreadyApplied, Author, Update, VersionConfli
 from backroom.records.values import normalize
 
 if TYPE_CHECKING:
-    from backroom.app.service import Access, AppData
+    from backroom.app.permissions import Access
+    from backroom.app.service import AppData
 
 ACTION_KIND = "runtime.execute_action"
 SYNC_MOST = 1000  # the spec: more records than this need `_async=true`
@@ -206,7 +207,7 @@ class ActionRunner:
         params = parameters(action, body)
         query = dict(query or {})
         if ids is None:  # a bad query is a 400 now, not a failed job
-            access.check_query(bind(access.schema, parse(query)).paths)
+            access.bind(parse(query))
         if action.run_async if run_async is None else run_async:
             return self._job(caller, access, action, ids, query, params, ip)
         author = Author(caller.email, ip, f"entities.{name}.actions.{action.name}")

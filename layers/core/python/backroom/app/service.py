@@ -11,13 +11,13 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from backroom.app.actions import ActionRunner, action_of
-from backroom.app.definition import Entity, EntityPermission, FieldAccess
+from backroom.app.definition import Entity
 from backroom.app.files import AppFiles
 from backroom.app.logs import AppLogs, record_line, validation_line
+from backroom.app.permissions import EVERYTHING, Access, Gate, Need
 from backroom.app.querylang import Bound, Query, bind, evaluate, parse
 from backroom.app.repository import AppRepository
 from backroom.app.views import VERSION_BASE, change_view, native_value, record_view
@@ -28,7 +28,7 @@ from backroom.identity.models import Caller
 from backroom.ids import object_id
 from backroom.jobs.engine import JobEngine
 from backroom.jobs.models import Job, NewJob
-from backroom.records import Record, RecordStore, Schema
+from backroom.records import Record, RecordStore
 from backroom.records.query import matches, sort_key
 from backroom.records.store import Author, Check
 from backroom.records.values import render_label
@@ -38,34 +38,6 @@ DELETE_KIND = "runtime.delete_records"
 EVENT_TYPES = {"create": "USER_RECORD_CREATED", "update": "USER_RECORD_CHANGED", "delete": "USER_RECORD_DELETED"}
 _ACTIONS = {v: k for k, v in EVENT_TYPES.items()}
 _ID = re.compile(r"^[0-9a-f]{24}$")
-_EVERYTHING = EntityPermission(read=True, create=True, update=True, delete=True, history=True)
-
-
-@dataclass
-class Access:
-    """An entity as one caller may use it."""
-
-    entity: Entity
-    grant: EntityPermission
-
-    @property
-    def schema(self) -> Schema:
-        return self.entity.schema
-
-    def readable(self) -> list[str]:
-        return [f.name for f in self.schema.fields if self.grant.access(f.name) is not FieldAccess.NONE]
-
-    def check_query(self, paths: set[str]) -> None:
-        hidden = sorted(p for p in paths if self.grant.access(p.split(".")[0]) is FieldAccess.NONE)
-        if hidden:
-            raise Forbidden(f"You may not query {self.entity.name} by {', '.join(hidden)}")
-
-    def check_write(self, values: Mapping[str, Any]) -> None:
-        locked = sorted(
-            n for n in values if n not in ("id", "label", "version") and self.grant.access(n) is not FieldAccess.WRITE
-        )
-        if locked:
-            raise Forbidden(f"You may not write {', '.join(locked)} of {self.entity.name}")
 
 
 def entity_id(tenant_id: str, name: str) -> str:
@@ -113,14 +85,13 @@ class AppData:
         return self.update(caller, name, segment, body, ip)
 
     # Access ---------------------------------------------------------------
-    def access(self, caller: Caller, name: str, need: str) -> Access:
+    def gate(self, caller: Caller) -> Gate:
+        """The permission gate every path asks (`backroom.app.permissions`)."""
+        return Gate.of(self.repo, caller)
+
+    def access(self, caller: Caller, name: str, need: Need) -> Access:
         """The entity `name` as `caller` may use it; 403 when it may not `need` (read, create, ...)."""
-        entity = self.repo.entity(caller.tenant_id, name)
-        grant = _EVERYTHING if caller.is_developer else self.repo.permissions(caller.tenant_id, caller.email).get(name)
-        grant = grant or EntityPermission()
-        if not getattr(grant, need):
-            raise Forbidden(f"You have no permission to {need} records of {name}")
-        return Access(entity, grant)
+        return self.gate(caller).access(name, need)
 
     # Reading --------------------------------------------------------------
     def get(self, caller: Caller, name: str, rid: str, params: Mapping[str, Any]) -> dict[str, Any]:
@@ -134,8 +105,7 @@ class AppData:
     def find(self, caller: Caller, name: str, params: Mapping[str, Any]) -> dict[str, Any]:
         access = self.access(caller, name, "read")
         query = parse(params)
-        bound = bind(access.schema, query)
-        access.check_query(bound.paths)
+        bound = access.bind(query)
         records, total, more = self._find(caller.tenant_id, access, query, bound)
         answer: dict[str, Any] = {"total": total}
         answer["offset"] = records[-1].rid if more and records else None
@@ -351,8 +321,7 @@ class AppData:
         """The ids of the records a query matches (for a delete by query), checked against the caller's access."""
         access = self.access(caller, name, "delete")
         query = parse(params)
-        bound = bind(access.schema, query)
-        access.check_query(bound.paths)
+        access.bind(query)
         return self.ids_of(caller.tenant_id, access.entity, query, most=most)
 
     def ids_of(self, tenant_id: str, entity: Entity, query: Query, *, most: int | None = None) -> list[str]:
@@ -367,7 +336,7 @@ class AppData:
         """The ids of the records `query` matches, read as they are needed (a job's plan of any size)."""
         schema = entity.schema
         bound = bind(schema, query)
-        where = self._where(Access(entity, _EVERYTHING), bound)
+        where = self._where(Access(entity, EVERYTHING), bound)
         if bound.ids is not None:
             found = self.records.get_many(tenant_id, schema, [i for i in dict.fromkeys(bound.ids) if _ID.match(i)])
             yield from (
@@ -389,7 +358,7 @@ class AppData:
         access = self.access(caller, name, "delete")
         query = {k: v for k, v in params.items() if k not in ("_async", "_lowPriority")}
         if ids is None:
-            access.check_query(bind(access.schema, parse(query)).paths)  # a bad query is a 400 now, not a failed job
+            access.bind(parse(query))  # a bad query is a 400 now, not a failed job
         params = {
             "entity": name,
             "ids": [i for i in ids if _ID.match(i)] if ids is not None else None,  # never an oversized key
