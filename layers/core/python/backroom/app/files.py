@@ -10,7 +10,7 @@ Bodies above what a Lambda request or response carries go through presigned S3 U
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -176,11 +176,25 @@ class AppFiles:
         return self._download(self._file(link.tenant_id, link.file_id, "Shared file"))
 
     # Records that reference files ------------------------------------------
-    def attach(self, tenant_id: str, schema: Schema, values: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    def attach(
+        self,
+        tenant_id: str,
+        schema: Schema,
+        values: Mapping[str, Any],
+        *,
+        taker: str | None = None,
+        held: Callable[[], set[str]] = set,
+    ) -> tuple[dict[str, Any], list[str]]:
         """The values with each file field's value as the upload it names (`{id, name, contentType}`), and
-        the ids of those files; a file that does not exist is a 400 on its field."""
+        the ids of those files; a file that does not exist is a 400 on its field.
+
+        `taker`, a user's email (None: a developer or the engine), may attach only the files it uploaded
+        or those the record already holds in fields it reads (`held`, asked only then): a file id seen
+        elsewhere (another record's hidden field, another user's upload) never becomes readable by being
+        attached to a record the caller may read."""
         errors: list[FieldError] = []
         ids: list[str] = []
+        foreign: list[str] = []
 
         def one(spec: TableField, raw: Any, path: str) -> Any:
             fid = raw.get("id") if isinstance(raw, dict) else raw
@@ -191,6 +205,8 @@ class AppFiles:
                 errors.append(FieldError(path, f"{path}: no uploaded file has id {fid}", "notFound"))
                 return raw
             ids.append(fid)
+            if taker is not None and (stored.uploaded_by or "").lower() != taker.lower():
+                foreign.append(fid)
             return {"id": fid, "name": stored.filename or fid, "contentType": stored.content_type}
 
         def walk(specs: Sequence[TableField], given: Mapping[str, Any], prefix: str) -> dict[str, Any]:
@@ -217,6 +233,8 @@ class AppFiles:
         attached = walk(schema.fields, values, "")
         if errors:
             raise Invalid("Validation error", errors=errors)
+        if foreign and not set(foreign) <= held():
+            raise Forbidden("You may attach only files you uploaded, or those the record already holds")
         return attached, list(dict.fromkeys(ids))
 
     def reference(self, tenant_id: str, file_ids: Sequence[str]) -> list[str]:

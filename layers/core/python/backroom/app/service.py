@@ -31,7 +31,7 @@ from backroom.jobs.models import Job, NewJob
 from backroom.records import Record, RecordStore
 from backroom.records.query import matches, sort_key
 from backroom.records.store import Author, Check
-from backroom.records.values import render_label
+from backroom.records.values import file_refs, render_label
 
 SYNC_DELETE_MOST = 1000  # the spec: more than this needs `_async=true`
 DELETE_KIND = "runtime.delete_records"
@@ -236,12 +236,19 @@ class AppData:
         ip: str | None,
         write: Callable[[dict[str, Any]], Record],
         label: str = "",
+        rid: str | None = None,
     ) -> Record:
         """A record write through the API: its files referenced first (released if it fails), then its log
         line, or the line of its failed validation."""
         tenant, name = caller.tenant_id, access.entity.name
         try:
-            values, file_ids = self.files.attach(tenant, access.schema, values)
+            values, file_ids = self.files.attach(
+                tenant,
+                access.schema,
+                values,
+                taker=None if caller.is_developer else caller.email,
+                held=lambda: self._held_files(tenant, access, rid),
+            )
             taken = self.files.reference(tenant, file_ids)
             try:
                 record = write(values)
@@ -259,6 +266,13 @@ class AppData:
         )
         self.logs.add(tenant, [line])
         return record
+
+    def _held_files(self, tenant_id: str, access: Access, rid: str | None) -> set[str]:
+        """The files record `rid` holds in fields the caller reads (none before it exists)."""
+        record = self.records.get(tenant_id, access.schema, rid) if rid else None
+        if record is None:
+            return set()
+        return {fid for top, fid in file_refs(access.schema.fields, record.data) if access.may_read(top)}
 
     def update(self, caller: Caller, name: str, rid: str, body: Any, ip: str | None) -> dict[str, Any]:
         access = self.access(caller, name, "update")
@@ -284,6 +298,7 @@ class AppData:
                 author=author,
             ),
             label=rid,
+            rid=rid,
         )
         return self._views(caller, access, [record], parse({}))[0]
 
