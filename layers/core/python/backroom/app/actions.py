@@ -207,7 +207,7 @@ class ActionRunner:
         params = parameters(action, body)
         query = dict(query or {})
         if ids is None:  # a bad query is a 400 now, not a failed job
-            access.bind(parse(query))
+            access.bind(access.parse(query))
         if action.run_async if run_async is None else run_async:
             return self._job(caller, access, action, ids, query, params, ip)
         author = Author(caller.email, ip, f"entities.{name}.actions.{action.name}")

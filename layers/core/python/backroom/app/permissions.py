@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from backroom.app.definition import Entity, EntityPermission, FieldAccess
-from backroom.app.querylang import AllOf, AnyOf, Bound, Expr, Filter, Query, bind
+from backroom.app.querylang import AllOf, AnyOf, Bound, Expr, Filter, Query, bind, parse
 from backroom.errors import Forbidden
 
 if TYPE_CHECKING:
@@ -114,6 +114,12 @@ class Access:
         hidden = self.hidden(paths)
         if hidden:
             raise Forbidden(f"You may not query {self.entity.name} by {', '.join(hidden)[:200]}")
+
+    def parse(self, params: Mapping[str, Any]) -> Query:
+        """A request's query parameters parsed, after a 403 for any that names a hidden field: a filter's
+        syntax errors would otherwise say what the field holds."""
+        self.check_query([k for k in params if not k.startswith("_")] + [str(params.get("_sortField", "id"))])
+        return parse(params)
 
     def bind(self, query: Query) -> Bound:
         """`query` checked against the entity as this caller may use it: a filter or sort on a hidden field

@@ -104,7 +104,7 @@ class AppData:
 
     def find(self, caller: Caller, name: str, params: Mapping[str, Any]) -> dict[str, Any]:
         access = self.access(caller, name, "read")
-        query = parse(params)
+        query = access.parse(params)
         bound = access.bind(query)
         records, total, more = self._find(caller.tenant_id, access, query, bound)
         answer: dict[str, Any] = {"total": total}
@@ -335,7 +335,7 @@ class AppData:
     ) -> list[str]:
         """The ids of the records a query matches (for a delete by query), checked against the caller's access."""
         access = self.access(caller, name, "delete")
-        query = parse(params)
+        query = access.parse(params)
         access.bind(query)
         return self.ids_of(caller.tenant_id, access.entity, query, most=most)
 
@@ -373,7 +373,7 @@ class AppData:
         access = self.access(caller, name, "delete")
         query = {k: v for k, v in params.items() if k not in ("_async", "_lowPriority")}
         if ids is None:
-            access.bind(parse(query))  # a bad query is a 400 now, not a failed job
+            access.bind(access.parse(query))  # a bad query is a 400 now, not a failed job
         params = {
             "entity": name,
             "ids": [i for i in ids if _ID.match(i)] if ids is not None else None,  # never an oversized key
