@@ -24,7 +24,7 @@ class Settings(BaseModel):
     login_failures_per_address: int = Field(default=100, gt=0)
     login_failure_window_seconds: int = Field(default=15 * 60, gt=0)
     password_hashes_at_once: int = Field(default=2, gt=0)
-    password_hash_wait_seconds: float = Field(default=2.0, ge=0)
+    password_hash_wait_seconds: float = Field(default=10.0, ge=0)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:

@@ -43,7 +43,7 @@ class IdentityService:
         token_lifetime_seconds: int = 7 * 24 * 3600,
         limits: LoginLimits | None = None,
         hashes_at_once: int = 2,
-        hash_wait_seconds: float = 2.0,
+        hash_wait_seconds: float = 10.0,
     ) -> None:
         self.repo = repo
         self.idle_ms = token_idle_seconds * 1000
