@@ -1,11 +1,21 @@
-"""Auth facade (runtime dialect): `POST /runtime/api/auth/login`, impersonation included."""
+"""Auth facade: `POST /runtime/api/auth/login` (impersonation included), and logout in each dialect.
+
+Logout ends the token a request carries, as each dialect's own clients would ask: the runtime's
+`POST /runtime/api/auth/logout` (a sibling of its login), Kazoo's `DELETE /v2/token_auth`, and the
+gateway's `POST /gateway/auth/v1/logout` (Spring Security's `POST /logout`, under the gateway's
+`/<service>/v1` paths). Each answers in its own dialect, errors included.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
 from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from backroom.api.dialects import RuntimeDialect
-from backroom.api.resolver import dialect_app
+from backroom.api.dialects import GatewayDialect, RuntimeDialect, TasksDialect
+from backroom.api.openapi import JSON, ref
+from backroom.api.resolver import CurrentCaller, dialect_app
 from backroom.services import services
 from backroom.tracing import Tracer
 from pydantic import BaseModel, ConfigDict, Field
@@ -13,7 +23,14 @@ from pydantic import BaseModel, ConfigDict, Field
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
-app = dialect_app(RuntimeDialect(), public_routes=frozenset({"POST /runtime/api/auth/login"}))
+tasks = TasksDialect(node="auth@backroom")
+app = dialect_app(
+    RuntimeDialect(),
+    public_routes=frozenset({"POST /runtime/api/auth/login"}),
+    elsewhere={"/v2/": tasks, "/gateway/": GatewayDialect()},
+)
+
+_RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before trying again", "schema": {"type": "integer"}}}
 
 
 class LoginRequest(BaseModel):
@@ -55,9 +72,20 @@ class LoginResponse(BaseModel):
 @app.post(
     "/runtime/api/auth/login",
     responses={
-        401: {"description": "Invalid credentials"},
+        401: {"description": "Invalid credentials (also a deactivated user's good password)"},
         403: {"description": "Only developers may impersonate other users"},
         404: {"description": "The user to impersonate does not exist"},
+        409: {"description": "The user changed while logging in; log in again"},
+        429: {
+            "description": "Too many failed logins for this account or from this address: no password is checked"
+            " until `Retry-After` seconds have passed",
+            "headers": _RETRY_AFTER,
+        },
+        503: {
+            "description": "This instance is checking as many passwords as it may at once; try again after"
+            " `Retry-After` seconds",
+            "headers": _RETRY_AFTER,
+        },
     },
 )
 def login(body: LoginRequest) -> LoginResponse:
@@ -75,6 +103,42 @@ def login(body: LoginRequest) -> LoginResponse:
         token=session.token,
         accountId=caller.account_id,
     )
+
+
+class LogoutResponse(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"userEmail": "user@test.com", "adminUserEmail": None}]})
+
+    userEmail: str = Field(description="Whose session ended")
+    adminUserEmail: str | None = Field(description="The developer who was impersonating, if any")
+
+
+@app.post("/runtime/api/auth/logout")
+def logout(caller: CurrentCaller) -> LogoutResponse:
+    """End the session of the request's token at once: from then on it is a 401 on every route."""
+    services().identity.logout(caller.token)
+    return LogoutResponse(userEmail=caller.email, adminUserEmail=caller.admin_email)
+
+
+@app.delete(
+    "/v2/token_auth",
+    responses={
+        200: {
+            "description": "The token is deleted (Kazoo's envelope, `data` empty)",
+            "content": {JSON: {"schema": ref("KazooEnvelope")}},
+        }
+    },
+)
+def delete_token(caller: CurrentCaller) -> Response[Any]:
+    """Kazoo's logout: delete the auth token of the request (`X-Auth-Token`)."""
+    services().identity.logout(caller.token)
+    return tasks.envelope({}, app.current_event.raw_event)
+
+
+@app.post("/gateway/auth/v1/logout", responses={204: {"description": "The token is revoked", "content": {}}})
+def gateway_logout(caller: CurrentCaller) -> Response[Any]:
+    """Revoke the bearer token of the request."""
+    services().identity.logout(caller.token)
+    return Response(status_code=204, body="")
 
 
 @logger.inject_lambda_context

@@ -17,6 +17,7 @@ import csv
 import json
 import os
 import sys
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -152,8 +153,12 @@ def login(
 
 @app.command()
 def logout(ctx: typer.Context) -> None:
-    """Forget the token saved for this URL (the API has no logout: the token expires after 8 h unused)."""
+    """End the session on the server (`POST /runtime/api/auth/logout`) and forget its token here."""
     c = _ctx(ctx)
+    session = load_session(c.url) or {}
+    if session.get("token"):
+        with suppress(CliError):  # already ended or expired, or the server is away: forgotten here all the same
+            Client(c.url, str(session["token"])).call("POST", "/runtime/api/auth/logout", dialect="runtime")
     if forget_session(c.url):
         _out().print(f"Logged out of {c.url}.")
     else:

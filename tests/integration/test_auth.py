@@ -1,4 +1,5 @@
-"""`POST /runtime/api/auth/login` over HTTP, as the runtime spec shows it, and tokens on every dialect."""
+"""`POST /runtime/api/auth/login` over HTTP, as the runtime spec shows it, tokens on every dialect, and
+the logout of each dialect."""
 
 from __future__ import annotations
 
@@ -109,3 +110,35 @@ def test_one_openapi_document_covers_the_three_dialects(api: Api) -> None:
         "/v2/tasks",
         "/runtime/api/status/jobs/{job_id}",
     } <= set(paths)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "fields"),
+    [
+        ("POST", "/runtime/api/auth/logout", {"code", "message"}),
+        ("DELETE", "/v2/token_auth", {"auth_token", "data", "error", "message", "request_id", "status"}),
+        ("POST", "/gateway/auth/v1/logout", {"timestamp", "status", "error", "message", "path"}),
+    ],
+)
+def test_a_logout_without_a_valid_token_is_401_in_its_dialects_format(
+    api: Api, method: str, path: str, fields: set[str]
+) -> None:
+    for headers in ({}, {"token": "nope", "X-Auth-Token": "nope", "Authorization": "Bearer nope"}):
+        reply = api.call(method, path, headers=headers)
+        assert reply.status == 401
+        assert fields <= set(reply.json())
+
+
+def test_an_impersonation_logs_out_alone(api: Api, dev_token: str) -> None:
+    reply = api.call(
+        "POST",
+        LOGIN,
+        body={"email": "dev@demo.local", "password": "demo-dev-password", "emailImpersonatedUser": "user@demo.local"},
+    )
+    alias = reply.json()["token"]
+
+    out = api.call("POST", "/runtime/api/auth/logout", headers={"token": alias}, body={})
+
+    assert (out.status, out.json()) == (200, {"userEmail": "user@demo.local", "adminUserEmail": "dev@demo.local"})
+    assert api.call("GET", "/gateway/errand/v1/errands", headers={"token": alias}).status == 401
+    assert api.call("GET", "/gateway/errand/v1/errands", headers={"token": dev_token}).status == 200

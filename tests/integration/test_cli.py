@@ -67,6 +67,8 @@ def test_login_saves_a_private_token_and_logout_forgets_it(backroom: CliRunner, 
 
     assert "Logged out" in run(backroom, "logout").output
     assert api.base not in json.loads(saved.read_text())["sessions"]
+    ended = api.call("GET", "/gateway/errand/v1/errands", headers={"token": session["token"]})
+    assert ended.status == 401  # the session ended on the server too
     missing = run(backroom, "tasks", "show", "0" * 30, "--account", TENANT)
     assert missing.exit_code == 2 and "not logged in" in missing.output
 

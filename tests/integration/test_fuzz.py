@@ -5,7 +5,8 @@ every operation, as a developer of a tenant of its own (the fuzzer may delete, c
 finds, so it gets nothing of the other tests' data). Each answer must be no server error (bar the Tasks
 dialect's documented `500 invalid request` envelope), carry a documented status with a body and
 Content-Type that conform to the document, and show no stack trace. Routes added later are fuzzed
-without further work: the operations come from the document.
+without further work: the operations come from the document. A logout gets a token of its own per call
+(it ends the token it carries).
 
 Knobs (see the README): FUZZ_EXAMPLES (random examples per operation, default 3), FUZZ_RANDOM=1 (a new
 seed each run instead of CI's fixed one), FUZZ_SHRINK=1 (shrink a failure to its smallest form),
@@ -20,6 +21,7 @@ import os
 import re
 import urllib.request
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,15 +55,23 @@ OPERATIONS = os.environ.get("FUZZ_OPERATIONS", "")
 STACK_TRACE = re.compile(r'Traceback \(most recent call last\)|File "[^"]+", line \d+|\w+Error: .*\n\s+at ')
 
 
+# The logouts end the token they carry: each call gets a token of its own, the others keep theirs.
+LOGOUTS = {("POST", "/runtime/api/auth/logout"), ("DELETE", "/v2/token_auth"), ("POST", "/gateway/auth/v1/logout")}
+
+
+def _headers(token: str) -> dict[str, str]:
+    # All three dialects' headers, so that every route finds its own.
+    return {"token": token, "X-Auth-Token": token, "Authorization": f"Bearer {token}"}
+
+
 @dataclass
 class Target:
     base: str
     token: str
+    login: Callable[[], str]  # a new token of the same user
 
-    @property
-    def headers(self) -> dict[str, str]:
-        # All three dialects' headers, so that every route finds its own.
-        return {"token": self.token, "X-Auth-Token": self.token, "Authorization": f"Bearer {self.token}"}
+    def headers_for(self, case: Any) -> dict[str, str]:
+        return _headers(self.login() if (case.method.upper(), case.path) in LOGOUTS else self.token)
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +79,8 @@ def target(request: pytest.FixtureRequest) -> Target:
     url = os.environ.get("FUZZ_URL")
     if url:
         api = Api(url.rstrip("/"))
-        return Target(api.base, os.environ.get("FUZZ_TOKEN") or api.login("dev@demo.local", "demo-dev-password"))
+        demo = lambda: api.login("dev@demo.local", "demo-dev-password")  # noqa: E731
+        return Target(api.base, os.environ.get("FUZZ_TOKEN") or demo(), demo)
     local = request.getfixturevalue("local")
     # A root account of its own: a tenant whose data nothing else reads, with the demo app's entities
     # (no records) and a custom table, so that the fuzzer reaches past "no such entity".
@@ -84,7 +95,7 @@ def target(request: pytest.FixtureRequest) -> Target:
     core.app.repo.install(TENANT, AppDefinition.model_validate_json((DEMO_DATA / "app.json").read_text()))
     tables = json.loads((DEMO_DATA / "gateway.json").read_text())["tables"]
     core.records.define(TENANT, Schema.model_validate(next(t for t in tables if t["name"] == TABLE)))
-    return Target(local.api.base, local.api.login(email, TENANT))
+    return Target(local.api.base, local.api.login(email, TENANT), lambda: local.api.login(email, TENANT))
 
 
 def _document() -> dict[str, Any]:
@@ -174,5 +185,6 @@ schema = _schema()
     database=None,
 )
 def test_every_operation_answers_as_documented(case: Any, target: Target) -> None:
-    response = case.call(base_url=target.base, headers=target.headers, timeout=30)
-    case.validate_response(response, checks=CHECKS, headers=target.headers)
+    headers = target.headers_for(case)
+    response = case.call(base_url=target.base, headers=headers, timeout=30)
+    case.validate_response(response, checks=CHECKS, headers=headers)

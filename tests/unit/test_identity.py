@@ -1,14 +1,19 @@
-"""Identity: login, impersonation, hashed tokens that expire when idle, and the account tree."""
+"""Identity: login (throttled), impersonation, hashed tokens that expire when idle or too old, logout,
+sessions that end when their user changes, and the account tree."""
 
 from __future__ import annotations
 
 import hashlib
+import threading
+from typing import Any
 
 import pytest
-from backroom.errors import Conflict, Forbidden, NotFound, Unauthorized
-from backroom.identity import passwords
+from backroom.errors import Conflict, Forbidden, NotFound, Overloaded, TooManyRequests, Unauthorized
+from backroom.identity import passwords, throttle
 from backroom.identity import service as identity_service
 from backroom.identity.models import Role
+from backroom.identity.service import IdentityService
+from backroom.identity.throttle import LoginLimits
 from backroom.services import Services
 
 from infra.demo.load import load_demo
@@ -200,3 +205,280 @@ def test_a_user_created_twice_is_a_conflict(core: Services) -> None:
 )
 def test_a_malformed_stored_hash_matches_no_password(stored: str) -> None:
     assert not passwords.verify_password("anything", stored)
+
+
+# Sessions: absolute lifetime, logout, revocation when a user changes (finding 8) ------------------
+HOUR = 3600 * 1000
+
+
+def test_finding_8_use_never_extends_a_token_past_its_lifetime(demo: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a token used every 7 hours, so that it never idles out
+    clock = {"now": 1_000_000_000_000}
+    monkeypatch.setattr(identity_service, "now_ms", lambda: clock["now"])
+    token = demo.identity.login("user@demo.local", "demo-user-password").token
+    lifetime = demo.settings.token_lifetime_seconds * 1000
+    while clock["now"] + 7 * HOUR < 1_000_000_000_000 + lifetime:
+        clock["now"] += 7 * HOUR
+        demo.identity.authenticate(token)
+
+    # When its lifetime has passed since the login, then it is refused however recently it was used
+    clock["now"] = 1_000_000_000_000 + lifetime
+    with pytest.raises(Unauthorized):
+        demo.identity.authenticate(token)
+    stored = demo.table.get(f"TOKEN#{hashlib.sha256(token.encode()).hexdigest()}", "TOKEN")
+    assert stored is not None and stored["expires_at"] <= (1_000_000_000_000 + lifetime) // 1000  # TTL: no later
+
+
+def test_finding_8_logout_ends_the_token_and_only_it(demo: Services) -> None:
+    first = demo.identity.login("user@demo.local", "demo-user-password").token
+    second = demo.identity.login("user@demo.local", "demo-user-password").token
+
+    demo.identity.logout(first)
+
+    with pytest.raises(Unauthorized):
+        demo.identity.authenticate(first)
+    with pytest.raises(Unauthorized):
+        demo.identity.logout(first)
+    assert demo.identity.authenticate(second).email == "user@demo.local"
+    assert demo.table.get(f"TOKEN#{hashlib.sha256(first.encode()).hexdigest()}", "TOKEN") is None
+
+
+def sessions(core: Services, user_id: str) -> list[str]:
+    return [i["sk"] for i in core.table.query("pk = :p", {":p": f"SESSIONS#{user_id}"}, consistent=True)]
+
+
+def test_finding_8_a_role_change_ends_every_session_of_the_user(demo: Services) -> None:
+    # Given two sessions of user@, a developer impersonating user@, and the developer's own session
+    mine = [demo.identity.login("user@demo.local", "demo-user-password").token for _ in range(2)]
+    alias = demo.identity.login("dev@demo.local", "demo-dev-password", impersonate="user@demo.local").token
+    dev = demo.identity.login("dev@demo.local", "demo-dev-password").token
+
+    # When user@ becomes a developer
+    changed = demo.identity.change_role("user@demo.local", Role.DEVELOPER)
+
+    # Then none of its sessions answers, the developer's own still does, and a new login has the new role
+    assert changed.role is Role.DEVELOPER and changed.version == 1
+    for token in [*mine, alias]:
+        with pytest.raises(Unauthorized):
+            demo.identity.authenticate(token)
+    assert sessions(demo, changed.id) == []
+    assert demo.identity.authenticate(dev).role is Role.DEVELOPER
+    again = demo.identity.login("user@demo.local", "demo-user-password").token
+    assert demo.identity.authenticate(again).role is Role.DEVELOPER
+
+
+def test_finding_8_demoting_a_developer_ends_the_sessions_it_impersonates_with(demo: Services) -> None:
+    alias = demo.identity.login("dev@demo.local", "demo-dev-password", impersonate="user@demo.local").token
+    plain = demo.identity.login("user@demo.local", "demo-user-password").token
+
+    demo.identity.change_role("dev@demo.local", Role.USER)
+
+    with pytest.raises(Unauthorized):
+        demo.identity.authenticate(alias)
+    assert demo.identity.authenticate(plain).email == "user@demo.local"  # user@'s own session is not dev@'s
+    with pytest.raises(Forbidden):
+        demo.identity.login("dev@demo.local", "demo-dev-password", impersonate="user@demo.local")
+
+
+def test_finding_8_a_deactivated_user_is_logged_out_and_cannot_log_in(demo: Services) -> None:
+    token = demo.identity.login("sub@demo.local", "demo-sub-password").token
+
+    demo.identity.deactivate_user("sub@demo.local")
+
+    with pytest.raises(Unauthorized):
+        demo.identity.authenticate(token)
+    with pytest.raises(Unauthorized):
+        demo.identity.login("sub@demo.local", "demo-sub-password")
+    with pytest.raises(NotFound):  # nor may a developer act as it
+        demo.identity.login("dev@demo.local", "demo-dev-password", impersonate="sub@demo.local")
+    demo.identity.reactivate_user("sub@demo.local")
+    assert demo.identity.login("sub@demo.local", "demo-sub-password").caller.email == "sub@demo.local"
+
+
+def test_finding_8_a_removed_user_is_logged_out_and_gone(demo: Services) -> None:
+    token = demo.identity.login("sub@demo.local", "demo-sub-password").token
+
+    demo.identity.remove_user("sub@demo.local")
+
+    with pytest.raises(Unauthorized):
+        demo.identity.authenticate(token)
+    with pytest.raises(Unauthorized):
+        demo.identity.login("sub@demo.local", "demo-sub-password")
+    with pytest.raises(NotFound):
+        demo.identity.remove_user("sub@demo.local")
+    with pytest.raises(NotFound):
+        demo.identity.change_role("sub@demo.local", Role.DEVELOPER)
+
+
+def test_a_user_moved_to_another_account_logs_in_there(demo: Services) -> None:
+    token = demo.identity.login("sub@demo.local", "demo-sub-password").token
+
+    demo.identity.move_user("sub@demo.local", DEMO)
+
+    with pytest.raises(Unauthorized):
+        demo.identity.authenticate(token)
+    assert demo.identity.login("sub@demo.local", "demo-sub-password").caller.account_id == DEMO
+    with pytest.raises(NotFound):
+        demo.identity.move_user("sub@demo.local", "no-such-account")
+
+
+def test_a_login_that_read_the_user_before_a_change_opens_no_session(demo: Services) -> None:
+    # Given the user as a login read it, then a change
+    read = demo.identity.repo.get_user("user@demo.local")
+    assert read is not None
+    demo.identity.change_role("user@demo.local", Role.DEVELOPER)
+
+    # When that login writes its session, then it is refused and nothing is written
+    caller = identity_service._caller(read)
+    with pytest.raises(Conflict):
+        demo.identity.repo.put_session("f" * 64, caller, [read], now_ms=1, expires_s=2, ends_s=3)
+    assert demo.identity.repo.get_token("f" * 64) is None
+    assert sessions(demo, read.id) == []
+
+
+def test_authentication_is_one_get_item(demo: Services) -> None:
+    token = demo.identity.login("user@demo.local", "demo-user-password").token
+    calls: list[str] = []
+
+    def record(model: Any, **_: Any) -> None:
+        calls.append(model.name)
+
+    events = demo.table.client.meta.events
+    events.register("before-call.dynamodb.*", record)
+    try:
+        demo.identity.authenticate(token)
+    finally:
+        events.unregister("before-call.dynamodb.*", record)
+    assert calls == ["GetItem"]
+
+
+# Login throttling and the cap on hashes at once (finding 7) ----------------------------------------
+def throttled(core: Services, **limits: Any) -> IdentityService:
+    """The identity service on the same table with lower limits (and no wait for a hashing slot)."""
+    slots = {k: limits.pop(k) for k in ("hashes_at_once",) if k in limits}
+    return IdentityService(
+        core.identity.repo,
+        token_idle_seconds=3600,
+        limits=LoginLimits(**{"per_account": 3, "per_address": 100, "window_seconds": 900, **limits}),
+        hash_wait_seconds=0,
+        **slots,
+    )
+
+
+@pytest.fixture
+def hashes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts every scrypt derivation (a password checked or hashed), calling the real one."""
+    done: list[int] = []
+    derive = passwords._derive
+
+    def counted(*args: Any, **kw: Any) -> bytes:
+        done.append(1)
+        return derive(*args, **kw)
+
+    monkeypatch.setattr(passwords, "_derive", counted)
+    return done
+
+
+def test_finding_7_failed_logins_on_an_account_are_refused_before_any_hash(demo: Services, hashes: list[int]) -> None:
+    identity = throttled(demo, per_account=3)
+    for _ in range(3):
+        with pytest.raises(Unauthorized):
+            identity.login("user@demo.local", "wrong", ip="10.0.0.1")
+    assert len(hashes) == 3
+
+    # The 4th attempt, and even the right password, are refused without a hash, until the window ends
+    for password in ("wrong", "demo-user-password"):
+        with pytest.raises(TooManyRequests) as refused:
+            identity.login("User@Demo.local ", password, ip="10.0.0.2")
+        assert 0 < refused.value.retry_after <= 900
+    assert len(hashes) == 3
+    # Another account is not affected, nor is an e-mail that belongs to nobody throttled differently
+    assert identity.login("dev@demo.local", "demo-dev-password", ip="10.0.0.1").caller.email == "dev@demo.local"
+    for _ in range(3):
+        with pytest.raises(Unauthorized):
+            identity.login("ghost@demo.local", "wrong")
+    with pytest.raises(TooManyRequests):
+        identity.login("ghost@demo.local", "wrong")
+
+
+def test_finding_7_failed_logins_from_an_address_are_refused_whatever_the_account(
+    demo: Services, hashes: list[int]
+) -> None:
+    identity = throttled(demo, per_account=10, per_address=4)
+    for i in range(4):
+        with pytest.raises(Unauthorized):
+            identity.login(f"nobody-{i}@demo.local", "wrong", ip="2001:db8::1")
+
+    with pytest.raises(TooManyRequests):  # the same /64
+        identity.login("user@demo.local", "demo-user-password", ip="2001:db8::ffff")
+    assert len(hashes) == 4
+    assert identity.login("user@demo.local", "demo-user-password", ip="2001:db8:0:1::1").caller  # another /64
+    assert identity.login("user@demo.local", "demo-user-password", ip="10.0.0.1").caller
+
+
+def test_successful_logins_are_never_counted(demo: Services) -> None:
+    identity = throttled(demo, per_account=2, per_address=2)
+    for _ in range(6):
+        identity.login("user@demo.local", "demo-user-password", ip="10.0.0.9")
+    with pytest.raises(Unauthorized):  # failures still count from where they are
+        identity.login("user@demo.local", "wrong", ip="10.0.0.9")
+    identity.login("user@demo.local", "demo-user-password", ip="10.0.0.9")
+
+
+def test_the_window_ending_lets_logins_in_again(demo: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = {"now": 1_700_000_100}
+    monkeypatch.setattr(throttle, "now_s", lambda: clock["now"])
+    identity = throttled(demo, per_account=1)
+    with pytest.raises(Unauthorized):
+        identity.login("user@demo.local", "wrong")
+    with pytest.raises(TooManyRequests) as refused:
+        identity.login("user@demo.local", "demo-user-password")
+
+    clock["now"] += refused.value.retry_after
+
+    assert identity.login("user@demo.local", "demo-user-password").caller.email == "user@demo.local"
+
+
+def test_finding_7_parallel_wrong_logins_check_no_more_passwords_than_the_limit(
+    demo: Services, hashes: list[int]
+) -> None:
+    # Given 16 wrong logins on one account at once (the finding's burst)
+    identity = throttled(demo, per_account=3, hashes_at_once=16)
+    answers: list[str] = []
+
+    def guess() -> None:
+        try:
+            identity.login("user@demo.local", "wrong", ip="10.0.0.3")
+        except (Unauthorized, TooManyRequests) as err:
+            answers.append(type(err).__name__)
+
+    threads = [threading.Thread(target=guess) for _ in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    # Then each was counted before its hash: exactly the limit were checked, the others refused unhashed
+    assert sorted(answers) == ["TooManyRequests"] * 13 + ["Unauthorized"] * 3
+    assert len(hashes) == 3
+
+
+def test_finding_7_a_login_finding_every_hashing_slot_taken_is_a_503_that_counts_nothing(
+    demo: Services, hashes: list[int]
+) -> None:
+    identity = throttled(demo, per_account=1, hashes_at_once=1)
+
+    with identity.hashing.slot(), pytest.raises(Overloaded) as busy:
+        identity.login("user@demo.local", "wrong", ip="10.0.0.4")
+
+    assert busy.value.status == 503 and busy.value.retry_after == 1
+    assert hashes == []
+    with pytest.raises(Unauthorized):  # the refused attempt was given back: this one is still the first
+        identity.login("user@demo.local", "wrong", ip="10.0.0.4")
+
+
+def test_an_ipv4_mapped_address_is_counted_as_the_ipv4_address() -> None:
+    assert throttle.address_key("::ffff:10.240.0.38") == throttle.address_key("10.240.0.38")
+    assert throttle.address_key("2001:db8::1") == throttle.address_key("2001:db8::2")
+    assert throttle.address_key("2001:db8::1") != throttle.address_key("2001:db8:0:1::1")
+    assert throttle.address_key("not an address") != throttle.address_key("10.240.0.38")

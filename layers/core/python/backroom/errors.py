@@ -61,3 +61,21 @@ class Unprocessable(BackroomError):
 
 class Unavailable(BackroomError):
     status = 503
+
+
+class TooManyRequests(BackroomError):
+    """Too many attempts (429); the next may come in `retry_after` seconds (the `Retry-After` header)."""
+
+    status = 429
+
+    def __init__(self, message: str, *, retry_after: int, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.retry_after = max(1, retry_after)
+
+
+class Overloaded(Unavailable):
+    """This instance has no room for the work now (503); `retry_after` seconds is a fair wait."""
+
+    def __init__(self, message: str, *, retry_after: int = 1, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.retry_after = max(1, retry_after)

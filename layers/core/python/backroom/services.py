@@ -46,8 +46,21 @@ class Services:
     def identity(self) -> IdentityService:
         from backroom.identity.repository import IdentityRepository
         from backroom.identity.service import IdentityService
+        from backroom.identity.throttle import LoginLimits
 
-        return IdentityService(IdentityRepository(self.table), token_idle_seconds=self.settings.token_idle_seconds)
+        config = self.settings
+        return IdentityService(
+            IdentityRepository(self.table),
+            token_idle_seconds=config.token_idle_seconds,
+            token_lifetime_seconds=config.token_lifetime_seconds,
+            limits=LoginLimits(
+                per_account=config.login_failures_per_account,
+                per_address=config.login_failures_per_address,
+                window_seconds=config.login_failure_window_seconds,
+            ),
+            hashes_at_once=config.password_hashes_at_once,
+            hash_wait_seconds=config.password_hash_wait_seconds,
+        )
 
     @cached_property
     def files(self) -> FileStore:

@@ -25,6 +25,7 @@ RUNTIME_CODES = {
     409: "optimisticLocking",
     415: "unsupportedMediaType",
     422: "validationErrors",
+    429: "tooManyRequests",
     500: "internalError",
     503: "serviceUnavailable",
 }

@@ -1,11 +1,11 @@
-"""A powertools resolver per function, speaking one dialect for every error it can raise."""
+"""A powertools resolver per function, speaking its dialect (per path prefix) for every error it can raise."""
 
 from __future__ import annotations
 
 import binascii
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from http import HTTPStatus
 from typing import Annotated, Any
 
@@ -82,13 +82,23 @@ class DialectResolver(APIGatewayHttpResolver):
 
     A route declares only what is its own: its success answer (from its return annotation, or `responses`
     for 201/202/302...), the statuses peculiar to it, `security=[]` if it takes no token.
+
+    `elsewhere` maps a path prefix to the dialect its routes speak, for a function that serves a route
+    or two of another dialect (the auth function's logouts); every other route speaks `dialect`.
     """
 
-    def __init__(self, dialect: Dialect, public_routes: frozenset[str]) -> None:
+    def __init__(
+        self, dialect: Dialect, public_routes: frozenset[str], elsewhere: Mapping[str, Dialect] | None = None
+    ) -> None:
         super().__init__(enable_validation=True)
         self.dialect = dialect
         self.public_routes = public_routes
+        self.elsewhere = dict(elsewhere or {})
         self._request_validation_middleware = _BodyValidation()
+
+    def dialect_of(self, path: str) -> Dialect:
+        """The dialect a path (a rule, or a request's path) speaks."""
+        return next((d for prefix, d in self.elsewhere.items() if path.startswith(prefix)), self.dialect)
 
     def route(
         self,
@@ -113,6 +123,7 @@ class DialectResolver(APIGatewayHttpResolver):
         middlewares: list[Callable[..., Any]] | None = None,
     ) -> Callable[[AnyCallableT], AnyCallableT]:
         register = super().route
+        dialect = self.dialect_of(rule)
 
         def each_method(func: AnyCallableT) -> AnyCallableT:
             for one in (method,) if isinstance(method, str) else method:
@@ -126,17 +137,17 @@ class DialectResolver(APIGatewayHttpResolver):
                     summary,
                     description or _docstring(func),
                     openapi.operation_responses(
-                        self.dialect,
+                        dialect,
                         responses,
                         status_code=status_code,
                         description=response_description,
                         public=public,
                     ),
                     response_description,
-                    tags or [self.dialect.name],
+                    tags or [dialect.name],
                     operation_id,
                     include_in_schema,
-                    security if security is not None or public else openapi.security_of(self.dialect),
+                    security if security is not None or public else openapi.security_of(dialect),
                     openapi_extensions,
                     deprecated,
                     enable_validation,
@@ -185,31 +196,40 @@ def dialect_app(
     *,
     public_routes: frozenset[str] = frozenset(),
     internal_messages: dict[str, str] | None = None,
+    elsewhere: Mapping[str, Dialect] | None = None,
 ) -> APIGatewayHttpResolver:
-    """A resolver whose validation, domain and unexpected errors all come out in `dialect`'s format.
+    """A resolver whose validation, domain and unexpected errors all come out in `dialect`'s format
+    (or, under a prefix of `elsewhere`, in that prefix's dialect's).
 
     `internal_messages` gives a route (its route key) the message its spec prints for a 500.
     """
     said = internal_messages or {}
-    app = DialectResolver(dialect, public_routes)
+    app = DialectResolver(dialect, public_routes, elsewhere)
 
     def event() -> dict[str, Any]:
         return app.current_event.raw_event
 
-    if dialect.json_type != content_types.APPLICATION_JSON:
+    def speaking() -> Dialect:
+        return app.dialect_of(str(event().get("rawPath") or ""))
+
+    if any(d.json_type != content_types.APPLICATION_JSON for d in (dialect, *app.elsewhere.values())):
 
         def json_type(app: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> Response:
             # Routes answer plain JSON; the dialect says how its Content-Type is spelled.
             answer = next_middleware(app)
             if answer.headers.get("Content-Type") == content_types.APPLICATION_JSON:
-                answer.headers["Content-Type"] = dialect.json_type
+                answer.headers["Content-Type"] = speaking().json_type
             return answer
 
         app.use(middlewares=[json_type])
 
     @app.exception_handler(BackroomError)
     def domain_error(err: BackroomError) -> Response:
-        return dialect.error(err.status, err, event())
+        answer = speaking().error(err.status, err, event())
+        retry_after = getattr(err, "retry_after", None)
+        if retry_after is not None:  # a 429 or 503 that passes: when to try again
+            answer.headers["Retry-After"] = str(retry_after)
+        return answer
 
     def refused() -> Response | None:
         # Validation runs before the route's dependencies: a caller without a valid token learns
@@ -218,7 +238,7 @@ def dialect_app(
             try:
                 services().identity.authenticate(request_token(event()))
             except Unauthorized as err:
-                return dialect.error(401, err, event())
+                return speaking().error(401, err, event())
         return None
 
     @app.exception_handler(RequestValidationError)
@@ -227,30 +247,30 @@ def dialect_app(
             return answer
         errors = _field_errors(exc)
         message = "Malformed request: " + "; ".join(f"{e.field} {e.message}" for e in errors)
-        return dialect.error(400, Invalid(message, errors=errors), event())
+        return speaking().error(400, Invalid(message, errors=errors), event())
 
     @app.exception_handler(RequestUnsupportedContentType)
     def unsupported_type(exc: RequestUnsupportedContentType) -> Response:
         if (answer := refused()) is not None:
             return answer
         content_type = (app.current_event.headers.get("content-type") or "").split(";")[0].strip()[:100]
-        return dialect.error(415, Invalid(f"The body must be JSON, not {content_type}"), event())
+        return speaking().error(415, Invalid(f"The body must be JSON, not {content_type}"), event())
 
     @app.exception_handler(NotFoundError)
     def no_route(_: NotFoundError) -> Response:
-        return dialect.error(404, NotFound("No such resource"), event())
+        return speaking().error(404, NotFound("No such resource"), event())
 
     @app.exception_handler(RecursionError)
     def too_deep(_: RecursionError) -> Response:
         # Only a caller's input nests deeply enough to exhaust the stack (a JSON body a route parses
         # itself, a CSV parser's records): their mistake, a 400; the log keeps where it happened.
         logger.warning("recursion limit reached on a request", exc_info=True)
-        return dialect.error(400, Invalid("The request is nested too deeply to read"), event())
+        return speaking().error(400, Invalid("The request is nested too deeply to read"), event())
 
     @app.exception_handler(Exception)
     def unexpected(exc: Exception) -> Response:
         logger.exception("unexpected error")
         message = said.get(event().get("routeKey", ""), "Internal error")
-        return dialect.error(500, BackroomError(message), event())
+        return speaking().error(500, BackroomError(message), event())
 
     return app

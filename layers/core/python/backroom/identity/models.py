@@ -33,6 +33,10 @@ class User(BaseModel):
     account_id: str
     tenant_id: str
     password_hash: str = Field(repr=False)
+    # Moves on every change of role, account or state: a login that read an older version opens no
+    # session (README, "Sessions and login throttling").
+    version: int = 0
+    active: bool = True
 
 
 class Caller(BaseModel):

@@ -1,14 +1,26 @@
-"""Identity's data access: every read is a GetItem or a Query on a key."""
+"""Identity's data access: every read is a GetItem or a Query on a key.
+
+A session is a token item (`TOKEN#<sha-256 of the token>`, what authentication reads: one GetItem)
+and, per user it stands for (the caller, and the developer impersonating it), an entry in that
+user's sessions partition (`SESSIONS#<user id>`, sort key the token's hash), so that all of a user's
+sessions are one strongly consistent Query away when the user changes. Both are written in one
+transaction with a check that each user is still at the version the login read.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from contextlib import suppress
 from typing import Any
 
-from backroom.dynamo import ConditionFailed, Table
-from backroom.errors import Conflict
+from backroom.dynamo import ConditionFailed, Table, TransactionFailed, Write
+from backroom.errors import Conflict, NotFound
 from backroom.identity.models import Account, Caller, User
 
 _NOT_EXISTS = "attribute_not_exists(pk)"
+_EXISTS = "attribute_exists(pk)"
+# What a change of user may set (names from here, never from a caller).
+_USER_FIELDS = ("role", "account_id", "tenant_id", "active")
 
 
 def _user_key(email: str) -> tuple[str, str]:
@@ -21,6 +33,24 @@ def _account_key(account_id: str) -> tuple[str, str]:
 
 def _token_key(token_hash: str) -> tuple[str, str]:
     return f"TOKEN#{token_hash}", "TOKEN"
+
+
+def _session_key(user_id: str, token_hash: str) -> tuple[str, str]:
+    return f"SESSIONS#{user_id}", token_hash
+
+
+def _attempts_key(scope: str, key: str, window: int) -> tuple[str, str]:
+    return f"LOGINS#{scope}#{key}", f"WINDOW#{window}"
+
+
+def _at_version(user: User) -> Write:
+    """A check that the user is still there at the version read (a user from before versions has none)."""
+    condition = "attribute_exists(pk) AND #v = :v"
+    if user.version == 0:
+        condition = "attribute_exists(pk) AND (attribute_not_exists(#v) OR #v = :v)"
+    return Write(
+        key=_user_key(user.email), check=True, condition=condition, names={"#v": "version"}, values={":v": user.version}
+    )
 
 
 class IdentityRepository:
@@ -39,6 +69,27 @@ class IdentityRepository:
             self.table.put(data, condition=None if replace else _NOT_EXISTS)
         except ConditionFailed as err:
             raise Conflict(f"User {user.email} already exists") from err
+
+    def update_user(self, email: str, changes: dict[str, Any]) -> User:
+        """Set `changes` (role, account_id, tenant_id, active) and move the user's version on; 404 if no such user."""
+        names = {"#v": "version"}
+        values: dict[str, Any] = {":one": 1}
+        sets = []
+        for i, name in enumerate(n for n in _USER_FIELDS if n in changes):
+            names[f"#f{i}"], values[f":f{i}"] = name, changes[name]
+            sets.append(f"#f{i} = :f{i}")
+        expression = (f"SET {', '.join(sets)} " if sets else "") + "ADD #v :one"
+        try:
+            item = self.table.update(*_user_key(email), expression, names=names, values=values, condition=_EXISTS)
+        except ConditionFailed as err:
+            raise NotFound(f"User {email.strip().lower()} does not exist") from err
+        return User.model_validate(item)
+
+    def delete_user(self, email: str) -> None:
+        try:
+            self.table.delete(*_user_key(email), condition=_EXISTS)
+        except ConditionFailed as err:
+            raise NotFound(f"User {email.strip().lower()} does not exist") from err
 
     def replace_password_hash(self, email: str, old: str, new: str) -> bool:
         """Store `new` in place of `old`; False, writing nothing, if the stored hash is no longer `old`."""
@@ -81,24 +132,73 @@ class IdentityRepository:
             i += 1
         return found
 
-    # Tokens --------------------------------------------------------------
-    def put_token(self, token_hash: str, caller: Caller, *, now_ms: int, expires_s: int) -> None:
-        pk, sk = _token_key(token_hash)
-        data = {
-            "pk": pk,
-            "sk": sk,
+    # Sessions ------------------------------------------------------------
+    def put_session(
+        self, token_hash: str, caller: Caller, users: Sequence[User], *, now_ms: int, expires_s: int, ends_s: int
+    ) -> None:
+        """The token item and an entry per user of `users`, if every one of them is still at the version
+        read; Conflict otherwise (a user changed meanwhile: the session would carry what it was)."""
+        ids = [u.id for u in users]
+        token = {
+            "pk": _token_key(token_hash)[0],
+            "sk": _token_key(token_hash)[1],
             **caller.model_dump(mode="json", exclude={"token"}),
+            "user_ids": ids,
+            "created_ms": now_ms,
             "last_used_ms": now_ms,
             "expires_at": expires_s,
         }
-        self.table.put(data)
+        writes = [Write(item=token)]
+        for user in users:
+            pk, sk = _session_key(user.id, token_hash)
+            writes.append(Write(item={"pk": pk, "sk": sk, "user_ids": ids, "expires_at": ends_s}))
+            writes.append(_at_version(user))
+        try:
+            self.table.transact(writes)
+        except TransactionFailed as err:
+            raise Conflict("The user changed while logging in; log in again") from err
 
     def get_token(self, token_hash: str) -> dict[str, Any] | None:
         return self.table.get(*_token_key(token_hash))
 
     def touch_token(self, token_hash: str, *, now_ms: int, expires_s: int) -> None:
-        self.table.update(
-            *_token_key(token_hash),
-            "SET last_used_ms = :now, expires_at = :exp",
-            values={":now": now_ms, ":exp": expires_s},
+        with suppress(ConditionFailed):  # a token ended meanwhile is not written back to life
+            self.table.update(
+                *_token_key(token_hash),
+                "SET last_used_ms = :now, expires_at = :exp",
+                values={":now": now_ms, ":exp": expires_s},
+                condition=_EXISTS,
+            )
+
+    def end_session(self, token_hash: str) -> bool:
+        """Delete a token and its users' entries; False if there was no such token."""
+        item = self.get_token(token_hash)
+        if item is None:
+            return False
+        self._end([(token_hash, item.get("user_ids") or [])])
+        return True
+
+    def end_sessions_of(self, user_id: str) -> int:
+        """End every session `user_id` has (its own, and those it impersonates with); how many."""
+        entries = self.table.query(
+            "pk = :p", {":p": _session_key(user_id, "")[0]}, consistent=True, attributes=["sk", "user_ids"]
         )
+        found = [(e["sk"], e.get("user_ids") or [user_id]) for e in entries]
+        self._end(found)
+        return len(found)
+
+    def _end(self, sessions: Sequence[tuple[str, Sequence[str]]]) -> None:
+        # The token items first: a session stops answering before its entries go.
+        self.table.batch_write(deletes=[_token_key(token_hash) for token_hash, _ in sessions])
+        self.table.batch_write(deletes=[_session_key(uid, token_hash) for token_hash, ids in sessions for uid in ids])
+
+    # Login attempts --------------------------------------------------------
+    def count_attempt(self, scope: str, key: str, window: int, *, by: int, expires_s: int) -> int:
+        """Add `by` to a counter of login attempts and answer its new count (one atomic update)."""
+        item = self.table.update(
+            *_attempts_key(scope, key, window),
+            "ADD #n :by SET expires_at = :exp",
+            names={"#n": "attempts"},
+            values={":by": by, ":exp": expires_s},
+        )
+        return int(item["attempts"])

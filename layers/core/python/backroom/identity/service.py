@@ -1,4 +1,5 @@
-"""Identity logic: login, impersonation, token checks and account-tree access."""
+"""Identity logic: login (throttled), impersonation, sessions (idle and absolute lifetimes, logout,
+revocation when a user changes), user changes and account-tree access."""
 
 from __future__ import annotations
 
@@ -6,10 +7,11 @@ import hashlib
 import secrets
 
 from backroom.clock import now_ms
-from backroom.errors import Conflict, Forbidden, NotFound, Unauthorized
+from backroom.errors import Conflict, Forbidden, NotFound, Overloaded, Unauthorized
 from backroom.identity.models import Account, Caller, Role, Session, User
 from backroom.identity.passwords import decoy_hash, hash_password, needs_rehash, verify_password
 from backroom.identity.repository import IdentityRepository
+from backroom.identity.throttle import HashSlots, LoginLimits, LoginThrottle
 from backroom.ids import new_id
 
 # A token's last use is written back at most this often, to spare a write per request.
@@ -33,9 +35,21 @@ def _caller(user: User, admin_email: str | None = None) -> Caller:
 
 
 class IdentityService:
-    def __init__(self, repo: IdentityRepository, *, token_idle_seconds: int) -> None:
+    def __init__(
+        self,
+        repo: IdentityRepository,
+        *,
+        token_idle_seconds: int,
+        token_lifetime_seconds: int = 7 * 24 * 3600,
+        limits: LoginLimits | None = None,
+        hashes_at_once: int = 2,
+        hash_wait_seconds: float = 10.0,
+    ) -> None:
         self.repo = repo
         self.idle_ms = token_idle_seconds * 1000
+        self.lifetime_ms = token_lifetime_seconds * 1000
+        self.throttle = LoginThrottle(repo, limits or LoginLimits())
+        self.hashing = HashSlots(hashes_at_once, hash_wait_seconds)
 
     # Set-up --------------------------------------------------------------
     def create_account(self, account_id: str, name: str, parent_id: str | None = None) -> Account:
@@ -69,42 +83,102 @@ class IdentityService:
         self.repo.put_user(user)
         return user
 
+    # Changes -------------------------------------------------------------
+    # Each change moves the user's version on, then ends every session of the user: a token carries
+    # the role and account it was opened with, so none may outlive them. A login that read the user
+    # before the change cannot open a session after it (its transaction checks the version). Ending
+    # the sessions is idempotent: a change interrupted before it is finished by running it again.
+    def change_role(self, email: str, role: Role) -> User:
+        return self._change(email, {"role": role.value})
+
+    def move_user(self, email: str, account_id: str) -> User:
+        account = self.repo.get_account(account_id)
+        if account is None:
+            raise NotFound(f"Account {account_id} does not exist")
+        return self._change(email, {"account_id": account.id, "tenant_id": account.tenant_id})
+
+    def deactivate_user(self, email: str) -> User:
+        """The user keeps its data and cannot log in (a good password answers as a wrong one)."""
+        return self._change(email, {"active": False})
+
+    def reactivate_user(self, email: str) -> User:
+        return self._change(email, {"active": True})
+
+    def remove_user(self, email: str) -> None:
+        user = self.repo.get_user(email)
+        if user is None:
+            raise NotFound(f"User {email.strip().lower()} does not exist")
+        self.repo.delete_user(email)
+        self.repo.end_sessions_of(user.id)
+
+    def _change(self, email: str, changes: dict[str, object]) -> User:
+        user = self.repo.update_user(email, changes)
+        self.repo.end_sessions_of(user.id)
+        return user
+
     # Login ---------------------------------------------------------------
     def login(self, email: str, password: str, *, impersonate: str | None = None, ip: str | None = None) -> Session:
+        # Counted before any hash: over a limit, a 429 and no scrypt (README, "Sessions and login throttling").
+        attempt = self.throttle.admit(email, ip)
         user = self.repo.get_user(email)
-        if not verify_password(password, user.password_hash if user else decoy_hash()) or user is None:
-            raise Unauthorized("Invalid credentials")
-        if needs_rehash(user.password_hash):
-            # Made at an older cost: replaced, now that the password is known, unless another login did first.
-            self.repo.replace_password_hash(user.email, user.password_hash, hash_password(password))
-        caller = _caller(user)
+        try:
+            with self.hashing.slot():
+                good = verify_password(password, user.password_hash if user else decoy_hash())
+                if good and user is not None and needs_rehash(user.password_hash):
+                    # Made at an older cost: replaced, now that the password is known, unless another login did first.
+                    self.repo.replace_password_hash(user.email, user.password_hash, hash_password(password))
+        except Overloaded:
+            self.throttle.give_back(attempt)  # no password was checked
+            raise
+        if not good or user is None or not user.active:
+            raise Unauthorized("Invalid credentials")  # the attempt stays counted
+        self.throttle.give_back(attempt)  # a good password: only failures count
+        caller, users = _caller(user), [user]
         if impersonate:
             if user.role is not Role.DEVELOPER:
                 raise Forbidden("Only developers may impersonate other users")
             target = self.repo.get_user(impersonate)
-            if target is None:
+            # Another tenant's user, or a deactivated one, is indistinguishable from a missing one.
+            if target is None or target.tenant_id != user.tenant_id or not target.active:
                 raise NotFound(f"User {impersonate} does not exist")
-            if target.tenant_id != user.tenant_id:
-                # Another tenant's user is indistinguishable from a missing one.
-                raise NotFound(f"User {impersonate} does not exist")
-            caller = _caller(target, admin_email=user.email)
+            caller, users = _caller(target, admin_email=user.email), [target, user]
         token = secrets.token_urlsafe(24)
         now = now_ms()
-        self.repo.put_token(_hash_token(token), caller, now_ms=now, expires_s=(now + self.idle_ms) // 1000)
+        ends = now + self.lifetime_ms
+        self.repo.put_session(
+            _hash_token(token),
+            caller,
+            users,
+            now_ms=now,
+            expires_s=min(now + self.idle_ms, ends) // 1000,
+            ends_s=ends // 1000,
+        )
         return Session(token=token, caller=caller.model_copy(update={"token": token}), ip=ip)
 
     def authenticate(self, token: str | None) -> Caller:
-        """The caller a token stands for; a missing, unknown or idle-expired token is 401."""
+        """The caller a token stands for; a missing, unknown, ended, idle or too old token is 401."""
         if not token:
             raise Unauthorized("A token is required")
         token_hash = _hash_token(token)
         item = self.repo.get_token(token_hash)
         now = now_ms()
-        if item is None or now - int(item["last_used_ms"]) > self.idle_ms:
+        # A token from before absolute lifetimes (no `created_ms`) has no known age: it is refused.
+        if (
+            item is None
+            or "created_ms" not in item
+            or now - int(item["last_used_ms"]) > self.idle_ms
+            or now - int(item["created_ms"]) >= self.lifetime_ms
+        ):
             raise Unauthorized("The token is not valid or has expired")
         if now - int(item["last_used_ms"]) > _TOUCH_EVERY_MS:
-            self.repo.touch_token(token_hash, now_ms=now, expires_s=(now + self.idle_ms) // 1000)
+            ends = int(item["created_ms"]) + self.lifetime_ms
+            self.repo.touch_token(token_hash, now_ms=now, expires_s=min(now + self.idle_ms, ends) // 1000)
         return Caller.model_validate({**item, "token": token})
+
+    def logout(self, token: str | None) -> None:
+        """End the session of `token` at once: from now on it is a 401 everywhere."""
+        if not token or not self.repo.end_session(_hash_token(token)):
+            raise Unauthorized("The token is not valid or has expired")
 
     # Access --------------------------------------------------------------
     def account_in_reach(self, caller: Caller, account_id: str) -> Account:
