@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 from aws_lambda_powertools.event_handler import Response, content_types
 
 from backroom.clock import now_ms
-from backroom.errors import BackroomError, FieldError
+from backroom.errors import BackroomError, FieldError, Unauthorized
 
 RUNTIME_CODES = {
     400: "validationErrors",
@@ -148,7 +148,7 @@ class TasksDialect(Dialect):
         data = err.data if err.data is not None else {"message": err.message}
         message = err.message if err.data is not None else _KAZOO_MESSAGES.get(status, "error")
         body = {
-            "auth_token": request_token(event),
+            "auth_token": echoed_token(event),
             "data": data,
             "error": str(status),
             "message": message,
@@ -160,7 +160,7 @@ class TasksDialect(Dialect):
 
     def envelope(self, data: Any, event: dict[str, Any], status: int = 200, **extra: Any) -> Response:
         body = {
-            "auth_token": request_token(event),
+            "auth_token": echoed_token(event),
             "data": data,
             "request_id": request_id(event),
             "revision": hashlib.md5(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest(),
@@ -176,15 +176,29 @@ class TasksDialect(Dialect):
         return {"node": self.node, "timestamp": stamp, "version": VERSION}
 
 
-def request_token(event: dict[str, Any]) -> str:
-    """The token a request carries, in any of the three dialects' headers."""
+def _tokens(event: dict[str, Any]) -> list[str]:
+    """The tokens a request carries in the three dialects' headers, in their order of precedence."""
     headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
-    token = headers.get("token") or headers.get("x-auth-token")
-    if token:
-        return token.strip()
-    bearer = headers.get("authorization", "")
-    scheme, _, value = bearer.partition(" ")
-    return value.strip() if scheme.lower() == "bearer" else ""
+    scheme, _, bearer = (headers.get("authorization") or "").partition(" ")
+    given = [headers.get("token"), headers.get("x-auth-token"), bearer if scheme.lower() == "bearer" else None]
+    return list(dict.fromkeys(t.strip() for t in given if t and t.strip()))
+
+
+def request_token(event: dict[str, Any]) -> str:
+    """The token a request carries, in any of the three dialects' headers.
+
+    Two different tokens in one request are a 401: acting as either would let header precedence pick
+    the identity (a proxy adding its own `Authorization` must not turn a caller into someone else)."""
+    tokens = _tokens(event)
+    if len(tokens) > 1:
+        raise Unauthorized("The request carries more than one token; send one")
+    return tokens[0] if tokens else ""
+
+
+def echoed_token(event: dict[str, Any]) -> str:
+    """The token Kazoo's envelope echoes back (the first the request carries; never an error)."""
+    tokens = _tokens(event)
+    return tokens[0] if tokens else ""
 
 
 def request_id(event: dict[str, Any]) -> str:
