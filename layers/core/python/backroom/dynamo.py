@@ -14,6 +14,8 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
+from backroom.errors import Invalid
+
 _ser = TypeSerializer()
 _deser = TypeDeserializer()
 
@@ -52,6 +54,21 @@ def from_item(item: Mapping[str, Any], *, exact: bool = False) -> dict[str, Any]
     if exact:
         return {k: _deser.deserialize(v) for k, v in item.items()}
     return {k: _plain(_deser.deserialize(v)) for k, v in item.items()}
+
+
+def _too_large(err: ClientError) -> bool:
+    """DynamoDB's refusal of an item above 400 KB (a put, an update that grows it, a transaction's item)."""
+    error = err.response.get("Error", {})
+    return error.get("Code") == "ValidationException" and "size has exceeded" in str(error.get("Message", ""))
+
+
+def _refused(err: ClientError) -> Exception:
+    """What a caller may have caused becomes the caller's 400; anything else stays the service's error."""
+    if _too_large(err):
+        return Invalid(
+            "What would be stored is larger than one DynamoDB item holds (400 KB): keep large content in a file"
+        )
+    return err
 
 
 class ConditionFailed(Exception):
@@ -125,7 +142,7 @@ def _conditional(call: Any, **kwargs: Any) -> Any:
     except ClientError as err:
         if err.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
             raise ConditionFailed(kwargs.get("ConditionExpression", "")) from err
-        raise
+        raise _refused(err) from err
 
 
 class Table:
@@ -281,7 +298,7 @@ class Table:
             self.client.transact_write_items(TransactItems=[w.request(self.name) for w in writes])
         except ClientError as err:
             if err.response.get("Error", {}).get("Code") != "TransactionCanceledException":
-                raise
+                raise _refused(err) from err
             reasons = err.response.get("CancellationReasons") or []
             codes = [r.get("Code") if r.get("Code") not in (None, "None") else None for r in reasons]
             raise TransactionFailed(codes or ["TransactionCanceled"]) from err
