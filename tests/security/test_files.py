@@ -108,11 +108,6 @@ def test_a_record_file_path_takes_only_a_file_id(world: World, segment: str) -> 
 
 
 # Side doors to a hidden file -----------------------------------------------------------------------
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding: a file held by a field user may not read (contract) is downloaded through another record "
-    "user writes, by putting its id in a file field user reads (document)",
-)
 def test_a_hidden_fields_file_cannot_be_moved_into_a_readable_field(world: World) -> None:
     secret = world.secret
     status, made = runtime(

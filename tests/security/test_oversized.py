@@ -98,11 +98,6 @@ def addresses(count: int, letter: str = "a") -> list[dict[str, str]]:
     return [{"addressLine": letter * 200, "zipCode": "z" * 20, "city": "c" * 100, "state": "s" * 50}] * count
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding: a record whose values each fit their field (1,000 addresses at their longest) but not a "
-    "DynamoDB item (400 KB) is a 500 on create",
-)
 def test_a_record_too_big_for_the_store_is_a_400_on_create(world: World) -> None:
     status, answer = runtime(
         world.api,
@@ -114,11 +109,6 @@ def test_a_record_too_big_for_the_store_is_a_400_on_create(world: World) -> None
     assert status == 400, (status, answer)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding: an update that fits the record but not its history entry (old and new values of 450 "
-    "addresses) is a 500",
-)
 def test_an_update_too_big_for_its_history_entry_is_not_a_500(world: World) -> None:
     made = ok(
         world.api,
@@ -133,10 +123,6 @@ def test_an_update_too_big_for_its_history_entry_is_not_a_500(world: World) -> N
     assert status in (200, 400), (status, answer)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding: POST /status/logs with an additionalInfo above a DynamoDB item (400 KB) is a 500",
-)
 def test_a_log_too_big_for_the_store_is_a_400(world: World) -> None:
     body = {"level": "INFO", "message": "big", "additionalInfo": {"a": "y" * 500_000}}
     status, answer = runtime(world.api, "POST", "/status/logs", world.dev, body)

@@ -13,8 +13,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, model_validator
 
 from backroom.app.querylang import bind, parse
-from backroom.errors import BackroomError
+from backroom.errors import BackroomError, Invalid
 from backroom.records.schema import NAME_PATTERN, Schema, TableField
+from backroom.records.values import LABEL_PART
 
 
 class FieldAccess(StrEnum):
@@ -139,6 +140,20 @@ class AppDefinition(BaseModel):
             for name, grant in group.entities.items():
                 merged[name] = merged[name].merged(grant) if name in merged else grant
         return merged
+
+    def labels_hiding_nothing(self) -> None:
+        """Refuse a label expression that names a field one of the entity's readers may not read: a label
+        is shown wherever its record is (the record, a relationship's `{id, label}`, history, a group)."""
+        for entity in self.entities:
+            named = {m.group(1).split(".")[0] for m in LABEL_PART.finditer(entity.schema.label or "")}
+            for email in sorted(self.users):
+                grant = self.permissions_of(email).get(entity.name)
+                hidden = sorted(n for n in named if grant and grant.read and grant.access(n) is FieldAccess.NONE)
+                if hidden:
+                    raise Invalid(
+                        f"The label of {entity.name} names {', '.join(hidden)}, which {email} reads it without: "
+                        "a label may name only fields every reader of its entity reads"
+                    )
 
     @property
     def users(self) -> set[str]:

@@ -23,6 +23,7 @@ class AppRepository:
 
     def install(self, tenant_id: str, app: AppDefinition) -> None:
         """Declare every entity and every listed user's permissions (a user no longer listed keeps none)."""
+        app.labels_hiding_nothing()
         for entity in app.entities:
             self.records.define(tenant_id, entity.schema)
             self.table.put(

@@ -24,7 +24,7 @@ from backroom.records.schema import NUMERIC, Schema, TableField
 
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
 _ID = re.compile(r"^[0-9a-f]{24}$")
-_LABEL_PART = re.compile(r"\{([A-Za-z0-9_.]+)\}")
+LABEL_PART = re.compile(r"\{([A-Za-z0-9_.]+)\}")
 # Control characters other than tab and line breaks have no place in text (\x01 and \x02 delimit index keys).
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _TRUE = {"true", "1", "yes", "y", "t"}
@@ -302,7 +302,7 @@ def render_label(expression: str | None, data: Mapping[str, Any]) -> str:
             value = value.get("label", "")
         return "" if value is None else str(value)
 
-    return _LABEL_PART.sub(part, expression)[:1000]
+    return LABEL_PART.sub(part, expression)[:1000]
 
 
 def canonical(value: Any) -> str:
