@@ -722,9 +722,21 @@ def test_a_leading_match_on_ids_reads_just_those_records(world: World, reads: Re
         ([{"group": {"x": 3}}], "Stage 1 (group): x must be an accumulator"),
         ([{"group": {"by": "company,company.label"}}], "Stage 1 (group): by names company and company.label"),
         ([{"group": {"by": "company", "company": "count()"}}], "Stage 1 (group): company is both grouped by"),
-        ([{"skip": -1}], "Stage 1 (skip): settings must be a whole number, 0 or more"),
-        ([{"limit": 0}], "Stage 1 (limit): settings must be a whole number, 1 or more"),
+        ([{"skip": -1}], "Stage 1 (skip): settings must be a whole number from 0 to 500,000"),
+        ([{"limit": 0}], "Stage 1 (limit): settings must be a whole number from 1 to 500,000"),
         ([{"limit": True}], "Stage 1 (limit): settings must be a whole number"),
+        ([{"limit": 2**63}], "Stage 1 (limit): settings must be a whole number from 1 to 500,000"),
+        ([{"skip": 2**64}], "Stage 1 (skip): settings must be a whole number from 0 to 500,000"),
+        ([{"limit": 1.0}], "Stage 1 (limit): settings must be a whole number"),
+        ([{"project": ",".join(f"f{i}" for i in range(101))}], "Stage 1 (project): a stage names at most 100 fields"),
+        ([{"sort": {f"f{i}": "asc" for i in range(101)}}], "Stage 1 (sort): a sort names at most 100 fields"),
+        ([{"group": {f"n{i}": "count()" for i in range(101)}}], "Stage 1 (group): a group computes at most 100"),
+        ([{"count": "n"}, {"project": ".".join("a" * 11)}], 'Stage 2 (project): "a.a.a.a.a.a.a.a.a.a.a" names more'),
+        (
+            [{"match": {"lastName": "Doe"}}] * 2
+            + [{"match": {"_query": "or(" + ",".join(["filter('lastName','x')"] * 99) + ")"}}],
+            "A pipeline's matches hold at most 100 filters in all (this one 101)",
+        ),
         ([{"sort": {"lastName": "up"}}], "Stage 1 (sort): the direction of lastName must be asc or desc"),
         ([{"sort": {}}], "Stage 1 (sort): settings must be an object"),
         ([{"unwind": {"includeEmpty": True}}], "Stage 1 (unwind): fieldPath must name a field"),
@@ -918,3 +930,87 @@ def test_names_a_lookup_added_are_fields_of_later_stages(world: World) -> None:
     assert hidden["items"] == [{"n": 0}]
     with pytest.raises(Forbidden):
         world.run(SALES, "companies", [{"project": "taxId"}])
+
+
+# The work budget (finding 5 of the security issue) -----------------------------------------------
+def self_lookup(alias: str, path: str = "lastName") -> dict[str, Any]:
+    return {"lookup": {"localFieldPath": path, "foreignFieldPath": path, "foreignEntityName": "contacts", "as": alias}}
+
+
+def test_finding_5_three_self_lookups_with_unwind_stop_at_the_budget(world: World) -> None:
+    # Each contact shares its last name with about ten: three self-lookups unwound multiply the 60 by 1,000
+    pipeline: list[dict[str, Any]] = []
+    for alias in ("a", "b", "c"):
+        pipeline += [self_lookup(alias), {"unwind": {"fieldPath": alias}}]
+
+    with pytest.raises(Invalid) as raised:
+        world.run(SALES, "contacts", [*pipeline, {"count": "n"}])
+
+    message = raised.value.message
+    assert message.startswith("Stage ") and "would work through more than 500,000 documents" in message, message
+    assert "select fewer records with a leading match" in message
+    # Two of them stay well within it
+    two = world.run(SALES, "contacts", [*pipeline[:4], {"count": "n"}])
+    shared = [sum(1 for o in world.docs["contacts"] if o["lastName"] == c["lastName"]) for c in world.docs["contacts"]]
+    assert two["items"] == [{"n": sum(n * n for n in shared)}]
+
+
+def weight(document: Any) -> int:
+    """The documented weight: one, plus one for each object and list item inside."""
+    if isinstance(document, dict):
+        return 1 + sum(weight(v) for v in document.values() if isinstance(v, dict | list))
+    return sum(weight(v) if isinstance(v, dict | list) else 1 for v in document)
+
+
+def test_documents_are_counted_as_each_stage_takes_them_in(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given the budget of exactly what a project of two fields then a count take in
+    contacts = world.docs["contacts"]
+    projected = [{k: v for k, v in c.items() if k in ("company", "numberOfSkills")} for c in contacts]
+    spent = 2 * sum(weight(c) for c in contacts) + sum(weight(p) for p in projected) + 1  # the answer's one document
+    pipeline = [{"project": "company,numberOfSkills"}, {"count": "n"}]
+    monkeypatch.setattr(aggregate_module, "MAX_DOCUMENTS", spent)
+
+    # Then the pipeline fits, and one document less does not
+    assert world.run(DEV, "contacts", pipeline)["items"] == [{"n": 60}]
+    monkeypatch.setattr(aggregate_module, "MAX_DOCUMENTS", spent - 1)
+    with pytest.raises(Invalid, match="would work through more than"):
+        world.run(DEV, "contacts", pipeline)
+
+
+def test_a_match_counts_the_documents_it_drops_once_per_filter(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    contacts = world.docs["contacts"]
+    pipeline = [{"sort": {"id": "asc"}}, {"match": {"lastName": "Nobody", "firstName": "Nobody"}}, {"count": "n"}]
+    spent = sum(weight(c) for c in contacts) * (1 + 2) + 1
+    monkeypatch.setattr(aggregate_module, "MAX_DOCUMENTS", spent)
+    assert world.run(DEV, "contacts", pipeline)["items"] == [{"n": 0}]
+    monkeypatch.setattr(aggregate_module, "MAX_DOCUMENTS", spent - 2)  # the answer's document is the last one
+    with pytest.raises(Invalid, match=r"^Stage 2 \(match\): the aggregate would work through more than"):
+        world.run(DEV, "contacts", pipeline)
+
+
+def test_records_read_are_counted_those_a_filter_turns_down_too(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A leading match no index serves reads every contact to find the few it keeps
+    monkeypatch.setattr(aggregate_module, "MAX_READ", 60)
+    pipeline = [{"match": {"firstName": "like(/^Ann$/)"}}, {"count": "n"}]
+    ann = sum(1 for c in world.docs["contacts"] if c["firstName"] == "Ann")
+    assert world.run(DEV, "contacts", pipeline)["items"] == [{"n": ann}]
+    monkeypatch.setattr(aggregate_module, "MAX_READ", 59)
+    with pytest.raises(Invalid) as raised:
+        world.run(DEV, "contacts", pipeline)
+    assert raised.value.message == (
+        "The leading match: the aggregate would read more than 59 records, the most one request may read; "
+        "select fewer records with a leading match an index serves (or look up fewer distinct values)"
+    )
+
+
+def test_a_lookups_reads_count_a_query_per_value(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Companies (8 read) look their contacts up by the company index: a query for each company, and the
+    # contacts they find (those with a company)
+    lookup = {"localFieldPath": "id", "foreignFieldPath": "company", "foreignEntityName": "contacts", "as": "people"}
+    linked = sum(1 for c in world.docs["contacts"] if "company" in c)
+    spent = 8 + 8 * aggregate_module.LOOKUP_QUERY + linked
+    monkeypatch.setattr(aggregate_module, "MAX_READ", spent)
+    assert world.run(DEV, "companies", [{"lookup": lookup}, {"count": "n"}])["items"] == [{"n": 8}]
+    monkeypatch.setattr(aggregate_module, "MAX_READ", spent - 1)
+    with pytest.raises(Invalid, match=r"^Stage 1 \(lookup\): the aggregate would read more than"):
+        world.run(DEV, "companies", [{"lookup": lookup}, {"count": "n"}])

@@ -34,7 +34,7 @@ Stages
 - `sort`: `{"f": "asc", "g": "desc"}`, keys in order, stable. Values order as missing/null <
   numbers < text < objects (by their label, then their fields by name) < lists (element by element)
   < booleans (false < true).
-- `skip`: n (0 or more); `limit`: n (1 or more).
+- `skip`: n (0 to `MAX_DOCUMENTS`); `limit`: n (1 to `MAX_DOCUMENTS`).
 - `count`: `"name"`, exactly one document `{"name": <number of documents>}` (0 when none).
 - `unwind`: `{"fieldPath": "addresses", "includeEmpty": false}`, one document per element of the
   list at that path, the element in its place; a document whose value is missing, null or an empty
@@ -46,6 +46,11 @@ Stages
   equals). A relationship compares by its id; numbers equal numbers, text equals text (the text "5"
   is not the number 5). Foreign reads are batched and cached per distinct value: `id` by batch
   gets, a path an index serves by one query a value, any other path by one read of the foreign table.
+
+Work budget: a pipeline reads at most `MAX_READ` records (its source and its lookups; a lookup's query
+for one value counts `LOOKUP_QUERY`) and works through at most `MAX_DOCUMENTS` documents, counted as
+each stage takes them in (see `_Budget`); past either, a 400 names the stage and says what to do
+instead. So fan-out (lookup, unwind) cannot multiply a small body into hours of work.
 
 Checks: a malformed body, an unknown operation or malformed settings is a 400 naming the stage.
 Until the first `group` or `count`, every path a stage names must be a field of the entity (through
@@ -65,7 +70,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 from backroom.app.querylang import AllOf, AnyOf, Expr, Filter, Query, bind, evaluate, like_matcher, parse
 from backroom.errors import Forbidden, Invalid, NotFound
 from backroom.identity.models import Caller
-from backroom.records import Record, RecordStore, Schema, TableField
+from backroom.records import Condition, Record, RecordStore, Schema, TableField
 from backroom.records.query import matches, plan
 from backroom.records.schema import NAME_PATTERN, NUMERIC
 from backroom.records.values import EXACT, canonical
@@ -75,6 +80,13 @@ if TYPE_CHECKING:
 
 MAX_ITEMS = 1000  # documents an answer lists; `total` counts them all
 MAX_STAGES = 100
+MAX_NAMES = 100  # fields, sort keys or accumulators one stage names
+MAX_PATH = 10  # names in one field path (documents nest no deeper than the paths that build them)
+MAX_FILTERS = 100  # filters in all the pipeline's matches (each is checked on every document that reaches it)
+# The work budget (README "Aggregate queries"), sized so that a request stays well within API Gateway's 29 s:
+MAX_READ = 20_000  # records read (the source and every lookup), as a list request may read
+LOOKUP_QUERY = 100  # records a lookup's query for one value counts as: a Query on each shard, then a batch get
+MAX_DOCUMENTS = 500_000  # documents the stages take in, weighted (see `_Budget`)
 LOOKUP_BATCH = 100  # documents whose foreign records are read together
 AVERAGE = Context(prec=34)  # an average of decimals keeps 34 significant digits, as MongoDB's decimal128
 OPERATIONS = ("match", "project", "group", "sort", "skip", "limit", "count", "unwind", "lookup")
@@ -110,9 +122,11 @@ def aggregate(data: AppData, caller: Caller, name: str, body: Any) -> dict[str, 
     pipeline = _Pipeline(data, caller, access)
     for number, op, settings in _stages(body):
         pipeline.add(number, op, settings)
+    if pipeline.filters > MAX_FILTERS:
+        raise Invalid(f"A pipeline's matches hold at most {MAX_FILTERS} filters in all (this one {pipeline.filters})")
     total = 0
     items: list[Document] = []
-    for document in pipeline.run():
+    for document in pipeline.budget.taking("The answer", 1, pipeline.run()):
         total += 1
         if len(items) < MAX_ITEMS:
             items.append(_json(document))
@@ -142,6 +156,72 @@ def _clip(text: Any, most: int = 60) -> str:
     return text if len(text) <= most else text[:most] + "..."
 
 
+# The work budget --------------------------------------------------------------------------------
+class _Budget:
+    """What a pipeline has read and worked through so far; past either cap, a 400 that says what to do instead.
+
+    Documents are counted where a stage takes them in (and where the answer does), so each one a stage
+    makes counts once, fan-out included, and so do those a match drops. A document weighs one plus the
+    objects and list items inside it (a lookup's matches, an address, a list's values): a stage's work
+    grows with what it walks through. A stage that names several filters, fields, keys or accumulators
+    counts each document once per name.
+    """
+
+    def __init__(self) -> None:
+        self.read = 0
+        self.documents = 0
+        self.known: dict[int, int] = {}  # the weights of the documents lookups hold, by id (see `_weight`)
+
+    def reading(self, where: str, records: int) -> None:
+        self.read += records
+        if self.read > MAX_READ:
+            raise Invalid(
+                f"{where}: the aggregate would read more than {MAX_READ:,} records, the most one request may read; "
+                "select fewer records with a leading match an index serves (or look up fewer distinct values)"
+            )
+
+    def taking(self, where: str, width: int, docs: Docs) -> Docs:
+        """`docs`, each counted `width` times its weight as the stage at `where` takes it."""
+        for document in docs:
+            room = (MAX_DOCUMENTS - self.documents) // width
+            self.documents += width * _weight(document, room, self.known)
+            if self.documents > MAX_DOCUMENTS:
+                raise Invalid(
+                    f"{where}: the aggregate would work through more than {MAX_DOCUMENTS:,} documents, the most one "
+                    "request may (README, Aggregate queries); select fewer records with a leading match, and "
+                    "project, group or limit before a lookup or unwind multiplies them"
+                )
+            yield document
+
+
+def _weight(document: Any, most: int, known: Mapping[int, int]) -> int:
+    """One for the document, plus one for each object and list item inside it; the count stops past `most`.
+
+    `known` holds the weights of the foreign documents lookups keep (alive, never changed) by their id:
+    a lookup's match shared by many documents is counted in each of them without being walked again.
+    """
+    count, pending = 0, [document]
+    pop, push = pending.pop, pending.append
+    while pending and count <= most:
+        value = pop()
+        if value.__class__ is dict:
+            weight = known.get(id(value))
+            if weight is not None:
+                count += weight
+                continue
+            count += 1
+            for inner in value.values():
+                if inner.__class__ is dict or inner.__class__ is list:
+                    push(inner)
+        else:
+            for inner in value:
+                if inner.__class__ is dict or inner.__class__ is list:
+                    push(inner)
+                else:
+                    count += 1
+    return count
+
+
 # Planning: the stages checked and turned into steps over a stream of documents -------------------
 class _Pipeline:
     def __init__(self, data: AppData, caller: Caller, access: Access) -> None:
@@ -152,7 +232,10 @@ class _Pipeline:
         self.entity_shaped = True  # until a group or count makes new documents
         self.aliases: set[str] = set()  # names earlier lookups added
         self.leading: list[Expr] = []  # the leading matches' filters, for the store
-        self.steps: list[Step] = []
+        self.steps: list[tuple[str, int, Step]] = []  # (where, how many names, step)
+        self.filters = 0  # in all the matches
+        self.budget = _Budget()
+        self.width = 1  # how many names the stage being added names, for the budget
         self.builders: dict[str, Callable[[str, Any], Step]] = {
             "project": self._project,
             "group": self._group,
@@ -166,30 +249,34 @@ class _Pipeline:
 
     def add(self, number: int, op: str, settings: Any) -> None:
         where = f"Stage {number} ({op})"
+        self.width = 1
         if op == "match":
             self._match(where, settings)
         else:
-            self.steps.append(self.builders[op](where, settings))
+            step = self.builders[op](where, settings)
+            self.steps.append((where, self.width, step))
 
     def run(self) -> Docs:
         documents = self._source()
-        for step in self.steps:
-            documents = step(documents)
+        for where, width, step in self.steps:
+            documents = step(self.budget.taking(where, width, documents))
         return documents
 
     def _source(self) -> Docs:
         """The records the leading matches select, as one store query (an index serves it when one fits)."""
-        schema, records, tenant = self.schema, self.data.records, self.caller.tenant_id
+        schema, tenant = self.schema, self.caller.tenant_id
         specs = [f for f in schema.fields if f.name in self.readable]
         bound = bind(schema, Query(where=AllOf(tuple(self.leading))))
-        rest = bound.rest
-        check = None if rest is None else (lambda r: evaluate(schema, rest, {**r.data, "id": r.rid, "label": r.label}))
+        where = "The leading match" if self.leading else "The source"
         chosen: Iterable[Record]
         if bound.ids is not None:  # `id=a,b`: read those records, check the rest here
-            found = records.get_many(tenant, schema, sorted(set(bound.ids)))
-            chosen = (r for r in found if matches(schema, r.data, bound.conditions) and (check is None or check(r)))
+            rids = sorted(set(bound.ids))
+            self.budget.reading(where, len(rids))
+            found = self.data.records.get_many(tenant, schema, rids)
+            check = _checker(schema, bound.conditions, bound.rest)
+            chosen = (r for r in found if check is None or check(r))
         else:
-            chosen = records.stream(tenant, schema, bound.conditions, where=check)
+            chosen = _reading(self.data.records, tenant, schema, bound.conditions, bound.rest, self.budget, where)
         return (_document(specs, r) for r in chosen)
 
     # Paths ------------------------------------------------------------------
@@ -201,6 +288,8 @@ class _Pipeline:
         parts = path.split(".")
         if not all(parts):
             raise Invalid(f'{where}: "{_clip(path)}" is not a field path')
+        if len(parts) > MAX_PATH:
+            raise Invalid(f'{where}: "{_clip(path)}" names more than {MAX_PATH} fields, one inside the other')
         if self.entity_shaped and parts[0] not in self.aliases:
             _check_path(where, self.schema, self.readable, path)
         return parts
@@ -208,10 +297,12 @@ class _Pipeline:
     def _paths(self, where: str, text: Any, example: str) -> list[list[str]]:
         if not isinstance(text, str):
             raise Invalid(f"{where}: name the fields in a text, separated by commas, as {example}")
-        names = [p.strip() for p in text.split(",") if p.strip()]
+        names = list(dict.fromkeys(p.strip() for p in text.split(",") if p.strip()))
         if not names:
             raise Invalid(f"{where}: name one or more fields, separated by commas, as {example}")
-        return [self._path(where, n) for n in dict.fromkeys(names)]
+        if len(names) > MAX_NAMES:
+            raise Invalid(f"{where}: a stage names at most {MAX_NAMES} fields")
+        return [self._path(where, n) for n in names]
 
     def _may_read(self, where: str, names: Iterable[str]) -> None:
         hidden = sorted(n for n in names if n not in self.readable)
@@ -226,6 +317,8 @@ class _Pipeline:
     def _match(self, where: str, settings: Any) -> None:
         query = _filters(where, settings)
         paths = list(_filter_paths(query.where))
+        self.filters += len(paths)
+        self.width = max(1, len(paths))
         if self.entity_shaped and not any(p.split(".")[0] in self.aliases for p in paths):
             try:
                 bound = bind(self.schema, query)
@@ -236,17 +329,19 @@ class _Pipeline:
                 self.leading.extend(query.where.items)
                 return
             schema, expr = self.schema, query.where
-            self.steps.append(lambda docs: (d for d in docs if evaluate(schema, expr, d)))
+            self.steps.append((where, self.width, lambda docs: (d for d in docs if evaluate(schema, expr, d))))
             return
         for path in paths:
             self._path(where, path)
         check = _generic(query.where)
-        self.steps.append(lambda docs: (d for d in docs if check(d)))
+        self.steps.append((where, self.width, lambda docs: (d for d in docs if check(d))))
 
     def _project(self, where: str, settings: Any) -> Step:
         tree: Tree = {}
-        for parts in self._paths(where, settings, '"company,numberOfSkills"'):
+        paths = self._paths(where, settings, '"company,numberOfSkills"')
+        for parts in paths:
             _keep(tree, parts)
+        self.width = len(paths)
         return lambda docs: (_projected(d, tree) for d in docs)
 
     def _group(self, where: str, settings: Any) -> Step:
@@ -259,6 +354,8 @@ class _Pipeline:
         for a, b in itertools.permutations(keys, 2):
             if b[: len(a)] == a:
                 raise Invalid(f"{where}: by names {'.'.join(a)} and {'.'.join(b)}, which is inside it")
+        if len(settings) > MAX_NAMES:
+            raise Invalid(f"{where}: a group computes at most {MAX_NAMES} accumulators")
         outputs: list[tuple[str, str, list[str] | None]] = []
         for name, spec in settings.items():
             if name == "by":
@@ -289,6 +386,7 @@ class _Pipeline:
                 raise Invalid(f"{where}: {op} takes one field, as {op}({self._example()})")
             outputs.append((name, op, self._path(where, inner)))
         self.entity_shaped, self.aliases = False, set()
+        self.width = max(1, len(keys) + len(outputs))
         return lambda docs: _grouped(docs, keys, outputs)
 
     def _sort(self, where: str, settings: Any) -> Step:
@@ -296,11 +394,14 @@ class _Pipeline:
             raise Invalid(
                 f'{where}: settings must be an object of fields and directions, as {{"numberOfSkills": "desc"}}'
             )
+        if len(settings) > MAX_NAMES:
+            raise Invalid(f"{where}: a sort names at most {MAX_NAMES} fields")
         keys: list[tuple[list[str], bool]] = []
         for path, direction in settings.items():
             if not isinstance(direction, str) or direction.lower() not in ("asc", "desc"):
                 raise Invalid(f"{where}: the direction of {_clip(path)} must be asc or desc")
             keys.append((self._path(where, path), direction.lower() == "desc"))
+        self.width = len(keys)
 
         def sort(docs: Docs) -> Docs:
             held = list(docs)
@@ -311,11 +412,11 @@ class _Pipeline:
         return sort
 
     def _skip(self, where: str, settings: Any) -> Step:
-        count = _whole(where, settings, 0)
+        count = _whole(where, settings, 0, MAX_DOCUMENTS)
         return lambda docs: itertools.islice(docs, count, None)
 
     def _limit(self, where: str, settings: Any) -> Step:
-        count = _whole(where, settings, 1)
+        count = _whole(where, settings, 1, MAX_DOCUMENTS)
         return lambda docs: itertools.islice(docs, count)
 
     def _count(self, where: str, settings: Any) -> Step:
@@ -367,7 +468,8 @@ class _Pipeline:
         path = settings["foreignFieldPath"].strip()
         _check_path(where, foreign.schema, set(foreign.readable()), path)
         self.aliases.add(alias)
-        return _Lookup(self.data.records, self.caller.tenant_id, foreign, path, local, alias).run
+        reads = _Reads(self.data.records, self.caller.tenant_id, self.budget, where)
+        return _Lookup(reads, foreign, path, local, alias).run
 
 
 def _check_path(where: str, schema: Schema, readable: set[str], path: str) -> None:
@@ -395,10 +497,80 @@ def _check_path(where: str, schema: Schema, readable: set[str], path: str) -> No
         raise Forbidden(f"{where}: you may not read {parts[0]} of {schema.name}")
 
 
-def _whole(where: str, settings: Any, least: int) -> int:
-    if isinstance(settings, bool) or not isinstance(settings, int) or settings < least:
-        raise Invalid(f"{where}: settings must be a whole number, {least} or more")
+def _whole(where: str, settings: Any, least: int, most: int) -> int:
+    if isinstance(settings, bool) or not isinstance(settings, int) or not least <= settings <= most:
+        raise Invalid(f"{where}: settings must be a whole number from {least} to {most:,}")
     return settings
+
+
+# Reading records, within the budget ---------------------------------------------------------------
+def _checker(schema: Schema, conditions: list[Condition], rest: Expr | None) -> Callable[[Record], bool] | None:
+    """What a record read must also meet: conditions the store did not serve, and the rest of the query."""
+    if not conditions and rest is None:
+        return None
+
+    def check(record: Record) -> bool:
+        if not matches(schema, record.data, conditions):
+            return False
+        return rest is None or evaluate(schema, rest, {**record.data, "id": record.rid, "label": record.label})
+
+    return check
+
+
+def _reading(
+    records: RecordStore,
+    tenant_id: str,
+    schema: Schema,
+    conditions: list[Condition],
+    rest: Expr | None,
+    budget: _Budget,
+    where: str,
+) -> Iterator[Record]:
+    """The records meeting `conditions` and `rest`, every record read counted (those they turn down too).
+
+    The store checks what its index does not serve on the records it reads; here that check runs in
+    `where`, so each record read passes through the count. The index is the one the whole query plans.
+    """
+    unserved = plan(schema, conditions).residual
+    served = [c for c in conditions if c not in unserved]
+    check = _checker(schema, unserved, rest)
+    if check is None:  # every record read is a match
+        for record in records.stream(tenant_id, schema, served):
+            budget.reading(where, 1)
+            yield record
+        return
+
+    def counted(record: Record) -> bool:
+        budget.reading(where, 1)
+        return check(record)
+
+    yield from records.stream(tenant_id, schema, served, where=counted)
+
+
+class _Reads:
+    """A lookup's reads of the foreign entity, counted against the pipeline's budget."""
+
+    def __init__(self, records: RecordStore, tenant_id: str, budget: _Budget, where: str) -> None:
+        self.records = records
+        self.tenant_id = tenant_id
+        self.budget = budget
+        self.where = where
+
+    def by_id(self, schema: Schema, rids: list[str]) -> list[Record]:
+        self.budget.reading(self.where, len(rids))
+        return self.records.get_many(self.tenant_id, schema, rids)
+
+    def query(self, schema: Schema, conditions: list[Condition], rest: Expr | None) -> Iterator[Record]:
+        self.budget.reading(self.where, LOOKUP_QUERY)
+        return _reading(self.records, self.tenant_id, schema, conditions, rest, self.budget, self.where)
+
+    def everything(self, schema: Schema) -> Iterator[Record]:
+        return _reading(self.records, self.tenant_id, schema, [], None, self.budget, self.where)
+
+    def kept(self, document: Document) -> Document:
+        """`document`, which the lookup keeps for the whole run (so its id stays its own), with its weight noted."""
+        self.budget.known[id(document)] = _weight(document, MAX_DOCUMENTS, {})
+        return document
 
 
 # Documents --------------------------------------------------------------------------------------
@@ -643,11 +815,8 @@ def _replaced(document: Document, parts: list[str], value: Any) -> Document:
 class _Lookup:
     """The foreign documents matching each document's local value, read in batches and cached per value."""
 
-    def __init__(
-        self, records: RecordStore, tenant_id: str, foreign: Access, path: str, local: list[str], alias: str
-    ) -> None:
-        self.records = records
-        self.tenant_id = tenant_id
+    def __init__(self, reads: _Reads, foreign: Access, path: str, local: list[str], alias: str) -> None:
+        self.reads = reads
         self.schema = foreign.schema
         readable = set(foreign.readable())
         self.specs = [f for f in self.schema.fields if f.name in readable]
@@ -676,12 +845,12 @@ class _Lookup:
             return
         if self.path == "id":
             ids = sorted(k[1] for k in missing if k[0] == "text" and _ID.fullmatch(k[1]))
-            read = {r.rid: _document(self.specs, r) for r in self.records.get_many(self.tenant_id, self.schema, ids)}
+            read = {r.rid: _document(self.specs, r) for r in self.reads.by_id(self.schema, ids)}
             for key in missing:
-                self.found[key] = [read[key[1]]] if key[0] == "text" and key[1] in read else []
+                self.found[key] = [self.reads.kept(read[key[1]])] if key[0] == "text" and key[1] in read else []
             return
         for key in missing:
-            self.found[key] = self._matching(key)
+            self.found[key] = [self.reads.kept(d) for d in self._matching(key)]
 
     def _matching(self, key: Key) -> list[Document]:
         try:
@@ -690,21 +859,17 @@ class _Lookup:
             return []  # a value the foreign field cannot hold equals none of its values
         if not bound.conditions or plan(self.schema, bound.conditions).index is None:
             return self._everything().get(key, [])
-        schema, rest = self.schema, bound.rest
-        check = None if rest is None else (lambda r: evaluate(schema, rest, {**r.data, "id": r.rid, "label": r.label}))
-        read = (
-            _document(self.specs, r) for r in self.records.stream(self.tenant_id, schema, bound.conditions, where=check)
-        )
+        read = (_document(self.specs, r) for r in self.reads.query(self.schema, bound.conditions, bound.rest))
         # The query language also takes a text for a number, or a label for a relationship: keep exact equals.
         return sorted((d for d in read if key in _link_keys(_get(d, self.parts))), key=lambda d: str(d["id"]))
 
     def _everything(self) -> dict[Key, list[Document]]:
         if self.table is None:
             table: dict[Key, list[Document]] = {}
-            for record in self.records.stream(self.tenant_id, self.schema, []):
+            for record in self.reads.everything(self.schema):
                 document = _document(self.specs, record)
                 for key in _link_keys(_get(document, self.parts)):
-                    table.setdefault(key, []).append(document)
+                    table.setdefault(key, []).append(self.reads.kept(document))
             for found in table.values():
                 found.sort(key=lambda d: str(d["id"]))
             self.table = table

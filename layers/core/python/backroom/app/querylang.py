@@ -14,23 +14,32 @@ A filter's value is a comma-OR list (`name=Blogpad,Jazzy`; `"Doe, Inc"` quotes a
 quote) or one operator as the whole value: `notEquals(a,b)`, `like(v)`, `between(a,b)`,
 `greater(v)`, `greaterOrEquals(v)`, `less(v)`, `lessOrEquals(v)`, `empty()`, `notEmpty()`; an empty
 value means `empty()`. `like` ignores case: `like(v)` contains, `like(/v)` starts with, `like(v/)` ends
-with, `like(/re/)` a regular expression search (bounded so that it cannot backtrack for ever).
+with, `like(/re/)` a regular expression search, run on RE2: its time grows with the text, never
+exponentially nor polynomially as a backtracking engine's can, so RE2's syntax is the one taken (no
+backreference, no lookaround: a 400 that says so).
 
 Paths run through groups (`contactInformation.email`) and multi-valued groups (`addresses.state`:
 ANY element meets it, and `notEquals` holds when NO element equals). A relationship compares its id
 when the value is a record id (24 lowercase hex digits) and its label otherwise; `company.id` and
 `company.label` pick one. `id` and `label` are the record's own. Every mistake is an `Invalid` (400)
 that says what is wrong; caller-given names are only ever compared with the schema's names.
+
+Every loop over what a caller wrote is bounded before it runs: a parameter's text (`MAX_TEXT`), the
+filters (`MAX_FILTERS`) and values (`MAX_VALUES`) of a query, `_query`'s nesting (`MAX_DEPTH`, so the
+recursive reader never nears Python's recursion limit), a regular expression's length and its
+compiled size (RE2's `max_mem`).
 """
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from re import _parser as _sre  # type: ignore[attr-defined]  # the regex parser, to inspect a pattern's structure
 from typing import Any, TypeAlias, cast
+
+import re2
 
 from backroom.errors import Invalid
 from backroom.records.query import Condition, Op, Sort
@@ -56,8 +65,11 @@ SYSTEM_FIELDS = frozenset({"id", "label", "version"})  # shown on every record; 
 MAX_SIZE = 1000
 MAX_OFFSET = 100_000  # records skipped by a numeric `_offset` (each is read and passed over)
 MAX_DEPTH = 10  # and()/or() nesting in `_query`
-MAX_FILTERS = 100  # filter() calls in `_query`
+MAX_FILTERS = 100  # filters of a query: its filter parameters and the filter() calls in `_query`
+MAX_VALUES = 1000  # values of a query's filters in all (`id=a,b,...` included): one key range or lookup each
+MAX_TEXT = 50_000  # characters of one parameter's value (1,000 record ids and their commas fit)
 MAX_REGEX = 200  # characters of a `like(/re/)` pattern
+REGEX_MEMORY = 1 << 20  # bytes RE2 may use for one pattern (its program and its DFA's cache)
 FORMATS = ("native", "plainText")
 
 # The operators as the language writes them, and as a `Filter` names them.
@@ -144,6 +156,8 @@ def parse(params: Mapping[str, str | list[str]]) -> Query:
         values = list(given) if isinstance(given, list | tuple) else [given]
         if not all(isinstance(v, str) for v in values):
             raise Invalid(f"The parameter {_clip(str(key))} must be text")
+        if any(len(v) > MAX_TEXT for v in values):
+            raise Invalid(f"The parameter {_clip(str(key))} is longer than {MAX_TEXT:,} characters")
         if key.startswith("_"):
             if key not in RESERVED:
                 raise Invalid(
@@ -156,7 +170,30 @@ def parse(params: Mapping[str, str | list[str]]) -> Query:
         else:
             where.extend(parse_value(key, v) for v in values)
     query.where = AllOf(_flat(AllOf, where))
+    _within_bounds(query.where)
     return query
+
+
+def _within_bounds(where: AllOf) -> None:
+    """At most MAX_FILTERS filters and MAX_VALUES values in all: each is work on every record read, and each
+    value of an equality can be a key range the store queries on every shard."""
+    filters = list(_filters_of(where))
+    if len(filters) > MAX_FILTERS:
+        raise Invalid(f"A query holds at most {MAX_FILTERS} filters (parameters and filter() calls in _query)")
+    values = sum(len(f.values) for f in filters)
+    if values > MAX_VALUES:
+        raise Invalid(
+            f"A query holds at most {MAX_VALUES:,} values in all its filters (this one {values:,}); "
+            "split the request, or filter by a field the values share"
+        )
+
+
+def _filters_of(expr: Expr) -> Iterable[Filter]:
+    if isinstance(expr, Filter):
+        yield expr
+    else:
+        for item in expr.items:
+            yield from _filters_of(item)
 
 
 def _option(query: Query, key: str, raw: str) -> None:
@@ -378,10 +415,13 @@ class _Complex:
 # like --------------------------------------------------------------------------
 def like_matcher(path: str, pattern: str) -> Callable[[str], bool]:
     """`like(v)` contains v, `like(/v)` starts with it, `like(v/)` ends with it (all ignoring case);
-    `like(/re/)` searches a regular expression, after `_safe_regex` checks it."""
+    `like(/re/)` searches a regular expression (RE2's syntax, case as written unless it says `(?i)`)."""
     if len(pattern) >= 2 and pattern.startswith("/") and pattern.endswith("/"):
-        compiled = _safe_regex(path, pattern[1:-1])
-        return lambda value: compiled.search(value) is not None
+        source = pattern[1:-1]
+        _regex(path, source)  # a bad pattern is a 400 before any record is read
+        # The check looks the compiled pattern up when it runs instead of holding it: the query cache keeps
+        # checks alive, and RE2's own cache (128 patterns, REGEX_MEMORY each at most) stays the only one.
+        return lambda value: _compiled_regex(source).search(value) is not None
     if pattern.startswith("/"):
         prefix = pattern[1:].casefold()
         check: Callable[[str], bool] = lambda value: value.casefold().startswith(prefix)  # noqa: E731
@@ -397,57 +437,59 @@ def like_matcher(path: str, pattern: str) -> Callable[[str], bool]:
     return check
 
 
-def _safe_regex(path: str, source: str) -> re.Pattern[str]:
-    """A pattern that runs in time proportional to the text (backtracking engines blow up on some)."""
+def _options() -> re2.Options:
+    options = re2.Options()
+    options.never_capture = True  # a search only answers whether it matched: RE2 keeps to its fastest engines
+    options.log_errors = False  # a caller's bad pattern is a 400, not a line on stderr
+    options.max_mem = REGEX_MEMORY
+    return options
+
+
+_OPTIONS = _options()
+
+# What RE2 refuses that Python's `re` takes, by the start of RE2's message: (its text, what the caller used).
+_UNSUPPORTED = (
+    ("invalid escape sequence: \\k", "a backreference"),
+    ("invalid escape sequence: \\g", "a backreference"),
+    ("invalid perl operator: (?P", "a backreference"),  # (?P=name); (?P<name>...) is fine
+    ("invalid perl operator: (?=", "a lookahead"),
+    ("invalid perl operator: (?!", "a lookahead"),
+    ("invalid perl operator: (?<=", "a lookbehind"),
+    ("invalid perl operator: (?<!", "a lookbehind"),
+    ("invalid perl operator: (?>", "an atomic group"),
+    ("invalid perl operator: (?(", "a conditional group"),
+)
+_BACKREFERENCE = re.compile(r"invalid escape sequence: \\[1-9]")
+_POSSESSIVE = re.compile(r"bad repetition operator: (?:[*+?]|\{[0-9,]+\})\+")  # a++, a*+, a?+, a{1,2}+
+
+
+@functools.lru_cache(maxsize=32)
+def _compiled_regex(source: str) -> Any:
+    return re2.compile(source, _OPTIONS)
+
+
+def _regex(path: str, source: str) -> Any:
+    """`source` compiled by RE2, or a 400 that says why not (a feature RE2 lacks, a syntax error, too big)."""
     where = _clip(path)
     if not source:
         raise Invalid(f"{where}: like(//) needs a regular expression between the slashes")
     if len(source) > MAX_REGEX:
         raise Invalid(f"{where}: the regular expression is longer than {MAX_REGEX} characters")
     try:
-        compiled = re.compile(source)
-        tree = _sre.parse(source)
-    except (re.error, RecursionError, OverflowError) as bad:
-        raise Invalid(f"{where}: the regular expression does not compile: {bad}") from None
-    problem = _runaway(tree, False)
-    if problem:
-        raise Invalid(f"{where}: the regular expression is not allowed: {problem}, which could run for ever")
-    return compiled
-
-
-_REPEATS = frozenset({"MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT"})
-
-
-def _runaway(items: Any, repeated: bool) -> str | None:
-    """Why a parsed pattern could backtrack exponentially, or None.
-
-    Backreferences and lookarounds are refused outright. Under a quantifier that repeats (more than
-    once), another quantifier or an alternation lets the engine split the same text many ways.
-    """
-    for op, arg in items:
-        name = str(op)
-        if name in ("GROUPREF", "GROUPREF_EXISTS"):
-            return "it holds a backreference"
-        if name in ("ASSERT", "ASSERT_NOT"):
-            return "it holds a lookaround"
-        if name in _REPEATS:
-            if repeated:
-                return "it repeats a group that itself holds a quantifier"
-            _low, high, body = arg
-            problem = _runaway(body, high > 1)
-        elif name == "BRANCH":
-            if repeated:
-                return "it repeats a group holding alternatives (|)"
-            problem = next((p for b in arg[1] if (p := _runaway(b, repeated))), None)
-        elif name == "SUBPATTERN":
-            problem = _runaway(arg[3], repeated)
-        elif name == "ATOMIC_GROUP":
-            problem = _runaway(arg, repeated)
-        else:
-            problem = None
-        if problem:
-            return problem
-    return None
+        return _compiled_regex(source)
+    except re2.error as bad:
+        reason = bad.args[0].decode(errors="replace") if bad.args and isinstance(bad.args[0], bytes) else str(bad)
+    used = "a backreference" if _BACKREFERENCE.match(reason) else None
+    used = used or ("a possessive quantifier" if _POSSESSIVE.match(reason) else None)
+    used = used or next((name for start, name in _UNSUPPORTED if reason.startswith(start)), None)
+    if used:
+        raise Invalid(
+            f"{where}: the regular expression uses {used}, which RE2 does not support (regular expressions run on "
+            "RE2, whose time grows only with the text); rewrite the pattern without it"
+        )
+    if reason.startswith("pattern too large"):
+        raise Invalid(f"{where}: the regular expression is too large once compiled (use fewer or smaller repeats)")
+    raise Invalid(f"{where}: the regular expression does not compile: {_clip(reason)}")
 
 
 # Paths -------------------------------------------------------------------------

@@ -489,8 +489,8 @@ class AppData:
 
 
 def _paging(params: Mapping[str, Any]) -> tuple[int, str | None]:
-    raw = params.get("_size", "20")
-    if not str(raw).isdigit() or not 1 <= int(raw) <= 1000:
+    raw = str(params.get("_size", "20"))  # ASCII digits only: "²" is a digit to isdigit(), not to int()
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 4) or not 1 <= int(raw) <= 1000:
         raise Invalid("_size must be a whole number from 1 to 1000")
     offset = params.get("_offset") or None
     if offset is not None and not _ID.match(str(offset)):
@@ -502,6 +502,6 @@ def _millis(params: Mapping[str, Any], name: str) -> int | None:
     raw = params.get(name)
     if raw in (None, ""):
         return None
-    if not str(raw).isdigit() or len(str(raw)) > 15:
+    if not (str(raw).isascii() and str(raw).isdigit()) or len(str(raw)) > 15:
         raise Invalid(f"{name} must be a time in milliseconds since the epoch")
     return int(raw)

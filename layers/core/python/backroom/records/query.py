@@ -19,7 +19,7 @@ from backroom.records.values import canonical, is_empty, order_key, value_at
 
 Op = Literal["eq", "between", "gt", "ge", "lt", "le", "like", "empty", "notEmpty"]
 SEP, NEXT, TOP = "\x01", "\x02", "\U0010ffff"  # text never holds \x01 or \x02 (values.py)
-MAX_PARTITIONS = 100  # value combinations of comma-OR equality filters one plan may query
+MAX_PARTITIONS = 100  # key ranges (value combinations times sort-key ranges) one plan may query per shard
 
 
 @dataclass(frozen=True)
@@ -172,7 +172,8 @@ def _on_index(schema: Schema, index: Index, conditions: Sequence[Condition], sor
     for cond in conditions:
         if index.sort and cond.field == index.sort and cond not in used:
             served = _range(schema, cond)
-            if served is not None:
+            # Each range is a Query per shard and combination: past the cap, the condition is checked on reads.
+            if served is not None and len(combos) * len(served[0]) <= MAX_PARTITIONS:
                 ranges, by_id = served
                 used.append(cond)
                 break
