@@ -395,9 +395,14 @@ def _check_path(where: str, schema: Schema, readable: set[str], path: str) -> No
         raise Forbidden(f"{where}: you may not read {parts[0]} of {schema.name}")
 
 
+_MOST_DOCUMENTS = 10**12  # above any count of documents; islice takes nothing past sys.maxsize
+
+
 def _whole(where: str, settings: Any, least: int) -> int:
     if isinstance(settings, bool) or not isinstance(settings, int) or settings < least:
         raise Invalid(f"{where}: settings must be a whole number, {least} or more")
+    if settings > _MOST_DOCUMENTS:
+        raise Invalid(f"{where}: settings must be a whole number, at most {_MOST_DOCUMENTS}")
     return settings
 
 
