@@ -18,7 +18,7 @@ from decimal import Context, Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import urlparse
 
-from backroom.dynamo import NUMBER_DIGITS, number_problem, storable_number
+from backroom.dynamo import NUMBER_DIGITS, check_storable, number_problem, storable_number
 from backroom.errors import FieldError
 from backroom.ids import new_id
 from backroom.records.schema import NUMERIC, Schema, TableField
@@ -71,6 +71,12 @@ def _number(raw: Any, name: str) -> Decimal:
     if stored is None:
         raise BadValue(f"{name} {number_problem(number)}")
     return stored  # zero without sign or exponent; more than 38 digits only as trailing zeros dropped
+
+
+def check_numbers(value: Any, name: str) -> None:
+    """Raise Invalid naming the first number in a caller's JSON `value` (any depth) that no table can hold:
+    for what is kept as it came, untyped, until a job types it (a gateway records import's rows)."""
+    check_storable(value, name)
 
 
 def _whole(number: Decimal) -> Decimal:
