@@ -19,7 +19,7 @@ from backroom.api.dialects import RuntimeDialect
 from backroom.api.multipart import body_bytes, uploaded_file
 from backroom.api.openapi import file_upload_body
 from backroom.api.resolver import CurrentCaller, dialect_app
-from backroom.api.runtime import json_body, last_values, query_params
+from backroom.api.runtime import ExportSize, From, PageSize, To, json_body, last_values, query_params
 from backroom.errors import Invalid
 from backroom.jobs.models import Job
 from backroom.services import services
@@ -65,8 +65,10 @@ def _answer(result: Any) -> Any:
     return _job_ref(result.id) if isinstance(result, Job) else result
 
 
+# Numeric query parameters (`_size`, `from`, `to`) are declared on the routes that read them, for their
+# bounds in the document and a 400 past them; the core still reads and checks the raw query string.
 @app.get("/runtime/api/data/<entity>")
-def list_records(entity: Entity, caller: CurrentCaller) -> dict[str, Any]:
+def list_records(entity: Entity, caller: CurrentCaller, size: PageSize = None) -> dict[str, Any]:
     return services().app.find(caller, entity, _params())
 
 
@@ -81,7 +83,7 @@ def create_record(entity: Entity, caller: CurrentCaller) -> dict[str, Any]:
 
 
 @app.delete("/runtime/api/data/<entity>")
-def delete_by_query(entity: Entity, caller: CurrentCaller) -> dict[str, Any]:
+def delete_by_query(entity: Entity, caller: CurrentCaller, size: PageSize = None) -> dict[str, Any]:
     params = _params()
     if _async(params):
         return _job_ref(services().app.delete_async(caller, entity, ids=None, params=params, ip=_ip()).id)
@@ -117,7 +119,9 @@ def import_records(entity: Entity, caller: CurrentCaller) -> dict[str, str]:
 
 # Registered before `/<id>`: powertools tries dynamic routes in order, as API Gateway prefers the literal.
 @app.get("/runtime/api/data/<entity>/history")
-def entity_history(entity: Entity, caller: CurrentCaller) -> dict[str, Any]:
+def entity_history(
+    entity: Entity, caller: CurrentCaller, size: PageSize = None, since: From = None, until: To = None
+) -> dict[str, Any]:
     return services().app.table_history(caller, entity, last_values(_params()))
 
 
@@ -132,7 +136,7 @@ def get_record(entity: Entity, record_id: RecordId, caller: CurrentCaller) -> di
         "requestBody": {"required": False, "content": {"application/json": {"schema": {"type": "object"}}}}
     },
 )
-def update_record(entity: Entity, record_id: RecordId, caller: CurrentCaller) -> Any:
+def update_record(entity: Entity, record_id: RecordId, caller: CurrentCaller, size: ExportSize = None) -> Any:
     """A record's update, an action over a query (`?id=a,b` or filters) or an aggregate query (`aggregate`)."""
     params = _params()
     body = json_body(app.current_event.raw_event, optional=True)
@@ -170,7 +174,7 @@ def delete_records(entity: Entity, record_id: RecordId, caller: CurrentCaller) -
 
 
 @app.get("/runtime/api/data/<entity>/<record_id>/history")
-def record_history(entity: Entity, record_id: RecordId, caller: CurrentCaller) -> dict[str, Any]:
+def record_history(entity: Entity, record_id: RecordId, caller: CurrentCaller, size: PageSize = None) -> dict[str, Any]:
     return services().app.history(caller, entity, record_id, last_values(_params()))
 
 

@@ -20,7 +20,7 @@ from backroom.api.multipart import body_bytes, uploaded_file
 from backroom.api.openapi import file_upload_body
 from backroom.api.resolver import CurrentCaller, dialect_app
 from backroom.api.runtime import json_body
-from backroom.app.files import Download
+from backroom.app.files import MAX_SHARE_MS, Download
 from backroom.services import services
 from backroom.tracing import Tracer
 
@@ -103,10 +103,12 @@ def get_file(file_id: FileId, caller: CurrentCaller) -> Response[Any]:
     },
 )
 def share_file(
-    file_id: FileId, caller: CurrentCaller, ttl: Annotated[str | None, Query(max_length=20)] = None
+    file_id: FileId,
+    caller: CurrentCaller,
+    ttl: Annotated[int | None, Query(ge=1, le=MAX_SHARE_MS, description="Milliseconds, up to 30 days")] = None,
 ) -> dict[str, str]:
     """Share a file through a public link, valid for `ttl` milliseconds (an hour by default)."""
-    shared = services().app.files.share(caller, file_id, ttl)
+    shared = services().app.files.share(caller, file_id, None if ttl is None else str(ttl))
     return {"sharedFileId": shared.share_id, "sharedFileLink": f"/files/shared/{shared.share_id}"}
 
 

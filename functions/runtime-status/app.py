@@ -11,12 +11,18 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from backroom.api.dialects import RuntimeDialect
 from backroom.api.resolver import CurrentCaller, dialect_app
 from backroom.api.runtime import (
+    AppLineOffset,
+    From,
     JobLogPageView,
     JobLogView,
     JobPageView,
     JobView,
+    LineOffset,
+    PageSize,
+    To,
     json_body,
     last_values,
+    millis,
     query_params,
 )
 from backroom.app.logs import post_log, read_logs
@@ -51,7 +57,16 @@ def _view(job: Job) -> JobView:
 
 
 @app.get("/runtime/api/status/jobs", responses={400: {"description": "A filter or paging parameter is not valid"}})
-def list_jobs(caller: CurrentCaller) -> JobPageView:
+def list_jobs(  # the numbers are declared for the document and checked first; the core reads the query string
+    caller: CurrentCaller,
+    size: PageSize = None,
+    start_from: Annotated[int | None, millis("startFrom")] = None,
+    start_to: Annotated[int | None, millis("startTo")] = None,
+    end_from: Annotated[int | None, millis("endFrom")] = None,
+    end_to: Annotated[int | None, millis("endTo")] = None,
+    create_from: Annotated[int | None, millis("createFrom")] = None,
+    create_to: Annotated[int | None, millis("createTo")] = None,
+) -> JobPageView:
     page = RuntimeJobs(services().jobs).list(caller, _params())
     return JobPageView(total=page.total, offset=page.offset, items=[_view(job) for job in page.jobs])
 
@@ -65,7 +80,14 @@ def get_job(job_id: JobId, caller: CurrentCaller) -> JobView:
     "/runtime/api/status/jobs/<job_id>/logs",
     responses={400: {"description": "A parameter is not valid"}, 404: {"description": "The job is not found"}},
 )
-def get_job_logs(job_id: JobId, caller: CurrentCaller) -> JobLogPageView:
+def get_job_logs(
+    job_id: JobId,
+    caller: CurrentCaller,
+    size: PageSize = None,
+    offset: LineOffset = None,
+    since: From = None,
+    until: To = None,
+) -> JobLogPageView:
     page = RuntimeJobs(services().jobs).logs(caller, job_id, _params())
     items = [JobLogView(timestamp=e.timestamp, level=e.level, message=e.message) for e in page.entries]
     return JobLogPageView(total=page.total, offset=page.offset, items=items)
@@ -90,7 +112,9 @@ def command_job(
     "/runtime/api/status/logs",
     responses={400: {"description": "A parameter is not valid"}, 403: {"description": "The caller is not a developer"}},
 )
-def get_logs(caller: CurrentCaller) -> dict[str, Any]:
+def get_logs(
+    caller: CurrentCaller, size: PageSize = None, offset: AppLineOffset = None, since: From = None, until: To = None
+) -> dict[str, Any]:
     return read_logs(services().app.logs, caller, last_values(query_params(app.current_event.raw_event)))
 
 

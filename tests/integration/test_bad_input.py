@@ -12,6 +12,7 @@ import http.client
 import json
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -147,6 +148,8 @@ FIELD_VALUES = {
     "negative-number": -(10**30),
     "float-for-int": 1e308,
     "nan": float("nan"),
+    "below-dynamodb": 1e-200,
+    "forty-digits": 10**39 + 1,
 }
 JSON_BODIES = [name for name, f in FAMILIES.items() if f.body_kind in ("json", "raw-json")]
 
@@ -189,9 +192,13 @@ def test_an_odd_path_segment_is_a_4xx(api: Api, auth: dict[str, str], name: str,
 
 
 QUERIES = {
-    "gateway": ["page=-1", "size=0", "size=99999999999999999999", "page=1e3", "size=%FF", "page=%00"],
+    "gateway": ["page=-1", "size=0", "size=99999999999999999999", "page=1e3", "size=%FF", "page=%00", "page=NaN"],
     "tasks": ["page_size=0", "page_size=1e9", "page_size=-5", "start_key=" + "k" * 500, "page_size=%FF"],
-    "runtime": ["_size=-1", "_size=%FF", "_sortField=%00", "_size=1" + "0" * 50, "_format=" + "x" * 5000],
+    "runtime": [
+        *["_size=-1", "_size=%FF", "_sortField=%00", "_size=1" + "0" * 50, "_format=" + "x" * 5000],
+        *["_size=1e-200", "_size=%C2%B2", "_size=1" + "0" * 5000],  # ² is a digit to str.isdigit, not to int
+        *["numberOfEmployees=1e-200", "rating=1" + "0" * 60 + "1"],  # filters DynamoDB cannot hold
+    ],
 }
 LISTINGS = {"gateway": "errand-list", "tasks": "task-list", "runtime": "data-list"}
 
@@ -202,6 +209,49 @@ def test_an_out_of_range_or_malformed_query_is_a_4xx(api: Api, auth: dict[str, s
     path = family.path.replace("{seg}", DEMO if dialect == "tasks" else "companies")
     reply = raw(api, "GET", f"{path}?{query}", None, auth)
     in_dialect(reply, dialect)
+
+
+def _numeric_parameters() -> list[Any]:
+    """A request per numeric parameter of every GET the document lists and per value past it."""
+    document = json.loads((Path(__file__).resolve().parents[2] / "docs" / "openapi.json").read_text())
+    found = []
+    for path, operations in document["paths"].items():
+        parameters = operations.get("get", {}).get("parameters", [])
+        filled = path
+        for param in parameters:
+            if param["in"] == "path":
+                filled = filled.replace("{" + param["name"] + "}", PATH_VALUES.get(param["name"], "1"))
+        for param in parameters:
+            kinds = [param["schema"], *param["schema"].get("anyOf", [])]
+            most = next((k["maximum"] for k in kinds if k.get("type") == "integer" and "maximum" in k), None)
+            if most is None:
+                continue
+            past = {"past-max": str(int(most) + 1), "5000-digits": "1" + "0" * 5000, "superscript-2": "%C2%B2"}
+            for label, value in {**past, "1e3": "1e3", "NaN": "NaN"}.items():
+                if param["in"] == "path":
+                    target = path.replace("{" + param["name"] + "}", value)
+                    for other, known in PATH_VALUES.items():
+                        target = target.replace("{" + other + "}", known)
+                else:
+                    target = f"{filled}?{param['name']}={value}"
+                found.append(pytest.param(target, id=f"{path} {param['name']} {label}"))
+    return found
+
+
+PATH_VALUES = {"entity": "companies", "table": "sales", "account_id": DEMO, "job_id": "0" * 24, "record_id": "0" * 24}
+
+
+@pytest.mark.parametrize("target", _numeric_parameters())
+def test_every_numeric_parameter_past_its_bound_is_a_4xx(api: Api, auth: dict[str, str], target: str) -> None:
+    """Past the document's `maximum`, or no number (5,000 digits, `²`, `1e3`, `NaN`): a 4xx, never a 500."""
+    reply = raw(api, "GET", target, None, auth)
+    in_dialect(reply, {"runtime": "runtime", "gateway": "gateway"}.get(target.split("/")[1], "tasks"))
+
+
+def test_a_period_of_too_many_units_is_a_400(api: Api, auth: dict[str, str]) -> None:
+    reply = raw(api, "GET", "/runtime/api/status/logs?period=last" + "9" * 5000 + "Days", None, auth)
+    assert reply.status == 400
+    in_dialect(reply, "runtime")
 
 
 @pytest.mark.parametrize("name", sorted(FAMILIES))

@@ -8,10 +8,16 @@ Content-Type that conform to the document, and show no stack trace. Routes added
 without further work: the operations come from the document. A logout gets a token of its own per call
 (it ends the token it carries).
 
+Numbers DynamoDB cannot hold (1e-200, 1e200, 1e400, a 40-digit integer, NaN, -Infinity) reach every
+operation as explicit cases, sent as written: in each numeric path or query parameter, in each value of
+the documented example body (one at a time), and, for a free JSON object body, as the demo entities'
+numeric fields and an app log's `additionalInfo`.
+
 Knobs (see the README): FUZZ_EXAMPLES (random examples per operation, default 3), FUZZ_RANDOM=1 (a new
 seed each run instead of CI's fixed one), FUZZ_SHRINK=1 (shrink a failure to its smallest form),
-FUZZ_OPERATIONS (a regex on `METHOD /path`), FUZZ_URL (fuzz a running `make run` instead of the test
-stack) with FUZZ_TOKEN (default: the demo developer's login).
+FUZZ_OPERATIONS (a regex on `METHOD /path`), FUZZ_EXTREMES=all (every extreme number in every place of
+a body, not half), FUZZ_URL (fuzz a running `make run` instead of the test stack) with FUZZ_TOKEN
+(default: the demo developer's login).
 """
 
 from __future__ import annotations
@@ -51,6 +57,22 @@ ENTITIES = [e["name"] for e in json.loads((DEMO_DATA / "app.json").read_text())[
 TABLE = "test_table_name"
 EXISTING = {"entity": ENTITIES, "table": [TABLE], "account_id": [TENANT]}
 OPERATIONS = os.environ.get("FUZZ_OPERATIONS", "")
+# As a JSON body or a query string writes them: past DynamoDB's range, past a float, 40 digits, no numbers.
+# Each numeric parameter gets all six; each place in a body half of them, the halves alternating from one
+# place to the next (FUZZ_EXTREMES=all: all six everywhere).
+EXTREMES = ["1e-200", "NaN", "1e400", "1234567890123456789012345678901234567890", "1e200", "-Infinity"]
+ALL_EXTREMES = os.environ.get("FUZZ_EXTREMES") == "all"
+NUMERIC_FIELDS = sorted(
+    {
+        f["name"]
+        for e in json.loads((DEMO_DATA / "app.json").read_text())["entities"]
+        for f in e["schema"]["fields"]
+        if f.get("type") in ("integer", "decimal", "money", "datetime")
+    }
+)
+# Query parameters that take a body past the first check (a Tasks PUT names its category and action).
+QUERY_DEFAULTS = {"category": "number_management", "action": "add"}
+_PLACE = "\u0000number\u0000"  # where an extreme goes in a body, replaced in the JSON text
 # A Python traceback, or a frame of one, in an answer.
 STACK_TRACE = re.compile(r'Traceback \(most recent call last\)|File "[^"]+", line \d+|\w+Error: .*\n\s+at ')
 
@@ -119,7 +141,8 @@ def _schema() -> Any:
             },
         }
     )
-    loaded = schemathesis.openapi.from_dict(_document(), config=config)
+    document = _document()
+    loaded = schemathesis.openapi.from_dict(document, config=config)
 
     @loaded.hook
     def flatmap_path_parameters(ctx: Any, path_parameters: dict[str, Any]) -> Any:
@@ -130,12 +153,94 @@ def _schema() -> Any:
         real = st.fixed_dictionaries({k: st.sampled_from(v) for k, v in known.items()})
         return st.one_of(st.just(path_parameters), real.map(lambda found: {**path_parameters, **found}))
 
+    @loaded.hook
+    def before_add_examples(ctx: Any, examples: list[Any]) -> None:
+        examples.extend(extreme_numbers(ctx.operation, document))
+
     if OPERATIONS:
         pattern = re.compile(OPERATIONS)
         loaded = loaded.include(
             func=lambda ctx: bool(pattern.search(f"{ctx.operation.method.upper()} {ctx.operation.path}"))
         )
     return loaded
+
+
+def _numeric(schema: dict[str, Any]) -> bool:
+    kinds = [schema, *schema.get("anyOf", [])]
+    return any(k.get("type") in ("integer", "number") for k in kinds)
+
+
+def _resolve(document: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    ref = schema.get("$ref", "")
+    return dict(document["components"]["schemas"][ref.rsplit("/", 1)[-1]]) if ref else schema
+
+
+def _example_body(document: dict[str, Any], media: dict[str, Any]) -> Any:
+    """The body the document shows for a JSON media type (its own example, else its model's), or None."""
+    if media.get("examples"):
+        return next(iter(media["examples"].values())).get("value")
+    if "example" in media:
+        return media["example"]
+    schema = _resolve(document, media.get("schema", {}))
+    return (schema.get("examples") or [None])[0]
+
+
+def _leaves(value: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    if isinstance(value, dict):
+        return [leaf for key, inner in value.items() for leaf in _leaves(inner, (*path, key))]
+    if isinstance(value, list):
+        return [leaf for i, inner in enumerate(value) for leaf in _leaves(inner, (*path, i))]
+    return [path]
+
+
+def _placed(value: Any, path: tuple[Any, ...]) -> Any:
+    """`value` with the leaf at `path` replaced by the placeholder."""
+    if not path:
+        return _PLACE
+    copy = dict(value) if isinstance(value, dict) else list(value)
+    copy[path[0]] = _placed(value[path[0]], path[1:])
+    return copy
+
+
+def _bodies(document: dict[str, Any], media: dict[str, Any]) -> list[Any]:
+    """Bodies with one place for a number: each value of the documented example, or probes of a free object."""
+    example = _example_body(document, media)
+    if example is not None:
+        return [_placed(example, leaf) for leaf in _leaves(example)]
+    schema = _resolve(document, media.get("schema", {}))
+    if schema.get("type") == "object" and not schema.get("properties"):
+        probes: list[Any] = [{name: _PLACE} for name in NUMERIC_FIELDS]
+        return [*probes, {"level": "INFO", "message": "m", "additionalInfo": {"n": [1, _PLACE]}}]
+    return [{name: _PLACE} for name in schema.get("properties", {})]
+
+
+def extreme_numbers(operation: Any, document: dict[str, Any]) -> list[Any]:
+    """Explicit cases: each extreme number in each numeric parameter and each place of each body."""
+    path = {
+        p.name: (EXISTING.get(p.name) or ["1" if _numeric(p.definition.get("schema", {})) else "x"])[0]
+        for p in operation.path_parameters
+    }
+    query = {p.name: QUERY_DEFAULTS[p.name] for p in operation.query if p.name in QUERY_DEFAULTS}
+    cases = []
+    for where, params in (("path", operation.path_parameters), ("query", operation.query)):
+        for param in params:
+            if not _numeric(param.definition.get("schema", {})):
+                continue
+            for number in EXTREMES:
+                given = {"path_parameters": {**path, param.name: number}, "query": query}
+                if where == "query":
+                    given = {"path_parameters": path, "query": {**query, param.name: number}}
+                cases.append(operation.Case(**given))
+    media = operation.definition.raw.get("requestBody", {}).get("content", {}).get("application/json")
+    for place, body in enumerate(_bodies(document, media) if media else []):
+        text = json.dumps(body)
+        half = len(EXTREMES) // 2
+        for number in EXTREMES if ALL_EXTREMES else EXTREMES[place % 2 * half :][:half]:
+            raw_body = text.replace(json.dumps(_PLACE), number).encode()
+            cases.append(
+                operation.Case(path_parameters=path, query=query, body=raw_body, media_type="application/json")
+            )
+    return cases
 
 
 @schemathesis.serializer("text/csv")

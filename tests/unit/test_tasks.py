@@ -161,6 +161,24 @@ def test_add_checks_each_cell_and_fails_only_the_bad_rows(
     assert [n.number for n in numbers.of_account(SUB)] == ["+18005550100"]
 
 
+def test_a_number_another_tenant_holds_is_no_business_of_this_one(
+    core: Services, queue: QueueDriver, accounts: dict[str, Caller]
+) -> None:
+    """Numbers are unique within a tenant: another tenant's numbers neither fail nor show in its rows."""
+    rows = [["number", "account_id"], ["+14155550120", OTHER]]
+    theirs = run_task(core, queue, accounts["other"], "number_management", "add", rows, account=OTHER)
+    ours = run_task(core, queue, accounts["dev"], "number_management", "add", [rows[0], ["+14155550120", ROOT]])
+    again = run_task(core, queue, accounts["dev"], "number_management", "add", [rows[0], ["+14155550120", SUB]])
+
+    assert (theirs["status"], ours["status"], again["status"]) == ("success", "success", "failure")
+    assert [r["error"] for r in out_rows(core, accounts["dev"], again)] == ["number already exists"]
+    numbers = NumberRepository(core.table)
+    assert [n.number for n in numbers.of_account(OTHER)] == [n.number for n in numbers.of_account(ROOT)]
+    deleted = run_task(core, queue, accounts["dev"], "number_management", "delete", [["number"], ["+14155550120"]])
+    assert [r["account_id"] for r in out_rows(core, accounts["dev"], deleted)] == [ROOT]
+    assert [n.number for n in numbers.of_account(OTHER)] == ["+14155550120"]  # theirs is untouched
+
+
 def test_statuses_follow_the_counters(core: Services, queue: QueueDriver, accounts: dict[str, Caller]) -> None:
     dev = accounts["dev"]
     ok = run_task(core, queue, dev, "number_management", "add", [["number", "account_id"], ["+14155550110", ROOT]])

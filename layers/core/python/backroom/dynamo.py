@@ -1,6 +1,12 @@
 """Thin DynamoDB access shared by the repositories: (de)serialisation, paging and conditional writes.
 
 Only repositories use this module; logic above them never sees an expression or a key.
+
+Every number on its way to DynamoDB passes `storable_number`: DynamoDB keeps 38 significant digits,
+magnitudes 1E-130 to 9.9999999999999999999999999999999999999E+125, and zero; NaN and infinities are
+no numbers. One that does not fit is the caller's `Invalid` (a 400 naming where it was), never a crash
+in boto3's serializer; one that fits but is written with more than 38 digits (trailing zeros: 1E+50
+as an integer, 1.000...0) is sent as the same value in fewer digits.
 """
 
 from __future__ import annotations
@@ -14,10 +20,64 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
-from backroom.errors import Invalid
+from backroom.errors import FieldError, Invalid
 
 _ser = TypeSerializer()
 _deser = TypeDeserializer()
+
+NUMBER_DIGITS = 38  # significant digits DynamoDB keeps, exactly
+SMALLEST_EXPONENT, LARGEST_EXPONENT = -130, 125  # of the leading digit: 1E-130 .. 9.99...E+125
+# boto3 sends numbers through a context whose last digit can be no smaller than 1E-165 (Emin -128, 38
+# digits): a 38-digit number just above 1E-130 fits DynamoDB but not the client, so it is refused too.
+_LAST_DIGIT_EXPONENT = -165
+NUMBER_RANGE = "at most 38 significant digits, magnitude from 1E-130 to 9.9999999999999999999999999999999999999E+125"
+_SAFE_INT = 10**NUMBER_DIGITS  # any int below it in magnitude fits as it is
+
+
+def storable_number(number: Decimal) -> Decimal | None:
+    """`number` as DynamoDB stores it (the same value in at most 38 digits), or None if it cannot be stored."""
+    if not number.is_finite():
+        return None
+    if number.is_zero():
+        return Decimal(0)  # no -0, no 0E-200
+    sign, digits, exponent = number.as_tuple()
+    assert isinstance(exponent, int)  # finite
+    kept = len(digits)
+    while digits[kept - 1] == 0:  # exact: the digits as they are, never rounded by a context
+        kept -= 1
+    if kept > NUMBER_DIGITS or not SMALLEST_EXPONENT <= number.adjusted() <= LARGEST_EXPONENT:
+        return None
+    if exponent + len(digits) - kept < _LAST_DIGIT_EXPONENT:
+        return None
+    if len(digits) <= NUMBER_DIGITS:
+        return number
+    return Decimal((sign, digits[:kept], exponent + len(digits) - kept))
+
+
+def number_problem(number: Decimal) -> str:
+    """Why a number cannot be stored, in words for the caller."""
+    if not number.is_finite():
+        return f"is not a number: {number}"
+    return f"is out of range ({NUMBER_RANGE})"
+
+
+class _Unstorable(Exception):
+    """A number no item can hold, with the path to it (filled in as the walk unwinds)."""
+
+    def __init__(self, number: Decimal) -> None:
+        super().__init__(str(number))
+        self.number = number
+        self.path: list[str | int] = []
+
+
+def _number(value: int | float | Decimal) -> int | Decimal:
+    if isinstance(value, int) and -_SAFE_INT < value < _SAFE_INT:
+        return value
+    number = Decimal(str(value)) if isinstance(value, float) else Decimal(value)
+    stored = storable_number(number)
+    if stored is None:
+        raise _Unstorable(number)
+    return stored
 
 
 def _plain(value: Any) -> Any:
@@ -31,22 +91,74 @@ def _plain(value: Any) -> Any:
 
 
 def _dynamo(value: Any) -> Any:
-    if isinstance(value, float):
-        return Decimal(str(value))
+    """A value as boto3 serializes it: floats as Decimals, every number checked (raises _Unstorable)."""
+    if isinstance(value, bool) or value is None or isinstance(value, str | bytes):
+        return value
+    if isinstance(value, int | float | Decimal):
+        return _number(value)
     if isinstance(value, dict):
-        return {k: _dynamo(v) for k, v in value.items()}
+        out = {}
+        for key, inner in value.items():
+            try:
+                out[key] = _dynamo(inner)
+            except _Unstorable as bad:
+                bad.path.insert(0, key)
+                raise
+        return out
     if isinstance(value, list | tuple):
-        return [_dynamo(v) for v in value]
+        items = []
+        for index, inner in enumerate(value):
+            try:
+                items.append(_dynamo(inner))
+            except _Unstorable as bad:
+                bad.path.insert(0, index)
+                raise
+        return items
+    if isinstance(value, set | frozenset):
+        return {_dynamo(inner) for inner in value}
     return value
 
 
+def _path(parts: list[str | int]) -> str:
+    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in parts).lstrip(".")
+
+
+def _invalid(bad: _Unstorable, where: str) -> Invalid:
+    message = f"{where} {number_problem(bad.number)}"
+    return Invalid(message, errors=[FieldError(where, message, "invalid")])
+
+
+def check_storable(value: Any, name: str) -> None:
+    """Raise Invalid naming the first number in `value` (`name` and its path within) no item can hold.
+
+    What `to_item` checks on the way out, for a caller's value stored in another form first (JSON...).
+    """
+    try:
+        _dynamo(value)
+    except _Unstorable as bad:
+        raise _invalid(bad, _path([name, *bad.path])) from None
+
+
 def to_item(data: Mapping[str, Any]) -> dict[str, Any]:
-    """A plain dict as a low-level DynamoDB item; None values are left out."""
-    return {k: _ser.serialize(_dynamo(v)) for k, v in data.items() if v is not None}
+    """A plain dict as a low-level DynamoDB item; None values are left out.
+
+    A number no item can hold is an Invalid naming its attribute's path (`data.amount`)."""
+    item = {}
+    for key, value in data.items():
+        if value is None:
+            continue
+        try:
+            item[key] = _ser.serialize(_dynamo(value))
+        except _Unstorable as bad:
+            raise _invalid(bad, _path([key, *bad.path])) from None
+    return item
 
 
-def to_value(value: Any) -> dict[str, Any]:
-    return _ser.serialize(_dynamo(value))
+def to_value(value: Any, name: str = "a value") -> dict[str, Any]:
+    try:
+        return _ser.serialize(_dynamo(value))
+    except _Unstorable as bad:
+        raise _invalid(bad, _path([name, *bad.path])) from None
 
 
 def from_item(item: Mapping[str, Any], *, exact: bool = False) -> dict[str, Any]:

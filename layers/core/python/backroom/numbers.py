@@ -1,9 +1,12 @@
-"""Phone numbers: each belongs to exactly one account. Every write is conditional and carries the
-origin (job and row) that made it, so a replayed row recognises its own write.
+"""Phone numbers: each belongs to exactly one account of its tenant. Every write is conditional and
+carries the origin (job and row) that made it, so a replayed row recognises its own write.
 
-Keys: `NUMBER#<e164>` / `NUMBER` (global: a number exists once); gsi1 `NUMBERS#<account>` / number
-lists an account's numbers with a Query. A deleted number leaves a tombstone (no gsi1 keys, expiring
-after a week) that remembers who deleted it.
+Keys: `NUMBER#<tenant>#<e164>` / `NUMBER`: a number exists once per tenant, as in a Kazoo cluster's own
+number database. A tenant's numbers say nothing of another tenant's: adding a number that another
+tenant holds succeeds as for a free one, so no answer (no error text, no failure) tells a caller that
+a number is held outside its tenant. gsi1 `NUMBERS#<account>` / number lists an account's numbers with
+a Query. A deleted number leaves a tombstone (no gsi1 keys, expiring after a week) that remembers who
+deleted it.
 """
 
 from __future__ import annotations
@@ -50,8 +53,8 @@ def item_of(number: str) -> str:
     return "did_us" if number.startswith("+1") else "international"
 
 
-def _key(number: str) -> tuple[str, str]:
-    return f"NUMBER#{number}", "NUMBER"
+def _key(tenant_id: str, number: str) -> tuple[str, str]:
+    return f"NUMBER#{tenant_id}#{number}", "NUMBER"
 
 
 class NumberRepository:
@@ -59,8 +62,9 @@ class NumberRepository:
         self.table = table
 
     def add(self, number: str, account: Account, *, origin: str, created_at: int) -> PhoneNumber:
-        """Assign a free (or deleted) number to `account`; a replay of the same origin succeeds again."""
-        pk, sk = _key(number)
+        """Assign a number free in the account's tenant (or deleted) to `account`; a replay of the same
+        origin succeeds again. NumberTaken when an account of the tenant holds it, whichever."""
+        pk, sk = _key(account.tenant_id, number)
         found = PhoneNumber(number=number, account_id=account.id, item=item_of(number), created_at=created_at)
         item = {
             "pk": pk,
@@ -84,13 +88,14 @@ class NumberRepository:
             raise NumberTaken(number) from err
         return found
 
-    def delete(self, number: str, within: str, *, origin: str) -> PhoneNumber:
-        """Delete a number of account `within` or its descendants, leaving a tombstone; replay-safe.
+    def delete(self, tenant_id: str, number: str, within: str, *, origin: str) -> PhoneNumber:
+        """Delete a number of account `within` (of `tenant_id`) or its descendants, leaving a tombstone;
+        replay-safe. NumberMissing whether no account or an account out of reach holds it.
 
         Read, then replace only if nobody wrote the number in between (optimistic): the tombstone keeps
         the account it was taken from, so a replay of the row reports the very same number and account.
         """
-        pk, sk = _key(number)
+        pk, sk = _key(tenant_id, number)
         for _ in range(3):
             old = self.table.get(pk, sk)
             if old is None:

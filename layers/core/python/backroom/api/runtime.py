@@ -6,9 +6,10 @@ import base64
 import binascii
 import json
 from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import parse_qsl
 
+from aws_lambda_powertools.event_handler.openapi.params import Query
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
@@ -110,6 +111,30 @@ class JobLogPageView(RuntimeModel):
     total: int
     offset: str | None = None
     items: list[JobLogView]
+
+
+# The runtime dialect's numeric query parameters, declared on the routes that read them so that the
+# OpenAPI document states their bounds and a value past them (or no number: `1e3`, `²`, 5,000 digits) is
+# a 400 before the route runs. The core still reads them from the raw query string and checks them with
+# its own, tighter messages (an export's `_size` is the core's to bound at 1,000,000, a page's at 1,000).
+MILLIS_MOST = 253_402_300_799_999  # epoch milliseconds up to 9999-12-31T23:59:59.999Z, as a date-time field's
+PageSize = Annotated[int | None, Query(alias="_size", ge=1, le=1000, description="Items a page: 1 to 1000")]
+ExportSize = Annotated[
+    int | None, Query(alias="_size", ge=1, le=1_000_000, description="An export's records: 1 to 1000000")
+]
+LineOffset = Annotated[
+    int | None, Query(alias="_offset", ge=0, le=999_999_999, description="Lines to skip (the offset a page gave)")
+]
+AppLineOffset = Annotated[
+    int | None, Query(alias="_offset", ge=0, le=1_000_000_000, description="Lines to skip (the offset a page gave)")
+]
+From = Annotated[int | None, Query(alias="from", ge=0, le=MILLIS_MOST, description="From, epoch milliseconds")]
+To = Annotated[int | None, Query(alias="to", ge=0, le=MILLIS_MOST, description="To, epoch milliseconds")]
+
+
+def millis(alias: str) -> Any:
+    """A query parameter of epoch milliseconds named `alias` (the job listing's `createFrom`...)."""
+    return Query(alias=alias, ge=0, le=MILLIS_MOST, description=f"{alias}, epoch milliseconds")
 
 
 def query_params(event: dict[str, Any]) -> dict[str, str | list[str]]:

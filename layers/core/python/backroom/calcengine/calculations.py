@@ -26,7 +26,7 @@ from backroom.dynamo import ConditionFailed
 from backroom.errors import Conflict, NotFound
 from backroom.jobs.kinds import JobContext, JobFailure, JobKind, PerJob, RowOutcome, Waiting, register
 from backroom.jobs.models import Chunk, ChunkPlan, Job, JobState, LogEntry, NewJob, Progress
-from backroom.records import Record, Schema, typed
+from backroom.records import BadValue, Record, Schema, typed
 
 
 @dataclass
@@ -141,20 +141,25 @@ class CalculationKind(JobKind):
         period, participant, totals, rank = row
         setup = _setup(ctx, job)
         calc = setup.calc
+        output = setup.output
         try:
             value = _result(calc, totals, rank)
-        except ScriptError as err:
+            data = {
+                calc.participant_field: typed(output, calc.participant_field, participant.eid),
+                calc.period_field: typed(output, calc.period_field, period),
+                calc.result_field: typed(output, calc.result_field, value),
+            }
+            if calc.measure_field:
+                data[calc.measure_field] = typed(output, calc.measure_field, totals.sum)
+        except (ScriptError, BadValue) as err:  # BadValue: a result its table cannot hold (1E+126...)
             raise JobFailure(
                 f"{calc.name} failed for participant {participant.eid} in period {period}: {err}"
             ) from None
-        output = setup.output
-        data = {
-            calc.participant_field: typed(output, calc.participant_field, participant.eid),
-            calc.period_field: typed(output, calc.period_field, period),
-            calc.result_field: typed(output, calc.result_field, value),
-        }
-        if calc.measure_field:
-            data[calc.measure_field] = typed(output, calc.measure_field, totals.sum)
+        except ArithmeticError:  # a result too large to round to the calculation's precision
+            raise JobFailure(
+                f"{calc.name} failed for participant {participant.eid} in period {period}: the result is out of "
+                f"range at {calc.precision} decimal places"
+            ) from None
         record = Record(
             rid=f"c{calc.id:06d}.{period:06d}.{participant.id:012d}",
             data=data,

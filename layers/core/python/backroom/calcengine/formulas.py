@@ -11,7 +11,7 @@ from __future__ import annotations
 import ast
 import operator
 from collections.abc import Callable, Mapping
-from decimal import ROUND_HALF_UP, Decimal, DivisionByZero, InvalidOperation
+from decimal import ROUND_HALF_UP, Context, Decimal, DivisionByZero, InvalidOperation
 from typing import Any
 
 from backroom.calcengine.models import Tier
@@ -38,8 +38,13 @@ def tiered(measure: Decimal, tiers: list[Tier]) -> Decimal:
     return total
 
 
+# Rounding keeps every digit a stored number can have (126 before the point) plus the places: the default
+# context's 28 digits would make rounding 1E+30 to cents an InvalidOperation.
+_ROUNDING = Context(prec=300)
+
+
 def rounded(value: Decimal, places: int) -> Decimal:
-    return value.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
+    return value.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP, context=_ROUNDING)
 
 
 def _number(value: Any) -> Decimal:

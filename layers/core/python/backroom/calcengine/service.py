@@ -23,6 +23,7 @@ from backroom.files import FileStore
 from backroom.identity.models import Caller
 from backroom.jobs.models import Job, NewJob
 from backroom.records import BadValue, RecordStore, Schema, typed
+from backroom.records.values import check_numbers
 
 MAX_RECORDS = 50
 MAX_RECORDS_BYTES = 256 * 1024
@@ -205,6 +206,7 @@ class GatewayService:
             raise Invalid(f"Record count in the request ({len(records)}) exceeds the maximum allowed ({MAX_RECORDS})")
         if len(json.dumps(records, default=str)) > MAX_RECORDS_BYTES:
             raise Invalid(f"The records are larger than {MAX_RECORDS_BYTES // 1024} KB")
+        check_numbers(records, "records")  # they wait in the errand's item: NaN or 1e-200 is the caller's 400
         tenant = caller.tenant_id
         file_type = self._file_type(tenant, type_id)
         numbers = self._import_periods(tenant, file_type, periods)

@@ -32,7 +32,7 @@ _DATE_FILTERS = {
     "createTo": ("created_at", "to"),
 }
 _OFFSET = re.compile(r"^[0-9A-Za-z-]{1,64}$")
-_LAST = re.compile(r"^last(\d*)(minute|hour|day|week|month)s?$", re.IGNORECASE)
+_LAST = re.compile(r"^last([0-9]{0,6})(minute|hour|day|week|month)s?$", re.IGNORECASE)  # N up to 6 digits
 _UNIT_MS = {"minute": 60_000, "hour": 3_600_000, "day": 86_400_000, "week": 7 * 86_400_000, "month": 30 * 86_400_000}
 
 

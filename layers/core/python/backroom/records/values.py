@@ -18,6 +18,7 @@ from decimal import Context, Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import urlparse
 
+from backroom.dynamo import NUMBER_DIGITS, check_storable, number_problem, storable_number
 from backroom.errors import FieldError
 from backroom.ids import new_id
 from backroom.records.schema import NUMERIC, Schema, TableField
@@ -29,9 +30,11 @@ LABEL_PART = re.compile(r"\{([A-Za-z0-9_.]+)\}")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _TRUE = {"true", "1", "yes", "y", "t"}
 _FALSE = {"false", "0", "no", "n", "f"}
-MAX_DIGITS = 38  # DynamoDB keeps 38 significant digits of a number, exactly
+MAX_DIGITS = NUMBER_DIGITS  # DynamoDB keeps 38 significant digits of a number, exactly
 MAX_ITEMS = 1000  # values of one multi-valued field
 EXACT = Context(prec=MAX_DIGITS + 12)  # Decimal's default context keeps 28 digits: never round a stored value
+# A date-time is epoch milliseconds within what a calendar shows: 0001-01-01 to 9999-12-31 (UTC).
+FIRST_MILLIS, LAST_MILLIS = -62_135_596_800_000, 253_402_300_799_999
 
 
 class BadValue(ValueError):
@@ -64,13 +67,24 @@ def _number(raw: Any, name: str) -> Decimal:
         raise BadValue(f"{name} is not a number: {str(raw)[:40]}") from None
     if not number.is_finite():
         raise BadValue(f"{name} is not a number: {str(raw)[:40]}")
-    if number.is_zero():
-        return Decimal(0)  # no negative zero, no 0E-7
-    digits = number.normalize(EXACT).as_tuple()
-    magnitude = int(digits.exponent) + len(digits.digits)
-    if len(digits.digits) > MAX_DIGITS or not -129 <= magnitude <= 126:
-        raise BadValue(f"{name} is out of range (38 significant digits, magnitude 1e-130 to 1e125)")
-    return number
+    stored = storable_number(number)  # DynamoDB's range, counted exactly (no context rounds the digits)
+    if stored is None:
+        raise BadValue(f"{name} {number_problem(number)}")
+    return stored  # zero without sign or exponent; more than 38 digits only as trailing zeros dropped
+
+
+def check_numbers(value: Any, name: str) -> None:
+    """Raise Invalid naming the first number in a caller's JSON `value` (any depth) that no table can hold:
+    for what is kept as it came, untyped, until a job types it (a gateway records import's rows)."""
+    check_storable(value, name)
+
+
+def _whole(number: Decimal) -> Decimal:
+    """An integral number written out (5.00 and 5E+0 as 5) when it has at most 38 digits; a larger one
+    (1E+50: trailing zeros past 38 digits) only loses its fractional zeros, as no context could hold it."""
+    if number.adjusted() < MAX_DIGITS:
+        return number.quantize(Decimal(1), context=EXACT)
+    return number.to_integral_value()
 
 
 def scalar(spec: TableField, raw: Any, name: str) -> Any:
@@ -111,8 +125,10 @@ def scalar(spec: TableField, raw: Any, name: str) -> Any:
     if kind == "integer" and number != number.to_integral_value():
         raise BadValue(f"{name} is not an integer")
     if kind == "integer":
-        return number.quantize(Decimal(1), context=EXACT)
+        return _whole(number)
     if kind == "money":
+        if number.adjusted() + 1 + spec.scale > MAX_DIGITS:  # shown and stored with its scale: 38 digits in all
+            raise BadValue(f"{name} is out of range (money: at most {MAX_DIGITS} digits, {spec.scale} after the point)")
         cents = number.quantize(Decimal(1).scaleb(-spec.scale), context=EXACT)
         if cents != number:
             raise BadValue(f"{name} has more than {spec.scale} decimal places")  # money is never rounded silently
@@ -137,7 +153,9 @@ def _millis(raw: Any, name: str) -> Decimal:
     number = _number(raw, name)
     if number != number.to_integral_value():
         raise BadValue(f"{name} is not a date-time (epoch milliseconds or ISO 8601)")
-    return number.quantize(Decimal(1), context=EXACT)
+    if not FIRST_MILLIS <= number <= LAST_MILLIS:
+        raise BadValue(f"{name} is out of range (epoch milliseconds from {FIRST_MILLIS} to {LAST_MILLIS})")
+    return _whole(number)
 
 
 # Checking a record -----------------------------------------------------------

@@ -32,7 +32,8 @@ class AddNumbers(TaskAction):
     doc = (
         "Creates numbers from a CSV: each `number` (E.164, e.g. +14155550100) is assigned to `account_id`, "
         "the account the task runs on or one of its descendants.\n"
-        "A number belongs to one account: adding a number that exists already fails that row.\n"
+        "A number belongs to one account: adding a number that an account of the tenant holds already fails "
+        "that row.\n"
         "This task returns the input fields and `item`: the kind of number (`did_us`, `tollfree_us`, "
         "`international`).\n"
     )
@@ -48,7 +49,7 @@ class AddNumbers(TaskAction):
             added = run.ctx.numbers.add(
                 row["number"], account, origin=row_origin, created_at=run.job.started_at or run.job.created_at
             )
-        except NumberTaken:
+        except NumberTaken:  # whichever account of the tenant holds it: the text names none
             raise RowFailed("number already exists") from None
         return RowResult(columns={"item": added.item}, quantities=[(account.id, CATEGORY, added.item, 1)])
 
@@ -68,7 +69,7 @@ class DeleteNumbers(TaskAction):
 
     def apply(self, run: TaskRun, row: dict[str, str], row_origin: str) -> RowResult:
         try:
-            was = run.ctx.numbers.delete(row["number"], run.account_id, origin=row_origin)
+            was = run.ctx.numbers.delete(run.job.tenant_id, row["number"], run.account_id, origin=row_origin)
         except NumberMissing:
             raise RowFailed("number not found") from None
         return RowResult(columns={"account_id": was.account_id}, quantities=[(was.account_id, CATEGORY, was.item, -1)])
