@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import Response
-from aws_lambda_powertools.event_handler.openapi.params import Path
+from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from backroom.api.dialects import RuntimeDialect
 from backroom.api.multipart import body_bytes, uploaded_file
@@ -33,6 +33,14 @@ app = dialect_app(RuntimeDialect())
 Entity = Annotated[str, Path(min_length=1, max_length=64, description="The entity's name, e.g. companies")]
 ActionName = Annotated[str, Path(min_length=1, max_length=64, description="The action's name, e.g. logSomething")]
 RecordId = Annotated[str, Path(min_length=1, max_length=30_000, description="A record id (24 hex digits)")]
+FormulaSafe = Annotated[
+    str | None,
+    Query(
+        alias="_formulaSafe",
+        description="Export only (`PUT /data/{entity}/export`): `false` writes cells as they are; by default "
+        "a text cell starting with =, +, -, @, a tab or a carriage return gets a leading ' (README: Safe CSV)",
+    ),
+]
 
 
 def _params() -> dict[str, str | list[str]]:
@@ -136,8 +144,15 @@ def get_record(entity: Entity, record_id: RecordId, caller: CurrentCaller) -> di
         "requestBody": {"required": False, "content": {"application/json": {"schema": {"type": "object"}}}}
     },
 )
-def update_record(entity: Entity, record_id: RecordId, caller: CurrentCaller, size: ExportSize = None) -> Any:
-    """A record's update, an action over a query (`?id=a,b` or filters) or an aggregate query (`aggregate`)."""
+def update_record(
+    entity: Entity,
+    record_id: RecordId,
+    caller: CurrentCaller,
+    size: ExportSize = None,
+    formula_safe: FormulaSafe = None,
+) -> Any:
+    """A record's update, an action over a query (`?id=a,b` or filters), an aggregate query (`aggregate`) or
+    an export (`export`; `_size` and `_formulaSafe` are read with the other options by the core)."""
     params = _params()
     body = json_body(app.current_event.raw_event, optional=True)
     run_async = _async_flag(params)

@@ -3,6 +3,8 @@
 Imports create or update by the first unique column, create and link related records, log bad rows,
 and survive a replayed group and a worker dying before a checkpoint without losing or doubling a row.
 Exports pick fields (related ones too), widen multi-valued columns, and read back through the import.
+Both ask the permission gate in the request and again as each chunk runs (findings 2 and 3); exports
+escape formulas (finding 9); a create that loses the race for its unique value updates (finding 10a).
 """
 
 from __future__ import annotations
@@ -14,12 +16,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from backroom.app import exports, imports
 from backroom.app.definition import AppDefinition, Entity
 from backroom.app.exports import start_export
 from backroom.app.imports import ImportRecordsKind, start_import
 from backroom.errors import Forbidden, Invalid
 from backroom.identity.models import Caller, Role
 from backroom.jobs.models import Job, JobState
+from backroom.records import RecordStore
 from backroom.services import Services
 from botocore.exceptions import ClientError
 
@@ -186,3 +190,249 @@ def test_export_related_fields_labels_and_bad_requests(app: Services, queue: Que
         start_export(app.app, DEV, "companies", {"_sortType": "asc"}, None)
     with pytest.raises(Forbidden):
         start_export(app.app, USER, "companies", {"taxId": "x"}, None)
+
+
+# Permissions: every column through the gate, in the request and as each chunk runs -----------------
+NO_COMPANIES = "nocompanies@demo.local"  # contacts: everything; companies: nothing
+READS_COMPANIES = "reader@demo.local"  # contacts: everything; companies: read only
+
+
+def caller(email: str) -> Caller:
+    return Caller(user_id=email, email=email, name=email, role=Role.USER, account_id=TENANT, tenant_id=TENANT)
+
+
+def install(core: Services, **changes: dict[str, Any]) -> None:
+    """The demo app with two more users, and the Sales group's entity grants replaced by `changes`."""
+    app = json.loads(APP.read_text())
+    sales = next(g for g in app["groups"] if g["name"] == "Sales")
+    sales["entities"].update(changes)
+    contacts = {"read": True, "create": True, "update": True, "delete": True}
+    app["groups"] += [
+        {"name": "Contacts only", "users": [NO_COMPANIES], "entities": {"contacts": contacts}},
+        {"name": "Readers of companies", "users": [READS_COMPANIES], "entities": {"contacts": contacts}},
+    ]
+    app["groups"][-1]["entities"]["companies"] = {"read": True}
+    core.app.repo.install(TENANT, AppDefinition.model_validate(app))
+
+
+def import_as(core: Services, queue: QueueDriver, who: Caller, name: str, text: str) -> Job:
+    job = start_import(core.app, core.files, who, name, text.encode(), "data.csv", {}, None)
+    queue.drain()
+    return core.jobs.get(job.id, TENANT)
+
+
+def test_finding_2_a_related_column_needs_read_on_the_related_entity(app: Services) -> None:
+    install(app)
+    with pytest.raises(Forbidden):  # nothing of companies may be read: 403 in the request, before any job
+        start_import(
+            app.app,
+            app.files,
+            caller(NO_COMPANIES),
+            "contacts",
+            b"firstName,lastName,company.name\nA,B,Acme\n",
+            None,
+            {},
+            None,
+        )
+    assert app.app.find(DEV, "companies", {"name": "Acme"})["total"] == 0
+    # Its own columns still import
+    assert start_import(
+        app.app, app.files, caller(NO_COMPANIES), "contacts", b"firstName,lastName\nA,B\n", None, {}, None
+    )
+
+
+def test_finding_2_a_reader_of_the_related_entity_links_but_never_creates_or_changes(
+    app: Services, queue: QueueDriver
+) -> None:
+    install(app)
+    app.app.create(DEV, "companies", {"name": "Linked Co", "type": "a"}, None)
+    app.app.create(DEV, "companies", {"name": "Other Co", "type": "a"}, None)
+    text = "firstName,lastName,company.name,company.type\n"
+    text += "Ann,Lee,Linked Co,a\nBob,Ray,Other Co,b\nCid,Day,Brand New Co,a\n"
+    job = import_as(app, queue, caller(READS_COMPANIES), "contacts", text)
+    assert job.state is JobState.FINISHED
+    # Row 1 only links (nothing to change); rows 2 and 3 would change or create a company: they fail
+    assert job.results == {"rowsImported": 1, "rowsWithErrors": 2}, [line.message for line in app.jobs.logs(job.id)]
+    messages = " ".join(line.message for line in app.jobs.logs(job.id))
+    assert "you may not update records of companies" in messages and "you may not create one" in messages
+    assert by_name(app, "Other Co")["type"] == "a" and by_name(app, "Other Co")["version"] == 0
+    assert app.app.find(DEV, "companies", {"name": "Brand New Co"})["total"] == 0
+    ann = app.app.find(DEV, "contacts", {"firstName": "Ann", "lastName": "Lee"})["items"]
+    assert [c["company"]["label"] for c in ann] == ["Linked Co"]
+
+
+def test_finding_2_hidden_and_read_only_related_fields_are_left_out(app: Services, queue: QueueDriver) -> None:
+    # user@demo.local: companies taxId none, rating read only; contacts full
+    install(app)
+    app.app.create(DEV, "companies", {"name": "Taxed Co", "taxId": "111-AAA", "rating": "2.5"}, None)
+    text = "firstName,lastName,company.name,company.taxId,company.rating,company.type\n"
+    text += "Ann,Lee,Taxed Co,999-EVIL,0.1,b\nBob,Ray,Fresh Co,999-EVIL,0.1,c\n"
+    job = import_as(app, queue, USER, "contacts", text)
+    assert job.results == {"rowsImported": 2, "rowsWithErrors": 0}, [line.message for line in app.jobs.logs(job.id)]
+    taxed, fresh = by_name(app, "Taxed Co"), by_name(app, "Fresh Co")
+    assert (taxed["taxId"], taxed["rating"], taxed["type"]) == ("111-AAA", "2.5", "b")  # only type is the user's
+    assert "taxId" not in fresh and "rating" not in fresh and fresh["type"] == "c"
+
+
+def test_finding_2_a_match_on_a_hidden_unique_field_is_refused(app: Services) -> None:
+    # The Sales group may no longer read companies' name: a column on it never matches a company
+    install(app, companies={"read": True, "create": True, "update": True, "fields": {"name": "none"}})
+    with pytest.raises(Invalid) as bad:
+        start_import(
+            app.app,
+            app.files,
+            USER,
+            "contacts",
+            b"firstName,lastName,company.name,company.type\nA,B,X,a\n",
+            None,
+            {},
+            None,
+        )
+    assert "unique fields you may read" in bad.value.message
+
+
+def deliver_one(queue: QueueDriver, op: str) -> None:
+    """Deliver the next message, which does `op` (the plan, or a chunk)."""
+    (message,) = queue.receive(most=1)
+    assert json.loads(message["Body"])["op"] == op
+    queue.deliver(message)
+
+
+def test_finding_2_the_import_asks_again_when_its_chunk_runs(
+    app: Services, queue: QueueDriver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    install(app)
+    monkeypatch.setattr(imports, "CHUNK_ROWS", 1)  # two rows, two chunks
+    job = start_import(app.app, app.files, USER, "contacts", b"firstName,lastName\nKept,A\nGone,B\n", None, {}, None)
+    deliver_one(queue, "plan")
+    deliver_one(queue, "chunk")
+    install(app, contacts={"read": True})  # the Sales group loses `create` on contacts between the chunks
+    queue.drain()
+    done = app.jobs.get(job.id, TENANT)
+    assert done.state is JobState.FAILED and "the import stopped" in (done.error or ""), done
+    assert app.app.find(DEV, "contacts", {"firstName": "Kept"})["total"] == 1
+    assert app.app.find(DEV, "contacts", {"firstName": "Gone"})["total"] == 0
+
+
+def test_finding_3_an_export_leaves_out_related_fields_the_caller_may_not_read(
+    app: Services, queue: QueueDriver
+) -> None:
+    install(app)
+    app.app.create(DEV, "companies", {"name": "Secret Co", "taxId": "123-SECRET", "rating": "4.5"}, None)
+    company_id = by_name(app, "Secret Co")["id"]
+    app.app.create(DEV, "contacts", {"firstName": "Exp", "lastName": "Orter", "company": company_id}, None)
+    fields = {"firstName": "Exp", "_fields": "firstName,company.name,company.taxId,company.rating"}
+    job = start_export(app.app, USER, "contacts", fields, None)
+    assert job.params["fields"] == ["firstName", "company.name", "company.rating"]  # taxId is hidden to the user
+    queue.drain()
+    done = app.jobs.get(job.id, TENANT)
+    stored = app.files.app_file(TENANT, done.results["fileId"])
+    assert stored is not None
+    text = app.files.read(stored).decode()
+    assert list(csv.reader(io.StringIO(text))) == [
+        ["firstName", "company.name", "company.rating"],
+        ["Exp", "Secret Co", "4.5"],
+    ]
+    assert "SECRET" not in text
+    with pytest.raises(Invalid):  # nothing left to export
+        start_export(app.app, USER, "contacts", {"_fields": "company.taxId"}, None)
+    with pytest.raises(Invalid):  # nor for one who may not read companies at all (not even their schema)
+        start_export(app.app, caller(NO_COMPANIES), "contacts", {"_fields": "company.taxId,company.nope"}, None)
+
+
+def test_finding_3_the_export_asks_again_when_its_chunk_runs(
+    app: Services, queue: QueueDriver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    install(app)
+    monkeypatch.setattr(exports, "CHUNK_IDS", 1)  # two records, two chunks
+    for name in ("Rated A", "Rated B"):
+        app.app.create(DEV, "companies", {"name": name, "rating": "4.5"}, None)
+    job = start_export(app.app, USER, "companies", {"_fields": "name,rating", "name": "Rated A,Rated B"}, None)
+    deliver_one(queue, "plan")
+    deliver_one(queue, "chunk")
+    sales = {"read": True, "create": True, "update": True, "fields": {"taxId": "none", "rating": "none"}}
+    install(app, companies=sales)  # rating hidden between the chunks: the second reads no record
+    queue.drain()
+    done = app.jobs.get(job.id, TENANT)
+    assert done.state is JobState.FAILED and "You may no longer read rating" in (done.error or ""), done
+    assert "fileId" not in done.results
+
+
+# Finding 10a: two imports of the same new unique values at once ------------------------------------------
+def test_finding_10a_a_create_that_loses_the_race_updates_the_winners_record(
+    app: Services, queue: QueueDriver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Import A looks its names up (none exists), then import B creates them all, then A writes: A's
+    creates lose on the unique markers and update B's records instead, each row once."""
+    names = [f"Race {i}" for i in range(5)]
+    first = "name,type\n" + "".join(f"{n},a\n" for n in names)
+    second = "name,type,numberOfEmployees\n" + "".join(f"{n},b,{i}\n" for i, n in enumerate(names))
+    real_lookup = RecordStore.by_unique
+    raced: dict[str, Job] = {}
+
+    def lookup_then_race(self: RecordStore, tenant_id: str, schema: Any, name: str, values: Any) -> Any:
+        found = real_lookup(self, tenant_id, schema, name, values)
+        if not raced and schema.name == "companies":
+            raced["b"] = start_import(app.app, app.files, DEV, "companies", second.encode(), None, {}, None)
+            queue.drain()  # B runs to its end between A's lookup and A's write
+        return found
+
+    real_deliver = queue.deliver
+
+    def deliver(message: dict[str, Any]) -> None:  # the message in hand stays hidden while B runs
+        queue.sqs.change_message_visibility(
+            QueueUrl=queue.url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=300
+        )
+        real_deliver(message)
+
+    monkeypatch.setattr(queue, "deliver", deliver)
+    monkeypatch.setattr(RecordStore, "by_unique", lookup_then_race)
+    a = start_import(app.app, app.files, DEV, "companies", first.encode(), None, {}, None)
+    queue.drain()
+    b = app.jobs.get(raced["b"].id, TENANT)
+    assert b.state is JobState.FINISHED and b.results == {"rowsImported": 5, "rowsWithErrors": 0}
+    done = app.jobs.get(a.id, TENANT)
+    assert done.state is JobState.FINISHED
+    assert done.results == {"rowsImported": 5, "rowsWithErrors": 0}, [line.message for line in app.jobs.logs(a.id)]
+    for i, name in enumerate(names):
+        record = by_name(app, name)  # one record per name: B's, updated once by A (A wrote last)
+        assert (record["type"], record["numberOfEmployees"], record["version"]) == ("a", i, 1)
+
+
+# Finding 9: safe CSV -------------------------------------------------------------------------------
+def test_finding_9_an_export_escapes_formulas_and_imports_back_unchanged(app: Services, queue: QueueDriver) -> None:
+    risky = {'=HYPERLINK("http://x")': "@SUM(1+1)", "-2+3 Co": "+cmd|' /C calc'!A0", "'=Quoted": "\tTabbed"}
+    for name, notes in risky.items():
+        app.app.create(
+            DEV, "companies", {"name": name, "notes": notes, "numberOfEmployees": -5, "rating": "-1.5"}, None
+        )
+
+    def export(**options: str) -> list[list[str]]:
+        params = {"name": ",".join(risky), "_fields": "name,notes,numberOfEmployees,rating", **options}
+        job = start_export(app.app, DEV, "companies", params, None)
+        queue.drain()
+        done = app.jobs.get(job.id, TENANT)
+        stored = app.files.app_file(TENANT, done.results["fileId"])
+        assert stored is not None
+        return list(csv.reader(io.StringIO(app.files.read(stored).decode())))
+
+    safe = export()
+    assert sorted(safe[1:]) == sorted(
+        [
+            ['\'=HYPERLINK("http://x")', "'@SUM(1+1)", "-5", "-1.5"],  # numbers stay numbers
+            ["'-2+3 Co", "'+cmd|' /C calc'!A0", "-5", "-1.5"],
+            ["''=Quoted", "'\tTabbed", "-5", "-1.5"],  # a quote more, so the import reads the text back
+        ]
+    )
+    raw = export(_formulaSafe="false")
+    assert sorted(raw[1:]) == sorted([[n, t, "-5", "-1.5"] for n, t in risky.items()])
+    with pytest.raises(Invalid):
+        start_export(app.app, DEV, "companies", {"_formulaSafe": "maybe"}, None)
+    # The escaped file imports back as the very same values: no record changes
+    text = io.StringIO()
+    csv.writer(text, lineterminator="\n").writerows(safe)
+    back = run_import(app, queue, text.getvalue())
+    assert back.results == {"rowsImported": 3, "rowsWithErrors": 0}
+    for name, notes in risky.items():
+        record = by_name(app, name)
+        assert (record["notes"], record["version"]) == (notes, 0)

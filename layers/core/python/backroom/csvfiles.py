@@ -4,16 +4,64 @@ starts and ends in bytes; a worker then reads only its chunk's byte range (`File
 Used by every job that reads a CSV file (gateway imports, runtime imports, tasks' `in.csv`). Memory
 stays at one row whatever the size of the file: the csv reader pulls whole records (quoted line breaks
 included) from a line iterator that counts the bytes it hands out.
+
+And the one safe writer (`SafeCsvWriter`, `safe_cell`): every CSV the product writes for people to open
+(runtime exports, task outputs) escapes a text cell a spreadsheet would run as a formula (it starts with
+`=`, `+`, `-`, `@`, a tab or a carriage return) with a leading `'`, which spreadsheets show as text.
+A number (`-5`, `+1.5e3`) stays a plain number. The escape is reversible (`plain_cell`, used by the
+runtime import): a cell whose text after its leading quotes would start a formula gets one more quote,
+so an exported file imports back unchanged.
 """
 
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator
+import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import TextIO
+from decimal import Decimal
+from typing import Any, TextIO
 
 BOM = "\ufeff"
+FORMULA_STARTS = frozenset("=+-@\t\r")
+# What a spreadsheet reads as a number, not a formula: an optional sign, digits, a point, an exponent.
+_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+
+
+def safe_cell(value: Any) -> Any:
+    """`value` as a spreadsheet shows it and never runs it: text starting like a formula gets a leading `'`.
+
+    Numbers (and text that reads as one) stay as they are. So does text already quoted unless what follows
+    its quotes starts a formula: then one more quote, so that `plain_cell` gives the very text back.
+    """
+    if value is None or isinstance(value, bool | int | float | Decimal):
+        return value
+    text = str(value)
+    if text.lstrip("'")[:1] in FORMULA_STARTS and not _NUMBER.fullmatch(text):
+        return "'" + text
+    return text
+
+
+def plain_cell(text: str) -> str:
+    """The text `safe_cell` escaped, back (a cell read from a file the product may have written)."""
+    if text[:1] == "'" and text.lstrip("'")[:1] in FORMULA_STARTS:
+        return text[1:]
+    return text
+
+
+class SafeCsvWriter:
+    """`csv.writer` whose cells pass through `safe_cell` (unless `formula_safe` is False)."""
+
+    def __init__(self, out: TextIO, *, formula_safe: bool = True, lineterminator: str = "\n") -> None:
+        self._writer = csv.writer(out, lineterminator=lineterminator)
+        self.formula_safe = formula_safe
+
+    def writerow(self, row: Iterable[Any]) -> None:
+        self._writer.writerow([safe_cell(c) for c in row] if self.formula_safe else row)
+
+    def writerows(self, rows: Iterable[Iterable[Any]]) -> None:
+        for row in rows:
+            self.writerow(row)
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,12 @@ Memory stays at one part whatever the size of the export.
 Columns: `_fields` picks fields (dotted paths into groups, related fields such as `company.type`; a bare
 relationship exports its label); without it every field the caller may read, related ones aside.
 System fields (id, label, version) are left out. Headers are field paths, or labels with `_useLabels`.
+
+Permissions (`permissions.Gate`): a field the caller may not read is left out, as a listing's `_fields`
+leaves it out; so is a related field (`company.taxId`) unless the caller may read the relationship, its
+entity (`Access.related`) and that field there. The request fixes the fields (the job's `fields`); each
+chunk asks the job user's gate again, and a field it may no longer read fails the job before the chunk
+reads a record. Cells go through `csvfiles.SafeCsvWriter` (formula escaping; `_formulaSafe=false` off).
 """
 
 from __future__ import annotations
@@ -22,15 +28,17 @@ import io
 import json
 import logging
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from itertools import islice
 from typing import Any
 
-from backroom.app.definition import Entity, EntityPermission, FieldAccess
+from backroom.app.definition import Entity
+from backroom.app.permissions import Access, Gate
 from backroom.app.planning import CHUNK_IDS, chunk_ids, entity_of
 from backroom.app.querylang import parse
-from backroom.errors import Invalid
+from backroom.csvfiles import SafeCsvWriter
+from backroom.errors import Forbidden, Invalid, NotFound
 from backroom.jobs.kinds import JobContext, JobFailure, JobKind, PerJob, RowOutcome, register
 from backroom.jobs.models import Chunk, ChunkPlan, Job, Progress
 from backroom.records import Record, RecordStore, Schema
@@ -65,6 +73,7 @@ class Column:
     path: tuple[str, ...]  # in the record, or in the related record after `relation`
     spec: TableField
     header: str  # the field path, or labels
+    source: str = ""  # the `_fields` path it comes from
     relation: str | None = None  # the relationship field the value is read through
     multi: str | None = None  # the multi-valued field this column repeats with (its path)
     inner: tuple[str, ...] = ()  # inside each value of the multi-valued group
@@ -75,15 +84,13 @@ def _label(spec: TableField) -> str:
     return spec.label or spec.name
 
 
-def columns_of(
-    entity: Entity, fields: Sequence[str] | None, grant: EntityPermission | None, related: Any, *, labels: bool
-) -> list[Column]:
-    """The export's columns; a path that is not a field is a 400 naming it. `grant` None: a developer."""
-    schema = entity.schema
+def columns_of(access: Access, fields: Sequence[str] | None, *, labels: bool) -> list[Column]:
+    """The export's columns as the caller may read them; a path that is not a field is a 400 naming it.
 
-    def readable(name: str) -> bool:
-        return grant is None or grant.access(name) is not FieldAccess.NONE
-
+    A field the caller may not read is left out (as a listing's `_fields` leaves it out), and so is a path
+    through a relationship unless the caller may read that field, the related entity and the field there
+    (`Access.related`): what the caller may not follow is not looked into, so its schema is not told."""
+    schema = access.schema
     chosen = fields if fields else [f.name for f in schema.fields]
     out: list[Column] = []
     for path in chosen:
@@ -91,18 +98,30 @@ def columns_of(
         top = schema.field(parts[0])
         if top is None:
             raise Invalid(f'_fields: "{path[:60]}" is not a field of {schema.name}')
-        if not readable(top.name):
-            continue  # as in a listing: a field the caller may not read is left out
-        if top.type == "relationship" and len(parts) > 1:
-            target: Schema = related(top.entity or "")
-            spec = target.field(".".join(parts[1:]))
-            if spec is None or spec.multi or spec.type in ("group", "relationship"):
-                raise Invalid(f'_fields: "{path[:60]}" is not a plain field of {target.name}')
-            header = LABEL_SEPARATOR.join([_label(top), *_labels(target, parts[1:])]) if labels else path
-            out.append(Column(tuple(parts[1:]), spec, header, relation=top.name))
+        if not access.may_read(top.name):
             continue
-        out.extend(_flatten(schema, parts, labels))
+        if top.type == "relationship" and len(parts) > 1:
+            target = _target(access, top.name)
+            if target is None:
+                continue
+            spec = target.schema.field(".".join(parts[1:]))
+            if spec is None or spec.multi or spec.type in ("group", "relationship"):
+                raise Invalid(f'_fields: "{path[:60]}" is not a plain field of {target.schema.name}')
+            if not target.may_read(parts[1]):
+                continue
+            header = LABEL_SEPARATOR.join([_label(top), *_labels(target.schema, parts[1:])]) if labels else path
+            out.append(Column(tuple(parts[1:]), spec, header, source=path, relation=top.name))
+            continue
+        out.extend(replace(c, source=path) for c in _flatten(schema, parts, labels))
     return out
+
+
+def _target(access: Access, relation: str) -> Access | None:
+    """The related entity as the caller may read it; None when it may not (or the entity is gone)."""
+    try:
+        return access.related(relation, "read")
+    except (Forbidden, NotFound):
+        return None
 
 
 def _labels(schema: Schema, parts: Sequence[str]) -> list[str]:
@@ -272,8 +291,11 @@ class ExportRecordsKind(JobKind):
         return RowOutcome(output={"id": row})  # the group is read and written together, before its checkpoint
 
     def before_commit(self, ctx: JobContext, job: Job, chunk: Chunk, outcomes: list[RowOutcome]) -> None:
-        """Read the group's records and write them as one part (named by the chunk and its first row)."""
+        """Read the group's records and write them as one part (named by the chunk and its first row).
+
+        The job's user's permissions are read again first: a field it may no longer read fails the job."""
         setup = _setup(ctx, job)
+        _still_readable(ctx, job, setup)
         rids = [str((o.output or {})["id"]) for o in outcomes]
         records = setup.records.get_many(job.tenant_id, setup.entity.schema, rids)
         found = {r.rid for r in records}
@@ -285,7 +307,7 @@ class ExportRecordsKind(JobKind):
         rows, widths = render(setup.layout, records, related)
         text = io.StringIO()
         text.write(json.dumps({"rows": len(rows), "widths": widths}) + "\n")
-        csv.writer(text, lineterminator="\n").writerows(rows)
+        SafeCsvWriter(text, formula_safe=_formula_safe(job)).writerows(rows)
         ctx.files.put_scratch(
             file_owner(job.tenant_id, job.id), _part(chunk.index, chunk.next_row), text.getvalue().encode()
         )
@@ -307,7 +329,7 @@ class ExportRecordsKind(JobKind):
             for name, width in head["widths"].items():
                 want[name] = max(want.get(name, 0), width)
         header = io.StringIO()
-        csv.writer(header, lineterminator="\n").writerow(
+        SafeCsvWriter(header, formula_safe=_formula_safe(job)).writerow(
             headers(setup.layout, want, labels=bool(job.params.get("labels")))
         )
 
@@ -320,7 +342,7 @@ class ExportRecordsKind(JobKind):
                         yield block.encode()
                     continue
                 out = io.StringIO()
-                writer = csv.writer(out, lineterminator="\n")
+                writer = csv.writer(out, lineterminator="\n")  # the parts' cells are escaped already
                 for row in csv.reader(body):
                     writer.writerow(widen(row, setup.layout, head["widths"], want))
                     if out.tell() > 1 << 20:
@@ -353,31 +375,58 @@ class _Setup:
     layout: _Layout
     schemas: dict[str, Schema]
     records: RecordStore
+    entities: dict[str, Entity]  # the definitions read once for the job (the gate of each chunk reuses them)
+
+
+def _formula_safe(job: Job) -> bool:
+    return job.params.get("formulaSafe", True) is not False
+
+
+def _access(ctx: JobContext, job: Job, entities: dict[str, Entity]) -> Access:
+    """The entity as the job's user may read it now (its grants read anew); a job failure when it may not."""
+    gate = Gate.for_user(
+        ctx.app.repo,
+        job.tenant_id,
+        job.params.get("user", ""),
+        developer=bool(job.params.get("developer")),
+        entities=entities,
+    )
+    try:
+        return gate.access(job.params["entity"], "read")
+    except Forbidden as denied:
+        raise JobFailure(f"{denied.message}: the export stopped") from None
+
+
+def _readable_now(access: Access, job: Job) -> list[Column]:
+    """The job's columns as its user may read them now: a field it may no longer read fails the job."""
+    fields = job.params.get("fields")
+    try:
+        columns = columns_of(access, fields, labels=bool(job.params.get("labels")))
+    except Invalid as bad:
+        raise JobFailure(bad.message) from None
+    lost = [f for f in fields or [] if f not in {c.source for c in columns}]
+    if lost:
+        raise JobFailure(f"You may no longer read {', '.join(lost)[:200]} of {access.entity.name}: the export stopped")
+    return columns
+
+
+def _still_readable(ctx: JobContext, job: Job, setup: _Setup) -> None:
+    _readable_now(_access(ctx, job, setup.entities), job)
 
 
 def _load(ctx: JobContext, job: Job) -> _Setup:
     entity = entity_of(ctx, job)
-    records, repo = ctx.records, ctx.app.repo
-    grant = None
-    if not job.params.get("developer"):
-        grant = repo.permissions(job.tenant_id, job.params.get("user", "")).get(entity.name) or EntityPermission()
-    schemas: dict[str, Schema] = {}
-
-    def related(name: str) -> Schema:
-        if name not in schemas:
-            schemas[name] = repo.entity(job.tenant_id, name).schema
-        return schemas[name]
-
-    try:
-        columns = columns_of(entity, job.params.get("fields"), grant, related, labels=bool(job.params.get("labels")))
-    except Invalid as bad:
-        raise JobFailure(bad.message) from None
+    access = _access(ctx, job, {entity.name: entity})
+    columns = _readable_now(access, job)
     relations = {
         c.relation: entity.schema.field(c.relation).entity or ""  # type: ignore[union-attr]
         for c in columns
         if c.relation
     }
-    return _Setup(entity, _Layout(columns, relations), schemas, records)
+    assert access.gate is not None
+    entities = access.gate.entities  # the related ones too: read while the columns were made
+    schemas = {name: entities[name].schema for name in relations.values()}
+    return _Setup(entity, _Layout(columns, relations), schemas, ctx.records, entities)
 
 
 _setup = PerJob(_load)
@@ -386,15 +435,23 @@ register(ExportRecordsKind())
 
 
 # The request ---------------------------------------------------------------------------
-_OPTIONS = ("_size", "_offset", "_sortField", "_sortType", "_fields", "_useLabels", "_lowPriority", "_async")
+_OPTIONS = (
+    "_size",
+    "_offset",
+    "_sortField",
+    "_sortType",
+    "_fields",
+    "_useLabels",
+    "_lowPriority",
+    "_async",
+    "_formulaSafe",
+)
 
 
 def start_export(data: Any, caller: Any, name: str, params: Mapping[str, Any], ip: str | None) -> Job:
     """`PUT /data/{entity}/export`: check the query and the fields now (a 400 or 403 here, not a failed job),
     then start the job. `data` is the app's `AppData`."""
-    from backroom.app.querylang import bind, parse
-
-    access = data.access(caller, name, "read")
+    access: Access = data.gate(caller).access(name, "read")
     options = {k: (v[-1] if isinstance(v, list) else v) for k, v in params.items() if k in _OPTIONS}
     size = _whole(options.get("_size"), "_size", 1, MAX_RECORDS)
     offset = _whole(options.get("_offset"), "_offset", 0, MAX_RECORDS) or 0
@@ -403,26 +460,24 @@ def start_export(data: Any, caller: Any, name: str, params: Mapping[str, Any], i
             "An export lists the records in the order they are read (by id, or by the index serving the query): "
             "it takes no _sortField or _sortType"
         )
-    flags = {k: str(options.get(k, "false")).lower() for k in ("_useLabels", "_lowPriority")}
+    defaults = {"_useLabels": "false", "_lowPriority": "false", "_formulaSafe": "true"}
+    flags = {k: str(options.get(k, default)).lower() for k, default in defaults.items()}
     for key, value in flags.items():
         if value not in ("true", "false"):
             raise Invalid(f"{key} must be true or false")
     query = {k: v for k, v in params.items() if k not in _OPTIONS}
-    access.check_query(bind(access.schema, parse(query)).paths)
+    access.bind(parse(query))
     fields = [f.strip() for f in str(options.get("_fields", "")).split(",") if f.strip()]
     fields = [f for f in dict.fromkeys(fields) if f not in ("id", "label", "version")]
-
-    def related(entity: str) -> Schema:
-        return data.repo.entity(caller.tenant_id, entity).schema
-
-    grant = None if caller.is_developer else access.grant
-    if not columns_of(access.entity, fields or None, grant, related, labels=flags["_useLabels"] == "true"):
+    columns = columns_of(access, fields or None, labels=flags["_useLabels"] == "true")
+    if not columns:
         raise Invalid("None of the fields asked for is one you may read")
     job_params = {
         "entity": name,
         "query": query,
-        "fields": fields or None,
+        "fields": list(dict.fromkeys(c.source for c in columns)),  # what the caller may read now: fixed
         "labels": flags["_useLabels"] == "true",
+        "formulaSafe": flags["_formulaSafe"] == "true",
         "size": size,
         "offset": offset,
         "user": caller.email,

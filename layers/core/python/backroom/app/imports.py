@@ -12,7 +12,20 @@ written through the records model (`RecordStore.write_many`: several records to 
 with its unique markers, index entries and history entry) with a marker of its row
 (`IMPRUN#<job>#<shard>` / row) in the same transaction, conditioned on its absence: a replayed group
 fails on the marker and counts as done, so no row is applied twice and none is lost. The chunk's lease
-check (`lease_guard`) joins every transaction: a job stopped for good commits nothing more.
+check (`lease_guard`) joins every transaction: a job stopped for good commits nothing more. A create that
+loses the race for its unique value (another import created that record meanwhile) updates the winner's
+record instead, with the same row marker.
+
+Permissions (`permissions.Gate`), asked in the request and again as each chunk starts (the job's user's
+grants read anew; `create` lost on the entity fails the job):
+- a column of a field the caller may not write is left out (the spec's `_filterByAccess`), and so is
+  every column through a relationship field it may not write (nothing of the related entity is read);
+- a column through a relationship (`company.x`) needs `read` on the related entity (403 otherwise, in the
+  request), and `read` on `x` there: a hidden field's column is left out, never used even to match;
+- the related record is matched by the first unique field among its readable columns; every other
+  related column is written, so it is left out unless the caller may `write` that field there;
+- a row creates a related record only with `create` on its entity and `write` on the matching field, and
+  changes one only with `update` there: otherwise that row fails (a match that changes nothing links).
 """
 
 from __future__ import annotations
@@ -23,15 +36,15 @@ import io
 import logging
 import re
 import zlib
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from backroom.app.definition import Entity, EntityPermission, FieldAccess
+from backroom.app.definition import Entity
+from backroom.app.permissions import Access, Gate
 from backroom.app.planning import entity_of
-from backroom.app.repository import AppRepository
 from backroom.clock import now_ms
-from backroom.csvfiles import CsvChunker, chunk_rows
+from backroom.csvfiles import CsvChunker, chunk_rows, plain_cell
 from backroom.dynamo import Write
 from backroom.errors import BackroomError, FieldError, Forbidden, Invalid, NotFound
 from backroom.files import FileStore
@@ -48,7 +61,7 @@ from backroom.jobs.kinds import (
 from backroom.jobs.models import Chunk, ChunkPlan, Job, Progress
 from backroom.records import Record, RecordStore, Schema
 from backroom.records.schema import TableField
-from backroom.records.store import AlreadyApplied, Author, Create, GuardFailed, Update
+from backroom.records.store import AlreadyApplied, Author, Create, GuardFailed, Update, VersionConflict
 from backroom.records.values import canonical, is_empty, normalize
 
 logger = logging.getLogger("jobs.imports")
@@ -96,13 +109,26 @@ class Column:
         return str(self.path[0])
 
 
+@dataclass(frozen=True)
+class Relation:
+    """What an import may do through one relationship: the caller's permissions on the related entity."""
+
+    entity: str
+    unique: str  # the field whose column matches the related record
+    may_create: bool  # `create` on the entity and `write` on `unique`
+    may_update: bool  # `update` on the entity
+    match_only: bool  # `unique` is read-only to the caller: it matches, it is never written
+
+
 @dataclass
 class Layout:
-    """The file's columns, read against the entity: which are imported and how records are matched."""
+    """The file's columns, read against the entity as the caller may use it: which are imported, how
+    records are matched, what the caller may do (`permissions.Access`, when the layout was made)."""
 
     columns: list[Column | None]  # None: a column the caller may not write (left out)
     key: str | None  # the unique field that matches a row's record
-    related: dict[str, tuple[str, str]] = field(default_factory=dict)  # relationship -> (entity, unique field)
+    related: dict[str, Relation] = field(default_factory=dict)  # relationship field -> what is done through it
+    may_update: bool = True  # `update` on the entity: a row whose record exists may change it
 
 
 def flags_of(params: Mapping[str, str], *, developer: bool) -> dict[str, bool]:
@@ -156,14 +182,20 @@ def _walk(fields: list[TableField], parts: list[tuple[str, int | None]], header:
     return tuple(path)
 
 
-def layout(
-    entity: Entity, header: Sequence[str], related: Callable[[str], Schema], grant: EntityPermission | None
-) -> Layout:
-    """The header read against the entity's schema; a 400 naming every column that is not a field path.
+def _follow(access: Access, relation: str) -> Access:
+    """The related entity as the caller may read it (403 when it may not); a 400 when it does not exist."""
+    try:
+        return access.related(relation, "read")
+    except NotFound:
+        raise ValueError(f"{relation}: the related entity does not exist") from None
 
-    `grant` is the caller's (None for a developer): columns of fields it may not write are left out.
-    """
-    schema = entity.schema
+
+def layout(access: Access, header: Sequence[str]) -> Layout:
+    """The header read against the entity as the caller may use it (the module's docstring says how).
+
+    A 400 names every column that is not a field path; a 403 when a column goes through a relationship
+    to an entity the caller may not read. Columns the caller may not use are left out (None)."""
+    schema = access.schema
     errors: list[FieldError] = []
     columns: list[Column | None] = []
     seen: set[str] = set()
@@ -171,7 +203,7 @@ def layout(
         raise Invalid("The file's first line must be its header: a field path in every column")
     if len(header) > MAX_COLUMNS:
         raise Invalid(f"At most {MAX_COLUMNS} columns")
-    relations: dict[str, Schema] = {}
+    targets: dict[str, Access] = {}  # relationship field -> its entity as the caller may use it
     for raw in header:
         name = raw.strip()
         if name in seen:
@@ -187,38 +219,50 @@ def layout(
             if top is not None and top.type == "relationship" and len(parts) > 1:
                 if parts[0][1] is not None or top.multi:
                     raise ValueError(f"{name}: only a single relationship can be imported through")
-                if top.entity not in relations:
-                    relations[top.entity or ""] = related(top.entity or "")
-                inner = _walk(relations[top.entity or ""].fields, parts[1:], name)
-                column = Column(name, inner, relation=top.name)
+                if not access.may_write(top.name):  # the link is not the caller's to write: not followed
+                    columns.append(None)
+                    continue
+                if top.name not in targets:
+                    targets[top.name] = _follow(access, top.name)
+                target = targets[top.name]
+                column = Column(name, _walk(target.schema.fields, parts[1:], name), relation=top.name)
+                usable = target.may_read(column.top)  # to match by; written only if writable (below)
             else:
                 column = Column(name, _walk(schema.fields, parts, name))
+                usable = access.may_write(column.top)
         except ValueError as bad:
             errors.append(FieldError(name[:80], str(bad)[:200], "unknown"))
             continue
-        top_name = column.relation or column.top
-        writable = grant is None or grant.access(top_name) is FieldAccess.WRITE
-        columns.append(column if writable else None)
+        columns.append(column if usable else None)
     if errors:
-        raise Invalid("The file's header names columns that are not fields of " + entity.name, errors=errors)
+        raise Invalid("The file's header names columns that are not fields of " + schema.name, errors=errors)
     plain = [c for c in columns if c is not None and c.relation is None and len(c.path) == 1]
     key = next((c.top for c in plain if c.top in schema.unique_fields), None)
-    found: dict[str, tuple[str, str]] = {}
-    for relation in dict.fromkeys(c.relation for c in columns if c is not None and c.relation):
-        spec = schema.field(relation)
-        target = relations[spec.entity or ""] if spec else None
-        assert target is not None
-        mine = [c for c in columns if c is not None and c.relation == relation and len(c.path) == 1]
-        unique = next((str(c.path[0]) for c in mine if str(c.path[0]) in target.unique_fields), None)
+    found: dict[str, Relation] = {}
+    for relation, target in targets.items():
+        mine = [c for c in columns if c is not None and c.relation == relation]
+        if not mine:
+            continue  # every column through it was left out
+        unique = next((c.top for c in mine if len(c.path) == 1 and c.top in target.schema.unique_fields), None)
         if unique is None:
+            readable = [u for u in target.schema.unique_fields if target.may_read(u)]
             raise Invalid(
-                f"{relation}.*: to import into {target.name}, name one of its unique fields "
-                f"({', '.join(target.unique_fields) or 'it has none'}) among the columns"
+                f"{relation}.*: to import into {target.entity.name}, name one of its unique fields you may read "
+                f"({', '.join(readable) or 'none'}) among the columns"
             )
-        found[relation] = (target.name, unique)
+        for i, kept in enumerate(columns):  # the rest is written: only fields the caller may write there
+            if kept is not None and kept.relation == relation and kept.top != unique:
+                columns[i] = kept if target.may_write(kept.top) else None
+        found[relation] = Relation(
+            entity=target.entity.name,
+            unique=unique,
+            may_create=target.grant.create and target.may_write(unique),
+            may_update=target.grant.update,
+            match_only=not target.may_write(unique),
+        )
     if not any(columns):
         raise Invalid("None of the file's columns is a field you may write")
-    return Layout(columns=columns, key=key, related=found)
+    return Layout(columns=columns, key=key, related=found, may_update=access.grant.update)
 
 
 # A row into values -------------------------------------------------------------
@@ -248,14 +292,16 @@ def _blank(value: Any) -> bool:
 
 
 def row_values(columns: Sequence[Column | None], values: Sequence[str]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """A row's values for its record, and for each relationship its related record's."""
+    """A row's values for its record, and for each relationship its related record's.
+
+    A cell an export escaped for spreadsheets (`'=x`, `csvfiles.safe_cell`) is read back as its text."""
     own: dict[Any, Any] = {}
     related: dict[str, dict[Any, Any]] = {}
     for column, value in zip(columns, values, strict=True):
         if column is None:
             continue
         target = own if column.relation is None else related.setdefault(column.relation, {})
-        _put(target, column.path, value)
+        _put(target, column.path, plain_cell(value))
     return _listed(own), {k: _listed(v) for k, v in related.items() if not _blank(v)}
 
 
@@ -270,6 +316,7 @@ class _Row:
     index: int  # 0-based position among the file's rows
     values: dict[str, Any]
     related: dict[str, dict[str, Any]]
+    layout: Layout  # as the job's user's permissions stood when the row's chunk started
 
 
 class ImportRecordsKind(JobKind):
@@ -281,7 +328,8 @@ class ImportRecordsKind(JobKind):
         files = ctx.files
         try:
             chunker = CsvChunker(files.open_text(job.params["owner"], FILE_NAME), CHUNK_ROWS)
-            _layout(ctx, job, chunker.header)
+            entity = entity_of(ctx, job)
+            _layout(ctx, job, {entity.name: entity}, chunker.header)  # a permission lost since: fails now
             chunks = chunker.scan()
         except (csv.Error, UnicodeDecodeError) as err:
             raise JobFailure(f"The file is not a UTF-8 CSV file: {str(err)[:200]}") from None
@@ -292,19 +340,22 @@ class ImportRecordsKind(JobKind):
 
     # Rows ---------------------------------------------------------------------
     def rows(self, ctx: JobContext, job: Job, chunk: Chunk, skip: int) -> Iterator[Any]:
+        """The chunk's rows, each with the layout its user's permissions give as the chunk starts."""
+        setup = _setup(ctx, job)
+        shape, _ = _layout(ctx, job, setup.entities, setup.header)  # the grants read anew; a 403 fails the job
         stream = ctx.files.open_text(job.params["owner"], FILE_NAME, chunk.cursor["from"], chunk.cursor["to"])
         for seen, values in chunk_rows(stream, skip):
-            yield chunk.start + seen, values
+            yield chunk.start + seen, values, shape
 
     def apply(self, ctx: JobContext, job: Job, row: Any) -> RowOutcome:
-        index, values = row
-        columns = _setup(ctx, job).layout.columns
+        index, values, shape = row
+        columns = shape.columns
         if len(values) != len(columns):
             return RowOutcome(
                 ok=False, error=f"Row {index + 1}: {len(values)} values for {len(columns)} columns in the header"
             )
         own, related = row_values(columns, values)
-        return RowOutcome(output={"row": _Row(index, own, related)})
+        return RowOutcome(output={"row": _Row(index, own, related, shape)})
 
     # Writing a group -----------------------------------------------------------
     def before_commit(self, ctx: JobContext, job: Job, chunk: Chunk, outcomes: list[RowOutcome]) -> None:
@@ -315,10 +366,11 @@ class ImportRecordsKind(JobKind):
             return
         guard = _guard(chunk)
         failed: dict[int, str] = {}
+        shape: Layout = pending[0].output["row"].layout  # type: ignore[index]  # one chunk's rows: one layout
         try:
-            for relation, (entity, unique) in setup.layout.related.items():
-                self._relate(ctx, job, setup, relation, entity, unique, pending, failed, guard)
-            self._save(ctx, job, setup, [o for o in pending if id(o) not in failed], failed, guard)
+            for relation, how in shape.related.items():
+                self._relate(job, setup, relation, how, pending, failed, guard)
+            self._save(job, setup, shape, [o for o in pending if id(o) not in failed], failed, guard)
         except GuardFailed:  # the lease is gone: nothing more is written, and the checkpoint will not move
             logger.info("job %s chunk %d: lease lost, the group is left to its new holder", job.id, chunk.index)
             return
@@ -330,18 +382,16 @@ class ImportRecordsKind(JobKind):
 
     def _relate(
         self,
-        ctx: JobContext,
         job: Job,
         setup: _Setup,
         relation: str,
-        entity: str,
-        unique: str,
+        how: Relation,
         pending: list[RowOutcome],
         failed: dict[int, str],
         guard: Sequence[Write],
     ) -> None:
         """Match, update or create each row's related record of `relation`, and link the row's values to it."""
-        schema = setup.schemas[entity]
+        schema, unique = setup.entities[how.entity].schema, how.unique
         store = setup.records
         wanted: dict[str, tuple[Any, dict[str, Any], list[RowOutcome]]] = {}  # key value -> (raw, values, rows)
         for outcome in pending:
@@ -366,63 +416,60 @@ class ImportRecordsKind(JobKind):
         )
         changes: list[Update | Create] = []
         keys: list[str] = []
-        for key, (_raw, values, rows) in wanted.items():
+        for key, (raw, values, rows) in wanted.items():
             current = found.get(key)
             first: _Row = rows[0].output["row"]  # type: ignore[index]
+            change: Update | Create | Record | BackroomError
             if current is None:
-                changes.append(Create(values, _import_rid(job, first.index, relation)))
-            elif _changes(schema, current, values := _with_ids(schema, current, values)):
-                changes.append(Update(current, values))
+                change = (
+                    Create(values, _import_rid(job, first.index, relation))
+                    if how.may_create
+                    else Forbidden(f"no {how.entity} record has {unique} {str(raw)[:60]}, and you may not create one")
+                )
             else:
-                for outcome in rows:
-                    outcome.output["row"].values[relation] = current.rid  # type: ignore[index]
-                continue
-            keys.append(key)
+                change = _related_change(schema, how, current, values)
+            if isinstance(change, Update | Create):
+                changes.append(change)
+                keys.append(key)
+            else:
+                _link(relation, change, rows, failed)
         saved = store.write_many(job.tenant_id, schema, changes, author=setup.author(job), guard=guard)
         for key, change, result in zip(keys, changes, saved, strict=True):
-            rows = wanted[key][2]
             if isinstance(result, Invalid) and isinstance(change, Create) and _duplicated(result, unique):
-                result = self._adopt(job, setup, schema, unique, wanted[key][0], change.values, guard)
-            if isinstance(result, BackroomError):
-                for outcome in rows:
-                    row = outcome.output["row"]  # type: ignore[index]
-                    failed[id(outcome)] = f"Row {row.index + 1}: {relation}: {_message(result)}"
-                continue
-            for outcome in rows:
-                outcome.output["row"].values[relation] = result.rid  # type: ignore[index]
+                result = self._adopt(job, setup, schema, how, wanted[key][0], change.values, guard)
+            _link(relation, result, wanted[key][2], failed)
 
     def _adopt(
         self,
         job: Job,
         setup: _Setup,
         schema: Schema,
-        unique: str,
+        how: Relation,
         raw: Any,
         values: Mapping[str, Any],
         guard: Sequence[Write],
     ) -> Record | BackroomError:
         """Another writer created the related record meanwhile: update that one instead."""
-        found = setup.records.by_unique(job.tenant_id, schema, unique, [_typed(schema, unique, raw)])
+        found = setup.records.by_unique(job.tenant_id, schema, how.unique, [_typed(schema, how.unique, raw)])
         current = next(iter(found.values()), None)
         if current is None:
-            return Invalid(f"{unique} {str(raw)[:60]} is taken")
-        if not _changes(schema, current, values):
-            return current
-        return setup.records.write_many(
-            job.tenant_id, schema, [Update(current, values)], author=setup.author(job), guard=guard
-        )[0]
+            return Invalid(f"{how.unique} {str(raw)[:60]} is taken")
+        change = _related_change(schema, how, current, values)
+        if not isinstance(change, Update):
+            return change
+        return setup.records.write_many(job.tenant_id, schema, [change], author=setup.author(job), guard=guard)[0]
 
     def _save(
         self,
-        ctx: JobContext,
         job: Job,
         setup: _Setup,
+        shape: Layout,
         pending: list[RowOutcome],
         failed: dict[int, str],
         guard: Sequence[Write],
     ) -> None:
         """Create or update each row's record, with its row's marker, in rounds of distinct keys."""
-        schema, key_field = setup.schema, setup.layout.key
+        schema, key_field = setup.schema, shape.key
         rounds: list[list[RowOutcome]] = []
         placed: dict[str | None, int] = {}
         for outcome in pending:
@@ -435,12 +482,18 @@ class ImportRecordsKind(JobKind):
                 rounds.append([])
             rounds[turn].append(outcome)
         for members in rounds:
-            self._save_round(job, setup, members, failed, guard)
+            self._save_round(job, setup, shape, members, failed, guard)
 
     def _save_round(
-        self, job: Job, setup: _Setup, members: list[RowOutcome], failed: dict[int, str], guard: Sequence[Write]
+        self,
+        job: Job,
+        setup: _Setup,
+        shape: Layout,
+        members: list[RowOutcome],
+        failed: dict[int, str],
+        guard: Sequence[Write],
     ) -> None:
-        schema, key_field, store = setup.schema, setup.layout.key, setup.records
+        schema, key_field, store = setup.schema, shape.key, setup.records
         rows: list[_Row] = [o.output["row"] for o in members]  # type: ignore[index]
         found: dict[str, Record] = {}
         if key_field:
@@ -450,29 +503,55 @@ class ImportRecordsKind(JobKind):
         changes: list[Update | Create] = []
         owners: list[RowOutcome] = []
         for outcome, row in zip(members, rows, strict=True):
-            values = setup.stamped(row.values)
             key = _key(schema, key_field, row.values.get(key_field)) if key_field else None
             current = found.get(key) if key is not None else None
-            marker = _marker(job, row.index)
             if current is None:
-                changes.append(Create(values, _import_rid(job, row.index), extra=[marker]))
-            elif not setup.may_update:
-                failed[id(outcome)] = f"Row {row.index + 1}: you may not update records of {setup.entity.name}"
-                continue
-            elif _changes(schema, current, own := _with_ids(schema, current, row.values)):
-                changes.append(Update(current, setup.stamped(own), extra=[marker]))
+                change: Update | Create | Forbidden | None = Create(
+                    setup.stamped(row.values), _import_rid(job, row.index), extra=[_marker(job, row.index)]
+                )
             else:
+                change = _row_update(setup, shape, current, row, job)
+            if isinstance(change, Forbidden):
+                failed[id(outcome)] = f"Row {row.index + 1}: {change.message}"
+                continue
+            if change is None:
                 continue  # the record holds these values already (or a replay after it was written)
+            changes.append(change)
             owners.append(outcome)
         saved = store.write_many(job.tenant_id, schema, changes, author=setup.author(job), guard=guard)
-        for outcome, change, result in zip(owners, changes, saved, strict=True):
+        for outcome, change, written in zip(owners, changes, saved, strict=True):
             row = outcome.output["row"]  # type: ignore[index]
-            if isinstance(result, AlreadyApplied):
-                continue  # this very row was written before (a replayed group)
-            if isinstance(result, Invalid) and setup.skip_invalid and result.errors:
+            result: Record | BackroomError | None = written
+            if isinstance(change, Create) and key_field and _duplicated(result, key_field):
+                # another writer created this unique value's record since the lookup: update it instead
+                result = self._adopt_row(job, setup, shape, row, guard)
+            elif isinstance(result, Invalid) and setup.skip_invalid and result.errors:
                 result = self._without_invalid(job, setup, change, result, guard)
-            if isinstance(result, BackroomError):
+            if isinstance(result, BackroomError) and not isinstance(result, AlreadyApplied):
                 failed[id(outcome)] = f"Row {row.index + 1}: {_message(result)}"
+            # AlreadyApplied: this very row was written before (a replayed group)
+
+    def _adopt_row(
+        self, job: Job, setup: _Setup, shape: Layout, row: _Row, guard: Sequence[Write]
+    ) -> Record | BackroomError | None:
+        """The row's create lost the race for its unique value: another import (or writer) created that
+        record after this group looked it up. The row updates the winner's record instead, with its own row
+        marker, as it would have had it found the record (a few tries if that record keeps changing)."""
+        schema, key_field = setup.schema, shape.key
+        assert key_field is not None
+        wanted = _typed(schema, key_field, row.values.get(key_field))
+        result: Record | BackroomError | None = None
+        for _ in range(3):
+            current = next(iter(setup.records.by_unique(job.tenant_id, schema, key_field, [wanted]).values()), None)
+            if current is None:  # the marker's record is gone meanwhile (deleted): nothing to adopt
+                return Invalid(f"{key_field} {str(wanted)[:60]} is taken")
+            change = _row_update(setup, shape, current, row, job)
+            if not isinstance(change, Update):
+                return change  # None: the winner holds these values already; or Forbidden
+            result = setup.records.write_many(job.tenant_id, schema, [change], author=setup.author(job), guard=guard)[0]
+            if not isinstance(result, VersionConflict):
+                return result
+        return result
 
     def _without_invalid(
         self, job: Job, setup: _Setup, change: Update | Create, error: Invalid, guard: Sequence[Write]
@@ -501,13 +580,13 @@ class ImportRecordsKind(JobKind):
 # Helpers -----------------------------------------------------------------------
 @dataclass
 class _Setup:
-    """What a worker reads once per job: the entity, the related schemas, the columns and the caller's rights."""
+    """What a worker reads once per job: the entity, the header and the related entities' definitions.
+    The caller's permissions are not among them: each chunk asks its gate again (`_layout`)."""
 
     entity: Entity
-    schemas: dict[str, Schema]
-    layout: Layout
+    header: list[str]
+    entities: dict[str, Entity]  # the job's entity and the related ones its columns go through
     records: RecordStore
-    may_update: bool
     skip_invalid: bool
     schema: Schema  # the entity's, without history when `_skipHistory` is set (made once per job)
 
@@ -521,37 +600,74 @@ class _Setup:
         return Author(job.params.get("user", ""), job.params.get("ip"), f"jobs.{job.id}")
 
 
-def _layout(ctx: JobContext, job: Job, header: Sequence[str]) -> Layout:
-    entity = entity_of(ctx, job)
-    repo = ctx.app.repo
-    grant = None if job.params.get("developer") else _grant(repo, job)
+def _layout(
+    ctx: JobContext, job: Job, entities: Mapping[str, Entity], header: Sequence[str]
+) -> tuple[Layout, dict[str, Entity]]:
+    """The header as the job's user may import it now (its grants read anew), and the entities read for it.
+    A permission it no longer has (`create` on the entity, `read` on a related one) fails the job."""
+    gate = Gate.for_user(
+        ctx.app.repo,
+        job.tenant_id,
+        job.params.get("user", ""),
+        developer=bool(job.params.get("developer")),
+        entities=entities,
+    )
     try:
-        return layout(entity, header, lambda name: repo.entity(job.tenant_id, name).schema, grant)
+        return layout(gate.access(job.params["entity"], "create"), header), gate.entities
+    except Forbidden as denied:
+        raise JobFailure(f"{denied.message}: the import stopped") from None
     except (Invalid, NotFound) as bad:
         raise JobFailure(f"{bad.message} {'; '.join(e.message for e in getattr(bad, 'errors', []))}".strip()) from None
 
 
-def _grant(repo: AppRepository, job: Job) -> EntityPermission:
-    return repo.permissions(job.tenant_id, job.params.get("user", "")).get(job.params["entity"]) or EntityPermission()
-
-
 def _load(ctx: JobContext, job: Job) -> _Setup:
     entity = entity_of(ctx, job)
-    records, repo = ctx.records, ctx.app.repo
     header = CsvChunker(ctx.files.open_text(job.params["owner"], FILE_NAME, 0, HEADER_BYTES), 1).header
-    shape = _layout(ctx, job, header)
-    schemas = {name: repo.entity(job.tenant_id, name).schema for name, _ in shape.related.values()}
-    developer = bool(job.params.get("developer"))
+    _shape, entities = _layout(ctx, job, {entity.name: entity}, header)
     flags = job.params.get("flags", {})
     return _Setup(
         entity=entity,
-        schemas=schemas,
-        layout=shape,
-        records=records,
-        may_update=developer or _grant(repo, job).update,
+        header=header,
+        entities=entities,
+        records=ctx.records,
         skip_invalid=bool(flags.get("_skipInvalidFields")),
         schema=entity.schema.model_copy(update={"history": False}) if flags.get("_skipHistory") else entity.schema,
     )
+
+
+def _related_change(
+    schema: Schema, how: Relation, current: Record, values: Mapping[str, Any]
+) -> Update | Record | Forbidden:
+    """What a row asks of the related record it matched: nothing (the record, to link), an update, or a 403
+    (it would change the record without `update` on its entity)."""
+    if how.match_only:  # the matching value is the caller's to read, not to write
+        values = {k: v for k, v in values.items() if k != how.unique}
+    values = _with_ids(schema, current, values)
+    if not _changes(schema, current, values):
+        return current
+    if not how.may_update:
+        return Forbidden(f"you may not update records of {how.entity}")
+    return Update(current, values)
+
+
+def _link(relation: str, result: Record | BackroomError, rows: list[RowOutcome], failed: dict[int, str]) -> None:
+    """Link each row to its related record, or fail it with the related record's error."""
+    for outcome in rows:
+        row: _Row = outcome.output["row"]  # type: ignore[index]
+        if isinstance(result, BackroomError):
+            failed[id(outcome)] = f"Row {row.index + 1}: {relation}: {_message(result)}"
+        else:
+            row.values[relation] = result.rid
+
+
+def _row_update(setup: _Setup, shape: Layout, current: Record, row: _Row, job: Job) -> Update | Forbidden | None:
+    """A row's update of its record (found by its unique value), with its marker; None when it changes nothing."""
+    if not shape.may_update:
+        return Forbidden(f"you may not update records of {setup.entity.name}")
+    own = _with_ids(setup.schema, current, row.values)
+    if not _changes(setup.schema, current, own):
+        return None
+    return Update(current, setup.stamped(own), extra=[_marker(job, row.index)])
 
 
 _setup = PerJob(_load)
@@ -611,8 +727,9 @@ def _has(container: Any, step: str | int) -> bool:
     return isinstance(step, int) and 0 <= step < len(container)
 
 
-def _duplicated(error: Invalid, name: str) -> bool:
-    return any(e.code == "duplicated" and e.field == name for e in error.errors)
+def _duplicated(error: Any, name: str) -> bool:
+    """Whether a write failed because another record holds its value of unique field `name`."""
+    return isinstance(error, Invalid) and any(e.code == "duplicated" and e.field == name for e in error.errors)
 
 
 def _message(error: BackroomError) -> str:
@@ -663,7 +780,7 @@ def start_import(
     """
     from backroom.ids import object_id
 
-    access = data.access(caller, name, "create")
+    access: Access = data.gate(caller).access(name, "create")
     flags = flags_of(params, developer=caller.is_developer)
     uploaded = None
     if file_id is not None:
@@ -682,13 +799,7 @@ def start_import(
     except csv.Error:
         raise Invalid("The file's header is not a CSV line") from None
 
-    def related(entity: str) -> Schema:
-        try:
-            return data.repo.entity(caller.tenant_id, entity).schema
-        except NotFound:
-            raise Invalid(f"The related entity {entity} does not exist") from None
-
-    layout(access.entity, header, related, None if caller.is_developer else access.grant)
+    layout(access, header)  # every column through the caller's gate: a 400 or 403 now, not a failed job
     job_id = object_id()
     owner = file_owner(caller.tenant_id, job_id)
     if uploaded is not None:  # before the job: a job never points at a missing file

@@ -54,9 +54,24 @@ class Gate:
         return cls(repo, caller.tenant_id, caller.email, caller.is_developer)
 
     @classmethod
-    def for_user(cls, repo: AppRepository, tenant_id: str, email: str, *, developer: bool) -> Gate:
-        """The gate of a job's user, as its chunk runs."""
-        return cls(repo, tenant_id, email, developer)
+    def for_user(
+        cls,
+        repo: AppRepository,
+        tenant_id: str,
+        email: str,
+        *,
+        developer: bool,
+        entities: Mapping[str, Entity] | None = None,
+    ) -> Gate:
+        """The gate of a job's user, as its chunk runs: the user's grants are read anew.
+
+        `entities` are the definitions the job read once (its schemas stay the same from chunk to chunk)."""
+        return cls(repo, tenant_id, email, developer, _entities=dict(entities or {}))
+
+    @property
+    def entities(self) -> dict[str, Entity]:
+        """The definitions this gate has read so far (a job keeps them for the gates of its next chunks)."""
+        return dict(self._entities)
 
     def entity(self, name: str) -> Entity:
         """The entity `name` (404 when the tenant's app has none of that name)."""

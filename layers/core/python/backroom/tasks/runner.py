@@ -8,13 +8,12 @@ its checkpoint moves (replay-safe: the part's key is the group's first row); the
 
 from __future__ import annotations
 
-import csv
 import io
 from collections import defaultdict
 from collections.abc import Iterator
 from typing import Any
 
-from backroom.csvfiles import chunk_rows
+from backroom.csvfiles import SafeCsvWriter, chunk_rows
 from backroom.jobs.kinds import JobContext, JobFailure, JobKind, RowOutcome, register
 from backroom.jobs.models import Chunk, ChunkPlan, Job, Progress
 from backroom.quantities import month_of
@@ -46,7 +45,7 @@ def output_columns(job: Job, action: TaskAction) -> list[str]:
 
 def _csv_text(rows: list[list[str]]) -> str:
     out = io.StringIO()
-    csv.writer(out, lineterminator="\n").writerows(rows)
+    SafeCsvWriter(out).writerows(rows)  # out.csv is opened in spreadsheets: formulas escaped
     return out.getvalue()
 
 
