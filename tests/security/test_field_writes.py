@@ -181,11 +181,6 @@ def test_an_import_of_only_forbidden_columns_is_refused(world: World) -> None:
     assert status == 400, answer
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding (class of 'imports write related records without permission'): a contacts import writes "
-    "a related company's read-only field (company.rating) for user",
-)
 def test_an_import_through_a_relationship_writes_no_read_only_field_of_the_related_record(
     world: World, imports: dict[str, Any]
 ) -> None:

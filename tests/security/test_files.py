@@ -124,11 +124,6 @@ def test_a_hidden_fields_file_cannot_be_moved_into_a_readable_field(world: World
         assert status in (400, 403), made
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding: an import by fileId reads any file of the tenant, so user turns the contract (a file "
-    "held by a field it may not read) into records it reads",
-)
 def test_an_import_by_file_id_reads_no_file_its_caller_may_not_read(world: World) -> None:
     secret = world.secret
     status, ref = runtime(world.api, "POST", "/data/companies/import", world.user, {"fileId": secret.contract_id})

@@ -303,11 +303,6 @@ def test_an_export_leaves_hidden_fields_out_whatever_the_fields_asked(
     assert rows[0] == ["firstName"] and not leaks(str(rows).encode(), secret.contact_email)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding (class of 'exports read related hidden fields'): an export reads fields of a related "
-    "entity its caller may not read at all (sub, contacts, _fields=company.homepage)",
-)
 def test_an_export_leaves_out_related_fields_of_an_entity_its_caller_may_not_read(
     world: World, jobs: dict[str, tuple[int, Any]]
 ) -> None:

@@ -787,6 +787,9 @@ def start_import(
         uploaded = files.app_file(caller.tenant_id, file_id) if re.fullmatch(r"[0-9a-f]{24}", file_id) else None
         if uploaded is None:
             raise NotFound(f"File {file_id[:40]} does not exist")
+        if not caller.is_developer and (uploaded.uploaded_by or "").lower() != caller.email.lower():
+            # Any other file of the tenant (a hidden field's, another user's export) would become records.
+            raise Forbidden("You may import only a file you uploaded")
         first = files.first_line(uploaded.owner, uploaded.name, HEADER_BYTES)
         filename = filename or uploaded.filename
     else:
