@@ -126,6 +126,4 @@ def test_finding_5_query_language_loops_are_bounded(api: Api, user: str) -> None
     )
     # A history page size that is digits to str.isdigit() but not to int() ("²"), or 5,000 digits long
     for size in ("%C2%B2", "9" * 5000):
-        assert "_size must be a whole number" in refused(
-            *call(api, "GET", f"/data/companies/history?_size={size}", user)
-        )
+        assert "_size" in refused(*call(api, "GET", f"/data/companies/history?_size={size}", user))

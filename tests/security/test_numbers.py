@@ -135,10 +135,12 @@ def test_finding_11_a_runtime_number_at_the_edges_is_stored_and_found(api: Api, 
 def test_finding_11_an_aggregate_skip_past_any_count_is_a_400(api: Api, own: Tenant) -> None:
     for stage in ('[{"skip": 123456789012345678901234567890}]', '[{"limit": 99999999999999999999}]'):
         assert (
-            "at most"
-            in runtime_error(raw_json(api, "PUT", "/runtime/api/data/companies/aggregate", stage, own.runtime))[
-                "message"
-            ]
+            "whole number from"
+            in (
+                runtime_error(raw_json(api, "PUT", "/runtime/api/data/companies/aggregate", stage, own.runtime))[
+                    "message"
+                ]
+            )
         )
 
 
