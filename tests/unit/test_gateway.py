@@ -11,13 +11,16 @@ from typing import Any
 import pytest
 from backroom import services as wiring
 from backroom.api import resolver
+from backroom.app.definition import Entity
 from backroom.calcengine.formulas import ScriptError, evaluate
-from backroom.calcengine.models import Participant
+from backroom.calcengine.models import ImportFileType, Participant
+from backroom.calcengine.tables import define_custom_table
 from backroom.errors import BackroomError, Invalid, NotFound, Unprocessable
 from backroom.identity.models import Caller
 from backroom.jobs.models import Job, JobState
 from backroom.records import Condition, Record, Schema
 from backroom.records.query import plan
+from backroom.records.schema import GATEWAY, RUNTIME
 from backroom.services import Services
 
 from infra.demo.load import load_demo
@@ -56,7 +59,8 @@ def sales(core: Services, caller: Caller, queue: QueueDriver, rows: list[dict[st
 
 # Tables and records ------------------------------------------------------
 def test_filters_use_the_declared_index_and_count_exactly(core: Services, demo: Caller) -> None:
-    schema = core.records.define(
+    schema = define_custom_table(
+        core.records,
         TENANT,
         Schema.model_validate(
             {"name": "t", "fields": [{"name": "a"}, {"name": "b"}, {"name": "n", "type": "number"}], "indexes": [["a"]]}
@@ -93,6 +97,65 @@ def test_extract_rules(core: Services, demo: Caller) -> None:
     with pytest.raises(Unprocessable) as err:
         extract(core, "test_table_name", field9="x", field1="y")
     assert err.value.details == ["The following fields do not belong to test_table_name: field9"]
+
+
+# Namespaces: gateway custom tables and runtime entities -----------------
+def test_a_custom_table_and_an_entity_of_one_name_keep_their_own_records(core: Services, demo: Caller) -> None:
+    # Given the demo app's entity `companies` with a record, and a gateway table of the same name with another
+    entity = core.app.repo.entity(TENANT, "companies").schema
+    core.records.create(TENANT, entity, {"name": "Entity Co", "taxId": "secret"}, rid="e" * 24)
+    table = define_custom_table(
+        core.records, TENANT, Schema.model_validate({"name": "companies", "fields": [{"name": "region"}]})
+    )
+    core.records.put(TENANT, table, Record(rid="g1", data={"region": "north"}))
+
+    # Then the extract reads the gateway's table only, and the entity reads its own record only
+    assert extract(core, "companies") == ([{"region": "north"}], 1)
+    assert [r.data["name"] for r in core.records.stream(TENANT, entity, {})] == ["Entity Co"]
+    assert core.records.schema(TENANT, "companies", namespace=RUNTIME).field("taxId") is not None
+    assert core.records.schema(TENANT, "companies", namespace=GATEWAY).field_names == ["region"]
+    assert table.key == "gateway:companies" and entity.key == "companies"
+
+
+def test_no_lookup_crosses_namespaces(core: Services, demo: Caller) -> None:
+    with pytest.raises(NotFound, match="Could not find Custom Table with name contacts"):
+        extract(core, "contacts")  # an entity, to the gateway, is a table that does not exist
+    for name in ("sales", "gateway:sales"):  # a gateway table, even by its key, is no runtime table
+        with pytest.raises(NotFound):
+            core.records.schema(TENANT, name, namespace=RUNTIME)
+    # A runtime relationship never links a gateway table's record
+    linking = core.records.define(
+        TENANT,
+        Schema.model_validate(
+            {"name": "linking", "fields": [{"name": "sale", "type": "relationship", "entity": "test_table_name"}]}
+        ),
+    )
+    with pytest.raises(Invalid) as refused:
+        core.records.create(TENANT, linking, {"sale": "demo.000000001"})
+    assert [e.code for e in refused.value.errors] == ["notFound"]
+    # Nor can an app declare an entity in the gateway's namespace, or a runtime table a gateway key
+    with pytest.raises(ValueError, match="namespace"):
+        Entity.model_validate({"name": "sales", "schema": {"name": "sales", "fields": [], "namespace": "gateway"}})
+    with pytest.raises(ValueError, match="colon"):
+        Schema.model_validate({"name": "gateway:sales", "fields": []})
+
+
+def test_gateway_errands_fail_on_an_entity_as_on_a_missing_table(
+    core: Services, demo: Caller, queue: QueueDriver
+) -> None:
+    # Given an import type and a calculation a developer pointed at the app's entities
+    core.gateway.repo.put_file_type(TENANT, ImportFileType(id="into-companies", name="Into", table="companies"))
+    calc = broken_script(8, "Into Contacts").model_copy(update={"source": "contacts", "output": "companies"})
+    core.gateway.repo.put_calculation(TENANT, calc)
+    entity = core.app.repo.entity(TENANT, "companies").schema
+
+    imported = finished(core, queue, core.gateway.import_records(demo, [{"name": "Injected"}], "into-companies", None))
+    calculated = finished(core, queue, core.gateway.calculate(demo, 8, [6]))
+
+    assert (imported.state, calculated.state) == (JobState.FAILED, JobState.FAILED)
+    assert imported.error == "Custom Table companies of Import File Type into-companies does not exist"
+    assert calculated.error == "Into Contacts failed: Custom Table contacts does not exist"
+    assert list(core.records.stream(TENANT, entity, {})) == []
 
 
 # Imports and deletes -----------------------------------------------------

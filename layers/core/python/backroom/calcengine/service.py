@@ -16,6 +16,7 @@ from backroom.calcengine.calculations import BatchKind, CalculationKind, child_l
 from backroom.calcengine.imports import FILE_NAME, DeleteImportedKind, ImportKind, file_owner, file_source
 from backroom.calcengine.models import ImportFile, ImportFileType, Period
 from backroom.calcengine.repository import CalcRepository
+from backroom.calcengine.tables import custom_table
 from backroom.clock import now_ms
 from backroom.errands import Errands
 from backroom.errors import Invalid, NotFound, Unprocessable
@@ -235,8 +236,8 @@ class GatewayService:
     def extract(
         self, tenant_id: str, table: str, filters: dict[str, list[str]], page: int, size: int
     ) -> tuple[list[dict[str, Any]], int]:
-        """A page of a table's rows equal to every filter value (a field given twice must equal both)."""
-        schema = self.records.schema(tenant_id, table)
+        """A page of a custom table's rows equal to every filter value (a field given twice must equal both)."""
+        schema = custom_table(self.records, tenant_id, table)
         strangers = [f for f in filters if schema.field(f) is None]
         if strangers:
             raise Unprocessable(
