@@ -69,7 +69,7 @@ def load_gateway(core: Services) -> None:
         repo.put_file_type(tenant, ImportFileType.model_validate(file_type))
     for file in data["files"]:
         if repo.import_file(tenant, file["id"]) is None:
-            core.gateway.upload(tenant, file["name"], (DATA / file["path"]).read_bytes(), file_id=file["id"])
+            core.gateway.store_file(tenant, file["name"], (DATA / file["path"]).read_bytes(), file_id=file["id"])
         repo.ensure_counter(tenant, "importfile", file["id"])
 
 

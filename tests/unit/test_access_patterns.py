@@ -75,7 +75,7 @@ def test_an_indexed_extract_is_a_query_of_its_index_partition(core: Services, qu
     try:
         with dynamodb_calls(core) as calls:
             found, total = core.gateway.extract(
-                caller.tenant_id, "sales", {"participant_eid": ["test_user_1"], "period": ["3"]}, 0, 5
+                caller, "sales", {"participant_eid": ["test_user_1"], "period": ["3"]}, 0, 5
             )
     finally:
         events.unregister("provide-client-params.dynamodb.Query", record)
