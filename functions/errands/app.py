@@ -63,20 +63,20 @@ CREATED = {
 
 @app.get("/gateway/errand/v1/errands")
 def list_errands(caller: CurrentCaller, page: PageNumber = 0, size: PageSize = DEFAULT_PAGE_SIZE) -> Page[ErrandView]:
-    jobs, total = services().errands.page(caller.tenant_id, page, size)
+    jobs, total = services().gateway.errand_page(caller, page, size)
     return Page[ErrandView](results=[ErrandView.of(j) for j in jobs], page=PageInfo.of(page, size, total))
 
 
 @app.get("/gateway/errand/v1/errands/<errand_id>")
 def get_errand(errand_id: ErrandId, caller: CurrentCaller) -> ErrandView:
-    return ErrandView.of(services().errands.get(caller.tenant_id, errand_id))
+    return ErrandView.of(services().gateway.errand(caller, errand_id))
 
 
 @app.get("/gateway/errand/v1/errands/<errand_id>/logs")
 def errand_logs(
     errand_id: ErrandId, caller: CurrentCaller, page: PageNumber = 0, size: PageSize = DEFAULT_PAGE_SIZE
 ) -> Page[ErrandLogView]:
-    entries, total = services().errands.logs(caller.tenant_id, errand_id, page, size)
+    entries, total = services().gateway.errand_logs(caller, errand_id, page, size)
     return Page[ErrandLogView](results=[ErrandLogView.of(e) for e in entries], page=PageInfo.of(page, size, total))
 
 
@@ -148,7 +148,7 @@ def upload_import_file(
     filename = None
     if content_type.lower().startswith("multipart/form-data"):
         filename, _type, body = uploaded_file(body, content_type)
-    stored = services().gateway.upload(caller.tenant_id, name or filename or "import.csv", body)
+    stored = services().gateway.upload(caller, name or filename or "import.csv", body)
     return gateway_json(201, ImportFileView(id=stored.id, name=stored.name))
 
 

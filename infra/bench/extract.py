@@ -22,6 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from typing import Any
 
+from backroom.calcengine.tables import define_custom_table
 from backroom.records import Record, Schema
 from backroom.services import Services
 
@@ -47,14 +48,14 @@ def amount(i: int) -> Decimal:
 
 
 def fill(core: Services, name: str, rows: int, indexes: list[list[str]] | None = None) -> Schema:
-    schema = Schema.model_validate(
+    declared = Schema.model_validate(
         {
             "name": name,
             "fields": [{"name": "region"}, {"name": "participant_eid"}, {"name": "amount", "type": "number"}],
             "indexes": indexes or [["region"]],
         }
     )
-    core.records.define(TENANT, schema)
+    schema = define_custom_table(core.records, TENANT, declared)
 
     def write(start: int) -> None:
         items = []

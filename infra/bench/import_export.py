@@ -37,6 +37,7 @@ from typing import Any
 import boto3
 from backroom.app.definition import AppDefinition
 from backroom.records import RecordStore
+from backroom.records.schema import RUNTIME
 
 from infra.bench.stack import TENANT, Stack, running
 
@@ -173,7 +174,7 @@ def raw_load(stack: Stack, rows: int) -> tuple[float, int]:
     """The items an import of `rows` new rows writes, put by one thread with `batch_writer()`; seconds, items."""
     core = stack.core
     tenant = TENANT
-    schema = core.records.schema(tenant, ENTITY)
+    schema = core.records.schema(tenant, ENTITY, namespace=RUNTIME)
     store = RecordStore(core.records.table)
     items: list[Mapping[str, Any]] = []
     for i in range(rows):
@@ -195,7 +196,7 @@ def raw_load(stack: Stack, rows: int) -> tuple[float, int]:
 def plain_export(stack: Stack) -> tuple[float, int]:
     """A plain Query of every records partition, written as CSV and put to S3 by one thread; seconds, rows."""
     core = stack.core
-    schema = core.records.schema(TENANT, ENTITY)
+    schema = core.records.schema(TENANT, ENTITY, namespace=RUNTIME)
     client = boto3.client("dynamodb", endpoint_url=stack.endpoint, region_name="us-east-1")
     s3 = boto3.client("s3", endpoint_url=stack.endpoint, region_name="us-east-1")
     started = time.monotonic()

@@ -39,6 +39,7 @@ from decimal import Decimal
 from typing import Any
 
 import boto3
+from backroom.calcengine.tables import custom_table
 from backroom.records import Condition, Record, Schema, Sort, typed
 from backroom.records.query import plan
 from backroom.services import Services
@@ -100,7 +101,7 @@ def stored(core: Services, schema: Schema, source: str) -> dict[str, int]:
 def run_import(stack: Stack, rows: int) -> tuple[float, int, dict[str, int]]:
     """Upload and import `rows` rows over HTTP; the seconds from the POST to Complete, and the items added."""
     core, base, token = stack.core, stack.base, stack.token
-    schema = core.records.schema(TENANT, TABLE)
+    schema = custom_table(core.records, TENANT, TABLE)
     uploaded = call(
         base, "/gateway/import/v1/files?name=bench-sales.csv", token, sales_csv(rows), content_type="text/csv"
     )
@@ -179,7 +180,7 @@ def bench_import(stack: Stack) -> None:
     print(f"import: {seconds:.1f} s, {IMPORT_ROWS / seconds:,.0f} rows/s, {items / seconds:,.0f} items/s")
     print(f"  items it wrote (Select=COUNT Queries on the emulator, after - before): {items:,} = {parts}")
     print(f"  DynamoDB items written per row: {items / IMPORT_ROWS:.2f}", flush=True)
-    sales = core.records.schema(TENANT, TABLE)
+    sales = custom_table(core.records, TENANT, TABLE)
     rates = {}
     for threads in (1, RAW_THREADS):
         schema = sales.model_copy(update={"name": f"bench_raw_{threads}"})

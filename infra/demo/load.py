@@ -11,6 +11,7 @@ from pathlib import Path
 
 from backroom.app.definition import AppDefinition
 from backroom.calcengine.models import Batch, Calculation, ImportFileType, Participant, Period
+from backroom.calcengine.tables import define_custom_table
 from backroom.clock import now_ms
 from backroom.errors import Conflict
 from backroom.identity.models import Role
@@ -44,7 +45,7 @@ def load_gateway(core: Services) -> None:
     tenant = data["tenant"]
     repo = core.gateway.repo
     for table in data["tables"]:
-        schema = core.records.define(tenant, Schema.model_validate(table))
+        schema = define_custom_table(core.records, tenant, Schema.model_validate(table))
         for i, row in enumerate(data["rows"].get(schema.name, []), start=1):
             values = {k: typed(schema, k, v) for k, v in row.items()}
             core.records.put(tenant, schema, Record(rid=f"demo.{i:09d}", data=values, created_at=now_ms()))
@@ -68,7 +69,7 @@ def load_gateway(core: Services) -> None:
         repo.put_file_type(tenant, ImportFileType.model_validate(file_type))
     for file in data["files"]:
         if repo.import_file(tenant, file["id"]) is None:
-            core.gateway.upload(tenant, file["name"], (DATA / file["path"]).read_bytes(), file_id=file["id"])
+            core.gateway.store_file(tenant, file["name"], (DATA / file["path"]).read_bytes(), file_id=file["id"])
         repo.ensure_counter(tenant, "importfile", file["id"])
 
 

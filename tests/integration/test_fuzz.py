@@ -107,6 +107,7 @@ def target(request: pytest.FixtureRequest) -> Target:
     # A root account of its own: a tenant whose data nothing else reads, with the demo app's entities
     # (no records) and a custom table, so that the fuzzer reaches past "no such entity".
     from backroom.app.definition import AppDefinition
+    from backroom.calcengine.tables import define_custom_table
     from backroom.identity.models import Role
     from backroom.records import Schema
 
@@ -116,7 +117,7 @@ def target(request: pytest.FixtureRequest) -> Target:
     core.identity.create_user(email, TENANT, name="Fuzz", role=Role.DEVELOPER, account_id=account.id)
     core.app.repo.install(TENANT, AppDefinition.model_validate_json((DEMO_DATA / "app.json").read_text()))
     tables = json.loads((DEMO_DATA / "gateway.json").read_text())["tables"]
-    core.records.define(TENANT, Schema.model_validate(next(t for t in tables if t["name"] == TABLE)))
+    define_custom_table(core.records, TENANT, Schema.model_validate(next(t for t in tables if t["name"] == TABLE)))
     return Target(local.api.base, local.api.login(email, TENANT), lambda: local.api.login(email, TENANT))
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from backroom.calcengine.models import ImportFileType
+from backroom.calcengine.tables import define_custom_table
 from backroom.jobs.models import NewJob
 from backroom.records import Record, Schema
 
@@ -29,8 +30,10 @@ def get(api: Api, bearer: dict[str, str], path: str) -> tuple[int, Any]:
 def test_extract_filters_on_fields_named_page_or_size(local: LocalStack, api: Api, bearer: dict[str, str]) -> None:
     # Given a table whose fields are called page and size
     name = f"book_{uuid.uuid4().hex[:8]}"
-    schema = local.core.records.define(
-        TENANT, Schema.model_validate({"name": name, "fields": [{"name": "page"}, {"name": "size"}, {"name": "n"}]})
+    schema = define_custom_table(
+        local.core.records,
+        TENANT,
+        Schema.model_validate({"name": name, "fields": [{"name": "page"}, {"name": "size"}, {"name": "n"}]}),
     )
     for i, (page, size) in enumerate([("1", "s"), ("1", "m"), ("2", "m"), ("3", "l")]):
         local.core.records.put(TENANT, schema, Record(rid=f"r{i}", data={"page": page, "size": size, "n": str(i)}))
@@ -73,8 +76,10 @@ def logs_of(api: Api, bearer: dict[str, str], errand_id: int) -> list[dict[str, 
 def test_an_import_that_rejects_rows_says_so(local: LocalStack, api: Api, bearer: dict[str, str]) -> None:
     # Given a table with a number field, a file type with no threshold and one that allows 5 rejected rows
     name = f"amounts_{uuid.uuid4().hex[:8]}"
-    local.core.records.define(
-        TENANT, Schema.model_validate({"name": name, "fields": [{"name": "who"}, {"name": "amount", "type": "number"}]})
+    define_custom_table(
+        local.core.records,
+        TENANT,
+        Schema.model_validate({"name": name, "fields": [{"name": "who"}, {"name": "amount", "type": "number"}]}),
     )
     lenient, strict = f"{name}-lenient", f"{name}-strict"
     local.core.gateway.repo.put_file_type(TENANT, ImportFileType(id=lenient, name="Lenient", table=name))

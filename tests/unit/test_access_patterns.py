@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from backroom.calcengine.tables import custom_table
 from backroom.jobs.models import NewJob
 from backroom.jobs.probe import RowProbe
 from backroom.services import Services
@@ -74,7 +75,7 @@ def test_an_indexed_extract_is_a_query_of_its_index_partition(core: Services, qu
     try:
         with dynamodb_calls(core) as calls:
             found, total = core.gateway.extract(
-                caller.tenant_id, "sales", {"participant_eid": ["test_user_1"], "period": ["3"]}, 0, 5
+                caller, "sales", {"participant_eid": ["test_user_1"], "period": ["3"]}, 0, 5
             )
     finally:
         events.unregister("provide-client-params.dynamodb.Query", record)
@@ -82,7 +83,7 @@ def test_an_indexed_extract_is_a_query_of_its_index_partition(core: Services, qu
     assert set(calls) <= {"GetItem", "Query", "BatchGetItem"}, calls  # the page's records are read by key
     # Both filters are one declared index: every Query reads that one index value's shards, nothing wider.
     partitions = {q["ExpressionAttributeValues"][":p"]["S"] for q in queried}
-    prefix = f"IDX#{caller.tenant_id}#sales#participant_eid+period#"
+    prefix = f"IDX#{caller.tenant_id}#gateway:sales#participant_eid+period#"
     assert partitions and all(p.startswith(prefix) for p in partitions)
     assert len({p.split("#")[-1] for p in partitions}) == 1  # one value (the digest), over its shards
-    assert len(partitions) <= core.records.schema(caller.tenant_id, "sales").shards
+    assert len(partitions) <= custom_table(core.records, caller.tenant_id, "sales").shards

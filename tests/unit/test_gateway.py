@@ -5,19 +5,23 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
 import pytest
 from backroom import services as wiring
 from backroom.api import resolver
+from backroom.app.definition import Entity
 from backroom.calcengine.formulas import ScriptError, evaluate
-from backroom.calcengine.models import Participant
-from backroom.errors import BackroomError, Invalid, NotFound, Unprocessable
-from backroom.identity.models import Caller
+from backroom.calcengine.models import ImportFileType, Participant
+from backroom.calcengine.tables import define_custom_table
+from backroom.errors import BackroomError, Forbidden, Invalid, NotFound, Unprocessable
+from backroom.identity.models import Caller, Role
 from backroom.jobs.models import Job, JobState
 from backroom.records import Condition, Record, Schema
 from backroom.records.query import plan
+from backroom.records.schema import GATEWAY, RUNTIME
 from backroom.services import Services
 
 from infra.demo.load import load_demo
@@ -28,6 +32,7 @@ from tests.calculations import broken_script
 from tests.unit.conftest import QueueDriver
 
 TENANT = "4a7e0c3b9d2f4e6a8c1b5d7f9e0a2c4b"  # the demo tenant (design.md)
+DEV = Caller(user_id="d", email="dev@demo.local", name="Dev", role=Role.DEVELOPER, account_id=TENANT, tenant_id=TENANT)
 
 
 @pytest.fixture
@@ -46,7 +51,7 @@ def finished(core: Services, queue: QueueDriver, job: Job) -> Job:
 def extract(
     core: Services, table: str, page: int = 0, size: int = 2000, **filters: str
 ) -> tuple[list[dict[str, Any]], int]:
-    return core.gateway.extract(TENANT, table, {k: [v] for k, v in filters.items()}, page, size)
+    return core.gateway.extract(DEV, table, {k: [v] for k, v in filters.items()}, page, size)
 
 
 def sales(core: Services, caller: Caller, queue: QueueDriver, rows: list[dict[str, Any]], period: int) -> Job:
@@ -56,7 +61,8 @@ def sales(core: Services, caller: Caller, queue: QueueDriver, rows: list[dict[st
 
 # Tables and records ------------------------------------------------------
 def test_filters_use_the_declared_index_and_count_exactly(core: Services, demo: Caller) -> None:
-    schema = core.records.define(
+    schema = define_custom_table(
+        core.records,
         TENANT,
         Schema.model_validate(
             {"name": "t", "fields": [{"name": "a"}, {"name": "b"}, {"name": "n", "type": "number"}], "indexes": [["a"]]}
@@ -95,6 +101,114 @@ def test_extract_rules(core: Services, demo: Caller) -> None:
     assert err.value.details == ["The following fields do not belong to test_table_name: field9"]
 
 
+# Namespaces: gateway custom tables and runtime entities -----------------
+def test_a_custom_table_and_an_entity_of_one_name_keep_their_own_records(core: Services, demo: Caller) -> None:
+    # Given the demo app's entity `companies` with a record, and a gateway table of the same name with another
+    entity = core.app.repo.entity(TENANT, "companies").schema
+    core.records.create(TENANT, entity, {"name": "Entity Co", "taxId": "secret"}, rid="e" * 24)
+    table = define_custom_table(
+        core.records, TENANT, Schema.model_validate({"name": "companies", "fields": [{"name": "region"}]})
+    )
+    core.records.put(TENANT, table, Record(rid="g1", data={"region": "north"}))
+
+    # Then the extract reads the gateway's table only, and the entity reads its own record only
+    assert extract(core, "companies") == ([{"region": "north"}], 1)
+    assert [r.data["name"] for r in core.records.stream(TENANT, entity, {})] == ["Entity Co"]
+    assert core.records.schema(TENANT, "companies", namespace=RUNTIME).field("taxId") is not None
+    assert core.records.schema(TENANT, "companies", namespace=GATEWAY).field_names == ["region"]
+    assert table.key == "gateway:companies" and entity.key == "companies"
+
+
+def test_no_lookup_crosses_namespaces(core: Services, demo: Caller) -> None:
+    with pytest.raises(NotFound, match="Could not find Custom Table with name contacts"):
+        extract(core, "contacts")  # an entity, to the gateway, is a table that does not exist
+    for name in ("sales", "gateway:sales"):  # a gateway table, even by its key, is no runtime table
+        with pytest.raises(NotFound):
+            core.records.schema(TENANT, name, namespace=RUNTIME)
+    # A runtime relationship never links a gateway table's record
+    linking = core.records.define(
+        TENANT,
+        Schema.model_validate(
+            {"name": "linking", "fields": [{"name": "sale", "type": "relationship", "entity": "test_table_name"}]}
+        ),
+    )
+    with pytest.raises(Invalid) as refused:
+        core.records.create(TENANT, linking, {"sale": "demo.000000001"})
+    assert [e.code for e in refused.value.errors] == ["notFound"]
+    # Nor can an app declare an entity in the gateway's namespace, or a runtime table a gateway key
+    with pytest.raises(ValueError, match="namespace"):
+        Entity.model_validate({"name": "sales", "schema": {"name": "sales", "fields": [], "namespace": "gateway"}})
+    with pytest.raises(ValueError, match="colon"):
+        Schema.model_validate({"name": "gateway:sales", "fields": []})
+
+
+def test_gateway_errands_fail_on_an_entity_as_on_a_missing_table(
+    core: Services, demo: Caller, queue: QueueDriver
+) -> None:
+    # Given an import type and a calculation a developer pointed at the app's entities
+    core.gateway.repo.put_file_type(TENANT, ImportFileType(id="into-companies", name="Into", table="companies"))
+    calc = broken_script(8, "Into Contacts").model_copy(update={"source": "contacts", "output": "companies"})
+    core.gateway.repo.put_calculation(TENANT, calc)
+    entity = core.app.repo.entity(TENANT, "companies").schema
+
+    imported = finished(core, queue, core.gateway.import_records(demo, [{"name": "Injected"}], "into-companies", None))
+    calculated = finished(core, queue, core.gateway.calculate(demo, 8, [6]))
+
+    assert (imported.state, calculated.state) == (JobState.FAILED, JobState.FAILED)
+    assert imported.error == "Custom Table companies of Import File Type into-companies does not exist"
+    assert calculated.error == "Into Contacts failed: Custom Table contacts does not exist"
+    assert list(core.records.stream(TENANT, entity, {})) == []
+
+
+# Authority -------------------------------------------------------------------
+def caller_of(core: Services, email: str, password: str) -> Caller:
+    return core.identity.login(email, password).caller
+
+
+def test_a_sub_account_user_is_refused_every_verb_before_any_lookup(core: Services, demo: Caller) -> None:
+    sub = caller_of(core, "sub@demo.local", "demo-sub-password")
+    gateway = core.gateway
+    verbs: dict[str, Callable[[], object]] = {
+        "extract": lambda: gateway.extract(sub, "no_such_table", {}, 0, 20),
+        "upload": lambda: gateway.upload(sub, "x.csv", b"a\n1\n"),
+        "import file": lambda: gateway.import_file(sub, 999, "standard-1", None),
+        "import records": lambda: gateway.import_records(sub, [{"field1": "x"}], "standard-1", None),
+        "delete imported data": lambda: gateway.delete_imported(sub, 999),
+        "calculate": lambda: gateway.calculate(sub, 999, [1]),
+        "run a batch": lambda: gateway.run_batch(sub, 999, [1]),
+        "errands": lambda: gateway.errand_page(sub, 0, 20),
+        "errand": lambda: gateway.errand(sub, 999),
+        "errand logs": lambda: gateway.errand_logs(sub, 999, 0, 20),
+    }
+    outcomes: dict[str, str] = {}
+    for verb, attempt in verbs.items():
+        try:
+            attempt()
+            outcomes[verb] = "done"
+        except BackroomError as err:
+            outcomes[verb] = f"{err.status} {err.message}"
+    # 403, not 404: nothing it names (none of which exists) is looked up
+    refused = "403 Gateway data belongs to the root account: a sub-account's users may not use it"
+    assert outcomes == dict.fromkeys(verbs, refused)
+    assert core.errands.page(TENANT, 0, 20)[1] == 0  # nothing was started
+
+
+def test_a_root_user_may_read_and_run_but_only_developers_delete_imported_data(
+    core: Services, demo: Caller, queue: QueueDriver
+) -> None:
+    user = caller_of(core, "user@demo.local", "demo-user-password")
+    uploaded = core.gateway.upload(user, "sales.csv", b"participant_eid,period,amount\ntest_user_1,4,10\n")
+    done = finished(core, queue, core.gateway.import_file(user, uploaded.id, "sales-1", [4]))
+    assert done.state is JobState.FINISHED and done.created_by == user.user_id
+    assert finished(core, queue, core.gateway.calculate(user, 1, [4])).state is JobState.FINISHED
+    assert core.gateway.extract(user, "sip_results", {"period": ["4"]}, 0, 20)[1] == 3
+    assert core.gateway.errand(user, done.seq or 0).id == done.id
+    with pytest.raises(Forbidden, match="Only developers may delete imported data"):
+        core.gateway.delete_imported(user, uploaded.id)
+    deleted = finished(core, queue, core.gateway.delete_imported(demo, uploaded.id))
+    assert deleted.processed == 1
+
+
 # Imports and deletes -----------------------------------------------------
 def test_file_import_streams_chunks_and_delete_removes_exactly_its_rows(
     core: Services, demo: Caller, queue: QueueDriver, monkeypatch: pytest.MonkeyPatch
@@ -104,7 +218,7 @@ def test_file_import_streams_chunks_and_delete_removes_exactly_its_rows(
     monkeypatch.setattr(imports, "CHUNK_ROWS", 7)
     body = "participant_eid,period,amount\n" + "".join(f"test_user_{i % 3 + 1},3,{i}\n" for i in range(50))
     body += "test_user_1,3,not-a-number\ntest_user_1,3\n"
-    uploaded = core.gateway.upload(TENANT, "sales.csv", body.encode())
+    uploaded = core.gateway.upload(demo, "sales.csv", body.encode())
     job = core.gateway.import_file(demo, uploaded.id, "sales-1", [3])
     assert job.label == "Sales: Period 3"
     done = finished(core, queue, job)
@@ -123,7 +237,7 @@ def test_file_import_streams_chunks_and_delete_removes_exactly_its_rows(
 
 def test_import_replayed_messages_write_each_row_once(core: Services, demo: Caller, queue: QueueDriver) -> None:
     body = "field1,field2,field3,field4\n" + "".join(f"k{i},b,c,d\n" for i in range(120))
-    uploaded = core.gateway.upload(TENANT, "dup.csv", body.encode())
+    uploaded = core.gateway.upload(demo, "dup.csv", body.encode())
     job = core.gateway.import_file(demo, uploaded.id, "standard-1", None)
     while batch := queue.receive():
         for message in batch:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+from backroom.calcengine.tables import custom_table
 from backroom.services import Services
 
 from infra.demo.load import load_demo
@@ -20,9 +21,9 @@ def test_a_20000_row_import_writes_no_key_more_than_its_share(core: Services, qu
     # whose 20,000 rows all carry the same period and one of three participants
     load_demo(core, app_records=False)  # the runtime records are not read here
     caller = core.identity.login("dev@demo.local", "demo-dev-password").caller
-    schema = core.records.schema(caller.tenant_id, "sales")
+    schema = custom_table(core.records, caller.tenant_id, "sales")
     body = "participant_eid,period,amount\n" + "".join(f"test_user_{i % 3 + 1},3,{i % 997}.25\n" for i in range(ROWS))
-    uploaded = core.gateway.upload(caller.tenant_id, "big.csv", body.encode())
+    uploaded = core.gateway.upload(caller, "big.csv", body.encode())
     written: Counter[str] = Counter()
 
     def record(params: dict[str, Any], **_: Any) -> None:
@@ -50,11 +51,11 @@ def test_a_20000_row_import_writes_no_key_more_than_its_share(core: Services, qu
 
     # Then every row landed, and every partition key took at most its shard's share of the rows
     assert core.jobs.get(job.id, caller.tenant_id).processed == ROWS
-    assert core.gateway.extract(caller.tenant_id, "sales", {"period": ["3"]}, 0, 1)[1] == ROWS
+    assert core.gateway.extract(caller, "sales", {"period": ["3"]}, 0, 1)[1] == ROWS
     per_row = 1 + len(schema.indexes) + 1  # the record, its index entries and its import file's entry
     assert sum(written.values()) >= ROWS * per_row
     hottest, most = written.most_common(1)[0]
     assert most <= ROWS / schema.shards * SLACK, (hottest, most)
     # One partition key per shard for the records, and for each index value: every one of them was used.
-    records = [pk for pk in written if pk.startswith(f"REC#{caller.tenant_id}#sales#")]
+    records = [pk for pk in written if pk.startswith(f"REC#{caller.tenant_id}#gateway:sales#")]
     assert len(records) == schema.shards

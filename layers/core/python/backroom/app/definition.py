@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field, model_validator
 
 from backroom.app.querylang import bind, parse
 from backroom.errors import BackroomError, Invalid
-from backroom.records.schema import NAME_PATTERN, Schema, TableField
+from backroom.records.schema import NAME_PATTERN, RUNTIME, Schema, TableField
 from backroom.records.values import LABEL_PART
 
 
@@ -110,6 +110,8 @@ class Entity(BaseModel):
     def _consistent(self) -> Entity:
         if self.schema_.name != self.name:
             raise ValueError(f"entity {self.name}: its schema is named {self.schema_.name}")
+        if self.schema_.namespace != RUNTIME:  # an app never declares a gateway custom table
+            raise ValueError(f"entity {self.name}: its schema is in the {self.schema_.namespace} namespace")
         names = [a.name for a in self.actions]
         if len(names) != len(set(names)):
             raise ValueError(f"entity {self.name}: two actions share a name")

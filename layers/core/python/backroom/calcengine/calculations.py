@@ -21,6 +21,7 @@ from typing import Any
 
 from backroom.calcengine.formulas import ScriptError, evaluate, rounded, tiered
 from backroom.calcengine.models import Calculation, Participant
+from backroom.calcengine.tables import custom_table
 from backroom.clock import now_ms
 from backroom.dynamo import ConditionFailed
 from backroom.errors import Conflict, NotFound
@@ -61,7 +62,7 @@ def _load(ctx: JobContext, job: Job) -> Setup:
     schemas = []
     for name in (calc.source, calc.output):
         try:
-            schemas.append(store.schema(job.tenant_id, name))
+            schemas.append(custom_table(store, job.tenant_id, name))
         except NotFound:
             raise JobFailure(f"{calc.name} failed: Custom Table {name} does not exist") from None
     source, output = schemas

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from typing import Any, TextIO
 
 from backroom.calcengine.models import ImportFileType
+from backroom.calcengine.tables import custom_table
 from backroom.csvfiles import CsvChunker, chunk_rows
 from backroom.errors import NotFound
 from backroom.jobs.kinds import JobContext, JobFailure, JobKind, PerJob, RowOutcome, log_failed_rows, register
@@ -61,7 +62,7 @@ def _load(ctx: JobContext, job: Job) -> tuple[ImportFileType, Schema]:
         raise JobFailure(f"Import File Type {job.params['file_type']} no longer exists")
     store = ctx.records
     try:
-        schema = store.schema(job.tenant_id, file_type.table)
+        schema = custom_table(store, job.tenant_id, file_type.table)
     except NotFound:
         raise JobFailure(f"Custom Table {file_type.table} of Import File Type {file_type.id} does not exist") from None
     return file_type, schema
@@ -170,7 +171,7 @@ class DeleteImportedKind(JobKind):
         plans: list[ChunkPlan] = []
         for name in ctx.calc.file_tables(job.tenant_id, job.params["file_id"]):
             try:
-                schema = store.schema(job.tenant_id, name)
+                schema = custom_table(store, job.tenant_id, name)
             except NotFound:
                 logger.info("import file %s: table %s is gone, nothing of it to delete", job.params["file_id"], name)
                 continue
@@ -192,7 +193,7 @@ class DeleteImportedKind(JobKind):
     def before_commit(self, ctx: JobContext, job: Job, chunk: Chunk, outcomes: list[RowOutcome]) -> None:
         """Each record of the group with every item it holds; a record already gone counts as deleted."""
         store = ctx.records
-        schema = store.schema(job.tenant_id, chunk.cursor["table"])
+        schema = custom_table(store, job.tenant_id, chunk.cursor["table"])
         found = {
             r.rid: r for r in store.get_many(job.tenant_id, schema, [str((o.output or {})["id"]) for o in outcomes])
         }

@@ -2,7 +2,9 @@
 
 Every rule the Errand spec lists is checked here, before anything is queued, with the status design.md
 gives it: 400 for what is missing or malformed, 404 for what does not exist, 422 for what exists but
-may not run so. The work itself happens in the job kinds (`imports`, `calculations`).
+may not run so. Before any of them, the caller's authority (`authority.gateway_owner`): 403 for a
+verb its account or role may not use. The work itself happens in the job kinds (`imports`,
+`calculations`), on the gateway's own custom tables (`tables`).
 """
 
 from __future__ import annotations
@@ -12,16 +14,18 @@ import json
 from decimal import Decimal
 from typing import Any
 
+from backroom.calcengine.authority import GatewayVerb, gateway_owner
 from backroom.calcengine.calculations import BatchKind, CalculationKind, child_label
 from backroom.calcengine.imports import FILE_NAME, DeleteImportedKind, ImportKind, file_owner, file_source
 from backroom.calcengine.models import ImportFile, ImportFileType, Period
 from backroom.calcengine.repository import CalcRepository
+from backroom.calcengine.tables import custom_table
 from backroom.clock import now_ms
 from backroom.errands import Errands
 from backroom.errors import Invalid, NotFound, Unprocessable
 from backroom.files import FileStore
 from backroom.identity.models import Caller
-from backroom.jobs.models import Job, NewJob
+from backroom.jobs.models import Job, LogEntry, NewJob
 from backroom.records import BadValue, RecordStore, Schema, typed
 from backroom.records.values import check_numbers
 
@@ -90,10 +94,12 @@ class GatewayService:
                 raise Unprocessable("The provided Participant IDs do not resolve to any Participants")
         return found
 
-    def _start(self, caller: Caller, kind: str, label: str, errand_type: str, params: dict[str, Any]) -> Job:
+    def _start(
+        self, caller: Caller, tenant_id: str, kind: str, label: str, errand_type: str, params: dict[str, Any]
+    ) -> Job:
         spec = NewJob(
             kind=kind,
-            tenant_id=caller.tenant_id,
+            tenant_id=tenant_id,
             account_id=caller.account_id,
             created_by=caller.user_id,
             created_by_name=caller.name,
@@ -133,7 +139,8 @@ class GatewayService:
         eids: list[str] | None = None,
         v2: bool = False,
     ) -> Job:
-        calc = self.repo.calculation(caller.tenant_id, calc_id)
+        tenant = gateway_owner(caller, GatewayVerb.CALCULATE)
+        calc = self.repo.calculation(tenant, calc_id)
         if calc is None:
             raise NotFound(f"Could not find Calculation with id {calc_id}")
         what = f"Calculation {calc.name}"
@@ -142,9 +149,9 @@ class GatewayService:
         if not calc.active:
             raise Unprocessable(f"{what} is not active")
         valid = (calc.valid_from, calc.valid_to)
-        numbers, chosen = self._run_scope(caller.tenant_id, what, valid, periods, participant_ids, eids, v2)
+        numbers, chosen = self._run_scope(tenant, what, valid, periods, participant_ids, eids, v2)
         params = {"calculation": calc.id, "periods": numbers, "participants": chosen}
-        return self._start(caller, CalculationKind.name, child_label(calc.name, numbers), "Calc", params)
+        return self._start(caller, tenant, CalculationKind.name, child_label(calc.name, numbers), "Calc", params)
 
     def run_batch(
         self,
@@ -156,16 +163,17 @@ class GatewayService:
         eids: list[str] | None = None,
         v2: bool = False,
     ) -> Job:
-        batch = self.repo.batch(caller.tenant_id, batch_id)
+        tenant = gateway_owner(caller, GatewayVerb.RUN_BATCH)
+        batch = self.repo.batch(tenant, batch_id)
         if batch is None:
             raise NotFound(f"Could not find Batch with id {batch_id}")
         what = f"Batch {batch.name}"
         if not batch.published:
             raise Unprocessable(f"{what} is not published")
         valid = (batch.valid_from, batch.valid_to)
-        numbers, chosen = self._run_scope(caller.tenant_id, what, valid, periods, participant_ids, eids, v2)
+        numbers, chosen = self._run_scope(tenant, what, valid, periods, participant_ids, eids, v2)
         params = {"batch": batch.id, "calculations": batch.calculations, "periods": numbers, "participants": chosen}
-        return self._start(caller, BatchKind.name, batch.name, "Calc", params)
+        return self._start(caller, tenant, BatchKind.name, batch.name, "Calc", params)
 
     # Imports and deletes ------------------------------------------------
     def _file_type(self, tenant_id: str, type_id: str) -> ImportFileType:
@@ -191,36 +199,42 @@ class GatewayService:
         return f"{file_type.name}: Period {numbers[0]}" if numbers else file_type.name
 
     def import_file(self, caller: Caller, file_id: int, type_id: str, periods: list[int] | None) -> Job:
-        tenant = caller.tenant_id
+        tenant = gateway_owner(caller, GatewayVerb.IMPORT)
         if self.repo.import_file(tenant, file_id) is None:
             raise NotFound(f"Could not find Import File with id {file_id}")
         file_type = self._file_type(tenant, type_id)
         numbers = self._import_periods(tenant, file_type, periods)
         params = {"file_type": file_type.id, "file_id": file_id, "source": file_source(file_id), "periods": numbers}
-        return self._start(caller, ImportKind.name, self._import_label(file_type, numbers), "Import", params)
+        return self._start(caller, tenant, ImportKind.name, self._import_label(file_type, numbers), "Import", params)
 
     def import_records(
         self, caller: Caller, records: list[dict[str, Any]], type_id: str, periods: list[int] | None
     ) -> Job:
+        tenant = gateway_owner(caller, GatewayVerb.IMPORT)
         if len(records) > MAX_RECORDS:
             raise Invalid(f"Record count in the request ({len(records)}) exceeds the maximum allowed ({MAX_RECORDS})")
         if len(json.dumps(records, default=str)) > MAX_RECORDS_BYTES:
             raise Invalid(f"The records are larger than {MAX_RECORDS_BYTES // 1024} KB")
         check_numbers(records, "records")  # they wait in the errand's item: NaN or 1e-200 is the caller's 400
-        tenant = caller.tenant_id
         file_type = self._file_type(tenant, type_id)
         numbers = self._import_periods(tenant, file_type, periods)
         params = {"file_type": file_type.id, "records": records, "periods": numbers}
-        return self._start(caller, ImportKind.name, self._import_label(file_type, numbers), "Import", params)
+        return self._start(caller, tenant, ImportKind.name, self._import_label(file_type, numbers), "Import", params)
 
     def delete_imported(self, caller: Caller, file_id: int) -> Job:
-        found = self.repo.import_file(caller.tenant_id, file_id)
+        tenant = gateway_owner(caller, GatewayVerb.DELETE_IMPORTED)
+        found = self.repo.import_file(tenant, file_id)
         if found is None:
             raise NotFound(f"Could not find Import File with id {file_id}")
-        return self._start(caller, DeleteImportedKind.name, found.name, "Delete Imported Data", {"file_id": file_id})
+        params = {"file_id": file_id}
+        return self._start(caller, tenant, DeleteImportedKind.name, found.name, "Delete Imported Data", params)
 
     # Import files --------------------------------------------------------
-    def upload(self, tenant_id: str, name: str, data: bytes, *, file_id: int | None = None) -> ImportFile:
+    def upload(self, caller: Caller, name: str, data: bytes) -> ImportFile:
+        """A caller's new import file."""
+        return self.store_file(gateway_owner(caller, GatewayVerb.UPLOAD), name, data)
+
+    def store_file(self, tenant_id: str, name: str, data: bytes, *, file_id: int | None = None) -> ImportFile:
         """Store an import file's bytes (S3) and then its record, so a crash leaves no record without bytes."""
         name = name.strip()
         if not name or len(name) > MAX_FILE_NAME:
@@ -233,12 +247,23 @@ class GatewayService:
         self.repo.put_file(tenant_id, stored)
         return stored
 
+    # Errands -------------------------------------------------------------
+    def errand(self, caller: Caller, errand_id: int) -> Job:
+        return self.errands.get(gateway_owner(caller, GatewayVerb.READ_ERRANDS), errand_id)
+
+    def errand_page(self, caller: Caller, page: int, size: int) -> tuple[list[Job], int]:
+        return self.errands.page(gateway_owner(caller, GatewayVerb.READ_ERRANDS), page, size)
+
+    def errand_logs(self, caller: Caller, errand_id: int, page: int, size: int) -> tuple[list[LogEntry], int]:
+        return self.errands.logs(gateway_owner(caller, GatewayVerb.READ_ERRANDS), errand_id, page, size)
+
     # Extracts ------------------------------------------------------------
     def extract(
-        self, tenant_id: str, table: str, filters: dict[str, list[str]], page: int, size: int
+        self, caller: Caller, table: str, filters: dict[str, list[str]], page: int, size: int
     ) -> tuple[list[dict[str, Any]], int]:
-        """A page of a table's rows equal to every filter value (a field given twice must equal both)."""
-        schema = self.records.schema(tenant_id, table)
+        """A page of a custom table's rows equal to every filter value (a field given twice must equal both)."""
+        tenant_id = gateway_owner(caller, GatewayVerb.EXTRACT)
+        schema = custom_table(self.records, tenant_id, table)
         strangers = [f for f in filters if schema.field(f) is None]
         if strangers:
             raise Unprocessable(

@@ -27,6 +27,16 @@ NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
 DEFAULT_SHARDS = 8  # README "Write sharding": 8 partition keys per table and per index value
 MAX_SHARDS = 64
 SOURCE_INDEX = "_source"  # built in: the records an import file wrote
+# Whose table a schema is: a runtime entity or a gateway custom table. The two never share a key,
+# and a lookup names the namespace it looks in (README "Gateway namespace and authority").
+Namespace = Literal["runtime", "gateway"]
+RUNTIME: Namespace = "runtime"
+GATEWAY: Namespace = "gateway"
+
+
+def table_key(namespace: Namespace, name: str) -> str:
+    """A table's name in its items' keys: a gateway table's is `gateway:<name>`, which no entity's can be."""
+    return name if namespace == RUNTIME else f"{namespace}:{name}"
 
 
 class TableField(BaseModel):
@@ -83,6 +93,11 @@ class Schema(BaseModel):
     label: str | None = None  # the label expression, e.g. "{lastName}, {firstName}"
     history: bool = False
     shards: int = Field(default=DEFAULT_SHARDS, ge=1, le=MAX_SHARDS)
+    namespace: Namespace = RUNTIME
+
+    @property
+    def key(self) -> str:
+        return table_key(self.namespace, self.name)
 
     @field_validator("indexes", mode="before")
     @classmethod
@@ -103,6 +118,12 @@ class Schema(BaseModel):
                 found = self.field(path)
                 if found is None or found.multi or found.type in ("group", "file"):
                     raise ValueError(f"index {index.name}: {path} is not a single plain field")
+        return self
+
+    @model_validator(mode="after")
+    def _keys_apart(self) -> Schema:
+        if self.namespace == RUNTIME and ":" in self.name:
+            raise ValueError(f"{self.name}: a runtime table's name has no colon (a gateway table's key has one)")
         return self
 
     def field(self, path: str) -> TableField | None:

@@ -2,17 +2,19 @@
 
 | item | pk | sk |
 | --- | --- | --- |
-| schema | `TABLES#<tenant>` | `<table>` |
-| record | `REC#<tenant>#<table>#<shard>` | `<id>` |
-| index entry (thin) | `IDX#<tenant>#<table>#<index>#<shard>#<digest of equality values>` | `<order key>\\x01<id>` |
-| unique marker | `UNIQ#<tenant>#<table>#<field>#<digest of the value>` | `UNIQ` |
-| history entry | `HIST#<tenant>#<table>#<id>` | `<version, 12 digits>` |
-| (gsi1) table history | `HISTE#<tenant>#<table>#<shard>` | `<history id>`: time in ms (11 hex), random |
+| schema | `TABLES#<tenant>` | `<table key>` |
+| record | `REC#<tenant>#<table key>#<shard>` | `<id>` |
+| index entry (thin) | `IDX#<tenant>#<table key>#<index>#<shard>#<digest of equality values>` | `<order key>\\x01<id>` |
+| unique marker | `UNIQ#<tenant>#<table key>#<field>#<digest of the value>` | `UNIQ` |
+| history entry | `HIST#<tenant>#<table key>#<id>` | `<version, 12 digits>` |
+| (gsi1) table history | `HISTE#<tenant>#<table key>#<shard>` | `<history id>`: time in ms (11 hex), random |
 
 `shard` is the record id's CRC-32 modulo the table's `shards`, so a big import spreads its writes
 over that many partition keys for the records and for every index value; reads merge the shards
 in order. A record lists the index entries and unique markers it holds (`keys`), so an update
 writes only the entries that change and a delete removes exactly what the record holds.
+`<table key>` is the table's name, `gateway:<name>` for a gateway custom table (`schema.table_key`):
+a runtime entity and a gateway table never share an item.
 
 A single-record write is one transaction conditioned on the record's version; bulk writes from
 jobs (`items`, `replacing`, `keys`) follow the engine's idempotent per-row rule instead.
@@ -37,7 +39,7 @@ from backroom.dynamo import Table, TransactionFailed, Write
 from backroom.errors import BackroomError, Conflict, FieldError, Invalid, NotFound
 from backroom.ids import object_id
 from backroom.records.query import SEP, Condition, Plan, Sort, matches, plan, sort_key
-from backroom.records.schema import SOURCE_INDEX, Index, Schema, TableField
+from backroom.records.schema import SOURCE_INDEX, Index, Namespace, Schema, TableField, table_key
 from backroom.records.values import (
     EXACT,
     BadValue,
@@ -138,30 +140,33 @@ class RecordStore:
 
     # Schemas -------------------------------------------------------------
     def define(self, tenant_id: str, schema: Schema) -> Schema:
-        self.table.put({"pk": f"TABLES#{tenant_id}", "sk": schema.name, **schema.model_dump()})
+        """Declare a table in the schema's namespace."""
+        self.table.put({"pk": f"TABLES#{tenant_id}", "sk": schema.key, **schema.model_dump()})
         return schema
 
-    def schema(self, tenant_id: str, name: str) -> Schema:
-        item = self.table.get(f"TABLES#{tenant_id}", name) if 0 < len(name) <= 255 else None
-        if item is None:
+    def schema(self, tenant_id: str, name: str, *, namespace: Namespace) -> Schema:
+        """A table of `namespace` by name; one of the other namespace is not found, as a missing one is."""
+        item = self.table.get(f"TABLES#{tenant_id}", table_key(namespace, name)) if 0 < len(name) <= 255 else None
+        found = Schema.model_validate(item) if item is not None else None
+        if found is None or found.namespace != namespace:
             raise NotFound(f"Could not find Custom Table with name {name}")
-        return Schema.model_validate(item)
+        return found
 
     # Keys ----------------------------------------------------------------
     @staticmethod
     def _records_pk(tenant_id: str, schema: Schema, shard: int) -> str:
-        return f"REC#{tenant_id}#{schema.name}#{shard}"
+        return f"REC#{tenant_id}#{schema.key}#{shard}"
 
     def _record_key(self, tenant_id: str, schema: Schema, rid: str) -> tuple[str, str]:
         return self._records_pk(tenant_id, schema, shard_of(rid, schema.shards)), rid
 
     @staticmethod
     def _index_pk(tenant_id: str, schema: Schema, index: Index, shard: int, values: Sequence[str]) -> str:
-        return f"IDX#{tenant_id}#{schema.name}#{index.name}#{shard}#{_digest(values)}"
+        return f"IDX#{tenant_id}#{schema.key}#{index.name}#{shard}#{_digest(values)}"
 
     @staticmethod
     def _unique_key(tenant_id: str, schema: Schema, name: str, value: Any) -> tuple[str, str]:
-        return f"UNIQ#{tenant_id}#{schema.name}#{name}#{_digest([canonical(value)])}", "UNIQ"
+        return f"UNIQ#{tenant_id}#{schema.key}#{name}#{_digest([canonical(value)])}", "UNIQ"
 
     def _entries(self, tenant_id: str, schema: Schema, record: Record) -> list[tuple[str, str]]:
         """The index entries a record's values put it in (one per declared index, and its source's)."""
@@ -240,7 +245,7 @@ class RecordStore:
     ) -> tuple[Record, list[Write], dict[tuple[str, str], str]]:
         """The writes that create record `rid` from `values` (conditioned on its absence)."""
         checked = normalize(schema, values)
-        errors = checked.errors + self._link(tenant_id, checked.data, checked.links)
+        errors = checked.errors + self._link(tenant_id, schema, checked.data, checked.links)
         if errors:
             raise Invalid("Validation error", errors=errors)
         now = now_ms()
@@ -379,7 +384,7 @@ class RecordStore:
         """The writes that take `current` (at version `expected`) to its next version with `changes`."""
         rid = current.rid
         checked = normalize(schema, changes, previous=current.data, partial=True)
-        errors = checked.errors + self._link(tenant_id, checked.data, checked.links)
+        errors = checked.errors + self._link(tenant_id, schema, checked.data, checked.links)
         if errors:
             raise Invalid("Validation error", errors=errors)
         record = current.model_copy(update={"data": checked.data, "version": expected + 1, "updated_at": now_ms()})
@@ -509,7 +514,7 @@ class RecordStore:
         who, at = author or Author(), now_ms()
         hid = f"{at:011x}{secrets.token_hex(7)[:13]}"  # 24 hex digits that sort by time
         entry = {
-            "pk": f"HIST#{tenant_id}#{schema.name}#{record.rid}",
+            "pk": f"HIST#{tenant_id}#{schema.key}#{record.rid}",
             "sk": f"{record.version:012d}",
             "gsi1pk": self._history_pk(tenant_id, schema, shard_of(record.rid, schema.shards)),
             "gsi1sk": hid,
@@ -529,7 +534,7 @@ class RecordStore:
 
     @staticmethod
     def _history_pk(tenant_id: str, schema: Schema, shard: int) -> str:
-        return f"HISTE#{tenant_id}#{schema.name}#{shard}"
+        return f"HISTE#{tenant_id}#{schema.key}#{shard}"
 
     def _commit(
         self,
@@ -571,15 +576,18 @@ class RecordStore:
             raise Conflict(f"The record could not be written ({failed})") from None
 
     def _link(
-        self, tenant_id: str, data: dict[str, Any], links: list[tuple[list[str | int], str, str]]
+        self, tenant_id: str, schema: Schema, data: dict[str, Any], links: list[tuple[list[str | int], str, str]]
     ) -> list[FieldError]:
-        """Fill each relationship's label from its record; a related record that does not exist is an error."""
+        """Fill each relationship's label from its record; a related record that does not exist is an error.
+
+        A related table is looked up in the writer's namespace: a relationship never reaches the other's.
+        """
         errors: list[FieldError] = []
         schemas: dict[str, Schema | None] = {}
         for path, entity, rid in links:
             if entity not in schemas:
                 try:
-                    schemas[entity] = self.schema(tenant_id, entity)
+                    schemas[entity] = self.schema(tenant_id, entity, namespace=schema.namespace)
                 except NotFound:
                     schemas[entity] = None
             target = schemas[entity]
@@ -611,7 +619,7 @@ class RecordStore:
         self, tenant_id: str, schema: Schema, rid: str, *, limit: int = 100, before: str | None = None
     ) -> HistoryPage:
         """A record's history entries, newest first, those older than the entry `before` (a history id)."""
-        pk = f"HIST#{tenant_id}#{schema.name}#{rid}"
+        pk = f"HIST#{tenant_id}#{schema.key}#{rid}"
         entries = self.table.query("pk = :p", {":p": pk}, forward=False, consistent=True, exact=True)
         if before is not None:  # a record's history is short: find the entry, then go on past it
             entries = iter(list(dropwhile(lambda e: e["hid"] != before, entries))[1:])
