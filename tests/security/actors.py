@@ -28,6 +28,7 @@ from typing import Any
 
 import pytest
 from backroom.app.definition import AppDefinition
+from backroom.calcengine.tables import define_custom_table
 from backroom.errors import Conflict
 from backroom.identity import passwords
 from backroom.identity.models import Role
@@ -216,7 +217,7 @@ def _second_tenant(local: LocalStack, user_email: str) -> None:
     core.app.repo.install(OTHER, app)
     gateway = json.loads((DATA / "gateway.json").read_text())
     table = next(t for t in gateway["tables"] if t["name"] == "test_table_name")
-    schema = core.records.define(OTHER, Schema.model_validate(table))
+    schema = define_custom_table(core.records, OTHER, Schema.model_validate(table))
     row = {"field1": "other-tenant-row", "field2": "b", "field3": "c", "field4": "d"}
     core.records.put(OTHER, schema, Record(rid="other.000000001", data=row, created_at=1))
 

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 from backroom.app.definition import AppDefinition
 from backroom.calcengine.models import Calculation, ImportFileType, Participant, Period
+from backroom.calcengine.tables import define_custom_table
 from backroom.identity.models import Role
 from backroom.records import Record, Schema, typed
 
@@ -74,7 +75,7 @@ def own(local: LocalStack) -> Tenant:
     core.identity.create_user(email, password, name="Numbers", role=Role.DEVELOPER, account_id=tenant)
     core.app.repo.install(tenant, AppDefinition.model_validate_json((DATA / "app.json").read_text()))
     for table in (SALES, RESULTS):
-        core.records.define(tenant, Schema.model_validate(table))
+        define_custom_table(core.records, tenant, Schema.model_validate(table))
     today = dt.date.today()
     end = (today.replace(day=28) + dt.timedelta(days=4)).replace(day=1) - dt.timedelta(days=1)
     core.gateway.repo.put_period(tenant, Period(number=1, start=today.replace(day=1), end=end))
