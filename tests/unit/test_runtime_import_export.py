@@ -212,6 +212,9 @@ def install(core: Services, **changes: dict[str, Any]) -> None:
         {"name": "Readers of companies", "users": [READS_COMPANIES], "entities": {"contacts": contacts}},
     ]
     app["groups"][-1]["entities"]["companies"] = {"read": True}
+    if changes.get("companies", {}).get("fields", {}).get("name") == "none":
+        # A label may name only fields every reader reads: hiding the name takes it out of the label
+        next(e for e in app["entities"] if e["name"] == "companies")["schema"]["label"] = "{state}"
     core.app.repo.install(TENANT, AppDefinition.model_validate(app))
 
 

@@ -384,13 +384,7 @@ def _formula_safe(job: Job) -> bool:
 
 def _access(ctx: JobContext, job: Job, entities: dict[str, Entity]) -> Access:
     """The entity as the job's user may read it now (its grants read anew); a job failure when it may not."""
-    gate = Gate.for_user(
-        ctx.app.repo,
-        job.tenant_id,
-        job.params.get("user", ""),
-        developer=bool(job.params.get("developer")),
-        entities=entities,
-    )
+    gate = Gate.for_job(ctx.app.repo, job.tenant_id, job.params, entities)
     try:
         return gate.access(job.params["entity"], "read")
     except Forbidden as denied:

@@ -605,13 +605,7 @@ def _layout(
 ) -> tuple[Layout, dict[str, Entity]]:
     """The header as the job's user may import it now (its grants read anew), and the entities read for it.
     A permission it no longer has (`create` on the entity, `read` on a related one) fails the job."""
-    gate = Gate.for_user(
-        ctx.app.repo,
-        job.tenant_id,
-        job.params.get("user", ""),
-        developer=bool(job.params.get("developer")),
-        entities=entities,
-    )
+    gate = Gate.for_job(ctx.app.repo, job.tenant_id, job.params, entities)
     try:
         return layout(gate.access(job.params["entity"], "create"), header), gate.entities
     except Forbidden as denied:

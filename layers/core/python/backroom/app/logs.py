@@ -207,7 +207,7 @@ def _whole(params: Mapping[str, str], name: str, low: int, high: int) -> int | N
     if raw is None or raw == "":
         return None
     text = str(raw).strip()
-    if not text.isdigit() or len(text) > 15 or not low <= int(text) <= high:
+    if not (text.isascii() and text.isdigit()) or len(text) > 15 or not low <= int(text) <= high:
         message = f"{name} must be a whole number from {low} to {high}"
         raise Invalid(message, errors=[FieldError(name, message, "invalid")])
     return int(text)

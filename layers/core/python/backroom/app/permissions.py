@@ -68,6 +68,14 @@ class Gate:
         `entities` are the definitions the job read once (its schemas stay the same from chunk to chunk)."""
         return cls(repo, tenant_id, email, developer, _entities=dict(entities or {}))
 
+    @classmethod
+    def for_job(
+        cls, repo: AppRepository, tenant_id: str, params: Mapping[str, Any], entities: Mapping[str, Entity]
+    ) -> Gate:
+        """The gate of the user a runtime job runs as (its `user` and `developer` parameters)."""
+        user, developer = str(params.get("user", "")), bool(params.get("developer"))
+        return cls.for_user(repo, tenant_id, user, developer=developer, entities=entities)
+
     @property
     def entities(self) -> dict[str, Entity]:
         """The definitions this gate has read so far (a job keeps them for the gates of its next chunks)."""
