@@ -8,6 +8,7 @@ import threading
 from typing import Any
 
 import pytest
+from backroom.dynamo import TransactionFailed
 from backroom.errors import Conflict, Forbidden, NotFound, Overloaded, TooManyRequests, Unauthorized
 from backroom.identity import passwords, throttle
 from backroom.identity import service as identity_service
@@ -334,6 +335,26 @@ def test_a_login_that_read_the_user_before_a_change_opens_no_session(demo: Servi
         demo.identity.repo.put_session("f" * 64, caller, [read], now_ms=1, expires_s=2, ends_s=3)
     assert demo.identity.repo.get_token("f" * 64) is None
     assert sessions(demo, read.id) == []
+
+
+def test_a_login_whose_transaction_meets_another_is_tried_again(
+    demo: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # DynamoDB cancels one of two transactions on an item at once (two logins of a user check it)
+    transact, calls = demo.table.transact, []
+
+    def conflicted_once(writes: Any) -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            raise TransactionFailed(["TransactionConflict", None, None])
+        transact(writes)
+
+    monkeypatch.setattr(demo.table, "transact", conflicted_once)
+
+    token = demo.identity.login("user@demo.local", "demo-user-password").token
+
+    assert demo.identity.authenticate(token).email == "user@demo.local"
+    assert len(calls) == 2
 
 
 def test_authentication_is_one_get_item(demo: Services) -> None:
