@@ -14,8 +14,9 @@ A developer may do everything; a user what the groups it belongs to allow, merge
 - A relationship's own value (`{id, label}`) is part of the field that holds it: the label is shown
   to whoever may read that field.
 
-A job runs as the user who started it: its chunks ask a gate made for that user (`Gate.for_user`),
-re-read when the chunk runs, so a permission taken away stops the job's next chunk.
+An import or export job runs as the user who started it: each chunk asks a gate made for that user
+(`Gate.for_job`), its grants re-read, so a permission taken away stops the job's next chunk. Action and
+delete jobs are checked when they start (an action's results show the fields readable then).
 """
 
 from __future__ import annotations
@@ -54,27 +55,13 @@ class Gate:
         return cls(repo, caller.tenant_id, caller.email, caller.is_developer)
 
     @classmethod
-    def for_user(
-        cls,
-        repo: AppRepository,
-        tenant_id: str,
-        email: str,
-        *,
-        developer: bool,
-        entities: Mapping[str, Entity] | None = None,
-    ) -> Gate:
-        """The gate of a job's user, as its chunk runs: the user's grants are read anew.
-
-        `entities` are the definitions the job read once (its schemas stay the same from chunk to chunk)."""
-        return cls(repo, tenant_id, email, developer, _entities=dict(entities or {}))
-
-    @classmethod
     def for_job(
         cls, repo: AppRepository, tenant_id: str, params: Mapping[str, Any], entities: Mapping[str, Entity]
     ) -> Gate:
-        """The gate of the user a runtime job runs as (its `user` and `developer` parameters)."""
+        """The gate of the user a runtime job runs as (its `user` and `developer` parameters), as a chunk
+        runs: the user's grants are read anew; `entities` are the definitions the job read once."""
         user, developer = str(params.get("user", "")), bool(params.get("developer"))
-        return cls.for_user(repo, tenant_id, user, developer=developer, entities=entities)
+        return cls(repo, tenant_id, user, developer, _entities=dict(entities))
 
     @property
     def entities(self) -> dict[str, Entity]:
@@ -93,9 +80,6 @@ class Gate:
         if self._grants is None:
             self._grants = self.repo.permissions(self.tenant_id, self.email)
         return self._grants.get(name) or EntityPermission()
-
-    def may(self, name: str, need: Need) -> bool:
-        return bool(getattr(self.grant(name), need))
 
     def access(self, name: str, need: Need) -> Access:
         """The entity `name` as this caller may use it; 403 when it may not `need` it."""
@@ -152,11 +136,6 @@ class Access:
         bound = bind(self.schema, query)
         self.check_query(bound.paths)
         return bound
-
-    def check_read(self, paths: Iterable[str]) -> None:
-        hidden = self.hidden(paths)
-        if hidden:
-            raise Forbidden(f"You may not read {', '.join(hidden)[:200]} of {self.entity.name}")
 
     def check_write(self, values: Mapping[str, Any] | Iterable[str]) -> None:
         """Writing a field the caller may not write is a 403, whatever the value (checked before it is)."""
