@@ -91,7 +91,14 @@ def state(local: LocalStack, job: Job) -> JobState:
 
 
 def finished(local: LocalStack, *jobs: Job) -> None:
-    wait_until(lambda: all(state(local, j) is JobState.FINISHED for j in jobs), "the jobs to finish")
+    """Each job FINISHED and its closing log line written (the line follows the state by a moment)."""
+
+    def ended(job: Job) -> bool:
+        return state(local, job) is JobState.FINISHED and any(
+            line.status == "ended" for line in local.core.jobs.logs(job.id)
+        )
+
+    wait_until(lambda: all(ended(j) for j in jobs), "the jobs to finish")
 
 
 def h(token: str) -> dict[str, str]:
