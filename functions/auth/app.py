@@ -16,8 +16,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from backroom.api.dialects import GatewayDialect, RuntimeDialect, TasksDialect
 from backroom.api.openapi import JSON, ref
 from backroom.api.resolver import CurrentCaller, dialect_app
-from backroom.services import services
 from backroom.tracing import Tracer
+from backroom.wiring import core
 from pydantic import BaseModel, ConfigDict, Field
 
 logger = Logger()
@@ -90,11 +90,11 @@ class LoginResponse(BaseModel):
 )
 def login(body: LoginRequest) -> LoginResponse:
     ip = app.current_event.request_context.http.source_ip
-    session = services().identity.login(body.email, body.password, impersonate=body.emailImpersonatedUser, ip=ip)
+    session = core().identity.login(body.email, body.password, impersonate=body.emailImpersonatedUser, ip=ip)
     caller = session.caller
-    services().app.logs.login(caller, ip)  # the app's log line of the login (`subType: LOGIN`)
+    core().app.logs.login(caller, ip)  # the app's log line of the login (`subType: LOGIN`)
     return LoginResponse(
-        app=services().settings.app_name,
+        app=core().settings.app_name,
         adminUserEmail=caller.admin_email,
         ip=session.ip,
         userEmail=caller.email,
@@ -115,7 +115,7 @@ class LogoutResponse(BaseModel):
 @app.post("/runtime/api/auth/logout")
 def logout(caller: CurrentCaller) -> LogoutResponse:
     """End the session of the request's token at once: from then on it is a 401 on every route."""
-    services().identity.logout(caller.token)
+    core().identity.logout(caller.token)
     return LogoutResponse(userEmail=caller.email, adminUserEmail=caller.admin_email)
 
 
@@ -130,14 +130,14 @@ def logout(caller: CurrentCaller) -> LogoutResponse:
 )
 def delete_token(caller: CurrentCaller) -> Response[Any]:
     """Kazoo's logout: delete the auth token of the request (`X-Auth-Token`)."""
-    services().identity.logout(caller.token)
+    core().identity.logout(caller.token)
     return tasks.envelope({}, app.current_event.raw_event)
 
 
 @app.post("/gateway/auth/v1/logout", responses={204: {"description": "The token is revoked", "content": {}}})
 def gateway_logout(caller: CurrentCaller) -> Response[Any]:
     """Revoke the bearer token of the request."""
-    services().identity.logout(caller.token)
+    core().identity.logout(caller.token)
     return Response(status_code=204, body="")
 
 

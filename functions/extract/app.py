@@ -10,8 +10,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from backroom.api.dialects import GatewayDialect
 from backroom.api.gateway import DEFAULT_PAGE_SIZE, Page, PageInfo, PageNumber, PageSize, extract_filters
 from backroom.api.resolver import CurrentCaller, dialect_app
-from backroom.services import services
 from backroom.tracing import Tracer
+from backroom.wiring import core
 
 logger = Logger()
 tracer = Tracer()
@@ -32,7 +32,7 @@ def extract(
 ) -> Page[dict]:
     """Rows of a custom table; `field=value` and `filter.field=value` are filters, ANDed; page and size page."""
     filters = extract_filters(app.current_event.raw_event)
-    rows, total = services().gateway.extract(caller, table, filters, page, size)
+    rows, total = core().gateway.extract(caller, table, filters, page, size)
     return Page[dict](results=rows, page=PageInfo.of(page, size, total))
 
 

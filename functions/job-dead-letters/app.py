@@ -12,8 +12,8 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from backroom.services import services
 from backroom.tracing import Tracer
+from backroom.wiring import core
 
 logger = Logger()
 tracer = Tracer()
@@ -31,7 +31,7 @@ def record_handler(record: SQSRecord) -> None:
         logger.warning("a dead letter that names no job", extra={"message_id": record.message_id})
         return
     receives = record.attributes.approximate_receive_count
-    services().jobs.dead_letter(message, int(receives) if receives else None)
+    core().worker.dead_letter(message, int(receives) if receives else None)
 
 
 @logger.inject_lambda_context

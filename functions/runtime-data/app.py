@@ -22,8 +22,8 @@ from backroom.api.resolver import CurrentCaller, dialect_app
 from backroom.api.runtime import ExportSize, From, PageSize, To, json_body, last_values, query_params
 from backroom.errors import Invalid
 from backroom.jobs.models import Job
-from backroom.services import services
 from backroom.tracing import Tracer
+from backroom.wiring import core
 
 logger = Logger()
 tracer = Tracer()
@@ -77,7 +77,7 @@ def _answer(result: Any) -> Any:
 # bounds in the document and a 400 past them; the core still reads and checks the raw query string.
 @app.get("/runtime/api/data/<entity>")
 def list_records(entity: Entity, caller: CurrentCaller, size: PageSize = None) -> dict[str, Any]:
-    return services().app.find(caller, entity, _params())
+    return core().app.find(caller, entity, _params())
 
 
 @app.post(
@@ -87,16 +87,16 @@ def list_records(entity: Entity, caller: CurrentCaller, size: PageSize = None) -
     },
 )
 def create_record(entity: Entity, caller: CurrentCaller) -> dict[str, Any]:
-    return services().app.create(caller, entity, json_body(app.current_event.raw_event), _ip())
+    return core().app.create(caller, entity, json_body(app.current_event.raw_event), _ip())
 
 
 @app.delete("/runtime/api/data/<entity>")
 def delete_by_query(entity: Entity, caller: CurrentCaller, size: PageSize = None) -> dict[str, Any]:
     params = _params()
     if _async(params):
-        return _job_ref(services().app.delete_async(caller, entity, ids=None, params=params, ip=_ip()).id)
+        return _job_ref(core().app.delete_async(caller, entity, ids=None, params=params, ip=_ip()).id)
     query = {k: v for k, v in params.items() if k not in ("_async", "_lowPriority")}
-    return services().app.delete_query(caller, entity, query, _ip())
+    return core().app.delete_query(caller, entity, query, _ip())
 
 
 @app.post(
@@ -113,16 +113,16 @@ def import_records(entity: Entity, caller: CurrentCaller) -> dict[str, str]:
     event = app.current_event
     params = {k: str(v) for k, v in last_values(_params()).items()}
     content_type = event.headers.get("content-type") or ""
-    core = services()
+    built = core()
     if content_type.lower().startswith("application/json"):
         body = json_body(event.raw_event)
         file_id = body.get("fileId") if isinstance(body, dict) else None
         if not isinstance(file_id, str) or not file_id:
             raise Invalid('A JSON body names an uploaded file: {"fileId": "..."}')
-        job = start_import(core.app, core.files, caller, entity, None, None, params, _ip(), file_id=file_id)
+        job = start_import(built.app, built.files, caller, entity, None, None, params, _ip(), file_id=file_id)
         return _job_ref(job.id)
     name, _type, content = uploaded_file(body_bytes(event.raw_event), content_type)
-    return _job_ref(start_import(core.app, core.files, caller, entity, content, name, params, _ip()).id)
+    return _job_ref(start_import(built.app, built.files, caller, entity, content, name, params, _ip()).id)
 
 
 # Registered before `/<id>`: powertools tries dynamic routes in order, as API Gateway prefers the literal.
@@ -130,12 +130,12 @@ def import_records(entity: Entity, caller: CurrentCaller) -> dict[str, str]:
 def entity_history(
     entity: Entity, caller: CurrentCaller, size: PageSize = None, since: From = None, until: To = None
 ) -> dict[str, Any]:
-    return services().app.table_history(caller, entity, last_values(_params()))
+    return core().app.table_history(caller, entity, last_values(_params()))
 
 
 @app.get("/runtime/api/data/<entity>/<record_id>")
 def get_record(entity: Entity, record_id: RecordId, caller: CurrentCaller) -> dict[str, Any]:
-    return services().app.get(caller, entity, record_id, _params())
+    return core().app.get(caller, entity, record_id, _params())
 
 
 @app.put(
@@ -156,7 +156,7 @@ def update_record(
     params = _params()
     body = json_body(app.current_event.raw_event, optional=True)
     run_async = _async_flag(params)
-    return _answer(services().app.put(caller, entity, record_id, body, params, _ip(), run_async=run_async))
+    return _answer(core().app.put(caller, entity, record_id, body, params, _ip(), run_async=run_async))
 
 
 @app.put(
@@ -170,7 +170,7 @@ def execute_action(entity: Entity, record_id: RecordId, action: ActionName, call
     ids = [i.strip() for i in record_id.split(",") if i.strip()]
     body = json_body(app.current_event.raw_event, optional=True)
     run_async = _async_flag(_params())
-    result = services().app.actions.execute(
+    result = core().app.actions.execute(
         caller, entity, action, ids=ids, query=None, body=body, ip=_ip(), run_async=run_async
     )
     return _answer(result)
@@ -182,15 +182,15 @@ def delete_records(entity: Entity, record_id: RecordId, caller: CurrentCaller) -
     params = _params()
     ids = [i.strip() for i in record_id.split(",") if i.strip()]
     if _async(params):  # checked before anything is deleted
-        return _job_ref(services().app.delete_async(caller, entity, ids=ids, params={}, ip=_ip()).id)
+        return _job_ref(core().app.delete_async(caller, entity, ids=ids, params={}, ip=_ip()).id)
     if "," not in record_id:
-        return services().app.delete_one(caller, entity, record_id, _ip())
-    return services().app.delete_many(caller, entity, ids, _ip())
+        return core().app.delete_one(caller, entity, record_id, _ip())
+    return core().app.delete_many(caller, entity, ids, _ip())
 
 
 @app.get("/runtime/api/data/<entity>/<record_id>/history")
 def record_history(entity: Entity, record_id: RecordId, caller: CurrentCaller, size: PageSize = None) -> dict[str, Any]:
-    return services().app.history(caller, entity, record_id, last_values(_params()))
+    return core().app.history(caller, entity, record_id, last_values(_params()))
 
 
 @app.get(
@@ -209,7 +209,7 @@ def record_file(
     caller: CurrentCaller,
 ) -> Response[Any]:
     """A file the record references, if the caller may read the record and the field that holds it."""
-    found = services().app.files.of_record(caller, services().app, entity, record_id, file_id)
+    found = core().app.files.of_record(caller, core().app, entity, record_id, file_id)
     if found.url:  # too big for a Lambda response: fetch it from S3
         return Response(status_code=302, headers={"Location": found.url}, body="")
     headers = {"Content-Disposition": found.disposition}

@@ -21,8 +21,8 @@ from backroom.api.openapi import file_upload_body
 from backroom.api.resolver import CurrentCaller, dialect_app
 from backroom.api.runtime import json_body
 from backroom.app.files import MAX_SHARE_MS, Download
-from backroom.services import services
 from backroom.tracing import Tracer
+from backroom.wiring import core
 
 logger = Logger()
 tracer = Tracer()
@@ -59,7 +59,7 @@ def upload_file(caller: CurrentCaller) -> dict[str, Any]:
     """Upload a file (multipart/form-data); a JSON body `{fileName, contentType}` answers a presigned PUT URL."""
     event = app.current_event
     content_type = event.headers.get("content-type") or ""
-    files = services().app.files
+    files = core().app.files
     if content_type.lower().startswith("application/json"):
         upload = files.start_upload(caller, json_body(event.raw_event))
         return {
@@ -78,7 +78,7 @@ def upload_file(caller: CurrentCaller) -> dict[str, Any]:
 @app.get(SHARED, responses={**FILE, 404: {"description": "The shared file doesn't exist or its link expired"}})
 def get_shared_file(share_id: FileId) -> Response[Any]:
     """Download a shared file, without a token, until its link expires."""
-    return _file_answer(services().app.files.shared(share_id))
+    return _file_answer(core().app.files.shared(share_id))
 
 
 @app.get(
@@ -91,7 +91,7 @@ def get_shared_file(share_id: FileId) -> Response[Any]:
 )
 def get_file(file_id: FileId, caller: CurrentCaller) -> Response[Any]:
     """Download a file (developers and system users only)."""
-    return _file_answer(services().app.files.download(caller, file_id))
+    return _file_answer(core().app.files.download(caller, file_id))
 
 
 @app.put(
@@ -108,7 +108,7 @@ def share_file(
     ttl: Annotated[int | None, Query(ge=1, le=MAX_SHARE_MS, description="Milliseconds, up to 30 days")] = None,
 ) -> dict[str, str]:
     """Share a file through a public link, valid for `ttl` milliseconds (an hour by default)."""
-    shared = services().app.files.share(caller, file_id, None if ttl is None else str(ttl))
+    shared = core().app.files.share(caller, file_id, None if ttl is None else str(ttl))
     return {"sharedFileId": shared.share_id, "sharedFileLink": f"/files/shared/{shared.share_id}"}
 
 

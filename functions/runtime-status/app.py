@@ -29,8 +29,8 @@ from backroom.app.logs import post_log, read_logs
 from backroom.jobs.engine import WrongState
 from backroom.jobs.models import Job
 from backroom.jobs.runtime import RuntimeJobs
-from backroom.services import services
 from backroom.tracing import Tracer
+from backroom.wiring import core
 
 logger = Logger()
 tracer = Tracer()
@@ -52,8 +52,8 @@ def _params() -> dict[str, str]:
 
 
 def _view(job: Job) -> JobView:
-    engine = services().jobs
-    return JobView.of(job, engine.progress(job), engine.results(job))
+    engine = core().jobs
+    return JobView.of(job, stoppable=engine.stoppable(job), results=engine.journal.results(job))
 
 
 @app.get("/runtime/api/status/jobs", responses={400: {"description": "A filter or paging parameter is not valid"}})
@@ -67,13 +67,13 @@ def list_jobs(  # the numbers are declared for the document and checked first; t
     create_from: Annotated[int | None, millis("createFrom")] = None,
     create_to: Annotated[int | None, millis("createTo")] = None,
 ) -> JobPageView:
-    page = RuntimeJobs(services().jobs).list(caller, _params())
+    page = RuntimeJobs(core().jobs).list(caller, _params())
     return JobPageView(total=page.total, offset=page.offset, items=[_view(job) for job in page.jobs])
 
 
 @app.get("/runtime/api/status/jobs/<job_id>", responses={404: {"description": "The job doesn't exist"}})
 def get_job(job_id: JobId, caller: CurrentCaller) -> JobView:
-    return _view(RuntimeJobs(services().jobs).get(caller, job_id))
+    return _view(RuntimeJobs(core().jobs).get(caller, job_id))
 
 
 @app.get(
@@ -88,7 +88,7 @@ def get_job_logs(
     since: From = None,
     until: To = None,
 ) -> JobLogPageView:
-    page = RuntimeJobs(services().jobs).logs(caller, job_id, _params())
+    page = RuntimeJobs(core().jobs).logs(caller, job_id, _params())
     items = [JobLogView(timestamp=e.timestamp, level=e.level, message=e.message) for e in page.entries]
     return JobLogPageView(total=page.total, offset=page.offset, items=items)
 
@@ -104,7 +104,7 @@ def get_job_logs(
 def command_job(
     job_id: JobId, verb: Annotated[str, Path(pattern="^(stop|forceStop|cancel|resume)$")], caller: CurrentCaller
 ) -> JobView:
-    return _view(RuntimeJobs(services().jobs).command(caller, job_id, verb))
+    return _view(RuntimeJobs(core().jobs).command(caller, job_id, verb))
 
 
 # App logs -------------------------------------------------------------------
@@ -115,7 +115,7 @@ def command_job(
 def get_logs(
     caller: CurrentCaller, size: PageSize = None, offset: AppLineOffset = None, since: From = None, until: To = None
 ) -> dict[str, Any]:
-    return read_logs(services().app.logs, caller, last_values(query_params(app.current_event.raw_event)))
+    return read_logs(core().app.logs, caller, last_values(query_params(app.current_event.raw_event)))
 
 
 @app.post(
@@ -130,7 +130,7 @@ def get_logs(
 )
 def create_log(caller: CurrentCaller) -> dict[str, Any]:
     ip = app.current_event.request_context.http.source_ip
-    return post_log(services().app.logs, caller, json_body(app.current_event.raw_event), ip)
+    return post_log(core().app.logs, caller, json_body(app.current_event.raw_event), ip)
 
 
 @logger.inject_lambda_context

@@ -19,10 +19,10 @@ from backroom.api.openapi import JSON, raw_body, ref
 from backroom.api.resolver import CurrentCaller, dialect_app
 from backroom.errors import BackroomError
 from backroom.identity.models import Caller
-from backroom.services import services
 from backroom.tasks.catalog import task_help
 from backroom.tasks.runner import IN_CSV, OUT_CSV
 from backroom.tracing import Tracer
+from backroom.wiring import core
 
 logger = Logger()
 tracer = Tracer()
@@ -93,7 +93,7 @@ def task_help_route(
     category: Annotated[str | None, Query(max_length=128)] = None,
     action: Annotated[str | None, Query(max_length=128)] = None,
 ) -> Response[Any]:
-    return _reply(task_help(category, action))
+    return _reply(task_help(core().task_actions, category, action))
 
 
 # Listing and creating ------------------------------------------------------
@@ -104,7 +104,7 @@ def list_tasks(
     page_size: Annotated[int, Query(ge=1, le=1000)] = 50,
     start_key: Annotated[str | None, Query(max_length=128)] = None,
 ) -> Response[Any]:
-    tasks, next_key = services().tasks.page(caller, account_id, page_size, start_key)
+    tasks, next_key = core().tasks.page(caller, account_id, page_size, start_key)
     extra: dict[str, Any] = {"page_size": len(tasks)}
     if start_key:
         extra["start_key"] = start_key
@@ -120,7 +120,7 @@ def _create(
     # The raw bytes: a CSV that is not UTF-8 is the caller's mistake (a bad CSV), not a decoding crash.
     body = base64.b64decode(event.body) if event.is_base64_encoded and event.body else (event.body or "").encode()
     content_type = (event.headers.get("content-type") or "").lower()
-    created = services().tasks.create(
+    created = core().tasks.create(
         caller,
         account_id,
         category,
@@ -161,15 +161,15 @@ def _get(caller: Caller, account_id: str | None, task_id: str, csv_name: str | N
     accept = (app.current_event.headers.get("accept") or "").lower()
     wants_csv = "text/csv" in accept or (csv_name is not None and "json" not in accept)
     if not wants_csv:
-        return _read_only(services().tasks.get(caller, account_id, task_id))
+        return _read_only(core().tasks.get(caller, account_id, task_id))
     if csv_name is None:
-        task = services().tasks.get(caller, account_id, task_id)
+        task = core().tasks.get(caller, account_id, task_id)
         csv_name = OUT_CSV if OUT_CSV in task["csvs"] else IN_CSV
     return _csv(caller, account_id, task_id, csv_name)
 
 
 def _csv(caller: Caller, account_id: str | None, task_id: str, name: str) -> Response[Any]:
-    found = services().tasks.csv(caller, account_id, task_id, name)
+    found = core().tasks.csv(caller, account_id, task_id, name)
     if found.url:  # too big for a Lambda response: fetch it from S3
         return Response(status_code=302, headers={"Location": found.url}, body="")
     return Response(
@@ -195,32 +195,32 @@ def get_system_task(caller: CurrentCaller, task_id: TaskId, csv_name: CsvName = 
 
 @app.patch(ACCOUNT_TASK, responses=ONE)
 def start_task(caller: CurrentCaller, account_id: AccountId, task_id: TaskId) -> Response[Any]:
-    return _read_only(services().tasks.start(caller, account_id, task_id))
+    return _read_only(core().tasks.start(caller, account_id, task_id))
 
 
 @app.patch("/v2/tasks/<task_id>", responses=ONE)
 def start_system_task(caller: CurrentCaller, task_id: TaskId) -> Response[Any]:
-    return _read_only(services().tasks.start(caller, None, task_id))
+    return _read_only(core().tasks.start(caller, None, task_id))
 
 
 @app.patch(ACCOUNT_TASK + "/stop", responses=ONE)
 def stop_task(caller: CurrentCaller, account_id: AccountId, task_id: TaskId) -> Response[Any]:
-    return _read_only(services().tasks.stop(caller, account_id, task_id))
+    return _read_only(core().tasks.stop(caller, account_id, task_id))
 
 
 @app.patch("/v2/tasks/<task_id>/stop", responses=ONE)
 def stop_system_task(caller: CurrentCaller, task_id: TaskId) -> Response[Any]:
-    return _read_only(services().tasks.stop(caller, None, task_id))
+    return _read_only(core().tasks.stop(caller, None, task_id))
 
 
 @app.delete(ACCOUNT_TASK, responses=ONE)
 def delete_task(caller: CurrentCaller, account_id: AccountId, task_id: TaskId) -> Response[Any]:
-    return _read_only(services().tasks.delete(caller, account_id, task_id))
+    return _read_only(core().tasks.delete(caller, account_id, task_id))
 
 
 @app.delete("/v2/tasks/<task_id>", responses=ONE)
 def delete_system_task(caller: CurrentCaller, task_id: TaskId) -> Response[Any]:
-    return _read_only(services().tasks.delete(caller, None, task_id))
+    return _read_only(core().tasks.delete(caller, None, task_id))
 
 
 @app.get(ACCOUNT_TASK + "/input", responses=A_CSV)

@@ -8,8 +8,8 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from backroom.services import services
 from backroom.tracing import Tracer
+from backroom.wiring import core
 
 logger = Logger()
 tracer = Tracer()
@@ -18,7 +18,7 @@ processor = BatchProcessor(event_type=EventType.SQS)
 
 
 def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> None:
-    services().jobs.handle(json.loads(record.body), lambda_context.get_remaining_time_in_millis)
+    core().worker.handle(json.loads(record.body), lambda_context.get_remaining_time_in_millis)
 
 
 @logger.inject_lambda_context

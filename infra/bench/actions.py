@@ -67,7 +67,7 @@ from backroom.ids import object_id
 from backroom.jobs.models import JobState
 from backroom.records import Record, Schema
 from backroom.records.values import normalize
-from backroom.services import Services
+from backroom.wiring import Core
 
 from infra.bench.records import alternate
 from infra.bench.runtime import company, table, tenant
@@ -107,7 +107,7 @@ Values = Callable[[int], dict[str, Any]]  # record i's values, as a caller would
 
 
 def fill(
-    core: Services, tenant_id: str, schema: Schema, rows: int, values: Values, labels: Mapping[str, str] | None = None
+    core: Core, tenant_id: str, schema: Schema, rows: int, values: Values, labels: Mapping[str, str] | None = None
 ) -> list[str]:
     """Write `rows` records as jobs write them, from THREADS threads; their ids, in order.
 
@@ -200,7 +200,7 @@ def time_aggregates(stack: Stack, tenants: dict[str, tuple[str, str, dict[str, i
 
 
 # 2. Async action ---------------------------------------------------------------------------------------------
-def versions(core: Services, tenant_id: str, schema: Schema, rids: list[str], version: int, what: str) -> None:
+def versions(core: Core, tenant_id: str, schema: Schema, rids: list[str], version: int, what: str) -> None:
     found = core.records.get_many(tenant_id, schema, rids)
     wrong = [r.rid for r in found if r.version != version]
     if len(found) != len(rids) or wrong:
@@ -228,7 +228,7 @@ def run_action(stack: Stack, token: str, rows: int) -> float:
     return seconds
 
 
-def run_loop(core: Services, tenant_id: str, schema: Schema, rids: list[str]) -> float:
+def run_loop(core: Core, tenant_id: str, schema: Schema, rids: list[str]) -> float:
     """Read the records, then update each one after another at the version read; the seconds it took."""
     started = time.perf_counter()
     for record in core.records.get_many(tenant_id, schema, rids):

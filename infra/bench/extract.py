@@ -24,7 +24,7 @@ from typing import Any
 
 from backroom.calcengine.tables import define_custom_table
 from backroom.records import Record, Schema
-from backroom.services import Services
+from backroom.wiring import Core
 
 from infra.bench.stack import TENANT, Stack, call, running
 
@@ -47,7 +47,7 @@ def amount(i: int) -> Decimal:
     return Decimal(i) if i < MATCHING else Decimal(10_000 + i % 90_000)
 
 
-def fill(core: Services, name: str, rows: int, indexes: list[list[str]] | None = None) -> Schema:
+def fill(core: Core, name: str, rows: int, indexes: list[list[str]] | None = None) -> Schema:
     declared = Schema.model_validate(
         {
             "name": name,

@@ -42,7 +42,7 @@ import boto3
 from backroom.calcengine.tables import custom_table
 from backroom.records import Condition, Record, Schema, Sort, typed
 from backroom.records.query import plan
-from backroom.services import Services
+from backroom.wiring import Core
 
 from infra.bench import extract
 from infra.bench.stack import TENANT, Stack, call, running
@@ -69,7 +69,7 @@ def sales_csv(rows: int) -> bytes:
     return out.getvalue().encode()
 
 
-def stored(core: Services, schema: Schema, source: str) -> dict[str, int]:
+def stored(core: Core, schema: Schema, source: str) -> dict[str, int]:
     """Items of the table on the emulator, by kind: sums of Select=COUNT Queries over their partitions.
 
     Records are counted on the table's record partitions; each index's entries with a filter only
@@ -126,7 +126,7 @@ def run_import(stack: Stack, rows: int) -> tuple[float, int, dict[str, int]]:
     return seconds, sum(added.values()), added
 
 
-def raw_items(core: Services, schema: Schema, rows: int, tag: str) -> list[dict[str, Any]]:
+def raw_items(core: Core, schema: Schema, rows: int, tag: str) -> list[dict[str, Any]]:
     """The items an import of the rows writes (`RecordStore.items`), as `Table.batch_writer()` takes them."""
     header = ["participant_eid", "period", "amount"]
     created = int(time.time() * 1000)
@@ -224,7 +224,7 @@ def report(what: str, sizes: dict[str, int], seconds: dict[str, list[float]]) ->
     return large
 
 
-def bench_finds(core: Services, schemas: dict[str, Schema], sizes: dict[str, int]) -> None:
+def bench_finds(core: Core, schemas: dict[str, Schema], sizes: dict[str, int]) -> None:
     page = extract.PAGE
     last = Decimal(extract.MATCHING - 1)
     between = [Condition("amount", "between", (Decimal(0), last))]
@@ -251,7 +251,7 @@ def bench_finds(core: Services, schemas: dict[str, Schema], sizes: dict[str, int
 
 
 # 3. Single-record update --------------------------------------------------------------------------------
-def bench_updates(core: Services, schemas: dict[str, Schema], sizes: dict[str, int]) -> None:
+def bench_updates(core: Core, schemas: dict[str, Schema], sizes: dict[str, int]) -> None:
     picker = random.Random(7)
     # Records outside the rows the extracts and finds read (their amounts are 10,000 and up); each is updated once.
     rids = {

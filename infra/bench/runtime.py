@@ -58,7 +58,7 @@ from backroom.identity.models import Role
 from backroom.ids import object_id
 from backroom.records import Record
 from backroom.records.values import normalize
-from backroom.services import Services
+from backroom.wiring import Core
 
 from infra.bench.records import alternate
 from infra.bench.stack import ROOT, Stack, call, running
@@ -119,7 +119,7 @@ def tenant(stack: Stack, key: str, app: AppDefinition) -> tuple[str, str]:
     return tenant_id, call(stack.base, "/runtime/api/auth/login", body=login)["token"]
 
 
-def fill(core: Services, tenant_id: str, entity: Entity, rows: int) -> None:
+def fill(core: Core, tenant_id: str, entity: Entity, rows: int) -> None:
     """Write `rows` companies as jobs write records: their items, in batches, from THREADS threads."""
     schema, created = entity.schema, int(time.time() * 1000)
 
@@ -204,7 +204,7 @@ def time_http(stack: Stack, tokens: dict[str, str], asked: dict[str, dict[str, A
     return timings
 
 
-def time_parts(core: Services, tenants: dict[str, str], entity: Entity, asked: dict[str, dict[str, Asked]]) -> Timings:
+def time_parts(core: Core, tenants: dict[str, str], entity: Entity, asked: dict[str, dict[str, Asked]]) -> Timings:
     """Each query's total and page, read in this process as the service reads them, and the emulator's floor."""
     schema, timings = entity.schema, {}
     for what in asked["small"]:
@@ -237,7 +237,7 @@ def time_parts(core: Services, tenants: dict[str, str], entity: Entity, asked: d
     return timings
 
 
-def index_partition(core: Services, tenant_id: str, entity: Entity, index: str) -> str:
+def index_partition(core: Core, tenant_id: str, entity: Entity, index: str) -> str:
     """The partition key of one of `index`'s partitions: a record's entry in it (its `keys`) names it."""
     record = core.records.find(tenant_id, entity.schema, [], size=1).records[0]
     stored = core.records.get(tenant_id, entity.schema, record.rid)

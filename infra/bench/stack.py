@@ -21,7 +21,7 @@ from typing import IO, Any
 import boto3
 from backroom import aws
 from backroom.config import Settings
-from backroom.services import Services, build
+from backroom.wiring import Core, build
 
 from infra.local import emulator
 from infra.local.provision import function_environment, provision
@@ -54,7 +54,7 @@ class Stack:
     base: str  # the API's URL
     token: str  # the demo developer's bearer token
     endpoint: str  # the emulator's URL
-    core: Services  # the core's services in this process, on the same emulator
+    core: Core  # the core's services in this process, on the same emulator
     pid: int  # the stack's process (gateway and workers)
     worker_pid: int | None = None  # with `separate_workers`: the workers' own process, as in Lambda
 

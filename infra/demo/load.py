@@ -17,13 +17,13 @@ from backroom.errors import Conflict
 from backroom.identity.models import Role
 from backroom.records import Record, Schema, typed
 from backroom.records.store import Author
-from backroom.services import Services, services
+from backroom.wiring import Core, core
 
 DATA = Path(__file__).parent / "data"
 log = logging.getLogger("local.demo")
 
 
-def load_identity(core: Services) -> None:
+def load_identity(core: Core) -> None:
     data = json.loads((DATA / "identity.json").read_text())
     for account in data["accounts"]:
         core.identity.create_account(account["id"], account["name"], account["parent_id"])
@@ -39,7 +39,7 @@ def load_identity(core: Services) -> None:
             )
 
 
-def load_gateway(core: Services) -> None:
+def load_gateway(core: Core) -> None:
     """Custom tables, the declared periods, participants, calculations, batches, import types and files."""
     data = json.loads((DATA / "gateway.json").read_text())
     tenant = data["tenant"]
@@ -73,7 +73,7 @@ def load_gateway(core: Services) -> None:
         repo.ensure_counter(tenant, "importfile", file["id"])
 
 
-def load_app(core: Services, *, records: bool = True) -> None:
+def load_app(core: Core, *, records: bool = True) -> None:
     """The runtime demo app: its entities and permissions, then its records (those missing only).
 
     `records=False` leaves the 215 records out (tests of the other dialects, which never read them).
@@ -101,11 +101,11 @@ def load_app(core: Services, *, records: bool = True) -> None:
                 core.records.create(tenant, entity.schema, data, rid=rid, author=Author("system", None, "demo.load"))
 
 
-def load_demo(core: Services | None = None, *, app_records: bool = True) -> None:
-    core = core or services()
-    load_identity(core)
-    load_gateway(core)
-    load_app(core, records=app_records)
+def load_demo(built: Core | None = None, *, app_records: bool = True) -> None:
+    built = built or core()
+    load_identity(built)
+    load_gateway(built)
+    load_app(built, records=app_records)
     log.info(
         "demo data loaded: accounts demo and demo-sub, users dev@, user@ and sub@demo.local;"
         " custom tables, periods, participants, calculations, batches and import file 1"

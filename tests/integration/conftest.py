@@ -23,7 +23,7 @@ import boto3
 import pytest
 from backroom import aws
 from backroom.config import Settings
-from backroom.services import Services, build
+from backroom.wiring import Core, build
 
 from infra.local import emulator
 from infra.local.provision import function_environment, provision
@@ -92,7 +92,7 @@ class Process:
 @dataclass
 class LocalStack:
     api: Api
-    core: Services
+    core: Core
     worker: Process
     endpoint: str
 

@@ -50,7 +50,7 @@ def state(local: LocalStack, job: Job) -> JobState:
 
 
 def processed(local: LocalStack, job: Job) -> int:
-    return local.core.jobs.progress(local.core.jobs.get(job.id, DEMO)).processed
+    return local.core.jobs.get(job.id, DEMO).progress().processed
 
 
 def assert_exactly_once(local: LocalStack, job: Job, rows: int) -> None:

@@ -95,7 +95,7 @@ def finished(local: LocalStack, *jobs: Job) -> None:
 
     def ended(job: Job) -> bool:
         return state(local, job) is JobState.FINISHED and any(
-            line.status == "ended" for line in local.core.jobs.logs(job.id)
+            line.status == "ended" for line in local.core.journal.logs(job.id)
         )
 
     wait_until(lambda: all(ended(j) for j in jobs), "the jobs to finish")
@@ -159,7 +159,7 @@ def test_list_jobs_filters_and_pages_newest_first(local: LocalStack, api: Api, d
     done = [new_job(local, 5, job_type=kind) for _ in range(4)]
     pending = new_job(local, 5, job_type=kind, start=False)
     broken = new_job(local, 5, job_type=kind, start=False)
-    local.core.jobs.dead_letter({"job": broken.id, "op": "plan"})  # FAILED, with an error
+    local.core.worker.dead_letter({"job": broken.id, "op": "plan"})  # FAILED, with an error
     local.core.errands.create(  # an errand of the same type: never in this listing
         NewJob(kind=RowProbe.name, tenant_id=pending.tenant_id, account_id="a", created_by="x", label="e", type=kind),
         start=False,
@@ -215,7 +215,7 @@ def test_list_jobs_filters_and_pages_newest_first(local: LocalStack, api: Api, d
 def test_job_logs_filter_and_page(local: LocalStack, api: Api, dev: str) -> None:
     job = new_job(local, 20)
     finished(local, job)
-    local.core.jobs.log(job.id, "Something went wrong here", level="ERROR")
+    local.core.journal.log(job.id, "Something went wrong here", level="ERROR")
     path = f"{JOBS}/{job.id}/logs"
 
     everything = api.call("GET", path, headers=h(dev)).json()

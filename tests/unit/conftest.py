@@ -16,7 +16,7 @@ from backroom.config import Settings
 from backroom.identity import passwords
 from backroom.ids import object_id
 from backroom.records import Record
-from backroom.services import Services, build
+from backroom.wiring import Core, build
 from moto import mock_aws
 
 from infra.local.moto_queries import install as narrow_moto_queries
@@ -47,7 +47,7 @@ def _cheap_password_hashes(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @contextmanager
-def core_on_moto(patch: pytest.MonkeyPatch) -> Iterator[tuple[Template, Services]]:
+def core_on_moto(patch: pytest.MonkeyPatch) -> Iterator[tuple[Template, Core]]:
     """A whole core on in-process moto for a module-scoped fixture (the fixtures below are per test)."""
     offline(patch)
     narrow_moto_queries()
@@ -59,7 +59,7 @@ def core_on_moto(patch: pytest.MonkeyPatch) -> Iterator[tuple[Template, Services
     aws.reset_clients()
 
 
-def bulk(core: Services, tenant_id: str, entity: Entity, values: list[dict[str, Any]]) -> list[str]:
+def bulk(core: Core, tenant_id: str, entity: Entity, values: list[dict[str, Any]]) -> list[str]:
     """Records written as a job's bulk import writes them (version 1, index entries, no unique markers
     nor history), straight into moto: as BatchWriteItem would store them, without its round trips."""
     rids = [object_id() for _ in values]
@@ -88,14 +88,14 @@ def settings(stack: Stack) -> Settings:
 
 
 @pytest.fixture
-def core(settings: Settings) -> Services:
+def core(settings: Settings) -> Core:
     return build(settings)
 
 
 class QueueDriver:
     """Plays Lambda's SQS event source in-process: receives messages and hands them to the engine."""
 
-    def __init__(self, core: Services) -> None:
+    def __init__(self, core: Core) -> None:
         self.core = core
         self.sqs = aws.client("sqs", core.settings)
         self.url = core.settings.jobs_queue_url
@@ -106,7 +106,7 @@ class QueueDriver:
         )
 
     def deliver(self, message: dict[str, Any]) -> None:
-        self.core.jobs.handle(json.loads(message["Body"]), lambda: 900_000)
+        self.core.worker.handle(json.loads(message["Body"]), lambda: 900_000)
         self.sqs.delete_message(QueueUrl=self.url, ReceiptHandle=message["ReceiptHandle"])
 
     def drain(self, limit: int = 10_000) -> int:
@@ -123,5 +123,5 @@ class QueueDriver:
 
 
 @pytest.fixture
-def queue(core: Services) -> QueueDriver:
+def queue(core: Core) -> QueueDriver:
     return QueueDriver(core)

@@ -9,14 +9,14 @@ from typing import Any
 from backroom.calcengine.tables import custom_table
 from backroom.jobs.models import NewJob
 from backroom.jobs.probe import RowProbe
-from backroom.services import Services
+from backroom.wiring import Core
 
 from infra.demo.load import load_demo
 from tests.unit.conftest import QueueDriver
 
 
 @contextmanager
-def dynamodb_calls(core: Services) -> Iterator[list[str]]:
+def dynamodb_calls(core: Core) -> Iterator[list[str]]:
     calls: list[str] = []
 
     def record(model: Any, **_: Any) -> None:
@@ -30,7 +30,7 @@ def dynamodb_calls(core: Services) -> Iterator[list[str]]:
         events.unregister("before-call.dynamodb.*", record)
 
 
-def test_token_user_job_and_logs_are_found_by_key(core: Services, queue: QueueDriver) -> None:
+def test_token_user_job_and_logs_are_found_by_key(core: Core, queue: QueueDriver) -> None:
     load_demo(core, app_records=False)  # the runtime records are not read here
     token = core.identity.login("dev@demo.local", "demo-dev-password").token
     caller = core.identity.authenticate(token)
@@ -50,7 +50,7 @@ def test_token_user_job_and_logs_are_found_by_key(core: Services, queue: QueueDr
         core.identity.authenticate(token)  # a token
         core.identity.repo.get_user("user@demo.local")  # a user by email
         found = core.jobs.get(job.id, caller.tenant_id)  # a job
-        core.jobs.progress(found)
+        found.progress()
         logs = core.jobs.repo.logs(job.id, limit=20)  # a page of its logs
         core.jobs.repo.count_logs(job.id)
 
@@ -59,7 +59,7 @@ def test_token_user_job_and_logs_are_found_by_key(core: Services, queue: QueueDr
     assert "Scan" not in calls
 
 
-def test_an_indexed_extract_is_a_query_of_its_index_partition(core: Services, queue: QueueDriver) -> None:
+def test_an_indexed_extract_is_a_query_of_its_index_partition(core: Core, queue: QueueDriver) -> None:
     load_demo(core, app_records=False)  # the runtime records are not read here
     caller = core.identity.login("dev@demo.local", "demo-dev-password").caller
     rows = [{"participant_eid": f"test_user_{i % 3 + 1}", "period": 3 + i % 2, "amount": i} for i in range(40)]

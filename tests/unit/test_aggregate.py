@@ -38,7 +38,7 @@ from backroom.errors import Forbidden, Invalid
 from backroom.identity.models import Caller, Role
 from backroom.records import Condition, Record, Schema
 from backroom.records.query import plan
-from backroom.services import Services
+from backroom.wiring import Core
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
@@ -106,7 +106,7 @@ def contact_body(rng: random.Random, companies: list[str]) -> dict[str, Any]:
 
 
 class World:
-    def __init__(self, core: Services) -> None:
+    def __init__(self, core: Core) -> None:
         self.core = core
         self.docs: dict[str, list[dict[str, Any]]] = {}  # by entity: as GET lists them, in id order
 
@@ -117,7 +117,7 @@ class World:
         return aggregate(self.core.app, who, entity, pipeline)
 
 
-def listed(core: Services, entity: str) -> list[dict[str, Any]]:
+def listed(core: Core, entity: str) -> list[dict[str, Any]]:
     """The records as the oracle's documents: GET's view without the version, decimals as Decimals."""
     page = core.app.find(DEV, entity, {"_size": "1000", "_sortField": "id", "_sortType": "asc"})
     docs = []

@@ -11,10 +11,10 @@ from backroom.app.logs import AppLogs, LogLine, log_query
 from backroom.clock import now_ms
 from backroom.errors import Invalid
 from backroom.records import Schema
-from backroom.services import Services
+from backroom.wiring import Core
 
 
-def test_a_file_composed_from_parts_bigger_than_one_upload_part_is_exact(core: Services) -> None:
+def test_a_file_composed_from_parts_bigger_than_one_upload_part_is_exact(core: Core) -> None:
     files = core.files
     parts = [bytes([65 + i]) * (4 * 1024 * 1024 + i) for i in range(3)]  # 12 MiB in all: a multipart upload
     for i, part in enumerate(parts):
@@ -31,7 +31,7 @@ def test_a_file_composed_from_parts_bigger_than_one_upload_part_is_exact(core: S
     assert url.path.endswith("/files/job/x/out.csv") and "Signature=" in url.query
 
 
-def test_deleting_an_owners_files_removes_bytes_and_metadata(core: Services) -> None:
+def test_deleting_an_owners_files_removes_bytes_and_metadata(core: Core) -> None:
     core.files.put("job/y", "in.csv", b"a\n1\n")
     core.files.put_scratch("job/y", "parts/0000000000.csv", b"1\n")
     core.files.delete_all("job/y")
@@ -57,7 +57,7 @@ def _company_schema() -> Schema:
     )
 
 
-def test_a_file_name_is_metadata_never_a_key(core: Services) -> None:
+def test_a_file_name_is_metadata_never_a_key(core: Core) -> None:
     files = core.app.files
     stored = files.store.upload(
         TENANT, "5f00000000000000000000aa", "../../etc/passwd", b"x", "text/plain", uploaded_by="u"
@@ -69,7 +69,7 @@ def test_a_file_name_is_metadata_never_a_key(core: Services) -> None:
     assert disposition('rés "q".txt').startswith("attachment; filename=\"r_s 'q'.txt\"; filename*=UTF-8''r%C3%A9s")
 
 
-def test_the_sweep_removes_unreferenced_uploads_after_12_hours_and_keeps_referenced_ones(core: Services) -> None:
+def test_the_sweep_removes_unreferenced_uploads_after_12_hours_and_keeps_referenced_ones(core: Core) -> None:
     # Given three uploads 13 hours old, one referenced by a record, and a fresh one
     files = core.app.files
     old = now_ms() - 13 * HOUR
@@ -102,7 +102,7 @@ def test_the_sweep_removes_unreferenced_uploads_after_12_hours_and_keeps_referen
     assert files.sweep().deleted == []
 
 
-def test_a_file_the_sweep_takes_first_is_refused_to_the_record_write(core: Services) -> None:
+def test_a_file_the_sweep_takes_first_is_refused_to_the_record_write(core: Core) -> None:
     files = core.app.files
     files.store.upload(TENANT, "5f0000000000000000000009", "a.txt", b"a", "text/plain", uploaded_by="u")
     assert files.store.remove_app_file(TENANT, "5f0000000000000000000009")
@@ -128,7 +128,7 @@ def test_log_periods_are_utc_days_or_the_last_minutes_hours_days_weeks_or_months
         log_query({"period": "fortnight"}, now)
 
 
-def test_logs_are_read_newest_first_across_hours_and_shards_with_filters_and_paging(core: Services) -> None:
+def test_logs_are_read_newest_first_across_hours_and_shards_with_filters_and_paging(core: Core) -> None:
     logs = AppLogs(core.table)
     start = now_ms() - 3 * HOUR
     lines = [
@@ -171,7 +171,7 @@ def test_logs_are_read_newest_first_across_hours_and_shards_with_filters_and_pag
         log_query({"_size": "0"}, now_ms())
 
 
-def test_a_log_query_reads_a_bounded_number_of_lines(core: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_log_query_reads_a_bounded_number_of_lines(core: Core, monkeypatch: pytest.MonkeyPatch) -> None:
     logs = AppLogs(core.table)
     start = now_ms() - HOUR
     logs.add(TENANT, [LogLine(message=f"bounded {i}", at=start + i) for i in range(30)])

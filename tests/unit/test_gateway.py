@@ -10,7 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from backroom import services as wiring
+from backroom import wiring
 from backroom.api import resolver
 from backroom.app.definition import Entity
 from backroom.calcengine.formulas import ScriptError, evaluate
@@ -22,7 +22,7 @@ from backroom.jobs.models import Job, JobState
 from backroom.records import Condition, Record, Schema
 from backroom.records.query import plan
 from backroom.records.schema import GATEWAY, RUNTIME
-from backroom.services import Services
+from backroom.wiring import Core
 
 from infra.demo.load import load_demo
 from infra.local.gateway import build_event
@@ -36,12 +36,12 @@ DEV = Caller(user_id="d", email="dev@demo.local", name="Dev", role=Role.DEVELOPE
 
 
 @pytest.fixture
-def demo(core: Services) -> Caller:
+def demo(core: Core) -> Caller:
     load_demo(core, app_records=False)  # the runtime records are not read here
     return core.identity.login("dev@demo.local", "demo-dev-password").caller
 
 
-def finished(core: Services, queue: QueueDriver, job: Job) -> Job:
+def finished(core: Core, queue: QueueDriver, job: Job) -> Job:
     queue.drain()
     done = core.jobs.get(job.id, job.tenant_id)
     assert done.state.is_final, done
@@ -49,18 +49,18 @@ def finished(core: Services, queue: QueueDriver, job: Job) -> Job:
 
 
 def extract(
-    core: Services, table: str, page: int = 0, size: int = 2000, **filters: str
+    core: Core, table: str, page: int = 0, size: int = 2000, **filters: str
 ) -> tuple[list[dict[str, Any]], int]:
     return core.gateway.extract(DEV, table, {k: [v] for k, v in filters.items()}, page, size)
 
 
-def sales(core: Services, caller: Caller, queue: QueueDriver, rows: list[dict[str, Any]], period: int) -> Job:
+def sales(core: Core, caller: Caller, queue: QueueDriver, rows: list[dict[str, Any]], period: int) -> Job:
     job = core.gateway.import_records(caller, rows, "sales-1", [period])
     return finished(core, queue, job)
 
 
 # Tables and records ------------------------------------------------------
-def test_filters_use_the_declared_index_and_count_exactly(core: Services, demo: Caller) -> None:
+def test_filters_use_the_declared_index_and_count_exactly(core: Core, demo: Caller) -> None:
     schema = define_custom_table(
         core.records,
         TENANT,
@@ -88,7 +88,7 @@ def test_filters_use_the_declared_index_and_count_exactly(core: Services, demo: 
     assert extract(core, "t", a="x1")[1] == 9 and extract(core, "t", a="x0")[1] == 11
 
 
-def test_extract_rules(core: Services, demo: Caller) -> None:
+def test_extract_rules(core: Core, demo: Caller) -> None:
     rows, total = extract(core, "test_table_name", field1="value1.1", field2="value1.2")
     assert (rows, total) == (
         [{"field1": "value1.1", "field2": "value1.2", "field3": "value1.3", "field4": "value1.4"}],
@@ -102,7 +102,7 @@ def test_extract_rules(core: Services, demo: Caller) -> None:
 
 
 # Namespaces: gateway custom tables and runtime entities -----------------
-def test_a_custom_table_and_an_entity_of_one_name_keep_their_own_records(core: Services, demo: Caller) -> None:
+def test_a_custom_table_and_an_entity_of_one_name_keep_their_own_records(core: Core, demo: Caller) -> None:
     # Given the demo app's entity `companies` with a record, and a gateway table of the same name with another
     entity = core.app.repo.entity(TENANT, "companies").schema
     core.records.create(TENANT, entity, {"name": "Entity Co", "taxId": "secret"}, rid="e" * 24)
@@ -119,7 +119,7 @@ def test_a_custom_table_and_an_entity_of_one_name_keep_their_own_records(core: S
     assert table.key == "gateway:companies" and entity.key == "companies"
 
 
-def test_no_lookup_crosses_namespaces(core: Services, demo: Caller) -> None:
+def test_no_lookup_crosses_namespaces(core: Core, demo: Caller) -> None:
     with pytest.raises(NotFound, match="Could not find Custom Table with name contacts"):
         extract(core, "contacts")  # an entity, to the gateway, is a table that does not exist
     for name in ("sales", "gateway:sales"):  # a gateway table, even by its key, is no runtime table
@@ -142,9 +142,7 @@ def test_no_lookup_crosses_namespaces(core: Services, demo: Caller) -> None:
         Schema.model_validate({"name": "gateway:sales", "fields": []})
 
 
-def test_gateway_errands_fail_on_an_entity_as_on_a_missing_table(
-    core: Services, demo: Caller, queue: QueueDriver
-) -> None:
+def test_gateway_errands_fail_on_an_entity_as_on_a_missing_table(core: Core, demo: Caller, queue: QueueDriver) -> None:
     # Given an import type and a calculation a developer pointed at the app's entities
     core.gateway.repo.put_file_type(TENANT, ImportFileType(id="into-companies", name="Into", table="companies"))
     calc = broken_script(8, "Into Contacts").model_copy(update={"source": "contacts", "output": "companies"})
@@ -161,11 +159,11 @@ def test_gateway_errands_fail_on_an_entity_as_on_a_missing_table(
 
 
 # Authority -------------------------------------------------------------------
-def caller_of(core: Services, email: str, password: str) -> Caller:
+def caller_of(core: Core, email: str, password: str) -> Caller:
     return core.identity.login(email, password).caller
 
 
-def test_a_sub_account_user_is_refused_every_verb_before_any_lookup(core: Services, demo: Caller) -> None:
+def test_a_sub_account_user_is_refused_every_verb_before_any_lookup(core: Core, demo: Caller) -> None:
     sub = caller_of(core, "sub@demo.local", "demo-sub-password")
     gateway = core.gateway
     verbs: dict[str, Callable[[], object]] = {
@@ -194,7 +192,7 @@ def test_a_sub_account_user_is_refused_every_verb_before_any_lookup(core: Servic
 
 
 def test_a_root_user_may_read_and_run_but_only_developers_delete_imported_data(
-    core: Services, demo: Caller, queue: QueueDriver
+    core: Core, demo: Caller, queue: QueueDriver
 ) -> None:
     user = caller_of(core, "user@demo.local", "demo-user-password")
     uploaded = core.gateway.upload(user, "sales.csv", b"participant_eid,period,amount\ntest_user_1,4,10\n")
@@ -211,7 +209,7 @@ def test_a_root_user_may_read_and_run_but_only_developers_delete_imported_data(
 
 # Imports and deletes -----------------------------------------------------
 def test_file_import_streams_chunks_and_delete_removes_exactly_its_rows(
-    core: Services, demo: Caller, queue: QueueDriver, monkeypatch: pytest.MonkeyPatch
+    core: Core, demo: Caller, queue: QueueDriver, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from backroom.calcengine import imports
 
@@ -235,20 +233,20 @@ def test_file_import_streams_chunks_and_delete_removes_exactly_its_rows(
     assert extract(core, "sales", participant_eid="test_user_2")[1] == 0
 
 
-def test_import_replayed_messages_write_each_row_once(core: Services, demo: Caller, queue: QueueDriver) -> None:
+def test_import_replayed_messages_write_each_row_once(core: Core, demo: Caller, queue: QueueDriver) -> None:
     body = "field1,field2,field3,field4\n" + "".join(f"k{i},b,c,d\n" for i in range(120))
     uploaded = core.gateway.upload(demo, "dup.csv", body.encode())
     job = core.gateway.import_file(demo, uploaded.id, "standard-1", None)
     while batch := queue.receive():
         for message in batch:
-            core.jobs.handle(json.loads(message["Body"]))
+            core.worker.handle(json.loads(message["Body"]))
             queue.deliver(message)  # every message delivered twice
     assert core.jobs.get(job.id, TENANT).processed == 120
     assert extract(core, "test_table_name", field1="k5")[1] == 1
     assert extract(core, "test_table_name")[1] == 121
 
 
-def test_import_rules(core: Services, demo: Caller) -> None:
+def test_import_rules(core: Core, demo: Caller) -> None:
     with pytest.raises(NotFound, match="Import File with id 99"):
         core.gateway.import_file(demo, 99, "standard-3", [1])
     with pytest.raises(NotFound, match="Import File Type with id nope"):
@@ -264,7 +262,7 @@ def test_import_rules(core: Services, demo: Caller) -> None:
 
 
 # Calculations ------------------------------------------------------------
-def test_sip_calc_pays_five_percent_and_a_rerun_replaces(core: Services, demo: Caller, queue: QueueDriver) -> None:
+def test_sip_calc_pays_five_percent_and_a_rerun_replaces(core: Core, demo: Caller, queue: QueueDriver) -> None:
     sales(
         core,
         demo,
@@ -296,7 +294,7 @@ def test_sip_calc_pays_five_percent_and_a_rerun_replaces(core: Services, demo: C
     assert extract(core, "sip_results")[1] == 6
 
 
-def test_rows_without_a_period_belong_to_the_imports_period(core: Services, demo: Caller, queue: QueueDriver) -> None:
+def test_rows_without_a_period_belong_to_the_imports_period(core: Core, demo: Caller, queue: QueueDriver) -> None:
     # Given sales rows that name no period, imported for period 5 (sales-1 needs a period)
     rows = [{"participant_eid": "test_user_1", "amount": "400"}, {"participant_eid": "test_user_1", "amount": "600"}]
     assert sales(core, demo, queue, rows, 5).processed == 2
@@ -316,7 +314,7 @@ def test_rows_without_a_period_belong_to_the_imports_period(core: Services, demo
 
 
 def test_v2_defaults_to_the_current_period_and_every_active_participant(
-    core: Services, demo: Caller, queue: QueueDriver
+    core: Core, demo: Caller, queue: QueueDriver
 ) -> None:
     core.gateway.repo.put_participant(TENANT, Participant(id=4, eid="gone", active=False))
     month = dt.datetime.now(dt.UTC).month  # this year's periods 1..12 are open; 13 (last December) never holds today
@@ -335,7 +333,7 @@ def test_v2_defaults_to_the_current_period_and_every_active_participant(
             core.gateway.calculate(demo, 1, [], v2=True)
 
 
-def test_leader_board_script_and_tiers(core: Services, demo: Caller, queue: QueueDriver) -> None:
+def test_leader_board_script_and_tiers(core: Core, demo: Caller, queue: QueueDriver) -> None:
     sales(
         core,
         demo,
@@ -359,7 +357,7 @@ def test_leader_board_script_and_tiers(core: Services, demo: Caller, queue: Queu
     assert sorted(r["bonus"] for r in rows) == [0, 6]  # script: max(0, 300 - 500) x 2%; tiers: 300 x 2%
 
 
-def test_a_failing_script_fails_the_errand_and_says_why(core: Services, demo: Caller, queue: QueueDriver) -> None:
+def test_a_failing_script_fails_the_errand_and_says_why(core: Core, demo: Caller, queue: QueueDriver) -> None:
     core.gateway.repo.put_calculation(TENANT, broken_script(9, "Broken"))
     done = finished(core, queue, core.gateway.calculate(demo, 9, [6]))
     assert done.state is JobState.FAILED
@@ -370,7 +368,7 @@ def test_a_failing_script_fails_the_errand_and_says_why(core: Services, demo: Ca
     )
 
 
-def test_calculation_rules(core: Services, demo: Caller) -> None:
+def test_calculation_rules(core: Core, demo: Caller) -> None:
     cases: list[tuple[Any, type[BackroomError], str]] = [
         (lambda: core.gateway.calculate(demo, 77, [1]), NotFound, "Could not find Calculation with id 77"),
         (lambda: core.gateway.calculate(demo, 2, [1]), Unprocessable, "not published"),
@@ -392,7 +390,7 @@ def test_calculation_rules(core: Services, demo: Caller) -> None:
     assert core.gateway.calculate(demo, 1, [1, 2, 3]).params["periods"] == [1, 2, 3]
 
 
-def test_a_batch_runs_its_calculations_in_order_as_children(core: Services, demo: Caller, queue: QueueDriver) -> None:
+def test_a_batch_runs_its_calculations_in_order_as_children(core: Core, demo: Caller, queue: QueueDriver) -> None:
     sales(core, demo, queue, [{"participant_eid": "test_user_1", "period": 7, "amount": "2000"}], 7)
     batch = core.gateway.run_batch(demo, 3, [7])
     assert (batch.label, batch.type) == ("Sales Batch", "Calc")
@@ -500,7 +498,7 @@ INTERNAL = [
 
 @pytest.mark.parametrize(("function", "method", "path", "body", "broken", "message"), INTERNAL)
 def test_an_internal_failure_is_a_spring_500_with_the_specs_message(
-    core: Services,
+    core: Core,
     demo: Caller,
     monkeypatch: pytest.MonkeyPatch,
     function: str,
@@ -513,8 +511,8 @@ def test_an_internal_failure_is_a_spring_500_with_the_specs_message(
     ensure_layer_on_path()
     template = Template.load()
     # The handler modules, loaded below, bind `services` when they are imported: they get this core.
-    monkeypatch.setattr(wiring, "services", lambda: core)
-    monkeypatch.setattr(resolver, "services", lambda: core)
+    monkeypatch.setattr(wiring, "core", lambda: core)
+    monkeypatch.setattr(resolver, "core", lambda: core)
 
     def crash(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("the database caught fire")
@@ -534,7 +532,7 @@ def test_an_internal_failure_is_a_spring_500_with_the_specs_message(
     assert "fire" not in reply["body"]  # nothing of the cause reaches the caller
 
 
-def test_errand_states_map_from_the_job_engine(core: Services, demo: Caller, queue: QueueDriver) -> None:
+def test_errand_states_map_from_the_job_engine(core: Core, demo: Caller, queue: QueueDriver) -> None:
     from backroom.api.gateway import ErrandView
     from backroom.jobs.models import NewJob
     from backroom.jobs.probe import RowProbe

@@ -15,7 +15,7 @@ from backroom.identity import service as identity_service
 from backroom.identity.models import Role
 from backroom.identity.service import IdentityService
 from backroom.identity.throttle import LoginLimits
-from backroom.services import Services
+from backroom.wiring import Core
 
 from infra.demo.load import load_demo
 
@@ -24,12 +24,12 @@ DEMO_SUB = "5b8f1d4c0e3a4f7b9d2c6e8a0f1b3d5c"
 
 
 @pytest.fixture
-def demo(core: Services) -> Services:
+def demo(core: Core) -> Core:
     load_demo(core, app_records=False)  # the runtime records are not read here
     return core
 
 
-def test_login_gives_a_token_that_authenticates(demo: Services) -> None:
+def test_login_gives_a_token_that_authenticates(demo: Core) -> None:
     session = demo.identity.login("dev@demo.local", "demo-dev-password", ip="10.0.0.1")
 
     caller = demo.identity.authenticate(session.token)
@@ -40,7 +40,7 @@ def test_login_gives_a_token_that_authenticates(demo: Services) -> None:
     assert session.ip == "10.0.0.1"
 
 
-def test_sub_account_user_belongs_to_the_demo_tenant(demo: Services) -> None:
+def test_sub_account_user_belongs_to_the_demo_tenant(demo: Core) -> None:
     caller = demo.identity.login("sub@demo.local", "demo-sub-password").caller
     assert caller.account_id == DEMO_SUB
     assert caller.tenant_id == DEMO
@@ -49,16 +49,16 @@ def test_sub_account_user_belongs_to_the_demo_tenant(demo: Services) -> None:
 @pytest.mark.parametrize(
     ("email", "password"), [("dev@demo.local", "wrong"), ("nobody@demo.local", "demo-dev-password"), ("", "")]
 )
-def test_bad_credentials_are_401(demo: Services, email: str, password: str) -> None:
+def test_bad_credentials_are_401(demo: Core, email: str, password: str) -> None:
     with pytest.raises(Unauthorized):
         demo.identity.login(email, password)
 
 
-def test_email_is_case_insensitive(demo: Services) -> None:
+def test_email_is_case_insensitive(demo: Core) -> None:
     assert demo.identity.login("Dev@Demo.LOCAL", "demo-dev-password").caller.email == "dev@demo.local"
 
 
-def test_developer_impersonates_a_user(demo: Services) -> None:
+def test_developer_impersonates_a_user(demo: Core) -> None:
     session = demo.identity.login("dev@demo.local", "demo-dev-password", impersonate="user@demo.local")
     caller = demo.identity.authenticate(session.token)
     assert caller.email == "user@demo.local"
@@ -66,17 +66,17 @@ def test_developer_impersonates_a_user(demo: Services) -> None:
     assert caller.role is Role.USER
 
 
-def test_impersonating_an_unknown_user_is_404(demo: Services) -> None:
+def test_impersonating_an_unknown_user_is_404(demo: Core) -> None:
     with pytest.raises(NotFound):
         demo.identity.login("dev@demo.local", "demo-dev-password", impersonate="ghost@demo.local")
 
 
-def test_a_plain_user_may_not_impersonate(demo: Services) -> None:
+def test_a_plain_user_may_not_impersonate(demo: Core) -> None:
     with pytest.raises(Forbidden):
         demo.identity.login("user@demo.local", "demo-user-password", impersonate="sub@demo.local")
 
 
-def test_tokens_and_passwords_are_stored_hashed(demo: Services) -> None:
+def test_tokens_and_passwords_are_stored_hashed(demo: Core) -> None:
     token = demo.identity.login("user@demo.local", "demo-user-password").token
     stored = demo.table.get(f"TOKEN#{hashlib.sha256(token.encode()).hexdigest()}", "TOKEN")
     assert stored is not None
@@ -87,7 +87,7 @@ def test_tokens_and_passwords_are_stored_hashed(demo: Services) -> None:
     assert user["password_hash"].startswith("scrypt$")
 
 
-def test_token_expires_after_idle_time_and_use_keeps_it_alive(demo: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_token_expires_after_idle_time_and_use_keeps_it_alive(demo: Core, monkeypatch: pytest.MonkeyPatch) -> None:
     clock = {"now": 1_000_000_000_000}
     monkeypatch.setattr(identity_service, "now_ms", lambda: clock["now"])
     token = demo.identity.login("user@demo.local", "demo-user-password").token
@@ -104,12 +104,12 @@ def test_token_expires_after_idle_time_and_use_keeps_it_alive(demo: Services, mo
 
 
 @pytest.mark.parametrize("token", [None, "", "not-a-token"])
-def test_missing_or_unknown_token_is_401(demo: Services, token: str | None) -> None:
+def test_missing_or_unknown_token_is_401(demo: Core, token: str | None) -> None:
     with pytest.raises(Unauthorized):
         demo.identity.authenticate(token)
 
 
-def test_account_reach_covers_descendants_only(demo: Services) -> None:
+def test_account_reach_covers_descendants_only(demo: Core) -> None:
     parent = demo.identity.login("user@demo.local", "demo-user-password").caller
     child = demo.identity.login("sub@demo.local", "demo-sub-password").caller
 
@@ -123,19 +123,19 @@ def test_account_reach_covers_descendants_only(demo: Services) -> None:
 OLD_COST = passwords.Scrypt(n=2**14, r=8, p=1)  # what hashes were made at before OWASP's minimum
 
 
-def stored_hash(core: Services, email: str) -> str:
+def stored_hash(core: Core, email: str) -> str:
     item = core.table.get(f"USER#{email}", "USER")
     assert item is not None
     return str(item["password_hash"])
 
 
-def new_user(core: Services, email: str, password: str) -> None:
+def new_user(core: Core, email: str, password: str) -> None:
     core.identity.create_account(DEMO, "demo")
     core.identity.create_user(email, password, name="Ann", role=Role.USER, account_id=DEMO)
 
 
 def test_a_new_password_is_hashed_at_owasp_minimum_with_its_parameters(
-    core: Services, monkeypatch: pytest.MonkeyPatch
+    core: Core, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(passwords, "CURRENT", passwords.OWASP_MINIMUM)
 
@@ -148,7 +148,7 @@ def test_a_new_password_is_hashed_at_owasp_minimum_with_its_parameters(
 
 
 def test_an_older_hash_logs_in_and_is_rehashed_after_a_good_login_only(
-    core: Services, monkeypatch: pytest.MonkeyPatch
+    core: Core, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Given a user whose password was hashed at N=2^14, and today's cost raised to N=2^17
     monkeypatch.setattr(passwords, "CURRENT", OLD_COST)
@@ -173,7 +173,7 @@ def test_an_older_hash_logs_in_and_is_rehashed_after_a_good_login_only(
         core.identity.login("old@t.local", "Old-password")
 
 
-def test_a_rehash_replaces_only_the_hash_it_read(core: Services) -> None:
+def test_a_rehash_replaces_only_the_hash_it_read(core: Core) -> None:
     # Given two logins that read the same old hash, the first of which has replaced it
     new_user(core, "race@t.local", "race-password")
     old = stored_hash(core, "race@t.local")
@@ -186,7 +186,7 @@ def test_a_rehash_replaces_only_the_hash_it_read(core: Services) -> None:
     assert core.identity.login("race@t.local", "race-password")
 
 
-def test_a_user_created_twice_is_a_conflict(core: Services) -> None:
+def test_a_user_created_twice_is_a_conflict(core: Core) -> None:
     new_user(core, "twice@t.local", "twice-password")
     with pytest.raises(Conflict):
         core.identity.create_user("Twice@t.local", "other", name="Ann", role=Role.USER, account_id=DEMO)
@@ -212,7 +212,7 @@ def test_a_malformed_stored_hash_matches_no_password(stored: str) -> None:
 HOUR = 3600 * 1000
 
 
-def test_finding_8_use_never_extends_a_token_past_its_lifetime(demo: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_finding_8_use_never_extends_a_token_past_its_lifetime(demo: Core, monkeypatch: pytest.MonkeyPatch) -> None:
     # Given a token used every 7 hours, so that it never idles out
     clock = {"now": 1_000_000_000_000}
     monkeypatch.setattr(identity_service, "now_ms", lambda: clock["now"])
@@ -230,7 +230,7 @@ def test_finding_8_use_never_extends_a_token_past_its_lifetime(demo: Services, m
     assert stored is not None and stored["expires_at"] <= (1_000_000_000_000 + lifetime) // 1000  # TTL: no later
 
 
-def test_finding_8_logout_ends_the_token_and_only_it(demo: Services) -> None:
+def test_finding_8_logout_ends_the_token_and_only_it(demo: Core) -> None:
     first = demo.identity.login("user@demo.local", "demo-user-password").token
     second = demo.identity.login("user@demo.local", "demo-user-password").token
 
@@ -244,11 +244,11 @@ def test_finding_8_logout_ends_the_token_and_only_it(demo: Services) -> None:
     assert demo.table.get(f"TOKEN#{hashlib.sha256(first.encode()).hexdigest()}", "TOKEN") is None
 
 
-def sessions(core: Services, user_id: str) -> list[str]:
+def sessions(core: Core, user_id: str) -> list[str]:
     return [i["sk"] for i in core.table.query("pk = :p", {":p": f"SESSIONS#{user_id}"}, consistent=True)]
 
 
-def test_finding_8_a_role_change_ends_every_session_of_the_user(demo: Services) -> None:
+def test_finding_8_a_role_change_ends_every_session_of_the_user(demo: Core) -> None:
     # Given two sessions of user@, a developer impersonating user@, and the developer's own session
     mine = [demo.identity.login("user@demo.local", "demo-user-password").token for _ in range(2)]
     alias = demo.identity.login("dev@demo.local", "demo-dev-password", impersonate="user@demo.local").token
@@ -268,7 +268,7 @@ def test_finding_8_a_role_change_ends_every_session_of_the_user(demo: Services) 
     assert demo.identity.authenticate(again).role is Role.DEVELOPER
 
 
-def test_finding_8_demoting_a_developer_ends_the_sessions_it_impersonates_with(demo: Services) -> None:
+def test_finding_8_demoting_a_developer_ends_the_sessions_it_impersonates_with(demo: Core) -> None:
     alias = demo.identity.login("dev@demo.local", "demo-dev-password", impersonate="user@demo.local").token
     plain = demo.identity.login("user@demo.local", "demo-user-password").token
 
@@ -281,7 +281,7 @@ def test_finding_8_demoting_a_developer_ends_the_sessions_it_impersonates_with(d
         demo.identity.login("dev@demo.local", "demo-dev-password", impersonate="user@demo.local")
 
 
-def test_finding_8_a_deactivated_user_is_logged_out_and_cannot_log_in(demo: Services) -> None:
+def test_finding_8_a_deactivated_user_is_logged_out_and_cannot_log_in(demo: Core) -> None:
     token = demo.identity.login("sub@demo.local", "demo-sub-password").token
 
     demo.identity.deactivate_user("sub@demo.local")
@@ -296,7 +296,7 @@ def test_finding_8_a_deactivated_user_is_logged_out_and_cannot_log_in(demo: Serv
     assert demo.identity.login("sub@demo.local", "demo-sub-password").caller.email == "sub@demo.local"
 
 
-def test_finding_8_a_removed_user_is_logged_out_and_gone(demo: Services) -> None:
+def test_finding_8_a_removed_user_is_logged_out_and_gone(demo: Core) -> None:
     token = demo.identity.login("sub@demo.local", "demo-sub-password").token
 
     demo.identity.remove_user("sub@demo.local")
@@ -311,7 +311,7 @@ def test_finding_8_a_removed_user_is_logged_out_and_gone(demo: Services) -> None
         demo.identity.change_role("sub@demo.local", Role.DEVELOPER)
 
 
-def test_a_user_moved_to_another_account_logs_in_there(demo: Services) -> None:
+def test_a_user_moved_to_another_account_logs_in_there(demo: Core) -> None:
     token = demo.identity.login("sub@demo.local", "demo-sub-password").token
 
     demo.identity.move_user("sub@demo.local", DEMO)
@@ -323,7 +323,7 @@ def test_a_user_moved_to_another_account_logs_in_there(demo: Services) -> None:
         demo.identity.move_user("sub@demo.local", "no-such-account")
 
 
-def test_a_login_that_read_the_user_before_a_change_opens_no_session(demo: Services) -> None:
+def test_a_login_that_read_the_user_before_a_change_opens_no_session(demo: Core) -> None:
     # Given the user as a login read it, then a change
     read = demo.identity.repo.get_user("user@demo.local")
     assert read is not None
@@ -337,9 +337,7 @@ def test_a_login_that_read_the_user_before_a_change_opens_no_session(demo: Servi
     assert sessions(demo, read.id) == []
 
 
-def test_a_login_whose_transaction_meets_another_is_tried_again(
-    demo: Services, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_login_whose_transaction_meets_another_is_tried_again(demo: Core, monkeypatch: pytest.MonkeyPatch) -> None:
     # DynamoDB cancels one of two transactions on an item at once (two logins of a user check it)
     transact, calls = demo.table.transact, []
 
@@ -357,7 +355,7 @@ def test_a_login_whose_transaction_meets_another_is_tried_again(
     assert len(calls) == 2
 
 
-def test_authentication_is_one_get_item(demo: Services) -> None:
+def test_authentication_is_one_get_item(demo: Core) -> None:
     token = demo.identity.login("user@demo.local", "demo-user-password").token
     calls: list[str] = []
 
@@ -374,7 +372,7 @@ def test_authentication_is_one_get_item(demo: Services) -> None:
 
 
 # Login throttling and the cap on hashes at once (finding 7) ----------------------------------------
-def throttled(core: Services, **limits: Any) -> IdentityService:
+def throttled(core: Core, **limits: Any) -> IdentityService:
     """The identity service on the same table with lower limits (and no wait for a hashing slot)."""
     slots = {k: limits.pop(k) for k in ("hashes_at_once",) if k in limits}
     return IdentityService(
@@ -400,7 +398,7 @@ def hashes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     return done
 
 
-def test_finding_7_failed_logins_on_an_account_are_refused_before_any_hash(demo: Services, hashes: list[int]) -> None:
+def test_finding_7_failed_logins_on_an_account_are_refused_before_any_hash(demo: Core, hashes: list[int]) -> None:
     identity = throttled(demo, per_account=3)
     for _ in range(3):
         with pytest.raises(Unauthorized):
@@ -423,7 +421,7 @@ def test_finding_7_failed_logins_on_an_account_are_refused_before_any_hash(demo:
 
 
 def test_finding_7_failed_logins_from_an_address_are_refused_whatever_the_account(
-    demo: Services, hashes: list[int]
+    demo: Core, hashes: list[int]
 ) -> None:
     identity = throttled(demo, per_account=10, per_address=4)
     for i in range(4):
@@ -437,7 +435,7 @@ def test_finding_7_failed_logins_from_an_address_are_refused_whatever_the_accoun
     assert identity.login("user@demo.local", "demo-user-password", ip="10.0.0.1").caller
 
 
-def test_successful_logins_are_never_counted(demo: Services) -> None:
+def test_successful_logins_are_never_counted(demo: Core) -> None:
     identity = throttled(demo, per_account=2, per_address=2)
     for _ in range(6):
         identity.login("user@demo.local", "demo-user-password", ip="10.0.0.9")
@@ -446,7 +444,7 @@ def test_successful_logins_are_never_counted(demo: Services) -> None:
     identity.login("user@demo.local", "demo-user-password", ip="10.0.0.9")
 
 
-def test_the_window_ending_lets_logins_in_again(demo: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_window_ending_lets_logins_in_again(demo: Core, monkeypatch: pytest.MonkeyPatch) -> None:
     clock = {"now": 1_700_000_100}
     monkeypatch.setattr(throttle, "now_s", lambda: clock["now"])
     identity = throttled(demo, per_account=1)
@@ -460,9 +458,7 @@ def test_the_window_ending_lets_logins_in_again(demo: Services, monkeypatch: pyt
     assert identity.login("user@demo.local", "demo-user-password").caller.email == "user@demo.local"
 
 
-def test_finding_7_parallel_wrong_logins_check_no_more_passwords_than_the_limit(
-    demo: Services, hashes: list[int]
-) -> None:
+def test_finding_7_parallel_wrong_logins_check_no_more_passwords_than_the_limit(demo: Core, hashes: list[int]) -> None:
     # Given 16 wrong logins on one account at once (the finding's burst)
     identity = throttled(demo, per_account=3, hashes_at_once=16)
     answers: list[str] = []
@@ -485,7 +481,7 @@ def test_finding_7_parallel_wrong_logins_check_no_more_passwords_than_the_limit(
 
 
 def test_finding_7_a_login_finding_every_hashing_slot_taken_is_a_503_that_counts_nothing(
-    demo: Services, hashes: list[int]
+    demo: Core, hashes: list[int]
 ) -> None:
     identity = throttled(demo, per_account=1, hashes_at_once=1)
 

@@ -18,7 +18,7 @@ from backroom.jobs.engine import WrongState
 from backroom.jobs.kinds import lease_guard
 from backroom.jobs.models import Chunk, Job, JobState, NewJob
 from backroom.jobs.probe import RowProbe, probe_rows
-from backroom.services import Services
+from backroom.wiring import Core
 from botocore.exceptions import ClientError
 
 from tests.unit.conftest import QueueDriver
@@ -50,7 +50,7 @@ class LambdaContextStub:
 TENANT = "tenant-a"
 
 
-def probe(core: Services, rows: int, chunk_size: int = 1000, **params: int) -> Job:
+def probe(core: Core, rows: int, chunk_size: int = 1000, **params: int) -> Job:
     spec = NewJob(
         kind=RowProbe.name,
         tenant_id=TENANT,
@@ -63,7 +63,7 @@ def probe(core: Services, rows: int, chunk_size: int = 1000, **params: int) -> J
     return core.jobs.create(spec)
 
 
-def assert_each_row_once(core: Services, job: Job, rows: int) -> None:
+def assert_each_row_once(core: Core, job: Job, rows: int) -> None:
     """Every row's marker is there, and the job counted each row exactly once."""
     done = core.jobs.get(job.id, TENANT)
     assert done.state is JobState.FINISHED
@@ -73,7 +73,7 @@ def assert_each_row_once(core: Services, job: Job, rows: int) -> None:
     assert written == list(range(rows)), f"{rows - len(written)} rows never processed"
 
 
-def test_a_job_runs_all_its_chunks_and_finishes(core: Services, queue: QueueDriver) -> None:
+def test_a_job_runs_all_its_chunks_and_finishes(core: Core, queue: QueueDriver) -> None:
     job = probe(core, rows=2_500, chunk_size=1000)
 
     queue.drain()
@@ -88,13 +88,13 @@ def test_a_job_runs_all_its_chunks_and_finishes(core: Services, queue: QueueDriv
     assert logs[-1].status == "ended" and "2500 rows processed" in logs[-1].message
 
 
-def test_a_job_with_no_rows_finishes_at_once(core: Services, queue: QueueDriver) -> None:
+def test_a_job_with_no_rows_finishes_at_once(core: Core, queue: QueueDriver) -> None:
     job = probe(core, rows=0)
     queue.drain()
     assert core.jobs.get(job.id, TENANT).state is JobState.FINISHED
 
 
-def test_every_message_delivered_twice_still_applies_each_row_once(core: Services, queue: QueueDriver) -> None:
+def test_every_message_delivered_twice_still_applies_each_row_once(core: Core, queue: QueueDriver) -> None:
     job = probe(core, rows=10_000, chunk_size=1000)
 
     # Given every message arrives twice (SQS is at-least-once), the copies interleaved
@@ -114,7 +114,7 @@ def test_every_message_delivered_twice_still_applies_each_row_once(core: Service
 
 
 def test_a_worker_dying_mid_chunk_loses_and_repeats_nothing(
-    core: Services, queue: QueueDriver, monkeypatch: pytest.MonkeyPatch
+    core: Core, queue: QueueDriver, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     job = probe(core, rows=3_000, chunk_size=1000)
     queue.drain(limit=1)  # the plan: three chunk messages now wait
@@ -142,7 +142,7 @@ def test_a_worker_dying_mid_chunk_loses_and_repeats_nothing(
     assert_each_row_once(core, job, 3_000)
 
 
-def test_stop_then_resume_ends_finished_with_every_row(core: Services, queue: QueueDriver) -> None:
+def test_stop_then_resume_ends_finished_with_every_row(core: Core, queue: QueueDriver) -> None:
     job = probe(core, rows=3_000, chunk_size=500)
     queue.drain(limit=2)  # plan and the first chunk
 
@@ -151,7 +151,7 @@ def test_stop_then_resume_ends_finished_with_every_row(core: Services, queue: Qu
     queue.drain()  # the remaining chunk messages find the job stopping and park
     stopped = core.jobs.get(job.id, TENANT)
     assert stopped.state is JobState.STOPPED
-    assert 0 < core.jobs.progress(stopped).processed < 3_000
+    assert 0 < stopped.progress().processed < 3_000
 
     core.jobs.resume(job.id, TENANT)
     queue.drain()
@@ -167,12 +167,12 @@ def test_stop_then_resume_ends_finished_with_every_row(core: Services, queue: Qu
     ]
 
 
-def test_stop_then_cancel_ends_canceled_and_runs_no_more_rows(core: Services, queue: QueueDriver) -> None:
+def test_stop_then_cancel_ends_canceled_and_runs_no_more_rows(core: Core, queue: QueueDriver) -> None:
     job = probe(core, rows=3_000, chunk_size=500)
     queue.drain(limit=2)
     core.jobs.stop(job.id, TENANT)
     queue.drain()
-    processed = core.jobs.progress(core.jobs.get(job.id, TENANT)).processed
+    processed = core.jobs.get(job.id, TENANT).progress().processed
 
     canceled = core.jobs.cancel(job.id, TENANT)
     queue.drain()
@@ -185,7 +185,7 @@ def test_stop_then_cancel_ends_canceled_and_runs_no_more_rows(core: Services, qu
         core.jobs.resume(job.id, TENANT)
 
 
-def test_a_pending_job_stopped_before_it_started_resumes_as_pending(core: Services, queue: QueueDriver) -> None:
+def test_a_pending_job_stopped_before_it_started_resumes_as_pending(core: Core, queue: QueueDriver) -> None:
     spec = NewJob(
         kind=RowProbe.name, tenant_id=TENANT, account_id=TENANT, created_by="u1", label="later", params={"rows": 10}
     )
@@ -198,7 +198,7 @@ def test_a_pending_job_stopped_before_it_started_resumes_as_pending(core: Servic
     assert core.jobs.get(job.id, TENANT).state is JobState.FINISHED
 
 
-def test_invalid_transitions_are_conflicts(core: Services, queue: QueueDriver) -> None:
+def test_invalid_transitions_are_conflicts(core: Core, queue: QueueDriver) -> None:
     job = probe(core, rows=10)
     queue.drain()
     with pytest.raises(Conflict):
@@ -209,7 +209,7 @@ def test_invalid_transitions_are_conflicts(core: Services, queue: QueueDriver) -
         core.jobs.start(job.id, TENANT)
 
 
-def test_another_tenants_job_is_not_found(core: Services) -> None:
+def test_another_tenants_job_is_not_found(core: Core) -> None:
     job = probe(core, rows=1)
     with pytest.raises(NotFound):
         core.jobs.get(job.id, "tenant-b")
@@ -218,7 +218,7 @@ def test_another_tenants_job_is_not_found(core: Services) -> None:
 
 
 def test_a_crash_in_the_kind_fails_the_job_and_keeps_committed_rows(
-    core: Services, queue: QueueDriver, monkeypatch: pytest.MonkeyPatch
+    core: Core, queue: QueueDriver, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     job = probe(core, rows=200, chunk_size=200)
     original = RowProbe.apply
@@ -239,7 +239,7 @@ def test_a_crash_in_the_kind_fails_the_job_and_keeps_committed_rows(
     assert core.jobs.repo.logs(job.id)[-1].level == "ERROR"
 
 
-def test_numbered_jobs_stay_dense_when_a_writer_dies_or_races(core: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_numbered_jobs_stay_dense_when_a_writer_dies_or_races(core: Core, monkeypatch: pytest.MonkeyPatch) -> None:
     spec = NewJob(kind=RowProbe.name, tenant_id=TENANT, account_id=TENANT, created_by="u1", label="Numbered")
 
     def numbered(seq: int) -> tuple[NewJob, str]:
@@ -271,7 +271,7 @@ def test_numbered_jobs_stay_dense_when_a_writer_dies_or_races(core: Services, mo
 
 
 # Leases, force stop, counters and dead letters ------------------------------------------------------
-def held_by_a_dead_worker(core: Services, queue: QueueDriver, monkeypatch: pytest.MonkeyPatch, job: Job) -> Chunk:
+def held_by_a_dead_worker(core: Core, queue: QueueDriver, monkeypatch: pytest.MonkeyPatch, job: Job) -> Chunk:
     """Deliver one chunk whose worker dies after its third checkpoint: the chunk it held (with its lease)."""
     advance = core.jobs.repo.advance_chunk
     seen: dict[str, Any] = {"n": 0}
@@ -294,7 +294,7 @@ def held_by_a_dead_worker(core: Services, queue: QueueDriver, monkeypatch: pytes
 
 
 def test_force_stop_ends_a_stopping_job_at_once_and_nothing_commits_after_it(
-    core: Services, queue: QueueDriver, monkeypatch: pytest.MonkeyPatch
+    core: Core, queue: QueueDriver, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     job = probe(core, rows=2_000, chunk_size=500)
     queue.drain(limit=1)  # the plan: four chunk messages wait
@@ -325,7 +325,7 @@ def test_force_stop_ends_a_stopping_job_at_once_and_nothing_commits_after_it(
     queue.drain()
     assert probe_rows(core.table, job.id) == rows_then
     assert core.jobs.get(job.id, TENANT).state is JobState.STOPPED
-    assert [e.message for e in core.jobs.logs(job.id)][-1] == "Job stopped (forced)"
+    assert [e.message for e in core.journal.logs(job.id)][-1] == "Job stopped (forced)"
 
     # And a resume finishes it from the checkpoints, every row once
     core.jobs.resume(job.id, TENANT)
@@ -333,7 +333,7 @@ def test_force_stop_ends_a_stopping_job_at_once_and_nothing_commits_after_it(
     assert_each_row_once(core, job, 2_000)
 
 
-def test_force_stop_and_the_others_refuse_a_wrong_state(core: Services, queue: QueueDriver) -> None:
+def test_force_stop_and_the_others_refuse_a_wrong_state(core: Core, queue: QueueDriver) -> None:
     job = probe(core, rows=10)
     with pytest.raises(WrongState):
         core.jobs.force_stop(job.id, TENANT)  # PENDING
@@ -344,7 +344,7 @@ def test_force_stop_and_the_others_refuse_a_wrong_state(core: Services, queue: Q
 
 
 def test_a_delivery_taking_over_a_chunk_leaves_the_first_holder_unable_to_commit(
-    core: Services, queue: QueueDriver
+    core: Core, queue: QueueDriver
 ) -> None:
     job = probe(core, rows=100, chunk_size=100)
     queue.drain(limit=1)
@@ -392,7 +392,7 @@ class CountingClient:
 
 @pytest.mark.parametrize("chunks", [4, 16])
 def test_progress_and_completion_read_the_job_item_alone(
-    core: Services, queue: QueueDriver, monkeypatch: pytest.MonkeyPatch, chunks: int
+    core: Core, queue: QueueDriver, monkeypatch: pytest.MonkeyPatch, chunks: int
 ) -> None:
     job = probe(core, rows=chunks * 50, chunk_size=50)
     queue.drain(limit=1)  # the plan (it reads the chunks once, to queue them)
@@ -403,27 +403,27 @@ def test_progress_and_completion_read_the_job_item_alone(
     while batch := queue.receive():
         for message in batch:
             queue.deliver(message)
-            core.jobs.progress(core.jobs.get(job.id, TENANT))
+            core.jobs.get(job.id, TENANT).progress()
 
     # Then no chunk was ever listed, and each chunk cost the same few calls, however many chunks there are
     done = core.jobs.get(job.id, TENANT)
-    assert done.state is JobState.FINISHED and core.jobs.progress(done).processed == chunks * 50
+    assert done.state is JobState.FINISHED and done.progress().processed == chunks * 50
     assert counting.chunk_reads == 0 and counting.calls["scan"] == 0
     assert counting.job_item_writes == 1  # FINISHED: the checkpoints write the counters item only
     calls = sum(counting.calls.values()) - counting.calls["send_message_batch"]
     assert calls / chunks <= 10, counting.calls
 
 
-def test_running_progress_is_exact_from_the_job_item(core: Services, queue: QueueDriver) -> None:
+def test_running_progress_is_exact_from_the_job_item(core: Core, queue: QueueDriver) -> None:
     job = probe(core, rows=1_000, chunk_size=500)
     queue.drain(limit=2)  # the plan and the first chunk
     running = core.jobs.get(job.id, TENANT)
     assert running.state is JobState.RUNNING
-    assert (running.processed, running.chunks_done, core.jobs.progress(running).percent) == (500, 1, 50)
+    assert (running.processed, running.chunks_done, running.progress().percent) == (500, 1, 50)
 
 
 def test_a_plan_message_in_the_dead_letter_queue_fails_its_job_with_the_reason(
-    core: Services, queue: QueueDriver, monkeypatch: pytest.MonkeyPatch
+    core: Core, queue: QueueDriver, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     job = probe(core, rows=10)
 
@@ -436,19 +436,19 @@ def test_a_plan_message_in_the_dead_letter_queue_fails_its_job_with_the_reason(
         queue.deliver(message)  # SQS would try again, then give up
     assert core.jobs.get(job.id, TENANT).state is JobState.PENDING
 
-    core.jobs.dead_letter(json.loads(message["Body"]), receives=5)
+    core.worker.dead_letter(json.loads(message["Body"]), receives=5)
 
     failed = core.jobs.get(job.id, TENANT)
     assert failed.state is JobState.FAILED
     assert failed.error is not None and "could not be planned" in failed.error and "unreadable" in failed.error
-    core.jobs.dead_letter(json.loads(message["Body"]), receives=6)  # a second copy changes nothing
+    core.worker.dead_letter(json.loads(message["Body"]), receives=6)  # a second copy changes nothing
     assert core.jobs.get(job.id, TENANT).error == failed.error
 
 
-def test_the_dead_letter_function_fails_the_job(core: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_dead_letter_function_fails_the_job(core: Core, monkeypatch: pytest.MonkeyPatch) -> None:
     job = probe(core, rows=10)
     handler = load_function("job-dead-letters")
-    monkeypatch.setattr(handler, "services", lambda: core)
+    monkeypatch.setattr(handler, "core", lambda: core)
     event = {
         "Records": [
             {

@@ -24,7 +24,7 @@ from decimal import Decimal as D
 from typing import Any
 
 from backroom.records import Condition, RecordStore, Schema, Sort
-from backroom.services import Services
+from backroom.wiring import Core
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -340,20 +340,20 @@ EVERY = (["n"], ["c", "x"], ["name"], ["d"], ["x"])
 @example(case=Case(1, (), TEXTS, TEXT_QUERIES))
 @example(case=Case(1, EVERY, SPAN, BACKWARDS + BOUNDARIES))
 @example(case=Case(4, (), SPAN, BACKWARDS + BOUNDARIES))
-def test_find_and_count_agree_with_the_oracle(core: Services, case: Case) -> None:
+def test_find_and_count_agree_with_the_oracle(core: Core, case: Case) -> None:
     schema = table(core.records, case)
     for query in case.queries:
         check(core.records, schema, case.records, query)
 
 
 # Discrepancies the property test found, shrunk, and fixed ----------------------------------------
-def test_like_with_an_empty_prefix_is_not_empty(core: Services) -> None:
+def test_like_with_an_empty_prefix_is_not_empty(core: Core) -> None:
     """Every text starts with "": like "" is notEmpty (as on an unindexed field), not a 400 from DynamoDB."""
     case = Case(1, (["name"],), recs({"name": "a"}, {}), (Query((Condition("name", "like", ("",)),)),))
     check(core.records, table(core.records, case), case.records, case.queries[0])
 
 
-def test_like_finds_a_value_continued_by_the_top_code_point(core: Services) -> None:
+def test_like_finds_a_value_continued_by_the_top_code_point(core: Core) -> None:
     """ "b\U0010ffff" starts with "b"; the index range of the prefix ends exactly there and leaves it out."""
     case = Case(
         1, (["name"],), recs({"name": "b"}, {"name": "b\U0010ffff"}), (Query((Condition("name", "like", ("b",)),)),)

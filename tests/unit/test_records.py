@@ -16,7 +16,7 @@ from backroom import aws
 from backroom.config import Settings
 from backroom.errors import FieldError, Invalid
 from backroom.records import Condition, Page, Record, RecordStore, Schema, Sort, VersionConflict
-from backroom.services import build
+from backroom.wiring import build
 from moto import mock_aws
 
 from infra.local.moto_queries import install as narrow_moto_queries

@@ -23,7 +23,7 @@ from backroom.errors import Forbidden, Invalid, NotFound
 from backroom.identity.models import Caller, Role
 from backroom.ids import object_id
 from backroom.jobs.models import ChunkStatus, JobState
-from backroom.services import Services
+from backroom.wiring import Core
 from botocore.exceptions import ClientError
 
 from tests.unit.conftest import QueueDriver, bulk
@@ -39,13 +39,13 @@ MATCHING, OTHERS = 10_000, 300
 
 
 @pytest.fixture
-def companies(core: Services) -> Entity:
+def companies(core: Core) -> Entity:
     core.app.repo.install(TENANT, AppDefinition.model_validate_json(APP.read_text()))
     return core.app.repo.entity(TENANT, "companies")
 
 
 def test_an_async_action_over_10000_records_runs_exactly_once_per_record_across_crash_and_stop(
-    core: Services, queue: QueueDriver, companies: Entity, monkeypatch: pytest.MonkeyPatch
+    core: Core, queue: QueueDriver, companies: Entity, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     schema = companies.schema
     since = now_ms()
@@ -75,7 +75,7 @@ def test_an_async_action_over_10000_records_runs_exactly_once_per_record_across_
     [first] = queue.receive(most=1)
     queue.deliver(first)
     queue.deliver(first)
-    assert core.jobs.progress(core.jobs.get(job.id, TENANT)).processed == CHUNK_IDS
+    assert core.jobs.get(job.id, TENANT).progress().processed == CHUNK_IDS
 
     # ...the worker of the next chunk dies after applying its fourth group of 25, before checkpointing it
     advance = core.jobs.repo.advance_chunk
@@ -129,13 +129,13 @@ def test_an_async_action_over_10000_records_runs_exactly_once_per_record_across_
     assert {i["additionalInfo"]["recordId"] for i in lines} == set(targets)
     assert lines[0]["message"].endswith("param1=a, param2=b") and lines[0]["userEmail"] == DEV.email
     # ...and the results hold the spec's map for at most 1,000 records
-    results = core.jobs.results(done)
+    results = core.journal.results(done)
     assert len(results) == 1000
     some = next(iter(results.values()))
     assert some["status"] == "ok" and some["response"]["version"] == 1 and some["response"]["type"] == "c"
 
 
-def test_a_replayed_row_meets_its_marker_and_is_not_applied_again(core: Services, companies: Entity) -> None:
+def test_a_replayed_row_meets_its_marker_and_is_not_applied_again(core: Core, companies: Entity) -> None:
     [rid] = bulk(core, TENANT, companies, [{"name": "Once", "numberOfEmployees": 3}])
     runner: ActionRunner = core.app.actions
     action = next(a for a in companies.actions if a.name == "logSomething")
@@ -158,7 +158,7 @@ def test_a_replayed_row_meets_its_marker_and_is_not_applied_again(core: Services
     assert core.records.history(TENANT, companies.schema, rid).total == 1
 
 
-def test_actions_check_parameters_preconditions_and_permissions(core: Services, companies: Entity) -> None:
+def test_actions_check_parameters_preconditions_and_permissions(core: Core, companies: Entity) -> None:
     active = core.app.create(DEV, "companies", {"name": "Active one", "state": "active"}, IP)["id"]
     pending = core.app.create(DEV, "companies", {"name": "Pending one", "state": "pending"}, IP)["id"]
 

@@ -19,7 +19,7 @@ from backroom.identity.models import Caller, Role
 from backroom.ids import object_id
 from backroom.jobs.models import ChunkStatus, JobState
 from backroom.records import Record
-from backroom.services import Services
+from backroom.wiring import Core
 from botocore.exceptions import ClientError
 
 from tests.unit.conftest import QueueDriver, bulk
@@ -39,12 +39,12 @@ MATCHING, OTHERS = 10_000, 1_000
 
 
 @pytest.fixture
-def companies(core: Services) -> Entity:
+def companies(core: Core) -> Entity:
     core.app.repo.install(TENANT, AppDefinition.model_validate_json(APP.read_text()))
     return core.app.repo.entity(TENANT, "companies")
 
 
-def count_matching(core: Services, entity: Entity) -> int:
+def count_matching(core: Core, entity: Entity) -> int:
     """How many entries the `type` index holds for `c`: what a delete must remove besides the records."""
     return core.records.count(TENANT, entity.schema, core.records.conditions(entity.schema, {"type": "c"}))
 
@@ -54,7 +54,7 @@ def dumps(records: list[Record]) -> list[dict[str, Any]]:
 
 
 def test_an_async_delete_by_query_stopped_crashed_and_resumed_deletes_exactly_its_records(
-    core: Services, queue: QueueDriver, companies: Entity, monkeypatch: pytest.MonkeyPatch
+    core: Core, queue: QueueDriver, companies: Entity, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     schema = companies.schema
     # Given 10,000 companies of type c and 1,000 of other types
@@ -95,7 +95,7 @@ def test_an_async_delete_by_query_stopped_crashed_and_resumed_deletes_exactly_it
     [first] = queue.receive(most=1)
     queue.deliver(first)
     queue.deliver(first)
-    assert core.jobs.progress(core.jobs.get(job.id, TENANT)).processed == 500
+    assert core.jobs.get(job.id, TENANT).progress().processed == 500
 
     # ...the worker of the next chunk dies after deleting its fourth group of 50, before checkpointing it
     advance = core.jobs.repo.advance_chunk
@@ -123,7 +123,7 @@ def test_an_async_delete_by_query_stopped_crashed_and_resumed_deletes_exactly_it
     queue.drain()
     stopped = core.jobs.get(job.id, TENANT)
     assert stopped.state is JobState.STOPPED
-    assert core.jobs.progress(stopped).processed == 650  # 500 + three checkpointed groups of the crashed chunk
+    assert stopped.progress().processed == 650  # 500 + three checkpointed groups of the crashed chunk
     left = core.records.get_many(TENANT, schema, doomed)
     assert len(left) == MATCHING - 700  # the crashed group's deletes were committed, only its checkpoint was not
     assert queue.drain() == 0  # nothing runs while the job is stopped
@@ -161,7 +161,7 @@ def test_an_async_delete_by_query_stopped_crashed_and_resumed_deletes_exactly_it
 
 
 def test_an_async_delete_by_ids_skips_an_unknown_id_without_failing(
-    core: Services, queue: QueueDriver, companies: Entity
+    core: Core, queue: QueueDriver, companies: Entity
 ) -> None:
     schema = companies.schema
     rids = bulk(core, TENANT, companies, [{"name": f"Co {i}", "type": "a"} for i in range(5)])

@@ -24,7 +24,7 @@ from backroom.errors import Forbidden, Invalid
 from backroom.identity.models import Caller, Role
 from backroom.jobs.models import Job, JobState
 from backroom.records import RecordStore
-from backroom.services import Services
+from backroom.wiring import Core
 from botocore.exceptions import ClientError
 
 from tests.unit.conftest import QueueDriver
@@ -40,28 +40,28 @@ USER = Caller(
 
 
 @pytest.fixture
-def app(core: Services) -> Services:
+def app(core: Core) -> Core:
     core.app.repo.install(TENANT, AppDefinition.model_validate_json(APP.read_text()))
     return core
 
 
-def entity(core: Services, name: str) -> Entity:
+def entity(core: Core, name: str) -> Entity:
     return core.app.repo.entity(TENANT, name)
 
 
-def run_import(core: Services, queue: QueueDriver, text: str, name: str = "companies", **flags: str) -> Job:
+def run_import(core: Core, queue: QueueDriver, text: str, name: str = "companies", **flags: str) -> Job:
     job = start_import(core.app, core.files, DEV, name, text.encode(), "data.csv", flags, "203.0.113.7")
     queue.drain()
     return core.jobs.get(job.id, TENANT)
 
 
-def by_name(core: Services, name: str) -> dict[str, Any]:
+def by_name(core: Core, name: str) -> dict[str, Any]:
     page = core.app.find(DEV, "companies", {"name": name})
     assert page["total"] == 1, page
     return dict(page["items"][0])
 
 
-def test_an_import_creates_then_updates_by_the_first_unique_column(app: Services, queue: QueueDriver) -> None:
+def test_an_import_creates_then_updates_by_the_first_unique_column(app: Core, queue: QueueDriver) -> None:
     text = "name,type,numberOfEmployees,addresses[0].city,addresses[1].city,contactInformation.email\n"
     text += "Imp One,a,10,Paris,Lyon,one@x.io\nImp Two,b,20,,,\nImp Bad,z,30,,,\n"
     job = run_import(app, queue, text)
@@ -71,7 +71,7 @@ def test_an_import_creates_then_updates_by_the_first_unique_column(app: Services
     assert one["type"] == "a" and one["numberOfEmployees"] == 10
     assert [a["city"] for a in one["addresses"]] == ["Paris", "Lyon"]
     assert one["contactInformation"]["email"] == "one@x.io"
-    assert any("Row 3" in line.message and "type" in line.message for line in app.jobs.logs(job.id))
+    assert any("Row 3" in line.message and "type" in line.message for line in app.jobs.journal.logs(job.id))
     # The same rows again, one changed: updates, no new records, versions move only where values changed
     again = run_import(app, queue, text.replace("Imp Two,b,20", "Imp Two,c,21"))
     assert again.results == {"rowsImported": 2, "rowsWithErrors": 1}
@@ -80,9 +80,7 @@ def test_an_import_creates_then_updates_by_the_first_unique_column(app: Services
     assert (two["type"], two["numberOfEmployees"], two["version"]) == ("c", 21, 1)
 
 
-def test_related_records_are_matched_by_their_unique_field_or_created_and_linked(
-    app: Services, queue: QueueDriver
-) -> None:
+def test_related_records_are_matched_by_their_unique_field_or_created_and_linked(app: Core, queue: QueueDriver) -> None:
     app.app.create(DEV, "companies", {"name": "Blogpad", "type": "a"}, None)
     text = "company.name,company.type,firstName,lastName,email\n"
     text += "Blogpad,c,Ann,Lee,ann@x.io\nNew Co,b,Bob,Ray,bob@x.io\nNew Co,b,Cid,Day,cid@x.io\n"
@@ -95,7 +93,7 @@ def test_related_records_are_matched_by_their_unique_field_or_created_and_linked
     assert app.app.find(DEV, "companies", {"name": "New Co"})["total"] == 1  # created once for two rows
 
 
-def test_bad_headers_flags_and_rights_are_refused_before_any_job(app: Services) -> None:
+def test_bad_headers_flags_and_rights_are_refused_before_any_job(app: Core) -> None:
     def start(text: str, caller: Caller = DEV, **flags: str) -> Job:
         return start_import(app.app, app.files, caller, "companies", text.encode(), None, flags, None)
 
@@ -113,7 +111,7 @@ def test_bad_headers_flags_and_rights_are_refused_before_any_job(app: Services) 
 
 
 def test_a_replayed_group_and_a_worker_dying_before_its_checkpoint_import_each_row_once(
-    app: Services, queue: QueueDriver, monkeypatch: pytest.MonkeyPatch
+    app: Core, queue: QueueDriver, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     rows = 450
     text = "name,numberOfEmployees\n" + "".join(f"Crash {i:04d},{i}\n" for i in range(rows))
@@ -146,7 +144,7 @@ def test_a_replayed_group_and_a_worker_dying_before_its_checkpoint_import_each_r
 
 
 def test_an_export_picks_fields_widens_multi_values_and_reads_back_through_the_import(
-    app: Services, queue: QueueDriver
+    app: Core, queue: QueueDriver
 ) -> None:
     text = "name,type,addresses[0].city,addresses[1].city,addresses[2].city\n"
     text += "Exp A,b,Rome,Oslo,Kyiv\nExp B,b,Lima,,\n"
@@ -168,7 +166,7 @@ def test_an_export_picks_fields_widens_multi_values_and_reads_back_through_the_i
     assert by_name(app, "Exp A")["version"] == before
 
 
-def test_export_related_fields_labels_and_bad_requests(app: Services, queue: QueueDriver) -> None:
+def test_export_related_fields_labels_and_bad_requests(app: Core, queue: QueueDriver) -> None:
     text = "company.name,company.type,firstName,lastName\nAcme,a,Ann,A\nBeta,b,Bob,B\nAcme,a,Cid,C\n"
     assert run_import(app, queue, text, "contacts").results == {"rowsImported": 3, "rowsWithErrors": 0}
     job = start_export(
@@ -201,7 +199,7 @@ def caller(email: str) -> Caller:
     return Caller(user_id=email, email=email, name=email, role=Role.USER, account_id=TENANT, tenant_id=TENANT)
 
 
-def install(core: Services, **changes: dict[str, Any]) -> None:
+def install(core: Core, **changes: dict[str, Any]) -> None:
     """The demo app with two more users, and the Sales group's entity grants replaced by `changes`."""
     app = json.loads(APP.read_text())
     sales = next(g for g in app["groups"] if g["name"] == "Sales")
@@ -218,13 +216,13 @@ def install(core: Services, **changes: dict[str, Any]) -> None:
     core.app.repo.install(TENANT, AppDefinition.model_validate(app))
 
 
-def import_as(core: Services, queue: QueueDriver, who: Caller, name: str, text: str) -> Job:
+def import_as(core: Core, queue: QueueDriver, who: Caller, name: str, text: str) -> Job:
     job = start_import(core.app, core.files, who, name, text.encode(), "data.csv", {}, None)
     queue.drain()
     return core.jobs.get(job.id, TENANT)
 
 
-def test_finding_2_a_related_column_needs_read_on_the_related_entity(app: Services) -> None:
+def test_finding_2_a_related_column_needs_read_on_the_related_entity(app: Core) -> None:
     install(app)
     with pytest.raises(Forbidden):  # nothing of companies may be read: 403 in the request, before any job
         start_import(
@@ -245,7 +243,7 @@ def test_finding_2_a_related_column_needs_read_on_the_related_entity(app: Servic
 
 
 def test_finding_2_a_reader_of_the_related_entity_links_but_never_creates_or_changes(
-    app: Services, queue: QueueDriver
+    app: Core, queue: QueueDriver
 ) -> None:
     install(app)
     app.app.create(DEV, "companies", {"name": "Linked Co", "type": "a"}, None)
@@ -255,8 +253,10 @@ def test_finding_2_a_reader_of_the_related_entity_links_but_never_creates_or_cha
     job = import_as(app, queue, caller(READS_COMPANIES), "contacts", text)
     assert job.state is JobState.FINISHED
     # Row 1 only links (nothing to change); rows 2 and 3 would change or create a company: they fail
-    assert job.results == {"rowsImported": 1, "rowsWithErrors": 2}, [line.message for line in app.jobs.logs(job.id)]
-    messages = " ".join(line.message for line in app.jobs.logs(job.id))
+    assert job.results == {"rowsImported": 1, "rowsWithErrors": 2}, [
+        line.message for line in app.jobs.journal.logs(job.id)
+    ]
+    messages = " ".join(line.message for line in app.jobs.journal.logs(job.id))
     assert "you may not update records of companies" in messages and "you may not create one" in messages
     assert by_name(app, "Other Co")["type"] == "a" and by_name(app, "Other Co")["version"] == 0
     assert app.app.find(DEV, "companies", {"name": "Brand New Co"})["total"] == 0
@@ -264,20 +264,22 @@ def test_finding_2_a_reader_of_the_related_entity_links_but_never_creates_or_cha
     assert [c["company"]["label"] for c in ann] == ["Linked Co"]
 
 
-def test_finding_2_hidden_and_read_only_related_fields_are_left_out(app: Services, queue: QueueDriver) -> None:
+def test_finding_2_hidden_and_read_only_related_fields_are_left_out(app: Core, queue: QueueDriver) -> None:
     # user@demo.local: companies taxId none, rating read only; contacts full
     install(app)
     app.app.create(DEV, "companies", {"name": "Taxed Co", "taxId": "111-AAA", "rating": "2.5"}, None)
     text = "firstName,lastName,company.name,company.taxId,company.rating,company.type\n"
     text += "Ann,Lee,Taxed Co,999-EVIL,0.1,b\nBob,Ray,Fresh Co,999-EVIL,0.1,c\n"
     job = import_as(app, queue, USER, "contacts", text)
-    assert job.results == {"rowsImported": 2, "rowsWithErrors": 0}, [line.message for line in app.jobs.logs(job.id)]
+    assert job.results == {"rowsImported": 2, "rowsWithErrors": 0}, [
+        line.message for line in app.jobs.journal.logs(job.id)
+    ]
     taxed, fresh = by_name(app, "Taxed Co"), by_name(app, "Fresh Co")
     assert (taxed["taxId"], taxed["rating"], taxed["type"]) == ("111-AAA", "2.5", "b")  # only type is the user's
     assert "taxId" not in fresh and "rating" not in fresh and fresh["type"] == "c"
 
 
-def test_finding_2_a_match_on_a_hidden_unique_field_is_refused(app: Services) -> None:
+def test_finding_2_a_match_on_a_hidden_unique_field_is_refused(app: Core) -> None:
     # The Sales group may no longer read companies' name: a column on it never matches a company
     install(app, companies={"read": True, "create": True, "update": True, "fields": {"name": "none"}})
     with pytest.raises(Invalid) as bad:
@@ -302,7 +304,7 @@ def deliver_one(queue: QueueDriver, op: str) -> None:
 
 
 def test_finding_2_the_import_asks_again_when_its_chunk_runs(
-    app: Services, queue: QueueDriver, monkeypatch: pytest.MonkeyPatch
+    app: Core, queue: QueueDriver, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     install(app)
     monkeypatch.setattr(imports, "CHUNK_ROWS", 1)  # two rows, two chunks
@@ -317,9 +319,7 @@ def test_finding_2_the_import_asks_again_when_its_chunk_runs(
     assert app.app.find(DEV, "contacts", {"firstName": "Gone"})["total"] == 0
 
 
-def test_finding_3_an_export_leaves_out_related_fields_the_caller_may_not_read(
-    app: Services, queue: QueueDriver
-) -> None:
+def test_finding_3_an_export_leaves_out_related_fields_the_caller_may_not_read(app: Core, queue: QueueDriver) -> None:
     install(app)
     app.app.create(DEV, "companies", {"name": "Secret Co", "taxId": "123-SECRET", "rating": "4.5"}, None)
     company_id = by_name(app, "Secret Co")["id"]
@@ -344,7 +344,7 @@ def test_finding_3_an_export_leaves_out_related_fields_the_caller_may_not_read(
 
 
 def test_finding_3_the_export_asks_again_when_its_chunk_runs(
-    app: Services, queue: QueueDriver, monkeypatch: pytest.MonkeyPatch
+    app: Core, queue: QueueDriver, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     install(app)
     monkeypatch.setattr(exports, "CHUNK_IDS", 1)  # two records, two chunks
@@ -363,7 +363,7 @@ def test_finding_3_the_export_asks_again_when_its_chunk_runs(
 
 # Finding 10a: two imports of the same new unique values at once ------------------------------------------
 def test_finding_10a_a_create_that_loses_the_race_updates_the_winners_record(
-    app: Services, queue: QueueDriver, monkeypatch: pytest.MonkeyPatch
+    app: Core, queue: QueueDriver, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Import A looks its names up (none exists), then import B creates them all, then A writes: A's
     creates lose on the unique markers and update B's records instead, each row once."""
@@ -396,14 +396,16 @@ def test_finding_10a_a_create_that_loses_the_race_updates_the_winners_record(
     assert b.state is JobState.FINISHED and b.results == {"rowsImported": 5, "rowsWithErrors": 0}
     done = app.jobs.get(a.id, TENANT)
     assert done.state is JobState.FINISHED
-    assert done.results == {"rowsImported": 5, "rowsWithErrors": 0}, [line.message for line in app.jobs.logs(a.id)]
+    assert done.results == {"rowsImported": 5, "rowsWithErrors": 0}, [
+        line.message for line in app.jobs.journal.logs(a.id)
+    ]
     for i, name in enumerate(names):
         record = by_name(app, name)  # one record per name: B's, updated once by A (A wrote last)
         assert (record["type"], record["numberOfEmployees"], record["version"]) == ("a", i, 1)
 
 
 # Finding 9: safe CSV -------------------------------------------------------------------------------
-def test_finding_9_an_export_escapes_formulas_and_imports_back_unchanged(app: Services, queue: QueueDriver) -> None:
+def test_finding_9_an_export_escapes_formulas_and_imports_back_unchanged(app: Core, queue: QueueDriver) -> None:
     risky = {'=HYPERLINK("http://x")': "@SUM(1+1)", "-2+3 Co": "+cmd|' /C calc'!A0", "'=Quoted": "\tTabbed"}
     for name, notes in risky.items():
         app.app.create(

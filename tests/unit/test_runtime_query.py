@@ -40,11 +40,11 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 import pytest
-from backroom import services as wiring
+from backroom import wiring
 from backroom.api import resolver
 from backroom.app.definition import AppDefinition
 from backroom.identity.models import Role
-from backroom.services import Services
+from backroom.wiring import Core
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from moto.dynamodb.responses import DynamoResult
@@ -226,7 +226,7 @@ class Companies:
 
 @dataclass
 class World:
-    core: Services
+    core: Core
     pool: FunctionPool
     token: str
     route: Route
@@ -288,8 +288,8 @@ def world() -> Iterator[World]:
         patch.setattr(DynamoResult, "execute_result", lambda result, context: quick(result, context))
         with core_on_moto(patch) as (template, core):
             # The handler module, loaded on its first call, binds `services` when it is imported: it gets this core.
-            patch.setattr(wiring, "services", lambda: core)
-            patch.setattr(resolver, "services", lambda: core)
+            patch.setattr(wiring, "core", lambda: core)
+            patch.setattr(resolver, "core", lambda: core)
             ensure_layer_on_path()
             core.app.repo.install(TENANT, AppDefinition.model_validate_json((DATA / "app.json").read_text()))
             core.identity.create_account(TENANT, "Query tenant")

@@ -11,8 +11,8 @@ from backroom.errors import BackroomError, Forbidden, NotFound
 from backroom.identity.models import Caller, Role
 from backroom.numbers import NumberRepository
 from backroom.quantities import QuantityLedger
-from backroom.services import Services
 from backroom.tasks.numbers import AddNumbers
+from backroom.wiring import Core
 
 from tests.unit.conftest import QueueDriver
 
@@ -21,7 +21,7 @@ PASSWORD = "a-long-enough-password"
 
 
 @pytest.fixture
-def accounts(core: Services) -> dict[str, Caller]:
+def accounts(core: Core) -> dict[str, Caller]:
     """A tenant (root + sub-account) and another tenant, with a developer, a user and a sub-account user."""
     core.identity.create_account(ROOT, "root")
     core.identity.create_account(SUB, "sub", ROOT)
@@ -46,7 +46,7 @@ def csv_bytes(rows: list[list[str]]) -> bytes:
 
 
 def run_task(
-    core: Services,
+    core: Core,
     queue: QueueDriver,
     who: Caller,
     category: str,
@@ -61,7 +61,7 @@ def run_task(
     return core.tasks.get(who, account, task["id"])
 
 
-def started_add(core: Services, who: Caller, prefix: str, count: int) -> tuple[dict[str, Any], list[str]]:
+def started_add(core: Core, who: Caller, prefix: str, count: int) -> tuple[dict[str, Any], list[str]]:
     """An add task of `count` fresh numbers on the root account, started; and its numbers in order."""
     numbers = [f"+1415{prefix}{i:04d}" for i in range(count)]
     body = csv_bytes([["number", "account_id"]] + [[n, ROOT] for n in numbers])
@@ -70,12 +70,12 @@ def started_add(core: Services, who: Caller, prefix: str, count: int) -> tuple[d
     return task, numbers
 
 
-def out_rows(core: Services, who: Caller, task: dict[str, Any]) -> list[dict[str, str]]:
+def out_rows(core: Core, who: Caller, task: dict[str, Any]) -> list[dict[str, str]]:
     found = core.tasks.csv(who, task["account_id"], task["id"], "out.csv")
     return list(csv.DictReader(io.StringIO((found.body or b"").decode())))
 
 
-def rejected(core: Services, who: Caller, body: bytes, action: str = "add", *, is_csv: bool = True) -> Any:
+def rejected(core: Core, who: Caller, body: bytes, action: str = "add", *, is_csv: bool = True) -> Any:
     with pytest.raises(BackroomError) as caught:
         core.tasks.create(who, ROOT, "number_management", action, body=body, is_csv=is_csv, file_name=None)
     return caught.value.data
@@ -91,7 +91,7 @@ BAD_FORMAT = {"csv": {"format": {"message": "Empty CSV or some row(s) longer tha
     ids=["empty", "header only", "short row", "blank header", "not utf-8"],
 )
 def test_a_malformed_csv_is_refused_with_kazoos_format_error(
-    core: Services, accounts: dict[str, Caller], body: bytes
+    core: Core, accounts: dict[str, Caller], body: bytes
 ) -> None:
     if not body:  # an empty body is no input at all, which `add` needs
         assert rejected(core, accounts["dev"], body) == {"attachment": {"type": {"expected_content": "text/csv"}}}
@@ -99,14 +99,14 @@ def test_a_malformed_csv_is_refused_with_kazoos_format_error(
         assert rejected(core, accounts["dev"], body) == BAD_FORMAT
 
 
-def test_unknown_and_missing_fields_are_named(core: Services, accounts: dict[str, Caller]) -> None:
+def test_unknown_and_missing_fields_are_named(core: Core, accounts: dict[str, Caller]) -> None:
     data = rejected(core, accounts["dev"], b"wef,number\nx,+14155550100\n")
     assert data == {"attachment": {"type": {"unknown_fields": ["wef"], "missing_mandatory_fields": ["account_id"]}}}
     data = rejected(core, accounts["dev"], b"whatever\nx\n")
     assert data["attachment"]["type"]["missing_mandatory_fields"] == ["number", "account_id"]
 
 
-def test_rows_missing_mandatory_values_are_listed_as_csv(core: Services, accounts: dict[str, Caller]) -> None:
+def test_rows_missing_mandatory_values_are_listed_as_csv(core: Core, accounts: dict[str, Caller]) -> None:
     body = b"account_id,number\n,+14157215234\n" + ROOT.encode() + b",+14155550100\n009afc511c97b2ae693c6cc4920988e8,\n"
     data = rejected(core, accounts["dev"], body)
     assert data == {
@@ -114,18 +114,18 @@ def test_rows_missing_mandatory_values_are_listed_as_csv(core: Services, account
     }
 
 
-def test_json_records_are_checked_like_csv(core: Services, accounts: dict[str, Caller]) -> None:
+def test_json_records_are_checked_like_csv(core: Core, accounts: dict[str, Caller]) -> None:
     body = b'{"data": {"records": [{"number": "+14155550100", "wef": 1}]}}'
     data = rejected(core, accounts["dev"], body, is_csv=False)
     assert data == {"attachment": {"type": {"unknown_fields": ["wef"], "missing_mandatory_fields": ["account_id"]}}}
 
 
-def test_input_given_to_a_task_that_takes_none_is_refused(core: Services, accounts: dict[str, Caller]) -> None:
+def test_input_given_to_a_task_that_takes_none_is_refused(core: Core, accounts: dict[str, Caller]) -> None:
     data = rejected(core, accounts["dev"], b"number\n+14155550100\n", action="list")
     assert data == {"attachment": {"type": {"expected_content": "none"}}}
 
 
-def test_unknown_category_or_action_is_a_bad_identifier(core: Services, accounts: dict[str, Caller]) -> None:
+def test_unknown_category_or_action_is_a_bad_identifier(core: Core, accounts: dict[str, Caller]) -> None:
     for category, action, shown in [("nope", "add", "nope"), ("number_management", "nope", "nope")]:
         with pytest.raises(NotFound) as caught:
             core.tasks.create(accounts["dev"], ROOT, category, action, body=b"", is_csv=False, file_name=None)
@@ -134,7 +134,7 @@ def test_unknown_category_or_action_is_a_bad_identifier(core: Services, accounts
 
 # Running -----------------------------------------------------------------
 def test_add_checks_each_cell_and_fails_only_the_bad_rows(
-    core: Services, queue: QueueDriver, accounts: dict[str, Caller]
+    core: Core, queue: QueueDriver, accounts: dict[str, Caller]
 ) -> None:
     rows = [
         ["number", "account_id"],
@@ -162,7 +162,7 @@ def test_add_checks_each_cell_and_fails_only_the_bad_rows(
 
 
 def test_a_number_another_tenant_holds_is_no_business_of_this_one(
-    core: Services, queue: QueueDriver, accounts: dict[str, Caller]
+    core: Core, queue: QueueDriver, accounts: dict[str, Caller]
 ) -> None:
     """Numbers are unique within a tenant: another tenant's numbers neither fail nor show in its rows."""
     rows = [["number", "account_id"], ["+14155550120", OTHER]]
@@ -179,7 +179,7 @@ def test_a_number_another_tenant_holds_is_no_business_of_this_one(
     assert [n.number for n in numbers.of_account(OTHER)] == ["+14155550120"]  # theirs is untouched
 
 
-def test_statuses_follow_the_counters(core: Services, queue: QueueDriver, accounts: dict[str, Caller]) -> None:
+def test_statuses_follow_the_counters(core: Core, queue: QueueDriver, accounts: dict[str, Caller]) -> None:
     dev = accounts["dev"]
     ok = run_task(core, queue, dev, "number_management", "add", [["number", "account_id"], ["+14155550110", ROOT]])
     bad = run_task(core, queue, dev, "number_management", "add", [["number", "account_id"], ["+14155550110", ROOT]])
@@ -189,7 +189,7 @@ def test_statuses_follow_the_counters(core: Services, queue: QueueDriver, accoun
 
 
 def test_list_and_quantities_cover_the_account_and_its_descendants(
-    core: Services, queue: QueueDriver, accounts: dict[str, Caller]
+    core: Core, queue: QueueDriver, accounts: dict[str, Caller]
 ) -> None:
     dev = accounts["dev"]
     rows = [["number", "account_id"], ["+14155550120", ROOT], ["+14155550121", SUB], ["+18885550122", SUB]]
@@ -213,7 +213,7 @@ def test_list_and_quantities_cover_the_account_and_its_descendants(
     assert got == {(ROOT, "did_us"): ("", "1"), (SUB, "did_us"): ("", "0"), (SUB, "tollfree_us"): ("", "1")}
 
 
-def test_quantities_carry_the_end_of_one_month_into_the_beginning_of_the_next(core: Services) -> None:
+def test_quantities_carry_the_end_of_one_month_into_the_beginning_of_the_next(core: Core) -> None:
     ledger = QuantityLedger(core.table)
     ledger.record("2026-09", "job1#000000", 10, {(ROOT, "phone_numbers", "did_us"): 4})
     ledger.record("2026-11", "job2#000000", 3, {(ROOT, "phone_numbers", "did_us"): -1})
@@ -223,7 +223,7 @@ def test_quantities_carry_the_end_of_one_month_into_the_beginning_of_the_next(co
 
 
 def test_every_message_delivered_twice_adds_each_number_once(
-    core: Services, queue: QueueDriver, accounts: dict[str, Caller]
+    core: Core, queue: QueueDriver, accounts: dict[str, Caller]
 ) -> None:
     dev = accounts["dev"]
     task, numbers = started_add(core, dev, "555", 1_200)
@@ -243,7 +243,7 @@ def test_every_message_delivered_twice_adds_each_number_once(
 
 
 def test_a_stopped_task_keeps_and_counts_the_rows_done_before_the_stop(
-    core: Services, queue: QueueDriver, accounts: dict[str, Caller]
+    core: Core, queue: QueueDriver, accounts: dict[str, Caller]
 ) -> None:
     dev = accounts["dev"]
     task, numbers = started_add(core, dev, "666", 3_000)
@@ -268,7 +268,7 @@ def test_a_stopped_task_keeps_and_counts_the_rows_done_before_the_stop(
 
 
 def test_a_crashing_action_ends_internal_error_with_the_rows_done_kept(
-    core: Services, queue: QueueDriver, accounts: dict[str, Caller], monkeypatch: pytest.MonkeyPatch
+    core: Core, queue: QueueDriver, accounts: dict[str, Caller], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     dev = accounts["dev"]
     original = AddNumbers.apply
@@ -288,7 +288,7 @@ def test_a_crashing_action_ends_internal_error_with_the_rows_done_kept(
 
 # Access ------------------------------------------------------------------
 def test_a_sub_account_user_cannot_reach_the_parents_tasks(
-    core: Services, queue: QueueDriver, accounts: dict[str, Caller]
+    core: Core, queue: QueueDriver, accounts: dict[str, Caller]
 ) -> None:
     task = run_task(core, queue, accounts["dev"], "number_management", "list")
     sub = accounts["sub"]
@@ -308,7 +308,7 @@ def test_a_sub_account_user_cannot_reach_the_parents_tasks(
         core.tasks.get(accounts["other"], ROOT, task["id"])
 
 
-def test_system_tasks_are_for_developers_only(core: Services, queue: QueueDriver, accounts: dict[str, Caller]) -> None:
+def test_system_tasks_are_for_developers_only(core: Core, queue: QueueDriver, accounts: dict[str, Caller]) -> None:
     run_task(core, queue, accounts["dev"], "number_management", "add", [["number", "account_id"], ["+1212", SUB]])
     with pytest.raises(Forbidden):
         core.tasks.create(
@@ -325,7 +325,7 @@ def test_system_tasks_are_for_developers_only(core: Services, queue: QueueDriver
     assert [r["number"] for r in out_rows(core, accounts["dev"], done)] == ["+1212"]
 
 
-def test_listing_is_newest_first_in_pages(core: Services, queue: QueueDriver, accounts: dict[str, Caller]) -> None:
+def test_listing_is_newest_first_in_pages(core: Core, queue: QueueDriver, accounts: dict[str, Caller]) -> None:
     dev = accounts["dev"]
     ids = [
         core.tasks.create(dev, ROOT, "number_management", "list", body=b"", is_csv=False, file_name=None)["id"]

@@ -6,7 +6,7 @@ from collections import Counter
 from typing import Any
 
 from backroom.calcengine.tables import custom_table
-from backroom.services import Services
+from backroom.wiring import Core
 
 from infra.demo.load import load_demo
 from tests.unit.conftest import QueueDriver
@@ -16,7 +16,7 @@ ROWS = 20_000
 SLACK = 1.10
 
 
-def test_a_20000_row_import_writes_no_key_more_than_its_share(core: Services, queue: QueueDriver) -> None:
+def test_a_20000_row_import_writes_no_key_more_than_its_share(core: Core, queue: QueueDriver) -> None:
     # Given the demo's `sales` table (indexes on period, participant and participant+period) and a file
     # whose 20,000 rows all carry the same period and one of three participants
     load_demo(core, app_records=False)  # the runtime records are not read here

@@ -42,8 +42,8 @@ class Errands:
     def logs(self, tenant_id: str, errand_id: int, page: int, size: int) -> tuple[list[LogEntry], int]:
         """One page of an errand's log lines, oldest first, and how many there are."""
         job = self.get(tenant_id, errand_id)
-        entries = self.engine.logs(job.id, limit=(page + 1) * size)[page * size :]
-        return entries, self.engine.count_logs(job.id)
+        entries = self.engine.journal.logs(job.id, limit=(page + 1) * size)[page * size :]
+        return entries, self.engine.journal.count_logs(job.id)
 
 
 def _alias(tenant_id: str, seq: int) -> str:

@@ -33,13 +33,13 @@ from backroom.api import openapi
 from backroom.api.dialects import VERSION, Dialect, request_token
 from backroom.errors import BackroomError, FieldError, Invalid, NotFound, Unauthorized
 from backroom.identity.models import Caller
-from backroom.services import services
+from backroom.wiring import core
 
 logger = Logger(service="backroom")
 
 
 def authenticated(request: Request) -> Caller:
-    return services().identity.authenticate(request_token(request.resolved_event.raw_event))
+    return core().identity.authenticate(request_token(request.resolved_event.raw_event))
 
 
 CurrentCaller = Annotated[Caller, Depends(authenticated)]
@@ -236,7 +236,7 @@ def dialect_app(
         # that first, and nothing about the shape of a request it may not make.
         if event().get("routeKey") not in public_routes:
             try:
-                services().identity.authenticate(request_token(event()))
+                core().identity.authenticate(request_token(event()))
             except Unauthorized as err:
                 return speaking().error(401, err, event())
         return None

@@ -14,8 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from backroom.errors import Invalid
-from backroom.jobs.kinds import JobFailure, kind_of
-from backroom.jobs.models import Job, Progress
+from backroom.jobs.models import Job
 
 # Job parameters that are the engine's own business, not the job's `data`.
 _PRIVATE_DATA = frozenset({"ip"})
@@ -60,13 +59,11 @@ class JobView(RuntimeModel):
     results: dict[str, Any] = Field(default_factory=dict)
 
     @classmethod
-    def of(cls, job: Job, progress: Progress, results: dict[str, Any] | None = None) -> JobView:
-        """The job as the spec shows it; `results` are `JobEngine.results(job)` (per-record entries
-        included), else the job item's own."""
-        try:
-            stoppable = kind_of(job.kind).stoppable and not job.parent_id
-        except JobFailure:  # a kind this deployment no longer knows
-            stoppable = False
+    def of(cls, job: Job, *, stoppable: bool, results: dict[str, Any] | None = None) -> JobView:
+        """The job as the spec shows it; `stoppable` is its kind's (a child job is steered by its parent);
+        `results` are `JobJournal.results(job)` (per-record entries included), else the job item's own."""
+        progress = job.progress()
+        stoppable = stoppable and not job.parent_id
         if results is None:
             results = job.results if job.error is None else {**job.results, "error": job.error}
         return cls(

@@ -37,14 +37,14 @@ from typing import TYPE_CHECKING, Any
 
 from backroom.app.definition import Action, Entity
 from backroom.app.logs import AppLogs, LogLine
-from backroom.app.planning import chunk_ids, entity_of, planned_ids
+from backroom.app.planning import AppJobKind, chunk_ids, entity_of, planned_ids
 from backroom.app.querylang import bind, evaluate, parse
 from backroom.app.views import native_value, record_view
 from backroom.clock import now_ms
 from backroom.dynamo import Table, Write
 from backroom.errors import BackroomError, Forbidden, Invalid, NotFound
 from backroom.identity.models import Caller
-from backroom.jobs.kinds import JobContext, JobFailure, JobKind, RowOutcome, lease_guard, register
+from backroom.jobs.kinds import JobContext, JobFailure, RowOutcome, lease_guard
 from backroom.jobs.models import Chunk, ChunkPlan, Job, Progress
 from backroom.records import Record, RecordStore, Schema
 from backroom.records.query import matches
@@ -434,7 +434,7 @@ def _jsonable(value: Any) -> Any:
         raise ActionFailed(f"The action answered something JSON cannot hold: {bad}") from None
 
 
-class ExecuteActionKind(JobKind):
+class ExecuteActionKind(AppJobKind):
     """`EXECUTE_ACTION`: an action over the records a job planned (`planning`), each exactly once.
 
     Type one: each row runs the action on its record and saves it with the job's marker in the same
@@ -446,7 +446,7 @@ class ExecuteActionKind(JobKind):
     commit_rows = 25
 
     def plan(self, ctx: JobContext, job: Job) -> list[ChunkPlan]:
-        return planned_ids(ctx, job)
+        return planned_ids(self.app, job)
 
     def rows(self, ctx: JobContext, job: Job, chunk: Chunk, skip: int) -> Iterator[Any]:
         """Type one: the records themselves, read 100 at a time (an id whose record is gone stays an id)."""
@@ -461,7 +461,7 @@ class ExecuteActionKind(JobKind):
             yield from (found.get(rid, rid) for rid in batch)
 
     def _action(self, ctx: JobContext, job: Job) -> tuple[Entity, Action]:
-        entity = entity_of(ctx, job)
+        entity = entity_of(self.app, job)
         action = action_of(entity, job.params["action"])
         if action is None:
             raise JobFailure(f"Action {job.params['action']} of {entity.name} does not exist any more")
@@ -475,7 +475,7 @@ class ExecuteActionKind(JobKind):
     def before_commit(self, ctx: JobContext, job: Job, chunk: Chunk, outcomes: list[RowOutcome]) -> None:
         """Run the group; the job's first 1,000 rows keep their outcome in its results (`put_results`)."""
         entity, action = self._action(ctx, job)
-        runner = ctx.app.actions
+        runner = self.app.actions
         if not outcomes:
             return
         if action.type != "one":
@@ -511,7 +511,7 @@ class ExecuteActionKind(JobKind):
                 replayed[first + i] = rid
             elif isinstance(run, BackroomError):
                 outcome.ok, outcome.error = False, f"{rid}: {run.message}"
-                ctx.jobs.log(job.id, outcome.error, level="ERROR")
+                ctx.journal.log(job.id, outcome.error, level="ERROR")
                 runner.table.put(dict(runner.marker(job.id, rid, None, error=run.message).item or {}))
                 results[first + i] = (rid, {"status": "error", "errorMessage": run.message})
             elif first + i < RESULTS_MOST:
@@ -524,7 +524,7 @@ class ExecuteActionKind(JobKind):
                 item = runner.table.get(*runner.marker_key(job.id, rid)) or {"status": "ok"}
                 record = current.get(rid)
                 results[position] = (rid, _outcome(item, _view(entity, record, shown) if record else None))
-        ctx.jobs.put_results(job.id, results)
+        ctx.journal.put_results(job.id, results)
 
     def _many(
         self,
@@ -541,7 +541,7 @@ class ExecuteActionKind(JobKind):
         group = (chunk.start + chunk.next_row) // self.commit_rows  # groups never straddle chunks
         held = runner.table.get(*runner.marker_key(job.id, marker))
         if held is not None:  # this group's call was made before a crash
-            ctx.jobs.put_results(job.id, {group: ("responses", _outcome(held, None))}, section="responses")
+            ctx.journal.put_results(job.id, {group: ("responses", _outcome(held, None))}, section="responses")
             return
         rids = [str((o.output or {})["id"]) for o in outcomes]
         records = runner.records.get_many(job.tenant_id, entity.schema, rids)
@@ -553,10 +553,10 @@ class ExecuteActionKind(JobKind):
         except BackroomError as err:
             for outcome in outcomes:
                 outcome.ok, outcome.error = False, err.message
-            ctx.jobs.log(job.id, err.message, level="ERROR")
+            ctx.journal.log(job.id, err.message, level="ERROR")
             done = runner.marker(job.id, marker, None, error=err.message)
         runner.table.put(dict(done.item or {}))
-        ctx.jobs.put_results(job.id, {group: ("responses", _outcome(done.item or {}, None))}, section="responses")
+        ctx.journal.put_results(job.id, {group: ("responses", _outcome(done.item or {}, None))}, section="responses")
 
     def finalize(self, ctx: JobContext, job: Job, progress: Progress) -> dict[str, Any]:
         """Type one: `{id: {status, response | errorMessage}}` for the first 1,000 records; type many:
@@ -573,6 +573,3 @@ def _outcome(item: Mapping[str, Any], record: Any) -> dict[str, Any]:
     if item.get("status") == "error":
         return {"status": "error", "errorMessage": item.get("errorMessage", "")}
     return {"status": "ok", "response": json.loads(item["response"]) if "response" in item else record}
-
-
-register(ExecuteActionKind())

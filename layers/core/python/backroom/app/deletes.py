@@ -15,21 +15,21 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
-from backroom.app.planning import chunk_ids, entity_of, planned_ids
+from backroom.app.planning import AppJobKind, chunk_ids, entity_of, planned_ids
 from backroom.app.views import record_view
-from backroom.jobs.kinds import JobContext, JobKind, RowOutcome, lease_guard, register
+from backroom.jobs.kinds import JobContext, RowOutcome, lease_guard
 from backroom.jobs.models import RESULTS_MOST, Chunk, ChunkPlan, Job, Progress
 from backroom.records.store import Author, GuardFailed
 
 logger = logging.getLogger("jobs.deletes")
 
 
-class DeleteRecordsKind(JobKind):
+class DeleteRecordsKind(AppJobKind):
     name = "runtime.delete_records"
     commit_rows = 50
 
     def plan(self, ctx: JobContext, job: Job) -> list[ChunkPlan]:
-        return planned_ids(ctx, job)
+        return planned_ids(self.app, job)
 
     def rows(self, ctx: JobContext, job: Job, chunk: Chunk, skip: int) -> Iterator[Any]:
         return iter(chunk_ids(chunk.cursor, skip))
@@ -44,7 +44,7 @@ class DeleteRecordsKind(JobKind):
         results, `{id: {status: "ok", response: {id, version, label}} | {status: "error", errorMessage}}`
         as a synchronous delete answers; the record is read before it goes, for those rows only.
         """
-        entity = entity_of(ctx, job)
+        entity = entity_of(self.app, job)
         author = Author(job.params.get("user", ""), job.params.get("ip"), f"jobs.{job.id}")
         rids = [str((o.output or {})["id"]) for o in outcomes]
         first = chunk.start + chunk.next_row
@@ -60,7 +60,7 @@ class DeleteRecordsKind(JobKind):
         for i, (outcome, rid) in enumerate(zip(outcomes, rids, strict=True)):
             if errors.get(rid):
                 outcome.ok, outcome.error = False, f"{rid}: {errors[rid]}"
-                ctx.jobs.log(job.id, outcome.error, level="ERROR")
+                ctx.journal.log(job.id, outcome.error, level="ERROR")
                 results[first + i] = (rid, {"status": "error", "errorMessage": errors[rid]})
             elif rid in before:
                 record = before[rid]
@@ -68,12 +68,9 @@ class DeleteRecordsKind(JobKind):
                 results[first + i] = (rid, {"status": "ok", "response": view})
             elif first + i < RESULTS_MOST:  # a replayed row: deleted before the crash
                 results[first + i] = (rid, {"status": "ok", "response": {"id": rid}})
-        ctx.jobs.put_results(job.id, results)
+        ctx.journal.put_results(job.id, results)
 
     def finalize(self, ctx: JobContext, job: Job, progress: Progress) -> dict[str, Any]:
         """The counts beside the per-record map (record ids are 24 hex digits: no key is shared)."""
         entity_of.forget(job.id)
         return {"recordsDeleted": progress.processed, "recordsWithErrors": progress.failed}
-
-
-register(DeleteRecordsKind())

@@ -31,18 +31,21 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from itertools import islice
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from backroom.app.definition import Entity
 from backroom.app.permissions import Access, Gate
-from backroom.app.planning import CHUNK_IDS, chunk_ids, entity_of
+from backroom.app.planning import CHUNK_IDS, AppJobKind, chunk_ids, entity_of
 from backroom.app.querylang import parse
 from backroom.csvfiles import SafeCsvWriter
 from backroom.errors import Forbidden, Invalid, NotFound
-from backroom.jobs.kinds import JobContext, JobFailure, JobKind, PerJob, RowOutcome, register
+from backroom.jobs.kinds import JobContext, JobFailure, PerJob, RowOutcome
 from backroom.jobs.models import Chunk, ChunkPlan, Job, Progress
 from backroom.records import Record, RecordStore, Schema
 from backroom.records.schema import TableField
+
+if TYPE_CHECKING:
+    from backroom.app.service import AppData
 
 logger = logging.getLogger("jobs.exports")
 
@@ -259,18 +262,22 @@ def widen(row: list[str], layout: _Layout, have: Mapping[str, int], want: Mappin
 
 
 # The job -----------------------------------------------------------------------------
-class ExportRecordsKind(JobKind):
+class ExportRecordsKind(AppJobKind):
     name = EXPORT_KIND
     commit_rows = CHUNK_IDS  # a chunk is one group: one part
+
+    def __init__(self, app: AppData) -> None:
+        super().__init__(app)
+        self._setup: PerJob[AppData, _Setup] = PerJob(_load)
 
     def plan(self, ctx: JobContext, job: Job) -> Iterator[ChunkPlan]:
         """The matches' ids as the store reads them, after `_offset`, at most `_size`, a chunk at a time:
         the plan never holds more than one chunk's ids (the engine writes each chunk as it comes)."""
-        _setup(ctx, job)  # a field gone since the request fails the job now, not at the end
-        entity = entity_of(ctx, job)
+        self._setup(self.app, job)  # a field gone since the request fails the job now, not at the end
+        entity = entity_of(self.app, job)
         offset = int(job.params.get("offset") or 0)
         size = job.params.get("size")
-        ids = ctx.app.iter_ids(job.tenant_id, entity, parse(job.params.get("query") or {}))
+        ids = self.app.iter_ids(job.tenant_id, entity, parse(job.params.get("query") or {}))
         ids = islice(ids, offset, None if size is None else offset + int(size))
         index = start = 0
         part: list[str] = []
@@ -294,8 +301,8 @@ class ExportRecordsKind(JobKind):
         """Read the group's records and write them as one part (named by the chunk and its first row).
 
         The job's user's permissions are read again first: a field it may no longer read fails the job."""
-        setup = _setup(ctx, job)
-        _still_readable(ctx, job, setup)
+        setup = self._setup(self.app, job)
+        _still_readable(self.app, job, setup)
         rids = [str((o.output or {})["id"]) for o in outcomes]
         records = setup.records.get_many(job.tenant_id, setup.entity.schema, rids)
         found = {r.rid for r in records}
@@ -318,7 +325,7 @@ class ExportRecordsKind(JobKind):
 
     def finalize(self, ctx: JobContext, job: Job, progress: Progress) -> dict[str, Any]:
         """Stream the parts into one file, multi-valued columns widened to the widest part's."""
-        setup = _setup(ctx, job)
+        setup = self._setup(self.app, job)
         files, owner = ctx.files, file_owner(job.tenant_id, job.id)
         if files.scratch_names(owner, DONE):  # finished before (a redelivery): the same results
             return dict(json.loads(files.first_line(owner, DONE)))
@@ -358,7 +365,7 @@ class ExportRecordsKind(JobKind):
         results = {"fileLink": f"/runtime/api/files/{file_id}", "fileId": file_id, "recordsExported": exported}
         files.put_scratch(owner, DONE, json.dumps(results).encode())  # before the parts go: a rerun finds it
         files.delete_scratch(owner, "part-")
-        _setup.forget(job.id)
+        self._setup.forget(job.id)
         return results
 
     def finished_message(self, progress: Progress) -> str:
@@ -382,9 +389,9 @@ def _formula_safe(job: Job) -> bool:
     return job.params.get("formulaSafe", True) is not False
 
 
-def _access(ctx: JobContext, job: Job, entities: dict[str, Entity]) -> Access:
+def _access(app: AppData, job: Job, entities: dict[str, Entity]) -> Access:
     """The entity as the job's user may read it now (its grants read anew); a job failure when it may not."""
-    gate = Gate.for_job(ctx.app.repo, job.tenant_id, job.params, entities)
+    gate = Gate.for_job(app.repo, job.tenant_id, job.params, entities)
     try:
         return gate.access(job.params["entity"], "read")
     except Forbidden as denied:
@@ -404,13 +411,13 @@ def _readable_now(access: Access, job: Job) -> list[Column]:
     return columns
 
 
-def _still_readable(ctx: JobContext, job: Job, setup: _Setup) -> None:
-    _readable_now(_access(ctx, job, setup.entities), job)
+def _still_readable(app: AppData, job: Job, setup: _Setup) -> None:
+    _readable_now(_access(app, job, setup.entities), job)
 
 
-def _load(ctx: JobContext, job: Job) -> _Setup:
-    entity = entity_of(ctx, job)
-    access = _access(ctx, job, {entity.name: entity})
+def _load(app: AppData, job: Job) -> _Setup:
+    entity = entity_of(app, job)
+    access = _access(app, job, {entity.name: entity})
     columns = _readable_now(access, job)
     relations = {
         c.relation: entity.schema.field(c.relation).entity or ""  # type: ignore[union-attr]
@@ -420,12 +427,7 @@ def _load(ctx: JobContext, job: Job) -> _Setup:
     assert access.gate is not None
     entities = access.gate.entities  # the related ones too: read while the columns were made
     schemas = {name: entities[name].schema for name in relations.values()}
-    return _Setup(entity, _Layout(columns, relations), schemas, ctx.records, entities)
-
-
-_setup = PerJob(_load)
-
-register(ExportRecordsKind())
+    return _Setup(entity, _Layout(columns, relations), schemas, app.records, entities)
 
 
 # The request ---------------------------------------------------------------------------

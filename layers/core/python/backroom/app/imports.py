@@ -38,11 +38,11 @@ import re
 import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from backroom.app.definition import Entity
 from backroom.app.permissions import Access, Gate
-from backroom.app.planning import entity_of
+from backroom.app.planning import AppJobKind, entity_of
 from backroom.clock import now_ms
 from backroom.csvfiles import CsvChunker, chunk_rows, plain_cell
 from backroom.dynamo import Write
@@ -51,18 +51,19 @@ from backroom.files import FileStore
 from backroom.jobs.kinds import (
     JobContext,
     JobFailure,
-    JobKind,
     PerJob,
     RowOutcome,
     lease_guard,
     log_failed_rows,
-    register,
 )
 from backroom.jobs.models import Chunk, ChunkPlan, Job, Progress
 from backroom.records import Record, RecordStore, Schema
 from backroom.records.schema import TableField
 from backroom.records.store import AlreadyApplied, Author, Create, GuardFailed, Update, VersionConflict
 from backroom.records.values import canonical, is_empty, normalize
+
+if TYPE_CHECKING:
+    from backroom.app.service import AppData
 
 logger = logging.getLogger("jobs.imports")
 
@@ -319,17 +320,21 @@ class _Row:
     layout: Layout  # as the job's user's permissions stood when the row's chunk started
 
 
-class ImportRecordsKind(JobKind):
+class ImportRecordsKind(AppJobKind):
     name = IMPORT_KIND
     commit_rows = 100
+
+    def __init__(self, app: AppData) -> None:
+        super().__init__(app)
+        self._setup: PerJob[JobContext, _Setup] = PerJob(lambda ctx, job: _load(app, ctx, job))
 
     # Planning ---------------------------------------------------------------
     def plan(self, ctx: JobContext, job: Job) -> list[ChunkPlan]:
         files = ctx.files
         try:
             chunker = CsvChunker(files.open_text(job.params["owner"], FILE_NAME), CHUNK_ROWS)
-            entity = entity_of(ctx, job)
-            _layout(ctx, job, {entity.name: entity}, chunker.header)  # a permission lost since: fails now
+            entity = entity_of(self.app, job)
+            _layout(self.app, job, {entity.name: entity}, chunker.header)  # a permission lost since: fails now
             chunks = chunker.scan()
         except (csv.Error, UnicodeDecodeError) as err:
             raise JobFailure(f"The file is not a UTF-8 CSV file: {str(err)[:200]}") from None
@@ -341,8 +346,8 @@ class ImportRecordsKind(JobKind):
     # Rows ---------------------------------------------------------------------
     def rows(self, ctx: JobContext, job: Job, chunk: Chunk, skip: int) -> Iterator[Any]:
         """The chunk's rows, each with the layout its user's permissions give as the chunk starts."""
-        setup = _setup(ctx, job)
-        shape, _ = _layout(ctx, job, setup.entities, setup.header)  # the grants read anew; a 403 fails the job
+        setup = self._setup(ctx, job)
+        shape, _ = _layout(self.app, job, setup.entities, setup.header)  # the grants read anew; a 403 fails the job
         stream = ctx.files.open_text(job.params["owner"], FILE_NAME, chunk.cursor["from"], chunk.cursor["to"])
         for seen, values in chunk_rows(stream, skip):
             yield chunk.start + seen, values, shape
@@ -359,7 +364,7 @@ class ImportRecordsKind(JobKind):
 
     # Writing a group -----------------------------------------------------------
     def before_commit(self, ctx: JobContext, job: Job, chunk: Chunk, outcomes: list[RowOutcome]) -> None:
-        setup = _setup(ctx, job)
+        setup = self._setup(ctx, job)
         pending = [o for o in outcomes if o.ok and o.output]
         if not pending:
             _log_errors(ctx, job, chunk, outcomes)
@@ -570,7 +575,7 @@ class ImportRecordsKind(JobKind):
         return None if isinstance(result, AlreadyApplied) else result  # type: ignore[return-value]
 
     def finalize(self, ctx: JobContext, job: Job, progress: Progress) -> dict[str, Any]:
-        _setup.forget(job.id)
+        self._setup.forget(job.id)
         return {"rowsImported": progress.processed, "rowsWithErrors": progress.failed}
 
     def finished_message(self, progress: Progress) -> str:
@@ -601,11 +606,11 @@ class _Setup:
 
 
 def _layout(
-    ctx: JobContext, job: Job, entities: Mapping[str, Entity], header: Sequence[str]
+    app: AppData, job: Job, entities: Mapping[str, Entity], header: Sequence[str]
 ) -> tuple[Layout, dict[str, Entity]]:
     """The header as the job's user may import it now (its grants read anew), and the entities read for it.
     A permission it no longer has (`create` on the entity, `read` on a related one) fails the job."""
-    gate = Gate.for_job(ctx.app.repo, job.tenant_id, job.params, entities)
+    gate = Gate.for_job(app.repo, job.tenant_id, job.params, entities)
     try:
         return layout(gate.access(job.params["entity"], "create"), header), gate.entities
     except Forbidden as denied:
@@ -614,10 +619,10 @@ def _layout(
         raise JobFailure(f"{bad.message} {'; '.join(e.message for e in getattr(bad, 'errors', []))}".strip()) from None
 
 
-def _load(ctx: JobContext, job: Job) -> _Setup:
-    entity = entity_of(ctx, job)
+def _load(app: AppData, ctx: JobContext, job: Job) -> _Setup:
+    entity = entity_of(app, job)
     header = CsvChunker(ctx.files.open_text(job.params["owner"], FILE_NAME, 0, HEADER_BYTES), 1).header
-    _shape, entities = _layout(ctx, job, {entity.name: entity}, header)
+    _shape, entities = _layout(app, job, {entity.name: entity}, header)
     flags = job.params.get("flags", {})
     return _Setup(
         entity=entity,
@@ -662,9 +667,6 @@ def _row_update(setup: _Setup, shape: Layout, current: Record, row: _Row, job: J
     if not _changes(setup.schema, current, own):
         return None
     return Update(current, setup.stamped(own), extra=[_marker(job, row.index)])
-
-
-_setup = PerJob(_load)
 
 
 def _typed(schema: Schema, name: str | None, raw: Any) -> Any:
@@ -748,9 +750,6 @@ def _guard(chunk: Chunk) -> list[Write]:
 
 def _log_errors(ctx: JobContext, job: Job, chunk: Chunk, outcomes: list[RowOutcome]) -> None:
     log_failed_rows(ctx, job, chunk, outcomes, most=MAX_LOGGED_ERRORS, level="ERROR")
-
-
-register(ImportRecordsKind())
 
 
 # The request ---------------------------------------------------------------------------

@@ -7,20 +7,23 @@ on with the very same records.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from backroom.app.definition import Entity
 from backroom.app.querylang import parse
 from backroom.errors import NotFound
-from backroom.jobs.kinds import JobContext, JobFailure, PerJob
+from backroom.jobs.kinds import JobFailure, JobKind, PerJob
 from backroom.jobs.models import ChunkPlan, Job
+
+if TYPE_CHECKING:
+    from backroom.app.service import AppData
 
 CHUNK_IDS = 500
 
 
-def _entity(ctx: JobContext, job: Job) -> Entity:
+def _entity(app: AppData, job: Job) -> Entity:
     try:
-        return ctx.app.repo.entity(job.tenant_id, job.params["entity"])
+        return app.repo.entity(job.tenant_id, job.params["entity"])
     except NotFound as gone:
         raise JobFailure(str(gone)) from None
 
@@ -28,12 +31,12 @@ def _entity(ctx: JobContext, job: Job) -> Entity:
 entity_of = PerJob(_entity)
 
 
-def planned_ids(ctx: JobContext, job: Job) -> list[ChunkPlan]:
-    entity = entity_of(ctx, job)
-    records = ctx.records
+def planned_ids(app: AppData, job: Job) -> list[ChunkPlan]:
+    entity = entity_of(app, job)
+    records = app.records
     ids: list[str] | None = job.params.get("ids")
     if ids is None:  # the service's query reading, without its caller checks
-        ids = ctx.app.ids_of(job.tenant_id, entity, parse(job.params.get("query") or {}))
+        ids = app.ids_of(job.tenant_id, entity, parse(job.params.get("query") or {}))
     else:  # ids that name no record are not planned: the results count what was there
         ids = [r.rid for r in records.get_many(job.tenant_id, entity.schema, list(dict.fromkeys(ids)))]
     return id_chunks(list(dict.fromkeys(ids)))
@@ -50,3 +53,10 @@ def id_chunks(ids: list[str]) -> list[ChunkPlan]:
 
 def chunk_ids(cursor: dict[str, Any], skip: int) -> list[str]:
     return list(cursor["ids"][skip:])
+
+
+class AppJobKind(JobKind):
+    """A kind of job over the runtime app's records: given the app's data by the composition root."""
+
+    def __init__(self, app: AppData) -> None:
+        self.app = app

@@ -25,7 +25,9 @@ from backroom.calcengine.tables import custom_table
 from backroom.clock import now_ms
 from backroom.dynamo import ConditionFailed
 from backroom.errors import Conflict, NotFound
-from backroom.jobs.kinds import JobContext, JobFailure, JobKind, PerJob, RowOutcome, Waiting, register
+from backroom.jobs.engine import JobEngine
+from backroom.jobs.journal import JobJournal
+from backroom.jobs.kinds import JobContext, JobFailure, JobKind, PerJob, RowOutcome, Waiting
 from backroom.jobs.models import Chunk, ChunkPlan, Job, JobState, LogEntry, NewJob, Progress
 from backroom.records import BadValue, Record, Schema, typed
 
@@ -182,14 +184,14 @@ def child_label(calc_name: str, periods: list[int]) -> str:
 LAST_LINE_WAIT_MS = 10_000  # how long a batch waits for an ended child's last log line (its worker may die)
 
 
-def _relay_logs(engine: Any, batch: Job, child: Job, lines: list[LogEntry]) -> None:
+def _relay_logs(journal: JobJournal, batch: Job, child: Job, lines: list[LogEntry]) -> None:
     """An ended child's own log lines into the batch's logs, each prefixed by its calculation's name.
 
     A replay of the row may relay them twice, as other log lines may repeat.
     """
     name = child.params.get("calculation_name", child.label)
     for entry in lines:
-        engine.log(batch.id, f"{name}: {entry.message}", level=entry.level)
+        journal.log(batch.id, f"{name}: {entry.message}", level=entry.level)
 
 
 class BatchKind(JobKind):
@@ -198,6 +200,9 @@ class BatchKind(JobKind):
     name = "gateway.batch"
     commit_rows = 1
     stoppable = False
+
+    def __init__(self, engine: JobEngine) -> None:
+        self.engine = engine  # a batch starts its calculations as child jobs
 
     def plan(self, ctx: JobContext, job: Job) -> list[ChunkPlan]:
         count = len(job.params["calculations"])
@@ -208,7 +213,7 @@ class BatchKind(JobKind):
 
     def apply(self, ctx: JobContext, job: Job, row: Any) -> RowOutcome:
         position, calc_id = row
-        engine = ctx.jobs
+        engine = self.engine
         child_id = f"{job.id}-{position}"
         child = engine.find(child_id)
         if child is None:
@@ -233,7 +238,7 @@ class BatchKind(JobKind):
             )
             with suppress(ConditionFailed):  # a replay of this row created it already
                 engine.create(spec, job_id=child_id, start=False)
-                engine.log(job.id, f"{spec.label} started")
+                ctx.journal.log(job.id, f"{spec.label} started")
             child = engine.find(child_id)
             if child is None:
                 raise Waiting(1)  # written a moment ago: read it again on the next try
@@ -241,12 +246,12 @@ class BatchKind(JobKind):
             with suppress(Conflict):  # another delivery of this row started it first
                 engine.start(child_id, job.tenant_id)
         if child.state in (JobState.FINISHED, JobState.FAILED, JobState.CANCELED):
-            lines = engine.logs(child.id)
+            lines = ctx.journal.logs(child.id)
             if (not lines or lines[-1].status != "ended") and now_ms() - (child.ended_at or 0) < LAST_LINE_WAIT_MS:
                 raise Waiting(1)  # a job's last line is written just after it ends
-            _relay_logs(engine, job, child, lines)
+            _relay_logs(ctx.journal, job, child, lines)
         if child.state is JobState.FINISHED:
-            engine.log(job.id, f"{child.label}: complete, {child.processed} results")
+            ctx.journal.log(job.id, f"{child.label}: complete, {child.processed} results")
             return RowOutcome()
         if child.state in (JobState.FAILED, JobState.CANCELED):
             raise JobFailure(f"{child.label} failed: {child.error or child.state.value.lower()}")
@@ -255,7 +260,3 @@ class BatchKind(JobKind):
 
     def finalize(self, ctx: JobContext, job: Job, progress: Progress) -> dict[str, Any]:
         return {"calculations": progress.processed}
-
-
-register(CalculationKind())
-register(BatchKind())

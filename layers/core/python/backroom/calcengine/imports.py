@@ -18,7 +18,7 @@ from backroom.calcengine.models import ImportFileType
 from backroom.calcengine.tables import custom_table
 from backroom.csvfiles import CsvChunker, chunk_rows
 from backroom.errors import NotFound
-from backroom.jobs.kinds import JobContext, JobFailure, JobKind, PerJob, RowOutcome, log_failed_rows, register
+from backroom.jobs.kinds import JobContext, JobFailure, JobKind, PerJob, RowOutcome, log_failed_rows
 from backroom.jobs.models import Chunk, ChunkPlan, Job, Progress
 from backroom.records import BadValue, Record, Schema, typed
 
@@ -205,7 +205,3 @@ class DeleteImportedKind(JobKind):
 
     def finalize(self, ctx: JobContext, job: Job, progress: Progress) -> dict[str, Any]:
         return {"deleted": progress.processed}
-
-
-register(ImportKind())
-register(DeleteImportedKind())

@@ -21,8 +21,11 @@ writes its rows' effects in its own DynamoDB transactions (in `before_commit`) p
 `lease_guard(chunk)` in each of them, once: the transaction then fails as soon as the lease is gone,
 and no row of it is written after a force stop.
 
-Kinds get repositories, not the raw table and bucket: `JobContext` below. `ctx.jobs` is the engine's
-public face (a child job, a log line, per-record results); no kind reaches into its repository.
+Kinds get repositories, not the raw table and bucket: `JobContext` below, handed to every call.
+`ctx.journal` is where a kind writes its job's log lines and per-record results. A kind that needs a
+service of a higher layer (the runtime app's data, the engine itself to start child jobs) is given it
+by its constructor, in the composition root (`backroom.wiring`), which also registers every kind in
+the `JobKinds` the engine and the worker share: nothing registers itself by being imported.
 """
 
 from __future__ import annotations
@@ -37,12 +40,10 @@ from backroom.dynamo import Write
 from backroom.jobs.models import Chunk, ChunkPlan, Job, Progress
 
 if TYPE_CHECKING:
-    from backroom.app.logs import AppLogs
-    from backroom.app.service import AppData
     from backroom.calcengine.repository import CalcRepository
     from backroom.files import FileStore
     from backroom.identity.repository import IdentityRepository
-    from backroom.jobs.engine import JobEngine
+    from backroom.jobs.journal import JobJournal
     from backroom.numbers import NumberRepository
     from backroom.quantities import QuantityLedger
     from backroom.records import RecordStore
@@ -53,16 +54,13 @@ class JobContext:
     """What a kind may touch while it runs: the repositories of the concepts jobs work on."""
 
     settings: Settings
+    journal: JobJournal
     files: FileStore
     records: RecordStore
-    app_logs: AppLogs
     calc: CalcRepository
     identity: IdentityRepository
     numbers: NumberRepository
     quantities: QuantityLedger
-    # Set once the engine and the runtime app exist (they are built with this context).
-    jobs: JobEngine = field(init=False)
-    app: AppData = field(init=False)
 
 
 def log_failed_rows(
@@ -73,7 +71,7 @@ def log_failed_rows(
     budget = most - chunk.failed
     for outcome in outcomes:
         if outcome.error and budget > 0:
-            ctx.jobs.log(job.id, outcome.error, level=level)
+            ctx.journal.log(job.id, outcome.error, level=level)
             budget -= 1
 
 
@@ -154,41 +152,46 @@ class JobKind:
         """
 
 
+S = TypeVar("S")
 T = TypeVar("T")
 
 
-class PerJob(Generic[T]):
-    """What a kind reads once per job in a worker (its configuration), not once per row it applies."""
+class PerJob(Generic[S, T]):
+    """What a kind reads once per job in a worker (its configuration), not once per row it applies;
+    `load` reads it from a source (the job context, or a service the kind was given)."""
 
-    def __init__(self, load: Callable[[JobContext, Job], T], most: int = 100) -> None:
+    def __init__(self, load: Callable[[S, Job], T], most: int = 100) -> None:
         self.load = load
         self.most = most
         self.known: dict[str, T] = {}
 
-    def __call__(self, ctx: JobContext, job: Job) -> T:
+    def __call__(self, source: S, job: Job) -> T:
         if job.id not in self.known:
             if len(self.known) >= self.most:
                 self.known.clear()
-            self.known[job.id] = self.load(ctx, job)
+            self.known[job.id] = self.load(source, job)
         return self.known[job.id]
 
     def forget(self, job_id: str) -> None:
         self.known.pop(job_id, None)
 
 
-_registry: dict[str, JobKind] = {}
+class JobKinds:
+    """The kinds this deployment runs, by name. The composition root gives the list as a function,
+    called at the first lookup: building the engine imports no kind, and the kinds may need services
+    (the runtime app's data) that are themselves built on the engine."""
 
+    def __init__(self, load: Callable[[], Iterable[JobKind]]) -> None:
+        self._load = load
+        self._kinds: dict[str, JobKind] | None = None
 
-def register(kind: JobKind) -> JobKind:
-    _registry[kind.name] = kind
-    return kind
-
-
-def kind_of(name: str) -> JobKind:
-    try:
-        return _registry[name]
-    except KeyError:
-        raise JobFailure(f"Unknown kind of job: {name}") from None
+    def __getitem__(self, name: str) -> JobKind:
+        if self._kinds is None:
+            self._kinds = {kind.name: kind for kind in self._load()}
+        try:
+            return self._kinds[name]
+        except KeyError:
+            raise JobFailure(f"Unknown kind of job: {name}") from None
 
 
 def chunked(total: int, size: int) -> list[ChunkPlan]:

@@ -79,6 +79,10 @@ class Job(NewJob):
     error: str | None = None
     last_error: str | None = None  # why the last delivery of one of its messages crashed
 
+    def progress(self) -> Progress:
+        """Exact counters, as the job read with its counters item holds them (no chunk is read)."""
+        return Progress(total=self.total_rows, processed=self.processed, failed=self.failed)
+
 
 class Progress(BaseModel):
     total: int

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from backroom.dynamo import Table
-from backroom.jobs.kinds import JobContext, JobKind, RowOutcome, chunked, register
+from backroom.jobs.kinds import JobContext, JobKind, RowOutcome, chunked
 from backroom.jobs.models import Chunk, ChunkPlan, Job
 
 MAX_ROWS = 1_000_000
@@ -41,6 +41,3 @@ def probe_rows(table: Table, job_id: str) -> list[int]:
     """The rows of a probe job whose marker exists, in order."""
     items = table.query("pk = :p", {":p": f"PROBE#{job_id}"}, consistent=True)
     return [int(i["sk"].removeprefix("ROW#")) for i in items]
-
-
-register(RowProbe())

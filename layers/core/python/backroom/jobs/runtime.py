@@ -197,7 +197,7 @@ class RuntimeJobs:
         if not raw_offset.isdigit() or len(raw_offset) > 9:
             raise _bad("_offset", "must be the offset a previous page gave")
         skip = int(raw_offset)
-        matched = _matching(self.engine.logs_between(job.id, lo, hi), lo, hi, levels, text)
+        matched = _matching(self.engine.journal.logs_between(job.id, lo, hi), lo, hi, levels, text)
         total, entries = 0, []
         for entry in matched:
             if skip <= total < skip + size:

@@ -10,7 +10,7 @@ from backroom.clock import gregorian_s
 from backroom.identity.models import Account
 from backroom.identity.repository import IdentityRepository
 from backroom.numbers import CATEGORY, NumberMissing, NumberTaken, is_e164
-from backroom.tasks.registry import RowFailed, RowResult, Source, TaskAction, TaskRun, register
+from backroom.tasks.registry import RowFailed, RowResult, Source, TaskAction, TaskRun
 
 _LISTED = ("number", "account_id", "item", "created")
 
@@ -120,9 +120,3 @@ class ListAllNumbers(ListNumbers):
 
     def root(self, run: TaskRun) -> str:
         return run.job.tenant_id
-
-
-register(AddNumbers())
-register(DeleteNumbers())
-register(ListNumbers())
-register(ListAllNumbers())

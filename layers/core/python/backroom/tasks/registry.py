@@ -2,8 +2,8 @@
 
 Adding a task is one module: subclass `TaskAction`, set its class attributes, write `apply` (a task
 with input: one CSV row in, result columns out) or `sources` + `produce` (a task without input: the
-rows it lists), and `register()` an instance. The task runner does the rest: validation at creation,
-`in.csv` and `out.csv` in S3, chunks on the job engine, counters, stop.
+rows it lists), and list it in `backroom.tasks.catalog.builtin_actions`. The task runner does the
+rest: validation at creation, `in.csv` and `out.csv` in S3, chunks on the job engine, counters, stop.
 
 Row effects follow the job engine's rule (see `backroom.jobs.kinds`): idempotent and keyed by the
 row's `origin`, so a row replayed after a crash writes exactly what it wrote the first time.
@@ -11,7 +11,7 @@ row's `origin`, so a row replayed after a crash writes exactly what it wrote the
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -103,21 +103,17 @@ class TaskAction:
         return iter(())
 
 
-_actions: dict[tuple[str, str], TaskAction] = {}
+class TaskActions:
+    """The task actions this deployment offers, by category and action (built by the composition root)."""
 
+    def __init__(self, actions: Iterable[TaskAction]) -> None:
+        self._actions = {(a.category, a.action): a for a in actions}
 
-def register(action: TaskAction) -> TaskAction:
-    _actions[(action.category, action.action)] = action
-    return action
+    def all(self) -> list[TaskAction]:
+        return list(self._actions.values())
 
+    def find(self, category: str, action: str) -> TaskAction | None:
+        return self._actions.get((category, action))
 
-def registered() -> list[TaskAction]:
-    return list(_actions.values())
-
-
-def find(category: str, action: str) -> TaskAction | None:
-    return _actions.get((category, action))
-
-
-def has_category(category: str) -> bool:
-    return any(c == category for c, _ in _actions)
+    def has_category(self, category: str) -> bool:
+        return any(c == category for c, _ in self._actions)

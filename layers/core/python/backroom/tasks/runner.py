@@ -14,11 +14,10 @@ from collections.abc import Iterator
 from typing import Any
 
 from backroom.csvfiles import SafeCsvWriter, chunk_rows
-from backroom.jobs.kinds import JobContext, JobFailure, JobKind, RowOutcome, register
+from backroom.jobs.kinds import JobContext, JobFailure, JobKind, RowOutcome
 from backroom.jobs.models import Chunk, ChunkPlan, Job, Progress
 from backroom.quantities import month_of
-from backroom.tasks import registry
-from backroom.tasks.registry import RowFailed, RowResult, TaskAction, TaskRun, origin
+from backroom.tasks.registry import RowFailed, RowResult, TaskAction, TaskActions, TaskRun, origin
 
 KIND = "tasks.run"
 IN_CSV, OUT_CSV = "in.csv", "out.csv"
@@ -30,8 +29,8 @@ def owner(job_id: str) -> str:
     return f"job/{job_id}"
 
 
-def action_of(job: Job) -> TaskAction:
-    found = registry.find(job.params.get("category", ""), job.params.get("action", ""))
+def action_of(actions: TaskActions, job: Job) -> TaskAction:
+    found = actions.find(job.params.get("category", ""), job.params.get("action", ""))
     if found is None:
         raise JobFailure(f"No task {job.params.get('category')}/{job.params.get('action')}")
     return found
@@ -54,6 +53,9 @@ class TaskJob(JobKind):
     settles = True
     commit_rows = 100
 
+    def __init__(self, actions: TaskActions) -> None:
+        self.actions = actions
+
     def plan(self, ctx: JobContext, job: Job) -> list[ChunkPlan]:
         if job.params.get("has_input"):
             return [
@@ -61,14 +63,14 @@ class TaskJob(JobKind):
                 for i, (first, rows, start, end) in enumerate(job.params["chunks"])
             ]
         plans, first = [], 0
-        for i, source in enumerate(action_of(job).sources(TaskRun(ctx, job))):
+        for i, source in enumerate(action_of(self.actions, job).sources(TaskRun(ctx, job))):
             plans.append(ChunkPlan(index=i, start=first, count=source.count, cursor=source.cursor))
             first += source.count
         return plans
 
     def rows(self, ctx: JobContext, job: Job, chunk: Chunk, skip: int) -> Iterator[Any]:
         if not job.params.get("has_input"):
-            produced = action_of(job).produce(TaskRun(ctx, job), chunk.cursor, skip)
+            produced = action_of(self.actions, job).produce(TaskRun(ctx, job), chunk.cursor, skip)
             yield from enumerate(produced, start=chunk.start + skip)
             return
         stream = ctx.files.open_text(owner(job.id), IN_CSV, chunk.cursor["from"], chunk.cursor["to"])
@@ -77,7 +79,7 @@ class TaskJob(JobKind):
 
     def apply(self, ctx: JobContext, job: Job, row: Any) -> RowOutcome:
         index, values = row
-        action = action_of(job)
+        action = action_of(self.actions, job)
         if not job.params.get("has_input"):
             return RowOutcome(output={"cells": [values.get(c, "") for c in action.columns]})
         cells = dict(zip(job.params["columns"], values, strict=True))
@@ -119,9 +121,6 @@ class TaskJob(JobKind):
         """out.csv from the parts, once; then the parts go (a rerun finds out.csv and only tidies)."""
         files = ctx.files
         if files.get(owner(job.id), OUT_CSV) is None:
-            header = _csv_text([output_columns(job, action_of(job))]).encode()
+            header = _csv_text([output_columns(job, action_of(self.actions, job))]).encode()
             files.compose(owner(job.id), OUT_CSV, header, _PARTS)
         files.delete_scratch(owner(job.id), _PARTS)
-
-
-register(TaskJob())

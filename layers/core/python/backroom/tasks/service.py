@@ -19,7 +19,8 @@ from backroom.identity.service import IdentityService
 from backroom.ids import new_id
 from backroom.jobs.engine import JobEngine
 from backroom.jobs.models import Job, JobState, NewJob
-from backroom.tasks import inputs, registry
+from backroom.tasks import inputs
+from backroom.tasks.registry import TaskAction, TaskActions
 from backroom.tasks.runner import IN_CSV, KIND, OUT_CSV, owner
 
 TASK_ID_LENGTH = 30
@@ -69,10 +70,11 @@ INLINE_BYTES = 5 * 1024 * 1024
 
 
 class TaskService:
-    def __init__(self, engine: JobEngine, identity: IdentityService, files: FileStore) -> None:
+    def __init__(self, engine: JobEngine, identity: IdentityService, files: FileStore, actions: TaskActions) -> None:
         self.engine = engine
         self.identity = identity
         self.files = files
+        self.actions = actions
 
     # Creating --------------------------------------------------------------
     def create(
@@ -191,12 +193,12 @@ class TaskService:
             return caller.account_id
         return self.identity.account_in_reach(caller, account_id).id
 
-    def _action(self, category: str | None, action: str | None) -> registry.TaskAction:
+    def _action(self, category: str | None, action: str | None) -> TaskAction:
         if not category or not action:  # Kazoo: a request, not an identifier, is wrong
             raise inputs.InputRejected({"message": "invalid request"})
-        if not registry.has_category(category):
+        if not self.actions.has_category(category):
             raise unknown(category)
-        found = registry.find(category, action)
+        found = self.actions.find(category, action)
         if found is None:
             raise unknown(action)
         return found
@@ -228,7 +230,7 @@ class TaskService:
         if job.params.get("has_input"):
             view["total_count"] = job.params["total"]
         if job.queued_at:
-            progress = self.engine.progress(job)
+            progress = job.progress()
             view.update(
                 start_timestamp=gregorian_s(job.queued_at),
                 success_count=progress.processed,

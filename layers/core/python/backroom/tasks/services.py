@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from backroom.tasks.registry import Source, TaskAction, TaskRun, register
+from backroom.tasks.registry import Source, TaskAction, TaskRun
 
 DESCENDANT_QUANTITIES_DOC = (
     "Attempts to create a month-on-month listing of quantities used by descendant accounts.\n"
@@ -50,6 +50,3 @@ class DescendantQuantities(TaskAction):
                 "quantity_bom": "" if q.bom is None else str(q.bom),
                 "quantity_eom": str(q.eom),
             }
-
-
-register(DescendantQuantities())

@@ -1,0 +1,231 @@
+"""The worker's side of the engine: each SQS message plans a job, runs a chunk from its checkpoint, or
+wraps up a job that ended early.
+
+A chunk runs in groups of `commit_rows` rows; each group's effects are written (idempotent), then
+its checkpoint moves with the counters in one transaction held by the delivery's lease (see
+`backroom.jobs.kinds` for the exactly-once rules). A stop is honoured between groups, and a chunk
+hands itself back to the queue before its invocation runs out of time.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Callable
+from contextlib import suppress
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from backroom.clock import now_ms
+from backroom.jobs.journal import JobJournal
+from backroom.jobs.kinds import JobContext, JobFailure, JobKind, JobKinds, RowOutcome, Waiting
+from backroom.jobs.lifecycle import Lifecycle
+from backroom.jobs.models import Chunk, ChunkStatus, Job, JobState
+from backroom.jobs.queue import JobQueue
+from backroom.jobs.repository import JobRepository
+
+logger = logging.getLogger("jobs")
+
+# A chunk hands itself back to the queue when its invocation has less time left than this.
+_RESERVE_MS = 20_000
+# How long a chunk's lease lasts without a checkpoint (each checkpoint renews it).
+LEASE_MS = 120_000
+# A transaction holds at most 100 items: the chunk, the job and the rows' own writes.
+_ATOMIC_MOST = 98
+
+
+class JobWorker:
+    def __init__(
+        self,
+        repo: JobRepository,
+        queue: JobQueue,
+        kinds: JobKinds,
+        journal: JobJournal,
+        life: Lifecycle,
+        ctx: JobContext,
+        *,
+        lease_ms: int = LEASE_MS,
+    ) -> None:
+        self.repo = repo
+        self.queue = queue
+        self.kinds = kinds
+        self.journal = journal
+        self.life = life
+        self.ctx = ctx
+        self.lease_ms = lease_ms
+
+    def handle(self, message: dict[str, Any], remaining_ms: Callable[[], int] | None = None) -> None:
+        job_id = message["job"]
+        op = message.get("op")
+        try:
+            if op == "plan":
+                self._plan(job_id)
+            elif op == "settle":
+                self._settle(job_id)
+            else:
+                self._run_chunk(job_id, int(message["chunk"]), remaining_ms or (lambda: 900_000))
+        except Exception as crash:
+            # SQS delivers the message again; if it ends in the dead-letter queue, this is the reason.
+            with suppress(Exception):  # the message fails either way
+                self.repo.note_error(job_id, f"{type(crash).__name__}: {crash}")
+            raise
+
+    def dead_letter(self, message: dict[str, Any], receives: int | None = None) -> None:
+        """A message SQS gave up on (the dead-letter queue): its job ends FAILED, with the reason.
+
+        A plan that never ran would leave the job PENDING for ever, a chunk that never ran RUNNING.
+        """
+        job = self.repo.get(str(message.get("job", "")))
+        if job is None or job.state.is_final:
+            return
+        why = f" Last error: {job.last_error}" if job.last_error else ""
+        op = message.get("op")
+        if op == "plan":
+            reason = f"The job could not be planned: SQS gave up on its plan message (dead-letter queue).{why}"
+        elif op == "settle":
+            logger.warning("job %s: SQS gave up on its wrap-up after %s deliveries", job.id, receives)
+            return
+        else:
+            reason = f"Chunk {message.get('chunk')} could not be processed: SQS gave up on it (dead-letter queue).{why}"
+        logger.warning("job %s: a dead letter after %s deliveries: %s", job.id, receives, reason)
+        self.life.fail(job, reason)
+
+    def _plan(self, job_id: str) -> None:
+        job = self.repo.get(job_id)
+        if job is None:
+            return
+        if job.state is JobState.PENDING:
+            kind = self.kinds[job.kind]
+            chunks = rows = 0
+            try:  # a kind may plan lazily (a generator): each chunk is written as it comes, memory stays flat
+                for plan in kind.plan(self.ctx, job):
+                    self.repo.create_chunk(job_id, plan)
+                    chunks, rows = chunks + 1, rows + plan.count
+            except JobFailure as failure:
+                self.life.fail(job, str(failure))
+                return
+            started = self.repo.transition(
+                job_id,
+                (JobState.PENDING,),
+                JobState.RUNNING,
+                started_at=now_ms(),
+                chunk_count=chunks,
+                total_rows=rows,
+            )
+            if started:
+                self.journal.log(job_id, f"Job started: {started.total_rows} rows in {chunks} chunks")
+                logger.info("job %s started: %d rows, %d chunks", job_id, started.total_rows, chunks)
+        # A redelivered plan message re-sends the open chunks, so a crash right after planning loses nothing.
+        if self.repo.state(job_id) is JobState.RUNNING:
+            self.life.enqueue_open_chunks(job_id)
+            self.life.check_completion(job_id)
+
+    def _run_chunk(self, job_id: str, index: int, remaining_ms: Callable[[], int]) -> None:
+        job = self.repo.get(job_id)
+        chunk = self.repo.get_chunk(job_id, index)
+        if job is None or chunk is None:
+            return
+        if chunk.done or job.state.is_final:
+            return
+        if job.state in (JobState.STOPPING, JobState.STOPPED):
+            if chunk.lease_owner:
+                # Another delivery of this chunk holds it: SQS gave the message out again because that
+                # one died (or this is a duplicate). Take the lease back so that the stop can settle;
+                # a holder still alive then fails its next checkpoint and leaves.
+                self.repo.release_lease(chunk, ChunkStatus.PAUSED)
+            self.life.settle_stop(job_id)  # the chunk stays open; resume queues it again
+            return
+        if job.state is not JobState.RUNNING:
+            return
+        leased = self.repo.take_lease(chunk, secrets.token_hex(8), now_ms() + self.lease_ms)
+        if leased is None:  # done meanwhile, another delivery took it first, or the job was stopped
+            if self.repo.state(job_id) is JobState.STOPPING:
+                self.life.settle_stop(job_id)
+            return
+        kind = self.kinds[job.kind]
+        try:
+            finished = self._process(kind, job, leased, remaining_ms)
+        except ClientError:
+            raise  # AWS trouble: SQS delivers the chunk again, whose delivery takes the lease over
+        except Exception as crash:
+            if not self.repo.holds_lease(leased):
+                # The lease went (taken over, or the job force-stopped) and a guarded write of the kind
+                # failed for it: this delivery leaves; it does not fail the job.
+                logger.info("job %s chunk %d: lease lost (%s), leaving it", job_id, index, type(crash).__name__)
+                return
+            if isinstance(crash, JobFailure):
+                self.life.fail(job, str(crash))
+                return
+            # the kind's own code crashed: the job fails, committed rows stay
+            logger.exception("job %s chunk %d crashed", job_id, index)
+            self.life.fail(job, f"Internal error while processing chunk {index}: {type(crash).__name__}")
+            return
+        if finished:
+            self.life.check_completion(job_id, chunk_done=True)
+
+    def _process(self, kind: JobKind, job: Job, chunk: Chunk, remaining_ms: Callable[[], int]) -> bool:
+        """Run a chunk from its checkpoint; True when it is done, False when it stopped, yielded or lost it."""
+        rows = kind.rows(self.ctx, job, chunk, chunk.next_row)
+        while chunk.next_row < chunk.count:
+            if self.repo.state(job.id) is not JobState.RUNNING:  # honour a stop between groups of rows
+                self.repo.release_lease(chunk, ChunkStatus.PAUSED)
+                self.life.settle_stop(job.id)
+                return False
+            if remaining_ms() < _RESERVE_MS:
+                self.repo.release_lease(chunk, ChunkStatus.QUEUED)
+                self.queue.send([{"job": job.id, "op": "chunk", "chunk": chunk.index}])
+                return False
+            size = min(kind.commit_rows, chunk.count - chunk.next_row)
+            group = [row for _, row in zip(range(size), rows, strict=False)]
+            if len(group) < size:  # the source ran short of what was planned: commit what there is
+                size = len(group)
+            try:
+                outcomes = [kind.apply(self.ctx, job, row) for row in group]
+            except Waiting as waiting:  # nothing of the group is committed; the chunk comes back later
+                self.repo.release_lease(chunk, ChunkStatus.QUEUED)
+                self.queue.send([{"job": job.id, "op": "chunk", "chunk": chunk.index}], delay_seconds=waiting.seconds)
+                return False
+            last = chunk.next_row + size >= chunk.count or size == 0
+            expires = now_ms() + self.lease_ms
+            if not self._commit(kind, job, chunk, outcomes, last=last, expires=expires):
+                return False
+            chunk = chunk.model_copy(
+                update={
+                    "next_row": chunk.count if last else chunk.next_row + size,
+                    "processed": chunk.processed + sum(o.ok for o in outcomes),
+                    "failed": chunk.failed + sum(not o.ok for o in outcomes),
+                    "lease_expires": expires,
+                }
+            )
+            if last:
+                break
+        logger.info("job %s chunk %d done: %d ok, %d failed", job.id, chunk.index, chunk.processed, chunk.failed)
+        return True
+
+    def _commit(
+        self, kind: JobKind, job: Job, chunk: Chunk, outcomes: list[RowOutcome], *, last: bool, expires: int
+    ) -> bool:
+        """Write the group's effects (idempotent) and move the checkpoint; False if the lease is gone."""
+        kind.before_commit(self.ctx, job, chunk, outcomes)
+        puts = [p for o in outcomes for p in o.puts]
+        deletes = [d for o in outcomes for d in o.deletes]
+        effects = []
+        if kind.atomic_rows and len(puts) + len(deletes) <= _ATOMIC_MOST:
+            effects = self.repo.row_writes(puts, deletes)
+        else:
+            self.repo.write_rows(puts, deletes)
+        ok = sum(o.ok for o in outcomes)
+        rows = chunk.count - chunk.next_row if last else len(outcomes)
+        advanced = self.repo.advance_chunk(
+            chunk, rows=rows, ok=ok, bad=len(outcomes) - ok, last=last, effects=effects, expires=expires
+        )
+        if not advanced:
+            logger.info("job %s chunk %d: lease lost or job stopped, leaving it", job.id, chunk.index)
+            return False
+        return True
+
+    def _settle(self, job_id: str) -> None:
+        job = self.repo.get(job_id)
+        if job is not None and job.state in (JobState.STOPPED, JobState.FAILED, JobState.CANCELED):
+            self.kinds[job.kind].settle(self.ctx, job)

@@ -1,0 +1,223 @@
+"""The composition root: every repository, service and kind of job is built here, once per process,
+and handed its dependencies by its constructor. Nothing else builds a service, and no module registers
+anything by being imported.
+
+Each piece is built, and its modules imported, on first use: a function pays at cold start only for
+what its requests use (the auth function: the table and identity; nothing of jobs, app or calcengine).
+The job engine's graph: the repository, queue and journal; the kinds' registry (`JobKinds`) and the
+`JobContext` of repositories every kind runs with; the lifecycle both sides share; the engine
+(commands and reads) and the worker (each SQS message). The runtime app's data needs the engine (to
+start its jobs) and its kinds need the app: the registry builds the kinds at its first lookup.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property, lru_cache
+from typing import TYPE_CHECKING, Any
+
+from backroom import aws
+from backroom.config import Settings, settings
+
+if TYPE_CHECKING:
+    from backroom.app.service import AppData
+    from backroom.calcengine.repository import CalcRepository
+    from backroom.calcengine.service import GatewayService
+    from backroom.dynamo import Table
+    from backroom.errands import Errands
+    from backroom.files import FileStore
+    from backroom.identity.service import IdentityService
+    from backroom.jobs.engine import JobEngine
+    from backroom.jobs.journal import JobJournal
+    from backroom.jobs.kinds import JobContext, JobKind, JobKinds
+    from backroom.jobs.lifecycle import Lifecycle
+    from backroom.jobs.queue import JobQueue
+    from backroom.jobs.repository import JobRepository
+    from backroom.jobs.worker import JobWorker
+    from backroom.records import RecordStore
+    from backroom.tasks.registry import TaskActions
+    from backroom.tasks.service import TaskService
+
+
+class Core:
+    """The core's services on one settings (attributes as before: table, identity, jobs, errands, files,
+    tasks, records, gateway, app), each built on first access."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    @cached_property
+    def table(self) -> Table:
+        from backroom.dynamo import Table
+
+        return Table(aws.client("dynamodb", self.settings), self.settings.table_name)
+
+    @cached_property
+    def s3(self) -> Any:
+        return aws.client("s3", self.settings)
+
+    @cached_property
+    def identity(self) -> IdentityService:
+        from backroom.identity.repository import IdentityRepository
+        from backroom.identity.service import IdentityService
+        from backroom.identity.throttle import LoginLimits
+
+        config = self.settings
+        return IdentityService(
+            IdentityRepository(self.table),
+            token_idle_seconds=config.token_idle_seconds,
+            token_lifetime_seconds=config.token_lifetime_seconds,
+            limits=LoginLimits(
+                per_account=config.login_failures_per_account,
+                per_address=config.login_failures_per_address,
+                window_seconds=config.login_failure_window_seconds,
+            ),
+            hashes_at_once=config.password_hashes_at_once,
+            hash_wait_seconds=config.password_hash_wait_seconds,
+        )
+
+    @cached_property
+    def files(self) -> FileStore:
+        from backroom.files import FileStore
+
+        return FileStore(self.s3, self.settings.bucket_name, self.table)
+
+    @cached_property
+    def records(self) -> RecordStore:
+        from backroom.records import RecordStore
+
+        return RecordStore(self.table)
+
+    @cached_property
+    def calc(self) -> CalcRepository:
+        from backroom.calcengine.repository import CalcRepository
+
+        return CalcRepository(self.table)
+
+    @cached_property
+    def job_repo(self) -> JobRepository:
+        from backroom.jobs.repository import JobRepository
+
+        return JobRepository(self.table)
+
+    @cached_property
+    def journal(self) -> JobJournal:
+        from backroom.jobs.journal import JobJournal
+
+        return JobJournal(self.job_repo)
+
+    @cached_property
+    def kinds(self) -> JobKinds:
+        """Every kind of job this deployment runs, built at the engine's first lookup of one."""
+        from backroom.jobs.kinds import JobKinds
+
+        return JobKinds(self._job_kinds)
+
+    def _job_kinds(self) -> list[JobKind]:
+        from backroom.app.actions import ExecuteActionKind
+        from backroom.app.deletes import DeleteRecordsKind
+        from backroom.app.exports import ExportRecordsKind
+        from backroom.app.imports import ImportRecordsKind
+        from backroom.calcengine.calculations import BatchKind, CalculationKind
+        from backroom.calcengine.imports import DeleteImportedKind, ImportKind
+        from backroom.jobs.probe import RowProbe
+        from backroom.tasks.runner import TaskJob
+
+        app = self.app
+        return [
+            ExecuteActionKind(app),
+            DeleteRecordsKind(app),
+            ExportRecordsKind(app),
+            ImportRecordsKind(app),
+            CalculationKind(),
+            BatchKind(self.jobs),
+            ImportKind(),
+            DeleteImportedKind(),
+            TaskJob(self.task_actions),
+            RowProbe(),
+        ]
+
+    @cached_property
+    def job_context(self) -> JobContext:
+        """What every kind may touch while it runs: the repositories of the concepts jobs work on."""
+        from backroom.jobs.kinds import JobContext
+        from backroom.numbers import NumberRepository
+        from backroom.quantities import QuantityLedger
+
+        return JobContext(
+            settings=self.settings,
+            journal=self.journal,
+            files=self.files,
+            records=self.records,
+            calc=self.calc,
+            identity=self.identity.repo,
+            numbers=NumberRepository(self.table),
+            quantities=QuantityLedger(self.table),
+        )
+
+    @cached_property
+    def job_queue(self) -> JobQueue:
+        from backroom.jobs.queue import JobQueue
+
+        return JobQueue(aws.client("sqs", self.settings), self.settings.jobs_queue_url)
+
+    @cached_property
+    def lifecycle(self) -> Lifecycle:
+        from backroom.jobs.lifecycle import Lifecycle
+
+        return Lifecycle(self.job_repo, self.job_queue, self.kinds, self.journal, self.job_context)
+
+    @cached_property
+    def jobs(self) -> JobEngine:
+        """The engine's commands and reads (what services and dialects start and steer jobs with)."""
+        from backroom.jobs.engine import JobEngine
+
+        return JobEngine(self.job_repo, self.job_queue, self.journal, self.lifecycle)
+
+    @cached_property
+    def worker(self) -> JobWorker:
+        """What runs each SQS message of the jobs queue: plans, chunks, wrap-ups."""
+        from backroom.jobs.worker import JobWorker
+
+        return JobWorker(self.job_repo, self.job_queue, self.kinds, self.journal, self.lifecycle, self.job_context)
+
+    @cached_property
+    def app(self) -> AppData:
+        """The runtime app's data: records under its entities' permissions, its actions, logs and files."""
+        from backroom.app.repository import AppRepository
+        from backroom.app.service import AppData
+
+        return AppData(AppRepository(self.table, self.records), self.records, self.jobs, self.files)
+
+    @cached_property
+    def errands(self) -> Errands:
+        from backroom.errands import Errands
+
+        return Errands(self.jobs)
+
+    @cached_property
+    def tasks(self) -> TaskService:
+        from backroom.tasks.service import TaskService
+
+        return TaskService(self.jobs, self.identity, self.files, self.task_actions)
+
+    @cached_property
+    def task_actions(self) -> TaskActions:
+        from backroom.tasks.catalog import builtin_actions
+
+        return builtin_actions()
+
+    @cached_property
+    def gateway(self) -> GatewayService:
+        from backroom.calcengine.service import GatewayService
+
+        return GatewayService(self.calc, self.records, self.errands, self.files)
+
+
+def build(config: Settings) -> Core:
+    return Core(config)
+
+
+@lru_cache(maxsize=1)
+def core() -> Core:
+    """The process's core, built on first use (after moto or the emulator is in place)."""
+    return build(settings())
