@@ -25,10 +25,10 @@ from backroom.api.runtime import (
     millis,
     query_params,
 )
+from backroom.api.runtime_jobs import RuntimeJobs
 from backroom.app.logs import post_log, read_logs
 from backroom.jobs.engine import WrongState
 from backroom.jobs.models import Job
-from backroom.jobs.runtime import RuntimeJobs
 from backroom.tracing import Tracer
 from backroom.wiring import core
 

@@ -124,7 +124,7 @@ class Core:
 
         app = self.app
         return [
-            ExecuteActionKind(app),
+            ExecuteActionKind(app.actions),
             DeleteRecordsKind(app),
             ExportRecordsKind(app),
             ImportRecordsKind(app),

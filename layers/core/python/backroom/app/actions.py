@@ -53,7 +53,7 @@ from backroom.records.values import normalize
 
 if TYPE_CHECKING:
     from backroom.app.permissions import Access
-    from backroom.app.service import AppData
+    from backroom.app.ports import AppService
 
 ACTION_KIND = "runtime.execute_action"
 SYNC_MOST = 1000  # the spec: more records than this need `_async=true`
@@ -174,7 +174,7 @@ class Run:
 class ActionRunner:
     """Runs actions; `data` gives the records and the views, `logs` the app's logs."""
 
-    def __init__(self, data: AppData, table: Table) -> None:
+    def __init__(self, data: AppService, table: Table) -> None:
         self.data = data
         self.records: RecordStore = data.records
         self.table = table
@@ -445,6 +445,10 @@ class ExecuteActionKind(AppJobKind):
     name = ACTION_KIND
     commit_rows = 25
 
+    def __init__(self, runner: ActionRunner) -> None:
+        super().__init__(runner.data)
+        self.runner = runner
+
     def plan(self, ctx: JobContext, job: Job) -> list[ChunkPlan]:
         return planned_ids(self.app, job)
 
@@ -475,7 +479,7 @@ class ExecuteActionKind(AppJobKind):
     def before_commit(self, ctx: JobContext, job: Job, chunk: Chunk, outcomes: list[RowOutcome]) -> None:
         """Run the group; the job's first 1,000 rows keep their outcome in its results (`put_results`)."""
         entity, action = self._action(ctx, job)
-        runner = self.app.actions
+        runner = self.runner
         if not outcomes:
             return
         if action.type != "one":

@@ -76,7 +76,8 @@ from backroom.records.schema import NAME_PATTERN, NUMERIC
 from backroom.records.values import EXACT, canonical
 
 if TYPE_CHECKING:
-    from backroom.app.service import Access, AppData
+    from backroom.app.permissions import Access
+    from backroom.app.ports import AppService
 
 MAX_ITEMS = 1000  # documents an answer lists; `total` counts them all
 MAX_STAGES = 100
@@ -112,7 +113,7 @@ class _Missing:
 _MISSING: Any = _Missing()
 
 
-def aggregate(data: AppData, caller: Caller, name: str, body: Any) -> dict[str, Any]:
+def aggregate(data: AppService, caller: Caller, name: str, body: Any) -> dict[str, Any]:
     """Run the pipeline `body` over entity `name`'s records as `caller` may read them: {"total": n, "items": [...]}.
 
     Raises Invalid (400) for a malformed pipeline, Forbidden (403) for what the caller may not read,
@@ -224,7 +225,7 @@ def _weight(document: Any, most: int, known: Mapping[int, int]) -> int:
 
 # Planning: the stages checked and turned into steps over a stream of documents -------------------
 class _Pipeline:
-    def __init__(self, data: AppData, caller: Caller, access: Access) -> None:
+    def __init__(self, data: AppService, caller: Caller, access: Access) -> None:
         self.data = data
         self.caller = caller
         self.schema = access.schema

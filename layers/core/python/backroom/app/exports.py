@@ -45,7 +45,7 @@ from backroom.records import Record, RecordStore, Schema
 from backroom.records.schema import TableField
 
 if TYPE_CHECKING:
-    from backroom.app.service import AppData
+    from backroom.app.ports import AppService
 
 logger = logging.getLogger("jobs.exports")
 
@@ -266,9 +266,9 @@ class ExportRecordsKind(AppJobKind):
     name = EXPORT_KIND
     commit_rows = CHUNK_IDS  # a chunk is one group: one part
 
-    def __init__(self, app: AppData) -> None:
+    def __init__(self, app: AppService) -> None:
         super().__init__(app)
-        self._setup: PerJob[AppData, _Setup] = PerJob(_load)
+        self._setup: PerJob[AppService, _Setup] = PerJob(_load)
 
     def plan(self, ctx: JobContext, job: Job) -> Iterator[ChunkPlan]:
         """The matches' ids as the store reads them, after `_offset`, at most `_size`, a chunk at a time:
@@ -389,7 +389,7 @@ def _formula_safe(job: Job) -> bool:
     return job.params.get("formulaSafe", True) is not False
 
 
-def _access(app: AppData, job: Job, entities: dict[str, Entity]) -> Access:
+def _access(app: AppService, job: Job, entities: dict[str, Entity]) -> Access:
     """The entity as the job's user may read it now (its grants read anew); a job failure when it may not."""
     gate = Gate.for_job(app.repo, job.tenant_id, job.params, entities)
     try:
@@ -411,11 +411,11 @@ def _readable_now(access: Access, job: Job) -> list[Column]:
     return columns
 
 
-def _still_readable(app: AppData, job: Job, setup: _Setup) -> None:
+def _still_readable(app: AppService, job: Job, setup: _Setup) -> None:
     _readable_now(_access(app, job, setup.entities), job)
 
 
-def _load(app: AppData, job: Job) -> _Setup:
+def _load(app: AppService, job: Job) -> _Setup:
     entity = entity_of(app, job)
     access = _access(app, job, {entity.name: entity})
     columns = _readable_now(access, job)
@@ -446,7 +446,7 @@ _OPTIONS = (
 
 def start_export(data: Any, caller: Any, name: str, params: Mapping[str, Any], ip: str | None) -> Job:
     """`PUT /data/{entity}/export`: check the query and the fields now (a 400 or 403 here, not a failed job),
-    then start the job. `data` is the app's `AppData`."""
+    then start the job. `data` is the app's data service (`AppData`)."""
     access: Access = data.gate(caller).access(name, "read")
     options = {k: (v[-1] if isinstance(v, list) else v) for k, v in params.items() if k in _OPTIONS}
     size = _whole(options.get("_size"), "_size", 1, MAX_RECORDS)

@@ -25,7 +25,7 @@ from backroom.records.schema import Schema, TableField
 from backroom.records.values import file_refs, is_empty
 
 if TYPE_CHECKING:
-    from backroom.app.service import AppData
+    from backroom.app.ports import AppService
 
 KEEP_UNREFERENCED_MS = 12 * 3_600_000  # the spec: a file no record references is removed after 12 hours
 # A Lambda request or response carries at most 6 MB, and a binary body travels base64-encoded (4/3).
@@ -140,7 +140,7 @@ class AppFiles:
             raise Forbidden("Only developers may download files by id; use the record's file link")
         return self._download(self._file(caller.tenant_id, file_id))
 
-    def of_record(self, caller: Caller, data: AppData, entity: str, rid: str, file_id: str) -> Download:
+    def of_record(self, caller: Caller, data: AppService, entity: str, rid: str, file_id: str) -> Download:
         """`GET /data/{entity}/{rid}/files/{fileId}`: a file the record references, in a field the caller reads."""
         access = data.access(caller, entity, "read")
         record = data.records.get(caller.tenant_id, access.schema, rid) if _ID.match(rid) else None

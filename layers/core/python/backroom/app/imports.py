@@ -63,7 +63,7 @@ from backroom.records.store import AlreadyApplied, Author, Create, GuardFailed, 
 from backroom.records.values import canonical, is_empty, normalize
 
 if TYPE_CHECKING:
-    from backroom.app.service import AppData
+    from backroom.app.ports import AppService
 
 logger = logging.getLogger("jobs.imports")
 
@@ -324,7 +324,7 @@ class ImportRecordsKind(AppJobKind):
     name = IMPORT_KIND
     commit_rows = 100
 
-    def __init__(self, app: AppData) -> None:
+    def __init__(self, app: AppService) -> None:
         super().__init__(app)
         self._setup: PerJob[JobContext, _Setup] = PerJob(lambda ctx, job: _load(app, ctx, job))
 
@@ -606,7 +606,7 @@ class _Setup:
 
 
 def _layout(
-    app: AppData, job: Job, entities: Mapping[str, Entity], header: Sequence[str]
+    app: AppService, job: Job, entities: Mapping[str, Entity], header: Sequence[str]
 ) -> tuple[Layout, dict[str, Entity]]:
     """The header as the job's user may import it now (its grants read anew), and the entities read for it.
     A permission it no longer has (`create` on the entity, `read` on a related one) fails the job."""
@@ -619,7 +619,7 @@ def _layout(
         raise JobFailure(f"{bad.message} {'; '.join(e.message for e in getattr(bad, 'errors', []))}".strip()) from None
 
 
-def _load(app: AppData, ctx: JobContext, job: Job) -> _Setup:
+def _load(app: AppService, ctx: JobContext, job: Job) -> _Setup:
     entity = entity_of(app, job)
     header = CsvChunker(ctx.files.open_text(job.params["owner"], FILE_NAME, 0, HEADER_BYTES), 1).header
     _shape, entities = _layout(app, job, {entity.name: entity}, header)
@@ -766,7 +766,7 @@ def start_import(
     file_id: str | None = None,
 ) -> Job:
     """`POST /data/{entity}/import`: check the flags and the header now (a 400 or 403 here, not a failed
-    job), store the file, then start the job. `data` is the app's `AppData`.
+    job), store the file, then start the job. `data` is the app's data service (`AppData`).
 
     The file is the request's (`content`), or one uploaded before by `POST /files` (`file_id`: the way for
     a file above API Gateway's payload limit, uploaded to a presigned URL), copied by S3.

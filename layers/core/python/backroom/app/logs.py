@@ -22,12 +22,11 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from backroom.clock import now_ms
+from backroom.clock import now_ms, period_span
 from backroom.dynamo import Table, Write
 from backroom.errors import FieldError, Forbidden, Invalid
 from backroom.identity.models import Caller
 from backroom.ids import object_id
-from backroom.jobs.runtime import period_span  # one `period` for app logs and job logs
 
 SHARDS = 8
 KEEP_DAYS = 30

@@ -16,12 +16,12 @@ from backroom.jobs.kinds import JobFailure, JobKind, PerJob
 from backroom.jobs.models import ChunkPlan, Job
 
 if TYPE_CHECKING:
-    from backroom.app.service import AppData
+    from backroom.app.ports import AppService
 
 CHUNK_IDS = 500
 
 
-def _entity(app: AppData, job: Job) -> Entity:
+def _entity(app: AppService, job: Job) -> Entity:
     try:
         return app.repo.entity(job.tenant_id, job.params["entity"])
     except NotFound as gone:
@@ -31,7 +31,7 @@ def _entity(app: AppData, job: Job) -> Entity:
 entity_of = PerJob(_entity)
 
 
-def planned_ids(app: AppData, job: Job) -> list[ChunkPlan]:
+def planned_ids(app: AppService, job: Job) -> list[ChunkPlan]:
     entity = entity_of(app, job)
     records = app.records
     ids: list[str] | None = job.params.get("ids")
@@ -58,5 +58,5 @@ def chunk_ids(cursor: dict[str, Any], skip: int) -> list[str]:
 class AppJobKind(JobKind):
     """A kind of job over the runtime app's records: given the app's data by the composition root."""
 
-    def __init__(self, app: AppData) -> None:
+    def __init__(self, app: AppService) -> None:
         self.app = app

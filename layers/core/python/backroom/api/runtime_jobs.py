@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from backroom.clock import now_ms
+from backroom.clock import now_ms, period_span
 from backroom.errors import FieldError, Forbidden, Invalid, NotFound
 from backroom.identity.models import Caller
 from backroom.jobs.engine import JobEngine, WrongState
@@ -32,8 +32,6 @@ _DATE_FILTERS = {
     "createTo": ("created_at", "to"),
 }
 _OFFSET = re.compile(r"^[0-9A-Za-z-]{1,64}$")
-_LAST = re.compile(r"^last([0-9]{0,6})(minute|hour|day|week|month)s?$", re.IGNORECASE)  # N up to 6 digits
-_UNIT_MS = {"minute": 60_000, "hour": 3_600_000, "day": 86_400_000, "week": 7 * 86_400_000, "month": 30 * 86_400_000}
 
 
 def _bad(name: str, message: str) -> Invalid:
@@ -63,22 +61,6 @@ def _listed(params: Mapping[str, str], name: str) -> set[str] | None:
     if raw is None or raw.strip() == "":
         return None
     return {v.strip() for v in raw.split(",") if v.strip()}
-
-
-def period_span(period: str, now: int) -> tuple[int, int]:
-    """`today`, `yesterday`, or `last<N?><minute|hour|day|week|month>[s]` (`lastHour`, `last7Days`) in ms, UTC."""
-    day = 86_400_000
-    midnight = now - now % day
-    lowered = period.strip().lower()
-    if lowered == "today":
-        return midnight, now
-    if lowered == "yesterday":
-        return midnight - day, midnight - 1
-    found = _LAST.match(period.strip())
-    if found:
-        count = int(found.group(1) or 1)
-        return now - count * _UNIT_MS[found.group(2).lower()], now
-    raise _bad("period", "must be today, yesterday, or lastHour, lastDay, last7Days, lastWeek, lastMonth...")
 
 
 def time_range(params: Mapping[str, str], now: int | None = None) -> tuple[int | None, int | None]:
