@@ -114,11 +114,8 @@ def install() -> None:
             return
         check_versions()
         table = _table()
-        wrong = [
-            f"{p.where} is {_shape(p.owner, p.name)!r}, expected {p.expects!r}"
-            for p in table
-            if _shape(p.owner, p.name) != p.expects
-        ]
+        shapes = [(p, _shape(p.owner, p.name)) for p in table]
+        wrong = [f"{p.where} is {shape!r}, expected {p.expects!r}" for p, shape in shapes if shape != p.expects]
         if wrong:
             raise EmulatorMismatch("the emulator's patches (infra/local/patches.py) do not fit: " + "; ".join(wrong))
         originals: list[tuple[Patch, Any]] = []
