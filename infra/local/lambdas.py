@@ -63,10 +63,8 @@ def _per_thread_metaclass(metaclass: type) -> type:
 
 _REQUEST_STATE = ("current_event", "lambda_context")
 PATCHES = (
-    *(
-        Patch(api_gateway.BaseRouter, name, "annotated attribute", lambda _declared, n=name: _held(n))
-        for name in _REQUEST_STATE
-    ),
+    Patch(api_gateway.BaseRouter, "current_event", "annotated attribute", lambda _: _held("current_event")),
+    Patch(api_gateway.BaseRouter, "lambda_context", "annotated attribute", lambda _: _held("lambda_context")),
     Patch(api_gateway.BaseRouter, "__class__", "metaclass ABCMeta", _per_thread_metaclass),
 )
 

@@ -28,16 +28,16 @@ def snapshot() -> list[Any]:
 
 
 @pytest.fixture
-def shipped() -> Iterator[None]:
-    """moto and powertools as they ship during the test; the process's patch state back after it."""
-    with patches.uninstalled():
-        yield
+def shipped() -> Iterator[pytest.MonkeyPatch]:
+    """moto and powertools as they ship during the test, and a monkeypatch undone before the process's
+    patch state is put back."""
+    with patches.uninstalled(), pytest.MonkeyPatch.context() as patch:
+        yield patch
 
 
-@pytest.mark.usefixtures("shipped")
-def test_another_moto_version_is_refused_before_anything_is_replaced(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_another_moto_version_is_refused_before_anything_is_replaced(shipped: pytest.MonkeyPatch) -> None:
     before = snapshot()
-    monkeypatch.setattr(patches, "_installed_versions", lambda: {**patches.WRITTEN_FOR, "moto": "5.2.6"})
+    shipped.setattr(patches, "_installed_versions", lambda: {**patches.WRITTEN_FOR, "moto": "5.2.6"})
 
     with pytest.raises(patches.EmulatorMismatch) as refused:
         patches.install()
@@ -49,26 +49,24 @@ def test_another_moto_version_is_refused_before_anything_is_replaced(monkeypatch
     assert not patches.installed_now()
 
 
-@pytest.mark.usefixtures("shipped")
-def test_the_local_stack_refuses_it_before_starting_the_emulator(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_local_stack_refuses_it_before_starting_the_emulator(shipped: pytest.MonkeyPatch) -> None:
     # (the emulator's child process has no visible output: its own refusal would read as a bare exit)
-    monkeypatch.setattr(patches, "_installed_versions", lambda: {**patches.WRITTEN_FOR, "moto": "6.0.0"})
+    shipped.setattr(patches, "_installed_versions", lambda: {**patches.WRITTEN_FOR, "moto": "6.0.0"})
     started: list[Any] = []
-    monkeypatch.setattr(emulator.subprocess, "Popen", lambda *a, **k: started.append(a))
+    shipped.setattr(emulator.subprocess, "Popen", lambda *a, **k: started.append(a))
 
     with pytest.raises(patches.EmulatorMismatch, match=r"moto 6\.0\.0 is installed"):
         emulator.start_moto(port=emulator.free_port())
     assert started == []
 
 
-@pytest.mark.usefixtures("shipped")
-def test_an_attribute_of_another_shape_is_refused_before_anything_is_replaced(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_attribute_of_another_shape_is_refused_before_anything_is_replaced(shipped: pytest.MonkeyPatch) -> None:
     # A moto whose Table.query takes its arguments in another order (the patch reads them by position)
     def query(self: Table, hash_key: Any, index_name: Any, range_comparison: Any) -> Any:
         raise AssertionError("not called")
 
-    monkeypatch.setattr(Table, "query", query)
-    monkeypatch.delattr(DynamoHandler, "transact_get_items")
+    shipped.setattr(Table, "query", query)
+    shipped.delattr(DynamoHandler, "transact_get_items")
     before = snapshot()
 
     with pytest.raises(patches.EmulatorMismatch) as refused:
