@@ -11,6 +11,8 @@ import urllib.request
 from contextlib import closing
 from pathlib import Path
 
+from infra.local import patches
+
 DEFAULT_HOST = "127.0.0.1"
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_PORT = 4566  # LocalStack's port, so both are reached the same way
@@ -49,7 +51,12 @@ def free_port() -> int:
 
 
 def start_moto(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, *, timeout: float = 30.0) -> subprocess.Popen[bytes]:
-    """Start moto server in a child process and wait until it answers."""
+    """Start moto server in a child process and wait until it answers.
+
+    The versions the emulator's patches need are checked here first: the child's output is not
+    shown, so its own refusal would read as a mere exit.
+    """
+    patches.check_versions()
     process = subprocess.Popen(
         [sys.executable, "-m", "infra.local.moto_server", "-H", host, "-p", str(port)],
         stdout=subprocess.DEVNULL,

@@ -104,96 +104,107 @@ class Gateway:
         return None
 
     def serve(self, host: str, port: int) -> ThreadingHTTPServer:
-        gateway = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
-                return
-
-            def __getattr__(self, name: str) -> Any:
-                # Any method (TRACE, PROPFIND, ...) reaches `_answer`, which finds no route for it:
-                # API Gateway's JSON 404, never http.server's HTML 501.
-                if name.startswith("do_"):
-                    return self._answer
-                raise AttributeError(name)
-
-            def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
-                # A request http.server cannot parse (bad request line, headers too long): JSON, as API Gateway.
-                self.close_connection = True
-                reason = {400: "Bad Request", 414: "Request-URI Too Long", 431: "Request Header Fields Too Large"}
-                body = json.dumps({"message": reason.get(code, "Bad Request")}).encode()
-                self._send(code if code in reason else 400, {"content-type": "application/json"}, body)
-
-            def _answer(self) -> None:
-                started = time.perf_counter()
-                split = urlsplit(self.path)
-                if split.path == "/openapi.json" and self.command == "GET":
-                    self._send(200, {"content-type": "application/json"}, json.dumps(gateway.openapi).encode())
-                    return
-                try:
-                    length = int(self.headers.get("content-length") or 0)
-                except ValueError:
-                    length = -1
-                if length < 0:
-                    self.close_connection = True
-                    self._send(400, {"content-type": "application/json"}, b'{"message":"Bad Request"}')
-                    return
-                if length > MAX_BODY:
-                    self._send(413, {"content-type": "application/json"}, b'{"message":"Request Entity Too Large"}')
-                    return
-                body = self.rfile.read(length) if length else b""
-                found = gateway.match(self.command, split.path)
-                if found is None:
-                    self._send(404, {"content-type": "application/json"}, b'{"message":"Not Found"}')
-                    status = 404
-                else:
-                    route, params = found
-                    headers: dict[str, str] = {}
-                    for key, value in self.headers.items():
-                        k = key.lower()
-                        headers[k] = f"{headers[k]},{value}" if k in headers else value
-                    event = build_event(
-                        route, self.command, split.path, params, split.query, headers, body, self.client_address[0]
-                    )
-                    status = self._invoke(route, event)
-                log.info("%s %s %d %.0fms", self.command, self.path, status, (time.perf_counter() - started) * 1000)
-
-            def _invoke(self, route: Route, event: dict[str, Any]) -> int:
-                try:
-                    result = gateway.pools[route.function].invoke(event)
-                except Exception:
-                    log.exception("%s crashed", route.function)
-                    self._send(500, {"content-type": "application/json"}, b'{"message":"Internal Server Error"}')
-                    return 500
-                status = int(result.get("statusCode", 200))
-                headers = {k.lower(): str(v) for k, v in (result.get("headers") or {}).items()}
-                raw = result.get("body") or ""
-                payload = base64.b64decode(raw) if result.get("isBase64Encoded") else raw.encode()
-                self._send(status, headers, payload, cookies=result.get("cookies") or [])
-                return status
-
-            def _send(
-                self, status: int, headers: dict[str, str], payload: bytes, cookies: list[str] | None = None
-            ) -> None:
-                self.send_response(status)
-                headers.setdefault("content-type", "application/json")
-                for key, value in headers.items():
-                    if key not in ("content-length", "connection"):
-                        self.send_header(key, value)
-                for cookie in cookies or []:
-                    self.send_header("set-cookie", cookie)
-                self.send_header("content-length", str(len(payload)))
-                self.end_headers()
-                if self.command != "HEAD":
-                    self.wfile.write(payload)
-
-            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _answer
-
-        server = _Server((host, port), Handler)
+        handler = type("Handler", (_Handler,), {"gateway": self})
+        server = _Server((host, port), handler)
         server.daemon_threads = True
         return server
+
+
+class _Handler(BaseHTTPRequestHandler):
+    """One request to the gateway (`serve` makes a subclass that names its `gateway`)."""
+
+    protocol_version = "HTTP/1.1"
+    gateway: Gateway
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
+        return
+
+    def __getattr__(self, name: str) -> Any:
+        # Any method (TRACE, PROPFIND, ...) reaches `_answer`, which finds no route for it:
+        # API Gateway's JSON 404, never http.server's HTML 501.
+        if name.startswith("do_"):
+            return self._answer
+        raise AttributeError(name)
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        # A request http.server cannot parse (bad request line, headers too long): JSON, as API Gateway.
+        self.close_connection = True
+        reason = {400: "Bad Request", 414: "Request-URI Too Long", 431: "Request Header Fields Too Large"}
+        body = json.dumps({"message": reason.get(code, "Bad Request")}).encode()
+        self._send(code if code in reason else 400, {"content-type": "application/json"}, body)
+
+    def _answer(self) -> None:
+        started = time.perf_counter()
+        split = urlsplit(self.path)
+        if split.path == "/openapi.json" and self.command == "GET":
+            self._send(200, {"content-type": "application/json"}, json.dumps(self.gateway.openapi).encode())
+            return
+        body = self._body()
+        if body is None:
+            return
+        found = self.gateway.match(self.command, split.path)
+        if found is None:
+            self._send(404, {"content-type": "application/json"}, b'{"message":"Not Found"}')
+            status = 404
+        else:
+            route, params = found
+            event = build_event(
+                route, self.command, split.path, params, split.query, self._headers(), body, self.client_address[0]
+            )
+            status = self._invoke(route, event)
+        log.info("%s %s %d %.0fms", self.command, self.path, status, (time.perf_counter() - started) * 1000)
+
+    def _body(self) -> bytes | None:
+        """The request's body, or None once a 400 (bad length) or 413 (over API Gateway's limit) is sent."""
+        try:
+            length = int(self.headers.get("content-length") or 0)
+        except ValueError:
+            length = -1
+        if length < 0:
+            self.close_connection = True
+            self._send(400, {"content-type": "application/json"}, b'{"message":"Bad Request"}')
+            return None
+        if length > MAX_BODY:
+            self._send(413, {"content-type": "application/json"}, b'{"message":"Request Entity Too Large"}')
+            return None
+        return self.rfile.read(length) if length else b""
+
+    def _headers(self) -> dict[str, str]:
+        """Lower-case names; a repeated header's values joined by commas, as API Gateway does."""
+        headers: dict[str, str] = {}
+        for key, value in self.headers.items():
+            k = key.lower()
+            headers[k] = f"{headers[k]},{value}" if k in headers else value
+        return headers
+
+    def _invoke(self, route: Route, event: dict[str, Any]) -> int:
+        try:
+            result = self.gateway.pools[route.function].invoke(event)
+        except Exception:
+            log.exception("%s crashed", route.function)
+            self._send(500, {"content-type": "application/json"}, b'{"message":"Internal Server Error"}')
+            return 500
+        status = int(result.get("statusCode", 200))
+        headers = {k.lower(): str(v) for k, v in (result.get("headers") or {}).items()}
+        raw = result.get("body") or ""
+        payload = base64.b64decode(raw) if result.get("isBase64Encoded") else raw.encode()
+        self._send(status, headers, payload, cookies=result.get("cookies") or [])
+        return status
+
+    def _send(self, status: int, headers: dict[str, str], payload: bytes, cookies: list[str] | None = None) -> None:
+        self.send_response(status)
+        headers.setdefault("content-type", "application/json")
+        for key, value in headers.items():
+            if key not in ("content-length", "connection"):
+                self.send_header(key, value)
+        for cookie in cookies or []:
+            self.send_header("set-cookie", cookie)
+        self.send_header("content-length", str(len(payload)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(payload)
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _answer
 
 
 class _Server(ThreadingHTTPServer):

@@ -3,7 +3,7 @@
 A container is its own import of the function's module, so a resolver is never shared by two
 concurrent requests, as in Lambda. powertools keeps the request it resolves on its `BaseRouter`
 class, one per process, which Lambda may (it runs one request per process at a time) and these
-threads may not: `per_thread_requests` makes that state per thread.
+threads may not: `PATCHES` make that state per thread.
 """
 
 from __future__ import annotations
@@ -19,6 +19,10 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from aws_lambda_powertools.event_handler import api_gateway
+
+from infra.local import patches
+from infra.local.patches import Patch
 from infra.local.template import ROOT, Function
 
 LAYER = ROOT / "layers" / "core" / "python"
@@ -41,31 +45,28 @@ class LocalContext:
         return max(0, int((self._deadline - time.monotonic()) * 1000))
 
 
-def per_thread_requests() -> None:
-    """Give each thread its own `BaseRouter.current_event` and `lambda_context` (once per process).
+# powertools keeps the request it resolves on the `BaseRouter` class; these make it one per thread.
+# Class-level reads and writes go through a metaclass property, instance reads through a property on
+# the class; both read `_requests`. Installed by infra/local/patches.py (see its table).
+_requests = threading.local()
 
-    Without it, two concurrent requests to any functions of this process read each other's query,
-    body and token. Class-level writes go through a metaclass property, instance reads through a
-    property on the class; both read one `threading.local`.
-    """
-    from aws_lambda_powertools.event_handler import api_gateway
 
-    base = api_gateway.BaseRouter
-    if "_per_thread" in base.__dict__:
-        return
-    state = threading.local()
+def _held(name: str) -> property:
+    return property(
+        lambda _owner: getattr(_requests, name, None), lambda _owner, value: setattr(_requests, name, value)
+    )
 
-    def held(name: str) -> property:
-        return property(lambda _owner: getattr(state, name, None), lambda _owner, value: setattr(state, name, value))
 
-    class PerThread(type(base)):  # type: ignore[misc]
-        current_event = held("current_event")
-        lambda_context = held("lambda_context")
+def _per_thread_metaclass(metaclass: type) -> type:
+    return type("PerThread", (metaclass,), {name: _held(name) for name in _REQUEST_STATE})
 
-    for name in ("current_event", "lambda_context"):
-        type.__setattr__(base, name, held(name))
-    type.__setattr__(base, "_per_thread", True)
-    base.__class__ = PerThread  # type: ignore[method-assign]
+
+_REQUEST_STATE = ("current_event", "lambda_context")
+PATCHES = (
+    Patch(api_gateway.BaseRouter, "current_event", "annotated attribute", lambda _: _held("current_event")),
+    Patch(api_gateway.BaseRouter, "lambda_context", "annotated attribute", lambda _: _held("lambda_context")),
+    Patch(api_gateway.BaseRouter, "__class__", "metaclass ABCMeta", _per_thread_metaclass),
+)
 
 
 def _load(function: Function, copy: int) -> Callable[[dict[str, Any], Any], Any]:
@@ -83,7 +84,7 @@ def _load(function: Function, copy: int) -> Callable[[dict[str, Any], Any], Any]
 
 class FunctionPool:
     def __init__(self, function: Function, size: int = 4) -> None:
-        per_thread_requests()
+        patches.install()
         self.function = function
         self.size = size
         self._idle: queue.LifoQueue[Callable[[dict[str, Any], Any], Any]] = queue.LifoQueue()

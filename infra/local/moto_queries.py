@@ -5,6 +5,7 @@ page gets slower with each row any test or import ever wrote (1-3 s per request 
 This narrows the candidates first (the partition's items, or the items whose index hash key
 matches) and lets moto do everything else as before: the same conditions, order, paging and limits.
 Only the emulator is touched; the product code and its behaviour on AWS do not change.
+infra/local/patches.py installs `PATCHES`.
 """
 
 from __future__ import annotations
@@ -19,24 +20,15 @@ from typing import Any
 from moto.dynamodb.models import table as table_module
 from moto.dynamodb.models.dynamo_type import DynamoType
 from moto.dynamodb.models.table import Table
-from moto.dynamodb.responses import DynamoHandler
+from moto.dynamodb.responses import DynamoHandler, DynamoResult
 
-from infra.local import moto_transactions
+from infra.local.patches import Patch
 
 _narrowed = threading.local()
-_installed = False
 
 
-def install() -> None:
-    """Patch moto's Table once per process (in-process tests and the emulator server alike)."""
-    global _installed
-    if _installed:
-        return
-    _installed = True
-    moto_transactions.install()  # transactions roll back item by item, one at a time
-    _plain_item_responses()
-    every_item: Callable[[Table], list[Any]] = Table.all_items
-    query: Callable[..., Any] = Table.query
+def _narrowed_items(every_item: Callable[[Table], list[Any]]) -> Callable[[Table], list[Any]]:
+    """Table.all_items answering the candidates `_narrowed_query` chose, while it runs on that table."""
 
     def all_items(self: Table) -> list[Any]:
         scope = getattr(_narrowed, "scope", None)
@@ -45,6 +37,12 @@ def install() -> None:
                 return scope[1]
             return sorted(scope[1], key=lambda x: (x.hash_key, x.range_key) if x.range_key else x.hash_key)
         return every_item(self)
+
+    return all_items
+
+
+def _narrowed_query(query: Callable[..., Any]) -> Callable[..., Any]:
+    """Table.query over the partition's items (or the index hash key's), cut to what the page can reach."""
 
     def narrowed_query(self: Table, hash_key: Any, *args: Any, **kwargs: Any) -> Any:
         conditions = kwargs.get("hash_key_conditions") or []
@@ -69,11 +67,11 @@ def install() -> None:
         finally:
             _narrowed.scope = None
 
-    Table.all_items = all_items  # type: ignore[method-assign]
-    Table.query = narrowed_query  # type: ignore[method-assign]
+    return narrowed_query
 
-    # A COUNT answers a number: moto's deep copy of every item it counts (to hand out) is not needed.
-    handler_query: Callable[..., Any] = DynamoHandler.query
+
+def _marked_counts(handler_query: Callable[..., Any]) -> Callable[..., Any]:
+    """DynamoHandler.query that lets `_CopyUnlessCounting` skip the copies of a plain Select=COUNT."""
 
     def counting_query(self: DynamoHandler) -> Any:
         body = self.body
@@ -85,8 +83,7 @@ def install() -> None:
         finally:
             _narrowed.counting = False
 
-    DynamoHandler.query = counting_query  # type: ignore[method-assign]
-    table_module.copy = _CopyUnlessCounting()  # type: ignore[assignment]
+    return counting_query
 
 
 _MOTO_KWARGS = {"hash_key_conditions", "range_key_conditions", "index_name", "consistent_read", "filter_expression"}
@@ -98,26 +95,32 @@ def _legacy_filters(kwargs: dict[str, Any]) -> bool:
 
 
 def _page_of(candidates: list[Any], args: tuple[Any, ...], range_attr: str) -> tuple[list[Any], tuple[Any, ...]]:
-    """The partition's items a page can touch: past the start key, matching the sort-key condition, limit + 1.
+    """The partition's items a page can touch: past the start key, the first `limit` that match the
+    sort-key condition, and the item after them.
 
     moto skips a page's predecessors one comparison at a time and sizes every item it keeps, so
     paging through a partition cost the square of its size. Cutting the candidates to what the page
     can reach first gives the same page (moto still applies every condition, limit and size cap to
-    what is left) at the cost of one sort. The start key is consumed here.
+    what is left) at the cost of one sort. The item after a full page is kept whether it matches or
+    not: moto answers a LastEvaluatedKey when any item follows a full page. The start key is
+    consumed here.
     """
     range_comparison, range_objs, limit, start_key, forward = args[:5]
     candidates.sort(key=lambda item: item.range_key.cast_value)  # one conversion per item, not per comparison
-    if range_comparison:
-        candidates = [c for c in candidates if c.range_key.compare(range_comparison, range_objs)]
     if start_key:
         keys = [c.range_key for c in candidates]
         mark = DynamoType(start_key[range_attr])
         candidates = (
             candidates[bisect.bisect_right(keys, mark) :] if forward else candidates[: bisect.bisect_left(keys, mark)]
         )
-    if limit:
-        candidates = candidates[: limit + 1] if forward else candidates[-(limit + 1) :]
-    return candidates, (range_comparison, range_objs, limit, None, *args[4:])
+    page: list[Any] = []
+    for item in candidates if forward else reversed(candidates):
+        if limit and len(page) == limit:
+            page.append(item)  # where moto stops, with a LastEvaluatedKey
+            break
+        if not range_comparison or item.range_key.compare(range_comparison, range_objs):
+            page.append(item)
+    return page if forward else page[::-1], (range_comparison, range_objs, limit, None, *args[4:])
 
 
 class _CopyUnlessCounting:
@@ -150,16 +153,13 @@ _ITEM_OPERATIONS = frozenset(
 )
 
 
-def _plain_item_responses() -> None:
+def _plain_item_responses(serialize: Callable[..., Any]) -> Callable[..., Any]:
     """Answer item operations with `json.dumps` of moto's result instead of its model-driven serializer.
 
     moto walks botocore's output shapes value by value: about 15 ms per 8-key record in a
     BatchGetItem answer, most of a bulk delete's time. Anything the fast path cannot dump (binary
     values, errors) takes moto's own way.
     """
-    from moto.dynamodb.responses import DynamoResult
-
-    serialize = DynamoResult.execute_result
 
     def execute_result(self: DynamoResult, context: Any) -> Any:
         result = self.result
@@ -171,4 +171,21 @@ def _plain_item_responses() -> None:
             return 200, {"Content-Type": "application/x-amz-json-1.0"}, body
         return serialize(self, context)
 
-    DynamoResult.execute_result = execute_result  # type: ignore[method-assign,assignment]
+    return execute_result
+
+
+# What infra/local/patches.py replaces for this module (its table says why), with the shapes it expects.
+PATCHES = (
+    Patch(
+        Table,
+        "query",
+        "(self, hash_key, range_comparison, range_objs, limit, exclusive_start_key, scan_index_forward,"
+        " projection_expressions, index_name=None, consistent_read=False, filter_expression=None,"
+        " hash_key_conditions=None, range_key_conditions=None, **filter_kwargs)",
+        _narrowed_query,
+    ),
+    Patch(Table, "all_items", "(self)", _narrowed_items),
+    Patch(DynamoHandler, "query", "(self)", _marked_counts),
+    Patch(table_module, "copy", "module copy", lambda _copy: _CopyUnlessCounting()),
+    Patch(DynamoResult, "execute_result", "(self, context)", _plain_item_responses),
+)

@@ -1,4 +1,4 @@
-"""The embedded emulator's entry point: moto server, with Queries narrowed as DynamoDB does them."""
+"""The embedded emulator's entry point: moto server with the patches of infra/local/patches.py."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 from moto import server
 
-from infra.local.moto_queries import install
+from infra.local import patches
 
 
 def _exit_now(signum: Any, frame: Any) -> None:
@@ -17,6 +17,6 @@ def _exit_now(signum: Any, frame: Any) -> None:
 
 
 if __name__ == "__main__":
-    install()
+    patches.install()
     server.signal_handler = _exit_now
     server.main()

@@ -7,7 +7,8 @@ the items the transaction can write (found by their keys, before it runs), lets 
 else as before (the same checks, order, writes and error answers), and on any failure puts exactly
 those items back. One process-wide lock runs transactions and single-item writes one at a time, so
 of two writers conditioned on the same version exactly one wins, as on DynamoDB. Only the emulator
-is touched; the product code and its behaviour on AWS do not change.
+is touched; the product code and its behaviour on AWS do not change. infra/local/patches.py installs
+`PATCHES`.
 """
 
 from __future__ import annotations
@@ -24,19 +25,15 @@ from moto.dynamodb.models.dynamo_type import DynamoType, Item, LimitedSizeDict
 from moto.dynamodb.models.table import StreamShard, Table
 from moto.dynamodb.responses import DynamoHandler
 
+from infra.local.patches import Patch
+
 # Reentrant: moto's transaction calls the backend's own put_item/update_item/delete_item/get_item.
 _writes = threading.RLock()
 _undoing = threading.local()
-_installed = False
 
 
-def install() -> None:
-    """Patch moto's DynamoDB backend once per process (in-process tests and the emulator server alike)."""
-    global _installed
-    if _installed:
-        return
-    _installed = True
-    transact: Callable[..., None] = DynamoDBBackend.transact_write_items
+def _undone_on_failure(transact: Callable[..., None]) -> Callable[..., None]:
+    """moto's transact_write_items, one at a time, with only the items it can write put back on a failure."""
 
     def transact_write_items(self: DynamoDBBackend, transact_items: list[dict[str, Any]]) -> None:
         with _writes:
@@ -50,16 +47,12 @@ def install() -> None:
             finally:
                 _undoing.active = False
 
-    DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
-    # Single-item writes check their condition and write under the same lock as transactions; a
-    # GetItem (and each Get of a TransactGetItems, as a whole) never sees a transaction half done.
-    for name in ("put_item", "update_item", "delete_item", "get_item"):
-        setattr(DynamoDBBackend, name, _serialised(getattr(DynamoDBBackend, name)))
-    DynamoHandler.transact_get_items = _serialised(DynamoHandler.transact_get_items)  # type: ignore[method-assign]
-    models_module.copy = _CopyUnlessUndoing()  # type: ignore[assignment]
+    return transact_write_items
 
 
 def _serialised(method: Callable[..., Any]) -> Callable[..., Any]:
+    """The method under the transactions' lock: a condition and its write, or a read, with nothing between."""
+
     @functools.wraps(method)
     def serialised(self: Any, *args: Any, **kwargs: Any) -> Any:
         with _writes:
@@ -158,3 +151,34 @@ class _CopyUnlessUndoing:
         if getattr(_undoing, "active", False) and isinstance(value, Table):
             return value
         return copy.deepcopy(value, memo)
+
+
+# What infra/local/patches.py replaces for this module (its table says why), with the shapes it expects.
+PATCHES = (
+    Patch(DynamoDBBackend, "transact_write_items", "(self, transact_items)", _undone_on_failure),
+    Patch(models_module, "copy", "module copy", lambda _copy: _CopyUnlessUndoing()),
+    Patch(
+        DynamoDBBackend,
+        "put_item",
+        "(self, table_name, item_attrs, expected=None, condition_expression=None, expression_attribute_names=None,"
+        " expression_attribute_values=None, overwrite=False, return_values_on_condition_check_failure=None)",
+        _serialised,
+    ),
+    Patch(
+        DynamoDBBackend,
+        "update_item",
+        "(self, table_name, key, update_expression, expression_attribute_names, expression_attribute_values,"
+        " attribute_updates=None, expected=None, condition_expression=None,"
+        " return_values_on_condition_check_failure=None)",
+        _serialised,
+    ),
+    Patch(
+        DynamoDBBackend,
+        "delete_item",
+        "(self, table_name, key, expression_attribute_names=None, expression_attribute_values=None,"
+        " condition_expression=None, return_values_on_condition_check_failure=None)",
+        _serialised,
+    ),
+    Patch(DynamoDBBackend, "get_item", "(self, table_name, keys, projection_expressions=None)", _serialised),
+    Patch(DynamoHandler, "transact_get_items", "(self)", _serialised),
+)

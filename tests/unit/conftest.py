@@ -19,7 +19,7 @@ from backroom.records import Record
 from backroom.wiring import Core, build
 from moto import mock_aws
 
-from infra.local.moto_queries import install as narrow_moto_queries
+from infra.local import patches
 from infra.local.moto_seed import put_items
 from infra.local.provision import Stack, function_environment, provision
 from infra.local.template import Template
@@ -50,7 +50,7 @@ def _cheap_password_hashes(monkeypatch: pytest.MonkeyPatch) -> None:
 def core_on_moto(patch: pytest.MonkeyPatch) -> Iterator[tuple[Template, Core]]:
     """A whole core on in-process moto for a module-scoped fixture (the fixtures below are per test)."""
     offline(patch)
-    narrow_moto_queries()
+    patches.install()
     with mock_aws():
         aws.reset_clients()
         template = Template.load()
@@ -74,7 +74,7 @@ def bulk(core: Core, tenant_id: str, entity: Entity, values: list[dict[str, Any]
 
 @pytest.fixture
 def stack() -> Iterator[Stack]:
-    narrow_moto_queries()
+    patches.install()
     with mock_aws():
         aws.reset_clients()
         yield provision(boto3.session.Session(region_name="us-east-1"), None, Template.load(), visibility=2)  # type: ignore[arg-type]

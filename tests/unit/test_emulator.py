@@ -291,9 +291,9 @@ def test_concurrent_requests_in_the_local_gateway_each_see_their_own_event() -> 
     # Given the local gateway's fix (powertools keeps the request on a class, one per process)
     from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 
-    from infra.local.lambdas import per_thread_requests
+    from infra.local import patches
 
-    per_thread_requests()
+    patches.install()
 
     def container() -> APIGatewayHttpResolver:  # one warm "container": its own resolver
         app = APIGatewayHttpResolver()

@@ -19,7 +19,7 @@ from backroom.records import Condition, Page, Record, RecordStore, Schema, Sort,
 from backroom.wiring import build
 from moto import mock_aws
 
-from infra.local.moto_queries import install as narrow_moto_queries
+from infra.local import patches
 from infra.local.provision import function_environment, provision
 from infra.local.template import Template
 
@@ -33,7 +33,7 @@ def store() -> Iterator[RecordStore]:
         for key, value in (("AWS_ACCESS_KEY_ID", "test"), ("AWS_SECRET_ACCESS_KEY", "test")):
             env.setenv(key, value)
         env.setenv("AWS_DEFAULT_REGION", "us-east-1")
-        narrow_moto_queries()
+        patches.install()
         with mock_aws():
             aws.reset_clients()
             stack = provision(boto3.session.Session(region_name="us-east-1"), None, Template.load(), visibility=2)  # type: ignore[arg-type]

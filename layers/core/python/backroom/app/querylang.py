@@ -197,40 +197,69 @@ def _filters_of(expr: Expr) -> Iterable[Filter]:
 
 
 def _option(query: Query, key: str, raw: str) -> None:
-    if key == "_size":
-        if not _WHOLE.fullmatch(raw) or not 1 <= int(raw) <= MAX_SIZE:
-            raise Invalid(f"_size must be a whole number from 1 to {MAX_SIZE}")
-        query.size = int(raw)
-    elif key == "_offset":
-        if _ID.fullmatch(raw):
-            query.offset = raw
-        elif _WHOLE.fullmatch(raw) and int(raw) <= MAX_OFFSET:
-            query.offset = int(raw)
-        elif raw:
-            raise Invalid(
-                f"_offset must be a number of records to skip (0 to {MAX_OFFSET}) or the id of the record "
-                "the page starts after (the offset a previous page returned)"
-            )
-    elif key == "_sortField":
-        if not raw:
-            raise Invalid("_sortField must name a field (or id)")
-        query.sort_field = raw
-    elif key == "_sortType":
-        if raw.lower() not in ("asc", "desc"):
-            raise Invalid("_sortType must be asc or desc")
-        query.descending = raw.lower() == "desc"
-    elif key == "_fields":
-        names = _names(raw)
-        query.fields = [n for n in names if n not in SYSTEM_FIELDS] if names else None
-    elif key == "_format":
-        chosen = next((f for f in FORMATS if f.lower() == raw.lower()), None)
-        if chosen is None:
-            raise Invalid("_format must be native or plainText")
-        query.format = chosen
-    elif key == "_relationshipsToFetch":
-        query.fetch = _names(raw)
+    setter = _OPTION_SETTERS.get(key)
+    if setter is not None:
+        setter(query, raw)
     elif raw.lower() not in ("true", "false"):  # _async, _lowPriority, _includeDeleted: flags others act on
         raise Invalid(f"{key} must be true or false")
+
+
+def _set_size(query: Query, raw: str) -> None:
+    if not _WHOLE.fullmatch(raw) or not 1 <= int(raw) <= MAX_SIZE:
+        raise Invalid(f"_size must be a whole number from 1 to {MAX_SIZE}")
+    query.size = int(raw)
+
+
+def _set_offset(query: Query, raw: str) -> None:
+    if _ID.fullmatch(raw):
+        query.offset = raw
+    elif _WHOLE.fullmatch(raw) and int(raw) <= MAX_OFFSET:
+        query.offset = int(raw)
+    elif raw:
+        raise Invalid(
+            f"_offset must be a number of records to skip (0 to {MAX_OFFSET}) or the id of the record "
+            "the page starts after (the offset a previous page returned)"
+        )
+
+
+def _set_sort_field(query: Query, raw: str) -> None:
+    if not raw:
+        raise Invalid("_sortField must name a field (or id)")
+    query.sort_field = raw
+
+
+def _set_sort_type(query: Query, raw: str) -> None:
+    if raw.lower() not in ("asc", "desc"):
+        raise Invalid("_sortType must be asc or desc")
+    query.descending = raw.lower() == "desc"
+
+
+def _set_fields(query: Query, raw: str) -> None:
+    names = _names(raw)
+    query.fields = [n for n in names if n not in SYSTEM_FIELDS] if names else None
+
+
+def _set_format(query: Query, raw: str) -> None:
+    chosen = next((f for f in FORMATS if f.lower() == raw.lower()), None)
+    if chosen is None:
+        raise Invalid("_format must be native or plainText")
+    query.format = chosen
+
+
+def _set_fetch(query: Query, raw: str) -> None:
+    query.fetch = _names(raw)
+
+
+# The options that set something on the query; the other reserved options are flags (true or false).
+_OPTION_SETTERS: dict[str, Callable[[Query, str], None]] = {
+    "_size": _set_size,
+    "_offset": _set_offset,
+    "_sortField": _set_sort_field,
+    "_sortType": _set_sort_type,
+    "_fields": _set_fields,
+    "_format": _set_format,
+    "_relationshipsToFetch": _set_fetch,
+}
 
 
 def _names(raw: str) -> list[str]:
