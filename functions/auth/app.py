@@ -10,19 +10,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from backroom.api.dialects import GatewayDialect, RuntimeDialect, TasksDialect
 from backroom.api.openapi import JSON, ref
 from backroom.api.resolver import CurrentCaller, dialect_app
+from backroom.config import require
+from backroom.observability import http_handler
 from backroom.services import services
-from backroom.tracing import Tracer
 from pydantic import BaseModel, ConfigDict, Field
 
-logger = Logger()
-tracer = Tracer()
-metrics = Metrics()
+# Fails at cold start, naming the variable, if the deployment left the table out.
+require()
 tasks = TasksDialect(node="auth@backroom")
 app = dialect_app(
     RuntimeDialect(),
@@ -141,8 +140,6 @@ def gateway_logout(caller: CurrentCaller) -> Response[Any]:
     return Response(status_code=204, body="")
 
 
-@logger.inject_lambda_context
-@tracer.capture_lambda_handler(capture_response=False)
-@metrics.log_metrics
+@http_handler
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
     return app.resolve(event, context)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -30,13 +29,14 @@ from backroom.api.gateway import (
 from backroom.api.multipart import body_bytes, uploaded_file
 from backroom.api.openapi import JSON, raw_body
 from backroom.api.resolver import CurrentCaller, dialect_app
+from backroom.config import require
 from backroom.jobs.models import Job
+from backroom.observability import http_handler
 from backroom.services import services
-from backroom.tracing import Tracer
 
-logger = Logger()
-tracer = Tracer()
-metrics = Metrics()
+# Fails at cold start, naming the variables, if the deployment left them out (the job engine, which
+# this function's services build, names the jobs queue and the files bucket).
+require("bucket_name", "jobs_queue_url")
 # What each creation answers when something breaks inside (the Errand spec's 500 messages).
 _NOT_CREATED = "Due to an internal issue {} could not be created."
 INTERNAL_MESSAGES = {
@@ -152,8 +152,6 @@ def upload_import_file(
     return gateway_json(201, ImportFileView(id=stored.id, name=stored.name))
 
 
-@logger.inject_lambda_context
-@tracer.capture_lambda_handler(capture_response=False)
-@metrics.log_metrics
+@http_handler
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
     return app.resolve(event, context)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -21,12 +20,13 @@ from backroom.api.openapi import file_upload_body
 from backroom.api.resolver import CurrentCaller, dialect_app
 from backroom.api.runtime import json_body
 from backroom.app.files import MAX_SHARE_MS, Download
+from backroom.config import require
+from backroom.observability import http_handler
 from backroom.services import services
-from backroom.tracing import Tracer
 
-logger = Logger()
-tracer = Tracer()
-metrics = Metrics()
+# Fails at cold start, naming the variables, if the deployment left them out (the job engine, which
+# this function's services build, names the jobs queue and the files bucket).
+require("bucket_name", "jobs_queue_url")
 SHARED = "/runtime/api/files/shared/<share_id>"
 app = dialect_app(RuntimeDialect(), public_routes=frozenset({"GET /runtime/api/files/shared/{share_id}"}))
 
@@ -112,8 +112,6 @@ def share_file(
     return {"sharedFileId": shared.share_id, "sharedFileLink": f"/files/shared/{shared.share_id}"}
 
 
-@logger.inject_lambda_context
-@tracer.capture_lambda_handler(capture_response=False)
-@metrics.log_metrics
+@http_handler
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
     return app.resolve(event, context)

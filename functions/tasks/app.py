@@ -10,23 +10,23 @@ from __future__ import annotations
 import base64
 from typing import Annotated, Any
 
-from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from backroom.api.dialects import TasksDialect
 from backroom.api.openapi import JSON, raw_body, ref
 from backroom.api.resolver import CurrentCaller, dialect_app
+from backroom.config import require
 from backroom.errors import BackroomError
 from backroom.identity.models import Caller
+from backroom.observability import http_handler
 from backroom.services import services
 from backroom.tasks.catalog import task_help
 from backroom.tasks.runner import IN_CSV, OUT_CSV
-from backroom.tracing import Tracer
 
-logger = Logger()
-tracer = Tracer()
-metrics = Metrics()
+# Fails at cold start, naming the variables, if the deployment left them out (the job engine, which
+# this function's services build, names the jobs queue and the files bucket).
+require("bucket_name", "jobs_queue_url")
 dialect = TasksDialect(node="tasks@backroom")
 app = dialect_app(dialect, public_routes=frozenset({"GET /v2/tasks"}))
 
@@ -293,8 +293,6 @@ def system_task_csv_not_allowed(task_id: TaskId) -> Response[Any]:
     return _not_allowed("GET")
 
 
-@logger.inject_lambda_context
-@tracer.capture_lambda_handler(capture_response=False)
-@metrics.log_metrics
+@http_handler
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
     return app.resolve(event, context)

@@ -66,7 +66,7 @@ class Services:
     def files(self) -> FileStore:
         from backroom.files import FileStore
 
-        return FileStore(self.s3, self.settings.bucket_name, self.table)
+        return FileStore(self.s3, self.settings.needed("bucket_name"), self.table)
 
     @cached_property
     def records(self) -> RecordStore:
@@ -104,7 +104,7 @@ class Services:
             numbers=NumberRepository(self.table),
             quantities=QuantityLedger(self.table),
         )
-        queue = JobQueue(aws.client("sqs", self.settings), self.settings.jobs_queue_url)
+        queue = JobQueue(aws.client("sqs", self.settings), self.settings.needed("jobs_queue_url"))
         jobs = JobEngine(JobRepository(self.table), queue, context)
         context.jobs = jobs
         # The app's data needs the engine and the engine's context needs the app: both made here.
