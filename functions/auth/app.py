@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponseHeader
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from backroom.api.dialects import GatewayDialect, RuntimeDialect, TasksDialect
 from backroom.api.openapi import JSON, ref
@@ -29,7 +30,9 @@ app = dialect_app(
     elsewhere={"/v2/": tasks, "/gateway/": GatewayDialect()},
 )
 
-_RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before trying again", "schema": {"type": "integer"}}}
+_RETRY_AFTER: dict[str, OpenAPIResponseHeader] = {
+    "Retry-After": {"description": "Seconds to wait before trying again", "schema": {"type": "integer"}}
+}
 
 
 class LoginRequest(BaseModel):

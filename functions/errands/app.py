@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from backroom.api.dialects import GatewayDialect
 from backroom.api.gateway import (
@@ -52,7 +53,7 @@ app = dialect_app(GatewayDialect(), internal_messages=INTERNAL_MESSAGES)
 
 ErrandId = Annotated[int, Path(ge=1, le=999_999_999_999)]
 # What a creation answers beyond the gateway's common errors (the Errand spec's statuses).
-CREATED = {
+CREATED: dict[int, OpenAPIResponse] = {
     202: {"description": "Accepted: the errand, queued", "content": {JSON: {"model": ErrandView}}},
     409: {"description": "Too many errands are being created at once; try again"},
     422: {

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from backroom.api.dialects import RuntimeDialect
 from backroom.api.multipart import body_bytes, uploaded_file
@@ -31,7 +32,7 @@ SHARED = "/runtime/api/files/shared/<share_id>"
 app = dialect_app(RuntimeDialect(), public_routes=frozenset({"GET /runtime/api/files/shared/{share_id}"}))
 
 FileId = Annotated[str, Path(min_length=1, max_length=64, description="A file id (24 hex digits)")]
-FILE = {
+FILE: dict[int, OpenAPIResponse] = {
     200: {"description": "The file", "content": {"application/force-download": {}}},
     302: {"description": "A file too big for a response: fetch it from the presigned S3 URL in Location"},
 }

@@ -42,7 +42,9 @@ class Settings(BaseSettings):
         default=15 * 60, gt=0, validation_alias="BACKROOM_LOGIN_FAILURE_WINDOW_SECONDS"
     )
     password_hashes_at_once: int = Field(default=2, gt=0, validation_alias="BACKROOM_PASSWORD_HASHES_AT_ONCE")
-    password_hash_wait_seconds: float = Field(default=10.0, ge=0, validation_alias="BACKROOM_PASSWORD_HASH_WAIT_SECONDS")
+    password_hash_wait_seconds: float = Field(
+        default=10.0, ge=0, validation_alias="BACKROOM_PASSWORD_HASH_WAIT_SECONDS"
+    )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -77,7 +79,7 @@ def _missing(err: ValidationError) -> MissingSettings:
 def settings() -> Settings:
     """The process-wide settings, read from the environment on first use."""
     try:
-        return Settings()  # type: ignore[call-arg]  # pydantic-settings fills the required fields from the environment
+        return Settings()  # pydantic-settings fills the required fields from the environment
     except ValidationError as err:
         raise _missing(err) from None
 

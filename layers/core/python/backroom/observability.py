@@ -18,7 +18,7 @@ import os
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools import Tracer as PowertoolsTracer
@@ -117,7 +117,7 @@ def http_handler(handler: Handler) -> Handler:
                 metrics.add_metric(name="Requests", unit=MetricUnit.Count, value=1)
                 _add_items(before)
 
-    return _observed(counted, correlation_paths.API_GATEWAY_HTTP)
+    return _observed(cast(Handler, counted), correlation_paths.API_GATEWAY_HTTP)
 
 
 def event_handler(handler: Handler) -> Handler:
@@ -137,13 +137,15 @@ def event_handler(handler: Handler) -> Handler:
                     name="ItemsWrittenPerSecond", unit=MetricUnit.CountPerSecond, value=written / seconds
                 )
 
-    return _observed(counted, None)
+    return _observed(cast(Handler, counted), None)
 
 
 def _observed(handler: Handler, correlation_id_path: str | None) -> Handler:
     traced = tracer.capture_lambda_handler(handler, capture_response=False)
     emitted = metrics.log_metrics(traced) if _EMITTING else traced
-    return logger.inject_lambda_context(emitted, correlation_id_path=correlation_id_path, clear_state=True)
+    return cast(
+        Handler, logger.inject_lambda_context(emitted, correlation_id_path=correlation_id_path, clear_state=True)
+    )
 
 
 def _items() -> tuple[int, int]:
