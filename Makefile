@@ -57,6 +57,9 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	@# Each function's handler is a module named `app`, as Lambda loads it: one mypy run per folder.
+	@for f in functions/*/; do echo "mypy $${f}app.py"; (cd $$f && MYPYPATH=$(CURDIR)/layers/core/python \
+		$(CURDIR)/$(BIN)/mypy --config-file $(CURDIR)/pyproject.toml --cache-dir $(CURDIR)/.mypy_cache app.py) || exit 1; done
 	$(BIN)/cfn-lint template.yaml
 
 format: $(STAMP)

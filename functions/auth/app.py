@@ -10,19 +10,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponseHeader
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from backroom.api.dialects import GatewayDialect, RuntimeDialect, TasksDialect
 from backroom.api.openapi import JSON, ref
 from backroom.api.resolver import CurrentCaller, dialect_app
-from backroom.tracing import Tracer
+from backroom.config import require
+from backroom.observability import http_handler
 from backroom.wiring import core
 from pydantic import BaseModel, ConfigDict, Field
 
-logger = Logger()
-tracer = Tracer()
-metrics = Metrics()
+# Fails at cold start, naming the variable, if the deployment left the table out.
+require()
 tasks = TasksDialect(node="auth@backroom")
 app = dialect_app(
     RuntimeDialect(),
@@ -30,7 +30,9 @@ app = dialect_app(
     elsewhere={"/v2/": tasks, "/gateway/": GatewayDialect()},
 )
 
-_RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before trying again", "schema": {"type": "integer"}}}
+_RETRY_AFTER: dict[str, OpenAPIResponseHeader] = {
+    "Retry-After": {"description": "Seconds to wait before trying again", "schema": {"type": "integer"}}
+}
 
 
 class LoginRequest(BaseModel):
@@ -141,8 +143,6 @@ def gateway_logout(caller: CurrentCaller) -> Response[Any]:
     return Response(status_code=204, body="")
 
 
-@logger.inject_lambda_context
-@tracer.capture_lambda_handler(capture_response=False)
-@metrics.log_metrics
+@http_handler
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
     return app.resolve(event, context)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from backroom.api.dialects import GatewayDialect
 from backroom.api.gateway import (
@@ -30,13 +30,14 @@ from backroom.api.gateway import (
 from backroom.api.multipart import body_bytes, uploaded_file
 from backroom.api.openapi import JSON, raw_body
 from backroom.api.resolver import CurrentCaller, dialect_app
+from backroom.config import require
 from backroom.jobs.models import Job
-from backroom.tracing import Tracer
+from backroom.observability import http_handler
 from backroom.wiring import core
 
-logger = Logger()
-tracer = Tracer()
-metrics = Metrics()
+# Fails at cold start, naming the variables, if the deployment left them out (the job engine, which
+# this function's services build, names the jobs queue and the files bucket).
+require("bucket_name", "jobs_queue_url")
 # What each creation answers when something breaks inside (the Errand spec's 500 messages).
 _NOT_CREATED = "Due to an internal issue {} could not be created."
 INTERNAL_MESSAGES = {
@@ -52,7 +53,7 @@ app = dialect_app(GatewayDialect(), internal_messages=INTERNAL_MESSAGES)
 
 ErrandId = Annotated[int, Path(ge=1, le=999_999_999_999)]
 # What a creation answers beyond the gateway's common errors (the Errand spec's statuses).
-CREATED = {
+CREATED: dict[int, OpenAPIResponse] = {
     202: {"description": "Accepted: the errand, queued", "content": {JSON: {"model": ErrandView}}},
     409: {"description": "Too many errands are being created at once; try again"},
     422: {
@@ -152,8 +153,6 @@ def upload_import_file(
     return gateway_json(201, ImportFileView(id=stored.id, name=stored.name))
 
 
-@logger.inject_lambda_context
-@tracer.capture_lambda_handler(capture_response=False)
-@metrics.log_metrics
+@http_handler
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
     return app.resolve(event, context)

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler.openapi.params import Path
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from backroom.api.dialects import GatewayDialect
 from backroom.api.gateway import DEFAULT_PAGE_SIZE, Page, PageInfo, PageNumber, PageSize, extract_filters
 from backroom.api.resolver import CurrentCaller, dialect_app
-from backroom.tracing import Tracer
+from backroom.config import require
+from backroom.observability import http_handler
 from backroom.wiring import core
 
-logger = Logger()
-tracer = Tracer()
-metrics = Metrics()
+# Fails at cold start, naming the variables, if the deployment left them out (the job engine, which
+# this function's services build, names the jobs queue and the files bucket).
+require("bucket_name", "jobs_queue_url")
 EXTRACT = "GET /gateway/extract/v1/custom-tables/{table}"
 app = dialect_app(GatewayDialect(), internal_messages={EXTRACT: "Unable to execute the extract."})
 
@@ -36,8 +36,6 @@ def extract(
     return Page[dict](results=rows, page=PageInfo.of(page, size, total))
 
 
-@logger.inject_lambda_context
-@tracer.capture_lambda_handler(capture_response=False)
-@metrics.log_metrics
+@http_handler
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
     return app.resolve(event, context)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -20,14 +19,15 @@ from backroom.api.multipart import body_bytes, uploaded_file
 from backroom.api.openapi import file_upload_body
 from backroom.api.resolver import CurrentCaller, dialect_app
 from backroom.api.runtime import ExportSize, From, PageSize, To, json_body, last_values, query_params
+from backroom.config import require
 from backroom.errors import Invalid
 from backroom.jobs.models import Job
-from backroom.tracing import Tracer
+from backroom.observability import http_handler
 from backroom.wiring import core
 
-logger = Logger()
-tracer = Tracer()
-metrics = Metrics()
+# Fails at cold start, naming the variables, if the deployment left them out (the job engine, which
+# this function's services build, names the jobs queue and the files bucket).
+require("bucket_name", "jobs_queue_url")
 app = dialect_app(RuntimeDialect())
 
 Entity = Annotated[str, Path(min_length=1, max_length=64, description="The entity's name, e.g. companies")]
@@ -216,8 +216,6 @@ def record_file(
     return Response(status_code=200, content_type=found.content_type, headers=headers, body=found.body or b"")
 
 
-@logger.inject_lambda_context
-@tracer.capture_lambda_handler(capture_response=False)
-@metrics.log_metrics
+@http_handler
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
     return app.resolve(event, context)

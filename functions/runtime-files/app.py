@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from backroom.api.dialects import RuntimeDialect
 from backroom.api.multipart import body_bytes, uploaded_file
@@ -21,17 +21,18 @@ from backroom.api.openapi import file_upload_body
 from backroom.api.resolver import CurrentCaller, dialect_app
 from backroom.api.runtime import json_body
 from backroom.app.files import MAX_SHARE_MS, Download
-from backroom.tracing import Tracer
+from backroom.config import require
+from backroom.observability import http_handler
 from backroom.wiring import core
 
-logger = Logger()
-tracer = Tracer()
-metrics = Metrics()
+# Fails at cold start, naming the variables, if the deployment left them out (the job engine, which
+# this function's services build, names the jobs queue and the files bucket).
+require("bucket_name", "jobs_queue_url")
 SHARED = "/runtime/api/files/shared/<share_id>"
 app = dialect_app(RuntimeDialect(), public_routes=frozenset({"GET /runtime/api/files/shared/{share_id}"}))
 
 FileId = Annotated[str, Path(min_length=1, max_length=64, description="A file id (24 hex digits)")]
-FILE = {
+FILE: dict[int, OpenAPIResponse] = {
     200: {"description": "The file", "content": {"application/force-download": {}}},
     302: {"description": "A file too big for a response: fetch it from the presigned S3 URL in Location"},
 }
@@ -112,8 +113,6 @@ def share_file(
     return {"sharedFileId": shared.share_id, "sharedFileLink": f"/files/shared/{shared.share_id}"}
 
 
-@logger.inject_lambda_context
-@tracer.capture_lambda_handler(capture_response=False)
-@metrics.log_metrics
+@http_handler
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
     return app.resolve(event, context)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Path
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -27,14 +26,15 @@ from backroom.api.runtime import (
 )
 from backroom.api.runtime_jobs import RuntimeJobs
 from backroom.app.logs import post_log, read_logs
+from backroom.config import require
 from backroom.jobs.engine import WrongState
 from backroom.jobs.models import Job
-from backroom.tracing import Tracer
+from backroom.observability import http_handler
 from backroom.wiring import core
 
-logger = Logger()
-tracer = Tracer()
-metrics = Metrics()
+# Fails at cold start, naming the variables, if the deployment left them out (the job engine, which
+# this function's services build, names the jobs queue and the files bucket).
+require("bucket_name", "jobs_queue_url")
 app = dialect_app(RuntimeDialect())
 
 
@@ -133,8 +133,6 @@ def create_log(caller: CurrentCaller) -> dict[str, Any]:
     return post_log(core().app.logs, caller, json_body(app.current_event.raw_event), ip)
 
 
-@logger.inject_lambda_context
-@tracer.capture_lambda_handler(capture_response=False)
-@metrics.log_metrics
+@http_handler
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
     return app.resolve(event, context)

@@ -10,23 +10,28 @@ from __future__ import annotations
 import base64
 from typing import Annotated, Any
 
-from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
+from aws_lambda_powertools.event_handler.openapi.types import (
+    OpenAPIResponse,
+    OpenAPIResponseContentModel,
+    OpenAPIResponseContentSchema,
+)
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from backroom.api.dialects import TasksDialect
 from backroom.api.openapi import JSON, raw_body, ref
 from backroom.api.resolver import CurrentCaller, dialect_app
+from backroom.config import require
 from backroom.errors import BackroomError
 from backroom.identity.models import Caller
+from backroom.observability import http_handler
 from backroom.tasks.catalog import task_help
 from backroom.tasks.runner import IN_CSV, OUT_CSV
-from backroom.tracing import Tracer
 from backroom.wiring import core
 
-logger = Logger()
-tracer = Tracer()
-metrics = Metrics()
+# Fails at cold start, naming the variables, if the deployment left them out (the job engine, which
+# this function's services build, names the jobs queue and the files bucket).
+require("bucket_name", "jobs_queue_url")
 dialect = TasksDialect(node="tasks@backroom")
 app = dialect_app(dialect, public_routes=frozenset({"GET /v2/tasks"}))
 
@@ -36,20 +41,24 @@ ACCOUNT_TASKS = "/v2/accounts/<account_id>/tasks"
 ACCOUNT_TASK = "/v2/accounts/<account_id>/tasks/<task_id>"
 
 # What the routes answer beyond the dialect's common errors, for the OpenAPI document.
-_ENVELOPE = {JSON: {"schema": ref("KazooEnvelope")}}
-_CSV = {"text/csv": {"schema": {"type": "string"}}}
-_FROM_S3 = {
+Content = dict[str, OpenAPIResponseContentSchema | OpenAPIResponseContentModel]
+_ENVELOPE: Content = {JSON: {"schema": ref("KazooEnvelope")}}
+_CSV: Content = {"text/csv": {"schema": {"type": "string"}}}
+_FROM_S3: OpenAPIResponse = {
     "description": "Found: the CSV is too big for a Lambda answer; `Location` is a presigned S3 URL",
     "headers": {"Location": {"schema": {"type": "string"}}},
 }
-_BUSY = {"description": "The task's state forbids this, or too many tasks are being created at once"}
-LISTED = {200: {"description": "The account's tasks, a page of them", "content": _ENVELOPE}}
-ONE = {200: {"description": "The task, under `_read_only`", "content": _ENVELOPE}, 409: _BUSY}
-AS_CSV_OR_JSON = {
+_BUSY: OpenAPIResponse = {"description": "The task's state forbids this, or too many tasks are being created at once"}
+LISTED: dict[int, OpenAPIResponse] = {200: {"description": "The account's tasks, a page of them", "content": _ENVELOPE}}
+ONE: dict[int, OpenAPIResponse] = {
+    200: {"description": "The task, under `_read_only`", "content": _ENVELOPE},
+    409: _BUSY,
+}
+AS_CSV_OR_JSON: dict[int, OpenAPIResponse] = {
     200: {"description": "The task (JSON), or one of its CSVs (`Accept: text/csv`)", "content": {**_ENVELOPE, **_CSV}},
     302: _FROM_S3,
 }
-A_CSV = {200: {"description": "The CSV", "content": _CSV}, 302: _FROM_S3}
+A_CSV: dict[int, OpenAPIResponse] = {200: {"description": "The CSV", "content": _CSV}, 302: _FROM_S3}
 TASK_INPUT = raw_body(
     {
         "text/csv": {"type": "string"},
@@ -293,8 +302,6 @@ def system_task_csv_not_allowed(task_id: TaskId) -> Response[Any]:
     return _not_allowed("GET")
 
 
-@logger.inject_lambda_context
-@tracer.capture_lambda_handler(capture_response=False)
-@metrics.log_metrics
+@http_handler
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
     return app.resolve(event, context)

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import json
 
-from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from backroom.tracing import Tracer
+from backroom.config import require
+from backroom.observability import event_handler
 from backroom.wiring import core
 
-logger = Logger()
-tracer = Tracer()
-metrics = Metrics()
+# Fails at cold start, naming the variables, if the deployment left them out (the job engine, which
+# this function's services build, names the jobs queue and the files bucket).
+require("bucket_name", "jobs_queue_url")
 processor = BatchProcessor(event_type=EventType.SQS)
 
 
@@ -21,8 +22,6 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> None:
     core().worker.handle(json.loads(record.body), lambda_context.get_remaining_time_in_millis)
 
 
-@logger.inject_lambda_context
-@tracer.capture_lambda_handler(capture_response=False)
-@metrics.log_metrics
-def lambda_handler(event: dict, context: LambdaContext) -> dict:
+@event_handler
+def lambda_handler(event: dict, context: LambdaContext) -> PartialItemFailureResponse:
     return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)

@@ -9,6 +9,7 @@ threads may not: `PATCHES` make that state per thread.
 from __future__ import annotations
 
 import importlib.util
+import os
 import queue
 import sys
 import threading
@@ -69,7 +70,19 @@ PATCHES = (
 )
 
 
+def _offline_environment(function: Function) -> None:
+    """Stand-ins for the variables a stack would resolve (`!Ref MainTable`), where the process has none.
+
+    A handler checks its settings at import; loading it without a stack (its routes for the OpenAPI
+    document, tests of its routes) touches no AWS. `make run` exports the resolved values first.
+    """
+    for key, value in function.environment.items():
+        if not isinstance(value, str):
+            os.environ.setdefault(key, f"offline-{key.lower()}")
+
+
 def _load(function: Function, copy: int) -> Callable[[dict[str, Any], Any], Any]:
+    _offline_environment(function)
     module_name, _, attr = function.handler.rpartition(".")
     path = Path(function.code_uri) / f"{module_name.replace('.', '/')}.py"
     unique = f"backroom_fn_{function.name}_{copy}"

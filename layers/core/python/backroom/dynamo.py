@@ -11,6 +11,7 @@ as an integer, 1.000...0) is sent as the same value in fewer digits.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -248,6 +249,23 @@ def _project(kwargs: dict[str, Any], attributes: list[str] | None) -> dict[str, 
     return kwargs
 
 
+class ItemCounts:
+    """Items the process's tables read and wrote: a function's metrics take the difference per invocation."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.read = 0
+        self.written = 0
+
+    def add(self, *, read: int = 0, written: int = 0) -> None:
+        with self._lock:
+            self.read += read
+            self.written += written
+
+
+ITEMS = ItemCounts()
+
+
 def _conditional(call: Any, **kwargs: Any) -> Any:
     try:
         return call(**kwargs)
@@ -275,6 +293,7 @@ class Table:
         _project(kwargs, attributes)
         found = self.client.get_item(**kwargs)
         item = found.get("Item")
+        ITEMS.add(read=int(item is not None))
         return from_item(item, exact=exact) if item else None
 
     def put(
@@ -288,6 +307,7 @@ class Table:
         """Put an item; with a `condition` that does not hold, raise ConditionFailed."""
         kwargs = _expressions({"TableName": self.name, "Item": to_item(data)}, condition, names, values)
         _conditional(self.client.put_item, **kwargs)
+        ITEMS.add(written=1)
 
     def update(
         self,
@@ -311,7 +331,9 @@ class Table:
             names,
             values,
         )
-        return from_item(_conditional(self.client.update_item, **kwargs)["Attributes"])
+        updated = _conditional(self.client.update_item, **kwargs)["Attributes"]
+        ITEMS.add(written=1)
+        return from_item(updated)
 
     def delete(
         self,
@@ -325,6 +347,7 @@ class Table:
         """Delete an item; with a `condition` that does not hold, raise ConditionFailed."""
         kwargs = _expressions({"TableName": self.name, "Key": to_item({"pk": pk, "sk": sk})}, condition, names, values)
         _conditional(self.client.delete_item, **kwargs)
+        ITEMS.add(written=1)
 
     def query(
         self,
@@ -365,6 +388,7 @@ class Table:
             if remaining is not None or page_size:
                 kwargs["Limit"] = max(1, min(remaining or 1000, page_size or 1000, 1000))
             page = self.client.query(**kwargs)
+            ITEMS.add(read=len(page.get("Items", [])))
             for item in page.get("Items", []):
                 yield from_item(item, exact=exact)
             if page_size:
@@ -393,6 +417,7 @@ class Table:
             batch = {self.name: request}
             for attempt in range(8):
                 answer = self.client.batch_get_item(RequestItems=batch)
+                ITEMS.add(read=len(answer.get("Responses", {}).get(self.name, [])))
                 for raw in answer.get("Responses", {}).get(self.name, []):
                     item = from_item(raw, exact=exact)
                     found[(item["pk"], item["sk"])] = item
@@ -408,6 +433,7 @@ class Table:
         """All `writes` or none (at most 100); a condition that fails raises TransactionFailed."""
         try:
             self.client.transact_write_items(TransactItems=[w.request(self.name) for w in writes])
+            ITEMS.add(written=len(writes))
         except ClientError as err:
             if err.response.get("Error", {}).get("Code") != "TransactionCanceledException":
                 raise _refused(err) from err
@@ -454,3 +480,4 @@ class Table:
                 time.sleep(min(0.05 * 2**attempt, 2))
             else:
                 raise RuntimeError(f"DynamoDB left {len(batch.get(self.name, []))} writes unprocessed")
+            ITEMS.add(written=len(pending[start : start + 25]))

@@ -79,7 +79,7 @@ class Core:
     def files(self) -> FileStore:
         from backroom.files import FileStore
 
-        return FileStore(self.s3, self.settings.bucket_name, self.table)
+        return FileStore(self.s3, self.settings.needed("bucket_name"), self.table)
 
     @cached_property
     def records(self) -> RecordStore:
@@ -158,7 +158,7 @@ class Core:
     def job_queue(self) -> JobQueue:
         from backroom.jobs.queue import JobQueue
 
-        return JobQueue(aws.client("sqs", self.settings), self.settings.jobs_queue_url)
+        return JobQueue(aws.client("sqs", self.settings), self.settings.needed("jobs_queue_url"))
 
     @cached_property
     def lifecycle(self) -> Lifecycle:

@@ -9,7 +9,6 @@ from collections.abc import Callable, Mapping
 from http import HTTPStatus
 from typing import Annotated, Any
 
-from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.event_handler.depends import Depends
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
@@ -33,9 +32,8 @@ from backroom.api import openapi
 from backroom.api.dialects import VERSION, Dialect, request_token
 from backroom.errors import BackroomError, FieldError, Invalid, NotFound, Unauthorized
 from backroom.identity.models import Caller
+from backroom.observability import logger
 from backroom.wiring import core
-
-logger = Logger(service="backroom")
 
 
 def authenticated(request: Request) -> Caller:
@@ -203,74 +201,85 @@ def dialect_app(
 
     `internal_messages` gives a route (its route key) the message its spec prints for a 500.
     """
-    said = internal_messages or {}
     app = DialectResolver(dialect, public_routes, elsewhere)
-
-    def event() -> dict[str, Any]:
-        return app.current_event.raw_event
-
-    def speaking() -> Dialect:
-        return app.dialect_of(str(event().get("rawPath") or ""))
-
     if any(d.json_type != content_types.APPLICATION_JSON for d in (dialect, *app.elsewhere.values())):
+        app.use(middlewares=[_json_type])
+    _domain_errors(app)
+    _request_errors(app)
+    _unexpected_errors(app, internal_messages or {})
+    return app
 
-        def json_type(app: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> Response:
-            # Routes answer plain JSON; the dialect says how its Content-Type is spelled.
-            answer = next_middleware(app)
-            if answer.headers.get("Content-Type") == content_types.APPLICATION_JSON:
-                answer.headers["Content-Type"] = speaking().json_type
-            return answer
 
-        app.use(middlewares=[json_type])
+def _event(app: DialectResolver) -> dict[str, Any]:
+    return app.current_event.raw_event
 
+
+def _speaking(app: DialectResolver) -> Dialect:
+    """The dialect of the request being answered."""
+    return app.dialect_of(str(_event(app).get("rawPath") or ""))
+
+
+def _json_type(app: DialectResolver, next_middleware: NextMiddleware) -> Response:
+    # Routes answer plain JSON; the dialect says how its Content-Type is spelled.
+    answer = next_middleware(app)
+    if answer.headers.get("Content-Type") == content_types.APPLICATION_JSON:
+        answer.headers["Content-Type"] = _speaking(app).json_type
+    return answer
+
+
+def _domain_errors(app: DialectResolver) -> None:
     @app.exception_handler(BackroomError)
     def domain_error(err: BackroomError) -> Response:
-        answer = speaking().error(err.status, err, event())
+        answer = _speaking(app).error(err.status, err, _event(app))
         retry_after = getattr(err, "retry_after", None)
         if retry_after is not None:  # a 429 or 503 that passes: when to try again
             answer.headers["Retry-After"] = str(retry_after)
         return answer
 
-    def refused() -> Response | None:
-        # Validation runs before the route's dependencies: a caller without a valid token learns
-        # that first, and nothing about the shape of a request it may not make.
-        if event().get("routeKey") not in public_routes:
-            try:
-                core().identity.authenticate(request_token(event()))
-            except Unauthorized as err:
-                return speaking().error(401, err, event())
-        return None
 
+def _refused(app: DialectResolver) -> Response | None:
+    """A 401 where a route needs a token the request lacks: validation runs before the route's dependencies,
+    and a caller without a valid token learns that first, nothing about the shape of a request it may not make."""
+    event = _event(app)
+    if event.get("routeKey") not in app.public_routes:
+        try:
+            core().identity.authenticate(request_token(event))
+        except Unauthorized as err:
+            return _speaking(app).error(401, err, event)
+    return None
+
+
+def _request_errors(app: DialectResolver) -> None:
     @app.exception_handler(RequestValidationError)
     def validation_error(exc: RequestValidationError) -> Response:
-        if (answer := refused()) is not None:
+        if (answer := _refused(app)) is not None:
             return answer
         errors = _field_errors(exc)
         message = "Malformed request: " + "; ".join(f"{e.field} {e.message}" for e in errors)
-        return speaking().error(400, Invalid(message, errors=errors), event())
+        return _speaking(app).error(400, Invalid(message, errors=errors), _event(app))
 
     @app.exception_handler(RequestUnsupportedContentType)
     def unsupported_type(exc: RequestUnsupportedContentType) -> Response:
-        if (answer := refused()) is not None:
+        if (answer := _refused(app)) is not None:
             return answer
         content_type = (app.current_event.headers.get("content-type") or "").split(";")[0].strip()[:100]
-        return speaking().error(415, Invalid(f"The body must be JSON, not {content_type}"), event())
+        return _speaking(app).error(415, Invalid(f"The body must be JSON, not {content_type}"), _event(app))
 
     @app.exception_handler(NotFoundError)
     def no_route(_: NotFoundError) -> Response:
-        return speaking().error(404, NotFound("No such resource"), event())
+        return _speaking(app).error(404, NotFound("No such resource"), _event(app))
 
+
+def _unexpected_errors(app: DialectResolver, said: dict[str, str]) -> None:
     @app.exception_handler(RecursionError)
     def too_deep(_: RecursionError) -> Response:
         # Only a caller's input nests deeply enough to exhaust the stack (a JSON body a route parses
         # itself, a CSV parser's records): their mistake, a 400; the log keeps where it happened.
         logger.warning("recursion limit reached on a request", exc_info=True)
-        return speaking().error(400, Invalid("The request is nested too deeply to read"), event())
+        return _speaking(app).error(400, Invalid("The request is nested too deeply to read"), _event(app))
 
     @app.exception_handler(Exception)
     def unexpected(exc: Exception) -> Response:
         logger.exception("unexpected error")
-        message = said.get(event().get("routeKey", ""), "Internal error")
-        return speaking().error(500, BackroomError(message), event())
-
-    return app
+        message = said.get(_event(app).get("routeKey", ""), "Internal error")
+        return _speaking(app).error(500, BackroomError(message), _event(app))

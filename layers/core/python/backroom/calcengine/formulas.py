@@ -106,50 +106,89 @@ def evaluate(source: str, names: Mapping[str, Any]) -> Decimal:
 
 
 def _eval(node: ast.AST, names: Mapping[str, Any], depth: int) -> Any:
+    """The value of one node: each kind of node a script may use has its own rule (`_RULES`)."""
     if depth > _MAX_DEPTH:
         raise ScriptError("the script is nested too deeply")
-    deeper = depth + 1
-    if isinstance(node, ast.Constant):
-        if isinstance(node.value, bool | int | float):
-            return _number(node.value)
-        raise ScriptError(f"only numbers are allowed, not {node.value!r}")
-    if isinstance(node, ast.Name):
-        if node.id in names:
-            return names[node.id]
-        raise ScriptError(f"unknown name '{node.id}' (known: {', '.join(sorted(names))})")
-    if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
-        return _BINARY[type(node.op)](
-            _number(_eval(node.left, names, deeper)), _number(_eval(node.right, names, deeper))
-        )
-    if isinstance(node, ast.UnaryOp):
-        value = _eval(node.operand, names, deeper)
-        if isinstance(node.op, ast.USub):
-            return -_number(value)
-        if isinstance(node.op, ast.UAdd):
-            return _number(value)
-        if isinstance(node.op, ast.Not):
-            return not value
-    if isinstance(node, ast.BoolOp):
-        values = (_eval(v, names, deeper) for v in node.values)
-        return all(values) if isinstance(node.op, ast.And) else any(values)
-    if isinstance(node, ast.Compare):
-        left = _eval(node.left, names, deeper)
-        for op, right_node in zip(node.ops, node.comparators, strict=True):
-            if type(op) not in _COMPARE:
-                raise ScriptError("only ==, !=, <, <=, > and >= compare")
-            right = _eval(right_node, names, deeper)
-            if not _COMPARE[type(op)](_number(left), _number(right)):
-                return False
-            left = right
-        return True
-    if isinstance(node, ast.IfExp):
-        return _eval(node.body if _eval(node.test, names, deeper) else node.orelse, names, deeper)
-    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and not node.keywords:
-        function = _FUNCTIONS.get(node.func.id)
-        if function is None:
-            raise ScriptError(f"unknown function '{node.func.id}' (known: {', '.join(sorted(_FUNCTIONS))})")
-        try:
-            return function(*(_eval(a, names, deeper) for a in node.args))
-        except TypeError:
-            raise ScriptError(f"wrong arguments to {node.func.id}()") from None
-    raise ScriptError(f"'{ast.unparse(node)}' is not allowed in a script")
+    rule = _RULES.get(type(node))
+    if rule is None:
+        raise _not_allowed(node)
+    return rule(node, names, depth + 1)
+
+
+def _not_allowed(node: ast.AST) -> ScriptError:
+    return ScriptError(f"'{ast.unparse(node)}' is not allowed in a script")
+
+
+def _constant(node: Any, names: Mapping[str, Any], deeper: int) -> Any:
+    if isinstance(node.value, bool | int | float):
+        return _number(node.value)
+    raise ScriptError(f"only numbers are allowed, not {node.value!r}")
+
+
+def _name(node: Any, names: Mapping[str, Any], deeper: int) -> Any:
+    if node.id in names:
+        return names[node.id]
+    raise ScriptError(f"unknown name '{node.id}' (known: {', '.join(sorted(names))})")
+
+
+def _binary(node: Any, names: Mapping[str, Any], deeper: int) -> Any:
+    apply = _BINARY.get(type(node.op))
+    if apply is None:
+        raise _not_allowed(node)
+    return apply(_number(_eval(node.left, names, deeper)), _number(_eval(node.right, names, deeper)))
+
+
+def _unary(node: Any, names: Mapping[str, Any], deeper: int) -> Any:
+    value = _eval(node.operand, names, deeper)
+    if isinstance(node.op, ast.USub):
+        return -_number(value)
+    if isinstance(node.op, ast.UAdd):
+        return _number(value)
+    if isinstance(node.op, ast.Not):
+        return not value
+    raise _not_allowed(node)
+
+
+def _boolean(node: Any, names: Mapping[str, Any], deeper: int) -> Any:
+    values = (_eval(v, names, deeper) for v in node.values)
+    return all(values) if isinstance(node.op, ast.And) else any(values)
+
+
+def _compare(node: Any, names: Mapping[str, Any], deeper: int) -> Any:
+    left = _eval(node.left, names, deeper)
+    for op, right_node in zip(node.ops, node.comparators, strict=True):
+        if type(op) not in _COMPARE:
+            raise ScriptError("only ==, !=, <, <=, > and >= compare")
+        right = _eval(right_node, names, deeper)
+        if not _COMPARE[type(op)](_number(left), _number(right)):
+            return False
+        left = right
+    return True
+
+
+def _choice(node: Any, names: Mapping[str, Any], deeper: int) -> Any:
+    return _eval(node.body if _eval(node.test, names, deeper) else node.orelse, names, deeper)
+
+
+def _call(node: Any, names: Mapping[str, Any], deeper: int) -> Any:
+    if not isinstance(node.func, ast.Name) or node.keywords:
+        raise _not_allowed(node)
+    function = _FUNCTIONS.get(node.func.id)
+    if function is None:
+        raise ScriptError(f"unknown function '{node.func.id}' (known: {', '.join(sorted(_FUNCTIONS))})")
+    try:
+        return function(*(_eval(a, names, deeper) for a in node.args))
+    except TypeError:
+        raise ScriptError(f"wrong arguments to {node.func.id}()") from None
+
+
+_RULES: dict[type[ast.AST], Callable[[Any, Mapping[str, Any], int], Any]] = {
+    ast.Constant: _constant,
+    ast.Name: _name,
+    ast.BinOp: _binary,
+    ast.UnaryOp: _unary,
+    ast.BoolOp: _boolean,
+    ast.Compare: _compare,
+    ast.IfExp: _choice,
+    ast.Call: _call,
+}
