@@ -1,6 +1,7 @@
 """Thin DynamoDB access shared by the repositories: (de)serialisation, paging and conditional writes.
 
-Only repositories use this module; logic above them never sees an expression or a key.
+Only repositories use this module; logic above them never sees an expression or a key. A client's error
+leaves it as ConditionFailed, TransactionFailed, the caller's Invalid or a `ServiceFailure`, never as the SDK's.
 
 Every number on its way to DynamoDB passes `storable_number`: DynamoDB keeps 38 significant digits,
 magnitudes 1E-130 to 9.9999999999999999999999999999999999999E+125, and zero; NaN and infinities are
@@ -20,6 +21,7 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
+from backroom.aws import error_code, failure
 from backroom.errors import FieldError, Invalid
 
 _ser = TypeSerializer()
@@ -175,12 +177,12 @@ def _too_large(err: ClientError) -> bool:
 
 
 def _refused(err: ClientError) -> Exception:
-    """What a caller may have caused becomes the caller's 400; anything else stays the service's error."""
+    """What a caller may have caused becomes the caller's 400; anything else the service's `ServiceFailure`."""
     if _too_large(err):
         return Invalid(
             "What would be stored is larger than one DynamoDB item holds (400 KB): keep large content in a file"
         )
-    return err
+    return failure(err)
 
 
 class ConditionFailed(Exception):
@@ -248,11 +250,12 @@ def _project(kwargs: dict[str, Any], attributes: list[str] | None) -> dict[str, 
     return kwargs
 
 
-def _conditional(call: Any, **kwargs: Any) -> Any:
+def _request(call: Any, **kwargs: Any) -> Any:
+    """One client call; its ClientError becomes ConditionFailed, the caller's Invalid or a ServiceFailure."""
     try:
         return call(**kwargs)
     except ClientError as err:
-        if err.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+        if error_code(err) == "ConditionalCheckFailedException":
             raise ConditionFailed(kwargs.get("ConditionExpression", "")) from err
         raise _refused(err) from err
 
@@ -273,7 +276,7 @@ class Table:
             "ConsistentRead": consistent,
         }
         _project(kwargs, attributes)
-        found = self.client.get_item(**kwargs)
+        found = _request(self.client.get_item, **kwargs)
         item = found.get("Item")
         return from_item(item, exact=exact) if item else None
 
@@ -287,7 +290,7 @@ class Table:
     ) -> None:
         """Put an item; with a `condition` that does not hold, raise ConditionFailed."""
         kwargs = _expressions({"TableName": self.name, "Item": to_item(data)}, condition, names, values)
-        _conditional(self.client.put_item, **kwargs)
+        _request(self.client.put_item, **kwargs)
 
     def update(
         self,
@@ -311,7 +314,7 @@ class Table:
             names,
             values,
         )
-        return from_item(_conditional(self.client.update_item, **kwargs)["Attributes"])
+        return from_item(_request(self.client.update_item, **kwargs)["Attributes"])
 
     def delete(
         self,
@@ -324,7 +327,7 @@ class Table:
     ) -> None:
         """Delete an item; with a `condition` that does not hold, raise ConditionFailed."""
         kwargs = _expressions({"TableName": self.name, "Key": to_item({"pk": pk, "sk": sk})}, condition, names, values)
-        _conditional(self.client.delete_item, **kwargs)
+        _request(self.client.delete_item, **kwargs)
 
     def query(
         self,
@@ -364,7 +367,7 @@ class Table:
         while True:
             if remaining is not None or page_size:
                 kwargs["Limit"] = max(1, min(remaining or 1000, page_size or 1000, 1000))
-            page = self.client.query(**kwargs)
+            page = _request(self.client.query, **kwargs)
             for item in page.get("Items", []):
                 yield from_item(item, exact=exact)
             if page_size:
@@ -392,7 +395,7 @@ class Table:
             _project(request, attributes and sorted({"pk", "sk", *attributes}))
             batch = {self.name: request}
             for attempt in range(8):
-                answer = self.client.batch_get_item(RequestItems=batch)
+                answer = _request(self.client.batch_get_item, RequestItems=batch)
                 for raw in answer.get("Responses", {}).get(self.name, []):
                     item = from_item(raw, exact=exact)
                     found[(item["pk"], item["sk"])] = item
@@ -409,7 +412,7 @@ class Table:
         try:
             self.client.transact_write_items(TransactItems=[w.request(self.name) for w in writes])
         except ClientError as err:
-            if err.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+            if error_code(err) != "TransactionCanceledException":
                 raise _refused(err) from err
             reasons = err.response.get("CancellationReasons") or []
             codes = [r.get("Code") if r.get("Code") not in (None, "None") else None for r in reasons]
@@ -426,7 +429,7 @@ class Table:
             kwargs["IndexName"] = index
         total = 0
         while True:
-            page = self.client.query(**kwargs)
+            page = _request(self.client.query, **kwargs)
             total += page.get("Count", 0)
             last = page.get("LastEvaluatedKey")
             if not last:
@@ -447,7 +450,7 @@ class Table:
         for start in range(0, len(pending), 25):
             batch: dict[str, list[dict[str, Any]]] = {self.name: pending[start : start + 25]}
             for attempt in range(8):
-                left = self.client.batch_write_item(RequestItems=batch).get("UnprocessedItems") or {}
+                left = _request(self.client.batch_write_item, RequestItems=batch).get("UnprocessedItems") or {}
                 if not left:
                     break
                 batch = left

@@ -26,11 +26,12 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TextIO
 
-from botocore.exceptions import ClientError
 from pydantic import BaseModel
 
+from backroom.aws import Translated, failures
 from backroom.clock import now_ms
 from backroom.dynamo import ConditionFailed, Table, Write
+from backroom.errors import ServiceFailure
 
 # S3 multipart parts must be at least 5 MiB, except the last one.
 _PART_BYTES = 8 * 1024 * 1024
@@ -78,7 +79,7 @@ def _pk(owner: str) -> str:
 
 class FileStore:
     def __init__(self, s3: Any, bucket: str, table: Table) -> None:
-        self.s3 = s3
+        self.s3 = Translated(s3)  # S3's errors leave as ServiceFailure
         self.bucket = bucket
         self.table = table
 
@@ -243,7 +244,7 @@ class FileStore:
             return stored
         try:
             head = self.s3.head_object(Bucket=self.bucket, Key=stored.key)
-        except ClientError:
+        except ServiceFailure:
             return None
         size = int(head["ContentLength"])
         self.table.update(_pk(stored.owner), file_id, "SET #s = :s", names={"#s": "size"}, values={":s": size})
@@ -381,9 +382,10 @@ class FileStore:
 
     def _keys(self, prefix: str) -> Iterator[str]:
         pages = self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)
-        for page in pages:
-            for obj in page.get("Contents", []):
-                yield obj["Key"]
+        with failures():  # each page is read as the loop asks for it
+            for page in pages:
+                for obj in page.get("Contents", []):
+                    yield obj["Key"]
 
     def _delete_keys(self, keys: list[str]) -> None:
         for start in range(0, len(keys), 1000):

@@ -15,10 +15,8 @@ from collections.abc import Callable, Sequence
 from contextlib import suppress
 from typing import Any, TypeVar
 
-from botocore.exceptions import ClientError
-
 from backroom.dynamo import ConditionFailed, Table, TransactionFailed, Write
-from backroom.errors import Conflict, NotFound
+from backroom.errors import Conflict, NotFound, ServiceFailure
 from backroom.identity.models import Account, Caller, User
 
 _NOT_EXISTS = "attribute_not_exists(pk)"
@@ -40,8 +38,8 @@ def _again_on_conflict(write: Callable[[], T]) -> T:
                 raise
             if attempt == _CONFLICT_ATTEMPTS - 1:
                 raise
-        except ClientError as err:
-            if err.response.get("Error", {}).get("Code") != "TransactionConflictException":
+        except ServiceFailure as err:
+            if err.code != "TransactionConflictException":
                 raise
             if attempt == _CONFLICT_ATTEMPTS - 1:
                 raise

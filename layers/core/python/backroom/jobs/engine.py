@@ -20,10 +20,8 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import suppress
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from backroom.clock import now_ms
-from backroom.errors import Conflict, NotFound
+from backroom.errors import Conflict, NotFound, ServiceFailure
 from backroom.ids import new_id
 from backroom.jobs.kinds import JobContext, JobFailure, JobKind, RowOutcome, Waiting, kind_of
 from backroom.jobs.models import RESULTS_MOST, Chunk, ChunkStatus, Job, JobState, LogEntry, NewJob, Progress
@@ -359,7 +357,7 @@ class JobEngine:
         kind = kind_of(job.kind)
         try:
             finished = self._process(kind, job, leased, remaining_ms)
-        except ClientError:
+        except ServiceFailure:
             raise  # AWS trouble: SQS delivers the chunk again, whose delivery takes the lease over
         except Exception as crash:
             if not self.repo.holds_lease(leased):

@@ -27,9 +27,8 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import suppress
 from typing import Any, TypeVar
 
-from botocore.exceptions import ClientError
-
 from backroom.dynamo import ConditionFailed, Table, TransactionFailed, Write
+from backroom.errors import ServiceFailure
 from backroom.jobs.models import RESULTS_MOST, Chunk, ChunkPlan, ChunkStatus, Job, JobState, LogEntry
 
 # A transaction that meets another one on the job's items is tried again (DynamoDB's TransactionConflict).
@@ -76,8 +75,8 @@ def _retrying(write: Callable[[], T]) -> T:
     for attempt in range(_CONFLICT_ATTEMPTS):
         try:
             return write()
-        except ClientError as err:
-            if err.response.get("Error", {}).get("Code") != "TransactionConflictException":
+        except ServiceFailure as err:
+            if err.code != "TransactionConflictException":
                 raise
             if attempt == _CONFLICT_ATTEMPTS - 1:
                 raise
