@@ -40,6 +40,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from backroom import keys
 from backroom.app.definition import Entity
 from backroom.app.permissions import Access, Gate
 from backroom.app.planning import entity_of
@@ -90,10 +91,6 @@ FLAGS: dict[str, tuple[bool, bool]] = {
 }
 
 _SEGMENT = re.compile(r"^([A-Za-z_][A-Za-z0-9_]{0,63})(?:\[(\d{1,3})\])?$")
-
-
-def file_owner(tenant_id: str, job_id: str) -> str:
-    return f"rtimport/{tenant_id}/{job_id}"
 
 
 @dataclass(frozen=True)
@@ -798,7 +795,7 @@ def start_import(
 
     layout(access, header)  # every column through the caller's gate: a 400 or 403 now, not a failed job
     job_id = object_id()
-    owner = file_owner(caller.tenant_id, job_id)
+    owner = keys.import_owner(caller.tenant_id, job_id)
     if uploaded is not None:  # before the job: a job never points at a missing file
         files.copy(uploaded, owner, FILE_NAME)
     else:

@@ -10,6 +10,7 @@ An entity's schema is also defined in the records model (`RecordStore.define`), 
 
 from __future__ import annotations
 
+from backroom import keys
 from backroom.app.definition import AppDefinition, Entity, EntityPermission
 from backroom.dynamo import Table
 from backroom.errors import NotFound
@@ -27,29 +28,29 @@ class AppRepository:
         for entity in app.entities:
             self.records.define(tenant_id, entity.schema)
             self.table.put(
-                {"pk": f"APP#{tenant_id}", "sk": f"ENTITY#{entity.name}", **entity.model_dump(by_alias=True)}
+                {"pk": keys.app(tenant_id), "sk": keys.app_entity(entity.name), **entity.model_dump(by_alias=True)}
             )
         known = {
             item["sk"]
             for item in self.table.query(
-                "pk = :p AND begins_with(sk, :u)", {":p": f"APP#{tenant_id}", ":u": "USER#"}, attributes=["sk"]
+                "pk = :p AND begins_with(sk, :u)", {":p": keys.app(tenant_id), ":u": keys.APP_USERS}, attributes=["sk"]
             )
         }
         for email in app.users:
             grants = {name: grant.model_dump() for name, grant in app.permissions_of(email).items()}
-            self.table.put({"pk": f"APP#{tenant_id}", "sk": f"USER#{email}", "entities": grants})
-            known.discard(f"USER#{email}")
+            self.table.put({"pk": keys.app(tenant_id), "sk": keys.app_user(email), "entities": grants})
+            known.discard(keys.app_user(email))
         for gone in known:
-            self.table.delete(f"APP#{tenant_id}", gone)
+            self.table.delete(keys.app(tenant_id), gone)
 
     def entity(self, tenant_id: str, name: str) -> Entity:
-        item = self.table.get(f"APP#{tenant_id}", f"ENTITY#{name}") if 0 < len(name) <= 64 else None
+        item = self.table.get(keys.app(tenant_id), keys.app_entity(name)) if 0 < len(name) <= 64 else None
         if item is None:
             raise NotFound(f"Entity {name[:64]} does not exist")
         return Entity.model_validate(item)
 
     def permissions(self, tenant_id: str, email: str) -> dict[str, EntityPermission]:
-        item = self.table.get(f"APP#{tenant_id}", f"USER#{email.lower()}")
+        item = self.table.get(keys.app(tenant_id), keys.app_user(email.lower()))
         if item is None:
             return {}
         return {name: EntityPermission.model_validate(grant) for name, grant in item.get("entities", {}).items()}
