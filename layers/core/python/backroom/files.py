@@ -372,7 +372,7 @@ class FileStore:
                 for obj in page.get("Contents", []):
                     yield obj["Key"]
 
-    def _delete_keys(self, keys: list[str]) -> None:
-        for start in range(0, len(keys), 1000):
-            batch = [{"Key": k} for k in keys[start : start + 1000]]
+    def _delete_keys(self, objects: list[str]) -> None:
+        for start in range(0, len(objects), 1000):
+            batch = [{"Key": k} for k in objects[start : start + 1000]]
             self.s3.delete_objects(Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True})

@@ -40,7 +40,6 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from backroom import keys
 from backroom.app.definition import Entity
 from backroom.app.permissions import Access, Gate
 from backroom.app.planning import entity_of
@@ -60,6 +59,7 @@ from backroom.jobs.kinds import (
     register,
 )
 from backroom.jobs.models import Chunk, ChunkPlan, Job, Progress
+from backroom.keys import import_owner
 from backroom.records import Record, RecordStore, Schema
 from backroom.records.schema import TableField
 from backroom.records.store import AlreadyApplied, Author, Create, GuardFailed, Update, VersionConflict
@@ -795,7 +795,7 @@ def start_import(
 
     layout(access, header)  # every column through the caller's gate: a 400 or 403 now, not a failed job
     job_id = object_id()
-    owner = keys.import_owner(caller.tenant_id, job_id)
+    owner = import_owner(caller.tenant_id, job_id)
     if uploaded is not None:  # before the job: a job never points at a missing file
         files.copy(uploaded, owner, FILE_NAME)
     else:
