@@ -16,7 +16,6 @@ from typing import Any
 import pytest
 from backroom.app.actions import ActionRunner
 from backroom.app.definition import AppDefinition, Entity
-from backroom.app.logs import AppLogs
 from backroom.app.planning import CHUNK_IDS
 from backroom.clock import now_ms
 from backroom.errors import Forbidden, Invalid, NotFound
@@ -122,7 +121,7 @@ def test_an_async_action_over_10000_records_runs_exactly_once_per_record_across_
     # ...the app's logs hold one line per record
     lines = [
         i
-        for i in AppLogs(core.table).lines(TENANT, since, now_ms())
+        for i in core.app.logs.lines(TENANT, since, now_ms())
         if i["additionalInfo"].get("action") == "logSomething"
     ]
     assert len(lines) == MATCHING

@@ -84,7 +84,7 @@ class Services:
     def jobs(self) -> JobEngine:
         """The engine, with the context every kind of job runs in (the app's data among it)."""
         from backroom.app.logs import AppLogs
-        from backroom.app.repository import AppRepository
+        from backroom.app.repository import AppLogStore, AppRepository
         from backroom.app.service import AppData
         from backroom.jobs import catalog  # noqa: F401  (registers every kind of job)
         from backroom.jobs.engine import JobEngine
@@ -98,7 +98,7 @@ class Services:
             settings=self.settings,
             files=self.files,
             records=self.records,
-            app_logs=AppLogs(self.table),
+            app_logs=AppLogs(AppLogStore(self.table)),
             calc=self.calc,
             identity=self.identity.repo,
             numbers=NumberRepository(self.table),

@@ -10,7 +10,7 @@ The file is stored once (`FileStore`) and read by byte ranges (`csvfiles`): the 
 chunks' boundaries, each chunk reads only its range, memory stays at one group of rows. Each group is
 written through the records model (`RecordStore.write_many`: several records to a transaction, each
 with its unique markers, index entries and history entry) with a marker of its row
-(`IMPRUN#<job>#<shard>` / row) in the same transaction, conditioned on its absence: a replayed group
+(`rowmarks`: `IMPRUN#<job>#<shard>` / row) in the same transaction, conditioned on its absence: a replayed group
 fails on the marker and counts as done, so no row is applied twice and none is lost. The chunk's lease
 check (`lease_guard`) joins every transaction: a job stopped for good commits nothing more. A create that
 loses the race for its unique value (another import created that record meanwhile) updates the winner's
@@ -35,7 +35,6 @@ import hashlib
 import io
 import logging
 import re
-import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -59,19 +58,18 @@ from backroom.jobs.kinds import (
     register,
 )
 from backroom.jobs.models import Chunk, ChunkPlan, Job, Progress
-from backroom.keys import import_owner
+from backroom.keys import IMPORT_ROWS, import_owner
 from backroom.records import Record, RecordStore, Schema
 from backroom.records.schema import TableField
 from backroom.records.store import AlreadyApplied, Author, Create, GuardFailed, Update, VersionConflict
 from backroom.records.values import canonical, is_empty, normalize
+from backroom.rowmarks import claim
 
 logger = logging.getLogger("jobs.imports")
 
 IMPORT_KIND = "runtime.import_records"
 FILE_NAME = "in.csv"
 CHUNK_ROWS = 1000
-MARKER_SHARDS = 16
-MARKER_DAYS = 7
 MAX_LOGGED_ERRORS = 1000  # rows whose error goes to the job's logs (the counters count them all)
 MAX_COLUMNS = 500
 MAX_INDEX = 999  # phoneNumbers[999] at most
@@ -729,12 +727,7 @@ def _message(error: BackroomError) -> str:
 
 
 def _marker(job: Job, row: int) -> Write:
-    item = {
-        "pk": f"IMPRUN#{job.id}#{zlib.crc32(str(row).encode()) % MARKER_SHARDS}",
-        "sk": f"{row:09d}",
-        "expires_at": now_ms() // 1000 + MARKER_DAYS * 86_400,
-    }
-    return Write(item=item, condition="attribute_not_exists(pk)")
+    return claim(IMPORT_ROWS, job.id, str(row))
 
 
 def _guard(chunk: Chunk) -> list[Write]:
