@@ -191,13 +191,10 @@ def layout(access: Access, header: Sequence[str]) -> Layout:
     A 400 names every column that is not a field path; a 403 when a column goes through a relationship
     to an entity the caller may not read. Columns the caller may not use are left out (None)."""
     schema = access.schema
+    _check_header(header)
     errors: list[FieldError] = []
     columns: list[Column | None] = []
     seen: set[str] = set()
-    if not header or any(not h.strip() for h in header):
-        raise Invalid("The file's first line must be its header: a field path in every column")
-    if len(header) > MAX_COLUMNS:
-        raise Invalid(f"At most {MAX_COLUMNS} columns")
     targets: dict[str, Access] = {}  # relationship field -> its entity as the caller may use it
     for raw in header:
         name = raw.strip()
@@ -205,59 +202,74 @@ def layout(access: Access, header: Sequence[str]) -> Layout:
             errors.append(FieldError(name[:80], f"{name[:80]} appears twice in the header", "duplicated"))
             continue
         seen.add(name)
-        parts = _segments(name)
-        if parts is None:
-            errors.append(FieldError(name[:80], f"{name[:80]} is not a field path", "unknown"))
-            continue
-        top = schema.field(parts[0][0])
         try:
-            if top is not None and top.type == "relationship" and len(parts) > 1:
-                if parts[0][1] is not None or top.multi:
-                    raise ValueError(f"{name}: only a single relationship can be imported through")
-                if not access.may_write(top.name):  # the link is not the caller's to write: not followed
-                    columns.append(None)
-                    continue
-                if top.name not in targets:
-                    targets[top.name] = _follow(access, top.name)
-                target = targets[top.name]
-                column = Column(name, _walk(target.schema.fields, parts[1:], name), relation=top.name)
-                usable = target.may_read(column.top)  # to match by; written only if writable (below)
-            else:
-                column = Column(name, _walk(schema.fields, parts, name))
-                usable = access.may_write(column.top)
+            columns.append(_column(access, name, targets))
         except ValueError as bad:
             errors.append(FieldError(name[:80], str(bad)[:200], "unknown"))
-            continue
-        columns.append(column if usable else None)
     if errors:
         raise Invalid("The file's header names columns that are not fields of " + schema.name, errors=errors)
     plain = [c for c in columns if c is not None and c.relation is None and len(c.path) == 1]
     key = next((c.top for c in plain if c.top in schema.unique_fields), None)
-    found: dict[str, Relation] = {}
-    for relation, target in targets.items():
-        mine = [c for c in columns if c is not None and c.relation == relation]
-        if not mine:
-            continue  # every column through it was left out
-        unique = next((c.top for c in mine if len(c.path) == 1 and c.top in target.schema.unique_fields), None)
-        if unique is None:
-            readable = [u for u in target.schema.unique_fields if target.may_read(u)]
-            raise Invalid(
-                f"{relation}.*: to import into {target.entity.name}, name one of its unique fields you may read "
-                f"({', '.join(readable) or 'none'}) among the columns"
-            )
-        for i, kept in enumerate(columns):  # the rest is written: only fields the caller may write there
-            if kept is not None and kept.relation == relation and kept.top != unique:
-                columns[i] = kept if target.may_write(kept.top) else None
-        found[relation] = Relation(
-            entity=target.entity.name,
-            unique=unique,
-            may_create=target.grant.create and target.may_write(unique),
-            may_update=target.grant.update,
-            match_only=not target.may_write(unique),
-        )
+    found = {relation: _relation(relation, target, columns) for relation, target in targets.items()}
     if not any(columns):
         raise Invalid("None of the file's columns is a field you may write")
-    return Layout(columns=columns, key=key, related=found, may_update=access.grant.update)
+    related = {relation: how for relation, how in found.items() if how is not None}
+    return Layout(columns=columns, key=key, related=related, may_update=access.grant.update)
+
+
+def _check_header(header: Sequence[str]) -> None:
+    if not header or any(not h.strip() for h in header):
+        raise Invalid("The file's first line must be its header: a field path in every column")
+    if len(header) > MAX_COLUMNS:
+        raise Invalid(f"At most {MAX_COLUMNS} columns")
+
+
+def _column(access: Access, name: str, targets: dict[str, Access]) -> Column | None:
+    """A header's column, or None when the caller may not use it; a ValueError says why it is no field.
+
+    A column through a relationship reads the related entity's access once into `targets`."""
+    parts = _segments(name)
+    if parts is None:
+        raise ValueError(f"{name[:80]} is not a field path")
+    top = access.schema.field(parts[0][0])
+    if top is None or top.type != "relationship" or len(parts) < 2:
+        column = Column(name, _walk(access.schema.fields, parts, name))
+        return column if access.may_write(column.top) else None
+    if parts[0][1] is not None or top.multi:
+        raise ValueError(f"{name}: only a single relationship can be imported through")
+    if not access.may_write(top.name):  # the link is not the caller's to write: not followed
+        return None
+    if top.name not in targets:
+        targets[top.name] = _follow(access, top.name)
+    target = targets[top.name]
+    column = Column(name, _walk(target.schema.fields, parts[1:], name), relation=top.name)
+    return column if target.may_read(column.top) else None  # to match by; written only if writable
+
+
+def _relation(relation: str, target: Access, columns: list[Column | None]) -> Relation | None:
+    """What the import does through `relation` (None: every column through it was left out).
+
+    Leaves out of `columns` each related column but the matching one that the caller may not write."""
+    mine = [c for c in columns if c is not None and c.relation == relation]
+    if not mine:
+        return None
+    unique = next((c.top for c in mine if len(c.path) == 1 and c.top in target.schema.unique_fields), None)
+    if unique is None:
+        readable = [u for u in target.schema.unique_fields if target.may_read(u)]
+        raise Invalid(
+            f"{relation}.*: to import into {target.entity.name}, name one of its unique fields you may read "
+            f"({', '.join(readable) or 'none'}) among the columns"
+        )
+    for i, kept in enumerate(columns):  # the rest is written: only fields the caller may write there
+        if kept is not None and kept.relation == relation and kept.top != unique:
+            columns[i] = kept if target.may_write(kept.top) else None
+    return Relation(
+        entity=target.entity.name,
+        unique=unique,
+        may_create=target.grant.create and target.may_write(unique),
+        may_update=target.grant.update,
+        match_only=not target.may_write(unique),
+    )
 
 
 # A row into values -------------------------------------------------------------
