@@ -7,7 +7,7 @@ import urllib.parse
 
 import pytest
 from backroom.app.files import disposition
-from backroom.app.logs import AppLogs, LogLine, log_query
+from backroom.app.logs import LogLine, log_query
 from backroom.clock import now_ms
 from backroom.errors import Invalid
 from backroom.records import Schema
@@ -129,7 +129,7 @@ def test_log_periods_are_utc_days_or_the_last_minutes_hours_days_weeks_or_months
 
 
 def test_logs_are_read_newest_first_across_hours_and_shards_with_filters_and_paging(core: Core) -> None:
-    logs = AppLogs(core.table)
+    logs = core.app.logs
     start = now_ms() - 3 * HOUR
     lines = [
         LogLine(
@@ -172,7 +172,7 @@ def test_logs_are_read_newest_first_across_hours_and_shards_with_filters_and_pag
 
 
 def test_a_log_query_reads_a_bounded_number_of_lines(core: Core, monkeypatch: pytest.MonkeyPatch) -> None:
-    logs = AppLogs(core.table)
+    logs = core.app.logs
     start = now_ms() - HOUR
     logs.add(TENANT, [LogLine(message=f"bounded {i}", at=start + i) for i in range(30)])
     monkeypatch.setattr("backroom.app.logs.MAX_COUNTED", 5)

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from backroom.clock import now_ms
 from backroom.dynamo import TransactionFailed, Write
-from backroom.errors import Conflict, NotFound
+from backroom.errors import Conflict, NotFound, ServiceFailure
 from backroom.jobs.engine import WrongState
 from backroom.jobs.kinds import lease_guard
 from backroom.jobs.models import Chunk, Job, JobState, NewJob
@@ -113,6 +113,19 @@ def test_every_message_delivered_twice_still_applies_each_row_once(core: Core, q
     assert_each_row_once(core, job, 10_000)
 
 
+class _Refusing:
+    """A DynamoDB client whose transactions fail as the service does when it is unavailable."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.client, name)
+
+    def transact_write_items(self, **kw: Any) -> Any:
+        raise ClientError({"Error": {"Code": "ServiceUnavailable", "Message": "gone"}}, "TransactWriteItems")
+
+
 def test_a_worker_dying_mid_chunk_loses_and_repeats_nothing(
     core: Core, queue: QueueDriver, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -123,13 +136,15 @@ def test_a_worker_dying_mid_chunk_loses_and_repeats_nothing(
 
     def dies_after_writing_the_seventh_group(chunk, **kw):  # type: ignore[no-untyped-def]
         calls["n"] += 1
-        if calls["n"] == 7:  # the group's rows are written, its checkpoint is not
-            raise ClientError({"Error": {"Code": "ServiceUnavailable", "Message": "gone"}}, "UpdateItem")
+        if calls["n"] == 7:  # DynamoDB refuses the seventh group's checkpoint (its rows with it)
+            with monkeypatch.context() as during:
+                during.setattr(core.jobs.repo.table, "client", _Refusing(core.jobs.repo.table.client))
+                return advance(chunk, **kw)
         return advance(chunk, **kw)
 
     monkeypatch.setattr(core.jobs.repo, "advance_chunk", dies_after_writing_the_seventh_group)
     # When the worker dies in the middle of a chunk, the message is not deleted...
-    with pytest.raises(ClientError):
+    with pytest.raises(ServiceFailure):
         queue.drain()
     monkeypatch.setattr(core.jobs.repo, "advance_chunk", advance)
     # ...and SQS delivers it again once its visibility timeout (2 s here) has passed
@@ -280,12 +295,12 @@ def held_by_a_dead_worker(core: Core, queue: QueueDriver, monkeypatch: pytest.Mo
         seen["n"] += 1
         if seen["n"] == 3:
             seen["chunk"] = chunk
-            raise ClientError({"Error": {"Code": "ServiceUnavailable", "Message": "gone"}}, "TransactWriteItems")
+            raise ServiceFailure("ServiceUnavailable", "gone")
         return advance(chunk, **kw)
 
     monkeypatch.setattr(core.jobs.repo, "advance_chunk", dies_at_the_third_checkpoint)
     [message] = queue.receive(most=1)
-    with pytest.raises(ClientError):
+    with pytest.raises(ServiceFailure):
         queue.deliver(message)  # the message stays in the queue, the lease on the chunk
     monkeypatch.setattr(core.jobs.repo, "advance_chunk", advance)
     held: Chunk = seen["chunk"]

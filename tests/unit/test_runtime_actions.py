@@ -16,15 +16,13 @@ from typing import Any
 import pytest
 from backroom.app.actions import ActionRunner
 from backroom.app.definition import AppDefinition, Entity
-from backroom.app.logs import AppLogs
 from backroom.app.planning import CHUNK_IDS
 from backroom.clock import now_ms
-from backroom.errors import Forbidden, Invalid, NotFound
+from backroom.errors import Forbidden, Invalid, NotFound, ServiceFailure
 from backroom.identity.models import Caller, Role
 from backroom.ids import object_id
 from backroom.jobs.models import ChunkStatus, JobState
 from backroom.wiring import Core
-from botocore.exceptions import ClientError
 
 from tests.unit.conftest import QueueDriver, bulk
 
@@ -84,13 +82,13 @@ def test_an_async_action_over_10000_records_runs_exactly_once_per_record_across_
     def dies_at_the_fourth_checkpoint(chunk, **kw):  # type: ignore[no-untyped-def]
         calls["n"] += 1
         if calls["n"] == 4:
-            raise ClientError({"Error": {"Code": "ServiceUnavailable", "Message": "gone"}}, "UpdateItem")
+            raise ServiceFailure("ServiceUnavailable", "gone")
         return advance(chunk, **kw)
 
     monkeypatch.setattr(core.jobs.repo, "advance_chunk", dies_at_the_fourth_checkpoint)
     [second] = queue.receive(most=1)
     crashed = int(json.loads(second["Body"])["chunk"])
-    with pytest.raises(ClientError):
+    with pytest.raises(ServiceFailure):
         queue.deliver(second)  # left in the queue: it comes back after its visibility timeout
     monkeypatch.setattr(core.jobs.repo, "advance_chunk", advance)
     held = core.jobs.repo.get_chunk(job.id, crashed)
@@ -121,9 +119,7 @@ def test_an_async_action_over_10000_records_runs_exactly_once_per_record_across_
         assert (page.entries[0]["action"], page.entries[0]["context"]) == ("update", f"jobs.{job.id}")
     # ...the app's logs hold one line per record
     lines = [
-        i
-        for i in AppLogs(core.table).lines(TENANT, since, now_ms())
-        if i["additionalInfo"].get("action") == "logSomething"
+        i for i in core.app.logs.lines(TENANT, since, now_ms()) if i["additionalInfo"].get("action") == "logSomething"
     ]
     assert len(lines) == MATCHING
     assert {i["additionalInfo"]["recordId"] for i in lines} == set(targets)

@@ -15,12 +15,12 @@ from typing import Any
 import pytest
 from backroom.app.definition import AppDefinition, Entity
 from backroom.app.planning import CHUNK_IDS
+from backroom.errors import ServiceFailure
 from backroom.identity.models import Caller, Role
 from backroom.ids import object_id
 from backroom.jobs.models import ChunkStatus, JobState
 from backroom.records import Record
 from backroom.wiring import Core
-from botocore.exceptions import ClientError
 
 from tests.unit.conftest import QueueDriver, bulk
 
@@ -104,13 +104,13 @@ def test_an_async_delete_by_query_stopped_crashed_and_resumed_deletes_exactly_it
     def dies_at_the_fourth_checkpoint(chunk, **kw):  # type: ignore[no-untyped-def]
         calls["n"] += 1
         if calls["n"] == 4:
-            raise ClientError({"Error": {"Code": "ServiceUnavailable", "Message": "gone"}}, "UpdateItem")
+            raise ServiceFailure("ServiceUnavailable", "gone")
         return advance(chunk, **kw)
 
     monkeypatch.setattr(core.jobs.repo, "advance_chunk", dies_at_the_fourth_checkpoint)
     [second] = queue.receive(most=1)
     crashed = int(json.loads(second["Body"])["chunk"])
-    with pytest.raises(ClientError):
+    with pytest.raises(ServiceFailure):
         queue.deliver(second)  # not deleted from the queue: it comes back after its visibility timeout
     monkeypatch.setattr(core.jobs.repo, "advance_chunk", advance)
     replayed = core.jobs.repo.get_chunk(job.id, crashed)

@@ -20,12 +20,11 @@ from backroom.app import exports, imports
 from backroom.app.definition import AppDefinition, Entity
 from backroom.app.exports import start_export
 from backroom.app.imports import ImportRecordsKind, start_import
-from backroom.errors import Forbidden, Invalid
+from backroom.errors import Forbidden, Invalid, ServiceFailure
 from backroom.identity.models import Caller, Role
 from backroom.jobs.models import Job, JobState
 from backroom.records import RecordStore
 from backroom.wiring import Core
-from botocore.exceptions import ClientError
 
 from tests.unit.conftest import QueueDriver
 
@@ -123,12 +122,10 @@ def test_a_replayed_group_and_a_worker_dying_before_its_checkpoint_import_each_r
         calls["n"] += 1
         real(self, ctx, job, chunk, outcomes)
         if calls["n"] == 2:  # the second group is written, then the worker dies before its checkpoint
-            raise ClientError(
-                {"Error": {"Code": "ServiceUnavailable", "Message": "worker killed"}}, "TransactWriteItems"
-            )
+            raise ServiceFailure("ServiceUnavailable", "worker killed")
 
     monkeypatch.setattr(ImportRecordsKind, "before_commit", dying)
-    with pytest.raises(ClientError):
+    with pytest.raises(ServiceFailure):
         queue.drain()
     monkeypatch.setattr(ImportRecordsKind, "before_commit", real)
     # SQS hands the chunk out again (here at once, as a duplicate would be): the group is replayed

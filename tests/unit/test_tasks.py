@@ -215,9 +215,9 @@ def test_list_and_quantities_cover_the_account_and_its_descendants(
 
 def test_quantities_carry_the_end_of_one_month_into_the_beginning_of_the_next(core: Core) -> None:
     ledger = QuantityLedger(core.table)
-    ledger.record("2026-09", "job1#000000", 10, {(ROOT, "phone_numbers", "did_us"): 4})
-    ledger.record("2026-11", "job2#000000", 3, {(ROOT, "phone_numbers", "did_us"): -1})
-    ledger.record("2026-11", "job2#000000", 3, {(ROOT, "phone_numbers", "did_us"): -1})  # a replayed group
+    ledger.record("2026-09", "job1", 0, 10, {(ROOT, "phone_numbers", "did_us"): 4})
+    ledger.record("2026-11", "job2", 0, 3, {(ROOT, "phone_numbers", "did_us"): -1})
+    ledger.record("2026-11", "job2", 0, 3, {(ROOT, "phone_numbers", "did_us"): -1})  # a replayed group
     got = [(q.year, q.month, q.bom, q.eom) for q in ledger.monthly(ROOT)]
     assert got == [("2026", "09", None, 4), ("2026", "11", 4, 3)]
 

@@ -1,14 +1,20 @@
-"""One small cached factory for AWS clients; the endpoint comes from settings only."""
+"""One small cached factory for AWS clients (the endpoint comes from settings only), and what their errors
+mean to the core: a repository turns a client's `ClientError` into the core's `ServiceFailure` (`failures`)."""
 
 from __future__ import annotations
 
+import functools
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import boto3
 from botocore.config import Config
+from botocore.exceptions import ClientError
 
 from backroom.config import Settings
+from backroom.errors import ServiceFailure
 
 _lock = threading.Lock()
 _clients: dict[tuple[str, str, str | None], Any] = {}
@@ -34,3 +40,40 @@ def reset_clients() -> None:
     """Forget cached clients (tests start moto before the first client exists)."""
     with _lock:
         _clients.clear()
+
+
+def error_code(err: ClientError) -> str:
+    return str(err.response.get("Error", {}).get("Code", ""))
+
+
+def failure(err: ClientError) -> ServiceFailure:
+    """A client's error as the core's `ServiceFailure` (raise it `from err`: the client's stays the cause)."""
+    return ServiceFailure(error_code(err), str(err.response.get("Error", {}).get("Message", "")))
+
+
+@contextmanager
+def failures() -> Iterator[None]:
+    """Within it, a client's `ClientError` is raised as the core's `ServiceFailure`."""
+    try:
+        yield
+    except ClientError as err:
+        raise failure(err) from err
+
+
+class Translated:
+    """A client as a repository holds it: each call raises `ServiceFailure` in place of `ClientError`."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def __getattr__(self, name: str) -> Any:
+        found = getattr(self.client, name)
+        if not callable(found):
+            return found
+
+        @functools.wraps(found)
+        def call(*args: Any, **kwargs: Any) -> Any:
+            with failures():
+                return found(*args, **kwargs)
+
+        return call

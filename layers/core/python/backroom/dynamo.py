@@ -1,6 +1,7 @@
 """Thin DynamoDB access shared by the repositories: (de)serialisation, paging and conditional writes.
 
-Only repositories use this module; logic above them never sees an expression or a key.
+Only repositories use this module; logic above them never sees an expression or a key. A client's error
+leaves it as ConditionFailed, TransactionFailed, the caller's Invalid or a `ServiceFailure`, never as the SDK's.
 
 Every number on its way to DynamoDB passes `storable_number`: DynamoDB keeps 38 significant digits,
 magnitudes 1E-130 to 9.9999999999999999999999999999999999999E+125, and zero; NaN and infinities are
@@ -21,6 +22,7 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
+from backroom.aws import error_code, failure
 from backroom.errors import FieldError, Invalid
 
 _ser = TypeSerializer()
@@ -176,12 +178,12 @@ def _too_large(err: ClientError) -> bool:
 
 
 def _refused(err: ClientError) -> Exception:
-    """What a caller may have caused becomes the caller's 400; anything else stays the service's error."""
+    """What a caller may have caused becomes the caller's 400; anything else the service's `ServiceFailure`."""
     if _too_large(err):
         return Invalid(
             "What would be stored is larger than one DynamoDB item holds (400 KB): keep large content in a file"
         )
-    return err
+    return failure(err)
 
 
 class ConditionFailed(Exception):
@@ -266,11 +268,12 @@ class ItemCounts:
 ITEMS = ItemCounts()
 
 
-def _conditional(call: Any, **kwargs: Any) -> Any:
+def _request(call: Any, **kwargs: Any) -> Any:
+    """One client call; its ClientError becomes ConditionFailed, the caller's Invalid or a ServiceFailure."""
     try:
         return call(**kwargs)
     except ClientError as err:
-        if err.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+        if error_code(err) == "ConditionalCheckFailedException":
             raise ConditionFailed(kwargs.get("ConditionExpression", "")) from err
         raise _refused(err) from err
 
@@ -291,7 +294,7 @@ class Table:
             "ConsistentRead": consistent,
         }
         _project(kwargs, attributes)
-        found = self.client.get_item(**kwargs)
+        found = _request(self.client.get_item, **kwargs)
         item = found.get("Item")
         ITEMS.add(read=int(item is not None))
         return from_item(item, exact=exact) if item else None
@@ -306,7 +309,7 @@ class Table:
     ) -> None:
         """Put an item; with a `condition` that does not hold, raise ConditionFailed."""
         kwargs = _expressions({"TableName": self.name, "Item": to_item(data)}, condition, names, values)
-        _conditional(self.client.put_item, **kwargs)
+        _request(self.client.put_item, **kwargs)
         ITEMS.add(written=1)
 
     def update(
@@ -331,7 +334,7 @@ class Table:
             names,
             values,
         )
-        updated = _conditional(self.client.update_item, **kwargs)["Attributes"]
+        updated = _request(self.client.update_item, **kwargs)["Attributes"]
         ITEMS.add(written=1)
         return from_item(updated)
 
@@ -346,7 +349,7 @@ class Table:
     ) -> None:
         """Delete an item; with a `condition` that does not hold, raise ConditionFailed."""
         kwargs = _expressions({"TableName": self.name, "Key": to_item({"pk": pk, "sk": sk})}, condition, names, values)
-        _conditional(self.client.delete_item, **kwargs)
+        _request(self.client.delete_item, **kwargs)
         ITEMS.add(written=1)
 
     def query(
@@ -387,7 +390,7 @@ class Table:
         while True:
             if remaining is not None or page_size:
                 kwargs["Limit"] = max(1, min(remaining or 1000, page_size or 1000, 1000))
-            page = self.client.query(**kwargs)
+            page = _request(self.client.query, **kwargs)
             ITEMS.add(read=len(page.get("Items", [])))
             for item in page.get("Items", []):
                 yield from_item(item, exact=exact)
@@ -416,7 +419,7 @@ class Table:
             _project(request, attributes and sorted({"pk", "sk", *attributes}))
             batch = {self.name: request}
             for attempt in range(8):
-                answer = self.client.batch_get_item(RequestItems=batch)
+                answer = _request(self.client.batch_get_item, RequestItems=batch)
                 ITEMS.add(read=len(answer.get("Responses", {}).get(self.name, [])))
                 for raw in answer.get("Responses", {}).get(self.name, []):
                     item = from_item(raw, exact=exact)
@@ -435,7 +438,7 @@ class Table:
             self.client.transact_write_items(TransactItems=[w.request(self.name) for w in writes])
             ITEMS.add(written=len(writes))
         except ClientError as err:
-            if err.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+            if error_code(err) != "TransactionCanceledException":
                 raise _refused(err) from err
             reasons = err.response.get("CancellationReasons") or []
             codes = [r.get("Code") if r.get("Code") not in (None, "None") else None for r in reasons]
@@ -452,7 +455,7 @@ class Table:
             kwargs["IndexName"] = index
         total = 0
         while True:
-            page = self.client.query(**kwargs)
+            page = _request(self.client.query, **kwargs)
             total += page.get("Count", 0)
             last = page.get("LastEvaluatedKey")
             if not last:
@@ -473,7 +476,7 @@ class Table:
         for start in range(0, len(pending), 25):
             batch: dict[str, list[dict[str, Any]]] = {self.name: pending[start : start + 25]}
             for attempt in range(8):
-                left = self.client.batch_write_item(RequestItems=batch).get("UnprocessedItems") or {}
+                left = _request(self.client.batch_write_item, RequestItems=batch).get("UnprocessedItems") or {}
                 if not left:
                     break
                 batch = left

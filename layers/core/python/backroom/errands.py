@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from backroom.api.gateway import errand_order, errand_scope
+from backroom import keys
 from backroom.errors import NotFound
 from backroom.jobs.engine import JobEngine
 from backroom.jobs.models import Job, LogEntry, NewJob
@@ -21,22 +21,24 @@ class Errands:
         """
 
         def numbered(seq: int) -> tuple[NewJob, str]:
-            update = {"seq": seq, "scope": errand_scope(spec.tenant_id), "scope_order": errand_order(seq)}
-            return spec.model_copy(update=update), _alias(spec.tenant_id, seq)
+            update = {"seq": seq, "scope": keys.errand_scope(spec.tenant_id), "scope_order": keys.errand_order(seq)}
+            return spec.model_copy(update=update), keys.errand_alias(spec.tenant_id, seq)
 
-        return self.engine.create_numbered(f"errand#{spec.tenant_id}", numbered, start=start)
+        return self.engine.create_numbered(keys.errand_counter(spec.tenant_id), numbered, start=start)
 
     def get(self, tenant_id: str, errand_id: int) -> Job:
-        job = self.engine.by_alias(_alias(tenant_id, errand_id))
+        job = self.engine.by_alias(keys.errand_alias(tenant_id, errand_id))
         if job is None or job.tenant_id != tenant_id:
             raise NotFound(f"Could not find Errand with id {errand_id}")
         return job
 
     def page(self, tenant_id: str, page: int, size: int) -> tuple[list[Job], int]:
         """One page of errands by number; numbers are dense, so a page is a key range, not a skip."""
-        total = self.engine.count_scope(errand_scope(tenant_id))
+        total = self.engine.count_scope(keys.errand_scope(tenant_id))
         low, high = page * size + 1, (page + 1) * size
-        jobs = self.engine.list_scope_between(errand_scope(tenant_id), errand_order(low), errand_order(high))
+        jobs = self.engine.list_scope_between(
+            keys.errand_scope(tenant_id), keys.errand_order(low), keys.errand_order(high)
+        )
         return jobs, total
 
     def logs(self, tenant_id: str, errand_id: int, page: int, size: int) -> tuple[list[LogEntry], int]:
@@ -44,7 +46,3 @@ class Errands:
         job = self.get(tenant_id, errand_id)
         entries = self.engine.journal.logs(job.id, limit=(page + 1) * size)[page * size :]
         return entries, self.engine.journal.count_logs(job.id)
-
-
-def _alias(tenant_id: str, seq: int) -> str:
-    return f"ERRAND#{tenant_id}#{errand_order(seq)}"

@@ -79,3 +79,16 @@ class Overloaded(Unavailable):
     def __init__(self, message: str, *, retry_after: int = 1, **kw: Any) -> None:
         super().__init__(message, **kw)
         self.retry_after = max(1, retry_after)
+
+
+class ServiceFailure(Exception):
+    """A request that DynamoDB, S3 or SQS failed or refused for a reason the caller did not cause
+    (throttling, an outage, a permission): the service's 500, and a job's message that comes back.
+
+    Repositories raise it in place of the client's own error, so nothing above them knows the SDK;
+    `code` is the service's error code (`TransactionConflictException`, `ServiceUnavailable`...).
+    """
+
+    def __init__(self, code: str, message: str = "") -> None:
+        super().__init__(f"{code}: {message}" if message else code)
+        self.code = code

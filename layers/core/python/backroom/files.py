@@ -1,4 +1,4 @@
-"""Files: bytes in S3, metadata in DynamoDB. The only module that knows S3 keys.
+"""Files: bytes in S3, metadata in DynamoDB. The only module that uses S3 keys (formed in `backroom.keys`).
 
 A file belongs to an owner (`job/<id>`, ...) and has a name the core chose (`in.csv`, `out.csv`);
 a name a caller sent is only ever metadata (`filename`), never part of a key or a path.
@@ -19,22 +19,22 @@ file at the same moment either keeps it or is refused.
 
 from __future__ import annotations
 
-import datetime as dt
 import io
 import secrets
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TextIO
 
-from botocore.exceptions import ClientError
 from pydantic import BaseModel
 
+from backroom import keys
+from backroom.aws import Translated, failures
 from backroom.clock import now_ms
 from backroom.dynamo import ConditionFailed, Table, Write
+from backroom.errors import ServiceFailure
 
 # S3 multipart parts must be at least 5 MiB, except the last one.
 _PART_BYTES = 8 * 1024 * 1024
-PENDING_SHARDS = 8
 HOUR_MS = 3_600_000
 _SHARE_KEEP_S = 86_400  # a share link's item outlives its expiry by a day, then DynamoDB's TTL removes it
 
@@ -64,44 +64,28 @@ class Swept(BaseModel):
     kept: int  # markers of files a record took meanwhile (cleared, file kept)
 
 
-def app_owner(tenant_id: str) -> str:
-    return f"app/{tenant_id}"
-
-
-def _hour(at_ms: int) -> str:
-    return dt.datetime.fromtimestamp(at_ms / 1000, tz=dt.UTC).strftime("%Y%m%d%H")
-
-
-def _pk(owner: str) -> str:
-    return f"FILES#{owner}"
-
-
 class FileStore:
     def __init__(self, s3: Any, bucket: str, table: Table) -> None:
-        self.s3 = s3
+        self.s3 = Translated(s3)  # S3's errors leave as ServiceFailure
         self.bucket = bucket
         self.table = table
 
-    @staticmethod
-    def key(owner: str, name: str) -> str:
-        return f"files/{owner}/{name}"
-
     # Writing -------------------------------------------------------------
     def put(self, owner: str, name: str, data: bytes, content_type: str = "text/csv") -> StoredFile:
-        key = self.key(owner, name)
+        key = keys.s3_object(owner, name)
         self.s3.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType=content_type)
         return self._record(owner, name, key, len(data), content_type)
 
     def put_scratch(self, owner: str, name: str, data: bytes) -> None:
         """A working object with no metadata (e.g. a part of an output still being built)."""
-        self.s3.put_object(Bucket=self.bucket, Key=self.key(owner, name), Body=data)
+        self.s3.put_object(Bucket=self.bucket, Key=keys.s3_object(owner, name), Body=data)
 
     def compose(self, owner: str, name: str, head: bytes, prefix: str, content_type: str = "text/csv") -> StoredFile:
         """Write `head` followed by every scratch object under `prefix`, in key order, as one file.
 
         Streams with a multipart upload: memory stays at one part whatever the size of the result.
         """
-        key = self.key(owner, name)
+        key = keys.s3_object(owner, name)
         pieces = self._scratch_bodies(owner, prefix)
         return self._record(owner, name, key, self._stream_to(key, head, pieces, content_type), content_type)
 
@@ -109,26 +93,26 @@ class FileStore:
         self, owner: str, name: str, head: bytes, pieces: Iterable[bytes], content_type: str = "text/csv"
     ) -> StoredFile:
         """`head` then `pieces` as one file, by a multipart upload: memory stays at one part."""
-        key = self.key(owner, name)
+        key = keys.s3_object(owner, name)
         return self._record(owner, name, key, self._stream_to(key, head, pieces, content_type), content_type)
 
     def copy(self, stored: StoredFile, owner: str, name: str) -> StoredFile:
         """A copy of a file under another owner and name, made by S3 (the bytes never pass through here)."""
-        key = self.key(owner, name)
+        key = keys.s3_object(owner, name)
         self.s3.copy_object(Bucket=self.bucket, Key=key, CopySource={"Bucket": self.bucket, "Key": stored.key})
         return self._record(owner, name, key, stored.size, stored.content_type, stored.filename)
 
     def scratch_names(self, owner: str, prefix: str) -> list[str]:
         """The names of an owner's scratch objects starting with `prefix`, in key order."""
-        base = self.key(owner, "")
-        return [key[len(base) :] for key in self._keys(self.key(owner, prefix))]
+        base = keys.s3_object(owner, "")
+        return [key[len(base) :] for key in self._keys(keys.s3_object(owner, prefix))]
 
     def first_line(self, owner: str, name: str, most: int = 65_536) -> str:
         """The first line of an object (read from its first `most` bytes only)."""
         return self.open_text(owner, name, 0, most).readline()
 
     def _scratch_bodies(self, owner: str, prefix: str) -> Iterator[bytes]:
-        for key in self._keys(self.key(owner, prefix)):
+        for key in self._keys(keys.s3_object(owner, prefix)):
             yield self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
 
     def _stream_to(self, key: str, head: bytes, pieces: Iterable[bytes], content_type: str) -> int:
@@ -178,7 +162,7 @@ class FileStore:
             created_at=now_ms(),
             filename=filename,
         )
-        self.table.put({"pk": _pk(owner), "sk": name, **stored.model_dump()})
+        self.table.put({"pk": keys.files_of(owner), "sk": name, **stored.model_dump()})
         return stored
 
     # An app's files ------------------------------------------------------
@@ -194,11 +178,11 @@ class FileStore:
         at: int | None = None,
     ) -> StoredFile:
         """An app file waiting for a record to reference it; `data=None` waits for a presigned upload."""
-        owner, at = app_owner(tenant_id), at or now_ms()
-        key = self.key(owner, file_id)
+        owner, at = keys.app_owner(tenant_id), at or now_ms()
+        key = keys.s3_object(owner, file_id)
         if data is not None:
             self.s3.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType=content_type)
-        pending = f"UPLOADS#{_hour(at)}#{secrets.randbelow(PENDING_SHARDS)}"
+        pending = keys.pending(keys.hour(at), secrets.randbelow(keys.PENDING_SHARDS))
         stored = StoredFile(
             owner=owner,
             name=file_id,
@@ -210,10 +194,16 @@ class FileStore:
             uploaded_by=uploaded_by,
             pending=pending,
         )
-        marker = {"pk": pending, "sk": f"{tenant_id}#{file_id}", "tenant": tenant_id, "file": file_id, "at": at}
+        marker = {
+            "pk": pending,
+            "sk": keys.pending_sk(tenant_id, file_id),
+            "tenant": tenant_id,
+            "file": file_id,
+            "at": at,
+        }
         self.table.transact(
             [
-                Write(item={"pk": _pk(owner), "sk": file_id, **stored.model_dump()}),
+                Write(item={"pk": keys.files_of(owner), "sk": file_id, **stored.model_dump()}),
                 Write(item={**marker, "expires_at": at // 1000 + 30 * 86_400}),
             ]
         )
@@ -222,9 +212,9 @@ class FileStore:
     def adopt(self, tenant_id: str, file_id: str, stored: StoredFile, filename: str) -> StoredFile:
         """Make a file the core wrote (an export's CSV) an app file too, kept until its owner removes it."""
         app_file = stored.model_copy(
-            update={"owner": app_owner(tenant_id), "name": file_id, "filename": filename, "referenced": True}
+            update={"owner": keys.app_owner(tenant_id), "name": file_id, "filename": filename, "referenced": True}
         )
-        self.table.put({"pk": _pk(app_file.owner), "sk": file_id, **app_file.model_dump()})
+        self.table.put({"pk": keys.files_of(app_file.owner), "sk": file_id, **app_file.model_dump()})
         return app_file
 
     def upload_url(self, stored: StoredFile, expires_s: int = 900) -> str:
@@ -238,15 +228,17 @@ class FileStore:
 
     def app_file(self, tenant_id: str, file_id: str) -> StoredFile | None:
         """An app file whose bytes are there (a presigned upload not yet made is no file)."""
-        stored = self.get(app_owner(tenant_id), file_id)
+        stored = self.get(keys.app_owner(tenant_id), file_id)
         if stored is None or stored.size >= 0:
             return stored
         try:
             head = self.s3.head_object(Bucket=self.bucket, Key=stored.key)
-        except ClientError:
+        except ServiceFailure:
             return None
         size = int(head["ContentLength"])
-        self.table.update(_pk(stored.owner), file_id, "SET #s = :s", names={"#s": "size"}, values={":s": size})
+        self.table.update(
+            keys.files_of(stored.owner), file_id, "SET #s = :s", names={"#s": "size"}, values={":s": size}
+        )
         return stored.model_copy(update={"size": size})
 
     def reference(self, tenant_id: str, file_id: str) -> bool:
@@ -254,10 +246,10 @@ class FileStore:
 
         Raises LookupError when the file is gone (the sweep took it first).
         """
-        owner = app_owner(tenant_id)
+        owner = keys.app_owner(tenant_id)
         try:
             item = self.table.update(
-                _pk(owner),
+                keys.files_of(owner),
                 file_id,
                 "SET referenced = :t",
                 values={":t": True},
@@ -268,27 +260,27 @@ class FileStore:
                 raise LookupError(file_id) from None
             return False  # referenced before
         if item.get("pending"):
-            self.table.delete(str(item["pending"]), f"{tenant_id}#{file_id}")
+            self.table.delete(str(item["pending"]), keys.pending_sk(tenant_id, file_id))
         return True
 
     def release(self, tenant_id: str, file_id: str) -> None:
         """Undo `reference` (the record write it was for failed): the file waits for the sweep again."""
-        owner = app_owner(tenant_id)
+        owner = keys.app_owner(tenant_id)
         stored = self.get(owner, file_id)
         if stored is None or not stored.pending:
             return
-        self.table.update(_pk(owner), file_id, "SET referenced = :f", values={":f": False})
-        marker = {"pk": stored.pending, "sk": f"{tenant_id}#{file_id}", "tenant": tenant_id, "file": file_id}
+        self.table.update(keys.files_of(owner), file_id, "SET referenced = :f", values={":f": False})
+        marker = {"pk": stored.pending, "sk": keys.pending_sk(tenant_id, file_id), "tenant": tenant_id, "file": file_id}
         self.table.put({**marker, "at": stored.created_at, "expires_at": stored.created_at // 1000 + 30 * 86_400})
 
     def remove_app_file(self, tenant_id: str, file_id: str) -> bool:
         """Delete an app file no record references (its metadata first, conditioned on that, then its bytes)."""
-        owner = app_owner(tenant_id)
+        owner = keys.app_owner(tenant_id)
         stored = self.get(owner, file_id)
         if stored is None:
             return True
         try:
-            self.table.delete(_pk(owner), file_id, condition="NOT referenced = :t", values={":t": True})
+            self.table.delete(keys.files_of(owner), file_id, condition="NOT referenced = :t", values={":t": True})
         except ConditionFailed:
             return False
         self.s3.delete_object(Bucket=self.bucket, Key=stored.key)
@@ -304,11 +296,11 @@ class FileStore:
         kept = 0
         hour = older_than - older_than % HOUR_MS
         partitions = [
-            f"UPLOADS#{_hour(hour - step * HOUR_MS)}#{shard}"
+            keys.pending(keys.hour(hour - step * HOUR_MS), shard)
             for step in range(look_back_hours + 1)
-            for shard in range(PENDING_SHARDS)
+            for shard in range(keys.PENDING_SHARDS)
         ]
-        with ThreadPoolExecutor(max_workers=PENDING_SHARDS) as pool:  # mostly empty partitions: read them at once
+        with ThreadPoolExecutor(max_workers=keys.PENDING_SHARDS) as pool:  # mostly empty partitions: read them at once
             found = pool.map(lambda pk: list(self.table.query("pk = :p", {":p": pk})), partitions)
             markers = [m for listed in found for m in listed if int(m["at"]) < older_than]
         for marker in markers:
@@ -323,27 +315,21 @@ class FileStore:
     # Share links ---------------------------------------------------------
     def share(self, tenant_id: str, file_id: str, share_id: str, expires_ms: int) -> SharedFile:
         shared = SharedFile(share_id=share_id, tenant_id=tenant_id, file_id=file_id, expires_ms=expires_ms)
-        self.table.put(
-            {
-                "pk": f"SHARE#{share_id}",
-                "sk": "SHARE",
-                **shared.model_dump(),
-                "expires_at": expires_ms // 1000 + _SHARE_KEEP_S,
-            }
-        )
+        pk, sk = keys.share(share_id)
+        self.table.put({"pk": pk, "sk": sk, **shared.model_dump(), "expires_at": expires_ms // 1000 + _SHARE_KEEP_S})
         return shared
 
     def shared(self, share_id: str) -> SharedFile | None:
-        item = self.table.get(f"SHARE#{share_id}", "SHARE")
+        item = self.table.get(*keys.share(share_id))
         return SharedFile.model_validate(item) if item else None
 
     # Reading -------------------------------------------------------------
     def get(self, owner: str, name: str) -> StoredFile | None:
-        item = self.table.get(_pk(owner), name)
+        item = self.table.get(keys.files_of(owner), name)
         return StoredFile.model_validate(item) if item else None
 
     def of_owner(self, owner: str) -> list[StoredFile]:
-        return [StoredFile.model_validate(i) for i in self.table.query("pk = :p", {":p": _pk(owner)})]
+        return [StoredFile.model_validate(i) for i in self.table.query("pk = :p", {":p": keys.files_of(owner)})]
 
     def read(self, stored: StoredFile) -> bytes:
         return bytes(self.s3.get_object(Bucket=self.bucket, Key=stored.key)["Body"].read())
@@ -351,7 +337,7 @@ class FileStore:
     def open_text(self, owner: str, name: str, start: int = 0, end: int | None = None) -> TextIO:
         """A text stream over bytes [start, end) of a file, read from S3 as it is consumed."""
         span = f"bytes={start}-{'' if end is None else end - 1}"
-        body = self.s3.get_object(Bucket=self.bucket, Key=self.key(owner, name), Range=span)["Body"]
+        body = self.s3.get_object(Bucket=self.bucket, Key=keys.s3_object(owner, name), Range=span)["Body"]
         return io.TextIOWrapper(body, encoding="utf-8", newline="")
 
     def download_url(
@@ -372,20 +358,21 @@ class FileStore:
 
     # Removing ------------------------------------------------------------
     def delete_scratch(self, owner: str, prefix: str) -> None:
-        self._delete_keys(list(self._keys(self.key(owner, prefix))))
+        self._delete_keys(list(self._keys(keys.s3_object(owner, prefix))))
 
     def delete_all(self, owner: str) -> None:
         """Every file and scratch object of an owner, with their metadata."""
-        self._delete_keys(list(self._keys(self.key(owner, ""))))
-        self.table.batch_write(deletes=[(_pk(owner), f.name) for f in self.of_owner(owner)])
+        self._delete_keys(list(self._keys(keys.s3_object(owner, ""))))
+        self.table.batch_write(deletes=[(keys.files_of(owner), f.name) for f in self.of_owner(owner)])
 
     def _keys(self, prefix: str) -> Iterator[str]:
         pages = self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)
-        for page in pages:
-            for obj in page.get("Contents", []):
-                yield obj["Key"]
+        with failures():  # each page is read as the loop asks for it
+            for page in pages:
+                for obj in page.get("Contents", []):
+                    yield obj["Key"]
 
-    def _delete_keys(self, keys: list[str]) -> None:
-        for start in range(0, len(keys), 1000):
-            batch = [{"Key": k} for k in keys[start : start + 1000]]
+    def _delete_keys(self, objects: list[str]) -> None:
+        for start in range(0, len(objects), 1000):
+            batch = [{"Key": k} for k in objects[start : start + 1000]]
             self.s3.delete_objects(Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True})

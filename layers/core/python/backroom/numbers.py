@@ -16,6 +16,7 @@ from collections.abc import Iterator
 
 from pydantic import BaseModel
 
+from backroom import keys
 from backroom.clock import now_s
 from backroom.dynamo import ConditionFailed, Table
 from backroom.identity.models import Account
@@ -53,10 +54,6 @@ def item_of(number: str) -> str:
     return "did_us" if number.startswith("+1") else "international"
 
 
-def _key(tenant_id: str, number: str) -> tuple[str, str]:
-    return f"NUMBER#{tenant_id}#{number}", "NUMBER"
-
-
 class NumberRepository:
     def __init__(self, table: Table) -> None:
         self.table = table
@@ -64,7 +61,7 @@ class NumberRepository:
     def add(self, number: str, account: Account, *, origin: str, created_at: int) -> PhoneNumber:
         """Assign a number free in the account's tenant (or deleted) to `account`; a replay of the same
         origin succeeds again. NumberTaken when an account of the tenant holds it, whichever."""
-        pk, sk = _key(account.tenant_id, number)
+        pk, sk = keys.number(account.tenant_id, number)
         found = PhoneNumber(number=number, account_id=account.id, item=item_of(number), created_at=created_at)
         item = {
             "pk": pk,
@@ -74,7 +71,7 @@ class NumberRepository:
             "ancestors": account.ancestors,
             "state": _LIVE,
             "origin": origin,
-            "gsi1pk": f"NUMBERS#{account.id}",
+            "gsi1pk": keys.numbers_of(account.id),
             "gsi1sk": number,
         }
         try:
@@ -95,7 +92,7 @@ class NumberRepository:
         Read, then replace only if nobody wrote the number in between (optimistic): the tombstone keeps
         the account it was taken from, so a replay of the row reports the very same number and account.
         """
-        pk, sk = _key(tenant_id, number)
+        pk, sk = keys.number(tenant_id, number)
         for _ in range(3):
             old = self.table.get(pk, sk)
             if old is None:
@@ -129,8 +126,8 @@ class NumberRepository:
         raise NumberMissing(number)
 
     def of_account(self, account_id: str) -> Iterator[PhoneNumber]:
-        items = self.table.query("gsi1pk = :p", {":p": f"NUMBERS#{account_id}"}, index="gsi1")
+        items = self.table.query("gsi1pk = :p", {":p": keys.numbers_of(account_id)}, index="gsi1")
         return (PhoneNumber.model_validate(i) for i in items)
 
     def count(self, account_id: str) -> int:
-        return self.table.count("gsi1pk = :p", {":p": f"NUMBERS#{account_id}"}, index="gsi1")
+        return self.table.count("gsi1pk = :p", {":p": keys.numbers_of(account_id)}, index="gsi1")

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 
 from pydantic import BaseModel
 
+from backroom import keys
 from backroom.dynamo import ConditionFailed, Table
 
 
@@ -35,15 +36,17 @@ class QuantityLedger:
     def __init__(self, table: Table) -> None:
         self.table = table
 
-    def record(self, month: str, writer: str, upto: int, changes: dict[tuple[str, str, str], int]) -> None:
-        """Add a group's net `changes` (account, category, item) -> delta, counted up to row `upto`."""
+    def record(self, month: str, job_id: str, chunk: int, upto: int, changes: dict[tuple[str, str, str], int]) -> None:
+        """Add a group's net `changes` (account, category, item) -> delta, counted up to row `upto`, to
+        the records of the job's chunk (its writer)."""
+        writer = keys.quantity_writer(job_id, chunk)
         for (account_id, category, item), delta in changes.items():
             if not delta:
                 continue
             with suppress(ConditionFailed):  # failing: this group was counted already
                 self.table.update(
-                    f"QUANTITY#{account_id}",
-                    f"{month}#{category}#{item}#{writer}",
+                    keys.quantities(account_id),
+                    keys.quantity(month, category, item, writer),
                     "SET #u = :upto, #m = :month, #c = :category, #i = :item ADD #d :delta",
                     names={"#u": "upto", "#m": "month", "#c": "category", "#i": "item", "#d": "delta"},
                     values={":upto": upto, ":month": month, ":category": category, ":item": item, ":delta": delta},
@@ -53,7 +56,7 @@ class QuantityLedger:
     def monthly(self, account_id: str) -> list[MonthQuantity]:
         """Beginning- and end-of-month quantities of every month with a record, oldest first."""
         per_month: dict[tuple[str, str, str], int] = defaultdict(int)
-        for record in self.table.query("pk = :p", {":p": f"QUANTITY#{account_id}"}):
+        for record in self.table.query("pk = :p", {":p": keys.quantities(account_id)}):
             per_month[(record["month"], record["category"], record["item"])] += int(record["delta"])
         running: dict[tuple[str, str], int] = {}
         rows = []

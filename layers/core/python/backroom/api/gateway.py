@@ -236,13 +236,5 @@ def gateway_json(status: int, model: BaseModel) -> Response[Any]:
     )
 
 
-def errand_scope(tenant_id: str) -> str:
-    return f"ERRANDS#{tenant_id}"
-
-
-def errand_order(seq: int) -> str:
-    return f"{seq:012d}"
-
-
 def dump(model: BaseModel) -> dict[str, Any]:
     return model.model_dump(by_alias=True)

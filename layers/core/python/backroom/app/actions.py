@@ -14,8 +14,8 @@ An action is declared on its entity (`Action`: name, type, function, parameters,
 `call.log(message)` lines go to the app's logs, written in the same transaction as the record's
 update, so a replayed job row can neither double them nor lose them.
 
-Exactly once, in a job: each record's update carries a marker item (`ACTRUN#<job>#<shard>`, sk the
-record id, conditioned on its absence). A worker that dies after the update and before its checkpoint
+Exactly once, in a job: each record's update carries a marker item (`rowmarks`: `ACTRUN#<job>#<shard>`,
+sk the record id, conditioned on its absence). A worker that dies after the update and before its checkpoint
 replays the row, and the transaction fails on the marker: the row counts as done, nothing is applied
 twice. The markers (with each custom response) expire after a week; the job's results (its first
 1,000 records' outcomes, or one response per group) are kept beside the job, entry by entry.
@@ -30,7 +30,6 @@ import copy
 import importlib
 import json
 import re
-import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -41,7 +40,7 @@ from backroom.app.planning import AppJobKind, chunk_ids, entity_of, planned_ids
 from backroom.app.querylang import bind, evaluate, parse
 from backroom.app.views import native_value, record_view
 from backroom.clock import now_ms
-from backroom.dynamo import Table, Write
+from backroom.dynamo import Write
 from backroom.errors import BackroomError, Forbidden, Invalid, NotFound
 from backroom.identity.models import Caller
 from backroom.jobs.kinds import JobContext, JobFailure, RowOutcome, lease_guard
@@ -50,6 +49,7 @@ from backroom.records import Record, RecordStore, Schema
 from backroom.records.query import matches
 from backroom.records.store import AlreadyApplied, Author, Update, VersionConflict
 from backroom.records.values import normalize
+from backroom.rowmarks import RowMarks
 
 if TYPE_CHECKING:
     from backroom.app.permissions import Access
@@ -58,8 +58,6 @@ if TYPE_CHECKING:
 ACTION_KIND = "runtime.execute_action"
 SYNC_MOST = 1000  # the spec: more records than this need `_async=true`
 MAX_LOG_LINES = 20  # a run's log lines kept (they share the record's transaction of at most 100 items)
-MARKER_SHARDS = 16
-MARKER_DAYS = 7
 RESULTS_MOST = 1000  # the spec: a job's results hold at most this many responses
 _ID = re.compile(r"^[0-9a-f]{24}$")
 
@@ -174,11 +172,11 @@ class Run:
 class ActionRunner:
     """Runs actions; `data` gives the records and the views, `logs` the app's logs."""
 
-    def __init__(self, data: AppService, table: Table) -> None:
+    def __init__(self, data: AppService, marks: RowMarks, logs: AppLogs) -> None:
         self.data = data
         self.records: RecordStore = data.records
-        self.table = table
-        self.logs = AppLogs(table)
+        self.marks = marks  # a job's markers of its records (`keys.ACTION_ROWS`), with their outcomes
+        self.logs = logs
 
     # Requests ------------------------------------------------------------------
     def execute(
@@ -392,38 +390,16 @@ class ActionRunner:
         return {} if response is None else _jsonable(response)
 
     # Markers of a job ------------------------------------------------------------
-    @staticmethod
-    def marker_key(job_id: str, rid: str) -> tuple[str, str]:
-        return f"ACTRUN#{job_id}#{zlib.crc32(rid.encode()) % MARKER_SHARDS}", rid
+    def marker(self, job_id: str, rid: str, run: Run) -> Write:
+        """A job's marker of record `rid` with the run's outcome, for the transaction that saves the record."""
+        return self.marks.claim(job_id, rid, marked(response=run.response if run.custom else None))
 
-    def marker(
-        self, job_id: str, key: str, run: Run | None, *, error: str | None = None, response: Any = None
-    ) -> Write:
-        """A job's marker of `key` (a record id, or a group of a many-records action) with its outcome."""
-        pk, sk = self.marker_key(job_id, key)
-        item: dict[str, Any] = {
-            "pk": pk,
-            "sk": sk,
-            "status": "error" if error else "ok",
-            "expires_at": now_ms() // 1000 + MARKER_DAYS * 86_400,
-        }
-        if run is not None and run.custom:
-            response = run.response
-        if error:
-            item["errorMessage"] = error
-        elif response is not None:
-            item["response"] = json.dumps(response)
-        return Write(item=item, condition="attribute_not_exists(pk)")
 
-    def outcomes(self, job_id: str, most: int = RESULTS_MOST) -> Iterator[dict[str, Any]]:
-        """A job's markers, up to `most`, shard after shard."""
-        left = most
-        for shard in range(MARKER_SHARDS):
-            if left <= 0:
-                return
-            for item in self.table.query("pk = :p", {":p": f"ACTRUN#{job_id}#{shard}"}, limit=left):
-                left -= 1
-                yield item
+def marked(*, error: str | None = None, response: Any = None) -> dict[str, Any]:
+    """A row's outcome as its marker keeps it (`_outcome` reads it back)."""
+    if error:
+        return {"status": "error", "errorMessage": error}
+    return {"status": "ok"} if response is None else {"status": "ok", "response": json.dumps(response)}
 
 
 def _jsonable(value: Any) -> Any:
@@ -516,7 +492,7 @@ class ExecuteActionKind(AppJobKind):
             elif isinstance(run, BackroomError):
                 outcome.ok, outcome.error = False, f"{rid}: {run.message}"
                 ctx.journal.log(job.id, outcome.error, level="ERROR")
-                runner.table.put(dict(runner.marker(job.id, rid, None, error=run.message).item or {}))
+                runner.marks.put(job.id, rid, marked(error=run.message))
                 results[first + i] = (rid, {"status": "error", "errorMessage": run.message})
             elif first + i < RESULTS_MOST:
                 response = run.response if run.custom else _view(entity, run.record, shown)
@@ -525,7 +501,7 @@ class ExecuteActionKind(AppJobKind):
         if wanted:  # their first run's outcome, as its marker and the record keep it
             current = {r.rid: r for r in ctx.records.get_many(job.tenant_id, entity.schema, list(wanted.values()))}
             for position, rid in wanted.items():
-                item = runner.table.get(*runner.marker_key(job.id, rid)) or {"status": "ok"}
+                item = runner.marks.get(job.id, rid) or {"status": "ok"}
                 record = current.get(rid)
                 results[position] = (rid, _outcome(item, _view(entity, record, shown) if record else None))
         ctx.journal.put_results(job.id, results)
@@ -543,7 +519,7 @@ class ExecuteActionKind(AppJobKind):
         """Type many / query: one call over the group; its answer is the group's marker."""
         marker = f"chunk-{chunk.index:06d}-{chunk.next_row:06d}"
         group = (chunk.start + chunk.next_row) // self.commit_rows  # groups never straddle chunks
-        held = runner.table.get(*runner.marker_key(job.id, marker))
+        held = runner.marks.get(job.id, marker)
         if held is not None:  # this group's call was made before a crash
             ctx.journal.put_results(job.id, {group: ("responses", _outcome(held, None))}, section="responses")
             return
@@ -553,14 +529,14 @@ class ExecuteActionKind(AppJobKind):
             response = runner.run_many(
                 job.tenant_id, entity, action, job.params.get("params") or {}, records, job.params.get("user", "")
             )
-            done = runner.marker(job.id, marker, None, response=response)
+            done = marked(response=response)
         except BackroomError as err:
             for outcome in outcomes:
                 outcome.ok, outcome.error = False, err.message
             ctx.journal.log(job.id, err.message, level="ERROR")
-            done = runner.marker(job.id, marker, None, error=err.message)
-        runner.table.put(dict(done.item or {}))
-        ctx.journal.put_results(job.id, {group: ("responses", _outcome(done.item or {}, None))}, section="responses")
+            done = marked(error=err.message)
+        runner.marks.put(job.id, marker, done)
+        ctx.journal.put_results(job.id, {group: ("responses", _outcome(done, None))}, section="responses")
 
     def finalize(self, ctx: JobContext, job: Job, progress: Progress) -> dict[str, Any]:
         """Type one: `{id: {status, response | errorMessage}}` for the first 1,000 records; type many:

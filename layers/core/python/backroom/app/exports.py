@@ -33,6 +33,7 @@ from decimal import Decimal
 from itertools import islice
 from typing import TYPE_CHECKING, Any
 
+from backroom import keys
 from backroom.app.definition import Entity
 from backroom.app.permissions import Access, Gate
 from backroom.app.planning import CHUNK_IDS, AppJobKind, chunk_ids, entity_of
@@ -54,10 +55,6 @@ FILE_NAME = "export.csv"
 DONE = "done.json"
 MAX_RECORDS = 1_000_000  # the spec: more is a 400
 LABEL_SEPARATOR = " > "
-
-
-def file_owner(tenant_id: str, job_id: str) -> str:
-    return f"rtexport/{tenant_id}/{job_id}"
 
 
 def export_file_id(job: Job) -> str:
@@ -316,7 +313,7 @@ class ExportRecordsKind(AppJobKind):
         text.write(json.dumps({"rows": len(rows), "widths": widths}) + "\n")
         SafeCsvWriter(text, formula_safe=_formula_safe(job)).writerows(rows)
         ctx.files.put_scratch(
-            file_owner(job.tenant_id, job.id), _part(chunk.index, chunk.next_row), text.getvalue().encode()
+            keys.export_owner(job.tenant_id, job.id), _part(chunk.index, chunk.next_row), text.getvalue().encode()
         )
         for outcome, rid in zip(outcomes, rids, strict=True):
             outcome.output = None
@@ -326,7 +323,7 @@ class ExportRecordsKind(AppJobKind):
     def finalize(self, ctx: JobContext, job: Job, progress: Progress) -> dict[str, Any]:
         """Stream the parts into one file, multi-valued columns widened to the widest part's."""
         setup = self._setup(self.app, job)
-        files, owner = ctx.files, file_owner(job.tenant_id, job.id)
+        files, owner = ctx.files, keys.export_owner(job.tenant_id, job.id)
         if files.scratch_names(owner, DONE):  # finished before (a redelivery): the same results
             return dict(json.loads(files.first_line(owner, DONE)))
         names = sorted(files.scratch_names(owner, "part-"))

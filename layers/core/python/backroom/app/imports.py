@@ -10,7 +10,7 @@ The file is stored once (`FileStore`) and read by byte ranges (`csvfiles`): the 
 chunks' boundaries, each chunk reads only its range, memory stays at one group of rows. Each group is
 written through the records model (`RecordStore.write_many`: several records to a transaction, each
 with its unique markers, index entries and history entry) with a marker of its row
-(`IMPRUN#<job>#<shard>` / row) in the same transaction, conditioned on its absence: a replayed group
+(`rowmarks`: `IMPRUN#<job>#<shard>` / row) in the same transaction, conditioned on its absence: a replayed group
 fails on the marker and counts as done, so no row is applied twice and none is lost. The chunk's lease
 check (`lease_guard`) joins every transaction: a job stopped for good commits nothing more. A create that
 loses the race for its unique value (another import created that record meanwhile) updates the winner's
@@ -35,7 +35,6 @@ import hashlib
 import io
 import logging
 import re
-import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -57,10 +56,12 @@ from backroom.jobs.kinds import (
     log_failed_rows,
 )
 from backroom.jobs.models import Chunk, ChunkPlan, Job, Progress
+from backroom.keys import IMPORT_ROWS, import_owner
 from backroom.records import Record, RecordStore, Schema
 from backroom.records.schema import TableField
 from backroom.records.store import AlreadyApplied, Author, Create, GuardFailed, Update, VersionConflict
 from backroom.records.values import canonical, is_empty, normalize
+from backroom.rowmarks import claim
 
 if TYPE_CHECKING:
     from backroom.app.ports import AppService
@@ -70,8 +71,6 @@ logger = logging.getLogger("jobs.imports")
 IMPORT_KIND = "runtime.import_records"
 FILE_NAME = "in.csv"
 CHUNK_ROWS = 1000
-MARKER_SHARDS = 16
-MARKER_DAYS = 7
 MAX_LOGGED_ERRORS = 1000  # rows whose error goes to the job's logs (the counters count them all)
 MAX_COLUMNS = 500
 MAX_INDEX = 999  # phoneNumbers[999] at most
@@ -91,10 +90,6 @@ FLAGS: dict[str, tuple[bool, bool]] = {
 }
 
 _SEGMENT = re.compile(r"^([A-Za-z_][A-Za-z0-9_]{0,63})(?:\[(\d{1,3})\])?$")
-
-
-def file_owner(tenant_id: str, job_id: str) -> str:
-    return f"rtimport/{tenant_id}/{job_id}"
 
 
 @dataclass(frozen=True)
@@ -197,13 +192,10 @@ def layout(access: Access, header: Sequence[str]) -> Layout:
     A 400 names every column that is not a field path; a 403 when a column goes through a relationship
     to an entity the caller may not read. Columns the caller may not use are left out (None)."""
     schema = access.schema
+    _check_header(header)
     errors: list[FieldError] = []
     columns: list[Column | None] = []
     seen: set[str] = set()
-    if not header or any(not h.strip() for h in header):
-        raise Invalid("The file's first line must be its header: a field path in every column")
-    if len(header) > MAX_COLUMNS:
-        raise Invalid(f"At most {MAX_COLUMNS} columns")
     targets: dict[str, Access] = {}  # relationship field -> its entity as the caller may use it
     for raw in header:
         name = raw.strip()
@@ -211,59 +203,74 @@ def layout(access: Access, header: Sequence[str]) -> Layout:
             errors.append(FieldError(name[:80], f"{name[:80]} appears twice in the header", "duplicated"))
             continue
         seen.add(name)
-        parts = _segments(name)
-        if parts is None:
-            errors.append(FieldError(name[:80], f"{name[:80]} is not a field path", "unknown"))
-            continue
-        top = schema.field(parts[0][0])
         try:
-            if top is not None and top.type == "relationship" and len(parts) > 1:
-                if parts[0][1] is not None or top.multi:
-                    raise ValueError(f"{name}: only a single relationship can be imported through")
-                if not access.may_write(top.name):  # the link is not the caller's to write: not followed
-                    columns.append(None)
-                    continue
-                if top.name not in targets:
-                    targets[top.name] = _follow(access, top.name)
-                target = targets[top.name]
-                column = Column(name, _walk(target.schema.fields, parts[1:], name), relation=top.name)
-                usable = target.may_read(column.top)  # to match by; written only if writable (below)
-            else:
-                column = Column(name, _walk(schema.fields, parts, name))
-                usable = access.may_write(column.top)
+            columns.append(_column(access, name, targets))
         except ValueError as bad:
             errors.append(FieldError(name[:80], str(bad)[:200], "unknown"))
-            continue
-        columns.append(column if usable else None)
     if errors:
         raise Invalid("The file's header names columns that are not fields of " + schema.name, errors=errors)
     plain = [c for c in columns if c is not None and c.relation is None and len(c.path) == 1]
     key = next((c.top for c in plain if c.top in schema.unique_fields), None)
-    found: dict[str, Relation] = {}
-    for relation, target in targets.items():
-        mine = [c for c in columns if c is not None and c.relation == relation]
-        if not mine:
-            continue  # every column through it was left out
-        unique = next((c.top for c in mine if len(c.path) == 1 and c.top in target.schema.unique_fields), None)
-        if unique is None:
-            readable = [u for u in target.schema.unique_fields if target.may_read(u)]
-            raise Invalid(
-                f"{relation}.*: to import into {target.entity.name}, name one of its unique fields you may read "
-                f"({', '.join(readable) or 'none'}) among the columns"
-            )
-        for i, kept in enumerate(columns):  # the rest is written: only fields the caller may write there
-            if kept is not None and kept.relation == relation and kept.top != unique:
-                columns[i] = kept if target.may_write(kept.top) else None
-        found[relation] = Relation(
-            entity=target.entity.name,
-            unique=unique,
-            may_create=target.grant.create and target.may_write(unique),
-            may_update=target.grant.update,
-            match_only=not target.may_write(unique),
-        )
+    found = {relation: _relation(relation, target, columns) for relation, target in targets.items()}
     if not any(columns):
         raise Invalid("None of the file's columns is a field you may write")
-    return Layout(columns=columns, key=key, related=found, may_update=access.grant.update)
+    related = {relation: how for relation, how in found.items() if how is not None}
+    return Layout(columns=columns, key=key, related=related, may_update=access.grant.update)
+
+
+def _check_header(header: Sequence[str]) -> None:
+    if not header or any(not h.strip() for h in header):
+        raise Invalid("The file's first line must be its header: a field path in every column")
+    if len(header) > MAX_COLUMNS:
+        raise Invalid(f"At most {MAX_COLUMNS} columns")
+
+
+def _column(access: Access, name: str, targets: dict[str, Access]) -> Column | None:
+    """A header's column, or None when the caller may not use it; a ValueError says why it is no field.
+
+    A column through a relationship reads the related entity's access once into `targets`."""
+    parts = _segments(name)
+    if parts is None:
+        raise ValueError(f"{name[:80]} is not a field path")
+    top = access.schema.field(parts[0][0])
+    if top is None or top.type != "relationship" or len(parts) < 2:
+        column = Column(name, _walk(access.schema.fields, parts, name))
+        return column if access.may_write(column.top) else None
+    if parts[0][1] is not None or top.multi:
+        raise ValueError(f"{name}: only a single relationship can be imported through")
+    if not access.may_write(top.name):  # the link is not the caller's to write: not followed
+        return None
+    if top.name not in targets:
+        targets[top.name] = _follow(access, top.name)
+    target = targets[top.name]
+    column = Column(name, _walk(target.schema.fields, parts[1:], name), relation=top.name)
+    return column if target.may_read(column.top) else None  # to match by; written only if writable
+
+
+def _relation(relation: str, target: Access, columns: list[Column | None]) -> Relation | None:
+    """What the import does through `relation` (None: every column through it was left out).
+
+    Leaves out of `columns` each related column but the matching one that the caller may not write."""
+    mine = [c for c in columns if c is not None and c.relation == relation]
+    if not mine:
+        return None
+    unique = next((c.top for c in mine if len(c.path) == 1 and c.top in target.schema.unique_fields), None)
+    if unique is None:
+        readable = [u for u in target.schema.unique_fields if target.may_read(u)]
+        raise Invalid(
+            f"{relation}.*: to import into {target.entity.name}, name one of its unique fields you may read "
+            f"({', '.join(readable) or 'none'}) among the columns"
+        )
+    for i, kept in enumerate(columns):  # the rest is written: only fields the caller may write there
+        if kept is not None and kept.relation == relation and kept.top != unique:
+            columns[i] = kept if target.may_write(kept.top) else None
+    return Relation(
+        entity=target.entity.name,
+        unique=unique,
+        may_create=target.grant.create and target.may_write(unique),
+        may_update=target.grant.update,
+        match_only=not target.may_write(unique),
+    )
 
 
 # A row into values -------------------------------------------------------------
@@ -734,12 +741,7 @@ def _message(error: BackroomError) -> str:
 
 
 def _marker(job: Job, row: int) -> Write:
-    item = {
-        "pk": f"IMPRUN#{job.id}#{zlib.crc32(str(row).encode()) % MARKER_SHARDS}",
-        "sk": f"{row:09d}",
-        "expires_at": now_ms() // 1000 + MARKER_DAYS * 86_400,
-    }
-    return Write(item=item, condition="attribute_not_exists(pk)")
+    return claim(IMPORT_ROWS, job.id, str(row))
 
 
 def _guard(chunk: Chunk) -> list[Write]:
@@ -797,7 +799,7 @@ def start_import(
 
     layout(access, header)  # every column through the caller's gate: a 400 or 403 now, not a failed job
     job_id = object_id()
-    owner = file_owner(caller.tenant_id, job_id)
+    owner = import_owner(caller.tenant_id, job_id)
     if uploaded is not None:  # before the job: a job never points at a missing file
         files.copy(uploaded, owner, FILE_NAME)
     else:

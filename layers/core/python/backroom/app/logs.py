@@ -1,38 +1,25 @@
 """The app's logs: the lines an app writes (logins, record changes, failed validations, its actions' `log`
 calls, `POST /status/logs`), kept by time for `GET /status/logs`.
 
-| item | pk | sk |
-| --- | --- | --- |
-| log line | `LOGS#<tenant>#<hour, YYYYMMDDHH>#<shard>` | `<ms, 13 digits>#<line id>` |
-| an hour that has lines | `LOGHOURS#<tenant>` | `<hour, YYYYMMDDHH>` |
-
-The hour and a random shard of `SHARDS` spread a busy job's lines over several partition keys; a read
-by time lists the hours of its span that have lines (one Query), queries each of their shards newest
-first and merges them. A process marks an hour once (the marker is idempotent), so the marker costs a
-write per process and hour, not per line. Lines and markers expire after `KEEP_DAYS` (the table's TTL
-attribute `expires_at`).
+Where they sit (by tenant, hour and shard, with a marker per hour that has lines) is the repository's
+(`AppLogStore` in `app/repository.py`); this module says what a line holds and how a query reads them.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import heapq
-import secrets
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from backroom.app.repository import KEEP_DAYS, AppLogStore
 from backroom.clock import now_ms, period_span
-from backroom.dynamo import Table, Write
+from backroom.dynamo import Write
 from backroom.errors import FieldError, Forbidden, Invalid
 from backroom.identity.models import Caller
 from backroom.ids import object_id
 
-SHARDS = 8
-KEEP_DAYS = 30
 LEVELS = ("DEBUG", "INFO", "WARN", "ERROR")
-HOUR_MS = 3_600_000
-DAY_MS = 24 * HOUR_MS
+DAY_MS = 86_400_000
 MAX_COUNTED = 20_000  # lines a query reads to count its total; past it `total` counts those read
 MAX_READ = 100_000  # lines a query may read to fill its page (then 400: narrow the span), like a records query
 MAX_SIZE = 1000
@@ -73,10 +60,6 @@ class LogQuery:
         return not (self.message and self.message not in str(item.get("message") or "").lower())
 
 
-def _hour(at_ms: int) -> str:
-    return dt.datetime.fromtimestamp(at_ms / 1000, tz=dt.UTC).strftime("%Y%m%d%H")
-
-
 def view(item: Mapping[str, Any]) -> dict[str, Any]:
     """A line as the runtime spec shows it (`additionalInfo` only when the line has some)."""
     shown = {k: item.get(k) for k in _SHOWN}
@@ -88,18 +71,13 @@ def view(item: Mapping[str, Any]) -> dict[str, Any]:
 
 
 class AppLogs:
-    def __init__(self, table: Table) -> None:
-        self.table = table
-        self._marked: set[tuple[str, str]] = set()  # (tenant, hour) this process has marked
+    def __init__(self, store: AppLogStore) -> None:
+        self.store = store
 
     def write_of(self, tenant_id: str, line: LogLine) -> Write:
         """The item of one line, to write alone or in the transaction of what it reports."""
-        hour = _hour(line.at)
-        self._mark(tenant_id, hour, line.at)
         lid = object_id()
-        item = {
-            "pk": f"LOGS#{tenant_id}#{hour}#{secrets.randbelow(SHARDS)}",
-            "sk": f"{line.at:013d}#{lid}",
+        fields = {
             "id": lid,
             "timestamp": line.at,
             "level": line.level if line.level in LEVELS else "INFO",
@@ -110,19 +88,11 @@ class AppLogs:
             "adminUserEmail": line.admin_user,
             "ip": line.ip,
             "additionalInfo": line.additional_info,
-            "expires_at": line.at // 1000 + KEEP_DAYS * 86_400,
         }
-        return Write(item=item)
-
-    def _mark(self, tenant_id: str, hour: str, at: int) -> None:
-        if (tenant_id, hour) in self._marked:
-            return
-        end_of_hour = (at - at % HOUR_MS + HOUR_MS) // 1000  # the marker outlives every line of its hour
-        self.table.put({"pk": f"LOGHOURS#{tenant_id}", "sk": hour, "expires_at": end_of_hour + KEEP_DAYS * 86_400})
-        self._marked.add((tenant_id, hour))
+        return self.store.write_of(tenant_id, lid, line.at, fields)
 
     def add(self, tenant_id: str, lines: Sequence[LogLine]) -> None:
-        self.table.batch_write(puts=[dict(self.write_of(tenant_id, line).item or {}) for line in lines])
+        self.store.put_many([self.write_of(tenant_id, line) for line in lines])
 
     def login(self, caller: Caller, ip: str | None) -> None:
         self.add(caller.tenant_id, [login_line(caller.email, caller.admin_email, ip)])
@@ -130,14 +100,13 @@ class AppLogs:
     def post(self, tenant_id: str, line: LogLine) -> dict[str, Any]:
         """Write one line and answer it as the spec shows it."""
         write = self.write_of(tenant_id, line)
-        item = dict(write.item or {})
-        self.table.put(item)
-        return view(item)
+        self.store.put(write)
+        return view(write.item or {})
 
     # Reading -------------------------------------------------------------
     def lines(self, tenant_id: str, since: int, until: int) -> list[dict[str, Any]]:
         """The lines written from `since` to `until` (epoch ms, both included), newest first."""
-        return list(self._newest_first(tenant_id, since, until))
+        return list(self.store.newest_first(tenant_id, since, until))
 
     def find(self, tenant_id: str, query: LogQuery) -> dict[str, Any]:
         """`{total, offset, items}`: a page of the matching lines, newest first; `offset` is where the next
@@ -146,7 +115,7 @@ class AppLogs:
         wanted = query.offset + query.size
         page: list[dict[str, Any]] = []
         total = 0
-        for read, item in enumerate(self._newest_first(tenant_id, query.since, query.until), start=1):
+        for read, item in enumerate(self.store.newest_first(tenant_id, query.since, query.until), start=1):
             if query.matches(item):
                 total += 1
                 if query.offset < total <= wanted:
@@ -157,31 +126,6 @@ class AppLogs:
                 message = f"The query reads more than {MAX_READ} log lines; narrow it with period, or from and to"
                 raise Invalid(message, errors=[FieldError("from", message, "tooBroad")])
         return {"total": total, "offset": wanted if total > wanted else None, "items": page}
-
-    def _hours(self, tenant_id: str, since: int, until: int) -> list[str]:
-        """The hours of the span that have lines, newest first (one Query on the tenant's hour markers)."""
-        found = self.table.query(
-            "pk = :p AND sk BETWEEN :a AND :b",
-            {":p": f"LOGHOURS#{tenant_id}", ":a": _hour(max(since, 0)), ":b": _hour(until)},
-            forward=False,
-            attributes=["sk"],
-        )
-        return [str(i["sk"]) for i in found]
-
-    def _newest_first(self, tenant_id: str, since: int, until: int) -> Iterator[dict[str, Any]]:
-        """Every line of the span, newest first: hour by hour, the shards of an hour merged."""
-        low, high = f"{max(since, 0):013d}", f"{until:013d}~"
-        for hour in self._hours(tenant_id, since, until):
-            shards = [
-                self.table.query(
-                    "pk = :p AND sk BETWEEN :a AND :b",
-                    {":p": f"LOGS#{tenant_id}#{hour}#{shard}", ":a": low, ":b": high},
-                    forward=False,
-                    page_size=100,
-                )
-                for shard in range(SHARDS)
-            ]
-            yield from heapq.merge(*shards, key=lambda i: str(i["sk"]), reverse=True)
 
 
 # The API's requests ------------------------------------------------------------

@@ -50,8 +50,8 @@ class AppData:
         self.repo = repo
         self.records = records
         self.jobs = jobs
-        self.actions = ActionRunner(self, repo.table)
-        self.logs = AppLogs(repo.table)
+        self.logs = AppLogs(repo.logs)
+        self.actions = ActionRunner(self, repo.action_marks, self.logs)
         self.files = AppFiles(files)
 
     # `PUT /data/{entity}/{segment}` ---------------------------------------------

@@ -14,6 +14,7 @@ import logging
 from collections.abc import Iterator
 from typing import Any, TextIO
 
+from backroom import keys
 from backroom.calcengine.models import ImportFileType
 from backroom.calcengine.tables import custom_table
 from backroom.csvfiles import CsvChunker, chunk_rows
@@ -29,10 +30,6 @@ DELETE_CHUNK = 1000  # ids of records to delete in a chunk
 MAX_LOGGED_ERRORS = 20
 FILE_NAME = "data.csv"
 PERIOD_FIELD = "period"  # the field calculations read a row's period from (Calculation.period_field)
-
-
-def file_owner(tenant_id: str, file_id: int) -> str:
-    return f"import/{tenant_id}/{file_id}"
 
 
 def file_source(file_id: int) -> str:
@@ -93,7 +90,7 @@ class ImportKind(JobKind):
         if "records" in job.params:
             records = job.params["records"]
             return [ChunkPlan(index=0, start=0, count=len(records))] if records else []
-        owner = file_owner(job.tenant_id, job.params["file_id"])
+        owner = keys.gateway_import_owner(job.tenant_id, job.params["file_id"])
         header, plans = scan_csv(ctx.files.open_text(owner, FILE_NAME))
         fields = [file_type.mapping.get(h, h) for h in header]
         if not any(schema.field(f) for f in fields):
@@ -105,7 +102,7 @@ class ImportKind(JobKind):
         if "records" in job.params:
             yield from list(enumerate(job.params["records"]))[skip:]
             return
-        owner = file_owner(job.tenant_id, job.params["file_id"])
+        owner = keys.gateway_import_owner(job.tenant_id, job.params["file_id"])
         stream = ctx.files.open_text(owner, FILE_NAME, chunk.cursor["from"], chunk.cursor["to"])
         header: list[str] = chunk.cursor["header"]
         for seen, values in chunk_rows(stream, skip):

@@ -14,9 +14,10 @@ import json
 from decimal import Decimal
 from typing import Any
 
+from backroom import keys
 from backroom.calcengine.authority import GatewayVerb, gateway_owner
 from backroom.calcengine.calculations import BatchKind, CalculationKind, child_label
-from backroom.calcengine.imports import FILE_NAME, DeleteImportedKind, ImportKind, file_owner, file_source
+from backroom.calcengine.imports import FILE_NAME, DeleteImportedKind, ImportKind, file_source
 from backroom.calcengine.models import ImportFile, ImportFileType, Period
 from backroom.calcengine.repository import CalcRepository
 from backroom.calcengine.tables import custom_table
@@ -242,7 +243,7 @@ class GatewayService:
         if not data.strip():
             raise Invalid("The import file is empty")
         number = file_id or self.repo.next_number(tenant_id, "importfile")
-        self.files.put(file_owner(tenant_id, number), FILE_NAME, data)
+        self.files.put(keys.gateway_import_owner(tenant_id, number), FILE_NAME, data)
         stored = ImportFile(id=number, name=name, size=len(data), created_at=now_ms())
         self.repo.put_file(tenant_id, stored)
         return stored

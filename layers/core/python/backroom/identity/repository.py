@@ -15,10 +15,9 @@ from collections.abc import Callable, Sequence
 from contextlib import suppress
 from typing import Any, TypeVar
 
-from botocore.exceptions import ClientError
-
+from backroom import keys
 from backroom.dynamo import ConditionFailed, Table, TransactionFailed, Write
-from backroom.errors import Conflict, NotFound
+from backroom.errors import Conflict, NotFound, ServiceFailure
 from backroom.identity.models import Account, Caller, User
 
 _NOT_EXISTS = "attribute_not_exists(pk)"
@@ -40,33 +39,13 @@ def _again_on_conflict(write: Callable[[], T]) -> T:
                 raise
             if attempt == _CONFLICT_ATTEMPTS - 1:
                 raise
-        except ClientError as err:
-            if err.response.get("Error", {}).get("Code") != "TransactionConflictException":
+        except ServiceFailure as err:
+            if err.code != "TransactionConflictException":
                 raise
             if attempt == _CONFLICT_ATTEMPTS - 1:
                 raise
         time.sleep(min(0.02 * 2**attempt, 0.5) * (0.5 + secrets.randbelow(100) / 100))
     raise AssertionError("unreachable")
-
-
-def _user_key(email: str) -> tuple[str, str]:
-    return f"USER#{email.strip().lower()}", "USER"
-
-
-def _account_key(account_id: str) -> tuple[str, str]:
-    return f"ACCOUNT#{account_id}", "ACCOUNT"
-
-
-def _token_key(token_hash: str) -> tuple[str, str]:
-    return f"TOKEN#{token_hash}", "TOKEN"
-
-
-def _session_key(user_id: str, token_hash: str) -> tuple[str, str]:
-    return f"SESSIONS#{user_id}", token_hash
-
-
-def _attempts_key(scope: str, key: str, window: int) -> tuple[str, str]:
-    return f"LOGINS#{scope}#{key}", f"WINDOW#{window}"
 
 
 def _at_version(user: User) -> Write:
@@ -75,7 +54,7 @@ def _at_version(user: User) -> Write:
     if user.version == 0:
         condition = "attribute_exists(pk) AND (attribute_not_exists(#v) OR #v = :v)"
     return Write(
-        key=_user_key(user.email), check=True, condition=condition, names={"#v": "version"}, values={":v": user.version}
+        key=keys.user(user.email), check=True, condition=condition, names={"#v": "version"}, values={":v": user.version}
     )
 
 
@@ -85,11 +64,11 @@ class IdentityRepository:
 
     # Users ---------------------------------------------------------------
     def get_user(self, email: str) -> User | None:
-        item = self.table.get(*_user_key(email))
+        item = self.table.get(*keys.user(email))
         return User.model_validate(item) if item else None
 
     def put_user(self, user: User, *, replace: bool = False) -> None:
-        pk, sk = _user_key(user.email)
+        pk, sk = keys.user(user.email)
         data = {"pk": pk, "sk": sk, **user.model_dump(mode="json")}
         try:
             self.table.put(data, condition=None if replace else _NOT_EXISTS)
@@ -107,7 +86,7 @@ class IdentityRepository:
         expression = (f"SET {', '.join(sets)} " if sets else "") + "ADD #v :one"
         try:
             item = _again_on_conflict(
-                lambda: self.table.update(*_user_key(email), expression, names=names, values=values, condition=_EXISTS)
+                lambda: self.table.update(*keys.user(email), expression, names=names, values=values, condition=_EXISTS)
             )
         except ConditionFailed as err:
             raise NotFound(f"User {email.strip().lower()} does not exist") from err
@@ -115,7 +94,7 @@ class IdentityRepository:
 
     def delete_user(self, email: str) -> None:
         try:
-            _again_on_conflict(lambda: self.table.delete(*_user_key(email), condition=_EXISTS))
+            _again_on_conflict(lambda: self.table.delete(*keys.user(email), condition=_EXISTS))
         except ConditionFailed as err:
             raise NotFound(f"User {email.strip().lower()} does not exist") from err
 
@@ -123,7 +102,7 @@ class IdentityRepository:
         """Store `new` in place of `old`; False, writing nothing, if the stored hash is no longer `old`."""
         try:
             self.table.update(
-                *_user_key(email),
+                *keys.user(email),
                 "SET password_hash = :new",
                 values={":new": new, ":old": old},
                 condition="password_hash = :old",
@@ -134,19 +113,19 @@ class IdentityRepository:
 
     # Accounts ------------------------------------------------------------
     def get_account(self, account_id: str) -> Account | None:
-        item = self.table.get(*_account_key(account_id))
+        item = self.table.get(*keys.account(account_id))
         return Account.model_validate(item) if item else None
 
     def put_account(self, account: Account) -> None:
-        pk, sk = _account_key(account.id)
+        pk, sk = keys.account(account.id)
         data: dict[str, Any] = {"pk": pk, "sk": sk, **account.model_dump(mode="json")}
         if account.parent_id:
-            data["gsi1pk"] = f"CHILDREN#{account.parent_id}"
+            data["gsi1pk"] = keys.children(account.parent_id)
             data["gsi1sk"] = account.id
         self.table.put(data)
 
     def children(self, account_id: str) -> list[Account]:
-        items = self.table.query("gsi1pk = :p", {":p": f"CHILDREN#{account_id}"}, index="gsi1")
+        items = self.table.query("gsi1pk = :p", {":p": keys.children(account_id)}, index="gsi1")
         return [Account.model_validate(i) for i in items]
 
     def subtree(self, account_id: str) -> list[Account]:
@@ -168,8 +147,8 @@ class IdentityRepository:
         read; Conflict otherwise (a user changed meanwhile: the session would carry what it was)."""
         ids = [u.id for u in users]
         token = {
-            "pk": _token_key(token_hash)[0],
-            "sk": _token_key(token_hash)[1],
+            "pk": keys.token(token_hash)[0],
+            "sk": keys.token(token_hash)[1],
             **caller.model_dump(mode="json", exclude={"token"}),
             "user_ids": ids,
             "created_ms": now_ms,
@@ -178,7 +157,7 @@ class IdentityRepository:
         }
         writes = [Write(item=token)]
         for user in users:
-            pk, sk = _session_key(user.id, token_hash)
+            pk, sk = keys.session(user.id, token_hash)
             writes.append(Write(item={"pk": pk, "sk": sk, "user_ids": ids, "expires_at": ends_s}))
             writes.append(_at_version(user))
         try:
@@ -187,12 +166,12 @@ class IdentityRepository:
             raise Conflict("The user changed while logging in; log in again") from err
 
     def get_token(self, token_hash: str) -> dict[str, Any] | None:
-        return self.table.get(*_token_key(token_hash))
+        return self.table.get(*keys.token(token_hash))
 
     def touch_token(self, token_hash: str, *, now_ms: int, expires_s: int) -> None:
         with suppress(ConditionFailed):  # a token ended meanwhile is not written back to life
             self.table.update(
-                *_token_key(token_hash),
+                *keys.token(token_hash),
                 "SET last_used_ms = :now, expires_at = :exp",
                 values={":now": now_ms, ":exp": expires_s},
                 condition=_EXISTS,
@@ -209,7 +188,7 @@ class IdentityRepository:
     def end_sessions_of(self, user_id: str) -> int:
         """End every session `user_id` has (its own, and those it impersonates with); how many."""
         entries = self.table.query(
-            "pk = :p", {":p": _session_key(user_id, "")[0]}, consistent=True, attributes=["sk", "user_ids"]
+            "pk = :p", {":p": keys.session(user_id, "")[0]}, consistent=True, attributes=["sk", "user_ids"]
         )
         found = [(e["sk"], e.get("user_ids") or [user_id]) for e in entries]
         self._end(found)
@@ -217,14 +196,14 @@ class IdentityRepository:
 
     def _end(self, sessions: Sequence[tuple[str, Sequence[str]]]) -> None:
         # The token items first: a session stops answering before its entries go.
-        self.table.batch_write(deletes=[_token_key(token_hash) for token_hash, _ in sessions])
-        self.table.batch_write(deletes=[_session_key(uid, token_hash) for token_hash, ids in sessions for uid in ids])
+        self.table.batch_write(deletes=[keys.token(token_hash) for token_hash, _ in sessions])
+        self.table.batch_write(deletes=[keys.session(uid, token_hash) for token_hash, ids in sessions for uid in ids])
 
     # Login attempts --------------------------------------------------------
     def count_attempt(self, scope: str, key: str, window: int, *, by: int, expires_s: int) -> int:
         """Add `by` to a counter of login attempts and answer its new count (one atomic update)."""
         item = self.table.update(
-            *_attempts_key(scope, key, window),
+            *keys.login_window(scope, key, window),
             "ADD #n :by SET expires_at = :exp",
             names={"#n": "attempts"},
             values={":by": by, ":exp": expires_s},

@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+from backroom import keys
 from backroom.dynamo import Table
 from backroom.jobs.kinds import JobContext, JobKind, RowOutcome, chunked
 from backroom.jobs.models import Chunk, ChunkPlan, Job
@@ -34,10 +35,11 @@ class RowProbe(JobKind):
         pause_ms = min(int(job.params.get("pause_ms", 0)), 50)
         if pause_ms:
             time.sleep(pause_ms / 1000)
-        return RowOutcome(puts=[{"pk": f"PROBE#{job.id}", "sk": f"ROW#{row:08d}", "origin": f"{job.id}#{row}"}])
+        pk, sk = keys.probe_row(job.id, row)
+        return RowOutcome(puts=[{"pk": pk, "sk": sk, "origin": f"{job.id}#{row}"}])
 
 
 def probe_rows(table: Table, job_id: str) -> list[int]:
     """The rows of a probe job whose marker exists, in order."""
-    items = table.query("pk = :p", {":p": f"PROBE#{job_id}"}, consistent=True)
-    return [int(i["sk"].removeprefix("ROW#")) for i in items]
+    items = table.query("pk = :p", {":p": keys.probe(job_id)}, consistent=True)
+    return [keys.probe_row_of(i["sk"]) for i in items]

@@ -1,14 +1,16 @@
-"""The SQS queue that carries job work to the workers."""
+"""The SQS queue that carries job work to the workers; SQS's errors leave it as `ServiceFailure`."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
+from backroom.aws import Translated
+
 
 class JobQueue:
     def __init__(self, sqs: Any, url: str) -> None:
-        self.sqs = sqs
+        self.sqs = Translated(sqs)
         self.url = url
 
     def send(self, messages: list[dict[str, Any]], *, delay_seconds: int = 0) -> None:

@@ -27,39 +27,21 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import suppress
 from typing import Any, TypeVar
 
-from botocore.exceptions import ClientError
-
+from backroom import keys
 from backroom.dynamo import ConditionFailed, Table, TransactionFailed, Write
+from backroom.errors import ServiceFailure
 from backroom.jobs.models import RESULTS_MOST, Chunk, ChunkPlan, ChunkStatus, Job, JobState, LogEntry
 
 # A transaction that meets another one on the job's items is tried again (DynamoDB's TransactionConflict).
 _CONFLICT_ATTEMPTS = 8
 _LIVE_WORK = (JobState.RUNNING, JobState.STOPPING)
 
-_JOB_SK = "JOB"
 # The job's running counters: their own item, so that the job item (and its listing entry in gsi1)
 # changes only when the job changes state, not at every checkpoint.
-_COUNTERS_SK = "COUNTERS"
 _COUNTER_NAMES = ("processed", "failed", "chunks_done", "active_chunks")
 T = TypeVar("T")
 # States in which no worker holds the job, so it may be deleted.
 _IDLE = (JobState.FINISHED, JobState.FAILED, JobState.CANCELED, JobState.STOPPED)
-
-
-def _pk(job_id: str) -> str:
-    return f"JOB#{job_id}"
-
-
-def _chunk_sk(index: int) -> str:
-    return f"CHUNK#{index:06d}"
-
-
-def _runtime_pk(tenant_id: str) -> str:
-    return f"JOBS#{tenant_id}"
-
-
-def _runtime_sk(created_at: int, job_id: str) -> str:
-    return f"{created_at:013d}#{job_id}"
 
 
 def _merged(item: Mapping[str, Any], counters: Mapping[str, Any] | None) -> Job:
@@ -76,8 +58,8 @@ def _retrying(write: Callable[[], T]) -> T:
     for attempt in range(_CONFLICT_ATTEMPTS):
         try:
             return write()
-        except ClientError as err:
-            if err.response.get("Error", {}).get("Code") != "TransactionConflictException":
+        except ServiceFailure as err:
+            if err.code != "TransactionConflictException":
                 raise
             if attempt == _CONFLICT_ATTEMPTS - 1:
                 raise
@@ -97,11 +79,11 @@ def _live_states(values: dict[str, Any], states: Sequence[JobState]) -> str:
 
 def _job_fields(job: Job) -> dict[str, Any]:
     data = job.model_dump(mode="json")
-    data.update(pk=_pk(job.id), sk=_JOB_SK)
+    data.update(pk=keys.job(job.id), sk=keys.JOB_SK)
     if job.is_runtime:  # the runtime dialect's listing, newest first by a Query on the tenant's key
-        data.update(gsi1pk=_runtime_pk(job.tenant_id), gsi1sk=_runtime_sk(job.created_at, job.id))
+        data.update(gsi1pk=keys.runtime_jobs(job.tenant_id), gsi1sk=keys.created_order(job.created_at, job.id))
     if job.scope:
-        data.update(gsi2pk=job.scope, gsi2sk=job.scope_order or f"{job.created_at:013d}#{job.id}")
+        data.update(gsi2pk=job.scope, gsi2sk=job.scope_order or keys.created_order(job.created_at, job.id))
     return data
 
 
@@ -119,15 +101,15 @@ class JobRepository:
             i["sk"]: i
             for i in self.table.query(
                 "pk = :p AND sk BETWEEN :c AND :j",
-                {":p": _pk(job_id), ":c": _COUNTERS_SK, ":j": _JOB_SK},
+                {":p": keys.job(job_id), ":c": keys.COUNTERS_SK, ":j": keys.JOB_SK},
                 consistent=True,
             )
         }
-        item = items.get(_JOB_SK)
-        return _merged(item, items.get(_COUNTERS_SK)) if item else None
+        item = items.get(keys.JOB_SK)
+        return _merged(item, items.get(keys.COUNTERS_SK)) if item else None
 
     def state(self, job_id: str) -> JobState | None:
-        item = self.table.get(_pk(job_id), _JOB_SK, attributes=["state"])
+        item = self.table.get(keys.job(job_id), keys.JOB_SK, attributes=["state"])
         return JobState(item["state"]) if item else None
 
     def transition(
@@ -159,16 +141,16 @@ class JobRepository:
             try:
                 item = _retrying(
                     lambda: self.table.update(
-                        _pk(job_id), _JOB_SK, update, names=names, values=values, condition=condition
+                        keys.job(job_id), keys.JOB_SK, update, names=names, values=values, condition=condition
                     )
                 )
             except ConditionFailed:
                 return None
-            return _merged(item, self.table.get(_pk(job_id), _COUNTERS_SK))
+            return _merged(item, self.table.get(keys.job(job_id), keys.COUNTERS_SK))
         # With the counters item in the same transaction: no chunk held (idle), or every hold dropped.
         counters = (
             Write(
-                key=(_pk(job_id), _COUNTERS_SK),
+                key=(keys.job(job_id), keys.COUNTERS_SK),
                 check=True,
                 condition="attribute_not_exists(#act) OR #act <= :zero",
                 names={"#act": "active_chunks"},
@@ -176,13 +158,15 @@ class JobRepository:
             )
             if idle
             else Write(
-                key=(_pk(job_id), _COUNTERS_SK),
+                key=(keys.job(job_id), keys.COUNTERS_SK),
                 update="SET #act = :zero",
                 names={"#act": "active_chunks"},
                 values={":zero": 0},
             )
         )
-        job_write = Write(key=(_pk(job_id), _JOB_SK), update=update, condition=condition, names=names, values=values)
+        job_write = Write(
+            key=(keys.job(job_id), keys.JOB_SK), update=update, condition=condition, names=names, values=values
+        )
         if not self._transact([job_write, counters]):
             return None
         return self.get(job_id)
@@ -191,8 +175,8 @@ class JobRepository:
         """Why a delivery of one of the job's messages crashed (the dead-letter queue's reason)."""
         with suppress(ConditionFailed):
             self.table.update(
-                _pk(job_id),
-                _JOB_SK,
+                keys.job(job_id),
+                keys.JOB_SK,
                 "SET last_error = :e",
                 values={":e": error[:1000]},
                 condition="attribute_exists(pk)",
@@ -204,8 +188,8 @@ class JobRepository:
         values[":pending"] = JobState.PENDING.value
         try:
             self.table.delete(
-                _pk(job_id),
-                _JOB_SK,
+                keys.job(job_id),
+                keys.JOB_SK,
                 condition=f"#s IN ({', '.join(values)}) OR (#s = :pending AND attribute_not_exists(queued_at))",
                 names={"#s": "state"},
                 values=values,
@@ -216,16 +200,16 @@ class JobRepository:
 
     def delete_rest(self, job_id: str) -> None:
         """The chunks and logs left once a job's own item is gone."""
-        for pk in (_pk(job_id), f"JOBRES#{job_id}"):
-            keys = [(i["pk"], i["sk"]) for i in self.table.query("pk = :p", {":p": pk}, attributes=["pk", "sk"])]
-            self.table.batch_write(deletes=keys)
+        for pk in (keys.job(job_id), keys.job_results(job_id)):
+            left = [(i["pk"], i["sk"]) for i in self.table.query("pk = :p", {":p": pk}, attributes=["pk", "sk"])]
+            self.table.batch_write(deletes=left)
 
     def mark_queued(self, job_id: str, now: int) -> bool:
         """Record that a pending job was started; False if it already was."""
         try:
             self.table.update(
-                _pk(job_id),
-                _JOB_SK,
+                keys.job(job_id),
+                keys.JOB_SK,
                 "SET queued_at = :now",
                 names={"#s": "state"},
                 values={":now": now, ":pending": JobState.PENDING.value},
@@ -243,12 +227,12 @@ class JobRepository:
         return Job.model_validate(items[0]) if items else None
 
     def by_alias(self, alias: str) -> Job | None:
-        item = self.table.get(f"ALIAS#{alias}", "ALIAS", attributes=["job_id"])
+        item = self.table.get(*keys.alias(alias), attributes=["job_id"])
         return self.get(item["job_id"]) if item else None
 
     def last_seq(self, counter: str) -> int:
         """The last number a counter gave (0 for a new counter)."""
-        item = self.table.get(f"COUNTER#{counter}", "COUNTER", attributes=["value"])
+        item = self.table.get(*keys.counter(counter), attributes=["value"])
         return int(item["value"]) if item else 0
 
     def create_numbered(self, job: Job, counter: str, seq: int, alias: str) -> bool:
@@ -262,13 +246,13 @@ class JobRepository:
             self.table.transact(
                 [
                     Write(
-                        item={"pk": f"COUNTER#{counter}", "sk": "COUNTER", "value": seq},
+                        item={"pk": keys.counter(counter)[0], "sk": keys.counter(counter)[1], "value": seq},
                         condition=taken,
                         names={"#v": "value"} if seq > 1 else None,
                         values={":prev": seq - 1} if seq > 1 else None,
                     ),
                     Write(
-                        item={"pk": f"ALIAS#{alias}", "sk": "ALIAS", "job_id": job.id},
+                        item={"pk": keys.alias(alias)[0], "sk": keys.alias(alias)[1], "job_id": job.id},
                         condition="attribute_not_exists(pk)",
                     ),
                     Write(item=_job_fields(job), condition="attribute_not_exists(pk)"),
@@ -281,17 +265,17 @@ class JobRepository:
     # Chunks --------------------------------------------------------------
     def create_chunk(self, job_id: str, plan: ChunkPlan) -> None:
         chunk = Chunk(job_id=job_id, **plan.model_dump())
-        data = {"pk": _pk(job_id), "sk": _chunk_sk(plan.index), **chunk.model_dump(mode="json")}
+        data = {"pk": keys.job(job_id), "sk": keys.chunk(plan.index), **chunk.model_dump(mode="json")}
         with suppress(ConditionFailed):  # planned before: keep its checkpoint
             self.table.put(data, condition="attribute_not_exists(pk)")
 
     def get_chunk(self, job_id: str, index: int) -> Chunk | None:
-        item = self.table.get(_pk(job_id), _chunk_sk(index))
+        item = self.table.get(keys.job(job_id), keys.chunk(index))
         return Chunk.model_validate(item) if item else None
 
     def chunks(self, job_id: str) -> list[Chunk]:
         items = self.table.query(
-            "pk = :p AND begins_with(sk, :c)", {":p": _pk(job_id), ":c": "CHUNK#"}, consistent=True
+            "pk = :p AND begins_with(sk, :c)", {":p": keys.job(job_id), ":c": keys.CHUNKS}, consistent=True
         )
         return [Chunk.model_validate(i) for i in items]
 
@@ -299,8 +283,8 @@ class JobRepository:
         """Set a chunk's status unless it is done; False when it is done."""
         try:
             self.table.update(
-                _pk(job_id),
-                _chunk_sk(index),
+                keys.job(job_id),
+                keys.chunk(index),
                 "SET #st = :st",
                 names={"#st": "status"},
                 values={":st": status.value, ":done": ChunkStatus.DONE.value},
@@ -345,21 +329,21 @@ class JobRepository:
         taken = self._transact(
             [
                 Write(
-                    key=(_pk(chunk.job_id), _chunk_sk(chunk.index)),
+                    key=(keys.job(chunk.job_id), keys.chunk(chunk.index)),
                     update="SET #owner = :me, #exp = :exp, #st = :run",
                     condition=f"#st <> :done AND {held}",
                     names={"#owner": "lease_owner", "#exp": "lease_expires", "#st": "status"},
                     values=values,
                 ),
                 Write(
-                    key=(_pk(chunk.job_id), _JOB_SK),
+                    key=(keys.job(chunk.job_id), keys.JOB_SK),
                     check=True,
                     condition="#state = :running",
                     names={"#state": "state"},
                     values={":running": JobState.RUNNING.value},
                 ),
                 Write(
-                    key=(_pk(chunk.job_id), _COUNTERS_SK),
+                    key=(keys.job(chunk.job_id), keys.COUNTERS_SK),
                     update="ADD #act :inc",
                     names={"#act": "active_chunks"},
                     values={":inc": job_values[":inc"]},
@@ -377,8 +361,8 @@ class JobRepository:
         """Push the lease's expiry back, if the chunk's holder is still `chunk.lease_owner`."""
         try:
             self.table.update(
-                _pk(chunk.job_id),
-                _chunk_sk(chunk.index),
+                keys.job(chunk.job_id),
+                keys.chunk(chunk.index),
                 "SET #exp = :exp",
                 names={"#owner": "lease_owner", "#exp": "lease_expires"},
                 values={":exp": expires, ":me": chunk.lease_owner or "-"},
@@ -393,14 +377,14 @@ class JobRepository:
         return self._transact(
             [
                 Write(
-                    key=(_pk(chunk.job_id), _chunk_sk(chunk.index)),
+                    key=(keys.job(chunk.job_id), keys.chunk(chunk.index)),
                     update="SET #st = :st REMOVE #owner, #exp",
                     condition="#owner = :me AND #st <> :done",
                     names={"#owner": "lease_owner", "#exp": "lease_expires", "#st": "status"},
                     values={":me": chunk.lease_owner or "-", ":st": status.value, ":done": ChunkStatus.DONE.value},
                 ),
                 Write(
-                    key=(_pk(chunk.job_id), _COUNTERS_SK),
+                    key=(keys.job(chunk.job_id), keys.COUNTERS_SK),
                     update="ADD #act :dec",
                     names={"#act": "active_chunks"},
                     values={":dec": -1},
@@ -412,7 +396,7 @@ class JobRepository:
         """Take every lease of a job back (force stop): no holder may commit after this. Returns how many."""
         held = self.table.query(
             "pk = :p AND begins_with(sk, :c)",
-            {":p": _pk(job_id), ":c": "CHUNK#"},
+            {":p": keys.job(job_id), ":c": keys.CHUNKS},
             consistent=True,
             attributes=["sk", "lease_owner", "status"],
         )
@@ -422,7 +406,7 @@ class JobRepository:
                 continue
             with suppress(ConditionFailed):
                 self.table.update(
-                    _pk(job_id),
+                    keys.job(job_id),
                     item["sk"],
                     "SET #st = :paused REMOVE #owner, #exp",
                     names={"#owner": "lease_owner", "#exp": "lease_expires", "#st": "status"},
@@ -434,14 +418,14 @@ class JobRepository:
 
     def holds_lease(self, chunk: Chunk) -> bool:
         """Whether `chunk.lease_owner` still holds the chunk's lease (expired or not)."""
-        item = self.table.get(_pk(chunk.job_id), _chunk_sk(chunk.index), attributes=["lease_owner"])
+        item = self.table.get(keys.job(chunk.job_id), keys.chunk(chunk.index), attributes=["lease_owner"])
         return bool(item and chunk.lease_owner and item.get("lease_owner") == chunk.lease_owner)
 
     @staticmethod
     def lease_check(chunk: Chunk, now: int) -> Write:
         """A ConditionCheck that holds while `chunk.lease_owner` holds a live lease on the chunk."""
         return Write(
-            key=(_pk(chunk.job_id), _chunk_sk(chunk.index)),
+            key=(keys.job(chunk.job_id), keys.chunk(chunk.index)),
             check=True,
             condition="#owner = :me AND #exp > :now",
             names={"#owner": "lease_owner", "#exp": "lease_expires"},
@@ -503,21 +487,21 @@ class JobRepository:
         return self._transact(
             [
                 Write(
-                    key=(_pk(chunk.job_id), _chunk_sk(chunk.index)),
+                    key=(keys.job(chunk.job_id), keys.chunk(chunk.index)),
                     update=update,
                     condition="#next = :expected AND #st <> :done AND #owner = :me AND #exp > :now",
                     names=names,
                     values=values,
                 ),
                 Write(
-                    key=(_pk(chunk.job_id), _JOB_SK),
+                    key=(keys.job(chunk.job_id), keys.JOB_SK),
                     check=True,
                     condition=live,
                     names={"#state": "state"},
                     values=job_values,
                 ),
                 Write(
-                    key=(_pk(chunk.job_id), _COUNTERS_SK),
+                    key=(keys.job(chunk.job_id), keys.COUNTERS_SK),
                     update=counter_update,
                     names={"#ok": "processed", "#bad": "failed"}
                     | ({"#cd": "chunks_done", "#act": "active_chunks"} if last else {}),
@@ -542,14 +526,18 @@ class JobRepository:
         `entries` maps an order key (a zero-padded row position) to `{"key": ..., "value": ...}`.
         """
         puts = [
-            {"pk": f"JOBRES#{job_id}", "sk": f"{section}#{order}", "entry": json.dumps(entry, default=str)}
+            {
+                "pk": keys.job_results(job_id),
+                "sk": keys.job_result(section, order),
+                "entry": json.dumps(entry, default=str),
+            }
             for order, entry in entries.items()
         ]
         self.table.batch_write(puts=puts)
 
     def results(self, job_id: str, most: int = RESULTS_MOST) -> Iterator[tuple[str, dict[str, Any]]]:
         """A job's result entries in order, at most `most`: (section, entry)."""
-        for item in self.table.query("pk = :p", {":p": f"JOBRES#{job_id}"}, limit=most):
+        for item in self.table.query("pk = :p", {":p": keys.job_results(job_id)}, limit=most):
             yield item["sk"].split("#", 1)[0], json.loads(item["entry"])
 
     # Runtime listing --------------------------------------------------------
@@ -565,7 +553,7 @@ class JobRepository:
         thin = list(
             self.table.query(
                 "gsi1pk = :p AND gsi1sk BETWEEN :lo AND :hi",
-                {":p": _runtime_pk(tenant_id), ":lo": lo, ":hi": hi},
+                {":p": keys.runtime_jobs(tenant_id), ":lo": lo, ":hi": hi},
                 index="gsi1",
                 forward=False,
                 attributes=[
@@ -586,44 +574,45 @@ class JobRepository:
         )
         live = [i["id"] for i in thin if not JobState(i["state"]).is_final]
         if live:
-            counters = self.table.batch_get([(_pk(j), _COUNTERS_SK) for j in live], attributes=["failed"])
+            counters = self.table.batch_get([(keys.job(j), keys.COUNTERS_SK) for j in live], attributes=["failed"])
             for item in thin:
-                held = counters.get((_pk(item["id"]), _COUNTERS_SK))
+                held = counters.get((keys.job(item["id"]), keys.COUNTERS_SK))
                 if held is not None:
                     item["failed"] = held.get("failed", 0)
         return thin
 
     def jobs(self, job_ids: Sequence[str]) -> list[Job]:
         """Jobs by id with their counters, in that order (those found): one BatchGetItem."""
-        keys = [(_pk(j), sk) for j in job_ids for sk in (_JOB_SK, _COUNTERS_SK)]
-        found = self.table.batch_get(keys)
+        wanted = [(keys.job(j), sk) for j in job_ids for sk in (keys.JOB_SK, keys.COUNTERS_SK)]
+        found = self.table.batch_get(wanted)
         return [
-            _merged(found[(_pk(j), _JOB_SK)], found.get((_pk(j), _COUNTERS_SK)))
+            _merged(found[(keys.job(j), keys.JOB_SK)], found.get((keys.job(j), keys.COUNTERS_SK)))
             for j in job_ids
-            if (_pk(j), _JOB_SK) in found
+            if (keys.job(j), keys.JOB_SK) in found
         ]
 
     # Logs ----------------------------------------------------------------
     def add_log(self, job_id: str, entry: LogEntry, *, at_ns: int | None = None) -> None:
         """A log line, ordered by `at_ns` (when what it says was true; default now)."""
-        sk = f"LOG#{at_ns or time.time_ns():020d}#{secrets.token_hex(3)}"
-        self.table.put({"pk": _pk(job_id), "sk": sk, **entry.model_dump(mode="json")})
+        sk = keys.job_log(at_ns or time.time_ns(), secrets.token_hex(3))
+        self.table.put({"pk": keys.job(job_id), "sk": sk, **entry.model_dump(mode="json")})
 
     def logs(self, job_id: str, *, limit: int | None = None) -> list[LogEntry]:
-        items = self.table.query("pk = :p AND begins_with(sk, :l)", {":p": _pk(job_id), ":l": "LOG#"}, limit=limit)
+        items = self.table.query(
+            "pk = :p AND begins_with(sk, :l)", {":p": keys.job(job_id), ":l": keys.LOGS}, limit=limit
+        )
         return [LogEntry.model_validate(i) for i in items]
 
     def logs_between(self, job_id: str, lo_ms: int | None, hi_ms: int | None) -> Iterator[LogEntry]:
         """A job's log lines written from `lo_ms` to `hi_ms` (inclusive), oldest first: a key range."""
-        lo = f"LOG#{(lo_ms or 0) * 1_000_000:020d}"
-        hi = f"LOG#{(hi_ms + 1) * 1_000_000:020d}" if hi_ms is not None else "LOG#~"
+        lo, hi = keys.job_logs_between(lo_ms, hi_ms)
         items = self.table.query(
-            "pk = :p AND sk BETWEEN :lo AND :hi", {":p": _pk(job_id), ":lo": lo, ":hi": hi}, page_size=200
+            "pk = :p AND sk BETWEEN :lo AND :hi", {":p": keys.job(job_id), ":lo": lo, ":hi": hi}, page_size=200
         )
         return (LogEntry.model_validate(i) for i in items)
 
     def count_logs(self, job_id: str) -> int:
-        return self.table.count("pk = :p AND begins_with(sk, :l)", {":p": _pk(job_id), ":l": "LOG#"})
+        return self.table.count("pk = :p AND begins_with(sk, :l)", {":p": keys.job(job_id), ":l": keys.LOGS})
 
     def page_scope(self, scope: str, limit: int, *, after: str | None = None) -> tuple[list[Job], str | None]:
         """Up to `limit` jobs of a scope, newest first, from after `after`; and where the next page starts."""
@@ -632,7 +621,7 @@ class JobRepository:
             found = self.find_in_scope(scope, after)
             if found is None:
                 return [], None
-            start = {"pk": _pk(found.id), "sk": _JOB_SK, "gsi2pk": scope, "gsi2sk": after}
+            start = {"pk": keys.job(found.id), "sk": keys.JOB_SK, "gsi2pk": scope, "gsi2sk": after}
         items = list(
             self.table.query("gsi2pk = :p", {":p": scope}, index="gsi2", forward=False, limit=limit + 1, start=start)
         )

@@ -15,9 +15,8 @@ from collections.abc import Callable
 from contextlib import suppress
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from backroom.clock import now_ms
+from backroom.errors import ServiceFailure
 from backroom.jobs.journal import JobJournal
 from backroom.jobs.kinds import JobContext, JobFailure, JobKind, JobKinds, RowOutcome, Waiting
 from backroom.jobs.lifecycle import Lifecycle
@@ -146,7 +145,7 @@ class JobWorker:
         kind = self.kinds[job.kind]
         try:
             finished = self._process(kind, job, leased, remaining_ms)
-        except ClientError:
+        except ServiceFailure:
             raise  # AWS trouble: SQS delivers the chunk again, whose delivery takes the lease over
         except Exception as crash:
             if not self.repo.holds_lease(leased):

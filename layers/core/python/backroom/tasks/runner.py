@@ -13,6 +13,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 from typing import Any
 
+from backroom import keys
 from backroom.csvfiles import SafeCsvWriter, chunk_rows
 from backroom.jobs.kinds import JobContext, JobFailure, JobKind, RowOutcome
 from backroom.jobs.models import Chunk, ChunkPlan, Job, Progress
@@ -22,11 +23,6 @@ from backroom.tasks.registry import RowFailed, RowResult, TaskAction, TaskAction
 KIND = "tasks.run"
 IN_CSV, OUT_CSV = "in.csv", "out.csv"
 _PARTS = "parts/"
-
-
-def owner(job_id: str) -> str:
-    """Whose files a task's CSVs are."""
-    return f"job/{job_id}"
 
 
 def action_of(actions: TaskActions, job: Job) -> TaskAction:
@@ -73,7 +69,7 @@ class TaskJob(JobKind):
             produced = action_of(self.actions, job).produce(TaskRun(ctx, job), chunk.cursor, skip)
             yield from enumerate(produced, start=chunk.start + skip)
             return
-        stream = ctx.files.open_text(owner(job.id), IN_CSV, chunk.cursor["from"], chunk.cursor["to"])
+        stream = ctx.files.open_text(keys.task_owner(job.id), IN_CSV, chunk.cursor["from"], chunk.cursor["to"])
         for seen, values in chunk_rows(stream, skip):
             yield chunk.start + seen, values
 
@@ -100,15 +96,14 @@ class TaskJob(JobKind):
             return
         first = chunk.start + chunk.next_row
         rows = [o.output["cells"] for o in outcomes if o.output]
-        ctx.files.put_scratch(owner(job.id), f"{_PARTS}{first:010d}.csv", _csv_text(rows).encode())
+        ctx.files.put_scratch(keys.task_owner(job.id), f"{_PARTS}{first:010d}.csv", _csv_text(rows).encode())
         changes: dict[tuple[str, str, str], int] = defaultdict(int)
         for o in outcomes:
             for account_id, category, item, delta in (o.output or {}).get("quantities", []):
                 changes[(account_id, category, item)] += delta
         if changes:
             month = month_of(job.started_at or job.created_at)
-            writer = f"{job.id}#{chunk.index:06d}"
-            ctx.quantities.record(month, writer, first + len(outcomes), changes)
+            ctx.quantities.record(month, job.id, chunk.index, first + len(outcomes), changes)
 
     def finalize(self, ctx: JobContext, job: Job, progress: Progress) -> dict[str, Any]:
         self._write_output(ctx, job)
@@ -120,7 +115,7 @@ class TaskJob(JobKind):
     def _write_output(self, ctx: JobContext, job: Job) -> None:
         """out.csv from the parts, once; then the parts go (a rerun finds out.csv and only tidies)."""
         files = ctx.files
-        if files.get(owner(job.id), OUT_CSV) is None:
+        if files.get(keys.task_owner(job.id), OUT_CSV) is None:
             header = _csv_text([output_columns(job, action_of(self.actions, job))]).encode()
-            files.compose(owner(job.id), OUT_CSV, header, _PARTS)
-        files.delete_scratch(owner(job.id), _PARTS)
+            files.compose(keys.task_owner(job.id), OUT_CSV, header, _PARTS)
+        files.delete_scratch(keys.task_owner(job.id), _PARTS)

@@ -11,6 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from backroom import keys
 from backroom.clock import gregorian_s, now_ms
 from backroom.errors import BackroomError, Conflict, Forbidden, NotFound
 from backroom.files import FileStore, StoredFile
@@ -21,7 +22,7 @@ from backroom.jobs.engine import JobEngine
 from backroom.jobs.models import Job, JobState, NewJob
 from backroom.tasks import inputs
 from backroom.tasks.registry import TaskAction, TaskActions
-from backroom.tasks.runner import IN_CSV, KIND, OUT_CSV, owner
+from backroom.tasks.runner import IN_CSV, KIND, OUT_CSV
 
 TASK_ID_LENGTH = 30
 # What Kazoo shows of a task just submitted.
@@ -109,7 +110,7 @@ class TaskService:
         }
         if parsed is not None:
             # The input is stored before the task exists: a task never points at a missing in.csv.
-            self.files.put(owner(task_id), IN_CSV, parsed.data)
+            self.files.put(keys.task_owner(task_id), IN_CSV, parsed.data)
             params.update(columns=parsed.columns, total=parsed.total, chunks=parsed.chunks)
         created = now_ms()
         job = self.engine.create(
@@ -122,8 +123,8 @@ class TaskService:
                 label=f"{task_action.category}/{task_action.action}",
                 type=task_action.category,
                 params=params,
-                scope=_scope(account),
-                scope_order=f"{created:013d}_{task_id}",  # URL-safe: it is the next page's start_key
+                scope=keys.task_scope(account),
+                scope_order=keys.task_order(created, task_id),
             ),
             start=False,
             job_id=task_id,
@@ -136,18 +137,18 @@ class TaskService:
         self, caller: Caller, account_id: str, size: int, start_key: str | None
     ) -> tuple[list[dict[str, Any]], str | None]:
         account = self._account(caller, account_id)
-        jobs, next_key = self.engine.page_scope(_scope(account), size, after=start_key)
+        jobs, next_key = self.engine.page_scope(keys.task_scope(account), size, after=start_key)
         return [self._view(job) for job in jobs], next_key
 
     def get(self, caller: Caller, account_id: str | None, task_id: str) -> dict[str, Any]:
         job = self._task(caller, account_id, task_id, missing=unknown(task_id))
         view = self._view(job)
-        view["csvs"] = sorted(f.name for f in self.files.of_owner(owner(job.id)) if f.name in CSV_NAMES)
+        view["csvs"] = sorted(f.name for f in self.files.of_owner(keys.task_owner(job.id)) if f.name in CSV_NAMES)
         return view
 
     def csv(self, caller: Caller, account_id: str | None, task_id: str, name: str) -> TaskCsv:
         job = self._task(caller, account_id, task_id)
-        stored = self.files.get(owner(job.id), name) if name in CSV_NAMES else None
+        stored = self.files.get(keys.task_owner(job.id), name) if name in CSV_NAMES else None
         if stored is None:
             raise bad_identifier(task_id)
         filename = f"{job.params['category']}_{job.params['action']}_{job.id}_{name.removesuffix('.csv')}.csv"
@@ -181,7 +182,7 @@ class TaskService:
             self.engine.delete(job.id, caller.tenant_id)
         except Conflict:
             raise bad_identifier(task_id) from None
-        self.files.delete_all(owner(job.id))
+        self.files.delete_all(keys.task_owner(job.id))
         return view
 
     # Helpers ---------------------------------------------------------------
@@ -259,7 +260,3 @@ def status_of(job: Job) -> str:
     if ok == 0:
         return Status.FAILURE
     return Status.PARTIAL
-
-
-def _scope(account_id: str) -> str:
-    return f"TASKS#{account_id}"
