@@ -179,7 +179,7 @@ def raw_load(stack: Stack, rows: int) -> tuple[float, int]:
     items: list[Mapping[str, Any]] = []
     for i in range(rows):
         values = {"code": f"raw-{i:07d}", "category": "abcd"[i % 4], "amount": f"{i}.25", "note": f"note {i}"}
-        _record, writes, _ = store._creation(tenant, schema, values, f"{int(time.time()):08x}{i:016x}", None)
+        _record, writes, _ = store.writer.creation(tenant, schema, values, f"{int(time.time()):08x}{i:016x}", None)
         marker = {"pk": f"IMPRUN#raw#{i % 16}", "sk": f"{i:09d}"}
         items.extend([*(w.item for w in writes if w.item is not None), marker])
     plain = [json.loads(json.dumps(i, default=str)) for i in items]

@@ -1,7 +1,8 @@
 """Tables and records: the core's one model for gateway custom tables and runtime entities.
 
-`schema` declares tables, `values` checks and encodes values, `query` plans reads, and `store` is
-the repository, the only module here that touches DynamoDB.
+`schema` declares tables, `values` checks and encodes values, `query` plans reads; `keys` says where
+items sit in DynamoDB, and `reader`, `writer` and `history` are the repository, the only modules here
+that touch it (`store.RecordStore` is one handle on the three).
 """
 
 from backroom.records.query import Condition, Sort

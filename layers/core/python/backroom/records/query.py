@@ -3,7 +3,7 @@
 An index entry's sort key is `<order key of the sort value>\\x01<record id>` (`\\x01<id>` when the
 value is empty), so every operator on the sort field is one range of sort keys: equality
 `[v\\x01, v\\x02)`, a range, a prefix `[p, p with its last character + 1)`, empty `[\\x01, \\x02)`, not empty
-`[\\x02, ...)`. The planner only decides; `store.RecordStore` runs the plan. It is pure, so the
+`[\\x02, ...)`. The planner only decides; `reader.RecordReader` runs the plan. It is pure, so the
 property test can check it against an in-memory oracle (`matches` + `sort_key`).
 """
 

@@ -91,53 +91,75 @@ def scalar(spec: TableField, raw: Any, name: str) -> Any:
     """One value of a non-group field, as it is stored; raises BadValue."""
     kind = spec.type
     if kind in ("text", "email", "url", "choice"):
-        if not isinstance(raw, str | int | Decimal) or isinstance(raw, bool):
-            raise BadValue(f"{name} is not text")
-        text = str(raw)
-        if len(text) > spec.max_length:
-            raise BadValue(f"{name} is longer than {spec.max_length} characters", "tooLong")
-        if _CONTROL.search(text):
-            raise BadValue(f"{name} holds control characters")
-        if kind == "email" and not _EMAIL.match(text):
-            raise BadValue(f"{name} is not an email address: {text[:60]}")
-        if kind == "url":
-            parts = urlparse(text)
-            if parts.scheme not in ("http", "https") or not parts.netloc:
-                raise BadValue(f"{name} is not an http(s) URL: {text[:60]}")
-        if kind == "choice" and text not in spec.choices:
-            raise BadValue(f"{name} must be one of {', '.join(spec.choices)}", "notAllowed")
-        return text
+        return _text(spec, raw, name)
     if kind == "boolean":
-        if isinstance(raw, bool):
-            return raw
-        word = str(raw).strip().lower() if isinstance(raw, str | int) else None
-        if word in _TRUE or word in _FALSE:
-            return word in _TRUE
-        raise BadValue(f"{name} is not true or false")
+        return _boolean(raw, name)
     if kind == "date":
-        try:
-            return dt.date.fromisoformat(str(raw).strip()[:10]).isoformat() if isinstance(raw, str) else _no_date(name)
-        except ValueError:
-            raise BadValue(f"{name} is not a date (YYYY-MM-DD)") from None
+        return _date(raw, name)
     if kind == "datetime":
         return _millis(raw, name)
     number = _number(raw, name)
-    if kind == "integer" and number != number.to_integral_value():
-        raise BadValue(f"{name} is not an integer")
     if kind == "integer":
-        return _whole(number)
+        return _integer(number, name)
     if kind == "money":
-        if number.adjusted() + 1 + spec.scale > MAX_DIGITS:  # shown and stored with its scale: 38 digits in all
-            raise BadValue(f"{name} is out of range (money: at most {MAX_DIGITS} digits, {spec.scale} after the point)")
-        cents = number.quantize(Decimal(1).scaleb(-spec.scale), context=EXACT)
-        if cents != number:
-            raise BadValue(f"{name} has more than {spec.scale} decimal places")  # money is never rounded silently
-        return cents
+        return _money(spec, number, name)
     return number
 
 
-def _no_date(name: str) -> str:
+def _text(spec: TableField, raw: Any, name: str) -> str:
+    """A text-like value (text, email, url, choice): numbers are taken as their text, control characters never."""
+    if not isinstance(raw, str | int | Decimal) or isinstance(raw, bool):
+        raise BadValue(f"{name} is not text")
+    text = str(raw)
+    if len(text) > spec.max_length:
+        raise BadValue(f"{name} is longer than {spec.max_length} characters", "tooLong")
+    if _CONTROL.search(text):
+        raise BadValue(f"{name} holds control characters")
+    if spec.type == "email" and not _EMAIL.match(text):
+        raise BadValue(f"{name} is not an email address: {text[:60]}")
+    if spec.type == "url":
+        parts = urlparse(text)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise BadValue(f"{name} is not an http(s) URL: {text[:60]}")
+    if spec.type == "choice" and text not in spec.choices:
+        raise BadValue(f"{name} must be one of {', '.join(spec.choices)}", "notAllowed")
+    return text
+
+
+def _boolean(raw: Any, name: str) -> bool:
+    """A boolean, or a CSV cell's or a query parameter's word for one (`yes`, `0`, ...)."""
+    if isinstance(raw, bool):
+        return raw
+    word = str(raw).strip().lower() if isinstance(raw, str | int) else None
+    if word in _TRUE or word in _FALSE:
+        return word in _TRUE
+    raise BadValue(f"{name} is not true or false")
+
+
+def _date(raw: Any, name: str) -> str:
+    """A date as `YYYY-MM-DD`, from a text that starts with one (a date-time's text gives its date)."""
+    if isinstance(raw, str):
+        try:
+            return dt.date.fromisoformat(raw.strip()[:10]).isoformat()
+        except ValueError:
+            pass
     raise BadValue(f"{name} is not a date (YYYY-MM-DD)")
+
+
+def _integer(number: Decimal, name: str) -> Decimal:
+    if number != number.to_integral_value():
+        raise BadValue(f"{name} is not an integer")
+    return _whole(number)
+
+
+def _money(spec: TableField, number: Decimal, name: str) -> Decimal:
+    """An amount at the field's scale: shown and stored with it, so never rounded silently."""
+    if number.adjusted() + 1 + spec.scale > MAX_DIGITS:  # shown and stored with its scale: 38 digits in all
+        raise BadValue(f"{name} is out of range (money: at most {MAX_DIGITS} digits, {spec.scale} after the point)")
+    cents = number.quantize(Decimal(1).scaleb(-spec.scale), context=EXACT)
+    if cents != number:
+        raise BadValue(f"{name} has more than {spec.scale} decimal places")  # money is never rounded silently
+    return cents
 
 
 def _millis(raw: Any, name: str) -> Decimal:

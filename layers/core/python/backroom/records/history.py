@@ -1,0 +1,111 @@
+"""Records' history: the entry each single-record write adds in its own transaction, and reading them back,
+a record's (newest first) or a whole table's (its shards' time-ordered gsi1 partitions merged)."""
+
+from __future__ import annotations
+
+import heapq
+import secrets
+from collections.abc import Iterator, Mapping
+from itertools import dropwhile, islice
+from typing import Any
+
+from backroom.clock import now_ms
+from backroom.dynamo import Table, Write
+from backroom.records.keys import history_pk, history_sk, table_history_pk
+from backroom.records.model import Author, HistoryPage, Record
+from backroom.records.schema import Schema
+from backroom.records.values import shard_of
+
+
+class RecordHistory:
+    def __init__(self, table: Table) -> None:
+        self.table = table
+
+    def entry(
+        self,
+        tenant_id: str,
+        schema: Schema,
+        record: Record,
+        action: str,
+        old: Mapping[str, Any],
+        new: Mapping[str, Any],
+        author: Author | None,
+    ) -> list[Write]:
+        """The history entry of a write, in its transaction; one per version (a second is a conflict)."""
+        if not schema.history:
+            return []
+        who, at = author or Author(), now_ms()
+        hid = f"{at:011x}{secrets.token_hex(7)[:13]}"  # 24 hex digits that sort by time
+        entry = {
+            "pk": history_pk(tenant_id, schema, record.rid),
+            "sk": history_sk(record.version),
+            "gsi1pk": table_history_pk(tenant_id, schema, shard_of(record.rid, schema.shards)),
+            "gsi1sk": hid,
+            "hid": hid,
+            "rid": record.rid,
+            "version": record.version,
+            "action": action,
+            "label": record.label,
+            "user": who.user,
+            "ip": who.ip,
+            "context": who.context,
+            "at": at,
+            "old": dict(old),
+            "new": dict(new),
+        }
+        return [Write(item=entry, condition="attribute_not_exists(pk)")]
+
+    def of_record(
+        self, tenant_id: str, schema: Schema, rid: str, *, limit: int = 100, before: str | None = None
+    ) -> HistoryPage:
+        """A record's history entries, newest first, those older than the entry `before` (a history id)."""
+        pk = history_pk(tenant_id, schema, rid)
+        entries = self.table.query("pk = :p", {":p": pk}, forward=False, consistent=True, exact=True)
+        if before is not None:  # a record's history is short: find the entry, then go on past it
+            entries = iter(list(dropwhile(lambda e: e["hid"] != before, entries))[1:])
+        return HistoryPage(entries=list(islice(entries, limit)), total=self.table.count("pk = :p", {":p": pk}))
+
+    def of_table(
+        self,
+        tenant_id: str,
+        schema: Schema,
+        *,
+        actions: set[str] | None = None,
+        since: int | None = None,
+        until: int | None = None,
+        limit: int = 20,
+        before: str | None = None,
+    ) -> HistoryPage:
+        """A table's history entries, newest first: its shards' time-ordered partitions merged (gsi1).
+
+        `since` and `until` (epoch ms, inclusive) and `before` (a history id) are key ranges; `actions` is
+        checked on the entries read.
+        """
+        lo = f"{since:011x}" if since is not None else None
+        top = f"{until + 1:011x}" if until is not None else None  # 11 digits: below every id of that ms
+        hi = top if before is None else min(top or before, before)
+        pks = [table_history_pk(tenant_id, schema, shard) for shard in range(schema.shards)]
+        merged = heapq.merge(*(self._range(pk, lo, hi) for pk in pks), key=lambda e: e["hid"], reverse=True)
+        entries = list(islice((e for e in merged if not actions or e["action"] in actions), limit))
+        if actions:
+            total = sum(1 for pk in pks for e in self._range(pk, lo, top) if e["action"] in actions)
+        else:
+            total = sum(self.table.count(*_key(pk, lo, top), index="gsi1") for pk in pks)
+        return HistoryPage(entries=entries, total=total)
+
+    def _range(self, pk: str, lo: str | None, hi: str | None) -> Iterator[dict[str, Any]]:
+        key, values = _key(pk, lo, hi)
+        for entry in self.table.query(key, values, index="gsi1", forward=False, exact=True, page_size=50):
+            if hi is None or entry["gsi1sk"] < hi:  # BETWEEN is inclusive of hi; the range is not
+                yield entry
+
+
+def _key(pk: str, lo: str | None, hi: str | None) -> tuple[str, dict[str, Any]]:
+    """The gsi1 key condition of a table-history partition's ids from `lo` to `hi` (either end open)."""
+    if lo is not None and hi is not None:
+        return "gsi1pk = :p AND gsi1sk BETWEEN :lo AND :hi", {":p": pk, ":lo": lo, ":hi": hi}
+    if lo is not None:
+        return "gsi1pk = :p AND gsi1sk >= :lo", {":p": pk, ":lo": lo}
+    if hi is not None:
+        return "gsi1pk = :p AND gsi1sk < :hi", {":p": pk, ":hi": hi}
+    return "gsi1pk = :p", {":p": pk}

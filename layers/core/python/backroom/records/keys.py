@@ -1,0 +1,99 @@
+"""Where tables, records, index entries and history entries sit in DynamoDB: every key the records parts use.
+
+| item | pk | sk |
+| --- | --- | --- |
+| schema | `TABLES#<tenant>` | `<table key>` |
+| record | `REC#<tenant>#<table key>#<shard>` | `<id>` |
+| index entry (thin) | `IDX#<tenant>#<table key>#<index>#<shard>#<digest of equality values>` | `<order key>\\x01<id>` |
+| unique marker | `UNIQ#<tenant>#<table key>#<field>#<digest of the value>` | `UNIQ` |
+| history entry | `HIST#<tenant>#<table key>#<id>` | `<version, 12 digits>` |
+| (gsi1) table history | `HISTE#<tenant>#<table key>#<shard>` | `<history id>`: time in ms (11 hex), random |
+
+`shard` is the record id's CRC-32 modulo the table's `shards`, so a big import spreads its writes
+over that many partition keys for the records and for every index value; reads merge the shards
+in order. A record lists the index entries and unique markers it holds (`keys`), so an update
+writes only the entries that change and a delete removes exactly what the record holds.
+`<table key>` is the table's name, `gateway:<name>` for a gateway custom table (`schema.table_key`):
+a runtime entity and a gateway table never share an item.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from backroom.records.model import Record
+from backroom.records.query import SEP
+from backroom.records.schema import SOURCE_INDEX, Index, Schema
+from backroom.records.values import canonical, is_empty, order_key, shard_of, value_at
+
+UNIQUE = "UNIQ"  # the sort key of every unique marker: what tells a marker from an index entry in `Record.keys`
+
+
+def _digest(values: Sequence[str]) -> str:
+    return hashlib.sha256(json.dumps(list(values)).encode()).hexdigest()[:32]
+
+
+def schemas_pk(tenant_id: str) -> str:
+    return f"TABLES#{tenant_id}"
+
+
+def records_pk(tenant_id: str, schema: Schema, shard: int) -> str:
+    return f"REC#{tenant_id}#{schema.key}#{shard}"
+
+
+def record_key(tenant_id: str, schema: Schema, rid: str) -> tuple[str, str]:
+    return records_pk(tenant_id, schema, shard_of(rid, schema.shards)), rid
+
+
+def index_pk(tenant_id: str, schema: Schema, index: Index, shard: int, values: Sequence[str]) -> str:
+    return f"IDX#{tenant_id}#{schema.key}#{index.name}#{shard}#{_digest(values)}"
+
+
+def entry_sk(schema: Schema, sort: str | None, data: Mapping[str, Any], rid: str) -> str:
+    """An index entry's sort key: the order key of the value its index sorts on (none when empty), then the id."""
+    value = value_at(data, sort) if sort else None
+    spec = schema.field(sort) if sort else None
+    ordered = "" if spec is None or is_empty(value) else order_key(spec, value)
+    return f"{ordered}{SEP}{rid}"
+
+
+def index_entries(tenant_id: str, schema: Schema, record: Record) -> list[tuple[str, str]]:
+    """The index entries a record's values put it in (one per declared index, and its source's)."""
+    shard = shard_of(record.rid, schema.shards)
+    keys = []
+    for index in schema.indexes:
+        values = [canonical(value_at(record.data, f)) for f in index.equals]
+        sk = entry_sk(schema, index.sort, record.data, record.rid)
+        keys.append((index_pk(tenant_id, schema, index, shard, values), sk))
+    if record.source:
+        source = Index(name=SOURCE_INDEX, equals=[SOURCE_INDEX])
+        keys.append((index_pk(tenant_id, schema, source, shard, [record.source]), f"{SEP}{record.rid}"))
+    return keys
+
+
+def unique_key(tenant_id: str, schema: Schema, name: str, value: Any) -> tuple[str, str]:
+    return f"UNIQ#{tenant_id}#{schema.key}#{name}#{_digest([canonical(value)])}", UNIQUE
+
+
+def unique_markers(tenant_id: str, schema: Schema, data: Mapping[str, Any]) -> dict[tuple[str, str], str]:
+    """The unique markers a record's values take, each with its field's name."""
+    return {
+        unique_key(tenant_id, schema, name, data[name]): name
+        for name in schema.unique_fields
+        if not is_empty(data.get(name))
+    }
+
+
+def history_pk(tenant_id: str, schema: Schema, rid: str) -> str:
+    return f"HIST#{tenant_id}#{schema.key}#{rid}"
+
+
+def history_sk(version: int) -> str:
+    return f"{version:012d}"
+
+
+def table_history_pk(tenant_id: str, schema: Schema, shard: int) -> str:
+    return f"HISTE#{tenant_id}#{schema.key}#{shard}"

@@ -1,0 +1,439 @@
+"""Reading records: by id, by unique value, and queries run as the planner (`query.plan`) decides.
+
+A query reads the key ranges of the index that serves it (thin entries: sort keys only), merged across
+the shards in order, then the records by key in batches; what no index serves is checked on the records
+read, at most `max_read` of them for a request (then `TooBroad`, a 400, not a timeout). Jobs stream
+without that cap.
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from decimal import Decimal
+from itertools import islice
+from typing import Any
+
+from backroom.dynamo import Table
+from backroom.errors import Invalid, NotFound
+from backroom.records.keys import entry_sk, index_pk, record_key, records_pk, schemas_pk, unique_key
+from backroom.records.model import Check, Page, Record, TooBroad
+from backroom.records.query import SEP, Condition, Plan, Sort, matches, plan, sort_key
+from backroom.records.schema import SOURCE_INDEX, Namespace, Schema, TableField, table_key
+from backroom.records.values import EXACT, BadValue, canonical, is_empty, typed
+
+MAX_READ = 20_000  # records a request may read to check filters no index serves (then 400, not a timeout)
+
+
+class RecordReader:
+    def __init__(self, table: Table, *, max_read: int = MAX_READ) -> None:
+        self.table = table
+        self.max_read = max_read
+
+    def schema(self, tenant_id: str, name: str, *, namespace: Namespace) -> Schema:
+        """A table of `namespace` by name; one of the other namespace is not found, as a missing one is."""
+        item = self.table.get(schemas_pk(tenant_id), table_key(namespace, name)) if 0 < len(name) <= 255 else None
+        found = Schema.model_validate(item) if item is not None else None
+        if found is None or found.namespace != namespace:
+            raise NotFound(f"Could not find Custom Table with name {name}")
+        return found
+
+    # By key --------------------------------------------------------------
+    def get(self, tenant_id: str, schema: Schema, rid: str) -> Record | None:
+        if not 0 < len(rid) <= 128:
+            return None
+        item = self.table.get(*record_key(tenant_id, schema, rid), exact=True)
+        return _record(schema, item) if item else None
+
+    def get_many(self, tenant_id: str, schema: Schema, rids: Sequence[str]) -> list[Record]:
+        """The records of `rids` that exist, in that order (BatchGetItem, 100 a request)."""
+        keys = [record_key(tenant_id, schema, rid) for rid in rids]
+        found = self.table.batch_get(keys, exact=True)
+        return [_record(schema, found[k]) for k in keys if k in found]
+
+    def by_unique(self, tenant_id: str, schema: Schema, name: str, values: Sequence[Any]) -> dict[str, Record]:
+        """The records holding each of `values` in unique field `name`, by the value's canonical text."""
+        keys = {unique_key(tenant_id, schema, name, v): canonical(v) for v in values if not is_empty(v)}
+        markers = self.table.batch_get(list(keys), attributes=["rid"])
+        owners = {keys[k]: str(item["rid"]) for k, item in markers.items()}
+        found = {r.rid: r for r in self.get_many(tenant_id, schema, list(dict.fromkeys(owners.values())))}
+        return {value: found[rid] for value, rid in owners.items() if rid in found}
+
+    # Queries -------------------------------------------------------------
+    def conditions(self, schema: Schema, filters: Mapping[str, Any]) -> list[Condition]:
+        """Equality filters (`field=value`) as conditions; a value its field cannot hold matches nothing."""
+        conditions = []
+        for name, raw in filters.items():
+            try:
+                value = typed(schema, name, raw)
+            except BadValue:
+                conditions.append(Condition(name, "eq", ()))
+                continue
+            conditions.append(Condition(name, "empty") if value is None else Condition(name, "eq", (value,)))
+        return conditions
+
+    def find(
+        self,
+        tenant_id: str,
+        schema: Schema,
+        conditions: Sequence[Condition],
+        *,
+        sort: Sort | None = None,
+        size: int = 20,
+        cursor: str | None = None,
+        skip: int = 0,
+        where: Check | None = None,
+        counted: bool = False,
+    ) -> Page:
+        """One page of the records meeting every condition (and `where`), in the plan's order, after
+        `cursor` or past the first `skip` matches, and the next page's cursor; with `counted`, also
+        how many match in all."""
+        chosen = plan(schema, conditions, sort)
+        after = _decode(cursor)
+        if counted and (chosen.residual or chosen.sort_in_memory or where):
+            return self._read_whole(tenant_id, schema, chosen, after, size, skip, where)
+        if counted:
+            total = self.count(tenant_id, schema, conditions)
+            page = self.find(tenant_id, schema, conditions, sort=sort, size=size, cursor=cursor, skip=skip)
+            return page.model_copy(update={"total": total})
+        if skip and not (chosen.residual or chosen.sort_in_memory or where):
+            # Pass the first `skip` matches by their keys alone; the page starts after the last of them.
+            passed = list(islice(self._keys(tenant_id, schema, chosen, after, want=skip + size), skip))
+            if len(passed) < skip:
+                return Page(records=[], cursor=None, order=chosen.order)
+            after, skip = passed[-1][0], 0
+        found: list[Record] = []
+        last: str | None = None
+        for key, record in islice(
+            self._matching(tenant_id, schema, chosen, after, want=skip + size + 1, where=where), skip, None
+        ):
+            if len(found) == size:
+                return Page(records=found, cursor=_encode(last), order=chosen.order)
+            found.append(record)
+            last = key
+        return Page(records=found, cursor=None, order=chosen.order)
+
+    def _read_whole(
+        self,
+        tenant_id: str,
+        schema: Schema,
+        chosen: Plan,
+        after: str | None,
+        size: int,
+        skip: int,
+        where: Check | None,
+    ) -> Page:
+        """A page and the total of a query checked record by record: one pass over every match (capped)."""
+        descending, total, passed, more = chosen.order.descending, 0, 0, False
+        found: list[Record] = []
+        last: str | None = None
+        for key, record in self._matching(tenant_id, schema, chosen, None, want=1000, where=where):
+            total += 1
+            if after is not None and not (key < after if descending else key > after):
+                continue
+            if passed < skip:
+                passed += 1
+            elif len(found) < size:
+                found.append(record)
+                last = key
+            else:
+                more = True
+        return Page(records=found, cursor=_encode(last) if more else None, order=chosen.order, total=total)
+
+    def cursor_after(
+        self, tenant_id: str, schema: Schema, conditions: Sequence[Condition], sort: Sort | None, rid: str
+    ) -> str:
+        """The cursor of a page that starts right after record `rid` in this query's order."""
+        record = self.get(tenant_id, schema, rid)
+        if record is None:
+            raise Invalid(f"The offset names no record of {schema.name}: {rid[:40]}")
+        chosen = plan(schema, conditions, sort)
+        if chosen.sort_in_memory:
+            key = "\x03".join(sort_key(schema, record.data, rid, chosen.order))
+        elif chosen.index is None or chosen.by_id or chosen.index.sort is None:
+            key = rid
+        else:
+            key = entry_sk(schema, chosen.index.sort, record.data, rid)
+        return json.dumps(key)
+
+    def count(
+        self, tenant_id: str, schema: Schema, conditions: Sequence[Condition], *, where: Check | None = None
+    ) -> int:
+        """How many records meet every condition: Select=COUNT Queries of the matching key ranges.
+
+        Conditions no index serves, and `where`, are checked on the records read (at most `max_read`).
+        """
+        chosen = plan(schema, conditions)
+        if chosen.nothing:
+            return 0
+        if chosen.residual or where:
+            return sum(1 for _ in self._matching(tenant_id, schema, chosen, None, where=where))
+        total = 0
+        for pk, lo, hi in self._ranges(tenant_id, schema, chosen):
+            key, values = "pk = :p", {":p": pk}
+            if lo is not None and hi is not None:
+                if lo >= hi:
+                    continue
+                key, values = "pk = :p AND sk BETWEEN :lo AND :hi", {**values, ":lo": lo, ":hi": hi}
+            elif lo is not None:
+                key, values = "pk = :p AND sk >= :lo", {**values, ":lo": lo}
+            elif hi is not None:
+                key, values = "pk = :p AND sk < :hi", {**values, ":hi": hi}
+            total += self.table.count(key, values)
+        return total
+
+    def select(
+        self, tenant_id: str, schema: Schema, filters: Mapping[str, Any], *, start: int = 0, size: int | None = None
+    ) -> tuple[list[Record], int]:
+        """Records `start` .. `start + size` matching every equality filter and how many match in all."""
+        conditions = self.conditions(schema, filters)
+        total = self.count(tenant_id, schema, conditions)
+        if start >= total or size == 0:
+            return [], total
+        chosen = plan(schema, conditions)
+        stop = total if size is None else start + size
+        if chosen.residual:
+            return [r for _, r in islice(self._matching(tenant_id, schema, chosen, None), start, stop)], total
+        # Skip the first `start` entries by their keys alone, then read only the page's records.
+        rids = [rid for _, rid in islice(self._keys(tenant_id, schema, chosen, None, want=stop), start, stop)]
+        return self.get_many(tenant_id, schema, rids), total
+
+    def stream(
+        self,
+        tenant_id: str,
+        schema: Schema,
+        filters: Mapping[str, Any] | Sequence[Condition],
+        *,
+        where: Check | None = None,
+    ) -> Iterator[Record]:
+        """Every record matching `filters` (equalities, or conditions) and `where`, for jobs (no read cap)."""
+        conditions = self.conditions(schema, filters) if isinstance(filters, Mapping) else filters
+        chosen = plan(schema, conditions)
+        if chosen.index is None and not chosen.nothing:  # no index serves it: the record partitions, items whole
+            for record in self._whole(tenant_id, schema):
+                if matches(schema, record.data, chosen.residual) and (where is None or where(record)):
+                    yield record
+            return
+        for _, record in self._matching(tenant_id, schema, chosen, None, capped=False, want=1000, where=where):
+            yield record
+
+    def _whole(self, tenant_id: str, schema: Schema) -> Iterator[Record]:
+        """Every record in id order, read by Query from its shards' partitions (no key read, then BatchGetItem)."""
+        shards = [
+            self.table.query("pk = :p", {":p": records_pk(tenant_id, schema, s)}, consistent=True, exact=True)
+            for s in range(schema.shards)
+        ]
+        for item in heapq.merge(*shards, key=lambda i: str(i["sk"])):
+            yield _record(schema, item)
+
+    def ids(
+        self, tenant_id: str, schema: Schema, conditions: Sequence[Condition], *, where: Check | None = None
+    ) -> Iterator[str]:
+        """The ids of every record matching `conditions` and `where`, for jobs that plan by id (no read cap).
+
+        When an index serves every condition and nothing else is checked, only its thin entries are read.
+        """
+        chosen = plan(schema, conditions)
+        if chosen.residual or where is not None:
+            yield from (r.rid for r in self.stream(tenant_id, schema, conditions, where=where))
+            return
+        keys = (rid for _, rid in self._keys(tenant_id, schema, chosen, None, want=1000))
+        index = chosen.index
+        if index is None or not any(self._multi(schema, path) for path in index.fields):
+            yield from keys
+            return
+        seen: set[str] = set()  # a multi-valued field has an entry per value: a record may come twice
+        for rid in keys:
+            if rid not in seen:
+                seen.add(rid)
+                yield rid
+
+    @staticmethod
+    def _multi(schema: Schema, path: str) -> bool:
+        head = schema.field(path.split(".")[0])
+        inner = schema.field(path)
+        return bool((head and head.multi) or (inner and inner.multi))
+
+    def ids_of_source(self, tenant_id: str, schema: Schema, source: str) -> Iterator[str]:
+        """The ids of every record written from `source` (its index's thin entries only)."""
+        return self.ids(tenant_id, schema, [Condition(SOURCE_INDEX, "eq", (source,))])
+
+    def count_source(self, tenant_id: str, schema: Schema, source: str) -> int:
+        return self.count(tenant_id, schema, [Condition(SOURCE_INDEX, "eq", (source,))])
+
+    # Running a plan ------------------------------------------------------
+    def _ranges(self, tenant_id: str, schema: Schema, chosen: Plan) -> Iterator[tuple[str, str | None, str | None]]:
+        """Every (partition, [lo, hi) of its sort keys) the plan reads: one per shard, value and range."""
+        index = chosen.index
+        if index is None:
+            for shard in range(schema.shards):
+                yield records_pk(tenant_id, schema, shard), None, None
+            return
+        for shard in range(schema.shards):
+            for combo in chosen.combos:
+                pk = index_pk(tenant_id, schema, index, shard, combo)
+                for lo, hi in chosen.ranges:
+                    yield pk, lo, hi
+
+    def _keys(
+        self, tenant_id: str, schema: Schema, chosen: Plan, after: str | None, *, want: int = 100
+    ) -> Iterator[tuple[str, str]]:
+        """(merge key, record id) of every entry the plan's ranges hold, merged across shards in order.
+
+        Each partition is read lazily, its first page sized to its share of the `want` first entries.
+        """
+        if chosen.nothing:
+            return iter(())
+        descending = chosen.order.descending and not chosen.sort_in_memory
+        ranges = list(self._ranges(tenant_id, schema, chosen))
+        hint = max(10, min(1000, want // len(ranges) + 10))
+        plain = chosen.index is None
+        streams = [
+            self._range(pk, lo, hi, after, descending, hint, by_id=chosen.by_id or plain, plain=plain)
+            for pk, lo, hi in ranges
+        ]
+        return heapq.merge(*streams, reverse=descending)
+
+    def _range(
+        self,
+        pk: str,
+        lo: str | None,
+        hi: str | None,
+        after: str | None,
+        descending: bool,
+        hint: int,
+        *,
+        by_id: bool,
+        plain: bool = False,
+    ) -> Iterator[tuple[str, str]]:
+        """One partition's sort keys in [lo, hi), past the cursor, lazily a page at a time."""
+        if after is not None:
+            mark = (lo or "") + after if by_id and not plain else after
+            if not descending:
+                lo = mark + SEP if lo is None or mark >= lo else lo
+            else:
+                hi = mark if hi is None or mark < hi else hi
+        if lo is not None and hi is not None and lo >= hi:
+            return
+        if descending:
+            key, values = ("pk = :p AND sk < :b", {":p": pk, ":b": hi}) if hi is not None else ("pk = :p", {":p": pk})
+        else:
+            key, values = ("pk = :p AND sk >= :b", {":p": pk, ":b": lo}) if lo is not None else ("pk = :p", {":p": pk})
+        for item in self.table.query(
+            key, values, forward=not descending, page_size=hint, attributes=["sk"], consistent=True
+        ):
+            sk: str = item["sk"]
+            if (descending and lo is not None and sk < lo) or (not descending and hi is not None and sk >= hi):
+                return
+            rid = sk if plain else sk[sk.index(SEP) + 1 :]
+            yield (rid if by_id else sk), rid
+
+    def _matching(
+        self,
+        tenant_id: str,
+        schema: Schema,
+        chosen: Plan,
+        after: str | None,
+        *,
+        capped: bool = True,
+        want: int = 100,
+        where: Check | None = None,
+    ) -> Iterator[tuple[str, Record]]:
+        """(merge key, record) of every match in the plan's order; records are read by key in batches.
+
+        What no index serves is checked on the records read, at most `max_read` of them when `capped`.
+        """
+        keys = self._keys(tenant_id, schema, chosen, None if chosen.sort_in_memory else after, want=want)
+        cap = self.max_read if capped and (chosen.residual or chosen.sort_in_memory or where) else None
+        matched = self._checked(tenant_id, schema, chosen, keys, cap, want, where)
+        if not chosen.sort_in_memory:
+            yield from matched
+            return
+        order = chosen.order
+        ranked = sorted(
+            (("\x03".join(sort_key(schema, r.data, r.rid, order)), r) for _, r in matched),
+            key=lambda kr: kr[0],
+            reverse=order.descending,
+        )
+        for key, record in ranked:
+            if after is None or (key < after if order.descending else key > after):
+                yield key, record
+
+    def _checked(
+        self,
+        tenant_id: str,
+        schema: Schema,
+        chosen: Plan,
+        keys: Iterator[tuple[str, str]],
+        cap: int | None,
+        want: int,
+        where: Check | None = None,
+    ) -> Iterator[tuple[str, Record]]:
+        """The records of `keys` that meet the residual filters; the first batch is the page, then batches double.
+
+        A page an index serves whole reads just its records; one checked on residual filters reads on.
+        """
+        read, batch_size = 0, max(1, min(want, 100))
+        while batch := list(islice(keys, batch_size)):
+            batch_size = min(batch_size * 2, 100)
+            read += len(batch)
+            if cap is not None and read > cap:
+                raise self._too_broad(schema)
+            found = {r.rid: r for r in self.get_many(tenant_id, schema, [rid for _, rid in batch])}
+            for key, rid in batch:
+                record = found.get(rid)
+                if (
+                    record is not None
+                    and matches(schema, record.data, chosen.residual)
+                    and (where is None or where(record))
+                ):
+                    yield key, record
+
+    def _too_broad(self, schema: Schema) -> TooBroad:
+        return TooBroad(
+            f"This filter or sort on {schema.name} is served by no index and would read more than"
+            f" {self.max_read} records; add a filter on an indexed field"
+        )
+
+
+def _record(schema: Schema, item: Mapping[str, Any]) -> Record:
+    record = Record.model_validate(item)
+    record.data = _restore(schema.fields, record.data)
+    return record
+
+
+def _encode(key: str | None) -> str | None:
+    return None if key is None else json.dumps(key)
+
+
+def _decode(cursor: str | None) -> str | None:
+    if not cursor:
+        return None
+    try:
+        value = json.loads(cursor)
+    except ValueError:
+        raise Invalid("The cursor is not one this API gave") from None
+    if not isinstance(value, str):
+        raise Invalid("The cursor is not one this API gave")
+    return value
+
+
+def _restore(fields: list[TableField], data: dict[str, Any]) -> dict[str, Any]:
+    """Money as stored keeps its scale: DynamoDB gives 60 back for 60.00."""
+    for spec in fields:
+        value = data.get(spec.name)
+        if value is None:
+            continue
+        if spec.type == "money":
+            scale = Decimal(1).scaleb(-spec.scale)
+            data[spec.name] = (
+                [v.quantize(scale, context=EXACT) for v in value]
+                if spec.multi
+                else value.quantize(scale, context=EXACT)
+            )
+        elif spec.type == "group":
+            for group in value if spec.multi else [value]:
+                if isinstance(group, dict):
+                    _restore(spec.fields, group)
+    return data

@@ -1,0 +1,403 @@
+"""Writing records: single-record transactions, bulk writes from jobs, and the index entries and unique
+markers each write keeps in step with the record (the `keys` module says where they sit).
+
+A single-record write is one transaction conditioned on the record's version, with its history entry;
+`write_many` and `delete_many` put several records' transactions in one, behind a job's `guard`, and fall
+back to one by one so a conflict never blocks the others. Bulk writes of rows (`items`, `replacing`,
+`keys`) follow the engine's idempotent per-row rule instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from backroom.clock import now_ms
+from backroom.dynamo import Table, TransactionFailed, Write
+from backroom.errors import BackroomError, Conflict, FieldError, Invalid, NotFound
+from backroom.ids import object_id
+from backroom.records.history import RecordHistory
+from backroom.records.keys import UNIQUE, index_entries, record_key, schemas_pk, unique_markers
+from backroom.records.model import AlreadyApplied, Author, Create, GuardFailed, Record, Update, VersionConflict
+from backroom.records.reader import RecordReader
+from backroom.records.schema import Schema
+from backroom.records.values import field_path, normalize, render_label
+
+MAX_TRANSACTION = 100  # items of one TransactWriteItems
+
+
+class RecordWriter:
+    def __init__(self, table: Table, reader: RecordReader, history: RecordHistory) -> None:
+        self.table = table
+        self.reader = reader  # what a write checks first: the record as it is, related records, tables
+        self.history = history
+
+    def define(self, tenant_id: str, schema: Schema) -> Schema:
+        """Declare a table in the schema's namespace."""
+        self.table.put({"pk": schemas_pk(tenant_id), "sk": schema.key, **schema.model_dump()})
+        return schema
+
+    # Bulk writes from jobs (idempotent per row) -------------------------
+    def items(self, tenant_id: str, schema: Schema, record: Record) -> list[dict[str, Any]]:
+        """What a new record puts: its item and its thin index entries (a replay writes the same items)."""
+        entries = index_entries(tenant_id, schema, record)
+        stored = record.model_copy(update={"keys": entries, "created_at": record.created_at or now_ms()})
+        stored.label = stored.label or render_label(schema.label, stored.data)
+        thin = [{"pk": pk, "sk": sk, "rid": record.rid} for pk, sk in entries]
+        return [_item(tenant_id, schema, stored), *thin]
+
+    def keys(self, tenant_id: str, schema: Schema, record: Record) -> list[tuple[str, str]]:
+        """Every item a record occupies: what a delete removes."""
+        return [record_key(tenant_id, schema, record.rid), *record.keys]
+
+    def replacing(
+        self, tenant_id: str, schema: Schema, record: Record
+    ) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
+        """Puts and deletes that make `record` replace whatever its id held: only changed entries move."""
+        old = self.reader.get(tenant_id, schema, record.rid)
+        puts = self.items(tenant_id, schema, record)
+        if old is None:
+            return puts, []
+        puts[0]["version"] = old.version + 1
+        puts[0]["created_at"] = old.created_at
+        new = set(puts[0]["keys"])
+        return [puts[0], *(p for p in puts[1:] if (p["pk"], p["sk"]) not in set(old.keys))], [
+            k for k in old.keys if k not in new
+        ]
+
+    def put(self, tenant_id: str, schema: Schema, record: Record) -> None:
+        """Write `record` over whatever its id held, as `replacing` says (a batch write, no transaction)."""
+        puts, deletes = self.replacing(tenant_id, schema, record)
+        self.table.batch_write(puts=puts, deletes=deletes)
+
+    # Single-record writes: one transaction each --------------------------
+    def create(
+        self,
+        tenant_id: str,
+        schema: Schema,
+        values: Mapping[str, Any],
+        *,
+        author: Author | None = None,
+        rid: str | None = None,
+    ) -> Record:
+        record, writes, uniques = self.creation(tenant_id, schema, values, rid or object_id(), author)
+        self._commit(writes, uniques, record.data)
+        return record
+
+    def creation(
+        self, tenant_id: str, schema: Schema, values: Mapping[str, Any], rid: str, author: Author | None
+    ) -> tuple[Record, list[Write], dict[tuple[str, str], str]]:
+        """The writes that create record `rid` from `values` (conditioned on its absence)."""
+        checked = normalize(schema, values)
+        errors = checked.errors + self._link(tenant_id, schema, checked.data, checked.links)
+        if errors:
+            raise Invalid("Validation error", errors=errors)
+        now = now_ms()
+        record = Record(rid=rid, data=checked.data, created_at=now, updated_at=now)
+        record.label = render_label(schema.label, record.data)
+        uniques = unique_markers(tenant_id, schema, record.data)
+        record.keys = [*index_entries(tenant_id, schema, record), *uniques]
+        writes = [Write(item=_item(tenant_id, schema, record), condition="attribute_not_exists(pk)")]
+        writes += [Write(item={"pk": pk, "sk": sk, "rid": record.rid}) for pk, sk in record.keys if sk != UNIQUE]
+        writes += _take(uniques, record.rid)
+        writes += self.history.entry(tenant_id, schema, record, "create", {}, record.data, author)
+        return record, writes, uniques
+
+    def update(
+        self,
+        tenant_id: str,
+        schema: Schema,
+        rid: str,
+        changes: Mapping[str, Any],
+        *,
+        version: int | None = None,
+        author: Author | None = None,
+        extra: Sequence[Write] = (),
+    ) -> Record:
+        """A partial update (`None` clears a field); with `version`, only if the record is still at it.
+
+        `extra` writes join the transaction (log lines, a job's marker conditioned on its absence): when
+        one of their conditions fails, nothing is written and `AlreadyApplied` says so.
+        """
+        for _attempt in range(3 if version is None else 1):
+            current = self.reader.get(tenant_id, schema, rid)
+            if current is None:
+                raise NotFound(f"Record {rid} not found")
+            expected = current.version if version is None else version
+            record, writes, added = self._update(tenant_id, schema, current, changes, expected, author)
+            try:
+                self._commit([*writes, *extra], added, record.data, extra=len(extra))
+                return record
+            except VersionConflict:
+                if version is not None:
+                    raise
+        raise VersionConflict("The record was changed by someone else, try again")
+
+    def _update(
+        self,
+        tenant_id: str,
+        schema: Schema,
+        current: Record,
+        changes: Mapping[str, Any],
+        expected: int,
+        author: Author | None,
+    ) -> tuple[Record, list[Write], dict[tuple[str, str], str]]:
+        """The writes that take `current` (at version `expected`) to its next version with `changes`."""
+        rid = current.rid
+        checked = normalize(schema, changes, previous=current.data, partial=True)
+        errors = checked.errors + self._link(tenant_id, schema, checked.data, checked.links)
+        if errors:
+            raise Invalid("Validation error", errors=errors)
+        record = current.model_copy(update={"data": checked.data, "version": expected + 1, "updated_at": now_ms()})
+        record.label = render_label(schema.label, record.data)
+        old_uniques, uniques = (
+            unique_markers(tenant_id, schema, current.data),
+            unique_markers(tenant_id, schema, record.data),
+        )
+        record.keys = [*index_entries(tenant_id, schema, record), *uniques]
+        gone = [k for k in current.keys if k not in set(record.keys)]
+        added = {k: n for k, n in uniques.items() if k not in old_uniques}
+        writes = [Write(item=_item(tenant_id, schema, record), condition="version = :v", values={":v": expected})]
+        writes += [
+            Write(item={"pk": pk, "sk": sk, "rid": rid})
+            for pk, sk in record.keys
+            if sk != UNIQUE and (pk, sk) not in set(current.keys)
+        ]
+        writes += [_release(k, rid) if k[1] == UNIQUE else Write(key=k) for k in gone]
+        writes += _take(added, rid)
+        changed = sorted(k for k in {*current.data, *record.data} if current.data.get(k) != record.data.get(k))
+        old = {k: current.data.get(k) for k in changed}
+        new = {k: record.data.get(k) for k in changed}
+        writes += self.history.entry(tenant_id, schema, record, "update", old, new, author)
+        return record, writes, added
+
+    def delete(
+        self, tenant_id: str, schema: Schema, rid: str, *, version: int | None = None, author: Author | None = None
+    ) -> Record:
+        current = self.reader.get(tenant_id, schema, rid)
+        if current is None:
+            raise NotFound(f"Record {rid} not found")
+        writes = self._deletion(tenant_id, schema, current, current.version if version is None else version, author)
+        self._commit(writes, {}, current.data)
+        return current
+
+    def _deletion(
+        self, tenant_id: str, schema: Schema, current: Record, expected: int, author: Author | None
+    ) -> list[Write]:
+        """The writes that delete a record at version `expected`: it, what it holds, and its history entry."""
+        rid = current.rid
+        writes = [Write(key=record_key(tenant_id, schema, rid), condition="version = :v", values={":v": expected})]
+        writes += [_release(k, rid) if k[1] == UNIQUE else Write(key=k) for k in current.keys]
+        gone = current.model_copy(update={"version": expected + 1})
+        writes += self.history.entry(tenant_id, schema, gone, "delete", current.data, {}, author)
+        return writes
+
+    # Several records to a transaction, behind a job's guard ----------------
+    def write_many(
+        self,
+        tenant_id: str,
+        schema: Schema,
+        changes: Sequence[Update | Create],
+        *,
+        author: Author | None = None,
+        guard: Sequence[Write] = (),
+    ) -> list[Record | BackroomError]:
+        """Creates and updates, several to a transaction, each with its `extra` writes; an update applies to
+        the record as read (conditioned on that version).
+
+        Answers each change's saved record, or its error: `VersionConflict` when the record changed since
+        it was read, `AlreadyApplied` when one of its `extra` markers exists, `Invalid` for bad values.
+        When a transaction fails, its changes are tried one by one, so one never blocks the others.
+        `guard` joins every transaction (a job's lease check): when it fails, nothing of that transaction
+        is written and `GuardFailed` is raised, so a job that lost its chunk stops writing at once.
+        """
+        outcome: list[Record | BackroomError] = []
+        batch: list[Write] = []
+        members: list[tuple[int, Update | Create, Record, list[Write], dict[tuple[str, str], str]]] = []
+        room = MAX_TRANSACTION - len(guard)
+
+        def flush() -> None:
+            if not batch:
+                return
+            try:
+                self.table.transact([*guard, *batch])
+            except TransactionFailed as failed:
+                _check_guard(failed, len(guard))
+                for index, change, record, writes, added in members:
+                    try:
+                        self._commit(
+                            [*guard, *writes, *change.extra],
+                            added,
+                            record.data,
+                            extra=len(change.extra),
+                            guarded=len(guard),
+                        )
+                    except GuardFailed:
+                        raise
+                    except BackroomError as err:
+                        outcome[index] = err
+            batch.clear()
+            members.clear()
+
+        for change in changes:
+            try:
+                if isinstance(change, Create):
+                    record, writes, added = self.creation(tenant_id, schema, change.values, change.rid, author)
+                else:
+                    current = change.current
+                    record, writes, added = self._update(
+                        tenant_id, schema, current, change.changes, current.version, author
+                    )
+            except BackroomError as err:
+                outcome.append(err)
+                continue
+            outcome.append(record)
+            size = len(writes) + len(change.extra)
+            if len(batch) + size > room:
+                flush()
+            batch.extend([*writes, *change.extra])
+            members.append((len(outcome) - 1, change, record, writes, added))
+        flush()
+        return outcome
+
+    def delete_many(
+        self,
+        tenant_id: str,
+        schema: Schema,
+        rids: Sequence[str],
+        *,
+        author: Author | None = None,
+        guard: Sequence[Write] = (),
+    ) -> dict[str, str | None]:
+        """Delete these records, several to a transaction (each on the version read); `{id: error or None}`.
+
+        A record already gone counts as deleted. When a transaction fails (a record changed meanwhile),
+        its records are deleted one by one, so one conflict never blocks the others. `guard` joins every
+        transaction, as in `write_many`: when it fails, `GuardFailed` is raised and nothing more is deleted.
+        """
+        found = {r.rid: r for r in self.reader.get_many(tenant_id, schema, rids)}
+        outcome: dict[str, str | None] = dict.fromkeys(rids)
+        batch: list[Write] = []
+        members: list[Record] = []
+
+        def flush() -> None:
+            if not batch:
+                return
+            try:
+                self.table.transact([*guard, *batch])
+            except TransactionFailed as failed:
+                _check_guard(failed, len(guard))
+                for record in members:
+                    current = self.reader.get(tenant_id, schema, record.rid)
+                    if current is None:
+                        continue
+                    writes = self._deletion(tenant_id, schema, current, current.version, author)
+                    try:
+                        self._commit([*guard, *writes], {}, current.data, guarded=len(guard))
+                    except GuardFailed:
+                        raise
+                    except Conflict as err:
+                        outcome[record.rid] = err.message
+            batch.clear()
+            members.clear()
+
+        for rid in dict.fromkeys(rids):
+            record = found.get(rid)
+            if record is None:
+                continue
+            writes = self._deletion(tenant_id, schema, record, record.version, author)
+            if len(batch) + len(writes) > MAX_TRANSACTION - len(guard):
+                flush()
+            batch.extend(writes)
+            members.append(record)
+        flush()
+        return outcome
+
+    def _commit(
+        self,
+        writes: list[Write],
+        taken: Mapping[tuple[str, str], str],
+        data: Mapping[str, Any],
+        *,
+        extra: int = 0,
+        guarded: int = 0,
+    ) -> None:
+        """Run a record's transaction; a failed condition says which: the guard (the first `guarded`
+        writes), a marker (the last `extra`), the version or a unique value."""
+        try:
+            self.table.transact(writes)
+        except TransactionFailed as failed:
+            _check_guard(failed, guarded)
+            if guarded:
+                writes, failed = writes[guarded:], TransactionFailed(failed.reasons[guarded:])
+            tail = failed.reasons[len(writes) - extra : len(writes)] if extra else []
+            if "ConditionalCheckFailed" in tail:
+                raise AlreadyApplied("This write was committed before") from None
+            names = dict(taken)
+            duplicated = [
+                names[(w.item["pk"], w.item["sk"])]
+                for w, reason in zip(writes, failed.reasons, strict=False)
+                if reason == "ConditionalCheckFailed" and w.item is not None and (w.item["pk"], w.item["sk"]) in names
+            ]
+            if duplicated:
+                raise Invalid(
+                    "Validation error",
+                    errors=[
+                        FieldError(n, f"{n} must be unique: {str(data.get(n))[:60]} is taken", "duplicated")
+                        for n in duplicated
+                    ],
+                ) from None
+            if failed.reasons and failed.reasons[0] == "ConditionalCheckFailed":
+                raise VersionConflict("The record was changed by someone else: its version does not match") from None
+            raise Conflict(f"The record could not be written ({failed})") from None
+
+    def _link(
+        self, tenant_id: str, schema: Schema, data: dict[str, Any], links: list[tuple[list[str | int], str, str]]
+    ) -> list[FieldError]:
+        """Fill each relationship's label from its record; a related record that does not exist is an error.
+
+        A related table is looked up in the writer's namespace: a relationship never reaches the other's.
+        """
+        errors: list[FieldError] = []
+        schemas: dict[str, Schema | None] = {}
+        for path, entity, rid in links:
+            if entity not in schemas:
+                try:
+                    schemas[entity] = self.reader.schema(tenant_id, entity, namespace=schema.namespace)
+                except NotFound:
+                    schemas[entity] = None
+            target = schemas[entity]
+            found = self.reader.get(tenant_id, target, rid) if target else None
+            name = field_path(path)
+            if found is None:
+                errors.append(FieldError(name, f"{name}: no {entity} record has id {rid}", "notFound"))
+                continue
+            holder: Any = data
+            for step in path[:-1]:
+                holder = holder[step]
+            holder[path[-1]] = {"id": rid, "label": found.label}
+        return errors
+
+
+def _item(tenant_id: str, schema: Schema, record: Record) -> dict[str, Any]:
+    pk, sk = record_key(tenant_id, schema, record.rid)
+    return {"pk": pk, "sk": sk, **record.model_dump()}
+
+
+def _take(uniques: Mapping[tuple[str, str], str], rid: str) -> list[Write]:
+    """Puts of unique markers for record `rid`, each only if no record holds its value yet."""
+    return [
+        Write(item={"pk": pk, "sk": sk, "rid": rid, "field": name}, condition="attribute_not_exists(pk)")
+        for (pk, sk), name in uniques.items()
+    ]
+
+
+def _release(key: tuple[str, str], rid: str) -> Write:
+    """The delete of a unique marker, only while record `rid` still holds it (never another's)."""
+    return Write(key=key, condition="rid = :r", values={":r": rid})
+
+
+def _check_guard(failed: TransactionFailed, guarded: int) -> None:
+    """Raise `GuardFailed` when one of the transaction's first `guarded` writes (a job's guard) failed."""
+    if "ConditionalCheckFailed" in failed.reasons[:guarded]:
+        raise GuardFailed("The job no longer holds this work") from None
