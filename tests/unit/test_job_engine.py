@@ -462,6 +462,10 @@ def test_a_plan_message_in_the_dead_letter_queue_fails_its_job_with_the_reason(
 
 def test_the_dead_letter_function_fails_the_job(core: Core, monkeypatch: pytest.MonkeyPatch) -> None:
     job = probe(core, rows=10)
+    # The function refuses to load without its settings (required at cold start); it then runs on `core`.
+    monkeypatch.setenv("BACKROOM_TABLE", core.settings.table_name)
+    monkeypatch.setenv("BACKROOM_BUCKET", "unused-by-this-function")
+    monkeypatch.setenv("BACKROOM_JOBS_QUEUE_URL", "unused-by-this-function")
     handler = load_function("job-dead-letters")
     monkeypatch.setattr(handler, "core", lambda: core)
     event = {
