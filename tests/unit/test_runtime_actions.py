@@ -4,7 +4,7 @@ a worker that dies mid-chunk, and a stop and resume.
 The acceptance point: an `_async` action over 10,000 records whose worker is killed mid-chunk ends
 with the action applied to each record exactly once: each record's version went up by one, it has
 one history entry of the job, and the app's logs hold one line per record. The size is the spec's, and
-this the one large case the core tests keep: it is marked `slow` (`make test-fast` leaves it out).
+this the one large case the core tests keep: it is marked `slow` (`-m "not slow"` leaves it out).
 """
 
 from __future__ import annotations
