@@ -5,6 +5,9 @@
 - `security`: adversarial requests over HTTP against the same local stack.
 
 `slow` is set by hand on the few tests whose size is what they prove; `pytest -m "not slow"` leaves them out.
+
+The local stack's fixtures (tests/integration/stack.py) are declared here, once for the integration and
+security tests: declared in each tier's conftest, they made two stacks in a process that ran both.
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
+from tests.integration.stack import api, dev, dev_token, local, sub, user  # noqa: F401 - fixtures
 
 HERE = Path(__file__).resolve().parent
 TIERS = {"core": "core", "unit": "core", "integration": "integration", "security": "security"}

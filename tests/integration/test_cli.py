@@ -16,7 +16,7 @@ from typer.testing import CliRunner, Result
 
 from infra.cli.main import app
 from tests.calculations import broken_script
-from tests.integration.conftest import Api, LocalStack
+from tests.integration.stack import Api, LocalStack
 
 TENANT = "4a7e0c3b9d2f4e6a8c1b5d7f9e0a2c4b"  # the demo account
 PERIOD = 11  # no other test imports sales for it

@@ -12,7 +12,7 @@ from backroom.identity.models import Caller
 from backroom.jobs.models import Job, JobState, NewJob
 from backroom.jobs.probe import RowProbe, probe_rows
 
-from tests.integration.conftest import Api, LocalStack
+from tests.integration.stack import Api, LocalStack
 
 DEMO = "4a7e0c3b9d2f4e6a8c1b5d7f9e0a2c4b"
 
