@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.integration.conftest import Api
+from tests.integration.stack import Api
 
 DEMO = "4a7e0c3b9d2f4e6a8c1b5d7f9e0a2c4b"
 DEMO_SUB = "5b8f1d4c0e3a4f7b9d2c6e8a0f1b3d5c"

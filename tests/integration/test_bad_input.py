@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.integration.conftest import Api, LocalStack, Reply
+from tests.integration.stack import Api, LocalStack, Reply
 
 DEMO = "4a7e0c3b9d2f4e6a8c1b5d7f9e0a2c4b"
 # A sub-account of demo of this module's own: a body that happens to make a task makes it there.

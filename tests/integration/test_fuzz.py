@@ -45,7 +45,7 @@ from schemathesis.specs.openapi.checks import (
 from infra.local.gateway import merged_openapi
 from infra.local.lambdas import FunctionPool, ensure_layer_on_path
 from infra.local.template import ROOT, Template
-from tests.integration.conftest import Api
+from tests.integration.stack import Api
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "3"))
 DEMO_DATA = ROOT / "infra" / "demo" / "data"

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from tests.calculations import broken_script
-from tests.integration.conftest import Api, LocalStack
+from tests.integration.stack import Api, LocalStack
 
 TENANT = "4a7e0c3b9d2f4e6a8c1b5d7f9e0a2c4b"
 ERRAND_FIELDS = {"id", "name", "type", "state", "startTime", "endTime"}

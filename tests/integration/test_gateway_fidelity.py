@@ -12,7 +12,7 @@ from backroom.calcengine.tables import define_custom_table
 from backroom.jobs.models import NewJob
 from backroom.records import Record, Schema
 
-from tests.integration.conftest import Api, LocalStack
+from tests.integration.stack import Api, LocalStack
 
 TENANT = "4a7e0c3b9d2f4e6a8c1b5d7f9e0a2c4b"
 

@@ -12,7 +12,7 @@ from backroom.identity.models import Caller
 from backroom.jobs.models import Job, JobState, NewJob
 from backroom.jobs.probe import RowProbe, probe_rows
 
-from tests.integration.conftest import Api, LocalStack
+from tests.integration.stack import Api, LocalStack
 
 DEMO = "4a7e0c3b9d2f4e6a8c1b5d7f9e0a2c4b"
 
@@ -53,6 +53,11 @@ def processed(local: LocalStack, job: Job) -> int:
     return local.core.jobs.get(job.id, DEMO).progress().processed
 
 
+# Ten chunks of 300 rows, a millisecond a row: two pollers take over a second and a half, long enough to
+# kill, duplicate or stop mid-job, and each chunk has six checkpoints (groups of 50) to resume from.
+ROWS, CHUNK = 3_000, 300
+
+
 def assert_exactly_once(local: LocalStack, job: Job, rows: int) -> None:
     done = local.core.jobs.get(job.id, DEMO)
     assert done.state is JobState.FINISHED
@@ -61,41 +66,43 @@ def assert_exactly_once(local: LocalStack, job: Job, rows: int) -> None:
 
 
 def test_a_worker_killed_mid_chunk_and_restarted_loses_and_repeats_no_row(local: LocalStack) -> None:
-    job = new_probe(local, 10_000, chunk_size=1000, pause_ms=1)
-    wait_until(lambda: processed(local, job) >= 1500, what="the job to be well under way")
+    job = new_probe(local, ROWS, chunk_size=CHUNK, pause_ms=1)
+    wait_until(lambda: processed(local, job) >= CHUNK * 3 // 2, what="the job to be well under way")
 
     # When the worker process dies without warning in the middle of its chunks
     local.worker.kill()
     seen = processed(local, job)
     assert state(local, job) is JobState.RUNNING
-    assert 0 < seen < 10_000
+    assert 0 < seen < ROWS
     time.sleep(1)
     assert processed(local, job) == seen  # nothing runs while it is dead
 
     # Then a new worker picks the chunks up from their checkpoints once SQS hands them out again
     local.worker.start()
     wait_until(lambda: state(local, job) is JobState.FINISHED, what="the job to finish")
-    assert_exactly_once(local, job, 10_000)
+    assert_exactly_once(local, job, ROWS)
 
 
 def test_every_message_sent_twice_still_runs_each_row_once(local: LocalStack) -> None:
-    job = new_probe(local, 10_000, chunk_size=1000, pause_ms=1)
-    wait_until(lambda: local.core.jobs.get(job.id, DEMO).chunk_count == 10, what="the plan")
+    job = new_probe(local, ROWS, chunk_size=CHUNK, pause_ms=1)
+    wait_until(lambda: local.core.jobs.get(job.id, DEMO).chunk_count == ROWS // CHUNK, what="the plan")
 
     # Given a second copy of the plan and of every chunk message (SQS delivers at least once)
     sqs = aws.client("sqs", local.core.settings)
-    copies = [{"job": job.id, "op": "plan"}] + [{"job": job.id, "op": "chunk", "chunk": i} for i in range(10)]
+    copies = [{"job": job.id, "op": "plan"}] + [
+        {"job": job.id, "op": "chunk", "chunk": i} for i in range(ROWS // CHUNK)
+    ]
     for message in copies:
         sqs.send_message(QueueUrl=local.core.settings.jobs_queue_url, MessageBody=json.dumps(message))
 
     wait_until(lambda: state(local, job) is JobState.FINISHED, what="the job to finish")
-    assert_exactly_once(local, job, 10_000)
+    assert_exactly_once(local, job, ROWS)
 
 
 def stopped_probe(local: LocalStack) -> Job:
-    """A 10,000-row job stopped once it is well under way."""
-    job = new_probe(local, 10_000, chunk_size=1000, pause_ms=1)
-    wait_until(lambda: processed(local, job) >= 1000, what="progress")
+    """A probe job stopped once it is well under way."""
+    job = new_probe(local, ROWS, chunk_size=CHUNK, pause_ms=1)
+    wait_until(lambda: processed(local, job) >= CHUNK, what="progress")
     local.core.jobs.stop(job.id, DEMO)
     wait_until(lambda: state(local, job) is JobState.STOPPED, what="the job to stop")
     return job
@@ -105,11 +112,11 @@ def test_stop_then_resume_finishes_with_every_row(local: LocalStack) -> None:
     job = stopped_probe(local)
     stopped_at = processed(local, job)
     time.sleep(1)
-    assert processed(local, job) == stopped_at < 10_000
+    assert processed(local, job) == stopped_at < ROWS
 
     local.core.jobs.resume(job.id, DEMO)
     wait_until(lambda: state(local, job) is JobState.FINISHED, what="the job to finish")
-    assert_exactly_once(local, job, 10_000)
+    assert_exactly_once(local, job, ROWS)
 
 
 def test_stop_then_cancel_ends_canceled(local: LocalStack) -> None:
@@ -118,7 +125,7 @@ def test_stop_then_cancel_ends_canceled(local: LocalStack) -> None:
     time.sleep(1)
 
     assert state(local, job) is JobState.CANCELED
-    assert len(probe_rows(local.core.table, job.id)) == processed(local, job) < 10_000
+    assert len(probe_rows(local.core.table, job.id)) == processed(local, job) < ROWS
 
 
 def test_runtime_shows_a_job_as_the_spec_does(local: LocalStack, api: Api, dev_token: str) -> None:

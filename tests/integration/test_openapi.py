@@ -12,7 +12,7 @@ from openapi_spec_validator import validate
 from infra.local.gateway import merged_openapi
 from infra.local.lambdas import FunctionPool, ensure_layer_on_path
 from infra.local.template import Template
-from tests.integration.conftest import ROOT, Api
+from tests.integration.stack import ROOT, Api
 
 METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
 ERROR_BODY = {"/runtime/": "RuntimeErrorBody", "/gateway/": "SpringErrorBody", "/v2/": "KazooErrorBody"}

@@ -11,7 +11,7 @@ import time
 from collections import defaultdict
 from typing import Any
 
-from tests.integration.conftest import Api
+from tests.integration.stack import Api
 from tests.integration.test_runtime_data import BLOGPAD, BROWSEZOOM, MISSING, call, error, ok
 
 COMPANY_KEYS = {"id", "version", "label", "name", "state", "type", "numberOfEmployees", "isCustomer"}

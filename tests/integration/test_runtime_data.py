@@ -15,7 +15,7 @@ from urllib.parse import quote
 
 import pytest
 
-from tests.integration.conftest import Api
+from tests.integration.stack import Api
 
 BASE = "/runtime/api"
 BROWSEZOOM = "57fd2d65e4b0ce322b0c8665"

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.integration.conftest import Api, LocalStack
+from tests.integration.stack import Api, LocalStack
 from tests.integration.test_runtime_data import BASE, BROWSEZOOM, HEX24, MISSING, call, error, ok
 
 TENANT = "4a7e0c3b9d2f4e6a8c1b5d7f9e0a2c4b"

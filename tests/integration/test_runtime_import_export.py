@@ -7,7 +7,7 @@ import io
 import uuid
 from typing import Any
 
-from tests.integration.conftest import Api
+from tests.integration.stack import Api
 from tests.integration.test_runtime_actions import finished
 from tests.integration.test_runtime_data import BASE, call, error, ok
 

@@ -16,7 +16,7 @@ from backroom.jobs.models import Job, JobState, NewJob
 from backroom.jobs.probe import RowProbe, probe_rows
 
 from infra.local.provision import STACK
-from tests.integration.conftest import Api, LocalStack
+from tests.integration.stack import Api, LocalStack
 
 SPEC_FIELDS = {
     "id",

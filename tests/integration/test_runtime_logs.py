@@ -13,7 +13,7 @@ from urllib.parse import quote
 
 from backroom.app.logs import LogLine
 
-from tests.integration.conftest import Api, LocalStack
+from tests.integration.stack import Api, LocalStack
 from tests.integration.test_runtime_data import BROWSEZOOM, HEX24, call, error, ok
 
 TENANT = "4a7e0c3b9d2f4e6a8c1b5d7f9e0a2c4b"

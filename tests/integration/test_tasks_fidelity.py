@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.conftest import ROOT, Api
+from tests.integration.stack import ROOT, Api
 from tests.integration.test_tasks import DEMO, TASKS, csv_body, numbers, put_csv, run
 
 INVALID = {"error": "500", "message": "invalid request", "status": "error"}

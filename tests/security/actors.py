@@ -35,7 +35,7 @@ from backroom.identity.models import Role
 from backroom.records import Record, Schema
 
 from infra.demo.load import DATA
-from tests.integration.conftest import Api, LocalStack, Reply
+from tests.integration.stack import Api, LocalStack, Reply
 
 BASE = "/runtime/api"
 DEMO = "4a7e0c3b9d2f4e6a8c1b5d7f9e0a2c4b"

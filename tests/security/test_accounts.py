@@ -12,7 +12,7 @@ import io
 import pytest
 from backroom.numbers import NumberRepository
 
-from tests.integration.conftest import LocalStack
+from tests.integration.stack import LocalStack
 from tests.security.actors import (
     DEMO,
     DEMO_SIB,

@@ -17,7 +17,7 @@ import uuid
 from typing import Any
 from urllib.parse import quote
 
-from tests.integration.conftest import Api
+from tests.integration.stack import Api
 
 BASE = "/runtime/api"
 

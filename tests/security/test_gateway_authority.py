@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from backroom.calcengine.models import Calculation, ImportFileType
 
-from tests.integration.conftest import Api, LocalStack, Reply
+from tests.integration.stack import Api, LocalStack, Reply
 
 TENANT = "4a7e0c3b9d2f4e6a8c1b5d7f9e0a2c4b"
 SPRING = {"timestamp", "status", "error", "message", "path"}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.integration.conftest import Api
+from tests.integration.stack import Api
 from tests.integration.test_runtime_data import call, error
 
 

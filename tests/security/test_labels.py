@@ -11,7 +11,7 @@ import pytest
 from backroom.app.definition import AppDefinition
 from backroom.errors import Invalid
 
-from tests.integration.conftest import LocalStack
+from tests.integration.stack import LocalStack
 from tests.security.actors import (
     DATA,
     World,

@@ -24,7 +24,7 @@ from backroom.calcengine.tables import custom_table, define_custom_table
 from backroom.identity.models import Role
 from backroom.records import Record, Schema, typed
 
-from tests.integration.conftest import Api, LocalStack, Reply
+from tests.integration.stack import Api, LocalStack, Reply
 
 DEMO = "4a7e0c3b9d2f4e6a8c1b5d7f9e0a2c4b"
 DEMO_SUB = "5b8f1d4c0e3a4f7b9d2c6e8a0f1b3d5c"

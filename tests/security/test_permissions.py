@@ -12,7 +12,7 @@ import io
 import uuid
 from urllib.parse import quote
 
-from tests.integration.conftest import Api
+from tests.integration.stack import Api
 from tests.integration.test_runtime_actions import finished
 from tests.integration.test_runtime_data import BROWSEZOOM, call, error, ok
 from tests.integration.test_runtime_import_export import download, upload

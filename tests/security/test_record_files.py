@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 
-from tests.integration.conftest import Api
+from tests.integration.stack import Api
 from tests.integration.test_runtime_data import call, company, error, ok
 from tests.integration.test_runtime_files import download, uploaded
 

@@ -19,7 +19,7 @@ import pytest
 from backroom.identity import passwords
 from backroom.identity.models import Role
 
-from tests.integration.conftest import Api, LocalStack, Reply
+from tests.integration.stack import Api, LocalStack, Reply
 
 DEMO = "4a7e0c3b9d2f4e6a8c1b5d7f9e0a2c4b"
 LOGIN = "/runtime/api/auth/login"

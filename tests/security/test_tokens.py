@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from infra.local.template import Template
-from tests.integration.conftest import Reply
+from tests.integration.stack import Reply
 from tests.security.actors import (
     BASE,
     DEMO,

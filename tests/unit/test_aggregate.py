@@ -389,27 +389,37 @@ def draw_filter(data: st.DataObject, docs: list[Doc], path: str, kind: str) -> t
         text = link[how]
         return quoted(text), lambda d: any(isinstance(v, dict) and v.get(how) == text for v in values_at(d, path))
     if kind == "number":
-        numbers = [n for n in known if is_number(n)] or [0]
-        bound = data.draw(st.sampled_from(numbers) | st.integers(-2, 12))
-        op = data.draw(st.sampled_from(["gt", "ge", "lt", "le", "between", "eq", "json"]))
-        mine = lambda d: [Decimal(str(v)) for v in values_at(d, path) if is_number(v)]  # noqa: E731
-        limit = Decimal(str(bound))
-        if op == "between":
-            other = Decimal(str(data.draw(st.sampled_from(numbers))))
-            low, high = min(limit, other), max(limit, other)
-            written = f"between({number_text(low)},{number_text(high)})"
-            return written, lambda d: any(low <= n <= high for n in mine(d))
-        if op in ("eq", "json"):
-            value = bound if op == "json" and isinstance(bound, int) else number_text(bound)
-            return value, lambda d: limit in mine(d)
-        spelled = {"gt": "greater", "ge": "greaterOrEquals", "lt": "less", "le": "lessOrEquals"}[op]
-        test: Callable[[Decimal], bool] = {
-            "gt": lambda n: n > limit,
-            "ge": lambda n: n >= limit,
-            "lt": lambda n: n < limit,
-            "le": lambda n: n <= limit,
-        }[op]
-        return f"{spelled}({number_text(bound)})", lambda d: any(test(n) for n in mine(d))
+        return draw_number_filter(data, known, path)
+    return draw_text_filter(data, known, path)
+
+
+def draw_number_filter(data: st.DataObject, known: list[Any], path: str) -> tuple[Any, Callable[[Doc], bool]]:
+    """A bound (or two) among the held numbers and a few others, with any comparison the language has."""
+    numbers = [n for n in known if is_number(n)] or [0]
+    bound = data.draw(st.sampled_from(numbers) | st.integers(-2, 12))
+    op = data.draw(st.sampled_from(["gt", "ge", "lt", "le", "between", "eq", "json"]))
+    mine = lambda d: [Decimal(str(v)) for v in values_at(d, path) if is_number(v)]  # noqa: E731
+    limit = Decimal(str(bound))
+    if op == "between":
+        other = Decimal(str(data.draw(st.sampled_from(numbers))))
+        low, high = min(limit, other), max(limit, other)
+        written = f"between({number_text(low)},{number_text(high)})"
+        return written, lambda d: any(low <= n <= high for n in mine(d))
+    if op in ("eq", "json"):
+        value = bound if op == "json" and isinstance(bound, int) else number_text(bound)
+        return value, lambda d: limit in mine(d)
+    spelled = {"gt": "greater", "ge": "greaterOrEquals", "lt": "less", "le": "lessOrEquals"}[op]
+    test: Callable[[Decimal], bool] = {
+        "gt": lambda n: n > limit,
+        "ge": lambda n: n >= limit,
+        "lt": lambda n: n < limit,
+        "le": lambda n: n <= limit,
+    }[op]
+    return f"{spelled}({number_text(bound)})", lambda d: any(test(n) for n in mine(d))
+
+
+def draw_text_filter(data: st.DataObject, known: list[Any], path: str) -> tuple[Any, Callable[[Doc], bool]]:
+    """Equals, not-equals or like among the held texts, or (outside the label) empty and not-empty."""
     texts = [t for t in known if isinstance(t, str)]
     if not texts:  # nothing to pick a value from (and a choice or an email field takes only its own kind)
         return (
@@ -438,9 +448,35 @@ def draw_filter(data: st.DataObject, docs: list[Doc], path: str, kind: str) -> t
     return written, lambda d: any(v in chosen for v in values_at(d, path))
 
 
-def draw_stage(data: st.DataObject, shape: Shape, docs: list[Doc]) -> tuple[dict[str, Any], Step, Shape]:
-    """One stage's JSON, the oracle's step and the shape after it."""
+Stage = tuple[dict[str, Any], Step, Shape]  # a stage's JSON, the oracle's step and the shape after it
+
+
+def draw_stage(data: st.DataObject, shape: Shape, docs: list[Doc]) -> Stage:
+    """One stage, of a kind the shape allows (`stage_kinds`), drawn by that kind's own helper."""
     sortable = [p for p, k in shape.fields.items() if k in SORTABLE]
+    op = data.draw(st.sampled_from(stage_kinds(shape, sortable)))
+    if op == "match":
+        return draw_match(data, shape, docs)
+    if op == "sort":
+        return draw_sort(data, shape, sortable)
+    if op == "group":
+        return draw_group(data, shape, sortable)
+    if op == "skip":
+        count = data.draw(st.integers(0, 8))
+        return {"skip": count}, lambda ds: ds[count:], shape
+    if op == "limit":
+        count = data.draw(st.integers(1, 15))
+        return {"limit": count}, lambda ds: ds[:count], shape
+    if op == "project":
+        return draw_project(data, shape)
+    if op == "unwind":
+        return draw_unwind(data, shape)
+    return {"count": "n"}, lambda ds: [{"n": len(ds)}], Shape({"n": "number"}, (), True, grouped=True)
+
+
+def stage_kinds(shape: Shape, sortable: list[str]) -> list[str]:
+    """The kinds of stage that may come next, each as often as it should be drawn: sorts need a sortable
+    field, unwinds the address list, skips and limits an order; a pipeline groups at most once."""
     options = ["match", "match", "sort", "sort", "project", "count"]
     if not shape.grouped:
         options += ["group", "group", "group"]
@@ -448,92 +484,96 @@ def draw_stage(data: st.DataObject, shape: Shape, docs: list[Doc]) -> tuple[dict
         options += ["unwind", "unwind"]
     if shape.ordered:
         options += ["skip", "limit"]
-    op = data.draw(st.sampled_from([o for o in options if o != "sort" or sortable]))
+    return [o for o in options if o != "sort" or sortable]
+
+
+def draw_match(data: st.DataObject, shape: Shape, docs: list[Doc]) -> Stage:
     fields = shape.fields
+    # The query language knows no `addresses.id` (a group's items carry ids it does not filter by).
+    filterable = [p for p, k in fields.items() if k in FILTERABLE and (shape.grouped or p != "addresses.id")]
+    if not filterable:
+        return draw_stage(data, shape, docs)
+    paths = data.draw(st.lists(st.sampled_from(filterable), min_size=1, max_size=2, unique=True))
+    drawn = {p: draw_filter(data, docs, p, fields[p]) for p in paths}
+    tests = [t for _, t in drawn.values()]
+    return (
+        {"match": {p: v for p, (v, _) in drawn.items()}},
+        lambda ds: [d for d in ds if all(t(d) for t in tests)],
+        shape,
+    )
 
-    if op == "match":
-        # The query language knows no `addresses.id` (a group's items carry ids it does not filter by).
-        filterable = [p for p, k in fields.items() if k in FILTERABLE and (shape.grouped or p != "addresses.id")]
-        if not filterable:
-            return draw_stage(data, shape, docs)
-        paths = data.draw(st.lists(st.sampled_from(filterable), min_size=1, max_size=2, unique=True))
-        drawn = {p: draw_filter(data, docs, p, fields[p]) for p in paths}
-        tests = [t for _, t in drawn.values()]
-        return (
-            {"match": {p: v for p, (v, _) in drawn.items()}},
-            lambda ds: [d for d in ds if all(t(d) for t in tests)],
-            shape,
-        )
 
-    if op == "sort":
-        keys = data.draw(st.lists(st.sampled_from(sortable), min_size=1, max_size=2, unique=True))
-        spec = {p: data.draw(st.sampled_from(["asc", "desc", "DESC"])) for p in keys}
-        # Mostly a total order (ending with the keys that tell documents apart): order-sensitive stages may follow.
-        total = shape.unique is not None and data.draw(st.integers(0, 3)) > 0
-        if total:
-            for path in shape.unique or ():
-                spec.setdefault(path, "asc")
-        order = [(p, d.lower() == "desc") for p, d in spec.items()]
-        after = Shape(fields, shape.unique, shape.ordered or total, shape.grouped)
-        return {"sort": spec}, lambda ds: ordered(ds, order), after
+def draw_sort(data: st.DataObject, shape: Shape, sortable: list[str]) -> Stage:
+    keys = data.draw(st.lists(st.sampled_from(sortable), min_size=1, max_size=2, unique=True))
+    spec = {p: data.draw(st.sampled_from(["asc", "desc", "DESC"])) for p in keys}
+    # Mostly a total order (ending with the keys that tell documents apart): order-sensitive stages may follow.
+    total = shape.unique is not None and data.draw(st.integers(0, 3)) > 0
+    if total:
+        for path in shape.unique or ():
+            spec.setdefault(path, "asc")
+    order = [(p, d.lower() == "desc") for p, d in spec.items()]
+    after = Shape(shape.fields, shape.unique, shape.ordered or total, shape.grouped)
+    return {"sort": spec}, lambda ds: ordered(ds, order), after
 
-    if op == "project":
-        chosen: list[str] = []
-        lists = [p for p, k in fields.items() if k in ("list", "texts")]  # drawn more often: they project by element
-        for path in data.draw(
-            st.lists(st.sampled_from([*fields, *lists, *lists]), min_size=1, max_size=3, unique=True)
-        ):
-            if not any(overlapping(path, c) for c in chosen):
-                chosen.append(path)
-        kept = {p: k for p, k in fields.items() if any(p == c or p.startswith(c + ".") for c in chosen)}
-        unique = shape.unique if shape.unique is not None and all(u in kept for u in shape.unique) else None
-        parts = [c.split(".") for c in chosen]
-        after = Shape(kept, unique, shape.ordered, shape.grouped)
-        return {"project": ",".join(chosen)}, lambda ds: [project(d, parts) for d in ds], after
 
-    if op == "group":
-        by: list[str] = []
-        for path in data.draw(st.lists(st.sampled_from(sortable or ["id"]), max_size=2, unique=True)):
-            if path in fields and not any(overlapping(path, b) for b in by):
-                by.append(path)
-        numbers = [p for p, k in fields.items() if k == "number"]
-        scalars = [p for p, k in fields.items() if k in ("number", "text", "id")]
-        firsts = [p for p, k in fields.items() if k in ("number", "text", "id", "link")]
-        ops = ["count"] + (["sum", "avg"] if numbers else []) + (["min", "max"] if scalars else [])
-        ops += ["first", "last"] * 2 if shape.ordered and firsts else []
-        outputs: list[tuple[str, str, str | None]] = []
-        made: dict[str, str] = {p: "text" if fields[p] in ("link", "id") else fields[p] for p in by}
-        sources = {"sum": numbers, "avg": numbers, "min": scalars, "max": scalars, "first": firsts, "last": firsts}
-        for i in range(data.draw(st.integers(1, 3))):
-            name, kind = f"r{i}", data.draw(st.sampled_from(ops))
-            if kind == "count":
-                outputs.append((name, kind, None))
-                made[name] = "number"
-                continue
-            path = data.draw(st.sampled_from(sources[kind]))
-            outputs.append((name, kind, path))
-            made[name] = "number" if kind in ("sum", "avg") else "text" if fields[path] == "id" else fields[path]
-        grouping: dict[str, Any] = {"by": ",".join(by)} if by else {}
-        grouping.update({name: f"{kind}({path or ''})" for name, kind, path in outputs})
-        after = Shape(made, tuple(by), shape.ordered or not by, grouped=True)
-        return {"group": grouping}, lambda ds: group(ds, by, outputs), after
+def draw_project(data: st.DataObject, shape: Shape) -> Stage:
+    fields = shape.fields
+    chosen: list[str] = []
+    lists = [p for p, k in fields.items() if k in ("list", "texts")]  # drawn more often: they project by element
+    for path in data.draw(st.lists(st.sampled_from([*fields, *lists, *lists]), min_size=1, max_size=3, unique=True)):
+        if not any(overlapping(path, c) for c in chosen):
+            chosen.append(path)
+    kept = {p: k for p, k in fields.items() if any(p == c or p.startswith(c + ".") for c in chosen)}
+    unique = shape.unique if shape.unique is not None and all(u in kept for u in shape.unique) else None
+    parts = [c.split(".") for c in chosen]
+    after = Shape(kept, unique, shape.ordered, shape.grouped)
+    return {"project": ",".join(chosen)}, lambda ds: [project(d, parts) for d in ds], after
 
-    if op == "unwind":
-        keep = data.draw(st.booleans())
-        settings_: dict[str, Any] = {"fieldPath": "addresses"}
-        if keep or data.draw(st.booleans()):
-            settings_["includeEmpty"] = keep
-        kinds = {p: ("object" if p == "addresses" else "text" if k == "texts" else k) for p, k in fields.items()}
-        unique = (*shape.unique, "addresses.id") if shape.unique is not None and "addresses.id" in fields else None
-        return {"unwind": settings_}, lambda ds: unwound(ds, keep), Shape(kinds, unique, shape.ordered)
 
-    if op == "count":
-        return {"count": "n"}, lambda ds: [{"n": len(ds)}], Shape({"n": "number"}, (), True, grouped=True)
+def draw_group(data: st.DataObject, shape: Shape, sortable: list[str]) -> Stage:
+    fields = shape.fields
+    by: list[str] = []
+    for path in data.draw(st.lists(st.sampled_from(sortable or ["id"]), max_size=2, unique=True)):
+        if path in fields and not any(overlapping(path, b) for b in by):
+            by.append(path)
+    made: dict[str, str] = {p: "text" if fields[p] in ("link", "id") else fields[p] for p in by}
+    outputs = draw_accumulators(data, shape, made)
+    grouping: dict[str, Any] = {"by": ",".join(by)} if by else {}
+    grouping.update({name: f"{kind}({path or ''})" for name, kind, path in outputs})
+    after = Shape(made, tuple(by), shape.ordered or not by, grouped=True)
+    return {"group": grouping}, lambda ds: group(ds, by, outputs), after
 
-    count = data.draw(st.integers(0, 8) if op == "skip" else st.integers(1, 15))
-    if op == "skip":
-        return {"skip": count}, lambda ds: ds[count:], shape
-    return {"limit": count}, lambda ds: ds[:count], shape
+
+def draw_accumulators(data: st.DataObject, shape: Shape, made: dict[str, str]) -> list[tuple[str, str, str | None]]:
+    """A group's one to three outputs (name, accumulator, source path), each added to `made` with its kind."""
+    fields = shape.fields
+    numbers = [p for p, k in fields.items() if k == "number"]
+    scalars = [p for p, k in fields.items() if k in ("number", "text", "id")]
+    firsts = [p for p, k in fields.items() if k in ("number", "text", "id", "link")]
+    ops = ["count"] + (["sum", "avg"] if numbers else []) + (["min", "max"] if scalars else [])
+    ops += ["first", "last"] * 2 if shape.ordered and firsts else []
+    sources = {"sum": numbers, "avg": numbers, "min": scalars, "max": scalars, "first": firsts, "last": firsts}
+    outputs: list[tuple[str, str, str | None]] = []
+    for i in range(data.draw(st.integers(1, 3))):
+        name, kind = f"r{i}", data.draw(st.sampled_from(ops))
+        if kind == "count":
+            outputs.append((name, kind, None))
+            made[name] = "number"
+            continue
+        path = data.draw(st.sampled_from(sources[kind]))
+        outputs.append((name, kind, path))
+        made[name] = "number" if kind in ("sum", "avg") else "text" if fields[path] == "id" else fields[path]
+    return outputs
+
+
+def draw_unwind(data: st.DataObject, shape: Shape) -> Stage:
+    keep = data.draw(st.booleans())
+    settings_: dict[str, Any] = {"fieldPath": "addresses"}
+    if keep or data.draw(st.booleans()):
+        settings_["includeEmpty"] = keep
+    kinds = {p: ("object" if p == "addresses" else "text" if k == "texts" else k) for p, k in shape.fields.items()}
+    unique = (*shape.unique, "addresses.id") if shape.unique is not None and "addresses.id" in shape.fields else None
+    return {"unwind": settings_}, lambda ds: unwound(ds, keep), Shape(kinds, unique, shape.ordered)
 
 
 def canonical_items(items: list[Any]) -> list[str]:

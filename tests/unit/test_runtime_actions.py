@@ -3,7 +3,8 @@ a worker that dies mid-chunk, and a stop and resume.
 
 The acceptance point: an `_async` action over 10,000 records whose worker is killed mid-chunk ends
 with the action applied to each record exactly once: each record's version went up by one, it has
-one history entry of the job, and the app's logs hold one line per record.
+one history entry of the job, and the app's logs hold one line per record. The size is the spec's, and
+this the one large case the core tests keep: it is marked `slow` (`-m "not slow"` leaves it out).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ def companies(core: Core) -> Entity:
     return core.app.repo.entity(TENANT, "companies")
 
 
+@pytest.mark.slow
 def test_an_async_action_over_10000_records_runs_exactly_once_per_record_across_crash_and_stop(
     core: Core, queue: QueueDriver, companies: Entity, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -47,7 +47,6 @@ from backroom.identity.models import Role
 from backroom.wiring import Core
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
-from moto.dynamodb.responses import DynamoResult
 
 from infra.demo.load import DATA
 from infra.local.gateway import build_event
@@ -248,62 +247,27 @@ class World:
         return reply["statusCode"], json.loads(reply["body"])
 
 
-class QuickReads:
-    """moto's DynamoDB answers to reads, as `json.dumps` writes them.
-
-    moto 5 serializes every answer by walking botocore's shapes attribute by attribute: a read of the
-    ~90 companies costs seconds, and a hypothesis run thousands of reads. A read's result is already
-    DynamoDB's wire JSON, so it is dumped as it is; the first answers of each operation are compared
-    with moto's own serializer, so the shortcut cannot drift from it unnoticed.
-    """
-
-    READS = frozenset({"Query", "GetItem", "BatchGetItem", "Scan"})
-    COMPARED = 10  # answers per operation checked against moto's serializer
-
-    def __init__(self) -> None:
-        self.original = DynamoResult.execute_result
-        self.compared: dict[str, int] = {}
-
-    def __call__(self, result: DynamoResult, context: Any) -> Any:
-        name = context.operation_model.name
-        if name not in self.READS:
-            return self.original(result, context)
-        try:
-            body = json.dumps(result.result)
-        except TypeError:  # bytes (a binary attribute): moto's serializer base64-encodes them
-            return self.original(result, context)
-        if self.compared.get(name, 0) < self.COMPARED:
-            self.compared[name] = self.compared.get(name, 0) + 1
-            status, headers, slow = self.original(result, context)
-            assert (status, json.loads(slow)) == (200, json.loads(body)), name
-            return status, headers, body
-        return 200, {"Content-Type": "application/x-amz-json-1.0"}, body
-
-
 @pytest.fixture(scope="module")
 def world() -> Iterator[World]:
     """One moto stack for the module (conftest's fixtures are per test): the app, its companies, a developer."""
-    with pytest.MonkeyPatch.context() as patch:
-        quick = QuickReads()
-        patch.setattr(DynamoResult, "execute_result", lambda result, context: quick(result, context))
-        with core_on_moto(patch) as (template, core):
-            # The handler module, loaded on its first call, binds `services` when it is imported: it gets this core.
-            patch.setattr(wiring, "core", lambda: core)
-            patch.setattr(resolver, "core", lambda: core)
-            ensure_layer_on_path()
-            core.app.repo.install(TENANT, AppDefinition.model_validate_json((DATA / "app.json").read_text()))
-            core.identity.create_account(TENANT, "Query tenant")
-            core.identity.create_user(EMAIL, PASSWORD, name="Dev", role=Role.DEVELOPER, account_id=TENANT)
-            session = core.identity.login(EMAIL, PASSWORD)
-            created = [core.app.create(session.caller, "companies", b, "127.0.0.1") for b in bodies(COMPANIES)]
-            pool = FunctionPool(template.functions()["RuntimeDataFunction"], size=1)
-            here = World(core, pool, session.token, next(r for r in template.routes() if r.key == ROUTE))
-            status, answer = here.get([("_size", "1000"), ("_sortField", "id"), ("_sortType", "asc")])
-            assert status == 200, answer
-            assert answer["total"] == COMPANIES and answer["offset"] is None
-            assert [r["id"] for r in answer["items"]] == sorted(c["id"] for c in created)
-            here.companies = Companies(answer["items"])
-            yield here
+    with pytest.MonkeyPatch.context() as patch, core_on_moto(patch) as (template, core):
+        # The handler module, loaded on its first call, binds `core` when it is imported: it gets this core.
+        patch.setattr(wiring, "core", lambda: core)
+        patch.setattr(resolver, "core", lambda: core)
+        ensure_layer_on_path()
+        core.app.repo.install(TENANT, AppDefinition.model_validate_json((DATA / "app.json").read_text()))
+        core.identity.create_account(TENANT, "Query tenant")
+        core.identity.create_user(EMAIL, PASSWORD, name="Dev", role=Role.DEVELOPER, account_id=TENANT)
+        session = core.identity.login(EMAIL, PASSWORD)
+        created = [core.app.create(session.caller, "companies", b, "127.0.0.1") for b in bodies(COMPANIES)]
+        pool = FunctionPool(template.functions()["RuntimeDataFunction"], size=1)
+        here = World(core, pool, session.token, next(r for r in template.routes() if r.key == ROUTE))
+        status, answer = here.get([("_size", "1000"), ("_sortField", "id"), ("_sortType", "asc")])
+        assert status == 200, answer
+        assert answer["total"] == COMPANIES and answer["offset"] is None
+        assert [r["id"] for r in answer["items"]] == sorted(c["id"] for c in created)
+        here.companies = Companies(answer["items"])
+        yield here
 
 
 # The oracle -------------------------------------------------------------------

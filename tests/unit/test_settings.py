@@ -18,7 +18,11 @@ def cold_start(function: str, **env: str) -> subprocess.CompletedProcess[str]:
     base.update(PYTHONPATH=f"{ROOT / 'functions' / function}{os.pathsep}{ROOT / 'layers' / 'core' / 'python'}")
     base.update(POWERTOOLS_TRACE_DISABLED="true", POWERTOOLS_METRICS_DISABLED="true", **env)
     return subprocess.run(
-        [sys.executable, "-c", "import app"], cwd=ROOT / "functions" / function, env=base, capture_output=True, text=True
+        [sys.executable, "-c", "import app"],
+        cwd=ROOT / "functions" / function,
+        env=base,
+        capture_output=True,
+        text=True,
     )
 
 

@@ -11,14 +11,15 @@ from backroom.wiring import Core
 from infra.demo.load import load_demo
 from tests.unit.conftest import QueueDriver
 
-ROWS = 20_000
-# A fair hash gives each of 8 shards 2,500 rows, give or take sqrt(2,500 * 7/8) ~ 47: 10% is > 5 sigma.
-SLACK = 1.10
+ROWS = 2_400
+# A fair hash gives each of 8 shards 300 rows, give or take sqrt(300 * 7/8) ~ 16: 30% (90 rows) is > 5 sigma.
+# An unsharded key would take all the rows (8 times a shard's share), a participant's a third of them (2.7 times).
+SLACK = 1.30
 
 
-def test_a_20000_row_import_writes_no_key_more_than_its_share(core: Core, queue: QueueDriver) -> None:
+def test_a_2400_row_import_writes_no_key_more_than_its_share(core: Core, queue: QueueDriver) -> None:
     # Given the demo's `sales` table (indexes on period, participant and participant+period) and a file
-    # whose 20,000 rows all carry the same period and one of three participants
+    # whose 2,400 rows all carry the same period and one of three participants
     load_demo(core, app_records=False)  # the runtime records are not read here
     caller = core.identity.login("dev@demo.local", "demo-dev-password").caller
     schema = custom_table(core.records, caller.tenant_id, "sales")

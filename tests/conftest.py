@@ -1,0 +1,36 @@
+"""Every test gets its tier's marker from the directory it lives in, so that none is left unmarked.
+
+- `core`: the whole core on in-process moto (tests/core; tests/unit before it was renamed): no process, no port.
+- `integration`: the real handlers over HTTP through the local gateway, against the emulator server.
+- `security`: adversarial requests over HTTP against the same local stack.
+
+`slow` is set by hand on the few tests whose size is what they prove; `pytest -m "not slow"` leaves them out.
+
+The local stack's fixtures (tests/integration/stack.py) are declared here, once for the integration and
+security tests: declared in each tier's conftest, they made two stacks in a process that ran both.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.integration.stack import api, dev, dev_token, local, sub, user  # noqa: F401 - fixtures
+
+HERE = Path(__file__).resolve().parent
+TIERS = {"core": "core", "unit": "core", "integration": "integration", "security": "security"}
+
+
+def tier(path: Path) -> str:
+    """The marker of the tier a test file belongs to: its first directory under tests/."""
+    parts = path.resolve().relative_to(HERE).parts
+    if len(parts) < 2 or parts[0] not in TIERS:
+        raise pytest.UsageError(f"{path}: tests live in a tier's directory, one of tests/{{{','.join(TIERS)}}}/")
+    return TIERS[parts[0]]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.path.resolve().is_relative_to(HERE):
+            item.add_marker(tier(item.path))
