@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 export PYTHONPATH := $(CURDIR)/layers/core/python:$(CURDIR)
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: run test unit integration lint format bench build validate deploy clean openapi deploy-check
+.PHONY: run test core integration lint format bench build validate deploy clean openapi deploy-check
 
 $(STAMP): requirements.txt constraints.txt pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,8 +30,8 @@ openapi: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -n 2 --dist loadfile tests
 
-unit: $(STAMP)
-	$(PY) -m pytest tests/unit
+core: $(STAMP)
+	$(PY) -m pytest tests/core
 
 integration: $(STAMP)
 	$(PY) -m pytest tests/integration

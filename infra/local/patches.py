@@ -6,8 +6,8 @@ the emulator would then answer wrongly without a word. So `install()` refuses an
 version other than the one the patches were written for (`WRITTEN_FOR`, the pins of
 constraints.txt), and refuses an attribute whose shape is not the expected one, before it replaces
 anything. Called by everything that needs them: the emulator server (`moto_server.py`), the local
-Lambda pools (`lambdas.FunctionPool`) and the unit tests' in-process moto (tests/unit/conftest.py).
-`tests/unit/test_emulator_differential.py` runs a corpus of the product's DynamoDB operations with
+Lambda pools (`lambdas.FunctionPool`) and the unit tests' in-process moto (tests/core/conftest.py).
+`tests/core/test_emulator_differential.py` runs a corpus of the product's DynamoDB operations with
 and without them and requires the same answers; run it before moving `WRITTEN_FOR`.
 
 ====================================================  ============================================
@@ -98,7 +98,7 @@ def check_versions() -> None:
             f"{found} is installed, but the emulator's patches (infra/local/patches.py) were written for {wanted}: "
             "they would answer wrongly without a word. Install the pinned versions (pip install -c constraints.txt "
             "-r requirements.txt), or check every patch of the table in infra/local/patches.py against the new "
-            "version, run tests/unit/test_emulator*.py, then move WRITTEN_FOR."
+            "version, run tests/core/test_emulator*.py, then move WRITTEN_FOR."
         )
 
 

@@ -12,7 +12,7 @@ from backroom.jobs.probe import RowProbe
 from backroom.wiring import Core
 
 from infra.demo.load import load_demo
-from tests.unit.conftest import QueueDriver
+from tests.core.conftest import QueueDriver
 
 
 @contextmanager

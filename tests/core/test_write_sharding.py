@@ -9,7 +9,7 @@ from backroom.calcengine.tables import custom_table
 from backroom.wiring import Core
 
 from infra.demo.load import load_demo
-from tests.unit.conftest import QueueDriver
+from tests.core.conftest import QueueDriver
 
 ROWS = 2_400
 # A fair hash gives each of 8 shards 300 rows, give or take sqrt(300 * 7/8) ~ 16: 30% (90 rows) is > 5 sigma.

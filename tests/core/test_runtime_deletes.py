@@ -24,7 +24,7 @@ from backroom.jobs.models import ChunkStatus, JobState
 from backroom.records import Record
 from backroom.wiring import Core
 
-from tests.unit.conftest import QueueDriver, bulk
+from tests.core.conftest import QueueDriver, bulk
 
 TENANT = "demo"  # a tenant is its root account
 APP = Path(__file__).parents[2] / "infra" / "demo" / "data" / "app.json"

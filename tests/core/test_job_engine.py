@@ -21,7 +21,7 @@ from backroom.jobs.probe import RowProbe, probe_rows
 from backroom.wiring import Core
 from botocore.exceptions import ClientError
 
-from tests.unit.conftest import QueueDriver
+from tests.core.conftest import QueueDriver
 
 FUNCTIONS = Path(__file__).resolve().parents[2] / "functions"
 

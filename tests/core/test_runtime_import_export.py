@@ -26,7 +26,7 @@ from backroom.jobs.models import Job, JobState
 from backroom.records import RecordStore
 from backroom.wiring import Core
 
-from tests.unit.conftest import QueueDriver
+from tests.core.conftest import QueueDriver
 
 TENANT = "demo"
 APP = Path(__file__).parents[2] / "infra" / "demo" / "data" / "app.json"

@@ -14,7 +14,7 @@ from backroom.quantities import QuantityLedger
 from backroom.tasks.numbers import AddNumbers
 from backroom.wiring import Core
 
-from tests.unit.conftest import QueueDriver
+from tests.core.conftest import QueueDriver
 
 ROOT, SUB, OTHER = "a" * 32, "b" * 32, "c" * 32
 PASSWORD = "a-long-enough-password"

@@ -25,7 +25,7 @@ from backroom.ids import object_id
 from backroom.jobs.models import ChunkStatus, JobState
 from backroom.wiring import Core
 
-from tests.unit.conftest import QueueDriver, bulk
+from tests.core.conftest import QueueDriver, bulk
 
 TENANT = "demo"
 APP = Path(__file__).parents[2] / "infra" / "demo" / "data" / "app.json"

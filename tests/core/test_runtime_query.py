@@ -52,7 +52,7 @@ from infra.demo.load import DATA
 from infra.local.gateway import build_event
 from infra.local.lambdas import FunctionPool, ensure_layer_on_path
 from infra.local.template import Route
-from tests.unit.conftest import core_on_moto
+from tests.core.conftest import core_on_moto
 
 TENANT = "qtenant"
 EMAIL, PASSWORD = "dev@query.local", "query-dev-password"

@@ -43,7 +43,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from infra.demo.load import DATA
-from tests.unit.conftest import core_on_moto
+from tests.core.conftest import core_on_moto
 
 TENANT = "aggtenant"
 
