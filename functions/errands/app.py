@@ -64,20 +64,20 @@ CREATED: dict[int, OpenAPIResponse] = {
 
 @app.get("/gateway/errand/v1/errands")
 def list_errands(caller: CurrentCaller, page: PageNumber = 0, size: PageSize = DEFAULT_PAGE_SIZE) -> Page[ErrandView]:
-    jobs, total = core().gateway.errand_page(caller, page, size)
+    jobs, total = core().calcengine.errand_page(caller, page, size)
     return Page[ErrandView](results=[ErrandView.of(j) for j in jobs], page=PageInfo.of(page, size, total))
 
 
 @app.get("/gateway/errand/v1/errands/<errand_id>")
 def get_errand(errand_id: ErrandId, caller: CurrentCaller) -> ErrandView:
-    return ErrandView.of(core().gateway.errand(caller, errand_id))
+    return ErrandView.of(core().calcengine.errand(caller, errand_id))
 
 
 @app.get("/gateway/errand/v1/errands/<errand_id>/logs")
 def errand_logs(
     errand_id: ErrandId, caller: CurrentCaller, page: PageNumber = 0, size: PageSize = DEFAULT_PAGE_SIZE
 ) -> Page[ErrandLogView]:
-    entries, total = core().gateway.errand_logs(caller, errand_id, page, size)
+    entries, total = core().calcengine.errand_logs(caller, errand_id, page, size)
     return Page[ErrandLogView](results=[ErrandLogView.of(e) for e in entries], page=PageInfo.of(page, size, total))
 
 
@@ -87,27 +87,27 @@ def _accepted(job: Job) -> Response[Any]:
 
 @app.post("/gateway/errand/v1/calculations", responses=CREATED)
 def create_calculation(request: Annotated[CalculationRequest, Body()], caller: CurrentCaller) -> Response[Any]:
-    return _accepted(core().gateway.calculate(caller, request.calculation_id, **request.scope()))
+    return _accepted(core().calcengine.calculate(caller, request.calculation_id, **request.scope()))
 
 
 @app.post("/gateway/errand/v2/calculations", responses=CREATED)
 def create_calculation_v2(request: Annotated[CalculationRequestV2, Body()], caller: CurrentCaller) -> Response[Any]:
-    return _accepted(core().gateway.calculate(caller, request.calculation_id, **request.scope()))
+    return _accepted(core().calcengine.calculate(caller, request.calculation_id, **request.scope()))
 
 
 @app.post("/gateway/errand/v1/batches", responses=CREATED)
 def create_batch(request: Annotated[BatchRequest, Body()], caller: CurrentCaller) -> Response[Any]:
-    return _accepted(core().gateway.run_batch(caller, request.batch_id, **request.scope()))
+    return _accepted(core().calcengine.run_batch(caller, request.batch_id, **request.scope()))
 
 
 @app.post("/gateway/errand/v2/batches", responses=CREATED)
 def create_batch_v2(request: Annotated[BatchRequestV2, Body()], caller: CurrentCaller) -> Response[Any]:
-    return _accepted(core().gateway.run_batch(caller, request.batch_id, **request.scope()))
+    return _accepted(core().calcengine.run_batch(caller, request.batch_id, **request.scope()))
 
 
 @app.post("/gateway/errand/v1/imports/file", responses=CREATED)
 def import_file(request: Annotated[FileImportRequest, Body()], caller: CurrentCaller) -> Response[Any]:
-    gateway = core().gateway
+    gateway = core().calcengine
     return _accepted(
         gateway.import_file(caller, request.import_file_id, request.import_file_type_id, request.period_range)
     )
@@ -115,13 +115,13 @@ def import_file(request: Annotated[FileImportRequest, Body()], caller: CurrentCa
 
 @app.post("/gateway/errand/v1/imports/records", responses=CREATED)
 def import_records(request: Annotated[RecordsImportRequest, Body()], caller: CurrentCaller) -> Response[Any]:
-    gateway = core().gateway
+    gateway = core().calcengine
     return _accepted(gateway.import_records(caller, request.records, request.import_file_type_id, request.period_range))
 
 
 @app.post("/gateway/errand/v1/imported-data-deletes", responses=CREATED)
 def delete_imported(request: Annotated[DeleteRequest, Body()], caller: CurrentCaller) -> Response[Any]:
-    return _accepted(core().gateway.delete_imported(caller, request.import_file_id))
+    return _accepted(core().calcengine.delete_imported(caller, request.import_file_id))
 
 
 @app.post(
@@ -149,7 +149,7 @@ def upload_import_file(
     filename = None
     if content_type.lower().startswith("multipart/form-data"):
         filename, _type, body = uploaded_file(body, content_type)
-    stored = core().gateway.upload(caller, name or filename or "import.csv", body)
+    stored = core().calcengine.upload(caller, name or filename or "import.csv", body)
     return gateway_json(201, ImportFileView(id=stored.id, name=stored.name))
 
 

@@ -32,7 +32,7 @@ def extract(
 ) -> Page[dict]:
     """Rows of a custom table; `field=value` and `filter.field=value` are filters, ANDed; page and size page."""
     filters = extract_filters(app.current_event.raw_event)
-    rows, total = core().gateway.extract(caller, table, filters, page, size)
+    rows, total = core().calcengine.extract(caller, table, filters, page, size)
     return Page[dict](results=rows, page=PageInfo.of(page, size, total))
 
 

@@ -43,7 +43,7 @@ def load_gateway(core: Core) -> None:
     """Custom tables, the declared periods, participants, calculations, batches, import types and files."""
     data = json.loads((DATA / "gateway.json").read_text())
     tenant = data["tenant"]
-    repo = core.gateway.repo
+    repo = core.calcengine.repo
     for table in data["tables"]:
         schema = define_custom_table(core.records, tenant, Schema.model_validate(table))
         for i, row in enumerate(data["rows"].get(schema.name, []), start=1):
@@ -69,7 +69,7 @@ def load_gateway(core: Core) -> None:
         repo.put_file_type(tenant, ImportFileType.model_validate(file_type))
     for file in data["files"]:
         if repo.import_file(tenant, file["id"]) is None:
-            core.gateway.store_file(tenant, file["name"], (DATA / file["path"]).read_bytes(), file_id=file["id"])
+            core.calcengine.store_file(tenant, file["name"], (DATA / file["path"]).read_bytes(), file_id=file["id"])
         repo.ensure_counter(tenant, "importfile", file["id"])
 
 

@@ -63,7 +63,7 @@ def test_an_indexed_extract_is_a_query_of_its_index_partition(core: Core, queue:
     load_demo(core, app_records=False)  # the runtime records are not read here
     caller = core.identity.login("dev@demo.local", "demo-dev-password").caller
     rows = [{"participant_eid": f"test_user_{i % 3 + 1}", "period": 3 + i % 2, "amount": i} for i in range(40)]
-    core.gateway.import_records(caller, rows, "sales-1", [3, 4])
+    core.calcengine.import_records(caller, rows, "sales-1", [3, 4])
     queue.drain()
     queried: list[dict[str, Any]] = []
 
@@ -74,7 +74,7 @@ def test_an_indexed_extract_is_a_query_of_its_index_partition(core: Core, queue:
     events.register("provide-client-params.dynamodb.Query", record)
     try:
         with dynamodb_calls(core) as calls:
-            found, total = core.gateway.extract(
+            found, total = core.calcengine.extract(
                 caller, "sales", {"participant_eid": ["test_user_1"], "period": ["3"]}, 0, 5
             )
     finally:

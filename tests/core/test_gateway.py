@@ -51,11 +51,11 @@ def finished(core: Core, queue: QueueDriver, job: Job) -> Job:
 def extract(
     core: Core, table: str, page: int = 0, size: int = 2000, **filters: str
 ) -> tuple[list[dict[str, Any]], int]:
-    return core.gateway.extract(DEV, table, {k: [v] for k, v in filters.items()}, page, size)
+    return core.calcengine.extract(DEV, table, {k: [v] for k, v in filters.items()}, page, size)
 
 
 def sales(core: Core, caller: Caller, queue: QueueDriver, rows: list[dict[str, Any]], period: int) -> Job:
-    job = core.gateway.import_records(caller, rows, "sales-1", [period])
+    job = core.calcengine.import_records(caller, rows, "sales-1", [period])
     return finished(core, queue, job)
 
 
@@ -144,13 +144,15 @@ def test_no_lookup_crosses_namespaces(core: Core, demo: Caller) -> None:
 
 def test_gateway_errands_fail_on_an_entity_as_on_a_missing_table(core: Core, demo: Caller, queue: QueueDriver) -> None:
     # Given an import type and a calculation a developer pointed at the app's entities
-    core.gateway.repo.put_file_type(TENANT, ImportFileType(id="into-companies", name="Into", table="companies"))
+    core.calcengine.repo.put_file_type(TENANT, ImportFileType(id="into-companies", name="Into", table="companies"))
     calc = broken_script(8, "Into Contacts").model_copy(update={"source": "contacts", "output": "companies"})
-    core.gateway.repo.put_calculation(TENANT, calc)
+    core.calcengine.repo.put_calculation(TENANT, calc)
     entity = core.app.repo.entity(TENANT, "companies").schema
 
-    imported = finished(core, queue, core.gateway.import_records(demo, [{"name": "Injected"}], "into-companies", None))
-    calculated = finished(core, queue, core.gateway.calculate(demo, 8, [6]))
+    imported = finished(
+        core, queue, core.calcengine.import_records(demo, [{"name": "Injected"}], "into-companies", None)
+    )
+    calculated = finished(core, queue, core.calcengine.calculate(demo, 8, [6]))
 
     assert (imported.state, calculated.state) == (JobState.FAILED, JobState.FAILED)
     assert imported.error == "Custom Table companies of Import File Type into-companies does not exist"
@@ -165,7 +167,7 @@ def caller_of(core: Core, email: str, password: str) -> Caller:
 
 def test_a_sub_account_user_is_refused_every_verb_before_any_lookup(core: Core, demo: Caller) -> None:
     sub = caller_of(core, "sub@demo.local", "demo-sub-password")
-    gateway = core.gateway
+    gateway = core.calcengine
     verbs: dict[str, Callable[[], object]] = {
         "extract": lambda: gateway.extract(sub, "no_such_table", {}, 0, 20),
         "upload": lambda: gateway.upload(sub, "x.csv", b"a\n1\n"),
@@ -195,15 +197,15 @@ def test_a_root_user_may_read_and_run_but_only_developers_delete_imported_data(
     core: Core, demo: Caller, queue: QueueDriver
 ) -> None:
     user = caller_of(core, "user@demo.local", "demo-user-password")
-    uploaded = core.gateway.upload(user, "sales.csv", b"participant_eid,period,amount\ntest_user_1,4,10\n")
-    done = finished(core, queue, core.gateway.import_file(user, uploaded.id, "sales-1", [4]))
+    uploaded = core.calcengine.upload(user, "sales.csv", b"participant_eid,period,amount\ntest_user_1,4,10\n")
+    done = finished(core, queue, core.calcengine.import_file(user, uploaded.id, "sales-1", [4]))
     assert done.state is JobState.FINISHED and done.created_by == user.user_id
-    assert finished(core, queue, core.gateway.calculate(user, 1, [4])).state is JobState.FINISHED
-    assert core.gateway.extract(user, "sip_results", {"period": ["4"]}, 0, 20)[1] == 3
-    assert core.gateway.errand(user, done.seq or 0).id == done.id
+    assert finished(core, queue, core.calcengine.calculate(user, 1, [4])).state is JobState.FINISHED
+    assert core.calcengine.extract(user, "sip_results", {"period": ["4"]}, 0, 20)[1] == 3
+    assert core.calcengine.errand(user, done.seq or 0).id == done.id
     with pytest.raises(Forbidden, match="Only developers may delete imported data"):
-        core.gateway.delete_imported(user, uploaded.id)
-    deleted = finished(core, queue, core.gateway.delete_imported(demo, uploaded.id))
+        core.calcengine.delete_imported(user, uploaded.id)
+    deleted = finished(core, queue, core.calcengine.delete_imported(demo, uploaded.id))
     assert deleted.processed == 1
 
 
@@ -216,8 +218,8 @@ def test_file_import_streams_chunks_and_delete_removes_exactly_its_rows(
     monkeypatch.setattr(imports, "CHUNK_ROWS", 7)
     body = "participant_eid,period,amount\n" + "".join(f"test_user_{i % 3 + 1},3,{i}\n" for i in range(50))
     body += "test_user_1,3,not-a-number\ntest_user_1,3\n"
-    uploaded = core.gateway.upload(demo, "sales.csv", body.encode())
-    job = core.gateway.import_file(demo, uploaded.id, "sales-1", [3])
+    uploaded = core.calcengine.upload(demo, "sales.csv", body.encode())
+    job = core.calcengine.import_file(demo, uploaded.id, "sales-1", [3])
     assert job.label == "Sales: Period 3"
     done = finished(core, queue, job)
     assert (done.state, done.chunk_count, done.processed, done.failed) == (JobState.FINISHED, 8, 50, 2)
@@ -226,7 +228,7 @@ def test_file_import_streams_chunks_and_delete_removes_exactly_its_rows(
     assert extract(core, "sales", period="3")[1] == 50
     # Rows of another import stay when this file's imported data is deleted.
     sales(core, demo, queue, [{"participant_eid": "test_user_1", "period": 3, "amount": 7}], 3)
-    deleted = finished(core, queue, core.gateway.delete_imported(demo, uploaded.id))
+    deleted = finished(core, queue, core.calcengine.delete_imported(demo, uploaded.id))
     assert (deleted.label, deleted.type, deleted.processed) == ("sales.csv", "Delete Imported Data", 50)
     rows, total = extract(core, "sales", period="3")
     assert total == 1 and rows[0]["amount"] == 7
@@ -235,8 +237,8 @@ def test_file_import_streams_chunks_and_delete_removes_exactly_its_rows(
 
 def test_import_replayed_messages_write_each_row_once(core: Core, demo: Caller, queue: QueueDriver) -> None:
     body = "field1,field2,field3,field4\n" + "".join(f"k{i},b,c,d\n" for i in range(120))
-    uploaded = core.gateway.upload(demo, "dup.csv", body.encode())
-    job = core.gateway.import_file(demo, uploaded.id, "standard-1", None)
+    uploaded = core.calcengine.upload(demo, "dup.csv", body.encode())
+    job = core.calcengine.import_file(demo, uploaded.id, "standard-1", None)
     while batch := queue.receive():
         for message in batch:
             core.worker.handle(json.loads(message["Body"]))
@@ -248,16 +250,16 @@ def test_import_replayed_messages_write_each_row_once(core: Core, demo: Caller, 
 
 def test_import_rules(core: Core, demo: Caller) -> None:
     with pytest.raises(NotFound, match="Import File with id 99"):
-        core.gateway.import_file(demo, 99, "standard-3", [1])
+        core.calcengine.import_file(demo, 99, "standard-3", [1])
     with pytest.raises(NotFound, match="Import File Type with id nope"):
-        core.gateway.import_file(demo, 1, "nope", [1])
+        core.calcengine.import_file(demo, 1, "nope", [1])
     with pytest.raises(Invalid, match="periodRange"):
-        core.gateway.import_file(demo, 1, "standard-3", None)
+        core.calcengine.import_file(demo, 1, "standard-3", None)
     with pytest.raises(Invalid, match="exceeds the maximum allowed"):
-        core.gateway.import_records(demo, [{"field1": "x"}] * 51, "standard-1", None)
+        core.calcengine.import_records(demo, [{"field1": "x"}] * 51, "standard-1", None)
     with pytest.raises(NotFound, match="Import File with id 42"):
-        core.gateway.delete_imported(demo, 42)
-    job = core.gateway.import_file(demo, 1, "standard-3", [3, 1, 2])
+        core.calcengine.delete_imported(demo, 42)
+    job = core.calcengine.import_file(demo, 1, "standard-3", [3, 1, 2])
     assert (job.label, job.type, job.params["periods"]) == ("Import Test: Period 1", "Import", [1, 2, 3])
 
 
@@ -276,7 +278,7 @@ def test_sip_calc_pays_five_percent_and_a_rerun_replaces(core: Core, demo: Calle
         3,
     )
     for _ in range(2):
-        job = core.gateway.calculate(demo, 1, [3, 4], eids=["test_user_1", "test_user_2", "test_user_3"], v2=True)
+        job = core.calcengine.calculate(demo, 1, [3, 4], eids=["test_user_1", "test_user_2", "test_user_3"], v2=True)
         assert job.label == "SIP Calc: Period 3"
         assert finished(core, queue, job).state is JobState.FINISHED
     rows, total = extract(core, "sip_results")
@@ -288,7 +290,7 @@ def test_sip_calc_pays_five_percent_and_a_rerun_replaces(core: Core, demo: Calle
     )
     # New sales, same participants and periods: the rerun's payouts replace the first ones.
     sales(core, demo, queue, [{"participant_eid": "test_user_2", "period": 3, "amount": "0.01"}], 3)
-    finished(core, queue, core.gateway.calculate(demo, 1, [3], participant_ids=[2]))
+    finished(core, queue, core.calcengine.calculate(demo, 1, [3], participant_ids=[2]))
     rows, total = extract(core, "sip_results", participant_eid="test_user_2", period="3")
     assert total == 1 and rows[0]["payout"] == 5.0  # 100.00 x 5%
     assert extract(core, "sip_results")[1] == 6
@@ -300,14 +302,14 @@ def test_rows_without_a_period_belong_to_the_imports_period(core: Core, demo: Ca
     assert sales(core, demo, queue, rows, 5).processed == 2
     # Then an extract on period 5 finds them and SIP Calc of period 5 counts them: 1000 x 5%
     assert extract(core, "sales", period="5")[1] == 2
-    finished(core, queue, core.gateway.calculate(demo, 1, [5], participant_ids=[1]))
+    finished(core, queue, core.calcengine.calculate(demo, 1, [5], participant_ids=[1]))
     assert extract(core, "sip_results", participant_eid="test_user_1", period="5")[0][0]["payout"] == 50
     # A range of periods cannot say which one such a row is for: that row fails, logged; the others go in.
     both = [
         {"participant_eid": "test_user_2", "amount": "1"},
         {"participant_eid": "test_user_2", "period": 7, "amount": "2"},
     ]
-    done = finished(core, queue, core.gateway.import_records(demo, both, "sales-1", [6, 7]))
+    done = finished(core, queue, core.calcengine.import_records(demo, both, "sales-1", [6, 7]))
     assert (done.processed, done.failed) == (1, 1)
     assert any("names no period" in e.message for e in core.jobs.repo.logs(done.id))
     assert extract(core, "sales", participant_eid="test_user_2")[1] == 1
@@ -316,9 +318,9 @@ def test_rows_without_a_period_belong_to_the_imports_period(core: Core, demo: Ca
 def test_v2_defaults_to_the_current_period_and_every_active_participant(
     core: Core, demo: Caller, queue: QueueDriver
 ) -> None:
-    core.gateway.repo.put_participant(TENANT, Participant(id=4, eid="gone", active=False))
+    core.calcengine.repo.put_participant(TENANT, Participant(id=4, eid="gone", active=False))
     month = dt.datetime.now(dt.UTC).month  # this year's periods 1..12 are open; 13 (last December) never holds today
-    job = core.gateway.calculate(demo, 1, None, v2=True)
+    job = core.calcengine.calculate(demo, 1, None, v2=True)
     assert job.params["periods"] == [month] and job.label == f"SIP Calc: Period {month}"
     assert finished(core, queue, job).processed == 3
     assert {r["participant_eid"] for r in extract(core, "sip_results")[0]} == {
@@ -326,11 +328,11 @@ def test_v2_defaults_to_the_current_period_and_every_active_participant(
         "test_user_2",
         "test_user_3",
     }
-    for period in core.gateway.repo.periods(TENANT):
-        core.gateway.repo.put_period(TENANT, period.model_copy(update={"end": period.start}))
+    for period in core.calcengine.repo.periods(TENANT):
+        core.calcengine.repo.put_period(TENANT, period.model_copy(update={"end": period.start}))
     if dt.datetime.now(dt.UTC).day != 1:
         with pytest.raises(Unprocessable, match="no current Period"):
-            core.gateway.calculate(demo, 1, [], v2=True)
+            core.calcengine.calculate(demo, 1, [], v2=True)
 
 
 def test_leader_board_script_and_tiers(core: Core, demo: Caller, queue: QueueDriver) -> None:
@@ -346,7 +348,7 @@ def test_leader_board_script_and_tiers(core: Core, demo: Caller, queue: QueueDri
         5,
     )
     for calc in (3, 4, 6):
-        assert finished(core, queue, core.gateway.calculate(demo, calc, [5])).state is JobState.FINISHED
+        assert finished(core, queue, core.calcengine.calculate(demo, calc, [5])).state is JobState.FINISHED
     ranks = {r["participant_eid"]: (r["rank"], r["total_sales"]) for r in extract(core, "sales_ranks")[0]}
     assert ranks == {"test_user_2": (1, 2000), "test_user_1": (2, 300), "test_user_3": (2, 300)}
     # Calculation 6 (tiers: 2% to 1000, 5% above) ran after 4 and replaced nothing of it: different rids.
@@ -358,8 +360,8 @@ def test_leader_board_script_and_tiers(core: Core, demo: Caller, queue: QueueDri
 
 
 def test_a_failing_script_fails_the_errand_and_says_why(core: Core, demo: Caller, queue: QueueDriver) -> None:
-    core.gateway.repo.put_calculation(TENANT, broken_script(9, "Broken"))
-    done = finished(core, queue, core.gateway.calculate(demo, 9, [6]))
+    core.calcengine.repo.put_calculation(TENANT, broken_script(9, "Broken"))
+    done = finished(core, queue, core.calcengine.calculate(demo, 9, [6]))
     assert done.state is JobState.FAILED
     last = core.jobs.repo.logs(done.id)[-1]
     assert (
@@ -370,29 +372,33 @@ def test_a_failing_script_fails_the_errand_and_says_why(core: Core, demo: Caller
 
 def test_calculation_rules(core: Core, demo: Caller) -> None:
     cases: list[tuple[Any, type[BackroomError], str]] = [
-        (lambda: core.gateway.calculate(demo, 77, [1]), NotFound, "Could not find Calculation with id 77"),
-        (lambda: core.gateway.calculate(demo, 2, [1]), Unprocessable, "not published"),
-        (lambda: core.gateway.calculate(demo, 5, [1]), Unprocessable, "not active"),
-        (lambda: core.gateway.calculate(demo, 1, [12, 13]), Unprocessable, "not valid for Periods 12..13"),
-        (lambda: core.gateway.calculate(demo, 3, [12, 13], v2=True), Unprocessable, "are locked: 13"),
-        (lambda: core.gateway.calculate(demo, 1, [13], v2=True), Unprocessable, "not valid for Periods 13..13"),
-        (lambda: core.gateway.calculate(demo, 3, [40], v2=True), Unprocessable, "do not exist: 40"),
-        (lambda: core.gateway.calculate(demo, 1, [3], eids=["nobody"], v2=True), Unprocessable, "EIDs do not resolve"),
-        (lambda: core.gateway.calculate(demo, 1, [3], participant_ids=[99]), Unprocessable, "IDs do not resolve"),
-        (lambda: core.gateway.run_batch(demo, 9, [1]), NotFound, "Could not find Batch with id 9"),
-        (lambda: core.gateway.run_batch(demo, 2, [1]), Unprocessable, "not published"),
-        (lambda: core.gateway.run_batch(demo, 1, [13], v2=True), Unprocessable, "locked"),
+        (lambda: core.calcengine.calculate(demo, 77, [1]), NotFound, "Could not find Calculation with id 77"),
+        (lambda: core.calcengine.calculate(demo, 2, [1]), Unprocessable, "not published"),
+        (lambda: core.calcengine.calculate(demo, 5, [1]), Unprocessable, "not active"),
+        (lambda: core.calcengine.calculate(demo, 1, [12, 13]), Unprocessable, "not valid for Periods 12..13"),
+        (lambda: core.calcengine.calculate(demo, 3, [12, 13], v2=True), Unprocessable, "are locked: 13"),
+        (lambda: core.calcengine.calculate(demo, 1, [13], v2=True), Unprocessable, "not valid for Periods 13..13"),
+        (lambda: core.calcengine.calculate(demo, 3, [40], v2=True), Unprocessable, "do not exist: 40"),
+        (
+            lambda: core.calcengine.calculate(demo, 1, [3], eids=["nobody"], v2=True),
+            Unprocessable,
+            "EIDs do not resolve",
+        ),
+        (lambda: core.calcengine.calculate(demo, 1, [3], participant_ids=[99]), Unprocessable, "IDs do not resolve"),
+        (lambda: core.calcengine.run_batch(demo, 9, [1]), NotFound, "Could not find Batch with id 9"),
+        (lambda: core.calcengine.run_batch(demo, 2, [1]), Unprocessable, "not published"),
+        (lambda: core.calcengine.run_batch(demo, 1, [13], v2=True), Unprocessable, "locked"),
     ]
     for call, error, message in cases:
         with pytest.raises(error, match=message):
             call()
     # v1 lists no locked-period error: it runs (see README, "Gateway decisions").
-    assert core.gateway.calculate(demo, 1, [1, 2, 3]).params["periods"] == [1, 2, 3]
+    assert core.calcengine.calculate(demo, 1, [1, 2, 3]).params["periods"] == [1, 2, 3]
 
 
 def test_a_batch_runs_its_calculations_in_order_as_children(core: Core, demo: Caller, queue: QueueDriver) -> None:
     sales(core, demo, queue, [{"participant_eid": "test_user_1", "period": 7, "amount": "2000"}], 7)
-    batch = core.gateway.run_batch(demo, 3, [7])
+    batch = core.calcengine.run_batch(demo, 3, [7])
     assert (batch.label, batch.type) == ("Sales Batch", "Calc")
     for _ in range(60):
         queue.drain()
@@ -517,7 +523,7 @@ def test_an_internal_failure_is_a_spring_500_with_the_specs_message(
     def crash(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("the database caught fire")
 
-    monkeypatch.setattr(core.gateway, broken, crash)
+    monkeypatch.setattr(core.calcengine, broken, crash)
     route = next(r for r in template.routes() if r.method == method and r.pattern().fullmatch(path))
     pool = FunctionPool(template.functions()[function], size=1)
     token = core.identity.login("dev@demo.local", "demo-dev-password").token
@@ -551,9 +557,9 @@ def test_errand_states_map_from_the_job_engine(core: Core, demo: Caller, queue: 
     def state(job: Job) -> str:
         return ErrandView.of(core.errands.get(TENANT, job.seq or 0)).state
 
-    core.gateway.repo.put_calculation(TENANT, broken_script(9, "Broken", "1 / 0"))
+    core.calcengine.repo.put_calculation(TENANT, broken_script(9, "Broken", "1 / 0"))
     running, stopped, canceled = errand(), errand(), errand()
-    failed = core.gateway.calculate(demo, 9, [6])
+    failed = core.calcengine.calculate(demo, 9, [6])
     assert {state(j) for j in (running, stopped, canceled, failed)} == {"Running"}
     core.jobs.stop(stopped.id, TENANT)
     core.jobs.stop(canceled.id, TENANT)

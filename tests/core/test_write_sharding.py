@@ -24,7 +24,7 @@ def test_a_2400_row_import_writes_no_key_more_than_its_share(core: Core, queue: 
     caller = core.identity.login("dev@demo.local", "demo-dev-password").caller
     schema = custom_table(core.records, caller.tenant_id, "sales")
     body = "participant_eid,period,amount\n" + "".join(f"test_user_{i % 3 + 1},3,{i % 997}.25\n" for i in range(ROWS))
-    uploaded = core.gateway.upload(caller, "big.csv", body.encode())
+    uploaded = core.calcengine.upload(caller, "big.csv", body.encode())
     written: Counter[str] = Counter()
 
     def record(params: dict[str, Any], **_: Any) -> None:
@@ -44,7 +44,7 @@ def test_a_2400_row_import_writes_no_key_more_than_its_share(core: Core, queue: 
         events.register(f"provide-client-params.dynamodb.{call}", record)
     try:
         # When the file is imported for period 3, workers draining the queue
-        job = core.gateway.import_file(caller, uploaded.id, "sales-1", [3])
+        job = core.calcengine.import_file(caller, uploaded.id, "sales-1", [3])
         queue.drain()
     finally:
         for call in ("BatchWriteItem", "PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems"):
@@ -52,7 +52,7 @@ def test_a_2400_row_import_writes_no_key_more_than_its_share(core: Core, queue: 
 
     # Then every row landed, and every partition key took at most its shard's share of the rows
     assert core.jobs.get(job.id, caller.tenant_id).processed == ROWS
-    assert core.gateway.extract(caller, "sales", {"period": ["3"]}, 0, 1)[1] == ROWS
+    assert core.calcengine.extract(caller, "sales", {"period": ["3"]}, 0, 1)[1] == ROWS
     per_row = 1 + len(schema.indexes) + 1  # the record, its index entries and its import file's entry
     assert sum(written.values()) >= ROWS * per_row
     hottest, most = written.most_common(1)[0]

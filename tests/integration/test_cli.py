@@ -138,7 +138,7 @@ def test_a_task_added_started_and_its_output_downloaded(backroom: CliRunner, log
 
 
 def test_a_failing_job_exits_non_zero_with_its_reason(backroom: CliRunner, logged_in: Path, local: LocalStack) -> None:
-    local.core.gateway.repo.put_calculation(TENANT, broken_script(94, "CLI Broken Script", "sum / 0"))
+    local.core.calcengine.repo.put_calculation(TENANT, broken_script(94, "CLI Broken Script", "sum / 0"))
 
     result = run(backroom, "gateway", "calc", "94", "--periods", "9", "--wait", "--interval", "0.3")
 

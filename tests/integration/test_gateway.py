@@ -253,7 +253,7 @@ def test_upload_import_and_delete_exactly_that_files_rows(api: Api, bearer: dict
 
 def test_a_failed_calculation_says_why_in_its_logs(local: LocalStack, api: Api, bearer: dict[str, str]) -> None:
     broken = broken_script(90, "Broken Script")
-    local.core.gateway.repo.put_calculation(TENANT, broken)
+    local.core.calcengine.repo.put_calculation(TENANT, broken)
     status, errand = post(api, "/errand/v1/calculations", {"periodRange": [9], "calculationId": 90}, bearer)
     assert status == 202
     assert settled(api, bearer, errand["id"])["state"] == "Failed"
@@ -263,7 +263,7 @@ def test_a_failed_calculation_says_why_in_its_logs(local: LocalStack, api: Api, 
 
 
 def test_v2_without_a_current_period_is_a_422(local: LocalStack, api: Api, bearer: dict[str, str]) -> None:
-    repo = local.core.gateway.repo
+    repo = local.core.calcengine.repo
     periods = repo.periods(TENANT)
     try:
         for period in periods:  # move every period into the past: none holds today

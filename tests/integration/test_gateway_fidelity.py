@@ -82,8 +82,8 @@ def test_an_import_that_rejects_rows_says_so(local: LocalStack, api: Api, bearer
         Schema.model_validate({"name": name, "fields": [{"name": "who"}, {"name": "amount", "type": "number"}]}),
     )
     lenient, strict = f"{name}-lenient", f"{name}-strict"
-    local.core.gateway.repo.put_file_type(TENANT, ImportFileType(id=lenient, name="Lenient", table=name))
-    local.core.gateway.repo.put_file_type(
+    local.core.calcengine.repo.put_file_type(TENANT, ImportFileType(id=lenient, name="Lenient", table=name))
+    local.core.calcengine.repo.put_file_type(
         TENANT, ImportFileType(id=strict, name="Strict", table=name, max_rejected_rows=5)
     )
     records = [{"who": f"p{i}", "amount": str(i) if i < 20 else "lots"} for i in range(50)]  # 30 bad rows
@@ -126,7 +126,7 @@ def test_a_batch_carries_its_calculations_log_lines(local: LocalStack, api: Api,
 
     # Then its logs hold each calculation's own lines, prefixed by the calculation's name, in order
     messages = [line["logMessage"] for line in logs_of(api, bearer, errand_id)]
-    names = [c.name for c in (local.core.gateway.repo.calculation(TENANT, n) for n in (1, 3, 4)) if c]
+    names = [c.name for c in (local.core.calcengine.repo.calculation(TENANT, n) for n in (1, 3, 4)) if c]
     relayed = [m for m in messages if any(m.startswith(f"{n}: Job finished") for n in names)]
     assert [m.split(": Job finished")[0] for m in relayed] == names, messages
     assert messages[-1].startswith("Job finished: 3 rows processed"), messages

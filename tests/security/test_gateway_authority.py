@@ -84,7 +84,7 @@ def test_finding_1_extract_never_reads_a_runtime_entity(api: Api, dev: str, user
 
 def test_finding_1_gateway_errands_never_write_or_read_a_runtime_entity(local: LocalStack, api: Api, dev: str) -> None:
     # Given an import file type and calculations a developer pointed at runtime entities
-    repo, auth = local.core.gateway.repo, bearer(dev)
+    repo, auth = local.core.calcengine.repo, bearer(dev)
     into = f"into-companies-{uuid.uuid4().hex[:6]}"
     repo.put_file_type(TENANT, ImportFileType(id=into, name="Into Companies", table="companies"))
     reads = Calculation(

@@ -78,10 +78,10 @@ def own(local: LocalStack) -> Tenant:
         define_custom_table(core.records, tenant, Schema.model_validate(table))
     today = dt.date.today()
     end = (today.replace(day=28) + dt.timedelta(days=4)).replace(day=1) - dt.timedelta(days=1)
-    core.gateway.repo.put_period(tenant, Period(number=1, start=today.replace(day=1), end=end))
+    core.calcengine.repo.put_period(tenant, Period(number=1, start=today.replace(day=1), end=end))
     for number in (1, 2):
-        core.gateway.repo.put_participant(tenant, Participant(id=number, eid=f"p{number}", active=True))
-    core.gateway.repo.put_file_type(tenant, ImportFileType(id="sales-1", name="Sales", table="sales"))
+        core.calcengine.repo.put_participant(tenant, Participant(id=number, eid=f"p{number}", active=True))
+    core.calcengine.repo.put_file_type(tenant, ImportFileType(id="sales-1", name="Sales", table="sales"))
     return Tenant(tenant, local.api.login(email, password))
 
 
@@ -192,7 +192,7 @@ def test_finding_11_a_calculation_whose_result_no_table_holds_fails_with_a_clear
         result_field="result",
     )  # fmt: skip
     for calc in (ranks, payout):
-        core.gateway.repo.put_calculation(own.id, calc)
+        core.calcengine.repo.put_calculation(own.id, calc)
 
     def run(calc_id: int) -> tuple[str, list[str]]:
         body = {"calculationId": calc_id, "periodRange": [1]}

@@ -21,7 +21,7 @@ from backroom.config import Settings, settings
 if TYPE_CHECKING:
     from backroom.app.service import AppData
     from backroom.calcengine.repository import CalcRepository
-    from backroom.calcengine.service import GatewayService
+    from backroom.calcengine.service import CalcEngine
     from backroom.dynamo import Table
     from backroom.errands import Errands
     from backroom.files import FileStore
@@ -207,10 +207,10 @@ class Core:
         return builtin_actions()
 
     @cached_property
-    def gateway(self) -> GatewayService:
-        from backroom.calcengine.service import GatewayService
+    def calcengine(self) -> CalcEngine:
+        from backroom.calcengine.service import CalcEngine
 
-        return GatewayService(self.calc, self.records, self.errands, self.files)
+        return CalcEngine(self.calc, self.records, self.errands, self.files)
 
 
 def build(config: Settings) -> Core:

@@ -45,7 +45,10 @@ def _range(numbers: list[int]) -> list[int]:
     return list(range(low, high + 1))
 
 
-class GatewayService:
+class CalcEngine:
+    """The gateway's calculation engine: periods, participants, calculations and batches as errands,
+    imports of files into custom tables (what the errand and extract dialects serve)."""
+
     def __init__(self, repo: CalcRepository, records: RecordStore, errands: Errands, files: FileStore) -> None:
         self.repo = repo
         self.records = records
