@@ -19,7 +19,7 @@ import pytest
 from tests.integration.stack import api, dev, dev_token, local, sub, user  # noqa: F401 - fixtures
 
 HERE = Path(__file__).resolve().parent
-TIERS = {"core": "core", "unit": "core", "integration": "integration", "security": "security"}
+TIERS = {"core": "core", "integration": "integration", "security": "security"}
 
 
 def tier(path: Path) -> str:

@@ -9,7 +9,7 @@ the same. Run it before moving `patches.WRITTEN_FOR` to a new moto.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +24,7 @@ from moto.dynamodb.models.table import Table
 from infra.local import patches
 from infra.local.provision import provision
 from infra.local.template import Template
+from tests.core.conftest import offline
 
 Outcome = dict[str, Any]
 
@@ -367,7 +368,13 @@ def on_fresh_moto(run: Callable[[Any, str], list[tuple[str, Outcome]]]) -> list[
 
 
 @pytest.fixture(scope="module")
-def answers() -> dict[str, list[tuple[str, Outcome]]]:
+def answers() -> Iterator[dict[str, list[tuple[str, Outcome]]]]:
+    with pytest.MonkeyPatch.context() as patch:
+        offline(patch)  # a local stack started earlier in this process left its endpoint in the environment
+        yield _both_ways()
+
+
+def _both_ways() -> dict[str, list[tuple[str, Outcome]]]:
     with patches.uninstalled():
         assert Table.query.__module__ == "moto.dynamodb.models.table"
         plain = on_fresh_moto(run_corpus)
