@@ -2,7 +2,7 @@
 calls, `POST /status/logs`), kept by time for `GET /status/logs`.
 
 Where they sit (by tenant, hour and shard, with a marker per hour that has lines) is the repository's
-(`AppLogStore` in `app/repository.py`); this module says what a line holds and how a query reads them.
+(`AppLogStore` in `app/logstore.py`); this module says what a line holds and how a query reads them.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from backroom.app.repository import KEEP_DAYS, AppLogStore
+from backroom.app.logstore import KEEP_DAYS, AppLogStore
 from backroom.clock import now_ms, period_span
 from backroom.dynamo import Write
 from backroom.errors import FieldError, Forbidden, Invalid
