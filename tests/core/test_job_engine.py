@@ -68,7 +68,7 @@ def assert_each_row_once(core: Core, job: Job, rows: int) -> None:
     done = core.jobs.get(job.id, TENANT)
     assert done.state is JobState.FINISHED
     assert (done.processed, done.failed) == (rows, 0)
-    assert sum(c.processed for c in core.jobs.repo.chunks(job.id)) == rows
+    assert sum(c.processed for c in core.chunks.chunks(job.id)) == rows
     written = probe_rows(core.table, job.id)
     assert written == list(range(rows)), f"{rows - len(written)} rows never processed"
 
@@ -131,7 +131,7 @@ def test_a_worker_dying_mid_chunk_loses_and_repeats_nothing(
 ) -> None:
     job = probe(core, rows=3_000, chunk_size=1000)
     queue.drain(limit=1)  # the plan: three chunk messages now wait
-    advance = core.jobs.repo.advance_chunk
+    advance = core.chunks.advance_chunk
     calls = {"n": 0}
 
     def dies_after_writing_the_seventh_group(chunk, **kw):  # type: ignore[no-untyped-def]
@@ -142,11 +142,11 @@ def test_a_worker_dying_mid_chunk_loses_and_repeats_nothing(
                 return advance(chunk, **kw)
         return advance(chunk, **kw)
 
-    monkeypatch.setattr(core.jobs.repo, "advance_chunk", dies_after_writing_the_seventh_group)
+    monkeypatch.setattr(core.chunks, "advance_chunk", dies_after_writing_the_seventh_group)
     # When the worker dies in the middle of a chunk, the message is not deleted...
     with pytest.raises(ServiceFailure):
         queue.drain()
-    monkeypatch.setattr(core.jobs.repo, "advance_chunk", advance)
+    monkeypatch.setattr(core.chunks, "advance_chunk", advance)
     # ...and SQS delivers it again once its visibility timeout (2 s here) has passed
     time.sleep(2.2)
     queue.drain()
@@ -288,7 +288,7 @@ def test_numbered_jobs_stay_dense_when_a_writer_dies_or_races(core: Core, monkey
 # Leases, force stop, counters and dead letters ------------------------------------------------------
 def held_by_a_dead_worker(core: Core, queue: QueueDriver, monkeypatch: pytest.MonkeyPatch, job: Job) -> Chunk:
     """Deliver one chunk whose worker dies after its third checkpoint: the chunk it held (with its lease)."""
-    advance = core.jobs.repo.advance_chunk
+    advance = core.chunks.advance_chunk
     seen: dict[str, Any] = {"n": 0}
 
     def dies_at_the_third_checkpoint(chunk, **kw):  # type: ignore[no-untyped-def]
@@ -298,11 +298,11 @@ def held_by_a_dead_worker(core: Core, queue: QueueDriver, monkeypatch: pytest.Mo
             raise ServiceFailure("ServiceUnavailable", "gone")
         return advance(chunk, **kw)
 
-    monkeypatch.setattr(core.jobs.repo, "advance_chunk", dies_at_the_third_checkpoint)
+    monkeypatch.setattr(core.chunks, "advance_chunk", dies_at_the_third_checkpoint)
     [message] = queue.receive(most=1)
     with pytest.raises(ServiceFailure):
         queue.deliver(message)  # the message stays in the queue, the lease on the chunk
-    monkeypatch.setattr(core.jobs.repo, "advance_chunk", advance)
+    monkeypatch.setattr(core.chunks, "advance_chunk", advance)
     held: Chunk = seen["chunk"]
     assert held.lease_owner and core.jobs.get(job.id, TENANT).active_chunks == 1
     return held
@@ -328,8 +328,8 @@ def test_force_stop_ends_a_stopping_job_at_once_and_nothing_commits_after_it(
 
     # Then the dead worker's holder, were it alive, could commit nothing: neither a checkpoint with its rows...
     group = [{"pk": f"PROBE#{job.id}", "sk": f"ROW#{row:08d}", "origin": "late"} for row in range(100, 150)]
-    late = core.jobs.repo.advance_chunk(
-        held, rows=50, ok=50, bad=0, last=False, effects=core.jobs.repo.row_writes(group, [])
+    late = core.chunks.advance_chunk(
+        held, rows=50, ok=50, bad=0, last=False, effects=core.chunks.row_writes(group, [])
     )
     assert late is False
     # ...nor a transaction of its own guarded by the lease
@@ -363,19 +363,19 @@ def test_a_delivery_taking_over_a_chunk_leaves_the_first_holder_unable_to_commit
 ) -> None:
     job = probe(core, rows=100, chunk_size=100)
     queue.drain(limit=1)
-    chunk = core.jobs.repo.get_chunk(job.id, 0)
+    chunk = core.chunks.get_chunk(job.id, 0)
     assert chunk is not None
-    first = core.jobs.repo.take_lease(chunk, "first", now_ms() + 60_000)
+    first = core.chunks.take_lease(chunk, "first", now_ms() + 60_000)
     assert first is not None
-    second = core.jobs.repo.take_lease(first, "second", now_ms() + 60_000)  # the message, delivered again
+    second = core.chunks.take_lease(first, "second", now_ms() + 60_000)  # the message, delivered again
     assert second is not None
-    assert not core.jobs.repo.advance_chunk(first, rows=50, ok=50, bad=0, last=False)
-    assert core.jobs.repo.advance_chunk(second, rows=50, ok=50, bad=0, last=False)
+    assert not core.chunks.advance_chunk(first, rows=50, ok=50, bad=0, last=False)
+    assert core.chunks.advance_chunk(second, rows=50, ok=50, bad=0, last=False)
     assert core.jobs.get(job.id, TENANT).active_chunks == 1  # one holder, counted once
     # An expired lease commits nothing either
     expired = second.model_copy(update={"next_row": 50})
-    assert core.jobs.repo.renew_lease(expired, now_ms() - 1)
-    assert not core.jobs.repo.advance_chunk(expired, rows=50, ok=50, bad=0, last=True)
+    assert core.chunks.renew_lease(expired, now_ms() - 1)
+    assert not core.chunks.advance_chunk(expired, rows=50, ok=50, bad=0, last=True)
 
 
 class CountingClient:

@@ -78,7 +78,7 @@ def test_an_async_action_over_10000_records_runs_exactly_once_per_record_across_
     assert core.jobs.get(job.id, TENANT).progress().processed == CHUNK_IDS
 
     # ...the worker of the next chunk dies after applying its fourth group of 25, before checkpointing it
-    advance = core.jobs.repo.advance_chunk
+    advance = core.chunks.advance_chunk
     calls = {"n": 0}
 
     def dies_at_the_fourth_checkpoint(chunk, **kw):  # type: ignore[no-untyped-def]
@@ -87,13 +87,13 @@ def test_an_async_action_over_10000_records_runs_exactly_once_per_record_across_
             raise ServiceFailure("ServiceUnavailable", "gone")
         return advance(chunk, **kw)
 
-    monkeypatch.setattr(core.jobs.repo, "advance_chunk", dies_at_the_fourth_checkpoint)
+    monkeypatch.setattr(core.chunks, "advance_chunk", dies_at_the_fourth_checkpoint)
     [second] = queue.receive(most=1)
     crashed = int(json.loads(second["Body"])["chunk"])
     with pytest.raises(ServiceFailure):
         queue.deliver(second)  # left in the queue: it comes back after its visibility timeout
-    monkeypatch.setattr(core.jobs.repo, "advance_chunk", advance)
-    held = core.jobs.repo.get_chunk(job.id, crashed)
+    monkeypatch.setattr(core.chunks, "advance_chunk", advance)
+    held = core.chunks.get_chunk(job.id, crashed)
     assert held is not None and held.status is ChunkStatus.RUNNING and held.next_row == 75
 
     # ...and the job is stopped while the dead worker still holds that chunk, then resumed
@@ -113,7 +113,7 @@ def test_an_async_action_over_10000_records_runs_exactly_once_per_record_across_
     assert set(versions.values()) == {2}, "each record's version went up by exactly one"
     assert {r.version for r in core.records.get_many(TENANT, schema, others)} == {1}
     # ...the replayed group's records have one history entry each, written by the job
-    chunk = core.jobs.repo.get_chunk(job.id, crashed)
+    chunk = core.chunks.get_chunk(job.id, crashed)
     assert chunk is not None
     for rid in chunk.cursor["ids"][75:100]:
         page = core.records.history(TENANT, schema, rid)

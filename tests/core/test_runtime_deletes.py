@@ -88,7 +88,7 @@ def test_an_async_delete_by_query_stopped_crashed_and_resumed_deletes_exactly_it
     planned = core.jobs.get(job.id, TENANT)
     assert planned.state is JobState.RUNNING
     assert (planned.total_rows, planned.chunk_count) == (MATCHING, -(-MATCHING // CHUNK_IDS))
-    assert sorted(i for c in core.jobs.repo.chunks(job.id) for i in c.cursor["ids"]) == sorted(doomed)
+    assert sorted(i for c in core.chunks.chunks(job.id) for i in c.cursor["ids"]) == sorted(doomed)
 
     # ...and a company of type c is created once the job has started
     late = [core.app.create(DEV, "companies", {"name": "Late 1", "type": "c"}, IP)["id"]]
@@ -100,7 +100,7 @@ def test_an_async_delete_by_query_stopped_crashed_and_resumed_deletes_exactly_it
     assert core.jobs.get(job.id, TENANT).progress().processed == 500
 
     # ...the worker of the next chunk dies after deleting its fourth group of 50, before checkpointing it
-    advance = core.jobs.repo.advance_chunk
+    advance = core.chunks.advance_chunk
     calls = {"n": 0}
 
     def dies_at_the_fourth_checkpoint(chunk, **kw):  # type: ignore[no-untyped-def]
@@ -109,13 +109,13 @@ def test_an_async_delete_by_query_stopped_crashed_and_resumed_deletes_exactly_it
             raise ServiceFailure("ServiceUnavailable", "gone")
         return advance(chunk, **kw)
 
-    monkeypatch.setattr(core.jobs.repo, "advance_chunk", dies_at_the_fourth_checkpoint)
+    monkeypatch.setattr(core.chunks, "advance_chunk", dies_at_the_fourth_checkpoint)
     [second] = queue.receive(most=1)
     crashed = int(json.loads(second["Body"])["chunk"])
     with pytest.raises(ServiceFailure):
         queue.deliver(second)  # not deleted from the queue: it comes back after its visibility timeout
-    monkeypatch.setattr(core.jobs.repo, "advance_chunk", advance)
-    replayed = core.jobs.repo.get_chunk(job.id, crashed)
+    monkeypatch.setattr(core.chunks, "advance_chunk", advance)
+    replayed = core.chunks.get_chunk(job.id, crashed)
     assert replayed is not None and replayed.status is ChunkStatus.RUNNING and replayed.next_row == 150
 
     # ...and the job is stopped while that chunk is still held by the dead worker
@@ -146,7 +146,7 @@ def test_an_async_delete_by_query_stopped_crashed_and_resumed_deletes_exactly_it
     assert dumps(core.records.get_many(TENANT, schema, kept)) == kept_before
     assert [(r.rid, r.version) for r in core.records.get_many(TENANT, schema, late)] == [(rid, 1) for rid in late]
     # ...each record of the replayed group was deleted once: one history entry, written by the job
-    chunk = core.jobs.repo.get_chunk(job.id, crashed)
+    chunk = core.chunks.get_chunk(job.id, crashed)
     assert chunk is not None
     for rid in chunk.cursor["ids"][150:200]:
         page = core.records.history(TENANT, schema, rid)

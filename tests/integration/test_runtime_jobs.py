@@ -349,8 +349,8 @@ def test_a_worker_killed_while_stopping_is_force_stopped_at_once_and_commits_not
         held = local.core.jobs.find(job.id)
         assert held is not None
         if held.active_chunks == 0:  # killed between two chunks (rare): a dead worker's hold, made by hand
-            chunk = next(c for c in local.core.jobs.repo.chunks(job.id) if not c.done)
-            assert local.core.jobs.repo.take_lease(chunk, "dead-worker", held.created_at + 3_600_000)
+            chunk = next(c for c in local.core.chunks.chunks(job.id) if not c.done)
+            assert local.core.chunks.take_lease(chunk, "dead-worker", held.created_at + 3_600_000)
         status, body = command(api, dev, job, "stop")
         assert status == 200 and body["status"] == "STOPPING"  # the dead worker's chunks are still held
         time.sleep(0.5)

@@ -31,10 +31,18 @@ found. `<n:12>` is a number zero-padded to 12 digits; `<hour>` is `YYYYMMDDHH` (
 | calc engine configuration | `CALC#<tenant>` | `<kind>#<n:12>` (1), `FILETYPE#<id>`, `COUNTER#<name>` | |
 | phone number | `NUMBER#<tenant>#<e164>` | `NUMBER` | gsi1 `NUMBERS#<account>` / `<e164>` |
 | quantity record | `QUANTITY#<account>` | `<yyyy-mm>#<category>#<item>#<job>#<chunk:6>` | |
+| a tenant's table (schema) | `TABLES#<tenant>` | `<table key>` | |
+| record | `REC#<tenant>#<table key>#<shard>` | `<id>` | |
+| index entry (thin) | `IDX#<tenant>#<table key>#<index>#<shard>#<digest>` (1) | `<order key>\\x01<id>` | |
+| unique marker | `UNIQ#<tenant>#<table key>#<field>#<digest of the value>` | `UNIQ` | |
+| history entry | `HIST#<tenant>#<table key>#<id>` | `<version:12>` | gsi1 `HISTE#<tenant>#<table key>#<shard>` (2) |
 
-(1) kinds `PERIOD`, `PARTICIPANT`, `CALCULATION`, `BATCH`, `IMPORTFILE`.
+(1) kinds `PERIOD`, `PARTICIPANT`, `CALCULATION`, `BATCH`, `IMPORTFILE`; for an index entry, the digest
+of its equality values. (2) sort key `<history id>`: time in ms (11 hex), random.
 
-Records (`TABLES#`, `REC#`, `IDX#`, `UNIQ#`, `HIST#`, `HISTE#`) keep their keys in `backroom.records`.
+Records: `<table key>` is a runtime entity's name, or `gateway:<name>` for a gateway custom table; the
+shard is the record id's CRC-32 modulo the table's shards. `backroom.records.keys` computes what goes
+into these formats (shards, digests, order keys) from a schema and a record.
 
 S3: a file of owner `<owner>` named `<name>` is `files/<owner>/<name>`; owners are `app/<tenant>` (an
 app's uploads and exports' files), `job/<task id>` (a task's CSVs), `rtimport/<tenant>/<job>`,
@@ -338,3 +346,35 @@ def quantity(month: str, category: str, item: str, writer: str) -> str:
 def quantity_writer(job_id: str, chunk_index: int) -> str:
     """Who writes a quantity record: a job's chunk (its net change and the row it counted up to)."""
     return f"{job_id}#{chunk_index:06d}"
+
+
+# Records (tables, records, index entries, unique markers, history) ----------------------------------
+UNIQUE = "UNIQ"  # the sort key of every unique marker: what tells a marker from an index entry
+
+
+def schemas(tenant_id: str) -> str:
+    return f"TABLES#{tenant_id}"
+
+
+def records(tenant_id: str, table_key: str, shard: int) -> str:
+    return f"REC#{tenant_id}#{table_key}#{shard}"
+
+
+def index_entry(tenant_id: str, table_key: str, index: str, shard: int, digest: str) -> str:
+    return f"IDX#{tenant_id}#{table_key}#{index}#{shard}#{digest}"
+
+
+def unique(tenant_id: str, table_key: str, field: str, digest: str) -> Key:
+    return f"UNIQ#{tenant_id}#{table_key}#{field}#{digest}", UNIQUE
+
+
+def history(tenant_id: str, table_key: str, rid: str) -> str:
+    return f"HIST#{tenant_id}#{table_key}#{rid}"
+
+
+def history_sk(version: int) -> str:
+    return f"{version:012d}"
+
+
+def table_history(tenant_id: str, table_key: str, shard: int) -> str:
+    return f"HISTE#{tenant_id}#{table_key}#{shard}"

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from backroom.errands import Errands
     from backroom.files import FileStore
     from backroom.identity.service import IdentityService
+    from backroom.jobs.chunks import ChunkRepository
     from backroom.jobs.engine import JobEngine
     from backroom.jobs.journal import JobJournal
     from backroom.jobs.kinds import JobContext, JobKind, JobKinds
@@ -100,6 +101,12 @@ class Core:
         return JobRepository(self.table)
 
     @cached_property
+    def chunks(self) -> ChunkRepository:
+        from backroom.jobs.chunks import ChunkRepository
+
+        return ChunkRepository(self.table)
+
+    @cached_property
     def journal(self) -> JobJournal:
         from backroom.jobs.journal import JobJournal
 
@@ -164,21 +171,23 @@ class Core:
     def lifecycle(self) -> Lifecycle:
         from backroom.jobs.lifecycle import Lifecycle
 
-        return Lifecycle(self.job_repo, self.job_queue, self.kinds, self.journal, self.job_context)
+        return Lifecycle(self.job_repo, self.chunks, self.job_queue, self.kinds, self.journal, self.job_context)
 
     @cached_property
     def jobs(self) -> JobEngine:
         """The engine's commands and reads (what services and dialects start and steer jobs with)."""
         from backroom.jobs.engine import JobEngine
 
-        return JobEngine(self.job_repo, self.job_queue, self.journal, self.lifecycle)
+        return JobEngine(self.job_repo, self.chunks, self.job_queue, self.journal, self.lifecycle)
 
     @cached_property
     def worker(self) -> JobWorker:
         """What runs each SQS message of the jobs queue: plans, chunks, wrap-ups."""
         from backroom.jobs.worker import JobWorker
 
-        return JobWorker(self.job_repo, self.job_queue, self.kinds, self.journal, self.lifecycle, self.job_context)
+        return JobWorker(
+            self.job_repo, self.chunks, self.job_queue, self.kinds, self.journal, self.lifecycle, self.job_context
+        )
 
     @cached_property
     def app(self) -> AppData:

@@ -22,6 +22,7 @@ from typing import Any
 from backroom.clock import now_ms
 from backroom.errors import Conflict, NotFound
 from backroom.ids import new_id
+from backroom.jobs.chunks import ChunkRepository
 from backroom.jobs.journal import JobJournal
 from backroom.jobs.lifecycle import Lifecycle
 from backroom.jobs.models import Job, JobState, NewJob
@@ -41,8 +42,11 @@ class WrongState(Conflict):
 
 
 class JobEngine:
-    def __init__(self, repo: JobRepository, queue: JobQueue, journal: JobJournal, life: Lifecycle) -> None:
+    def __init__(
+        self, repo: JobRepository, chunks: ChunkRepository, queue: JobQueue, journal: JobJournal, life: Lifecycle
+    ) -> None:
         self.repo = repo
+        self.chunks = chunks
         self.queue = queue
         self.journal = journal
         self.life = life
@@ -153,7 +157,7 @@ class JobEngine:
             raise WrongState("Jobs of this kind cannot be stopped")
         if job.state is not JobState.STOPPING:
             raise WrongState(f"The job is {job.state.value}; only a STOPPING job can be forced to stop")
-        self.repo.revoke_leases(job_id)
+        self.chunks.revoke_leases(job_id)
         stopped = self.repo.transition(job_id, (JobState.STOPPING,), JobState.STOPPED, reset_active=True)
         if stopped is None:
             raise WrongState(f"The job is {self._state(job_id, job).value}; only a STOPPING job can be forced to stop")

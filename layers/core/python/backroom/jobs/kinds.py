@@ -81,9 +81,9 @@ def lease_guard(chunk: Chunk) -> Write:
 
     Put it once in each transaction (DynamoDB refuses two operations on one item in a transaction).
     """
-    from backroom.jobs.repository import JobRepository
+    from backroom.jobs.chunks import ChunkRepository
 
-    return JobRepository.lease_check(chunk, now_ms())
+    return ChunkRepository.lease_check(chunk, now_ms())
 
 
 @dataclass

@@ -11,6 +11,7 @@ import logging
 import time
 
 from backroom.clock import now_ms
+from backroom.jobs.chunks import ChunkRepository
 from backroom.jobs.journal import JobJournal
 from backroom.jobs.kinds import JobContext, JobFailure, JobKinds
 from backroom.jobs.models import Job, JobState
@@ -24,9 +25,16 @@ _LIVE = (JobState.PENDING, JobState.RUNNING, JobState.STOPPING, JobState.STOPPED
 
 class Lifecycle:
     def __init__(
-        self, repo: JobRepository, queue: JobQueue, kinds: JobKinds, journal: JobJournal, ctx: JobContext
+        self,
+        repo: JobRepository,
+        chunks: ChunkRepository,
+        queue: JobQueue,
+        kinds: JobKinds,
+        journal: JobJournal,
+        ctx: JobContext,
     ) -> None:
         self.repo = repo
+        self.chunks = chunks
         self.queue = queue
         self.kinds = kinds
         self.journal = journal
@@ -39,7 +47,7 @@ class Lifecycle:
             return False
 
     def enqueue_open_chunks(self, job_id: str) -> None:
-        open_chunks = [c for c in self.repo.chunks(job_id) if not c.done]
+        open_chunks = [c for c in self.chunks.chunks(job_id) if not c.done]
         self.queue.send([{"job": job_id, "op": "chunk", "chunk": c.index} for c in open_chunks])
 
     def settle_stop(self, job_id: str) -> None:

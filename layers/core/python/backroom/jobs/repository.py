@@ -1,4 +1,6 @@
-"""The job engine's data access: a job, its chunks and its logs share one partition key.
+"""The job engine's data access: a job, its chunks and its logs share one partition key. This module
+keeps jobs, their counters, listings, per-record results and logs; `jobs/chunks.py` the chunks and
+their leases and checkpoints.
 
 | item | pk | sk | notes |
 | --- | --- | --- | --- |
@@ -30,11 +32,11 @@ from typing import Any, TypeVar
 from backroom import keys
 from backroom.dynamo import ConditionFailed, Table, TransactionFailed, Write
 from backroom.errors import ServiceFailure
-from backroom.jobs.models import RESULTS_MOST, Chunk, ChunkPlan, ChunkStatus, Job, JobState, LogEntry
+from backroom.jobs.models import RESULTS_MOST, Job, JobState, LogEntry
 
 # A transaction that meets another one on the job's items is tried again (DynamoDB's TransactionConflict).
 _CONFLICT_ATTEMPTS = 8
-_LIVE_WORK = (JobState.RUNNING, JobState.STOPPING)
+LIVE_WORK = (JobState.RUNNING, JobState.STOPPING)
 
 # The job's running counters: their own item, so that the job item (and its listing entry in gsi1)
 # changes only when the job changes state, not at every checkpoint.
@@ -71,7 +73,21 @@ def _conflicted(failed: TransactionFailed) -> bool:
     return any(r in ("TransactionConflict", "ThrottlingError") for r in failed.reasons)
 
 
-def _live_states(values: dict[str, Any], states: Sequence[JobState]) -> str:
+def transact(table: Table, writes: Sequence[Write]) -> bool:
+    """All or nothing; False when a condition failed, tried again when it met another transaction."""
+    for attempt in range(_CONFLICT_ATTEMPTS):
+        try:
+            table.transact(writes)
+        except TransactionFailed as failed:
+            if not _conflicted(failed) or attempt == _CONFLICT_ATTEMPTS - 1:
+                return False
+            time.sleep(min(0.02 * 2**attempt, 1) * (0.5 + secrets.randbelow(100) / 100))
+            continue
+        return True
+    return False
+
+
+def live_states(values: dict[str, Any], states: Sequence[JobState]) -> str:
     for i, state in enumerate(states):
         values[f":live{i}"] = state.value
     return f"#state IN ({', '.join(f':live{i}' for i in range(len(states)))})"
@@ -167,7 +183,7 @@ class JobRepository:
         job_write = Write(
             key=(keys.job(job_id), keys.JOB_SK), update=update, condition=condition, names=names, values=values
         )
-        if not self._transact([job_write, counters]):
+        if not transact(self.table, [job_write, counters]):
             return None
         return self.get(job_id)
 
@@ -261,263 +277,6 @@ class JobRepository:
         except TransactionFailed:
             return False
         return True
-
-    # Chunks --------------------------------------------------------------
-    def create_chunk(self, job_id: str, plan: ChunkPlan) -> None:
-        chunk = Chunk(job_id=job_id, **plan.model_dump())
-        data = {"pk": keys.job(job_id), "sk": keys.chunk(plan.index), **chunk.model_dump(mode="json")}
-        with suppress(ConditionFailed):  # planned before: keep its checkpoint
-            self.table.put(data, condition="attribute_not_exists(pk)")
-
-    def get_chunk(self, job_id: str, index: int) -> Chunk | None:
-        item = self.table.get(keys.job(job_id), keys.chunk(index))
-        return Chunk.model_validate(item) if item else None
-
-    def chunks(self, job_id: str) -> list[Chunk]:
-        items = self.table.query(
-            "pk = :p AND begins_with(sk, :c)", {":p": keys.job(job_id), ":c": keys.CHUNKS}, consistent=True
-        )
-        return [Chunk.model_validate(i) for i in items]
-
-    def set_chunk_status(self, job_id: str, index: int, status: ChunkStatus) -> bool:
-        """Set a chunk's status unless it is done; False when it is done."""
-        try:
-            self.table.update(
-                keys.job(job_id),
-                keys.chunk(index),
-                "SET #st = :st",
-                names={"#st": "status"},
-                values={":st": status.value, ":done": ChunkStatus.DONE.value},
-                condition="#st <> :done",
-            )
-        except ConditionFailed:
-            return False
-        return True
-
-    def _transact(self, writes: Sequence[Write]) -> bool:
-        """All or nothing; False when a condition failed, tried again when it met another transaction."""
-        for attempt in range(_CONFLICT_ATTEMPTS):
-            try:
-                self.table.transact(writes)
-            except TransactionFailed as failed:
-                if not _conflicted(failed) or attempt == _CONFLICT_ATTEMPTS - 1:
-                    return False
-                time.sleep(min(0.02 * 2**attempt, 1) * (0.5 + secrets.randbelow(100) / 100))
-                continue
-            return True
-        return False
-
-    def take_lease(self, chunk: Chunk, owner: str, expires: int) -> Chunk | None:
-        """Give the chunk's lease to `owner` while its job is RUNNING; None when it is done or the job is not.
-
-        A lease held by another delivery is taken over (the duplicate of a message, or the redelivery of
-        a dead worker's): its holder can no longer commit. The job counts the chunks that have a holder
-        (`active_chunks`), so STOPPING can tell when nothing runs any more without reading the chunks.
-        """
-        values: dict[str, Any] = {
-            ":me": owner,
-            ":exp": expires,
-            ":run": ChunkStatus.RUNNING.value,
-            ":done": ChunkStatus.DONE.value,
-        }
-        if chunk.lease_owner:
-            held = "#owner = :seen"
-            values[":seen"] = chunk.lease_owner
-        else:
-            held = "attribute_not_exists(#owner)"
-        job_values: dict[str, Any] = {":inc": 0 if chunk.lease_owner else 1, ":running": JobState.RUNNING.value}
-        taken = self._transact(
-            [
-                Write(
-                    key=(keys.job(chunk.job_id), keys.chunk(chunk.index)),
-                    update="SET #owner = :me, #exp = :exp, #st = :run",
-                    condition=f"#st <> :done AND {held}",
-                    names={"#owner": "lease_owner", "#exp": "lease_expires", "#st": "status"},
-                    values=values,
-                ),
-                Write(
-                    key=(keys.job(chunk.job_id), keys.JOB_SK),
-                    check=True,
-                    condition="#state = :running",
-                    names={"#state": "state"},
-                    values={":running": JobState.RUNNING.value},
-                ),
-                Write(
-                    key=(keys.job(chunk.job_id), keys.COUNTERS_SK),
-                    update="ADD #act :inc",
-                    names={"#act": "active_chunks"},
-                    values={":inc": job_values[":inc"]},
-                ),
-            ]
-        )
-        if not taken:
-            return None
-        # The chunk as it stands now: the holder taken over may have moved its checkpoint since `chunk`
-        # was read (a renewal keeps the owner), and a new holder must start from where it really is.
-        fresh = self.get_chunk(chunk.job_id, chunk.index)
-        return fresh if fresh is not None and fresh.lease_owner == owner else None
-
-    def renew_lease(self, chunk: Chunk, expires: int) -> bool:
-        """Push the lease's expiry back, if the chunk's holder is still `chunk.lease_owner`."""
-        try:
-            self.table.update(
-                keys.job(chunk.job_id),
-                keys.chunk(chunk.index),
-                "SET #exp = :exp",
-                names={"#owner": "lease_owner", "#exp": "lease_expires"},
-                values={":exp": expires, ":me": chunk.lease_owner or "-"},
-                condition="#owner = :me",
-            )
-        except ConditionFailed:
-            return False
-        return True
-
-    def release_lease(self, chunk: Chunk, status: ChunkStatus) -> bool:
-        """The holder leaves the chunk (paused, handed back to the queue); False if it no longer held it."""
-        return self._transact(
-            [
-                Write(
-                    key=(keys.job(chunk.job_id), keys.chunk(chunk.index)),
-                    update="SET #st = :st REMOVE #owner, #exp",
-                    condition="#owner = :me AND #st <> :done",
-                    names={"#owner": "lease_owner", "#exp": "lease_expires", "#st": "status"},
-                    values={":me": chunk.lease_owner or "-", ":st": status.value, ":done": ChunkStatus.DONE.value},
-                ),
-                Write(
-                    key=(keys.job(chunk.job_id), keys.COUNTERS_SK),
-                    update="ADD #act :dec",
-                    names={"#act": "active_chunks"},
-                    values={":dec": -1},
-                ),
-            ]
-        )
-
-    def revoke_leases(self, job_id: str) -> int:
-        """Take every lease of a job back (force stop): no holder may commit after this. Returns how many."""
-        held = self.table.query(
-            "pk = :p AND begins_with(sk, :c)",
-            {":p": keys.job(job_id), ":c": keys.CHUNKS},
-            consistent=True,
-            attributes=["sk", "lease_owner", "status"],
-        )
-        revoked = 0
-        for item in held:
-            if not item.get("lease_owner"):
-                continue
-            with suppress(ConditionFailed):
-                self.table.update(
-                    keys.job(job_id),
-                    item["sk"],
-                    "SET #st = :paused REMOVE #owner, #exp",
-                    names={"#owner": "lease_owner", "#exp": "lease_expires", "#st": "status"},
-                    values={":paused": ChunkStatus.PAUSED.value, ":done": ChunkStatus.DONE.value},
-                    condition="#st <> :done",
-                )
-                revoked += 1
-        return revoked
-
-    def holds_lease(self, chunk: Chunk) -> bool:
-        """Whether `chunk.lease_owner` still holds the chunk's lease (expired or not)."""
-        item = self.table.get(keys.job(chunk.job_id), keys.chunk(chunk.index), attributes=["lease_owner"])
-        return bool(item and chunk.lease_owner and item.get("lease_owner") == chunk.lease_owner)
-
-    @staticmethod
-    def lease_check(chunk: Chunk, now: int) -> Write:
-        """A ConditionCheck that holds while `chunk.lease_owner` holds a live lease on the chunk."""
-        return Write(
-            key=(keys.job(chunk.job_id), keys.chunk(chunk.index)),
-            check=True,
-            condition="#owner = :me AND #exp > :now",
-            names={"#owner": "lease_owner", "#exp": "lease_expires"},
-            values={":me": chunk.lease_owner or "-", ":now": now},
-        )
-
-    def advance_chunk(
-        self,
-        chunk: Chunk,
-        *,
-        rows: int,
-        ok: int,
-        bad: int,
-        last: bool,
-        effects: Sequence[Write] = (),
-        now: int | None = None,
-        expires: int | None = None,
-    ) -> bool:
-        """Move a chunk's checkpoint by `rows`, its counters and the job's with it, only from where it stood.
-
-        One transaction: the chunk (conditioned on its checkpoint, on not being done, and on
-        `chunk.lease_owner` holding a live lease, which it renews to `expires`), the job's counters
-        (`processed` / `failed`, and on the chunk's last checkpoint `chunks_done` and the lease given
-        back), a check that the job is RUNNING or STOPPING, and `effects` (the rows' own writes, for
-        a kind that commits them with its checkpoint). False when any condition failed: another
-        delivery moved it, the lease is gone, or the job was stopped for good.
-        """
-        now = int(time.time() * 1000) if now is None else now
-        values: dict[str, Any] = {
-            ":next": chunk.next_row + rows,
-            ":expected": chunk.next_row,
-            ":st": (ChunkStatus.DONE if last else ChunkStatus.RUNNING).value,
-            ":ok": ok,
-            ":bad": bad,
-            ":done": ChunkStatus.DONE.value,
-            ":me": chunk.lease_owner or "-",
-            ":now": now,
-        }
-        names = {
-            "#st": "status",
-            "#next": "next_row",
-            "#ok": "processed",
-            "#bad": "failed",
-            "#owner": "lease_owner",
-            "#exp": "lease_expires",
-        }
-        if last:
-            update = "SET #next = :next, #st = :st REMOVE #owner, #exp ADD #ok :ok, #bad :bad"
-        else:
-            values[":exp"] = expires if expires is not None else now + 120_000
-            update = "SET #next = :next, #st = :st, #exp = :exp ADD #ok :ok, #bad :bad"
-        counter_values: dict[str, Any] = {":ok": ok, ":bad": bad}
-        counter_update = "ADD #ok :ok, #bad :bad"
-        if last:
-            counter_update += ", #cd :one, #act :dec"
-            counter_values.update({":one": 1, ":dec": -1})
-        job_values: dict[str, Any] = {}
-        live = _live_states(job_values, _LIVE_WORK)
-        return self._transact(
-            [
-                Write(
-                    key=(keys.job(chunk.job_id), keys.chunk(chunk.index)),
-                    update=update,
-                    condition="#next = :expected AND #st <> :done AND #owner = :me AND #exp > :now",
-                    names=names,
-                    values=values,
-                ),
-                Write(
-                    key=(keys.job(chunk.job_id), keys.JOB_SK),
-                    check=True,
-                    condition=live,
-                    names={"#state": "state"},
-                    values=job_values,
-                ),
-                Write(
-                    key=(keys.job(chunk.job_id), keys.COUNTERS_SK),
-                    update=counter_update,
-                    names={"#ok": "processed", "#bad": "failed"}
-                    | ({"#cd": "chunks_done", "#act": "active_chunks"} if last else {}),
-                    values=counter_values,
-                ),
-                *effects,
-            ]
-        )
-
-    def write_rows(self, puts: Sequence[Mapping[str, Any]], deletes: Sequence[tuple[str, str]]) -> None:
-        """A group's idempotent row effects, for kinds that do not commit them with the checkpoint."""
-        self.table.batch_write(puts=puts, deletes=deletes)
-
-    @staticmethod
-    def row_writes(puts: Sequence[Mapping[str, Any]], deletes: Sequence[tuple[str, str]]) -> list[Write]:
-        return [Write(item=p) for p in puts] + [Write(key=d) for d in deletes]
 
     # Per-record results ----------------------------------------------------
     def put_results(self, job_id: str, entries: Mapping[str, Any], *, section: str = "map") -> None:

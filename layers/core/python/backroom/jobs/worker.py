@@ -17,6 +17,7 @@ from typing import Any
 
 from backroom.clock import now_ms
 from backroom.errors import ServiceFailure
+from backroom.jobs.chunks import ChunkRepository
 from backroom.jobs.journal import JobJournal
 from backroom.jobs.kinds import JobContext, JobFailure, JobKind, JobKinds, RowOutcome, Waiting
 from backroom.jobs.lifecycle import Lifecycle
@@ -38,6 +39,7 @@ class JobWorker:
     def __init__(
         self,
         repo: JobRepository,
+        chunks: ChunkRepository,
         queue: JobQueue,
         kinds: JobKinds,
         journal: JobJournal,
@@ -47,6 +49,7 @@ class JobWorker:
         lease_ms: int = LEASE_MS,
     ) -> None:
         self.repo = repo
+        self.chunks = chunks
         self.queue = queue
         self.kinds = kinds
         self.journal = journal
@@ -99,7 +102,7 @@ class JobWorker:
             chunks = rows = 0
             try:  # a kind may plan lazily (a generator): each chunk is written as it comes, memory stays flat
                 for plan in kind.plan(self.ctx, job):
-                    self.repo.create_chunk(job_id, plan)
+                    self.chunks.create_chunk(job_id, plan)
                     chunks, rows = chunks + 1, rows + plan.count
             except JobFailure as failure:
                 self.life.fail(job, str(failure))
@@ -122,7 +125,7 @@ class JobWorker:
 
     def _run_chunk(self, job_id: str, index: int, remaining_ms: Callable[[], int]) -> None:
         job = self.repo.get(job_id)
-        chunk = self.repo.get_chunk(job_id, index)
+        chunk = self.chunks.get_chunk(job_id, index)
         if job is None or chunk is None:
             return
         if chunk.done or job.state.is_final:
@@ -132,12 +135,12 @@ class JobWorker:
                 # Another delivery of this chunk holds it: SQS gave the message out again because that
                 # one died (or this is a duplicate). Take the lease back so that the stop can settle;
                 # a holder still alive then fails its next checkpoint and leaves.
-                self.repo.release_lease(chunk, ChunkStatus.PAUSED)
+                self.chunks.release_lease(chunk, ChunkStatus.PAUSED)
             self.life.settle_stop(job_id)  # the chunk stays open; resume queues it again
             return
         if job.state is not JobState.RUNNING:
             return
-        leased = self.repo.take_lease(chunk, secrets.token_hex(8), now_ms() + self.lease_ms)
+        leased = self.chunks.take_lease(chunk, secrets.token_hex(8), now_ms() + self.lease_ms)
         if leased is None:  # done meanwhile, another delivery took it first, or the job was stopped
             if self.repo.state(job_id) is JobState.STOPPING:
                 self.life.settle_stop(job_id)
@@ -148,7 +151,7 @@ class JobWorker:
         except ServiceFailure:
             raise  # AWS trouble: SQS delivers the chunk again, whose delivery takes the lease over
         except Exception as crash:
-            if not self.repo.holds_lease(leased):
+            if not self.chunks.holds_lease(leased):
                 # The lease went (taken over, or the job force-stopped) and a guarded write of the kind
                 # failed for it: this delivery leaves; it does not fail the job.
                 logger.info("job %s chunk %d: lease lost (%s), leaving it", job_id, index, type(crash).__name__)
@@ -168,11 +171,11 @@ class JobWorker:
         rows = kind.rows(self.ctx, job, chunk, chunk.next_row)
         while chunk.next_row < chunk.count:
             if self.repo.state(job.id) is not JobState.RUNNING:  # honour a stop between groups of rows
-                self.repo.release_lease(chunk, ChunkStatus.PAUSED)
+                self.chunks.release_lease(chunk, ChunkStatus.PAUSED)
                 self.life.settle_stop(job.id)
                 return False
             if remaining_ms() < _RESERVE_MS:
-                self.repo.release_lease(chunk, ChunkStatus.QUEUED)
+                self.chunks.release_lease(chunk, ChunkStatus.QUEUED)
                 self.queue.send([{"job": job.id, "op": "chunk", "chunk": chunk.index}])
                 return False
             size = min(kind.commit_rows, chunk.count - chunk.next_row)
@@ -182,7 +185,7 @@ class JobWorker:
             try:
                 outcomes = [kind.apply(self.ctx, job, row) for row in group]
             except Waiting as waiting:  # nothing of the group is committed; the chunk comes back later
-                self.repo.release_lease(chunk, ChunkStatus.QUEUED)
+                self.chunks.release_lease(chunk, ChunkStatus.QUEUED)
                 self.queue.send([{"job": job.id, "op": "chunk", "chunk": chunk.index}], delay_seconds=waiting.seconds)
                 return False
             last = chunk.next_row + size >= chunk.count or size == 0
@@ -211,12 +214,12 @@ class JobWorker:
         deletes = [d for o in outcomes for d in o.deletes]
         effects = []
         if kind.atomic_rows and len(puts) + len(deletes) <= _ATOMIC_MOST:
-            effects = self.repo.row_writes(puts, deletes)
+            effects = self.chunks.row_writes(puts, deletes)
         else:
-            self.repo.write_rows(puts, deletes)
+            self.chunks.write_rows(puts, deletes)
         ok = sum(o.ok for o in outcomes)
         rows = chunk.count - chunk.next_row if last else len(outcomes)
-        advanced = self.repo.advance_chunk(
+        advanced = self.chunks.advance_chunk(
             chunk, rows=rows, ok=ok, bad=len(outcomes) - ok, last=last, effects=effects, expires=expires
         )
         if not advanced:

@@ -1,13 +1,6 @@
-"""Where tables, records, index entries and history entries sit in DynamoDB: every key the records parts use.
-
-| item | pk | sk |
-| --- | --- | --- |
-| schema | `TABLES#<tenant>` | `<table key>` |
-| record | `REC#<tenant>#<table key>#<shard>` | `<id>` |
-| index entry (thin) | `IDX#<tenant>#<table key>#<index>#<shard>#<digest of equality values>` | `<order key>\\x01<id>` |
-| unique marker | `UNIQ#<tenant>#<table key>#<field>#<digest of the value>` | `UNIQ` |
-| history entry | `HIST#<tenant>#<table key>#<id>` | `<version, 12 digits>` |
-| (gsi1) table history | `HISTE#<tenant>#<table key>#<shard>` | `<history id>`: time in ms (11 hex), random |
+"""Where tables, records, index entries and history entries sit in DynamoDB: what the records parts
+compute for each key (shards, digests, order keys) from a schema and a record. The formats themselves
+are in the key registry, `backroom.keys` (its table lists them).
 
 `shard` is the record id's CRC-32 modulo the table's `shards`, so a big import spreads its writes
 over that many partition keys for the records and for every index value; reads merge the shards
@@ -24,12 +17,13 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from backroom import keys
 from backroom.records.model import Record
 from backroom.records.query import SEP
 from backroom.records.schema import SOURCE_INDEX, Index, Schema
 from backroom.records.values import canonical, is_empty, order_key, shard_of, value_at
 
-UNIQUE = "UNIQ"  # the sort key of every unique marker: what tells a marker from an index entry in `Record.keys`
+UNIQUE = keys.UNIQUE  # the sort key of every unique marker: what tells a marker from an index entry in `Record.keys`
 
 
 def _digest(values: Sequence[str]) -> str:
@@ -37,11 +31,11 @@ def _digest(values: Sequence[str]) -> str:
 
 
 def schemas_pk(tenant_id: str) -> str:
-    return f"TABLES#{tenant_id}"
+    return keys.schemas(tenant_id)
 
 
 def records_pk(tenant_id: str, schema: Schema, shard: int) -> str:
-    return f"REC#{tenant_id}#{schema.key}#{shard}"
+    return keys.records(tenant_id, schema.key, shard)
 
 
 def record_key(tenant_id: str, schema: Schema, rid: str) -> tuple[str, str]:
@@ -49,7 +43,7 @@ def record_key(tenant_id: str, schema: Schema, rid: str) -> tuple[str, str]:
 
 
 def index_pk(tenant_id: str, schema: Schema, index: Index, shard: int, values: Sequence[str]) -> str:
-    return f"IDX#{tenant_id}#{schema.key}#{index.name}#{shard}#{_digest(values)}"
+    return keys.index_entry(tenant_id, schema.key, index.name, shard, _digest(values))
 
 
 def entry_sk(schema: Schema, sort: str | None, data: Mapping[str, Any], rid: str) -> str:
@@ -63,19 +57,19 @@ def entry_sk(schema: Schema, sort: str | None, data: Mapping[str, Any], rid: str
 def index_entries(tenant_id: str, schema: Schema, record: Record) -> list[tuple[str, str]]:
     """The index entries a record's values put it in (one per declared index, and its source's)."""
     shard = shard_of(record.rid, schema.shards)
-    keys = []
+    entries = []
     for index in schema.indexes:
         values = [canonical(value_at(record.data, f)) for f in index.equals]
         sk = entry_sk(schema, index.sort, record.data, record.rid)
-        keys.append((index_pk(tenant_id, schema, index, shard, values), sk))
+        entries.append((index_pk(tenant_id, schema, index, shard, values), sk))
     if record.source:
         source = Index(name=SOURCE_INDEX, equals=[SOURCE_INDEX])
-        keys.append((index_pk(tenant_id, schema, source, shard, [record.source]), f"{SEP}{record.rid}"))
-    return keys
+        entries.append((index_pk(tenant_id, schema, source, shard, [record.source]), f"{SEP}{record.rid}"))
+    return entries
 
 
 def unique_key(tenant_id: str, schema: Schema, name: str, value: Any) -> tuple[str, str]:
-    return f"UNIQ#{tenant_id}#{schema.key}#{name}#{_digest([canonical(value)])}", UNIQUE
+    return keys.unique(tenant_id, schema.key, name, _digest([canonical(value)]))
 
 
 def unique_markers(tenant_id: str, schema: Schema, data: Mapping[str, Any]) -> dict[tuple[str, str], str]:
@@ -88,12 +82,11 @@ def unique_markers(tenant_id: str, schema: Schema, data: Mapping[str, Any]) -> d
 
 
 def history_pk(tenant_id: str, schema: Schema, rid: str) -> str:
-    return f"HIST#{tenant_id}#{schema.key}#{rid}"
+    return keys.history(tenant_id, schema.key, rid)
 
 
-def history_sk(version: int) -> str:
-    return f"{version:012d}"
+history_sk = keys.history_sk
 
 
 def table_history_pk(tenant_id: str, schema: Schema, shard: int) -> str:
-    return f"HISTE#{tenant_id}#{schema.key}#{shard}"
+    return keys.table_history(tenant_id, schema.key, shard)
