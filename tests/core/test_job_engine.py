@@ -328,9 +328,7 @@ def test_force_stop_ends_a_stopping_job_at_once_and_nothing_commits_after_it(
 
     # Then the dead worker's holder, were it alive, could commit nothing: neither a checkpoint with its rows...
     group = [{"pk": f"PROBE#{job.id}", "sk": f"ROW#{row:08d}", "origin": "late"} for row in range(100, 150)]
-    late = core.chunks.advance_chunk(
-        held, rows=50, ok=50, bad=0, last=False, effects=core.chunks.row_writes(group, [])
-    )
+    late = core.chunks.advance_chunk(held, rows=50, ok=50, bad=0, last=False, effects=core.chunks.row_writes(group, []))
     assert late is False
     # ...nor a transaction of its own guarded by the lease
     with pytest.raises(TransactionFailed):
