@@ -204,6 +204,8 @@ def test_list_jobs_filters_and_pages_newest_first(local: LocalStack, api: Api, d
         ("&createFrom=yesterday", "createFrom"),
         ("&_size=0", "_size"),
         ("&_size=1001", "_size"),
+        ("&_size=%C2%B2", "_size"),  # "²": a digit to str.isdigit(), not to int() (it was a 500)
+        ("&createFrom=%D9%A3", "createFrom"),  # an Arabic-Indic three
         ("&_offset=ffffffffffffffffffffffff", "_offset"),
     ):
         reply = api.call("GET", f"{JOBS}?type={kind}{query}", headers=h(dev))
@@ -248,6 +250,9 @@ def test_job_logs_filter_and_page(local: LocalStack, api: Api, dev: str) -> None
         ("period=someday", "period"),
         ("from=x", "from"),
         ("_size=0", "_size"),
+        ("_size=%C2%B2", "_size"),  # "²": a digit to str.isdigit(), not to int() (it was a 500)
+        ("_offset=%C2%B2", "_offset"),
+        ("to=%D9%A3", "to"),
     ):
         reply = api.call("GET", f"{path}?{query}", headers=h(dev))
         error(reply.status, reply.json(), 400, "validationErrors")

@@ -19,6 +19,7 @@ from backroom.errors import FieldError, Forbidden, Invalid, NotFound
 from backroom.identity.models import Caller
 from backroom.jobs.engine import JobEngine, WrongState
 from backroom.jobs.models import Job, JobState, LogEntry
+from backroom.params import millis, whole
 
 SIZE_DEFAULT, SIZE_MOST = 20, 1000
 LOG_SIZE_DEFAULT, LOG_SIZE_MOST = 200, 1000
@@ -39,21 +40,12 @@ def _bad(name: str, message: str) -> Invalid:
 
 
 def _millis(params: Mapping[str, str], name: str) -> int | None:
-    raw = params.get(name)
-    if raw is None or raw == "":
-        return None
-    if not raw.isdigit() or len(raw) > 15:
-        raise _bad(name, "must be a timestamp in milliseconds since Epoch")
-    return int(raw)
+    return millis(params.get(name), name)
 
 
 def _size(params: Mapping[str, str], default: int, most: int) -> int:
-    raw = params.get("_size")
-    if raw is None or raw == "":
-        return default
-    if not raw.isdigit() or not 1 <= int(raw) <= most:
-        raise _bad("_size", f"must be a number from 1 to {most}")
-    return int(raw)
+    size = whole(params.get("_size"), "_size", 1, most)
+    return default if size is None else size
 
 
 def _listed(params: Mapping[str, str], name: str) -> set[str] | None:
@@ -175,10 +167,7 @@ class RuntimeJobs:
             if unknown:
                 raise _bad("level", f"unknown level {', '.join(unknown)}; use {', '.join(LEVELS)}")
         text = (params.get("message") or "").lower()
-        raw_offset = params.get("_offset") or "0"
-        if not raw_offset.isdigit() or len(raw_offset) > 9:
-            raise _bad("_offset", "must be the offset a previous page gave")
-        skip = int(raw_offset)
+        skip = whole(params.get("_offset"), "_offset", 0, 999_999_999) or 0
         matched = _matching(self.engine.journal.logs_between(job.id, lo, hi), lo, hi, levels, text)
         total, entries = 0, []
         for entry in matched:

@@ -42,6 +42,7 @@ from backroom.csvfiles import SafeCsvWriter
 from backroom.errors import Forbidden, Invalid, NotFound
 from backroom.jobs.kinds import JobContext, JobFailure, PerJob, RowOutcome
 from backroom.jobs.models import Chunk, ChunkPlan, Job, Progress
+from backroom.params import whole
 from backroom.records import Record, RecordStore, Schema
 from backroom.records.schema import TableField
 
@@ -446,8 +447,8 @@ def start_export(data: Any, caller: Any, name: str, params: Mapping[str, Any], i
     then start the job. `data` is the app's data service (`AppData`)."""
     access: Access = data.gate(caller).access(name, "read")
     options = {k: (v[-1] if isinstance(v, list) else v) for k, v in params.items() if k in _OPTIONS}
-    size = _whole(options.get("_size"), "_size", 1, MAX_RECORDS)
-    offset = _whole(options.get("_offset"), "_offset", 0, MAX_RECORDS) or 0
+    size = whole(options.get("_size"), "_size", 1, MAX_RECORDS)
+    offset = whole(options.get("_offset"), "_offset", 0, MAX_RECORDS) or 0
     if "_sortField" in options or "_sortType" in options:
         raise Invalid(
             "An export lists the records in the order they are read (by id, or by the index serving the query): "
@@ -480,12 +481,3 @@ def start_export(data: Any, caller: Any, name: str, params: Mapping[str, Any], i
     label = f"Export records from entity {name}"
     low = flags["_lowPriority"] == "true"
     return data.start_job(caller, EXPORT_KIND, "EXPORT_RECORDS", label, job_params, low_priority=low)
-
-
-def _whole(raw: Any, name: str, low: int, high: int) -> int | None:
-    if raw is None or raw == "":
-        return None
-    text = str(raw).strip()
-    if not text.isdigit() or not low <= int(text) <= high:
-        raise Invalid(f"{name} must be a whole number from {low} to {high:,}")
-    return int(text)

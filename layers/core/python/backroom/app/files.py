@@ -21,6 +21,7 @@ from backroom.errors import FieldError, Forbidden, Invalid, NotFound
 from backroom.files import FileStore, SharedFile, StoredFile, Swept
 from backroom.identity.models import Caller
 from backroom.ids import object_id
+from backroom.params import whole
 from backroom.records.schema import Schema, TableField
 from backroom.records.values import file_refs, is_empty
 
@@ -158,13 +159,7 @@ class AppFiles:
         """`PUT /files/{id}/share?ttl=`: a public link valid for `ttl` ms (an hour by default)."""
         if not caller.is_developer:
             raise Forbidden("Only developers may share files (a link opens the file to anyone)")
-        lasting = DEFAULT_SHARE_MS
-        if ttl is not None:
-            text = ttl.strip()
-            if not text.isdigit() or not 1 <= int(text) <= MAX_SHARE_MS:
-                message = f"ttl must be a whole number of milliseconds from 1 to {MAX_SHARE_MS}"
-                raise Invalid(message, errors=[FieldError("ttl", message, "invalid")])
-            lasting = int(text)
+        lasting = whole(ttl, "ttl", 1, MAX_SHARE_MS) or DEFAULT_SHARE_MS  # milliseconds
         stored = self._file(caller.tenant_id, file_id)
         return self.store.share(caller.tenant_id, stored.name, object_id(), now_ms() + lasting)
 

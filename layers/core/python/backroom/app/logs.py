@@ -17,6 +17,7 @@ from backroom.dynamo import Write
 from backroom.errors import FieldError, Forbidden, Invalid
 from backroom.identity.models import Caller
 from backroom.ids import object_id
+from backroom.params import whole
 
 LEVELS = ("DEBUG", "INFO", "WARN", "ERROR")
 DAY_MS = 86_400_000
@@ -146,14 +147,7 @@ def post_log(logs: AppLogs, caller: Caller, body: Any, ip: str | None) -> dict[s
 
 # Checking a query --------------------------------------------------------------
 def _whole(params: Mapping[str, str], name: str, low: int, high: int) -> int | None:
-    raw = params.get(name)
-    if raw is None or raw == "":
-        return None
-    text = str(raw).strip()
-    if not (text.isascii() and text.isdigit()) or len(text) > 15 or not low <= int(text) <= high:
-        message = f"{name} must be a whole number from {low} to {high}"
-        raise Invalid(message, errors=[FieldError(name, message, "invalid")])
-    return int(text)
+    return whole(params.get(name), name, low, high)
 
 
 def log_query(params: Mapping[str, str], now: int) -> LogQuery:

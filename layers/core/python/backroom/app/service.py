@@ -28,6 +28,7 @@ from backroom.identity.models import Caller
 from backroom.ids import object_id
 from backroom.jobs.engine import JobEngine
 from backroom.jobs.models import Job, NewJob
+from backroom.params import millis, whole
 from backroom.records import Record, RecordStore
 from backroom.records.query import matches, sort_key
 from backroom.records.store import Author, Check
@@ -489,19 +490,12 @@ class AppData:
 
 
 def _paging(params: Mapping[str, Any]) -> tuple[int, str | None]:
-    raw = str(params.get("_size", "20"))  # ASCII digits only: "²" is a digit to isdigit(), not to int()
-    if not (raw.isascii() and raw.isdigit() and len(raw) <= 4) or not 1 <= int(raw) <= 1000:
-        raise Invalid("_size must be a whole number from 1 to 1000")
+    size = whole(params.get("_size"), "_size", 1, 1000) or 20
     offset = params.get("_offset") or None
     if offset is not None and not _ID.match(str(offset)):
         raise Invalid("_offset must be the id of a history log this API returned")
-    return int(raw), offset
+    return size, offset
 
 
 def _millis(params: Mapping[str, Any], name: str) -> int | None:
-    raw = params.get(name)
-    if raw in (None, ""):
-        return None
-    if not (str(raw).isascii() and str(raw).isdigit()) or len(str(raw)) > 15:
-        raise Invalid(f"{name} must be a time in milliseconds since the epoch")
-    return int(raw)
+    return millis(params.get(name), name)
