@@ -130,7 +130,7 @@ def import_records(entity: Entity, caller: CurrentCaller) -> dict[str, str]:
 def entity_history(
     entity: Entity, caller: CurrentCaller, size: PageSize = None, since: From = None, until: To = None
 ) -> dict[str, Any]:
-    return core().app.table_history(caller, entity, last_values(_params()))
+    return core().app_history.table_history(caller, entity, last_values(_params()))
 
 
 @app.get("/runtime/api/data/<entity>/<record_id>")
@@ -190,7 +190,7 @@ def delete_records(entity: Entity, record_id: RecordId, caller: CurrentCaller) -
 
 @app.get("/runtime/api/data/<entity>/<record_id>/history")
 def record_history(entity: Entity, record_id: RecordId, caller: CurrentCaller, size: PageSize = None) -> dict[str, Any]:
-    return core().app.history(caller, entity, record_id, last_values(_params()))
+    return core().app_history.history(caller, entity, record_id, last_values(_params()))
 
 
 @app.get(

@@ -137,7 +137,7 @@ def test_a_replayed_group_and_a_worker_dying_before_its_checkpoint_import_each_r
     found = app.app.find(DEV, "companies", {"name": "like(Crash)", "_size": "1000"})
     assert found["total"] == rows
     assert all(item["version"] == 0 for item in found["items"])  # written once each (versions show from 0)
-    assert len(app.app.table_history(DEV, "companies", {"_size": "1000"})["items"]) >= rows
+    assert len(app.app_history.table_history(DEV, "companies", {"_size": "1000"})["items"]) >= rows
 
 
 def test_an_export_picks_fields_widens_multi_values_and_reads_back_through_the_import(

@@ -19,6 +19,8 @@ from backroom import aws
 from backroom.config import Settings, settings
 
 if TYPE_CHECKING:
+    from backroom.app.history import AppHistory
+    from backroom.app.repository import AppRepository
     from backroom.app.service import AppData
     from backroom.calcengine.repository import CalcRepository
     from backroom.calcengine.service import CalcEngine
@@ -192,10 +194,23 @@ class Core:
     @cached_property
     def app(self) -> AppData:
         """The runtime app's data: records under its entities' permissions, its actions, logs and files."""
-        from backroom.app.repository import AppRepository
         from backroom.app.service import AppData
 
-        return AppData(AppRepository(self.table, self.records), self.records, self.jobs, self.files)
+        return AppData(self.app_repo, self.records, self.jobs, self.files)
+
+    @cached_property
+    def app_repo(self) -> AppRepository:
+        """The runtime app's entities, users' permissions, log lines and action markers."""
+        from backroom.app.repository import AppRepository
+
+        return AppRepository(self.table, self.records)
+
+    @cached_property
+    def app_history(self) -> AppHistory:
+        """The runtime app's record and table history, through the app's permission gate."""
+        from backroom.app.history import AppHistory
+
+        return AppHistory(self.app_repo, self.records)
 
     @cached_property
     def errands(self) -> Errands:
