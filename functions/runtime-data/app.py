@@ -38,7 +38,8 @@ FormulaSafe = Annotated[
     Query(
         alias="_formulaSafe",
         description="Export only (`PUT /data/{entity}/export`): `false` writes cells as they are; by default "
-        "a text cell starting with =, +, -, @, a tab or a carriage return gets a leading ' (README: Safe CSV)",
+        "a text cell starting with =, +, -, @, a tab or a carriage return gets a leading ' "
+        "(docs/dialects.md: Safe CSV)",
     ),
 ]
 

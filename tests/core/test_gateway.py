@@ -31,7 +31,7 @@ from infra.local.template import Template
 from tests.calculations import broken_script
 from tests.core.conftest import QueueDriver
 
-TENANT = "4a7e0c3b9d2f4e6a8c1b5d7f9e0a2c4b"  # the demo tenant (design.md)
+TENANT = "4a7e0c3b9d2f4e6a8c1b5d7f9e0a2c4b"  # the demo tenant (infra/demo/data)
 DEV = Caller(user_id="d", email="dev@demo.local", name="Dev", role=Role.DEVELOPER, account_id=TENANT, tenant_id=TENANT)
 
 
@@ -392,7 +392,7 @@ def test_calculation_rules(core: Core, demo: Caller) -> None:
     for call, error, message in cases:
         with pytest.raises(error, match=message):
             call()
-    # v1 lists no locked-period error: it runs (see README, "Gateway decisions").
+    # v1 lists no locked-period error: it runs (see docs/dialects.md, "Gateway API notes").
     assert core.calcengine.calculate(demo, 1, [1, 2, 3]).params["periods"] == [1, 2, 3]
 
 

@@ -9,7 +9,7 @@ sends it as API Gateway's event to `lambda_handler`, and the answer must be the 
 from the start by the `offset` each page returns, which must list exactly the oracle's order.
 
 The oracle is plain Python over the records as `GET` shows them without a filter, written from the
-query language's documented semantics (README, "The query language"), not with `querylang`:
+query language's documented semantics (docs/dialects.md, "The query language"), not with `querylang`:
 
 - `f=a,b` equals any (a double-quoted item may hold commas, `\\"` a quote); an empty value is `empty()`;
   `notEquals(a,b)` equals none (a record without a value meets it); `like(v)` contains, `like(/v)`

@@ -74,7 +74,7 @@ def test_login_saves_a_private_token_and_logout_forgets_it(backroom: CliRunner, 
 
 
 def test_a_2000_row_import_watched_to_the_end(backroom: CliRunner, logged_in: Path, tmp_path: Path) -> None:
-    # Given a CSV of 2,000 sales (the README's session imports 10,000: the same bar, five times longer)
+    # Given a CSV of 2,000 sales (docs/cli.md's session imports 10,000: the same bar, five times longer)
     sales = tmp_path / "sales.csv"
     sales.write_text(
         "participant_eid,period,amount\n" + "".join(f"test_user_{i % 3 + 1},{PERIOD},{i}\n" for i in range(2_000))

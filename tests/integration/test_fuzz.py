@@ -13,7 +13,7 @@ operation as explicit cases, sent as written: in each numeric path or query para
 the documented example body (one at a time), and, for a free JSON object body, as the demo entities'
 numeric fields and an app log's `additionalInfo`.
 
-Knobs (see the README): FUZZ_EXAMPLES (random examples per operation, default 3), FUZZ_RANDOM=1 (a new
+Knobs (see docs/api-contract.md): FUZZ_EXAMPLES (random examples per operation, default 3), FUZZ_RANDOM=1 (a new
 seed each run instead of CI's fixed one), FUZZ_SHRINK=1 (shrink a failure to its smallest form),
 FUZZ_OPERATIONS (a regex on `METHOD /path`), FUZZ_EXTREMES=all (every extreme number in every place of
 a body, not half), FUZZ_URL (fuzz a running `make run` instead of the test stack) with FUZZ_TOKEN

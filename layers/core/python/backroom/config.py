@@ -34,7 +34,7 @@ class Settings(BaseSettings):
     region: str = Field(default="us-east-1", validation_alias=AliasChoices("AWS_REGION", "AWS_DEFAULT_REGION"))
     endpoint_url: str | None = Field(default=None, validation_alias="AWS_ENDPOINT_URL")
     token_idle_seconds: int = Field(default=8 * 3600, gt=0, validation_alias="BACKROOM_TOKEN_IDLE_SECONDS")
-    # Sessions and login throttling (README, "Sessions and login throttling").
+    # Sessions and login throttling (docs/security.md, "Sessions and login throttling").
     token_lifetime_seconds: int = Field(default=7 * 24 * 3600, gt=0, validation_alias="BACKROOM_TOKEN_LIFETIME_SECONDS")
     login_failures_per_account: int = Field(default=10, gt=0, validation_alias="BACKROOM_LOGIN_FAILURES_PER_ACCOUNT")
     login_failures_per_address: int = Field(default=100, gt=0, validation_alias="BACKROOM_LOGIN_FAILURES_PER_ADDRESS")

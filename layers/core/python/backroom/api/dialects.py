@@ -101,7 +101,7 @@ class GatewayDialect(Dialect):
     common_errors: ClassVar[dict[int, str]] = {
         400: "A parameter is missing or malformed",
         401: "No token, or one that is not valid or has expired",
-        403: "The caller's account or role may not do this (README: gateway authority)",
+        403: "The caller's account or role may not do this (docs/security.md: Gateway authority)",
         404: "The named resource does not exist",
         500: "Internal error; the cause is only in the log",
     }

@@ -84,7 +84,7 @@ MAX_STAGES = 100
 MAX_NAMES = 100  # fields, sort keys or accumulators one stage names
 MAX_PATH = 10  # names in one field path (documents nest no deeper than the paths that build them)
 MAX_FILTERS = 100  # filters in all the pipeline's matches (each is checked on every document that reaches it)
-# The work budget (README "Aggregate queries"), sized so that a request stays well within API Gateway's 29 s:
+# The work budget (docs/dialects.md "Aggregate queries"), sized so that a request stays well within API Gateway's 29 s:
 MAX_READ = 20_000  # records read (the source and every lookup), as a list request may read
 LOOKUP_QUERY = 100  # records a lookup's query for one value counts as: a Query on each shard, then a batch get
 MAX_DOCUMENTS = 500_000  # documents the stages take in, weighted (see `_Budget`)
@@ -189,7 +189,7 @@ class _Budget:
             if self.documents > MAX_DOCUMENTS:
                 raise Invalid(
                     f"{where}: the aggregate would work through more than {MAX_DOCUMENTS:,} documents, the most one "
-                    "request may (README, Aggregate queries); select fewer records with a leading match, and "
+                    "request may (docs/dialects.md, Aggregate queries); select fewer records with a leading match, and "
                     "project, group or limit before a lookup or unwind multiplies them"
                 )
             yield document

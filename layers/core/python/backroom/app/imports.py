@@ -77,7 +77,7 @@ MAX_INDEX = 999  # phoneNumbers[999] at most
 HEADER_BYTES = 1 << 18  # a header is read from the file's first 256 KiB
 
 # The flags of the spec's table, as Backroom names them (the spec's copy lost the names): name ->
-# (default, developers only). README "Import records" says what each does here.
+# (default, developers only). docs/dialects.md "Import and export" says what each does here.
 FLAGS: dict[str, tuple[bool, bool]] = {
     "_lowPriority": (False, False),
     "_skipCalculatedFields": (False, True),

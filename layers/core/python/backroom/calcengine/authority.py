@@ -1,4 +1,4 @@
-"""Who may do what with a tenant's gateway data (README "Gateway namespace and authority").
+"""Who may do what with a tenant's gateway data (docs/security.md "Gateway authority").
 
 Gateway data (custom tables, import files, calculations, errands) belongs to the tenant's root
 account. A caller of another account, a sub-account, never acts on it: the Tasks dialect's account

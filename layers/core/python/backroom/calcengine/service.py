@@ -1,10 +1,10 @@
 """The gateway's use cases: check a request against the engine's configuration, then start its errand.
 
-Every rule the Errand spec lists is checked here, before anything is queued, with the status design.md
-gives it: 400 for what is missing or malformed, 404 for what does not exist, 422 for what exists but
-may not run so. Before any of them, the caller's authority (`authority.gateway_owner`): 403 for a
-verb its account or role may not use. The work itself happens in the job kinds (`imports`,
-`calculations`), on the gateway's own custom tables (`tables`).
+Every rule the Errand spec lists is checked here, before anything is queued, with the status the
+project gives it (docs/dialects.md, gateway): 400 for what is missing or malformed, 404 for what does
+not exist, 422 for what exists but may not run so. Before any of them, the caller's authority
+(`authority.gateway_owner`): 403 for a verb its account or role may not use. The work itself happens
+in the job kinds (`imports`, `calculations`), on the gateway's own custom tables (`tables`).
 """
 
 from __future__ import annotations

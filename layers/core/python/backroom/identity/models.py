@@ -34,7 +34,7 @@ class User(BaseModel):
     tenant_id: str
     password_hash: str = Field(repr=False)
     # Moves on every change of role, account or state: a login that read an older version opens no
-    # session (README, "Sessions and login throttling").
+    # session (docs/security.md, "Sessions and login throttling").
     version: int = 0
     active: bool = True
 

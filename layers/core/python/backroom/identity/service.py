@@ -118,7 +118,8 @@ class IdentityService:
 
     # Login ---------------------------------------------------------------
     def login(self, email: str, password: str, *, impersonate: str | None = None, ip: str | None = None) -> Session:
-        # Counted before any hash: over a limit, a 429 and no scrypt (README, "Sessions and login throttling").
+        # Counted before any hash: over a limit, a 429 and no scrypt (docs/security.md, "Sessions and login
+        # throttling").
         attempt = self.throttle.admit(email, ip)
         user = self.repo.get_user(email)
         try:

@@ -39,7 +39,7 @@ ACCOUNT, ADDRESS = "account", "address"
 
 @dataclass(frozen=True)
 class LoginLimits:
-    """Failed logins allowed per account and per source address in a window (settings; README)."""
+    """Failed logins allowed per account and per source address in a window (settings; docs/security.md)."""
 
     per_account: int = 10
     per_address: int = 100

@@ -24,11 +24,12 @@ FieldType = Literal[
 # Types whose values order as numbers in an index (a date-time is epoch milliseconds, as the runtime spec shows it).
 NUMERIC: frozenset[str] = frozenset({"integer", "decimal", "money", "datetime"})
 NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
-DEFAULT_SHARDS = 8  # README "Write sharding": 8 partition keys per table and per index value
+DEFAULT_SHARDS = 8  # docs/data-model.md "Write sharding": 8 partition keys per table and per index value
 MAX_SHARDS = 64
 SOURCE_INDEX = "_source"  # built in: the records an import file wrote
 # Whose table a schema is: a runtime entity or a gateway custom table. The two never share a key,
-# and a lookup names the namespace it looks in (README "Gateway namespace and authority").
+# and a lookup names the namespace it looks in (docs/dialects.md "Gateway namespace", docs/security.md
+# "Gateway authority").
 Namespace = Literal["runtime", "gateway"]
 RUNTIME: Namespace = "runtime"
 GATEWAY: Namespace = "gateway"
