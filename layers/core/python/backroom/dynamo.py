@@ -12,18 +12,19 @@ as an integer, 1.000...0) is sent as the same value in fewer digits.
 
 from __future__ import annotations
 
+import secrets
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from backroom.aws import error_code, failure
-from backroom.errors import FieldError, Invalid
+from backroom.errors import FieldError, Invalid, ServiceFailure
 
 _ser = TypeSerializer()
 _deser = TypeDeserializer()
@@ -196,6 +197,31 @@ class TransactionFailed(Exception):
     def __init__(self, reasons: list[str | None]) -> None:
         super().__init__(", ".join(str(r) for r in reasons))
         self.reasons = reasons
+
+    @property
+    def conflicted(self) -> bool:
+        """It met another transaction on one of its items, or was throttled: trying again may succeed."""
+        return any(r in ("TransactionConflict", "ThrottlingError") for r in self.reasons)
+
+
+T = TypeVar("T")
+CONFLICT_ATTEMPTS = 8
+
+
+def again_on_conflict(write: Callable[[], T], attempts: int = CONFLICT_ATTEMPTS) -> T:
+    """`write()`, tried again (jittered backoff) while it meets another transaction on its items: a
+    transaction cancelled for a conflict, or a single write refused with TransactionConflict."""
+    for attempt in range(attempts):
+        try:
+            return write()
+        except TransactionFailed as failed:
+            if not failed.conflicted or attempt == attempts - 1:
+                raise
+        except ServiceFailure as err:
+            if err.code != "TransactionConflictException" or attempt == attempts - 1:
+                raise
+        time.sleep(min(0.02 * 2**attempt, 1) * (0.5 + secrets.randbelow(100) / 100))
+    raise AssertionError("unreachable")
 
 
 @dataclass

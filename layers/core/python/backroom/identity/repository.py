@@ -9,15 +9,13 @@ transaction with a check that each user is still at the version the login read.
 
 from __future__ import annotations
 
-import secrets
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from contextlib import suppress
-from typing import Any, TypeVar
+from typing import Any
 
 from backroom import keys
-from backroom.dynamo import ConditionFailed, Table, TransactionFailed, Write
-from backroom.errors import Conflict, NotFound, ServiceFailure
+from backroom.dynamo import ConditionFailed, Table, TransactionFailed, Write, again_on_conflict
+from backroom.errors import Conflict, NotFound
 from backroom.identity.models import Account, Caller, User
 
 _NOT_EXISTS = "attribute_not_exists(pk)"
@@ -25,27 +23,8 @@ _EXISTS = "attribute_exists(pk)"
 # What a change of user may set (names from here, never from a caller).
 _USER_FIELDS = ("role", "account_id", "tenant_id", "active")
 # Two logins of one user check its item in their transactions at once: DynamoDB may cancel one
-# (TransactionConflict), which is tried again; so is a change of the user that meets a login's.
-_CONFLICT_ATTEMPTS = 6
-T = TypeVar("T")
-
-
-def _again_on_conflict(write: Callable[[], T]) -> T:
-    for attempt in range(_CONFLICT_ATTEMPTS):
-        try:
-            return write()
-        except TransactionFailed as err:
-            if not any(r in ("TransactionConflict", "ThrottlingError") for r in err.reasons):
-                raise
-            if attempt == _CONFLICT_ATTEMPTS - 1:
-                raise
-        except ServiceFailure as err:
-            if err.code != "TransactionConflictException":
-                raise
-            if attempt == _CONFLICT_ATTEMPTS - 1:
-                raise
-        time.sleep(min(0.02 * 2**attempt, 0.5) * (0.5 + secrets.randbelow(100) / 100))
-    raise AssertionError("unreachable")
+# (TransactionConflict), which is tried again (`again_on_conflict`); so is a change of the user that
+# meets a login's.
 
 
 def _at_version(user: User) -> Write:
@@ -85,7 +64,7 @@ class IdentityRepository:
             sets.append(f"#f{i} = :f{i}")
         expression = (f"SET {', '.join(sets)} " if sets else "") + "ADD #v :one"
         try:
-            item = _again_on_conflict(
+            item = again_on_conflict(
                 lambda: self.table.update(*keys.user(email), expression, names=names, values=values, condition=_EXISTS)
             )
         except ConditionFailed as err:
@@ -94,7 +73,7 @@ class IdentityRepository:
 
     def delete_user(self, email: str) -> None:
         try:
-            _again_on_conflict(lambda: self.table.delete(*keys.user(email), condition=_EXISTS))
+            again_on_conflict(lambda: self.table.delete(*keys.user(email), condition=_EXISTS))
         except ConditionFailed as err:
             raise NotFound(f"User {email.strip().lower()} does not exist") from err
 
@@ -161,7 +140,7 @@ class IdentityRepository:
             writes.append(Write(item={"pk": pk, "sk": sk, "user_ids": ids, "expires_at": ends_s}))
             writes.append(_at_version(user))
         try:
-            _again_on_conflict(lambda: self.table.transact(writes))
+            again_on_conflict(lambda: self.table.transact(writes))
         except TransactionFailed as err:
             raise Conflict("The user changed while logging in; log in again") from err
 

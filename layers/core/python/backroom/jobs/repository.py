@@ -25,17 +25,14 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import suppress
 from typing import Any, TypeVar
 
 from backroom import keys
-from backroom.dynamo import ConditionFailed, Table, TransactionFailed, Write
-from backroom.errors import ServiceFailure
+from backroom.dynamo import ConditionFailed, Table, TransactionFailed, Write, again_on_conflict
 from backroom.jobs.models import RESULTS_MOST, Job, JobState, LogEntry
 
-# A transaction that meets another one on the job's items is tried again (DynamoDB's TransactionConflict).
-_CONFLICT_ATTEMPTS = 8
 LIVE_WORK = (JobState.RUNNING, JobState.STOPPING)
 
 # The job's running counters: their own item, so that the job item (and its listing entry in gsi1)
@@ -55,36 +52,13 @@ def _merged(item: Mapping[str, Any], counters: Mapping[str, Any] | None) -> Job:
     return Job.model_validate(data)
 
 
-def _retrying(write: Callable[[], T]) -> T:
-    """A single write that met a transaction on its item (TransactionConflict) is tried again."""
-    for attempt in range(_CONFLICT_ATTEMPTS):
-        try:
-            return write()
-        except ServiceFailure as err:
-            if err.code != "TransactionConflictException":
-                raise
-            if attempt == _CONFLICT_ATTEMPTS - 1:
-                raise
-            time.sleep(min(0.02 * 2**attempt, 1) * (0.5 + secrets.randbelow(100) / 100))
-    raise AssertionError("unreachable")
-
-
-def _conflicted(failed: TransactionFailed) -> bool:
-    return any(r in ("TransactionConflict", "ThrottlingError") for r in failed.reasons)
-
-
 def transact(table: Table, writes: Sequence[Write]) -> bool:
-    """All or nothing; False when a condition failed, tried again when it met another transaction."""
-    for attempt in range(_CONFLICT_ATTEMPTS):
-        try:
-            table.transact(writes)
-        except TransactionFailed as failed:
-            if not _conflicted(failed) or attempt == _CONFLICT_ATTEMPTS - 1:
-                return False
-            time.sleep(min(0.02 * 2**attempt, 1) * (0.5 + secrets.randbelow(100) / 100))
-            continue
-        return True
-    return False
+    """All or nothing; False when a condition failed (tried again while it meets another transaction)."""
+    try:
+        again_on_conflict(lambda: table.transact(writes))
+    except TransactionFailed:
+        return False
+    return True
 
 
 def live_states(values: dict[str, Any], states: Sequence[JobState]) -> str:
@@ -155,7 +129,7 @@ class JobRepository:
         update = "SET " + ", ".join(sets)
         if not idle and not reset_active:
             try:
-                item = _retrying(
+                item = again_on_conflict(
                     lambda: self.table.update(
                         keys.job(job_id), keys.JOB_SK, update, names=names, values=values, condition=condition
                     )
