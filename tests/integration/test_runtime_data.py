@@ -358,6 +358,10 @@ def test_entity_history_newest_first_with_filters_and_paging(api: Api, dev: str)
     before = ok(api, "GET", f"/data/companies/history?from={start}&to={mine['items'][-1]['timestamp']}", dev)
     assert mine["items"][-1]["id"] in {e["id"] for e in before["items"]}
     assert all(e["timestamp"] <= mine["items"][-1]["timestamp"] for e in before["items"])
+    # a bound far in the future (past what a history id's time holds) is the end of time, not before today
+    far = 20_000_000_000_000
+    assert ok(api, "GET", f"/data/companies/history?from={start}&to={far}", dev)["total"] >= 5
+    assert ok(api, "GET", f"/data/companies/history?from={far}", dev)["total"] == 0
 
     # _offset: two at a time, every log of the window once, in order
     seen: list[str] = []

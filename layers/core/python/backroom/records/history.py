@@ -16,6 +16,8 @@ from backroom.records.model import Author, HistoryPage, Record
 from backroom.records.schema import Schema
 from backroom.records.values import shard_of
 
+ID_MS_MOST = 16**11 - 1  # the last millisecond a history id's 11 hex digits hold
+
 
 class RecordHistory:
     def __init__(self, table: Table) -> None:
@@ -60,10 +62,12 @@ class RecordHistory:
     ) -> HistoryPage:
         """A record's history entries, newest first, those older than the entry `before` (a history id)."""
         pk = history_pk(tenant_id, schema, rid)
-        entries = self.table.query("pk = :p", {":p": pk}, forward=False, consistent=True, exact=True)
-        if before is not None:  # a record's history is short: find the entry, then go on past it
-            entries = iter(list(dropwhile(lambda e: e["hid"] != before, entries))[1:])
-        return HistoryPage(entries=list(islice(entries, limit)), total=self.table.count("pk = :p", {":p": pk}))
+        # A record's history is short: read it once, count it, then find the entry and go on past it.
+        everything = list(self.table.query("pk = :p", {":p": pk}, forward=False, consistent=True, exact=True))
+        entries: Iterator[dict[str, Any]] = iter(everything)
+        if before is not None:
+            entries = islice(dropwhile(lambda e: e["hid"] != before, everything), 1, None)
+        return HistoryPage(entries=list(islice(entries, limit)), total=len(everything))
 
     def of_table(
         self,
@@ -81,8 +85,10 @@ class RecordHistory:
         `since` and `until` (epoch ms, inclusive) and `before` (a history id) are key ranges; `actions` is
         checked on the entries read.
         """
-        lo = f"{since:011x}" if since is not None else None
-        top = f"{until + 1:011x}" if until is not None else None  # 11 digits: below every id of that ms
+        # A history id starts with its time in 11 hex digits (ms, through the year 2527): a bound past
+        # that is the end of time, not a longer string that sorts before today.
+        lo = f"{min(since, ID_MS_MOST):011x}" if since is not None else None
+        top = f"{until + 1:011x}" if until is not None and until < ID_MS_MOST else None  # below that ms's ids
         hi = top if before is None else min(top or before, before)
         pks = [table_history_pk(tenant_id, schema, shard) for shard in range(schema.shards)]
         merged = heapq.merge(*(self._range(pk, lo, hi) for pk in pks), key=lambda e: e["hid"], reverse=True)
