@@ -10,7 +10,6 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from backroom.api.dialects import RuntimeDialect
 from backroom.api.resolver import CurrentCaller, dialect_app
 from backroom.api.runtime import (
-    AppLineOffset,
     From,
     JobLogPageView,
     JobLogView,
@@ -113,7 +112,7 @@ def command_job(
     responses={400: {"description": "A parameter is not valid"}, 403: {"description": "The caller is not a developer"}},
 )
 def get_logs(
-    caller: CurrentCaller, size: PageSize = None, offset: AppLineOffset = None, since: From = None, until: To = None
+    caller: CurrentCaller, size: PageSize = None, offset: LineOffset = None, since: From = None, until: To = None
 ) -> dict[str, Any]:
     return read_logs(core().app.logs, caller, last_values(query_params(app.current_event.raw_event)))
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from backroom.errors import FieldError, Invalid
 
-MILLIS_MOST = 10**15 - 1  # milliseconds since the epoch: beyond the year 33,000
+OFFSET_MOST = 999_999_999  # lines or records a page may skip
+MILLIS_MOST = 253_402_300_799_999  # epoch milliseconds up to 9999-12-31T23:59:59.999Z, a date-time's last
 
 
 def _refused(name: str, message: str) -> Invalid:
@@ -31,6 +32,6 @@ def millis(raw: object, name: str) -> int | None:
     if raw is None or raw == "":
         return None
     text = str(raw).strip()
-    if not (text.isascii() and text.isdigit()) or len(text) > len(str(MILLIS_MOST)):
+    if not (text.isascii() and text.isdigit()) or len(text) > len(str(MILLIS_MOST)) or int(text) > MILLIS_MOST:
         raise _refused(name, "must be a time in milliseconds since the epoch")
     return int(text)

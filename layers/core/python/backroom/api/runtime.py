@@ -15,6 +15,7 @@ from pydantic.alias_generators import to_camel
 
 from backroom.errors import Invalid
 from backroom.jobs.models import Job
+from backroom.params import MILLIS_MOST, OFFSET_MOST
 
 # Job parameters that are the engine's own business, not the job's `data`.
 _PRIVATE_DATA = frozenset({"ip"})
@@ -114,16 +115,13 @@ class JobLogPageView(RuntimeModel):
 # OpenAPI document states their bounds and a value past them (or no number: `1e3`, `²`, 5,000 digits) is
 # a 400 before the route runs. The core still reads them from the raw query string and checks them with
 # its own, tighter messages (an export's `_size` is the core's to bound at 1,000,000, a page's at 1,000).
-MILLIS_MOST = 253_402_300_799_999  # epoch milliseconds up to 9999-12-31T23:59:59.999Z, as a date-time field's
+
 PageSize = Annotated[int | None, Query(alias="_size", ge=1, le=1000, description="Items a page: 1 to 1000")]
 ExportSize = Annotated[
     int | None, Query(alias="_size", ge=1, le=1_000_000, description="An export's records: 1 to 1000000")
 ]
 LineOffset = Annotated[
-    int | None, Query(alias="_offset", ge=0, le=999_999_999, description="Lines to skip (the offset a page gave)")
-]
-AppLineOffset = Annotated[
-    int | None, Query(alias="_offset", ge=0, le=1_000_000_000, description="Lines to skip (the offset a page gave)")
+    int | None, Query(alias="_offset", ge=0, le=OFFSET_MOST, description="Lines to skip (the offset a page gave)")
 ]
 From = Annotated[int | None, Query(alias="from", ge=0, le=MILLIS_MOST, description="From, epoch milliseconds")]
 To = Annotated[int | None, Query(alias="to", ge=0, le=MILLIS_MOST, description="To, epoch milliseconds")]

@@ -19,7 +19,7 @@ from backroom.errors import FieldError, Forbidden, Invalid, NotFound
 from backroom.identity.models import Caller
 from backroom.jobs.engine import JobEngine, WrongState
 from backroom.jobs.models import Job, JobState, LogEntry
-from backroom.params import millis, whole
+from backroom.params import OFFSET_MOST, millis, whole
 
 SIZE_DEFAULT, SIZE_MOST = 20, 1000
 LOG_SIZE_DEFAULT, LOG_SIZE_MOST = 200, 1000
@@ -39,15 +39,6 @@ def _bad(name: str, message: str) -> Invalid:
     return Invalid(f"Invalid parameter {name}: {message}", errors=[FieldError(field=name, message=message)])
 
 
-def _millis(params: Mapping[str, str], name: str) -> int | None:
-    return millis(params.get(name), name)
-
-
-def _size(params: Mapping[str, str], default: int, most: int) -> int:
-    size = whole(params.get("_size"), "_size", 1, most)
-    return default if size is None else size
-
-
 def _listed(params: Mapping[str, str], name: str) -> set[str] | None:
     raw = params.get(name)
     if raw is None or raw.strip() == "":
@@ -59,7 +50,7 @@ def time_range(params: Mapping[str, str], now: int | None = None) -> tuple[int |
     """The `period`, else `from` / `to`, of a log query (ms since Epoch, both inclusive)."""
     if params.get("period"):
         return period_span(params["period"], now_ms() if now is None else now)
-    return _millis(params, "from"), _millis(params, "to")
+    return millis(params.get("from"), "from"), millis(params.get("to"), "to")
 
 
 @dataclass
@@ -97,12 +88,12 @@ class RuntimeJobs:
         The creation range is the key range; the other filters are checked on the thin items read
         (the listing projects a few attributes), then the page's jobs are read whole in one batch.
         """
-        size = _size(params, SIZE_DEFAULT, SIZE_MOST)
+        size = whole(params.get("_size"), "_size", 1, SIZE_MOST) or SIZE_DEFAULT
         keep = self._filter(caller, params)
         offset = params.get("_offset") or None
         if offset is not None and not _OFFSET.match(offset):
             raise _bad("_offset", "is not an offset this listing gave")
-        bounds = {name: _millis(params, name) for name in _DATE_FILTERS}
+        bounds = {name: millis(params.get(name), name) for name in _DATE_FILTERS}
         thin = self.engine.runtime_jobs(
             caller.tenant_id, created_from=bounds["createFrom"], created_to=bounds["createTo"]
         )
@@ -135,7 +126,7 @@ class RuntimeJobs:
             if params["hasErrors"].lower() not in ("true", "false"):
                 raise _bad("hasErrors", "must be true or false")
             errors_wanted = params["hasErrors"].lower() == "true"
-        ranges = [(attr, side, _millis(params, name)) for name, (attr, side) in _DATE_FILTERS.items()]
+        ranges = [(attr, side, millis(params.get(name), name)) for name, (attr, side) in _DATE_FILTERS.items()]
         ranges = [r for r in ranges if r[2] is not None]
 
         def keep(item: Mapping[str, Any]) -> bool:
@@ -158,7 +149,7 @@ class RuntimeJobs:
     def logs(self, caller: Caller, job_id: str, params: Mapping[str, str]) -> LogPage:
         """`GET /status/jobs/{id}/logs`: oldest first; the time range is a key range of the job's partition."""
         job = self.get(caller, job_id)
-        size = _size(params, LOG_SIZE_DEFAULT, LOG_SIZE_MOST)
+        size = whole(params.get("_size"), "_size", 1, LOG_SIZE_MOST) or LOG_SIZE_DEFAULT
         lo, hi = time_range(params)
         levels = _listed(params, "level")
         if levels is not None:
@@ -167,7 +158,7 @@ class RuntimeJobs:
             if unknown:
                 raise _bad("level", f"unknown level {', '.join(unknown)}; use {', '.join(LEVELS)}")
         text = (params.get("message") or "").lower()
-        skip = whole(params.get("_offset"), "_offset", 0, 999_999_999) or 0
+        skip = whole(params.get("_offset"), "_offset", 0, OFFSET_MOST) or 0
         matched = _matching(self.engine.journal.logs_between(job.id, lo, hi), lo, hi, levels, text)
         total, entries = 0, []
         for entry in matched:

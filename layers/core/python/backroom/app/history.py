@@ -55,7 +55,7 @@ class AppHistory:
             if wrong:
                 raise Invalid(f"eventType must be among {', '.join(EVENT_TYPES.values())}: {wrong[0][:40]} is not")
             actions = {_ACTIONS[k] for k in kinds}
-        since, until = _millis(params, "from"), _millis(params, "to")
+        since, until = millis(params.get("from"), "from"), millis(params.get("to"), "to")
         page = self.records.table_history(
             caller.tenant_id, access.schema, actions=actions, since=since, until=until, limit=size, before=offset
         )
@@ -119,7 +119,3 @@ def _paging(params: Mapping[str, Any]) -> tuple[int, str | None]:
     if offset is not None and not _ID.match(str(offset)):
         raise Invalid("_offset must be the id of a history log this API returned")
     return size, offset
-
-
-def _millis(params: Mapping[str, Any], name: str) -> int | None:
-    return millis(params.get(name), name)

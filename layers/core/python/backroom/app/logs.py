@@ -17,7 +17,7 @@ from backroom.dynamo import Write
 from backroom.errors import FieldError, Forbidden, Invalid
 from backroom.identity.models import Caller
 from backroom.ids import object_id
-from backroom.params import whole
+from backroom.params import OFFSET_MOST, millis, whole
 
 LEVELS = ("DEBUG", "INFO", "WARN", "ERROR")
 DAY_MS = 86_400_000
@@ -146,8 +146,6 @@ def post_log(logs: AppLogs, caller: Caller, body: Any, ip: str | None) -> dict[s
 
 
 # Checking a query --------------------------------------------------------------
-def _whole(params: Mapping[str, str], name: str, low: int, high: int) -> int | None:
-    return whole(params.get(name), name, low, high)
 
 
 def log_query(params: Mapping[str, str], now: int) -> LogQuery:
@@ -158,8 +156,8 @@ def log_query(params: Mapping[str, str], now: int) -> LogQuery:
     if params.get("period"):
         since, until = period_span(str(params["period"]), now)
     else:
-        start = _whole(params, "from", 0, 10**15)
-        end = _whole(params, "to", 0, 10**15)
+        start = millis(params.get("from"), "from")
+        end = millis(params.get("to"), "to")
         since = now - KEEP_DAYS * DAY_MS if start is None else start
         until = now if end is None else end
         if since > until:
@@ -177,8 +175,8 @@ def log_query(params: Mapping[str, str], now: int) -> LogQuery:
         user=str(params.get("userEmail") or "").strip().lower() or None,
         levels=levels,
         message=str(params.get("message") or "").lower() or None,
-        size=_whole(params, "_size", 1, MAX_SIZE) or DEFAULT_SIZE,
-        offset=_whole(params, "_offset", 0, 10**9) or 0,
+        size=whole(params.get("_size"), "_size", 1, MAX_SIZE) or DEFAULT_SIZE,
+        offset=whole(params.get("_offset"), "_offset", 0, OFFSET_MOST) or 0,
     )
 
 
