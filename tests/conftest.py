@@ -34,3 +34,16 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if item.path.resolve().is_relative_to(HERE):
             item.add_marker(tier(item.path))
+        _name_uniquely(item)
+    seen: set[str] = set()
+    twice = [item.nodeid for item in items if item.nodeid in seen or seen.add(item.nodeid)]  # type: ignore[func-returns-value]
+    if twice:  # `make test`'s scheduler (xdist, whole files) runs one of each id: the others would not run
+        raise pytest.UsageError(f"test ids collected twice, so only one of each would run: {twice[:3]}")
+
+
+def _name_uniquely(item: pytest.Item) -> None:
+    """Schemathesis gives every operation's item the test function's id, without the operation in it;
+    xdist schedules by id, so under `make test` one operation of the fuzz session ran and 86 did not.
+    The item's name carries the operation (`test_x[GET /path]`): the id takes it too."""
+    if item.parent is not None and item.name != item.nodeid.rpartition("::")[2]:
+        item._id = item.parent.id.child(item.name)  # pytest's own way to make a child's id
