@@ -435,6 +435,32 @@ def test_running_progress_is_exact_from_the_job_item(core: Core, queue: QueueDri
     assert (running.processed, running.chunks_done, running.progress().percent) == (500, 1, 50)
 
 
+def test_a_delivery_after_the_last_checkpoint_completes_a_job_whose_first_delivery_died_before_it(
+    core: Core, queue: QueueDriver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job = probe(core, rows=10)
+    queue.deliver(queue.receive(most=1)[0])  # the plan
+    [chunk_message] = queue.receive(most=1)
+    complete = core.lifecycle.check_completion
+    dies_once = {"left": 1}
+
+    def dies_before_completing(job_id: str, **kw: Any) -> None:
+        if dies_once["left"]:
+            dies_once["left"] -= 1
+            raise ServiceFailure("ServiceUnavailable", "the worker lost DynamoDB just after the checkpoint")
+        complete(job_id, **kw)
+
+    monkeypatch.setattr(core.lifecycle, "check_completion", dies_before_completing)
+    with pytest.raises(ServiceFailure):
+        core.worker.handle(json.loads(chunk_message["Body"]))  # SQS keeps the message
+    stuck = core.jobs.get(job.id, TENANT)
+    assert stuck.state is JobState.RUNNING and stuck.chunks_done == stuck.chunk_count == 1
+
+    core.worker.handle(json.loads(chunk_message["Body"]))  # the redelivery
+    done = core.jobs.get(job.id, TENANT)
+    assert done.state is JobState.FINISHED and done.processed == 10
+
+
 def test_a_plan_message_in_the_dead_letter_queue_fails_its_job_with_the_reason(
     core: Core, queue: QueueDriver, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -128,7 +128,12 @@ class JobWorker:
         chunk = self.chunks.get_chunk(job_id, index)
         if job is None or chunk is None:
             return
-        if chunk.done or job.state.is_final:
+        if job.state.is_final:
+            return
+        if chunk.done:
+            # A delivery again after the chunk's last checkpoint: the one before may have died before it
+            # completed the job (a crash, a timeout in `finalize`). Completing is idempotent: do it now.
+            self.life.check_completion(job_id)
             return
         if job.state in (JobState.STOPPING, JobState.STOPPED):
             if chunk.lease_owner:
