@@ -15,7 +15,9 @@ import pytest
 from backroom import aws
 from backroom.config import Settings
 from backroom.errors import FieldError, Invalid
+from backroom.ids import object_id
 from backroom.records import Condition, Page, Record, RecordStore, Schema, Sort, VersionConflict
+from backroom.records.model import Create
 from backroom.wiring import build
 from moto import mock_aws
 
@@ -312,6 +314,22 @@ def test_a_taken_unique_value_is_duplicated_until_released(store: RecordStore, t
     assert store.update(tenant, schema, other.rid, {"code": "X"}).data == {"code": "X"}
     assert codes(lambda: store.create(tenant, schema, {"code": "Z"})) == {"code": "duplicated"}
     assert store.create(tenant, schema, {"code": "Y"}).data == {"code": "Y"}
+
+
+def test_two_creations_of_one_unique_value_in_one_batch_are_a_record_and_a_row_error(
+    store: RecordStore, tenant: str
+) -> None:
+    # One transaction may name an item once: the two would share the value's marker, and DynamoDB
+    # would refuse the whole transaction (a job retried it until its message went to the dead letters).
+    schema = define(store, tenant, fields=[{"name": "code", "unique": True}, {"name": "n", "type": "integer"}])
+    first, second, third = store.write_many(
+        tenant,
+        schema,
+        [Create({"code": "SAME", "n": n}, object_id()) for n in (1, 2)] + [Create({"code": "X"}, object_id())],
+    )
+    assert isinstance(first, Record) and isinstance(third, Record)
+    assert isinstance(second, Invalid) and [(e.field, e.code) for e in second.errors] == [("code", "duplicated")]
+    assert store.count(tenant, schema, [Condition("code", "eq", ("SAME",))]) == 1
 
 
 def test_of_eight_concurrent_creators_of_one_unique_value_exactly_one_wins(store: RecordStore, tenant: str) -> None:

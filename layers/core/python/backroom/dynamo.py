@@ -237,6 +237,14 @@ class Write:
     update: str | None = None
     check: bool = False
 
+    @property
+    def target(self) -> tuple[str, str]:
+        """The item it acts on (a transaction may name an item once)."""
+        if self.item is not None:
+            return str(self.item["pk"]), str(self.item["sk"])
+        assert self.key is not None
+        return self.key
+
     def request(self, table: str) -> dict[str, Any]:
         if self.item is not None:
             return {"Put": _expressions({"TableName": table, "Item": to_item(self.item)}, *self._cond())}

@@ -213,6 +213,8 @@ class RecordWriter:
         """
         outcome: list[Record | BackroomError] = []
         batch: list[Write] = []
+        targets: set[tuple[str, str]] = set()  # a transaction names an item once: two rows taking one
+        # unique value (or one record) go to two transactions, and the second fails as a row, not as a whole
         members: list[tuple[int, Update | Create, Record, list[Write], dict[tuple[str, str], str]]] = []
         room = MAX_TRANSACTION - len(guard)
 
@@ -237,6 +239,7 @@ class RecordWriter:
                     except BackroomError as err:
                         outcome[index] = err
             batch.clear()
+            targets.clear()
             members.clear()
 
         for change in changes:
@@ -252,10 +255,11 @@ class RecordWriter:
                 outcome.append(err)
                 continue
             outcome.append(record)
-            size = len(writes) + len(change.extra)
-            if len(batch) + size > room:
+            mine = [*writes, *change.extra]
+            if len(batch) + len(mine) > room or not targets.isdisjoint(w.target for w in mine):
                 flush()
-            batch.extend([*writes, *change.extra])
+            batch.extend(mine)
+            targets.update(w.target for w in mine)
             members.append((len(outcome) - 1, change, record, writes, added))
         flush()
         return outcome
