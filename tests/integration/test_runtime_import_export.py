@@ -129,3 +129,11 @@ def test_a_file_uploaded_before_imports_by_its_id(api: Api, dev: str) -> None:
     assert ok(api, "GET", f"/data/companies?name=like(-{tag})", dev)["total"] == 2
     error(*call(api, "POST", "/data/companies/import", dev, {"fileId": "0" * 24}), 404, "notFound")
     error(*call(api, "POST", "/data/companies/import", dev, {"nope": 1}), 400, "validationErrors")
+
+
+def test_an_uploaded_file_that_is_empty_or_not_utf8_is_a_400_to_import_by_id(api: Api, dev: str) -> None:
+    for content in (b"", "name,type\nCaf\u00e9,a\n".encode("latin-1")):  # both were a 500
+        status, uploaded = upload(api, "/files", dev, content)
+        assert status == 200, uploaded
+        status, answer = call(api, "POST", "/data/companies/import", dev, {"fileId": uploaded["fileId"]})
+        assert status == 400, (content, answer)

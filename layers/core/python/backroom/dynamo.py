@@ -463,7 +463,7 @@ class Table:
                     break
                 time.sleep(min(0.05 * 2**attempt, 2))
             else:
-                raise RuntimeError("DynamoDB left reads unprocessed")
+                raise ServiceFailure("UnprocessedKeys", "DynamoDB left reads unprocessed")  # a job tries again
         return found
 
     def transact(self, writes: Sequence[Write]) -> None:
@@ -516,5 +516,7 @@ class Table:
                 batch = left
                 time.sleep(min(0.05 * 2**attempt, 2))
             else:
-                raise RuntimeError(f"DynamoDB left {len(batch.get(self.name, []))} writes unprocessed")
+                raise ServiceFailure(
+                    "UnprocessedItems", f"DynamoDB left {len(batch.get(self.name, []))} writes unprocessed"
+                )
             ITEMS.add(written=len(pending[start : start + 25]))

@@ -35,6 +35,7 @@ from backroom.errors import ServiceFailure
 
 # S3 multipart parts must be at least 5 MiB, except the last one.
 _PART_BYTES = 8 * 1024 * 1024
+_MISSING = ("404", "NoSuchKey", "NotFound")  # S3's codes for an object that is not there
 HOUR_MS = 3_600_000
 _SHARE_KEEP_S = 86_400  # a share link's item outlives its expiry by a day, then DynamoDB's TTL removes it
 
@@ -233,8 +234,10 @@ class FileStore:
             return stored
         try:
             head = self.s3.head_object(Bucket=self.bucket, Key=stored.key)
-        except ServiceFailure:
-            return None
+        except ServiceFailure as failed:
+            if failed.code in _MISSING:  # not uploaded yet; S3's other failures are not a missing file
+                return None
+            raise
         size = int(head["ContentLength"])
         self.table.update(
             keys.files_of(stored.owner), file_id, "SET #s = :s", names={"#s": "size"}, values={":s": size}
@@ -337,7 +340,12 @@ class FileStore:
     def open_text(self, owner: str, name: str, start: int = 0, end: int | None = None) -> TextIO:
         """A text stream over bytes [start, end) of a file, read from S3 as it is consumed."""
         span = f"bytes={start}-{'' if end is None else end - 1}"
-        body = self.s3.get_object(Bucket=self.bucket, Key=keys.s3_object(owner, name), Range=span)["Body"]
+        try:
+            body = self.s3.get_object(Bucket=self.bucket, Key=keys.s3_object(owner, name), Range=span)["Body"]
+        except ServiceFailure as failed:
+            if failed.code == "InvalidRange":  # S3's answer to a range of an empty file: no text
+                return io.StringIO("")
+            raise
         return io.TextIOWrapper(body, encoding="utf-8", newline="")
 
     def download_url(

@@ -785,7 +785,10 @@ def start_import(
         if not caller.is_developer and (uploaded.uploaded_by or "").lower() != caller.email.lower():
             # Any other file of the tenant (a hidden field's, another user's export) would become records.
             raise Forbidden("You may import only a file you uploaded")
-        first = files.first_line(uploaded.owner, uploaded.name, HEADER_BYTES)
+        try:
+            first = files.first_line(uploaded.owner, uploaded.name, HEADER_BYTES)
+        except UnicodeDecodeError:
+            raise Invalid("The file is not UTF-8 text") from None
         filename = filename or uploaded.filename
     else:
         try:
