@@ -42,8 +42,8 @@ if TYPE_CHECKING:
 
 
 class Core:
-    """The core's services on one settings (attributes as before: table, identity, jobs, errands, files,
-    tasks, records, gateway, app), each built on first access."""
+    """The core's services on one settings (table, identity, jobs, worker, errands, files,
+    tasks, task actions, records, calcengine, app, app history), each built on first access."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -153,7 +153,6 @@ class Core:
         from backroom.quantities import QuantityLedger
 
         return JobContext(
-            settings=self.settings,
             journal=self.journal,
             files=self.files,
             records=self.records,

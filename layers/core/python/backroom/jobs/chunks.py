@@ -39,21 +39,6 @@ class ChunkRepository:
         )
         return [Chunk.model_validate(i) for i in items]
 
-    def set_chunk_status(self, job_id: str, index: int, status: ChunkStatus) -> bool:
-        """Set a chunk's status unless it is done; False when it is done."""
-        try:
-            self.table.update(
-                keys.job(job_id),
-                keys.chunk(index),
-                "SET #st = :st",
-                names={"#st": "status"},
-                values={":st": status.value, ":done": ChunkStatus.DONE.value},
-                condition="#st <> :done",
-            )
-        except ConditionFailed:
-            return False
-        return True
-
     def take_lease(self, chunk: Chunk, owner: str, expires: int) -> Chunk | None:
         """Give the chunk's lease to `owner` while its job is RUNNING; None when it is done or the job is not.
 

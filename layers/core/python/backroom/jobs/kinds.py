@@ -35,7 +35,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from backroom.clock import now_ms
-from backroom.config import Settings
 from backroom.dynamo import Write
 from backroom.jobs.models import Chunk, ChunkPlan, Job, Progress
 
@@ -53,7 +52,6 @@ if TYPE_CHECKING:
 class JobContext:
     """What a kind may touch while it runs: the repositories of the concepts jobs work on."""
 
-    settings: Settings
     journal: JobJournal
     files: FileStore
     records: RecordStore

@@ -70,8 +70,6 @@ class TaskAction:
     columns: ClassVar[tuple[str, ...]] = ()
     # Runs against the tenant's resources as a whole: developers only.
     system: ClassVar[bool] = False
-    # Rows per checkpoint: a stop is honoured, and a crash replays at most this many.
-    commit_rows: ClassVar[int] = 100
 
     @property
     def takes_input(self) -> bool:
