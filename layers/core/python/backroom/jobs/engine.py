@@ -66,12 +66,13 @@ class JobEngine:
     def by_alias(self, alias: str) -> Job | None:
         return self.repo.by_alias(alias)
 
+    def last_number(self, counter: str) -> int:
+        """The last number `create_numbered` gave under `counter` (0 before the first)."""
+        return self.repo.last_seq(counter)
+
     def stoppable(self, job: Job) -> bool:
         """Whether the job's kind may be stopped (a kind this deployment no longer knows may not)."""
         return self.life.stoppable(job)
-
-    def count_scope(self, scope: str) -> int:
-        return self.repo.count_scope(scope)
 
     def page_scope(self, scope: str, limit: int, *, after: str | None = None) -> tuple[list[Job], str | None]:
         return self.repo.page_scope(scope, limit, after=after)

@@ -209,9 +209,6 @@ class JobRepository:
             return False
         return True
 
-    def count_scope(self, scope: str) -> int:
-        return self.table.count("gsi2pk = :p", {":p": scope}, index="gsi2")
-
     def find_in_scope(self, scope: str, order: str) -> Job | None:
         items = list(self.table.query("gsi2pk = :p AND gsi2sk = :o", {":p": scope, ":o": order}, index="gsi2", limit=1))
         return Job.model_validate(items[0]) if items else None
