@@ -175,7 +175,7 @@ class AppData:
         if spec is None or spec.type != "relationship" or not spec.entity:
             return
         try:
-            related = self.access(caller, spec.entity, "read")
+            related = access.related(name, "read")  # the same gate: its grants were read once
         except Forbidden:
             return  # the caller sees the {id, label} it already has
 
