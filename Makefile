@@ -25,7 +25,7 @@ run: $(STAMP)
 openapi: $(STAMP)
 	$(PY) -m infra.local.run --openapi docs/openapi.json
 
-# Two processes (pytest-xdist), whole files each: the unit files on in-process moto and the integration
+# Two processes (pytest-xdist), whole files each: the core files on in-process moto and the integration
 # files (each process starts its own local stack) share the two cores; about half the serial time.
 test: $(STAMP)
 	$(PY) -m pytest -n 2 --dist loadfile tests

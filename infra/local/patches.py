@@ -6,7 +6,7 @@ the emulator would then answer wrongly without a word. So `install()` refuses an
 version other than the one the patches were written for (`WRITTEN_FOR`, the pins of
 constraints.txt), and refuses an attribute whose shape is not the expected one, before it replaces
 anything. Called by everything that needs them: the emulator server (`moto_server.py`), the local
-Lambda pools (`lambdas.FunctionPool`) and the unit tests' in-process moto (tests/core/conftest.py).
+Lambda pools (`lambdas.FunctionPool`) and the core tests' in-process moto (tests/core/conftest.py).
 `tests/core/test_emulator_differential.py` runs a corpus of the product's DynamoDB operations with
 and without them and requires the same answers; run it before moving `WRITTEN_FOR`.
 

@@ -79,7 +79,7 @@ class RuntimeDialect(Dialect):
         401: "No token, or one that is not valid or has expired",
         403: "The caller may not do this",
         404: "No such entity, record or job",
-        409: "The record changed meanwhile (optimistic locking), or a job's state forbids the change",
+        409: "The record changed meanwhile (optimistic locking)",  # a job command its state refuses is a 400
         500: "Internal error; the cause is only in the log",
     }
 
