@@ -1,4 +1,5 @@
-"""Creates what template.yaml declares (tables, queues, bucket) in the emulator or LocalStack.
+"""Creates what template.yaml declares (tables, queues, bucket) in the emulator or LocalStack, and
+registers them as CloudFormation stack `backroom-local`, whose Outputs are a deployed stack's.
 
 Idempotent: resources that already exist are left as they are, so `make run` can be restarted
 against a LocalStack that kept its state.
@@ -110,3 +111,42 @@ def function_environment(template: Template, stack: Stack) -> dict[str, str]:
         for key, value in function.environment.items():
             env[key] = stack.resolve(value)
     return env
+
+
+# The output that names the API: a deployed stack's is API Gateway's URL, the local stack's the gateway's.
+API_URL_OUTPUT = "ApiUrl"
+
+
+def stack_outputs(template: Template, stack: Stack, api_url: str) -> dict[str, str]:
+    """template.yaml's Outputs with the local stack's values: each Ref or GetAtt resolved to the local
+    resource, the API's URL the local gateway's. An output of another form is left out."""
+    found = {API_URL_OUTPUT: api_url}
+    for name, output in template.outputs.items():
+        value = output.get("Value") if isinstance(output, dict) else None
+        if isinstance(value, dict) and ("Ref" in value or "Fn::GetAtt" in value):
+            found[name] = stack.resolve(value)
+    return found
+
+
+def register(session: boto3.session.Session, endpoint: str | None, outputs: dict[str, str]) -> None:
+    """The local stack as CloudFormation stack `backroom-local`, whose Outputs are those of a deployed
+    stack: `--stack backroom-local` reaches it as `--stack NAME` reaches a stack of AWS. Idempotent: an
+    existing stack is updated only when an output changed (the gateway's port)."""
+    cf = session.client("cloudformation", endpoint_url=endpoint)
+    body = json.dumps(
+        {
+            "Description": "The local stack (make run): its outputs say where its state lives",
+            # CloudFormation's resource that does nothing: a stack needs one.
+            "Resources": {"LocalStack": {"Type": "AWS::CloudFormation::WaitConditionHandle"}},
+            "Outputs": {name: {"Value": value} for name, value in sorted(outputs.items())},
+        }
+    )
+    try:
+        current = cf.describe_stacks(StackName=STACK)["Stacks"][0]
+    except ClientError as err:
+        if err.response["Error"]["Code"] != "ValidationError":  # CloudFormation's "does not exist"
+            raise
+        cf.create_stack(StackName=STACK, TemplateBody=body)
+        return
+    if {o["OutputKey"]: o.get("OutputValue") for o in current.get("Outputs", [])} != outputs:
+        cf.update_stack(StackName=STACK, TemplateBody=body)

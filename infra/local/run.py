@@ -2,8 +2,10 @@
 
 Starts the embedded emulator (moto server on 127.0.0.1:4566) unless configuration names an endpoint
 (AWS_ENDPOINT_URL, or LOCALSTACK_HOST as localstack-client reads it); creates what template.yaml
-declares; loads the demo data; serves the API on 127.0.0.1:3000 through the real handlers; runs the
-worker handlers on their queues. Ctrl-C stops everything.
+declares and registers it as CloudFormation stack `backroom-local` (`--stack backroom-local`);
+loads the demo data (not with --no-demo: an empty stack, for `backroom admin bootstrap`); serves the
+API on 127.0.0.1:3000 through the real handlers; runs the worker handlers on their queues. Ctrl-C
+stops everything.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import boto3
 from infra.local import emulator
 from infra.local.lambdas import FunctionPool, ensure_layer_on_path
 from infra.local.pollers import QueuePoller
-from infra.local.provision import Stack, function_environment, provision
+from infra.local.provision import Stack, function_environment, provision, register, stack_outputs
 from infra.local.template import Template
 
 log = logging.getLogger("local.run")
@@ -43,11 +45,16 @@ def _defaults() -> None:
     warnings.filterwarnings("ignore", message="No application metrics to publish")
 
 
-def prepare(endpoint: str, *, visibility: int | None = None, demo: bool = True) -> tuple[Template, Stack]:
-    """Create the template's resources, export the functions' environment, load the demo data."""
+def prepare(
+    endpoint: str, *, visibility: int | None = None, demo: bool = True, api_url: str | None = None
+) -> tuple[Template, Stack]:
+    """Create the template's resources, export the functions' environment, load the demo data. With the
+    API's URL (the gateway runs here), register the stack as CloudFormation stack `backroom-local`."""
     template = Template.load()
     session = boto3.session.Session(region_name=os.environ["AWS_REGION"])
     stack = provision(session, endpoint, template, visibility=visibility)
+    if api_url is not None:
+        register(session, endpoint, stack_outputs(template, stack, api_url))
     os.environ.update(function_environment(template, stack))
     os.environ["AWS_ENDPOINT_URL"] = endpoint
     ensure_layer_on_path()
@@ -132,7 +139,9 @@ def main(argv: list[str] | None = None) -> int:
         visibility = (
             int(os.environ["BACKROOM_VISIBILITY_TIMEOUT"]) if os.environ.get("BACKROOM_VISIBILITY_TIMEOUT") else None
         )
-        template, stack = prepare(endpoint, visibility=visibility, demo=not args.no_demo and not args.no_gateway)
+        api_url = None if args.no_gateway else f"http://{args.host}:{args.port}"
+        demo = not args.no_demo and not args.no_gateway
+        template, stack = prepare(endpoint, visibility=visibility, demo=demo, api_url=api_url)
         pools = {name: FunctionPool(f) for name, f in template.functions().items()}
         if not args.no_workers:
             start_pollers(template, stack, pools, stop, args.pollers)

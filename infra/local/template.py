@@ -86,11 +86,16 @@ class Function:
 class Template:
     resources: dict[str, Any]
     globals_: dict[str, Any]
+    outputs: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def load(cls, path: Path = TEMPLATE) -> Template:
         data = read_cloudformation(path.read_text())
-        return cls(resources=data["Resources"], globals_=data.get("Globals", {}).get("Function", {}))
+        return cls(
+            resources=data["Resources"],
+            globals_=data.get("Globals", {}).get("Function", {}),
+            outputs=data.get("Outputs") or {},
+        )
 
     def of_type(self, kind: str) -> dict[str, dict[str, Any]]:
         return {k: v.get("Properties", {}) for k, v in self.resources.items() if v["Type"] == kind}
