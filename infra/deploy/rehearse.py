@@ -11,6 +11,9 @@
    reaches CREATE_COMPLETE, then check what was created against what the SAM template declares:
    outputs, queues and their dead-letter queues, event sources, environment, layers, routes and
    the policies of each function. Every check is derived from the template, none names a resource.
+4. Bootstrap the stack as an operator would (`backroom admin bootstrap --stack NAME`): the core found
+   through the stack's outputs, a first tenant and developer whose password verifies, a second
+   bootstrap refused.
 
 What moto's CloudFormation does not create (API Gateway v2, EventBridge Scheduler, ...) is listed,
 and checked in the translated template instead. Exit status 0 when nothing is wrong, 1 otherwise.
@@ -378,6 +381,38 @@ def check_outputs(d: Deployed, report: Report) -> None:
                 report.error("outputs", f"{', '.join(keys)} do not show {logical}'s created name {physical}")
         else:
             report.ok("outputs", f"{', '.join(keys)} name {logical} (not emulated: checked in the template)")
+
+
+def check_bootstrap(report: Report) -> None:
+    """An operator's first step on the created stack: `backroom admin bootstrap --stack NAME`, which finds
+    the table through the stack's outputs (`connect`). The developer must exist with the password
+    given, and a second bootstrap of the tenant must be refused without touching that password."""
+    from backroom import aws
+    from backroom.identity.passwords import verify_password
+
+    from infra.cli.admin import bootstrap, generate_password
+    from infra.cli.client import CliError
+    from infra.cli.stack import connect
+
+    tenant, email, password = "rehearsal", "dev@rehearsal.example", generate_password()
+    aws.reset_clients()  # clients of the emulator in this process only
+    try:
+        bootstrap(connect(STACK), tenant=tenant, tenant_name="Rehearsal", email=email, name="Dev", password=password)
+        try:
+            bootstrap(connect(STACK), tenant=tenant, tenant_name="Again", email=email, name="Dev", password="x" * 20)
+            report.error("bootstrap", "a second bootstrap of the same tenant was not refused")
+        except CliError as refused:
+            report.ok("bootstrap", f"a second bootstrap is refused ({refused.message})")
+        user = connect(STACK).identity.repo.get_user(email)
+    except CliError as err:
+        report.error("bootstrap", err.message)
+        return
+    finally:
+        aws.reset_clients()
+    if user is None or user.tenant_id != tenant or not verify_password(password, user.password_hash):
+        report.error("bootstrap", f"{email} is not a user of {tenant} with the password given")
+    else:
+        report.ok("bootstrap", f"--stack {STACK}: developer {email} of tenant {tenant}, its password verifies")
 
 
 def check_queues(d: Deployed, report: Report) -> None:
@@ -839,6 +874,7 @@ def _create_and_check(
         check_queues(deployed, report)
         check_functions(deployed, report)
         check_translated_routes(sam, cfn, report)
+        check_bootstrap(report)
     return report
 
 

@@ -64,6 +64,23 @@ def test_the_report_covers_every_queue_function_and_route(sam: dict[str, Any], r
             assert any(line.startswith("outputs:") and f"({logical})" in line for line in passed), logical
 
 
+def test_the_rehearsal_bootstraps_the_created_stack_as_an_operator_would(real: Report) -> None:
+    passed = [message for status, area, message in real.lines if status == "ok" and area == "bootstrap"]
+    assert any("its password verifies" in line for line in passed), real.render()
+    assert any(line.startswith("a second bootstrap is refused") for line in passed), real.render()
+
+
+def test_a_stack_without_the_table_output_cannot_be_bootstrapped(tmp_path: Path, sam: dict[str, Any]) -> None:
+    # Given a copy of the template whose outputs no longer name the table
+    broken = copy.deepcopy(sam)
+    del broken["Outputs"]["TableName"]
+
+    report = rehearse(_broken_copy(tmp_path, broken))
+
+    # Then the operator's bootstrap, which finds the table through the outputs, fails and says why
+    assert "bootstrap: stack backroom-rehearsal has no output TableName: is it a Backroom stack?" in report.errors
+
+
 def test_a_queue_without_its_dead_letter_queue_fails(
     tmp_path: Path, sam: dict[str, Any], capsys: pytest.CaptureFixture[str]
 ) -> None:
