@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 export PYTHONPATH := $(CURDIR)/layers/core/python:$(CURDIR)
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: run test core integration lint format bench build validate deploy clean openapi deploy-check
+.PHONY: run run-empty test core integration lint format bench build validate deploy clean openapi deploy-check
 
 $(STAMP): requirements.txt constraints.txt pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -18,8 +18,13 @@ $(STAMP): requirements.txt constraints.txt pyproject.toml
 	@$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e . && rm -rf backroom.egg-info
 	@touch $(STAMP)
 
+# ARGS go to infra/local/run.py (e.g. ARGS="--port 3001"; `python -m infra.local.run --help`).
 run: $(STAMP)
-	$(PY) -m infra.local.run
+	$(PY) -m infra.local.run $(ARGS)
+
+# The same stack without the demo data: an empty stack, for `backroom admin bootstrap --stack backroom-local`.
+run-empty: $(STAMP)
+	$(PY) -m infra.local.run --no-demo $(ARGS)
 
 # The OpenAPI document that `make run` serves at /openapi.json, as a file.
 openapi: $(STAMP)
