@@ -28,6 +28,7 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from infra.cli.client import DEFAULT_URL, Client, CliError, forget_session, load_session, save_session
+from infra.cli.users import users
 from infra.cli.watch import EXIT_OK, ErrandWatcher, RuntimeJobWatcher, Snapshot, TaskWatcher, Watcher, find_job, watch
 
 EXIT_ERROR = 2
@@ -62,6 +63,7 @@ jobs = typer.Typer(help="Jobs of any dialect.", no_args_is_help=True)
 app.add_typer(gateway, name="gateway")
 app.add_typer(tasks, name="tasks")
 app.add_typer(jobs, name="jobs")
+app.add_typer(users, name="users")
 
 
 @dataclass
