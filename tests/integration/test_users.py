@@ -45,7 +45,8 @@ def first_login(api: Api, email: str, password: str) -> str:
 def test_a_user_created_with_a_one_time_password_must_change_it_at_login(api: Api, dev: str) -> None:
     made = create(api, dev, role="user", groups=["Readers"])
 
-    assert set(made) == {"id", "email", "name", "role", "groups", "account", "active", "passwordChangeRequired", "password"}
+    shown = {"id", "email", "name", "role", "groups", "account", "active", "passwordChangeRequired", "password"}
+    assert set(made) == shown
     assert made["passwordChangeRequired"] is True and made["account"] == DEMO and len(made["password"]) >= 16
     refused = api.call("POST", LOGIN, body={"email": made["email"], "password": made["password"]})
     assert refused.status == 403
