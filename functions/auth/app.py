@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Path
-from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponseHeader
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse, OpenAPIResponseHeader
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from backroom.api.dialects import GatewayDialect, RuntimeDialect, TasksDialect
 from backroom.api.openapi import JSON, ref
@@ -170,8 +170,8 @@ def gateway_logout(caller: CurrentCaller) -> Response[Any]:
 
 # Users -----------------------------------------------------------------------
 UserId = Annotated[str, Path(min_length=1, max_length=64, description="The user's id (24 hex digits)")]
-_DEVELOPERS = {403: {"description": "The caller is not a developer"}}
-_ONE = {**_DEVELOPERS, 404: {"description": "No such user in the caller's tenant"}}
+_DEVELOPERS: dict[int, OpenAPIResponse] = {403: {"description": "The caller is not a developer"}}
+_ONE: dict[int, OpenAPIResponse] = {**_DEVELOPERS, 404: {"description": "No such user in the caller's tenant"}}
 
 
 def _users() -> AppUsers:
