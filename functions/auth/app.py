@@ -1,4 +1,5 @@
-"""Auth facade: `POST /runtime/api/auth/login` (impersonation included), and logout in each dialect.
+"""Auth facade: `POST /runtime/api/auth/login` (impersonation and a password's change included), logout
+in each dialect, and the runtime's users (`/runtime/api/users`: here, where passwords are hashed).
 
 Logout ends the token a request carries, as each dialect's own clients would ask: the runtime's
 `POST /runtime/api/auth/logout` (a sibling of its login), Kazoo's `DELETE /v2/token_auth`, and the
@@ -8,14 +9,26 @@ gateway's `POST /gateway/auth/v1/logout` (Spring Security's `POST /logout`, unde
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response
-from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponseHeader
+from aws_lambda_powertools.event_handler.openapi.params import Path
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse, OpenAPIResponseHeader
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from backroom.api.dialects import GatewayDialect, RuntimeDialect, TasksDialect
 from backroom.api.openapi import JSON, ref
 from backroom.api.resolver import CurrentCaller, dialect_app
+from backroom.api.runtime import LineOffset, PageSize, last_values, query_params
+from backroom.api.runtime_users import (
+    CreatedUserView,
+    CurrentUserView,
+    NewUser,
+    PasswordView,
+    UserChange,
+    UserPageView,
+    UserView,
+)
+from backroom.app.users import AppUsers
 from backroom.config import require
 from backroom.observability import http_handler
 from backroom.wiring import core
@@ -41,6 +54,12 @@ class LoginRequest(BaseModel):
     email: str = Field(min_length=1, max_length=320)
     password: str = Field(min_length=1, max_length=1024)
     emailImpersonatedUser: str | None = Field(default=None, max_length=320)
+    newPassword: str | None = Field(
+        default=None,
+        min_length=12,
+        max_length=1024,
+        description="Replaces the password (required when it is a one-time password); not the same as it",
+    )
 
 
 class LoginResponse(BaseModel):
@@ -74,10 +93,14 @@ class LoginResponse(BaseModel):
 @app.post(
     "/runtime/api/auth/login",
     responses={
+        400: {"description": "newPassword is shorter than 12 characters, or the same as password"},
         401: {"description": "Invalid credentials (also a deactivated user's good password)"},
-        403: {"description": "Only developers may impersonate other users"},
+        403: {
+            "description": "Only developers may impersonate other users; or `passwordChangeRequired`: the password"
+            " is a one-time password, to log in again with `newPassword` (no session is opened)"
+        },
         404: {"description": "The user to impersonate does not exist"},
-        409: {"description": "The user changed while logging in; log in again"},
+        409: {"description": "The user (or its password) changed while logging in; log in again"},
         429: {
             "description": "Too many failed logins for this account or from this address: no password is checked"
             " until `Retry-After` seconds have passed",
@@ -92,7 +115,9 @@ class LoginResponse(BaseModel):
 )
 def login(body: LoginRequest) -> LoginResponse:
     ip = app.current_event.request_context.http.source_ip
-    session = core().identity.login(body.email, body.password, impersonate=body.emailImpersonatedUser, ip=ip)
+    session = core().identity.login(
+        body.email, body.password, impersonate=body.emailImpersonatedUser, ip=ip, new_password=body.newPassword
+    )
     caller = session.caller
     core().app.logs.login(caller, ip)  # the app's log line of the login (`subType: LOGIN`)
     return LoginResponse(
@@ -141,6 +166,93 @@ def gateway_logout(caller: CurrentCaller) -> Response[Any]:
     """Revoke the bearer token of the request."""
     core().identity.logout(caller.token)
     return Response(status_code=204, body="")
+
+
+# Users -----------------------------------------------------------------------
+UserId = Annotated[str, Path(min_length=1, max_length=64, description="The user's id (24 hex digits)")]
+_DEVELOPERS: dict[int, OpenAPIResponse] = {403: {"description": "The caller is not a developer"}}
+_ONE: dict[int, OpenAPIResponse] = {**_DEVELOPERS, 404: {"description": "No such user in the caller's tenant"}}
+
+
+def _users() -> AppUsers:
+    built = core()
+    return AppUsers(built.identity, built.grants, built.app.logs)
+
+
+def _ip() -> str | None:
+    return app.current_event.request_context.http.source_ip
+
+
+@app.get("/runtime/api/users", responses={**_DEVELOPERS, 400: {"description": "_size or _offset is not valid"}})
+def list_users(caller: CurrentCaller, size: PageSize = None, offset: LineOffset = None) -> UserPageView:
+    """The users of the caller's tenant, by e-mail (developers only)."""
+    page = _users().page(caller, last_values(query_params(app.current_event.raw_event)))
+    return UserPageView(total=page.total, offset=page.offset, items=[UserView.of(u) for u in page.users])
+
+
+@app.post(
+    "/runtime/api/users",
+    status_code=201,
+    response_description="The user, and its one-time password (shown once)",
+    responses={
+        **_DEVELOPERS,
+        400: {"description": "A field is not valid, or names a group the app does not define"},
+        404: {"description": "The account is not one the caller reaches"},
+        409: {"description": "A user of that e-mail exists"},
+    },
+)
+def create_user(caller: CurrentCaller, body: NewUser) -> CreatedUserView:
+    """A user of the caller's tenant, with a one-time password its first login must replace."""
+    user, password = _users().create(
+        caller,
+        email=body.email,
+        name=body.name,
+        role=body.role,
+        groups=body.groups,
+        account_id=body.account,
+        ip=_ip(),
+    )
+    return CreatedUserView(**UserView.of(user).model_dump(), password=password)
+
+
+# Registered before `/<user_id>`: powertools tries dynamic routes in order, as API Gateway prefers the literal.
+@app.get("/runtime/api/users/current")
+def current_user(caller: CurrentCaller) -> CurrentUserView:
+    """The caller's own user, any role (`impersonatedBy`: the developer impersonating it)."""
+    return CurrentUserView.of_caller(_users().current(caller), caller)
+
+
+@app.get("/runtime/api/users/<user_id>", responses=_ONE)
+def get_user(user_id: UserId, caller: CurrentCaller) -> UserView:
+    return UserView.of(_users().get(caller, user_id))
+
+
+@app.put(
+    "/runtime/api/users/<user_id>",
+    responses={**_ONE, 400: {"description": "A field is not valid, or names a group the app does not define"}},
+)
+def update_user(user_id: UserId, caller: CurrentCaller, body: UserChange) -> UserView:
+    """Change a user's name, role or groups; a change of name or role ends its sessions, of groups
+    changes its permissions at once."""
+    users = _users()
+    return UserView.of(users.update(caller, user_id, name=body.name, role=body.role, groups=body.groups, ip=_ip()))
+
+
+@app.put("/runtime/api/users/<user_id>/deactivate", responses={**_ONE, 400: {"description": "The caller itself"}})
+def deactivate_user(user_id: UserId, caller: CurrentCaller) -> UserView:
+    """The user keeps its data and cannot log in; its sessions end at once."""
+    return UserView.of(_users().deactivate(caller, user_id, _ip()))
+
+
+@app.put("/runtime/api/users/<user_id>/reactivate", responses=_ONE)
+def reactivate_user(user_id: UserId, caller: CurrentCaller) -> UserView:
+    return UserView.of(_users().reactivate(caller, user_id, _ip()))
+
+
+@app.post("/runtime/api/users/<user_id>/resetPassword", responses=_ONE)
+def reset_password(user_id: UserId, caller: CurrentCaller) -> PasswordView:
+    """A new one-time password (shown once; the next login must replace it); the user's sessions end."""
+    return PasswordView(password=_users().reset_password(caller, user_id, _ip()))
 
 
 @http_handler

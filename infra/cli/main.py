@@ -29,6 +29,7 @@ from typer.core import TyperGroup
 
 from infra.cli.admin import admin
 from infra.cli.client import DEFAULT_URL, Client, CliError, forget_session, load_session, save_session
+from infra.cli.users import users
 from infra.cli.watch import EXIT_OK, ErrandWatcher, RuntimeJobWatcher, Snapshot, TaskWatcher, Watcher, find_job, watch
 
 EXIT_ERROR = 2
@@ -64,6 +65,7 @@ app.add_typer(gateway, name="gateway")
 app.add_typer(tasks, name="tasks")
 app.add_typer(jobs, name="jobs")
 app.add_typer(admin, name="admin")
+app.add_typer(users, name="users")
 
 
 @dataclass

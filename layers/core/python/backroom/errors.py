@@ -17,6 +17,8 @@ class BackroomError(Exception):
     """Base of every error a caller can cause or see."""
 
     status = 500
+    # The dialect's code for this very error, where it names one (the runtime's `code`; else the status's).
+    code: str | None = None
 
     def __init__(self, message: str, *, details: list[str] | None = None, data: Any = None) -> None:
         super().__init__(message)
@@ -41,6 +43,12 @@ class Unauthorized(BackroomError):
 
 class Forbidden(BackroomError):
     status = 403
+
+
+class PasswordChangeRequired(Forbidden):
+    """A good one-time password given without a new one: the login must set it (403, no session)."""
+
+    code = "passwordChangeRequired"
 
 
 class NotFound(BackroomError):

@@ -6,7 +6,8 @@ found. `<n:12>` is a number zero-padded to 12 digits; `<hour>` is `YYYYMMDDHH` (
 
 | item | pk | sk | index |
 | --- | --- | --- | --- |
-| user (by e-mail) | `USER#<email, lower case>` | `USER` | |
+| user (by e-mail) | `USER#<email, lower case>` | `USER` | gsi1 `TENANT_USERS#<tenant>` / `<email>` |
+| user id (points at the user's e-mail) | `USERID#<id>` | `USERID` | |
 | account | `ACCOUNT#<id>` | `ACCOUNT` | gsi1 `CHILDREN#<parent>` / `<id>` |
 | token | `TOKEN#<sha-256 of it>` | `TOKEN` | |
 | a user's session | `SESSIONS#<user id>` | `<token hash>` | |
@@ -27,7 +28,7 @@ found. `<n:12>` is a number zero-padded to 12 digits; `<hour>` is `YYYYMMDDHH` (
 | share link | `SHARE#<share id>` | `SHARE` | |
 | app log line | `LOGS#<tenant>#<hour>#<shard 0-7>` | `<ms:13>#<line id>` | |
 | an hour with app log lines | `LOGHOURS#<tenant>` | `<hour>` | |
-| app entity, a user's permissions | `APP#<tenant>` | `ENTITY#<name>`, `USER#<email>` | |
+| app entity, a user's permissions, a group | `APP#<tenant>` | `ENTITY#<name>`, `USER#<email>`, `GROUP#<name>` | |
 | calc engine configuration | `CALC#<tenant>` | `<kind>#<n:12>` (1), `FILETYPE#<id>`, `COUNTER#<name>` | |
 | phone number | `NUMBER#<tenant>#<e164>` | `NUMBER` | gsi1 `NUMBERS#<account>` / `<e164>` |
 | quantity record | `QUANTITY#<account>` | `<yyyy-mm>#<category>#<item>#<job>#<chunk:6>` | |
@@ -71,6 +72,16 @@ def _n12(value: int) -> str:
 # Identity -------------------------------------------------------------------------------------
 def user(email: str) -> Key:
     return f"USER#{email.strip().lower()}", "USER"
+
+
+def tenant_users(tenant_id: str) -> str:
+    """gsi1pk of a user: its tenant's users (gsi1sk: the e-mail)."""
+    return f"TENANT_USERS#{tenant_id}"
+
+
+def user_id(uid: str) -> Key:
+    """The item that points at a user's e-mail from its id (the runtime API addresses users by id)."""
+    return f"USERID#{uid}", "USERID"
 
 
 def account(account_id: str) -> Key:
@@ -275,6 +286,7 @@ def app_log_hours(tenant_id: str) -> str:
 
 # The runtime app ------------------------------------------------------------------------------
 APP_USERS = "USER#"  # the sk prefix of users' permissions
+APP_GROUPS = "GROUP#"  # the sk prefix of the app's groups (their definitions, for a user's permissions)
 
 
 def app(tenant_id: str) -> str:
@@ -287,6 +299,10 @@ def app_entity(name: str) -> str:
 
 def app_user(email: str) -> str:
     return f"{APP_USERS}{email}"
+
+
+def app_group(name: str) -> str:
+    return f"{APP_GROUPS}{name}"
 
 
 # The calc engine's configuration --------------------------------------------------------------

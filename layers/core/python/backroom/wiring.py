@@ -19,6 +19,7 @@ from backroom import aws
 from backroom.config import Settings, settings
 
 if TYPE_CHECKING:
+    from backroom.app.grants import Grants
     from backroom.app.history import AppHistory
     from backroom.app.repository import AppRepository
     from backroom.app.service import AppData
@@ -202,7 +203,12 @@ class Core:
         """The runtime app's entities, users' permissions, log lines and action markers."""
         from backroom.app.repository import AppRepository
 
-        return AppRepository(self.table, self.records)
+        return AppRepository(self.table, self.records, self.identity)
+
+    @cached_property
+    def grants(self) -> Grants:
+        """Users' permissions from the app's groups, rewritten by an install and by a user's change."""
+        return self.app_repo.grants
 
     @cached_property
     def app_history(self) -> AppHistory:

@@ -84,7 +84,7 @@ class RuntimeDialect(Dialect):
     }
 
     def error(self, status: int, err: BackroomError, event: dict[str, Any]) -> Response:
-        body: dict[str, Any] = {"code": RUNTIME_CODES.get(status, "error"), "message": err.message}
+        body: dict[str, Any] = {"code": err.code or RUNTIME_CODES.get(status, "error"), "message": err.message}
         errors: list[FieldError] = getattr(err, "errors", [])
         if errors:
             body["errors"] = [{"field": e.field, "code": e.code, "message": e.message} for e in errors]

@@ -7,6 +7,7 @@ A developer may do everything; a user may do what the groups it belongs to allow
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping
 from enum import StrEnum
 from typing import Any, Literal
 
@@ -133,23 +134,23 @@ class AppDefinition(BaseModel):
     entities: list[Entity]
     groups: list[Group] = Field(default_factory=list)
 
-    def permissions_of(self, email: str) -> dict[str, EntityPermission]:
-        """A user's permissions per entity: the union of its groups'."""
-        merged: dict[str, EntityPermission] = {}
-        for group in self.groups:
-            if email.lower() not in {u.lower() for u in group.users}:
-                continue
-            for name, grant in group.entities.items():
-                merged[name] = merged[name].merged(grant) if name in merged else grant
-        return merged
+    def permissions_of(self, email: str, groups: Iterable[str] = ()) -> dict[str, EntityPermission]:
+        """A user's permissions per entity: the union of its groups' (those `groups` names, and those
+        that list its e-mail)."""
+        return merged_permissions(self.groups, email, groups)
 
-    def labels_hiding_nothing(self) -> None:
+    def labels_hiding_nothing(self, members: Mapping[str, Iterable[str]] | None = None) -> None:
         """Refuse a label expression that names a field one of the entity's readers may not read: a label
-        is shown wherever its record is (the record, a relationship's `{id, label}`, history, a group)."""
+        is shown wherever its record is (the record, a relationship's `{id, label}`, history, a group).
+
+        The readers: the groups' listed users, and `members` (e-mail: the groups it names)."""
+        readers: dict[str, tuple[str, ...]] = {e.lower(): tuple(g) for e, g in (members or {}).items()}
+        for email in self.users:
+            readers.setdefault(email, ())
         for entity in self.entities:
             named = {m.group(1).split(".")[0] for m in LABEL_PART.finditer(entity.schema.label or "")}
-            for email in sorted(self.users):
-                grant = self.permissions_of(email).get(entity.name)
+            for email in sorted(readers):
+                grant = self.permissions_of(email, readers[email]).get(entity.name)
                 hidden = sorted(n for n in named if grant and grant.read and grant.access(n) is FieldAccess.NONE)
                 if hidden:
                     raise Invalid(
@@ -160,6 +161,19 @@ class AppDefinition(BaseModel):
     @property
     def users(self) -> set[str]:
         return {u.lower() for g in self.groups for u in g.users}
+
+
+def merged_permissions(groups: Iterable[Group], email: str, names: Iterable[str]) -> dict[str, EntityPermission]:
+    """The union of the permissions of the groups a user belongs to: those among `names` (the user's
+    own list), and those whose `users` list its e-mail."""
+    email, named = email.lower(), set(names)
+    merged: dict[str, EntityPermission] = {}
+    for group in groups:
+        if group.name not in named and email not in {u.lower() for u in group.users}:
+            continue
+        for name, grant in group.entities.items():
+            merged[name] = merged[name].merged(grant) if name in merged else grant
+    return merged
 
 
 def entity_of(item: dict[str, Any]) -> Entity:

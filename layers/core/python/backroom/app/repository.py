@@ -5,6 +5,7 @@ and action markers sit (their keys: `backroom.keys`).
 | --- | --- | --- |
 | entity (its schema, actions, what the runtime adds) | `APP#<tenant>` | `ENTITY#<name>` |
 | a user's permissions, merged from its groups | `APP#<tenant>` | `USER#<email, lower case>` |
+| a group's definition (for one user's refresh) | `APP#<tenant>` | `GROUP#<name>` |
 | an action's marker of a job's row | `ACTRUN#<job>#<shard>` | `<record id or group>` |
 
 An entity's schema is also defined in the records model (`RecordStore.define`), which keeps its records.
@@ -13,8 +14,12 @@ Log lines have their own repository, `backroom.app.logstore`.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
 from backroom import keys
-from backroom.app.definition import AppDefinition, Entity, EntityPermission
+from backroom.app.definition import AppDefinition, Entity, EntityPermission, Group
+from backroom.app.grants import Grants, UserDirectory
 from backroom.app.logstore import AppLogStore
 from backroom.dynamo import Table
 from backroom.errors import NotFound
@@ -23,32 +28,22 @@ from backroom.rowmarks import RowMarks
 
 
 class AppRepository:
-    def __init__(self, table: Table, records: RecordStore) -> None:
+    def __init__(self, table: Table, records: RecordStore, users: UserDirectory) -> None:
         self.table = table
         self.records = records
+        self.grants = Grants(self, users)  # the users' permissions it keeps, from the app's groups
         self.logs = AppLogStore(table)
         self.action_marks = RowMarks(table, keys.ACTION_ROWS)
 
     def install(self, tenant_id: str, app: AppDefinition) -> None:
-        """Declare every entity and every listed user's permissions (a user no longer listed keeps none)."""
+        """Declare every entity and every user's permissions (`Grants.refresh`: a user no longer granted keeps none)."""
         app.labels_hiding_nothing()
         for entity in app.entities:
             self.records.define(tenant_id, entity.schema)
             self.table.put(
                 {"pk": keys.app(tenant_id), "sk": keys.app_entity(entity.name), **entity.model_dump(by_alias=True)}
             )
-        known = {
-            item["sk"]
-            for item in self.table.query(
-                "pk = :p AND begins_with(sk, :u)", {":p": keys.app(tenant_id), ":u": keys.APP_USERS}, attributes=["sk"]
-            )
-        }
-        for email in app.users:
-            grants = {name: grant.model_dump() for name, grant in app.permissions_of(email).items()}
-            self.table.put({"pk": keys.app(tenant_id), "sk": keys.app_user(email), "entities": grants})
-            known.discard(keys.app_user(email))
-        for gone in known:
-            self.table.delete(keys.app(tenant_id), gone)
+        self.grants.refresh(tenant_id, app)
 
     def entity(self, tenant_id: str, name: str) -> Entity:
         item = self.table.get(keys.app(tenant_id), keys.app_entity(name)) if 0 < len(name) <= 64 else None
@@ -61,3 +56,29 @@ class AppRepository:
         if item is None:
             return {}
         return {name: EntityPermission.model_validate(grant) for name, grant in item.get("entities", {}).items()}
+
+    # Grants (backroom.app.grants) ------------------------------------------
+    def put_grants(self, tenant_id: str, email: str, grants: Mapping[str, EntityPermission]) -> None:
+        entities = {name: grant.model_dump() for name, grant in grants.items()}
+        self.table.put({"pk": keys.app(tenant_id), "sk": keys.app_user(email), "entities": entities})
+
+    def delete_grants(self, tenant_id: str, emails: Iterable[str]) -> None:
+        self.table.batch_write(deletes=[(keys.app(tenant_id), keys.app_user(e)) for e in emails])
+
+    def granted(self, tenant_id: str) -> set[str]:
+        """The e-mails that have a permissions item."""
+        return {item["sk"].removeprefix(keys.APP_USERS) for item in self._under(tenant_id, keys.APP_USERS, ["sk"])}
+
+    def put_groups(self, tenant_id: str, groups: Sequence[Group]) -> None:
+        """Keep exactly `groups`' definitions (a group no longer defined goes)."""
+        puts = [{"pk": keys.app(tenant_id), "sk": keys.app_group(g.name), **g.model_dump()} for g in groups]
+        kept = {item["sk"] for item in puts}
+        gone = [(keys.app(tenant_id), i["sk"]) for i in self._under(tenant_id, keys.APP_GROUPS, ["sk"])]
+        self.table.batch_write(puts=puts, deletes=[key for key in gone if key[1] not in kept])
+
+    def groups(self, tenant_id: str) -> list[Group]:
+        return [Group.model_validate(item) for item in self._under(tenant_id, keys.APP_GROUPS)]
+
+    def _under(self, tenant_id: str, prefix: str, attributes: list[str] | None = None) -> list[dict[str, Any]]:
+        values = {":p": keys.app(tenant_id), ":s": prefix}
+        return list(self.table.query("pk = :p AND begins_with(sk, :s)", values, attributes=attributes))

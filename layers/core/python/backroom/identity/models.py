@@ -37,6 +37,10 @@ class User(BaseModel):
     # session (docs/security.md, "Sessions and login throttling").
     version: int = 0
     active: bool = True
+    # The app's groups the user belongs to (with the groups' own `users` lists: backroom.app.grants).
+    groups: list[str] = Field(default_factory=list)
+    # A one-time password (given by a developer): the next login must set a new one.
+    password_change_required: bool = False
 
 
 class Caller(BaseModel):

@@ -21,10 +21,26 @@ from backroom.identity.models import Account, Caller, User
 _NOT_EXISTS = "attribute_not_exists(pk)"
 _EXISTS = "attribute_exists(pk)"
 # What a change of user may set (names from here, never from a caller).
-_USER_FIELDS = ("role", "account_id", "tenant_id", "active")
+_USER_FIELDS = (
+    "name",
+    "role",
+    "account_id",
+    "tenant_id",
+    "active",
+    "groups",
+    "password_hash",
+    "password_change_required",
+    "gsi1pk",
+    "gsi1sk",
+)
 # Two logins of one user check its item in their transactions at once: DynamoDB may cancel one
 # (TransactionConflict), which is tried again (`again_on_conflict`); so is a change of the user that
 # meets a login's.
+
+
+def _listed(tenant_id: str, email: str) -> dict[str, str]:
+    """A user's index keys: its tenant's users, by e-mail."""
+    return {"gsi1pk": keys.tenant_users(tenant_id), "gsi1sk": email}
 
 
 def _at_version(user: User) -> Write:
@@ -46,16 +62,37 @@ class IdentityRepository:
         item = self.table.get(*keys.user(email))
         return User.model_validate(item) if item else None
 
-    def put_user(self, user: User, *, replace: bool = False) -> None:
+    def email_of(self, uid: str) -> str | None:
+        """The e-mail of the user of id `uid` (its pointer item), or None."""
+        item = self.table.get(*keys.user_id(uid)) if 0 < len(uid) <= 64 else None
+        return str(item["email"]) if item else None
+
+    def put_user(self, user: User) -> None:
+        """The user, listed under its tenant, and its id's pointer, in one transaction; Conflict if either exists."""
         pk, sk = keys.user(user.email)
-        data = {"pk": pk, "sk": sk, **user.model_dump(mode="json")}
+        data = {"pk": pk, "sk": sk, **_listed(user.tenant_id, user.email), **user.model_dump(mode="json")}
+        id_pk, id_sk = keys.user_id(user.id)
+        pointer = {"pk": id_pk, "sk": id_sk, "email": user.email}
         try:
-            self.table.put(data, condition=None if replace else _NOT_EXISTS)
-        except ConditionFailed as err:
+            writes = [Write(item=data, condition=_NOT_EXISTS), Write(item=pointer, condition=_NOT_EXISTS)]
+            again_on_conflict(lambda: self.table.transact(writes))
+        except TransactionFailed as err:
             raise Conflict(f"User {user.email} already exists") from err
 
-    def update_user(self, email: str, changes: dict[str, Any]) -> User:
-        """Set `changes` (role, account_id, tenant_id, active) and move the user's version on; 404 if no such user."""
+    def users_of(self, tenant_id: str, *, limit: int | None = None) -> list[User]:
+        """The tenant's users by e-mail, the first `limit` of them (one Query on gsi1)."""
+        items = self.table.query("gsi1pk = :p", {":p": keys.tenant_users(tenant_id)}, index="gsi1", limit=limit)
+        return [User.model_validate(i) for i in items]
+
+    def count_users(self, tenant_id: str) -> int:
+        return self.table.count("gsi1pk = :p", {":p": keys.tenant_users(tenant_id)}, index="gsi1")
+
+    def update_user(self, email: str, changes: dict[str, Any], *, expect_hash: str | None = None) -> User:
+        """Set `changes` (of `_USER_FIELDS`) and move the user's version on; 404 if no such user.
+
+        With `expect_hash`, only while the stored password hash is still that one (else Conflict)."""
+        if "tenant_id" in changes:  # listed under its new tenant
+            changes = {**changes, **_listed(str(changes["tenant_id"]), email.strip().lower())}
         names = {"#v": "version"}
         values: dict[str, Any] = {":one": 1}
         sets = []
@@ -63,19 +100,27 @@ class IdentityRepository:
             names[f"#f{i}"], values[f":f{i}"] = name, changes[name]
             sets.append(f"#f{i} = :f{i}")
         expression = (f"SET {', '.join(sets)} " if sets else "") + "ADD #v :one"
+        condition = _EXISTS
+        if expect_hash is not None:
+            condition, names["#h"], values[":h"] = f"{_EXISTS} AND #h = :h", "password_hash", expect_hash
+        key = keys.user(email)
         try:
             item = again_on_conflict(
-                lambda: self.table.update(*keys.user(email), expression, names=names, values=values, condition=_EXISTS)
+                lambda: self.table.update(*key, expression, names=names, values=values, condition=condition)
             )
         except ConditionFailed as err:
+            if expect_hash is not None and self.get_user(email) is not None:
+                raise Conflict("The password changed meanwhile; log in again") from err
             raise NotFound(f"User {email.strip().lower()} does not exist") from err
         return User.model_validate(item)
 
-    def delete_user(self, email: str) -> None:
+    def delete_user(self, user: User) -> None:
+        """The user and its id's pointer; 404 if the user is gone."""
+        writes = [Write(key=keys.user(user.email), condition=_EXISTS), Write(key=keys.user_id(user.id))]
         try:
-            again_on_conflict(lambda: self.table.delete(*keys.user(email), condition=_EXISTS))
-        except ConditionFailed as err:
-            raise NotFound(f"User {email.strip().lower()} does not exist") from err
+            again_on_conflict(lambda: self.table.transact(writes))
+        except TransactionFailed as err:
+            raise NotFound(f"User {user.email} does not exist") from err
 
     def replace_password_hash(self, email: str, old: str, new: str) -> bool:
         """Store `new` in place of `old`; False, writing nothing, if the stored hash is no longer `old`."""

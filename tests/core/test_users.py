@@ -1,0 +1,207 @@
+"""Users: listed per tenant and found by id, one-time passwords changed at login, groups on users
+materialised into their permissions (`Grants`), and the runtime's users service (`AppUsers`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from backroom.app.definition import AppDefinition
+from backroom.app.users import AppUsers
+from backroom.errors import Forbidden, Invalid, NotFound, PasswordChangeRequired, Unauthorized
+from backroom.identity.models import Caller, Role
+from backroom.wiring import Core
+
+from infra.demo.load import DATA, load_demo
+
+DEMO = "4a7e0c3b9d2f4e6a8c1b5d7f9e0a2c4b"
+
+
+@pytest.fixture
+def demo(core: Core) -> Core:
+    load_demo(core, app_records=False)
+    return core
+
+
+@pytest.fixture
+def users(demo: Core) -> AppUsers:
+    return AppUsers(demo.identity, demo.grants, demo.app.logs)
+
+
+def dev_of(demo: Core) -> Caller:
+    return demo.identity.login("dev@demo.local", "demo-dev-password").caller
+
+
+def calls_of(core: Core, action: Any) -> list[str]:
+    """The DynamoDB operations `action()` makes."""
+    calls: list[str] = []
+
+    def record(model: Any, **_: Any) -> None:
+        calls.append(model.name)
+
+    events = core.table.client.meta.events
+    events.register("before-call.dynamodb.*", record)
+    try:
+        action()
+    finally:
+        events.unregister("before-call.dynamodb.*", record)
+    return calls
+
+
+# Identity ---------------------------------------------------------------------------------------
+def test_a_tenants_users_are_one_query_and_another_tenants_are_not_among_them(demo: Core) -> None:
+    demo.identity.create_account("other", "Other")
+    demo.identity.create_user("x@other.local", "other-password", name="X", role=Role.USER, account_id="other")
+
+    found: list[str] = []
+    calls = calls_of(demo, lambda: found.extend(u.email for u in demo.identity.users_of(DEMO)))
+
+    assert found == ["dev@demo.local", "sub@demo.local", "user@demo.local"]  # sub's account is in the tenant
+    assert calls == ["Query"]
+    assert [u.email for u in demo.identity.users_of("other")] == ["x@other.local"]
+
+
+def test_a_user_is_found_by_its_id_and_a_removed_one_is_not(demo: Core) -> None:
+    made = demo.identity.create_user("ana@demo.local", "ana-password", name="Ana", role=Role.USER, account_id=DEMO)
+
+    found = demo.identity.user_by_id(made.id)
+    assert found is not None and found.email == "ana@demo.local"
+    demo.identity.remove_user("ana@demo.local")
+    assert demo.identity.user_by_id(made.id) is None
+    assert "ana@demo.local" not in [u.email for u in demo.identity.users_of(DEMO)]
+
+
+def test_a_one_time_password_must_be_changed_at_login(demo: Core) -> None:
+    demo.identity.create_user(
+        "ana@demo.local", "one-time-pass", name="Ana", role=Role.USER, account_id=DEMO, one_time=True
+    )
+
+    with pytest.raises(PasswordChangeRequired):
+        demo.identity.login("ana@demo.local", "one-time-pass")
+    user = demo.identity.get_user("ana@demo.local")
+    assert user is not None and list(demo.table.query("pk = :p", {":p": f"SESSIONS#{user.id}"})) == []
+    with pytest.raises(Invalid):  # too short
+        demo.identity.login("ana@demo.local", "one-time-pass", new_password="short")
+    with pytest.raises(Invalid):  # the same
+        demo.identity.login("ana@demo.local", "one-time-pass", new_password="one-time-pass")
+
+    session = demo.identity.login("ana@demo.local", "one-time-pass", new_password="a-long-new-password")
+
+    assert demo.identity.authenticate(session.token).email == "ana@demo.local"
+    with pytest.raises(Unauthorized):
+        demo.identity.login("ana@demo.local", "one-time-pass")
+    assert demo.identity.login("ana@demo.local", "a-long-new-password").caller.email == "ana@demo.local"
+
+
+def test_a_wrong_password_with_a_new_one_changes_nothing(demo: Core) -> None:
+    with pytest.raises(Unauthorized):
+        demo.identity.login("user@demo.local", "wrong-password", new_password="a-long-new-password")
+    assert demo.identity.login("user@demo.local", "demo-user-password").caller.email == "user@demo.local"
+
+
+def test_a_reset_gives_a_one_time_password_and_ends_the_sessions(demo: Core) -> None:
+    token = demo.identity.login("user@demo.local", "demo-user-password").token
+
+    password = demo.identity.reset_password("user@demo.local")
+
+    assert len(password) >= 16
+    with pytest.raises(Unauthorized):
+        demo.identity.authenticate(token)
+    with pytest.raises(Unauthorized):
+        demo.identity.login("user@demo.local", "demo-user-password")
+    with pytest.raises(PasswordChangeRequired):
+        demo.identity.login("user@demo.local", password)
+
+
+def test_a_change_of_name_ends_the_sessions_and_of_groups_alone_does_not(demo: Core) -> None:
+    token = demo.identity.login("user@demo.local", "demo-user-password").token
+
+    changed = demo.identity.update_user("user@demo.local", groups=["Readers", " Readers", "Sales"])
+    assert changed.groups == ["Readers", "Sales"]
+    assert demo.identity.authenticate(token).email == "user@demo.local"
+
+    demo.identity.update_user("user@demo.local", name="Renamed")
+    with pytest.raises(Unauthorized):
+        demo.identity.authenticate(token)
+
+
+# Grants -----------------------------------------------------------------------------------------
+def test_a_users_groups_give_it_their_permissions_at_once_and_taken_away_take_them(demo: Core) -> None:
+    demo.identity.create_user("ana@demo.local", "ana-password", name="Ana", role=Role.USER, account_id=DEMO)
+    assert demo.app_repo.permissions(DEMO, "ana@demo.local") == {}
+
+    demo.identity.set_groups("ana@demo.local", ["Readers"])
+    calls = calls_of(demo, lambda: demo.grants.refresh_user(DEMO, "ana@demo.local"))
+
+    assert set(demo.app_repo.permissions(DEMO, "ana@demo.local")) == {"contacts"}
+    assert calls.count("Query") == 1  # the groups' definitions, read back in one Query
+    demo.identity.set_groups("ana@demo.local", [])
+    demo.grants.refresh_user(DEMO, "ana@demo.local")
+    assert demo.app_repo.permissions(DEMO, "ana@demo.local") == {}
+    assert calls_of(demo, lambda: demo.app_repo.permissions(DEMO, "ana@demo.local")) == ["GetItem"]
+
+
+def test_an_install_grants_by_both_kinds_of_membership_and_forgets_users_granted_nothing(demo: Core) -> None:
+    app = AppDefinition.model_validate_json((DATA / "app.json").read_text())
+    demo.identity.set_groups("sub@demo.local", ["Sales"])  # sub is listed by Readers, and names Sales
+
+    demo.app_repo.install(DEMO, app)
+
+    assert set(demo.app_repo.permissions(DEMO, "sub@demo.local")) == {"companies", "contacts"}
+    assert set(demo.app_repo.permissions(DEMO, "user@demo.local")) == {"companies", "contacts"}
+    for group in app.groups:
+        group.users = []
+    demo.app_repo.install(DEMO, app)
+    assert demo.app_repo.permissions(DEMO, "user@demo.local") == {}  # listed no more, and names no group
+    assert set(demo.app_repo.permissions(DEMO, "sub@demo.local")) == {"companies", "contacts"}
+
+
+# The runtime's users service ----------------------------------------------------------------------
+def test_a_developer_creates_a_user_with_groups_and_a_one_time_password(demo: Core, users: AppUsers) -> None:
+    dev = dev_of(demo)
+
+    user, password = users.create(
+        dev, email="Ana@Demo.local", name="Ana", role=Role.USER, groups=["Readers"], account_id=None, ip=None
+    )
+
+    assert user.email == "ana@demo.local" and user.groups == ["Readers"] and user.password_change_required
+    assert set(demo.app_repo.permissions(DEMO, "ana@demo.local")) == {"contacts"}
+    with pytest.raises(PasswordChangeRequired):
+        demo.identity.login("ana@demo.local", password)
+    page = users.page(dev, {"_size": "2"})
+    assert page.total == 4 and [u.email for u in page.users] == ["ana@demo.local", "dev@demo.local"]
+    assert page.offset == 2
+    assert users.page(dev, {"_size": "2", "_offset": "2"}).offset is None
+
+
+def test_a_group_the_app_does_not_define_is_a_400(demo: Core, users: AppUsers) -> None:
+    dev = dev_of(demo)
+    with pytest.raises(Invalid, match="Nobody"):
+        users.create(dev, email="a@demo.local", name="A", role=Role.USER, groups=["Nobody"], account_id=None, ip=None)
+    user = demo.identity.get_user("user@demo.local")
+    assert user is not None
+    with pytest.raises(Invalid):
+        users.update(dev, user.id, name=None, role=None, groups=["Sales", "Nobody"], ip=None)
+    assert demo.identity.get_user("user@demo.local").groups == []  # type: ignore[union-attr]
+
+
+def test_a_user_may_not_manage_users_and_another_tenants_user_is_404(demo: Core, users: AppUsers) -> None:
+    plain = demo.identity.login("user@demo.local", "demo-user-password").caller
+    demo.identity.create_account("other", "Other")
+    stranger = demo.identity.create_user("x@other.local", "other-pass", name="X", role=Role.USER, account_id="other")
+    dev = dev_of(demo)
+
+    with pytest.raises(Forbidden):
+        users.page(plain, {})
+    with pytest.raises(Forbidden):
+        users.get(plain, plain.user_id)
+    assert users.current(plain).email == "user@demo.local"  # itself: any caller
+    for act in (
+        lambda: users.get(dev, stranger.id),
+        lambda: users.deactivate(dev, stranger.id, None),
+        lambda: users.reset_password(dev, stranger.id, None),
+        lambda: users.get(dev, "000000000000000000000000"),
+    ):
+        with pytest.raises(NotFound):
+            act()
+    assert demo.identity.login("x@other.local", "other-pass").caller.email == "x@other.local"
