@@ -64,9 +64,12 @@ def check_names(tenant: str, email: str, name: str, tenant_name: str) -> None:
             raise CliError(f"{label} must be 1 to 200 characters")
 
 
-def bootstrap(core: Core, *, tenant: str, tenant_name: str, email: str, name: str, password: str) -> User:
+def bootstrap(
+    core: Core, *, tenant: str, tenant_name: str, email: str, name: str, password: str, one_time: bool = False
+) -> User:
     """The tenant's root account and its first developer. Refused, with nothing written, when the tenant
-    or the user exists already: run twice, it must not reset the developer's password."""
+    or the user exists already: run twice, it must not reset the developer's password. A generated
+    password is `one_time`: it was shown on a terminal, so the first login replaces it."""
     from backroom.errors import BackroomError, ServiceFailure
     from backroom.identity.models import Role
 
@@ -77,7 +80,9 @@ def bootstrap(core: Core, *, tenant: str, tenant_name: str, email: str, name: st
         if identity.repo.get_user(email) is not None:
             raise CliError(f"user {email.strip().lower()} already exists on this stack: nothing was changed")
         identity.create_account(tenant, tenant_name.strip())
-        return identity.create_user(email, password, name=name.strip(), role=Role.DEVELOPER, account_id=tenant)
+        return identity.create_user(
+            email, password, name=name.strip(), role=Role.DEVELOPER, account_id=tenant, one_time=one_time
+        )
     except (BackroomError, ServiceFailure) as err:
         raise CliError(f"bootstrap failed: {err}") from None
 
@@ -111,7 +116,13 @@ def bootstrap_command(
     password = given or generate_password()
     outputs = read_outputs(stack, region=region)
     user = bootstrap(
-        build(outputs.settings()), tenant=tenant, tenant_name=tenant_name, email=email, name=name, password=password
+        build(outputs.settings()),
+        tenant=tenant,
+        tenant_name=tenant_name,
+        email=email,
+        name=name,
+        password=password,
+        one_time=given is None,
     )
     out = _out()
     out.print(
@@ -120,7 +131,11 @@ def bootstrap_command(
         markup=False,
     )
     if given is None:
-        out.print(f"Initial password of {user.email} (shown this once, kept only as a hash): {password}", markup=False)
+        out.print(
+            f"Initial password of {user.email} (shown this once, kept only as a hash;"
+            f" your first login replaces it): {password}",
+            markup=False,
+        )
     else:
         out.print(f"Initial password of {user.email}: the one in {password_file}.", markup=False)
     url = f"--url {outputs.api_url} " if outputs.api_url else ""

@@ -29,11 +29,14 @@ MAX_REDIRECTS = 5
 class CliError(Exception):
     """Something to tell the user in one message (never a traceback)."""
 
-    def __init__(self, message: str, *, details: list[str] | None = None, status: int | None = None) -> None:
+    def __init__(
+        self, message: str, *, details: list[str] | None = None, status: int | None = None, code: str | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.details = details or []
         self.status = status
+        self.code = code  # the API's own error code, where its answer has one (`passwordChangeRequired`)
 
 
 class ApiError(CliError):
@@ -59,7 +62,8 @@ class ApiError(CliError):
                 details.append(str(error))
         if data.get("status") == "error" and data.get("data") not in (None, {}, [], {"message": message}):
             details.append(json.dumps(data["data"], sort_keys=True))  # tasks (Kazoo): what was wrong
-        return cls(message, details=details, status=status)
+        code = data.get("code") if isinstance(data.get("code"), str) else None
+        return cls(message, details=details, status=status, code=code)
 
 
 @dataclass

@@ -135,11 +135,15 @@ def login(
     body: dict[str, Any] = {"email": email, "password": password}
     if impersonate:
         body["emailImpersonatedUser"] = impersonate
-    answer = (
-        c.client(authenticated=False)
-        .call("POST", "/runtime/api/auth/login", dialect="runtime", json_body=body, authenticated=False)
-        .json()
-    )
+    try:
+        answer = _login(c, body)
+    except CliError as err:
+        if err.code != "passwordChangeRequired":
+            raise
+        # A one-time password (a new user's, a reset's, a bootstrap's): replaced at this login.
+        _err().print("Your password is a one-time password: choose a new one (at least 12 characters).")
+        body["newPassword"] = typer.prompt("New password", hide_input=True, confirmation_prompt=True)
+        answer = _login(c, body)
     saved = {
         k: answer.get(k)
         for k in ("token", "accountId", "userEmail", "userName", "adminUserEmail", "app")
@@ -153,6 +157,11 @@ def login(
     if answer.get("adminUserEmail"):
         who = f"{who} (impersonated by {answer['adminUserEmail']})"
     _out().print(f"Logged in to {c.url} as {who}, account {answer.get('accountId')}. Token saved in {where}.")
+
+
+def _login(c: Context, body: dict[str, Any]) -> Any:
+    client = c.client(authenticated=False)
+    return client.call("POST", "/runtime/api/auth/login", dialect="runtime", json_body=body, authenticated=False).json()
 
 
 @app.command()

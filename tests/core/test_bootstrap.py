@@ -11,6 +11,7 @@ from pathlib import Path
 
 import boto3
 import pytest
+from backroom.errors import PasswordChangeRequired
 from backroom.identity.models import Role
 from backroom.identity.passwords import verify_password
 from typer.testing import CliRunner, Result
@@ -41,7 +42,7 @@ def bootstrap(*extra: str, tenant: str = TENANT, email: str = EMAIL, stack: str 
 
 
 def shown_password(result: Result) -> str:
-    found = re.findall(r"shown this once, kept only as a hash\): (\S+)", result.output)
+    found = re.findall(r"shown this once, kept only as a hash; your first login replaces it\): (\S+)", result.output)
     assert len(found) == 1, result.output
     return str(found[0])
 
@@ -86,7 +87,11 @@ def test_bootstrap_creates_the_tenant_and_a_developer_with_a_generated_password_
     assert account is not None and account.name == "Acme Ltd" and account.parent_id is None
     assert user is not None and user.role is Role.DEVELOPER and user.tenant_id == TENANT and user.name == "Ada Dev"
     assert verify_password(password, user.password_hash)
-    assert core.identity.login(EMAIL, password).caller.account_id == TENANT
+    with pytest.raises(PasswordChangeRequired):  # shown on a terminal: the first login must replace it
+        core.identity.login(EMAIL, password)
+    chosen = "a password of my own choosing"
+    assert core.identity.login(EMAIL, password, new_password=chosen).caller.account_id == TENANT
+    assert core.identity.login(EMAIL, chosen).caller.account_id == TENANT
 
 
 def test_a_second_bootstrap_is_refused_and_keeps_the_password(local: Stack, tmp_path: Path) -> None:
@@ -116,6 +121,7 @@ def test_the_password_file_gives_the_password_and_is_never_printed(local: Stack,
     assert "correct horse" not in result.output and f"the one in {secret}" in result.output
     user = connect(STACK).identity.repo.get_user(EMAIL)
     assert user is not None and verify_password("correct horse battery staple", user.password_hash)
+    assert not user.password_change_required  # the operator chose it
 
 
 @pytest.mark.parametrize("content", ["", "\n", "short\n"])
