@@ -406,12 +406,12 @@ def _required(
         return None
     if spec.default is None:
         return f"makes {spec.name} required without a default on {name}, which holds records"
-    try:
-        scalar(spec, spec.default, spec.name) if spec.type not in ("group", "relationship", "file") else None
-    except BadValue as bad:
-        raise Invalid(f"The default of {name}.{spec.name}: {bad}") from None
     if spec.type in ("group", "relationship", "file") or spec.multi:
         raise Invalid(f"{name}.{spec.name}: only a single plain field takes a default")
+    try:
+        scalar(spec, spec.default, spec.name)
+    except BadValue as bad:
+        raise Invalid(f"The default of {name}.{spec.name}: {bad}") from None
     diff.of(name).defaults.append(spec.name)
     diff.of(name).keys = True
     return None

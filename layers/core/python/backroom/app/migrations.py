@@ -133,11 +133,14 @@ class EvolveKind(JobKind):
         return f"Duplicate {schema.name}.{name} = {str(value)[:100]!r}: record {rid} and {others or 'another'}"
 
     def finalize(self, ctx: JobContext, job: Job, progress: Progress) -> dict[str, Any]:
-        """Indexes built: ready. Duplicates: the constraint withdrawn, the job failed with the first 100."""
+        """Indexes built: ready. Duplicates: the constraint withdrawn, the job failed with the first 100.
+        Idempotent: marking ready twice writes the same items, and a constraint is withdrawn once."""
         schema_of.forget(job.id)
         tenant, entity = job.tenant_id, str(job.params["entity"])
         if job.params.get("purge"):
             return {"recordsDeleted": progress.processed}
+        if job.params.get("build"):  # built whatever a unique claim of the same job finds
+            self.evolution.ready(tenant, entity, list(job.params["build"]))
         if progress.failed and job.params.get("claim"):
             self.evolution.withdraw_unique(tenant, entity, list(job.params["claim"]))
             listed = [line.message for line in ctx.journal.logs(job.id) if line.message.startswith("Duplicate ")]
@@ -147,8 +150,6 @@ class EvolveKind(JobKind):
                 f" on {', '.join(job.params['claim'])} is not enforced (the definition goes back to without it)."
                 f" {shown}"
             )
-        if job.params.get("build"):
-            self.evolution.ready(tenant, entity, list(job.params["build"]))
         return {"recordsRewritten": progress.processed, "version": job.params.get("version")}
 
 
