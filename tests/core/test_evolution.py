@@ -5,13 +5,15 @@ field removal, relabel), stopped, resumed, and checked against the items in the 
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
 import pytest
 from backroom import keys
 from backroom.app.definition import AppDefinition
 from backroom.app.evolution import Change
-from backroom.errors import Conflict, Invalid
+from backroom.app.migrations import EvolveKind
+from backroom.errors import Conflict, Invalid, ServiceFailure
 from backroom.identity.models import Caller, Role
 from backroom.jobs.models import Job, JobState
 from backroom.records.keys import index_pk, unique_key
@@ -276,3 +278,42 @@ def test_an_entity_of_10000_records_gets_an_index_a_failed_unique_and_loses_a_fi
         item = core.table.get(keys.records(TENANT, "companies", shard_of(rid, old.shards)), rid)
         assert item is not None and "notes" not in item["data"]
         assert not any("#notes#" in k[0] for k in item["keys"])
+
+
+def test_a_worker_dying_before_its_checkpoint_rewrites_each_record_once(
+    core: Core, queue: QueueDriver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    evolution = core.evolution
+    evolution.apply(TENANT, definition(app()))
+    entity = core.app.repo.entity(TENANT, "companies")
+    rids = bulk(core, TENANT, entity, [{"name": f"co{i}", "notes": "n", "city": "Lyon"} for i in range(300)])
+    desired = app(
+        fields=fields({"name": "country", "type": "text", "required": True, "default": "FR"}, without=("notes",)),
+        indexes=[["name"], ["city"]],
+    )
+    applied = evolution.apply(TENANT, definition(desired), allow_destructive=True)
+    real = EvolveKind.before_commit
+    calls = {"n": 0}
+
+    def dying(self: EvolveKind, ctx: Any, job: Job, chunk: Any, outcomes: Any) -> None:
+        calls["n"] += 1
+        real(self, ctx, job, chunk, outcomes)
+        if calls["n"] == 2:  # the second group is rewritten, then the worker dies before its checkpoint
+            raise ServiceFailure("ServiceUnavailable", "worker killed")
+
+    monkeypatch.setattr(EvolveKind, "before_commit", dying)
+    with pytest.raises(ServiceFailure):
+        queue.drain()
+    monkeypatch.setattr(EvolveKind, "before_commit", real)
+    (job_id,) = applied.job_ids
+    open_chunks = [c.index for c in core.chunks.chunks(job_id) if not c.done]
+    for index in open_chunks:  # SQS hands the chunks out again
+        queue.sqs.send_message(
+            QueueUrl=queue.url, MessageBody=json.dumps({"job": job_id, "op": "chunk", "chunk": index})
+        )
+    (job,) = run(core, queue, [job_id])
+    assert job.state is JobState.FINISHED and job.processed == 300, job.error
+    records = core.records.get_many(TENANT, schema(core), rids)
+    assert {(r.version, r.data.get("country"), "notes" in r.data) for r in records} == {(2, "FR", False)}
+    served = core.records.count(TENANT, schema(core), [Condition("city", "eq", ("Lyon",))])
+    assert served == 300 and plan(schema(core), [Condition("city", "eq", ("Lyon",))]).index is not None

@@ -36,7 +36,6 @@ the runtime's `/status/jobs`. An apply waits for none of them, and refuses to st
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -495,12 +494,3 @@ def _stamped(app: AppDefinition, version: int, work: dict[str, Work]) -> AppDefi
         return entity.model_copy(update={"schema_": schema})
 
     return app.model_copy(update={"entities": [stamp(e) for e in app.entities]})
-
-
-def iter_changes(changes: list[Change]) -> Iterator[str]:
-    """A plan's lines as text (`+ field companies.code: text`), for a terminal."""
-    marks = {"create": "+", "update": "~", "delete": "-", "no change": " "}
-    for c in changes:
-        tail = f": {c.detail}" if c.detail else ""
-        danger = f"  [destructive: {c.destructive}]" if c.destructive else ""
-        yield f"{marks[c.action]} {c.resource}{tail}{danger}"
