@@ -317,3 +317,13 @@ def test_a_worker_dying_before_its_checkpoint_rewrites_each_record_once(
     assert {(r.version, r.data.get("country"), "notes" in r.data) for r in records} == {(2, "FR", False)}
     served = core.records.count(TENANT, schema(core), [Condition("city", "eq", ("Lyon",))])
     assert served == 300 and plan(schema(core), [Condition("city", "eq", ("Lyon",))]).index is not None
+
+
+def test_an_app_installed_before_versions_is_version_1_and_its_entities_are_known(core: Core) -> None:
+    core.app.repo.install(TENANT, definition(app()))
+    assert core.evolution.current(TENANT) is None
+    got = lines(core.evolution.plan(TENANT, definition(app())))
+    assert got["entity companies"] == ("no change", False) and got["index companies.notes"] == ("no change", False)
+    assert got["group Sales"] == ("create", False)  # groups live only in the stored definition
+    assert core.evolution.apply(TENANT, definition(app())).version == 2
+    assert schema(core).version == 2
