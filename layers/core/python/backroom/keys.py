@@ -29,6 +29,8 @@ found. `<n:12>` is a number zero-padded to 12 digits; `<hour>` is `YYYYMMDDHH` (
 | app log line | `LOGS#<tenant>#<hour>#<shard 0-7>` | `<ms:13>#<line id>` | |
 | an hour with app log lines | `LOGHOURS#<tenant>` | `<hour>` | |
 | app entity, a user's permissions, a group | `APP#<tenant>` | `ENTITY#<name>`, `USER#<email>`, `GROUP#<name>` | |
+| app definition (as applied, versioned) | `APP#<tenant>` | `DEFINITION` | |
+| evolution job (a job) | | | gsi2 `EVOLUTION#<tenant>` / `<created:13>#<id>` |
 | calc engine configuration | `CALC#<tenant>` | `<kind>#<n:12>` (1), `FILETYPE#<id>`, `COUNTER#<name>` | |
 | phone number | `NUMBER#<tenant>#<e164>` | `NUMBER` | gsi1 `NUMBERS#<account>` / `<e164>` |
 | quantity record | `QUANTITY#<account>` | `<yyyy-mm>#<category>#<item>#<job>#<chunk:6>` | |
@@ -305,6 +307,14 @@ def app_group(name: str) -> str:
     return f"{APP_GROUPS}{name}"
 
 
+APP_DEFINITION = "DEFINITION"  # the sk of the whole app definition as last applied, with its version
+
+
+def evolution_scope(tenant_id: str) -> str:
+    """gsi2pk of a tenant's evolution jobs (the data work of an app's changes; not runtime jobs)."""
+    return f"EVOLUTION#{tenant_id}"
+
+
 # The calc engine's configuration --------------------------------------------------------------
 PERIODS, PARTICIPANTS = "PERIOD#", "PARTICIPANT#"
 
@@ -380,8 +390,13 @@ def index_entry(tenant_id: str, table_key: str, index: str, shard: int, digest: 
     return f"IDX#{tenant_id}#{table_key}#{index}#{shard}#{digest}"
 
 
+def unique_prefix(tenant_id: str, table_key: str, field: str) -> str:
+    """The start of every unique marker of one field (a record's `keys` tell its own by it)."""
+    return f"UNIQ#{tenant_id}#{table_key}#{field}#"
+
+
 def unique(tenant_id: str, table_key: str, field: str, digest: str) -> Key:
-    return f"UNIQ#{tenant_id}#{table_key}#{field}#{digest}", UNIQUE
+    return f"{unique_prefix(tenant_id, table_key, field)}{digest}", UNIQUE
 
 
 def history(tenant_id: str, table_key: str, rid: str) -> str:

@@ -19,6 +19,7 @@ from backroom import aws
 from backroom.config import Settings, settings
 
 if TYPE_CHECKING:
+    from backroom.app.evolution import AppEvolution
     from backroom.app.grants import Grants
     from backroom.app.history import AppHistory
     from backroom.app.repository import AppRepository
@@ -127,6 +128,7 @@ class Core:
         from backroom.app.deletes import DeleteRecordsKind
         from backroom.app.exports import ExportRecordsKind
         from backroom.app.imports import ImportRecordsKind
+        from backroom.app.migrations import EvolveKind
         from backroom.calcengine.calculations import BatchKind, CalculationKind
         from backroom.calcengine.imports import DeleteImportedKind, ImportKind
         from backroom.jobs.probe import RowProbe
@@ -138,6 +140,7 @@ class Core:
             DeleteRecordsKind(app),
             ExportRecordsKind(app),
             ImportRecordsKind(app),
+            EvolveKind(self.evolution),
             CalculationKind(),
             BatchKind(self.jobs),
             ImportKind(),
@@ -209,6 +212,13 @@ class Core:
     def grants(self) -> Grants:
         """Users' permissions from the app's groups, rewritten by an install and by a user's change."""
         return self.app_repo.grants
+
+    @cached_property
+    def evolution(self) -> AppEvolution:
+        """The app's definition, stored and versioned: plan and apply a new one, its data work as jobs."""
+        from backroom.app.evolution import AppEvolution
+
+        return AppEvolution(self.app_repo, self.records, self.jobs)
 
     @cached_property
     def app_history(self) -> AppHistory:

@@ -94,7 +94,7 @@ class AppHistory:
                     "id": e["hid"],
                     "entityId": entity_id(caller.tenant_id, access.entity.name),
                     "entityName": access.entity.name,
-                    "entityVersion": 1,
+                    "entityVersion": int(e.get("entity_version", 1)),  # 1: written before apps had versions
                     "recordId": e["rid"],
                     "recordName": e.get("label", ""),
                     "user": e.get("user", ""),

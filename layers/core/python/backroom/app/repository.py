@@ -4,6 +4,7 @@ and action markers sit (their keys: `backroom.keys`).
 | item | pk | sk |
 | --- | --- | --- |
 | entity (its schema, actions, what the runtime adds) | `APP#<tenant>` | `ENTITY#<name>` |
+| the app definition as last applied, and its version | `APP#<tenant>` | `DEFINITION` |
 | a user's permissions, merged from its groups | `APP#<tenant>` | `USER#<email, lower case>` |
 | a group's definition (for one user's refresh) | `APP#<tenant>` | `GROUP#<name>` |
 | an action's marker of a job's row | `ACTRUN#<job>#<shard>` | `<record id or group>` |
@@ -21,10 +22,12 @@ from backroom import keys
 from backroom.app.definition import AppDefinition, Entity, EntityPermission, Group
 from backroom.app.grants import Grants, UserDirectory
 from backroom.app.logstore import AppLogStore
-from backroom.dynamo import Table
-from backroom.errors import NotFound
+from backroom.dynamo import ConditionFailed, Table
+from backroom.errors import Conflict, Invalid, NotFound
 from backroom.records import RecordStore
 from backroom.rowmarks import RowMarks
+
+DEFINITION_MOST = 350_000  # characters of a stored app definition (one item)
 
 
 class AppRepository:
@@ -39,11 +42,49 @@ class AppRepository:
         """Declare every entity and every user's permissions (`Grants.refresh`: a user no longer granted keeps none)."""
         app.labels_hiding_nothing()
         for entity in app.entities:
-            self.records.define(tenant_id, entity.schema)
-            self.table.put(
-                {"pk": keys.app(tenant_id), "sk": keys.app_entity(entity.name), **entity.model_dump(by_alias=True)}
-            )
+            self.put_entity(tenant_id, entity)
         self.grants.refresh(tenant_id, app)
+
+    def put_entity(self, tenant_id: str, entity: Entity) -> None:
+        """One entity's item and its records schema (an evolution job marking an index ready, say)."""
+        self.records.define(tenant_id, entity.schema)
+        self.table.put(
+            {"pk": keys.app(tenant_id), "sk": keys.app_entity(entity.name), **entity.model_dump(by_alias=True)}
+        )
+
+    def remove_entity(self, tenant_id: str, entity: Entity) -> None:
+        """An entity no longer in the app: its item and its records schema (its records go by a job)."""
+        self.table.delete(keys.app(tenant_id), keys.app_entity(entity.name))
+        self.records.writer.undefine(tenant_id, entity.schema)
+
+    def entities(self, tenant_id: str) -> list[Entity]:
+        """Every entity of the tenant's app (one Query of its partition's entity items)."""
+        items = self.table.query(
+            "pk = :p AND begins_with(sk, :e)", {":p": keys.app(tenant_id), ":e": keys.app_entity("")}
+        )
+        return [Entity.model_validate(i) for i in items]
+
+    def definition(self, tenant_id: str) -> tuple[AppDefinition, int] | None:
+        """The app definition as last applied, and its version (None before the first apply)."""
+        item = self.table.get(keys.app(tenant_id), keys.APP_DEFINITION)
+        if item is None:
+            return None
+        return AppDefinition.model_validate_json(str(item["definition"])), int(item["version"])
+
+    def store_definition(self, tenant_id: str, app: AppDefinition, version: int, *, after: int) -> None:
+        """Store `app` as version `version`, only if the stored one is still version `after` (0: none), so
+        two applies racing cannot both win; the definition is one item (DynamoDB's 400 KB: ample for an app)."""
+        text = app.model_dump_json(by_alias=True)
+        if len(text) > DEFINITION_MOST:
+            raise Invalid(f"The app definition is too large to store ({len(text)} bytes; at most {DEFINITION_MOST})")
+        try:
+            self.table.put(
+                {"pk": keys.app(tenant_id), "sk": keys.APP_DEFINITION, "definition": text, "version": version},
+                condition="attribute_not_exists(pk) OR version = :v" if after else "attribute_not_exists(pk)",
+                values={":v": after} if after else None,
+            )
+        except ConditionFailed:
+            raise Conflict("The app definition was changed meanwhile by another apply; plan again") from None
 
     def entity(self, tenant_id: str, name: str) -> Entity:
         item = self.table.get(keys.app(tenant_id), keys.app_entity(name)) if 0 < len(name) <= 64 else None

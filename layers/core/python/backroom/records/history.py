@@ -46,6 +46,7 @@ class RecordHistory:
             "hid": hid,
             "rid": record.rid,
             "version": record.version,
+            "entity_version": schema.version,  # the app version whose definition the write ran under
             "action": action,
             "label": record.label,
             "user": who.user,

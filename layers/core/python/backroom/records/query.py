@@ -128,7 +128,7 @@ def plan(schema: Schema, conditions: Sequence[Condition], sort: Sort | None = No
     """The cheapest way to answer: the index serving the most filters (and the sort), else the table."""
     if any(c.op == "eq" and not c.values for c in conditions):
         return Plan(index=None, nothing=True)
-    indexes = list(schema.indexes)
+    indexes = [i for i in schema.indexes if not i.building]  # a building index lacks older records' entries
     if any(c.field == SOURCE_INDEX for c in conditions):
         indexes = [Index(name=SOURCE_INDEX, equals=[SOURCE_INDEX])]
     best: tuple[tuple[int, int, int], Plan] | None = None

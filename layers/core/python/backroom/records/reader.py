@@ -227,6 +227,23 @@ class RecordReader:
         for item in heapq.merge(*shards, key=lambda i: str(i["sk"])):
             yield _record(schema, item)
 
+    def shard_ids(self, tenant_id: str, schema: Schema, shard: int) -> Iterator[str]:
+        """The ids of a shard's records, in id order: a Query of its partition's keys (a job plans by them)."""
+        pk = records_pk(tenant_id, schema, shard)
+        for item in self.table.query("pk = :p", {":p": pk}, attributes=["sk"], consistent=True, page_size=1000):
+            yield str(item["sk"])
+
+    def holds_records(self, tenant_id: str, schema: Schema) -> bool:
+        """Whether the table holds any record: a Query of one key per shard until one answers (never a count)."""
+        return any(
+            next(
+                iter(self.table.query("pk = :p", {":p": records_pk(tenant_id, schema, s)}, limit=1, attributes=["sk"])),
+                None,
+            )
+            is not None
+            for s in range(schema.shards)
+        )
+
     def ids(
         self, tenant_id: str, schema: Schema, conditions: Sequence[Condition], *, where: Check | None = None
     ) -> Iterator[str]:

@@ -52,6 +52,9 @@ class TableField(BaseModel):
     entity: str | None = None  # relationship: the table of the related record
     scale: int = Field(default=2, ge=0, le=10)  # money: decimal places kept, exactly
     max_length: int = Field(default=10_000, ge=1, le=100_000)  # text
+    # What the app's evolution writes into the records that hold no value when the field becomes required
+    # (or is added required) on an entity with records (`backroom.app.evolution`); a create still needs a value.
+    default: Any = None
 
     @field_validator("type", mode="before")
     @classmethod
@@ -80,6 +83,13 @@ class Index(BaseModel):
     name: str
     equals: list[str] = Field(default_factory=list)
     sort: str | None = None
+    # True while a job writes the entries of the records that existed when it was added: every write keeps
+    # its entries already, but the planner does not use it until the job marks it ready (`app.evolution`).
+    building: bool = False
+
+    def same_as(self, other: Index) -> bool:
+        """Whether both hold the same entries (a building index is the index it will be)."""
+        return (self.equals, self.sort) == (other.equals, other.sort)
 
     @property
     def fields(self) -> list[str]:
@@ -95,6 +105,9 @@ class Schema(BaseModel):
     history: bool = False
     shards: int = Field(default=DEFAULT_SHARDS, ge=1, le=MAX_SHARDS)
     namespace: Namespace = RUNTIME
+    # The app version that last defined the entity (set by `app.evolution`; a definition leaves it out):
+    # each history entry records it, and the runtime shows it as the entry's `entityVersion`.
+    version: int = Field(default=1, ge=1)
 
     @property
     def key(self) -> str:

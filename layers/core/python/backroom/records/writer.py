@@ -9,7 +9,8 @@ back to one by one so a conflict never blocks the others. Bulk writes of rows (`
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from backroom.clock import now_ms
@@ -24,6 +25,16 @@ from backroom.records.schema import Schema
 from backroom.records.values import field_path, normalize, render_label
 
 MAX_TRANSACTION = 100  # items of one TransactWriteItems
+REWRITE_ATTEMPTS = 5  # reads of a record that keeps changing while an evolution job rewrites it
+
+
+@dataclass
+class Rewrite:
+    """What an evolution job stores for a record: the record as it becomes (its `keys` included) and the
+    writes of the items it takes or leaves (index entries, unique markers), in the same transaction."""
+
+    record: Record
+    writes: list[Write] = field(default_factory=list)
 
 
 class RecordWriter:
@@ -36,6 +47,10 @@ class RecordWriter:
         """Declare a table in the schema's namespace."""
         self.table.put({"pk": schemas_pk(tenant_id), "sk": schema.key, **schema.model_dump()})
         return schema
+
+    def undefine(self, tenant_id: str, schema: Schema) -> None:
+        """Forget a table (its records go by a job of their own)."""
+        self.table.delete(schemas_pk(tenant_id), schema.key)
 
     # Bulk writes from jobs (idempotent per row) -------------------------
     def items(self, tenant_id: str, schema: Schema, record: Record) -> list[dict[str, Any]]:
@@ -150,13 +165,12 @@ class RecordWriter:
             raise Invalid("Validation error", errors=errors)
         record = current.model_copy(update={"data": checked.data, "version": expected + 1, "updated_at": now_ms()})
         record.label = render_label(schema.label, record.data)
-        old_uniques, uniques = (
-            unique_markers(tenant_id, schema, current.data),
-            unique_markers(tenant_id, schema, record.data),
-        )
+        uniques = unique_markers(tenant_id, schema, record.data)
         record.keys = [*index_entries(tenant_id, schema, record), *uniques]
         gone = [k for k in current.keys if k not in set(record.keys)]
-        added = {k: n for k, n in uniques.items() if k not in old_uniques}
+        # A marker the record does not hold yet is taken (its value changed, or the field just became unique).
+        held = set(current.keys)
+        added = {k: n for k, n in uniques.items() if k not in held}
         writes = [Write(item=_item(tenant_id, schema, record), condition="version = :v", values={":v": expected})]
         writes += [
             Write(item={"pk": pk, "sk": sk, "rid": rid})
@@ -317,6 +331,89 @@ class RecordWriter:
         flush()
         return outcome
 
+    # Rewrites of what records hold, from the app's evolution jobs ----------------
+    def rewrite_many(
+        self,
+        tenant_id: str,
+        schema: Schema,
+        rids: Sequence[str],
+        rewrite: Callable[[Record], Rewrite | None],
+        *,
+        guard: Sequence[Write] = (),
+    ) -> dict[str, tuple[str, str] | None]:
+        """Store `rewrite(record)` for each record of `rids` that exists (None: it needs nothing), several
+        records to a transaction: the record's item conditioned on the version read, with its own writes
+        (index entries, markers). No history entry: the record's values as a user sees them are the
+        rewrite's, not a user's change. A replay reads the records again and rewrites nothing more.
+
+        Answers `{id: None}` for a record done (or gone), else the key of the write of its own that was
+        refused (a marker another record holds). A record that changed meanwhile is read and rewritten
+        again. `guard` joins every transaction, as in `write_many`.
+        """
+        outcome: dict[str, tuple[str, str] | None] = dict.fromkeys(rids)
+        batch: list[Write] = []
+        members: list[str] = []
+        targets: set[tuple[str, str]] = set()
+
+        def flush() -> None:
+            if not batch:
+                return
+            try:
+                self.table.transact([*guard, *batch])
+            except TransactionFailed as failed:
+                _check_guard(failed, len(guard))
+                for rid in members:
+                    outcome[rid] = self._rewrite_one(tenant_id, schema, rid, rewrite, guard)
+            batch.clear()
+            members.clear()
+            targets.clear()
+
+        for current in self.reader.get_many(tenant_id, schema, list(dict.fromkeys(rids))):
+            change = rewrite(current)
+            if change is None:
+                continue
+            writes = _rewritten(tenant_id, schema, current, change)
+            if len(batch) + len(writes) > MAX_TRANSACTION - len(guard) or not targets.isdisjoint(
+                w.target for w in writes
+            ):
+                flush()
+            batch.extend(writes)
+            targets.update(w.target for w in writes)
+            members.append(current.rid)
+        flush()
+        return outcome
+
+    def _rewrite_one(
+        self,
+        tenant_id: str,
+        schema: Schema,
+        rid: str,
+        rewrite: Callable[[Record], Rewrite | None],
+        guard: Sequence[Write],
+    ) -> tuple[str, str] | None:
+        """One record's rewrite in its own transaction, read again while it changes under it."""
+        for _attempt in range(REWRITE_ATTEMPTS):
+            current = self.reader.get(tenant_id, schema, rid)
+            change = rewrite(current) if current is not None else None
+            if current is None or change is None:
+                return None
+            writes = _rewritten(tenant_id, schema, current, change)
+            try:
+                self.table.transact([*guard, *writes])
+                return None
+            except TransactionFailed as failed:
+                _check_guard(failed, len(guard))
+                reasons = failed.reasons[len(guard) :]
+                if failed.conflicted or reasons[0] == "ConditionalCheckFailed":
+                    continue  # another transaction, or the record changed: read it again
+                refused = next(
+                    (w for w, r in zip(writes, reasons, strict=False) if r == "ConditionalCheckFailed"), None
+                )
+                if refused is not None:
+                    return refused.target
+                raise Conflict(f"Record {rid} could not be rewritten ({failed})") from None
+        raise Conflict(f"Record {rid} kept changing while it was rewritten")
+
     def _commit(
         self,
         writes: list[Write],
@@ -386,6 +483,12 @@ class RecordWriter:
 def _item(tenant_id: str, schema: Schema, record: Record) -> dict[str, Any]:
     pk, sk = record_key(tenant_id, schema, record.rid)
     return {"pk": pk, "sk": sk, **record.model_dump()}
+
+
+def _rewritten(tenant_id: str, schema: Schema, current: Record, change: Rewrite) -> list[Write]:
+    """A rewrite's writes: the record's item, only while it is still at the version read, then its own."""
+    item = _item(tenant_id, schema, change.record)
+    return [Write(item=item, condition="version = :v", values={":v": current.version}), *change.writes]
 
 
 def _take(uniques: Mapping[tuple[str, str], str], rid: str) -> list[Write]:
