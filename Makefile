@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 export PYTHONPATH := $(CURDIR)/layers/core/python:$(CURDIR)
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: run run-empty test core integration lint format bench build validate deploy clean openapi deploy-check
+.PHONY: run run-empty test core integration lint format bench build validate deploy clean openapi deploy-check schemas
 
 $(STAMP): requirements.txt constraints.txt pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,10 @@ run-empty: $(STAMP)
 # The OpenAPI document that `make run` serves at /openapi.json, as a file.
 openapi: $(STAMP)
 	$(PY) -m infra.local.run --openapi docs/openapi.json
+
+# The JSON Schemas of a tenant's configuration files (docs/config.md), from their models.
+schemas: $(STAMP)
+	$(PY) -m infra.tenant.schemas docs/schemas
 
 # Two processes (pytest-xdist), whole files each: the core files on in-process moto and the integration
 # files (each process starts its own local stack) share the two cores; about half the serial time.

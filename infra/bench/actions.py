@@ -4,7 +4,7 @@ An aggregate reads at most 20,000 records (its documented work budget; past it, 
 narrow the pipeline), so the large size is that ceiling: the 100,000 of earlier rounds is now refused.
 
 One emulator and one stack with workers (`make run`'s, BENCH_ACTION_POLLERS pollers per queue). The
-demo app (`infra/demo/data/app.json`) is installed, as `infra.bench.runtime` installs it, in tenants
+demo app (`infra/demo/tenant/app.json`) is installed, as `infra.bench.runtime` installs it, in tenants
 of their own with one developer each. Records are written in bulk the way jobs write them
 (`RecordStore.items` + `Table.batch_write`, from BENCH_ACTION_THREADS threads): a record item and its
 index entries, no unique markers.
@@ -71,7 +71,8 @@ from backroom.wiring import Core
 
 from infra.bench.records import alternate
 from infra.bench.runtime import company, table, tenant
-from infra.bench.stack import ROOT, Stack, call, running
+from infra.bench.stack import Stack, call, running
+from infra.demo.load import demo_app
 
 AGG_SMALL = int(os.environ.get("BENCH_AGG_SMALL", "2000"))
 AGG_LARGE = int(os.environ.get("BENCH_AGG_LARGE", "20000"))
@@ -262,7 +263,7 @@ def bench_action(stack: Stack, app: AppDefinition, entity: Entity) -> tuple[floa
 def main() -> int:
     began = time.monotonic()
     sizes = {"small": AGG_SMALL, "large": AGG_LARGE}
-    app = AppDefinition.model_validate_json((ROOT / "infra/demo/data/app.json").read_text())
+    app = demo_app()
     entity = next(e for e in app.entities if e.name == "companies")
     print(
         f"aggregate sample at {AGG_SMALL:,} and {AGG_LARGE:,} contacts; {ACTION} (_async) over {ACTION_RECORDS:,}"

@@ -1,6 +1,6 @@
 """Benchmark: the runtime data API's list latency, `companies` at 100,000 records against 10,000.
 
-One emulator and one stack without workers (`make run`'s). The demo app (`infra/demo/data/app.json`)
+One emulator and one stack without workers (`make run`'s). The demo app (`infra/demo/tenant/app.json`)
 is installed, as `infra/demo/load.py` installs it, in two tenants of their own, each with one
 developer (the demo tenant's dev@demo.local would see the demo's own companies too): one holds
 BENCH_RUNTIME_SMALL companies, the other BENCH_RUNTIME_LARGE, so both sizes answer the same URL and
@@ -61,7 +61,8 @@ from backroom.records.values import normalize
 from backroom.wiring import Core
 
 from infra.bench.records import alternate
-from infra.bench.stack import ROOT, Stack, call, running
+from infra.bench.stack import Stack, call, running
+from infra.demo.load import demo_app
 
 SMALL = int(os.environ.get("BENCH_RUNTIME_SMALL", "10000"))
 LARGE = int(os.environ.get("BENCH_RUNTIME_LARGE", "100000"))
@@ -265,7 +266,7 @@ def ratios(timings: Timings, goal: bool) -> list[tuple[str, ...]]:
 def main() -> int:
     began = time.monotonic()
     sizes = {"small": SMALL, "large": LARGE}
-    app = AppDefinition.model_validate_json((ROOT / "infra/demo/data/app.json").read_text())
+    app = demo_app()
     entity = next(e for e in app.entities if e.name == ENTITY)
     print(f"runtime data API: {ENTITY} at {SMALL:,} and {LARGE:,} records", flush=True)
     with running(workers=False) as stack:

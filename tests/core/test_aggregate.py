@@ -33,7 +33,6 @@ from typing import Any
 import pytest
 from backroom.app import aggregate as aggregate_module
 from backroom.app.aggregate import aggregate
-from backroom.app.definition import AppDefinition
 from backroom.errors import Forbidden, Invalid
 from backroom.identity.models import Caller, Role
 from backroom.records import Condition, Record, Schema
@@ -42,7 +41,7 @@ from backroom.wiring import Core
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from infra.demo.load import DATA
+from infra.demo.load import demo_app
 from tests.core.conftest import core_on_moto
 
 TENANT = "aggtenant"
@@ -133,7 +132,7 @@ def listed(core: Core, entity: str) -> list[dict[str, Any]]:
 def world() -> Iterator[World]:
     """One moto stack for the module (conftest's fixtures are per test): the demo app and its records."""
     with pytest.MonkeyPatch.context() as patch, core_on_moto(patch) as (_, core):
-        core.app.repo.install(TENANT, AppDefinition.model_validate_json((DATA / "app.json").read_text()))
+        core.app.repo.install(TENANT, demo_app())
         rng = random.Random(20240612)
         companies = [core.app.create(DEV, "companies", company_body(rng, n), None)["id"] for n in COMPANY_NAMES]
         for _ in range(60):

@@ -1,6 +1,6 @@
 """The runtime query language: parsing, checking against the demo schemas, evaluating, and the split.
 
-The demo entities (`infra/demo/data/app.json`) are the schemas: `companies` (text, choices, numbers,
+The demo entities (`infra/demo/tenant/app.json`) are the schemas: `companies` (text, choices, numbers,
 a boolean, a group, a multi-valued group, a date-time) and `contacts` (a relationship to companies).
 `things` adds what the demo lacks: a multi-valued text, a date, money, multi-valued relationships and
 a relationship inside a multi-valued group.
@@ -36,7 +36,7 @@ from backroom.records.values import normalize, render_label
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-APP = json.loads((Path(__file__).parents[2] / "infra/demo/data/app.json").read_text())
+APP = json.loads((Path(__file__).parents[2] / "infra/demo/tenant/app.json").read_text())
 SCHEMAS = {e["name"]: Schema.model_validate(e["schema"]) for e in APP["entities"]}
 COMPANIES = SCHEMAS["companies"]
 CONTACTS = SCHEMAS["contacts"]

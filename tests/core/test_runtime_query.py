@@ -42,13 +42,12 @@ from urllib.parse import quote, urlencode
 import pytest
 from backroom import wiring
 from backroom.api import resolver
-from backroom.app.definition import AppDefinition
 from backroom.identity.models import Role
 from backroom.wiring import Core
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from infra.demo.load import DATA
+from infra.demo.load import demo_app
 from infra.local.gateway import build_event
 from infra.local.lambdas import FunctionPool, ensure_layer_on_path
 from infra.local.template import Route
@@ -103,7 +102,7 @@ SPELLED = {
     "empty": "empty",
     "notEmpty": "notEmpty",
 }
-# The companies' indexes (infra/demo/data/app.json): equality fields, sort field.
+# The companies' indexes (infra/demo/tenant/app.json): equality fields, sort field.
 INDEXES: list[tuple[list[str], str | None]] = [
     ([], "name"),
     ([], "numberOfEmployees"),
@@ -255,7 +254,7 @@ def world() -> Iterator[World]:
         patch.setattr(wiring, "core", lambda: core)
         patch.setattr(resolver, "core", lambda: core)
         ensure_layer_on_path()
-        core.app.repo.install(TENANT, AppDefinition.model_validate_json((DATA / "app.json").read_text()))
+        core.app.repo.install(TENANT, demo_app())
         core.identity.create_account(TENANT, "Query tenant")
         core.identity.create_user(EMAIL, PASSWORD, name="Dev", role=Role.DEVELOPER, account_id=TENANT)
         session = core.identity.login(EMAIL, PASSWORD)

@@ -48,12 +48,12 @@ from infra.local.template import ROOT, Template
 from tests.integration.stack import Api
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "3"))
-DEMO_DATA = ROOT / "infra" / "demo" / "data"
+DEMO_APP = ROOT / "infra" / "demo" / "tenant" / "app.json"
 DEMO_TENANT = "4a7e0c3b9d2f4e6a8c1b5d7f9e0a2c4b"
 # The fuzzer's own tenant (a root account) in the test stack; the demo's when it fuzzes `make run`.
 TENANT = DEMO_TENANT if os.environ.get("FUZZ_URL") else uuid.uuid4().hex
 # What exists in that tenant, so that half the generated path parameters name something real.
-ENTITIES = [e["name"] for e in json.loads((DEMO_DATA / "app.json").read_text())["entities"]]
+ENTITIES = [e["name"] for e in json.loads(DEMO_APP.read_text())["entities"]]
 TABLE = "test_table_name"
 EXISTING = {"entity": ENTITIES, "table": [TABLE], "account_id": [TENANT]}
 OPERATIONS = os.environ.get("FUZZ_OPERATIONS", "")
@@ -65,7 +65,7 @@ ALL_EXTREMES = os.environ.get("FUZZ_EXTREMES") == "all"
 NUMERIC_FIELDS = sorted(
     {
         f["name"]
-        for e in json.loads((DEMO_DATA / "app.json").read_text())["entities"]
+        for e in json.loads(DEMO_APP.read_text())["entities"]
         for f in e["schema"]["fields"]
         if f.get("type") in ("integer", "decimal", "money", "datetime")
     }
@@ -106,18 +106,17 @@ def target(request: pytest.FixtureRequest) -> Target:
     local = request.getfixturevalue("local")
     # A root account of its own: a tenant whose data nothing else reads, with the demo app's entities
     # (no records) and a custom table, so that the fuzzer reaches past "no such entity".
-    from backroom.app.definition import AppDefinition
     from backroom.calcengine.tables import define_custom_table
     from backroom.identity.models import Role
-    from backroom.records import Schema
+
+    from infra.demo.load import demo_app, demo_table
 
     core = local.core
     account = core.identity.create_account(TENANT, f"fuzz-{TENANT[:8]}")
     email = f"fuzz-{TENANT[:8]}@fuzz.local"
     core.identity.create_user(email, TENANT, name="Fuzz", role=Role.DEVELOPER, account_id=account.id)
-    core.app.repo.install(TENANT, AppDefinition.model_validate_json((DEMO_DATA / "app.json").read_text()))
-    tables = json.loads((DEMO_DATA / "gateway.json").read_text())["tables"]
-    define_custom_table(core.records, TENANT, Schema.model_validate(next(t for t in tables if t["name"] == TABLE)))
+    core.app.repo.install(TENANT, demo_app())
+    define_custom_table(core.records, TENANT, demo_table(TABLE))
     return Target(local.api.base, local.api.login(email, TENANT), lambda: local.api.login(email, TENANT))
 
 

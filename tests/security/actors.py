@@ -27,14 +27,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from backroom.app.definition import AppDefinition
 from backroom.calcengine.tables import define_custom_table
 from backroom.errors import Conflict
 from backroom.identity import passwords
 from backroom.identity.models import Role
-from backroom.records import Record, Schema
+from backroom.records import Record
 
-from infra.demo.load import DATA
+from infra.demo.load import demo_app, demo_table
 from tests.integration.stack import Api, LocalStack, Reply
 
 BASE = "/runtime/api"
@@ -211,13 +210,11 @@ def _second_tenant(local: LocalStack, user_email: str) -> None:
     core = local.core
     core.identity.create_account(OTHER, "other-tenant")
     core.identity.create_account(OTHER_SUB, "other-sub", OTHER)
-    app = AppDefinition.model_validate_json((DATA / "app.json").read_text())
+    app = demo_app()
     for group in app.groups:
         group.users = [user_email] if group.name == "Sales" else []
     core.app.repo.install(OTHER, app)
-    gateway = json.loads((DATA / "gateway.json").read_text())
-    table = next(t for t in gateway["tables"] if t["name"] == "test_table_name")
-    schema = define_custom_table(core.records, OTHER, Schema.model_validate(table))
+    schema = define_custom_table(core.records, OTHER, demo_table("test_table_name"))
     row = {"field1": "other-tenant-row", "field2": "b", "field3": "c", "field4": "d"}
     core.records.put(OTHER, schema, Record(rid="other.000000001", data=row, created_at=1))
 

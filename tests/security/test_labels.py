@@ -8,12 +8,11 @@ of the field that holds it: who may read that field sees the label (hide the fie
 from __future__ import annotations
 
 import pytest
-from backroom.app.definition import AppDefinition
 from backroom.errors import Invalid
 
+from infra.demo.load import demo_app
 from tests.integration.stack import LocalStack
 from tests.security.actors import (
-    DATA,
     World,
     leaks,
     runtime,
@@ -23,7 +22,7 @@ from tests.security.actors import (
 
 def test_an_app_whose_label_names_a_field_hidden_from_a_reader_is_refused(local: LocalStack) -> None:
     # Given the demo app with companies labelled by their tax id, which the Sales group may not read
-    app = AppDefinition.model_validate_json((DATA / "app.json").read_text())
+    app = demo_app()
     companies = next(e for e in app.entities if e.name == "companies")
     companies.schema_.label = "{name} [{taxId}]"
     # When it is installed, then it is refused, naming the field and the reader

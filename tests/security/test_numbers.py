@@ -14,21 +14,19 @@ import secrets
 import time
 import uuid
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
-from backroom.app.definition import AppDefinition
 from backroom.calcengine.models import Calculation, ImportFileType, Participant, Period
 from backroom.calcengine.tables import custom_table, define_custom_table
 from backroom.identity.models import Role
 from backroom.records import Record, Schema, typed
 
+from infra.demo.load import demo_app
 from tests.integration.stack import Api, LocalStack, Reply
 
 DEMO = "4a7e0c3b9d2f4e6a8c1b5d7f9e0a2c4b"
 DEMO_SUB = "5b8f1d4c0e3a4f7b9d2c6e8a0f1b3d5c"
-DATA = Path(__file__).resolve().parents[2] / "infra" / "demo" / "data"
 # As a JSON body spells them: below 1E-130, above 9.99...E+125, past a float, 40 and 62 digits, no numbers.
 UNSTORABLE = ["1e-200", "1E-131", "1e200", "1e400", "1" * 40, "1" + "0" * 60 + "1", "NaN", "-Infinity"]
 SALES = {
@@ -73,7 +71,7 @@ def own(local: LocalStack) -> Tenant:
     core.identity.create_account(tenant, f"numbers-{tenant[:8]}")
     email = f"numbers-{tenant[:8]}@numbers.local"
     core.identity.create_user(email, password, name="Numbers", role=Role.DEVELOPER, account_id=tenant)
-    core.app.repo.install(tenant, AppDefinition.model_validate_json((DATA / "app.json").read_text()))
+    core.app.repo.install(tenant, demo_app())
     for table in (SALES, RESULTS):
         define_custom_table(core.records, tenant, Schema.model_validate(table))
     today = dt.date.today()

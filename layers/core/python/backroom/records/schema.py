@@ -56,7 +56,7 @@ class TableField(BaseModel):
     # (or is added required) on an entity with records (`backroom.app.evolution`); a create still needs a value.
     default: Any = None
 
-    @field_validator("type", mode="before")
+    @field_validator("type", mode="before", json_schema_input_type=FieldType | Literal["number"])
     @classmethod
     def _number_is_decimal(cls, value: Any) -> Any:
         return "decimal" if value == "number" else value  # the gateway's tables say "number"
@@ -113,7 +113,8 @@ class Schema(BaseModel):
     def key(self) -> str:
         return table_key(self.namespace, self.name)
 
-    @field_validator("indexes", mode="before")
+    # The JSON Schema (docs/schemas) shows both forms.
+    @field_validator("indexes", mode="before", json_schema_input_type=list["Index | list[str]"])
     @classmethod
     def _short_form(cls, value: Any) -> Any:
         if not isinstance(value, list):
