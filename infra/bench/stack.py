@@ -28,7 +28,7 @@ from infra.local.provision import function_environment, provision
 from infra.local.template import Template
 
 ROOT = Path(__file__).resolve().parents[2]
-TENANT = "4a7e0c3b9d2f4e6a8c1b5d7f9e0a2c4b"  # the demo tenant (infra/demo/data/gateway.json)
+TENANT = "4a7e0c3b9d2f4e6a8c1b5d7f9e0a2c4b"  # the demo tenant (infra/demo/tenant/tenant.json)
 
 
 def call(

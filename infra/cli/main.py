@@ -27,6 +27,7 @@ from rich.console import Console
 from rich.table import Table
 from typer.core import TyperGroup
 
+from infra.cli import tenant
 from infra.cli.admin import admin
 from infra.cli.client import DEFAULT_URL, Client, CliError, forget_session, load_session, save_session
 from infra.cli.users import users
@@ -66,6 +67,8 @@ app.add_typer(tasks, name="tasks")
 app.add_typer(jobs, name="jobs")
 app.add_typer(admin, name="admin")
 app.add_typer(users, name="users")
+app.command("plan")(tenant.plan_command)
+app.command("apply")(tenant.apply_command)
 
 
 @dataclass

@@ -12,6 +12,7 @@ import secrets
 from collections.abc import Callable
 from typing import Any
 
+from backroom.calcengine.models import Participant, Period
 from backroom.calcengine.tables import define_custom_table
 from backroom.errors import NotFound
 from backroom.identity.models import Account, Role, User
@@ -192,8 +193,15 @@ def _putter(put: Callable[[str, Any], None], tenant: str, item: BaseModel) -> Ca
 
 def _item(resource: str, stored: BaseModel | None, desired: BaseModel, put: Callable[[], None]) -> Step:
     old = stored.model_dump(mode="json") if stored is not None else None
-    name = getattr(desired, "name", "")
-    return Step([change(resource, old, desired.model_dump(mode="json"), created=str(name))], put)
+    return Step([change(resource, old, desired.model_dump(mode="json"), created=_described(desired))], put)
+
+
+def _described(item: BaseModel) -> str:
+    if isinstance(item, Period):
+        return f"{item.start} to {item.end}" + (", locked" if item.locked else "")
+    if isinstance(item, Participant):
+        return item.eid
+    return str(getattr(item, "name", ""))
 
 
 def _table(core: Core, tenant: str, table: Schema) -> Step:

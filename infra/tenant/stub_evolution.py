@@ -40,7 +40,7 @@ def plan(core: Core, tenant: str, desired: AppDefinition) -> Step:
 
 def _stored(core: Core, tenant: str, prefix: str) -> list[dict[str, Any]]:
     # STUB: the app repository has no listing yet; H-evolve's `AppEvolution.current` replaces this Query.
-    return core.table.query("pk = :p AND begins_with(sk, :s)", {":p": keys.app(tenant), ":s": prefix})
+    return list(core.table.query("pk = :p AND begins_with(sk, :s)", {":p": keys.app(tenant), ":s": prefix}))
 
 
 def _records(core: Core, tenant: str, entity: Entity) -> int:

@@ -31,7 +31,7 @@ from infra.local.template import Template
 from tests.calculations import broken_script
 from tests.core.conftest import QueueDriver
 
-TENANT = "4a7e0c3b9d2f4e6a8c1b5d7f9e0a2c4b"  # the demo tenant (infra/demo/data)
+TENANT = "4a7e0c3b9d2f4e6a8c1b5d7f9e0a2c4b"  # the demo tenant (infra/demo/tenant)
 DEV = Caller(user_id="d", email="dev@demo.local", name="Dev", role=Role.DEVELOPER, account_id=TENANT, tenant_id=TENANT)
 
 

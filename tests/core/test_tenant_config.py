@@ -15,7 +15,10 @@ from backroom import dynamo
 from backroom.errors import Unauthorized
 from backroom.identity.passwords import verify_password
 from backroom.wiring import Core
+from typer.testing import CliRunner
 
+from infra.cli import tenant as tenant_cli
+from infra.cli.main import app as cli
 from infra.demo.load import TENANT_DIR, load_demo
 from infra.tenant.apply import Refused, apply
 from infra.tenant.config import ConfigError, load
@@ -179,3 +182,26 @@ def test_a_new_user_without_a_password_file_gets_a_one_time_password_shown_once(
     assert getattr(user, "password_change_required", True)  # contract 1 (H-users): changed at first login
     assert core.app.repo.permissions(TENANT, "new@demo.local")["companies"].create
     assert apply(core, config).notes == []  # never again, and the password stays as it is
+
+
+# The CLI ----------------------------------------------------------------------------------------------
+def test_backroom_plan_and_apply_from_a_shell(core: Core, tenant_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tenant_cli, "connect", lambda stack: core)
+    runner = CliRunner()
+    planned = runner.invoke(cli, ["plan", str(tenant_dir), "--stack", "backroom-local", "--json"])
+    assert planned.exit_code == 0, planned.output
+    assert json.loads(planned.output)["summary"]["create"] > 0
+
+    applied = runner.invoke(cli, ["apply", str(tenant_dir), "--yes"])
+    assert applied.exit_code == 0, applied.output
+    assert "Applied. " in applied.output
+    again = runner.invoke(cli, ["plan", str(tenant_dir)])
+    assert again.exit_code == 0 and "Plan: 0 to create, 0 to update, 0 to delete." in again.output
+
+    edit(tenant_dir, "users.json", lambda d: d["users"].pop(1) and None)
+    refused = runner.invoke(cli, ["apply", str(tenant_dir), "--yes"])
+    assert refused.exit_code == 2
+    assert "deactivates user@demo.local" in refused.output
+    edit(tenant_dir, "tenant.json", lambda d: d.update({"id": "not an id"}))
+    invalid = runner.invoke(cli, ["plan", str(tenant_dir)])
+    assert invalid.exit_code == 2 and "tenant.json: id: String should match pattern" in invalid.output

@@ -1,1 +1,1 @@
-"""The demo app's own code (its actions), shipped in the layer beside the core; `infra/demo/data/app.json` names it."""
+"""The demo app's own code (its actions), shipped in the layer beside the core; `infra/demo/tenant/app.json` names it."""

@@ -1,6 +1,7 @@
 """An app definition: entities (a records schema plus what the runtime adds), groups and their permissions.
 
-Kept as data files (`infra/demo/data/app.json` for the demo app) and installed through `AppRepository`.
+Kept as data files (`app.json` of a tenant's configuration directory, docs/config.md; the demo's is
+`infra/demo/tenant/app.json`) and installed through `AppRepository`.
 A developer may do everything; a user may do what the groups it belongs to allow, merged.
 """
 
