@@ -10,6 +10,7 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
+from backroom import keys
 from backroom.identity.models import Role, User
 from backroom.wiring import Core
 
@@ -43,7 +44,7 @@ def users_of(core: Core, tenant: str) -> list[User]:
     if hasattr(identity, "users_of"):
         return list(identity.users_of(tenant))
     # STUB (H-users): the users the tenant's app grants something to, the only ones found without a Scan today.
-    emails = {i["sk"].removeprefix("USER#") for i in stub_evolution._stored(core, tenant, "USER#")}
+    emails = {i["sk"].removeprefix(keys.APP_USERS) for i in stub_evolution.stored_items(core, tenant, keys.APP_USERS)}
     found = [core.identity.repo.get_user(e) for e in sorted(emails)]
     return [u for u in found if u is not None and u.tenant_id == tenant]
 

@@ -15,7 +15,7 @@ from typing import Any
 from backroom.calcengine.models import Participant, Period
 from backroom.calcengine.tables import define_custom_table
 from backroom.errors import NotFound
-from backroom.identity.models import Account, Role, User
+from backroom.identity.models import Account, User
 from backroom.records.schema import GATEWAY, Schema
 from backroom.wiring import Core
 from pydantic import BaseModel
@@ -141,7 +141,7 @@ def _user(core: Core, config: TenantConfig, entry: UserEntry, stored: User) -> S
         adapters.update_user(
             core, entry.email,
             name=entry.name if old["name"] != new["name"] else None,
-            role=Role(entry.role) if old["role"] != new["role"] else None,
+            role=entry.role if old["role"] != new["role"] else None,
             groups=new["groups"] if old.get("groups") != new.get("groups") else None,
         )  # fmt: skip
 

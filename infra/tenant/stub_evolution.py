@@ -21,7 +21,7 @@ from infra.tenant.changes import Change, Step, change, differences, narrowing_of
 
 
 def plan(core: Core, tenant: str, desired: AppDefinition) -> Step:
-    stored = _stored(core, tenant, keys.app_entity(""))
+    stored = stored_items(core, tenant, keys.app_entity(""))
     entities = {item["name"]: Entity.model_validate(item) for item in stored}
     changes: list[Change] = []
     for entity in desired.entities:
@@ -38,7 +38,7 @@ def plan(core: Core, tenant: str, desired: AppDefinition) -> Step:
     return Step(changes, install)
 
 
-def _stored(core: Core, tenant: str, prefix: str) -> list[dict[str, Any]]:
+def stored_items(core: Core, tenant: str, prefix: str) -> list[dict[str, Any]]:
     # STUB: the app repository has no listing yet; H-evolve's `AppEvolution.current` replaces this Query.
     return list(core.table.query("pk = :p AND begins_with(sk, :s)", {":p": keys.app(tenant), ":s": prefix}))
 
@@ -95,7 +95,7 @@ def _dump(field: TableField | None) -> dict[str, Any] | None:
 
 def _permission_changes(core: Core, tenant: str, desired: AppDefinition) -> list[Change]:
     """Each user's merged permissions, stored against desired (the groups and their members at once)."""
-    stored = {item["sk"].removeprefix(keys.APP_USERS) for item in _stored(core, tenant, keys.APP_USERS)}
+    stored = {item["sk"].removeprefix(keys.APP_USERS) for item in stored_items(core, tenant, keys.APP_USERS)}
     changes = []
     for email in sorted(stored | desired.users):
         old = core.app.repo.permissions(tenant, email) if email in stored else None
