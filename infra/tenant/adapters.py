@@ -78,6 +78,8 @@ def create_user(
 def update_user(core: Core, email: str, *, name: str | None, role: Role | None, groups: list[str] | None) -> None:
     """Contract 1's `update_user`; the STUB (H-users) changes the role as today and the name in place."""
     identity: Any = core.identity
+    if name is None and role is None and groups is None:
+        return  # a reactivation or a move alone: nothing more to change (each change ends the user's sessions)
     if hasattr(identity, "update_user"):
         identity.update_user(email, name=name, role=role, groups=groups)
         refresh_grants(core, email)

@@ -102,6 +102,8 @@ def _new_user(core: Core, config: TenantConfig, entry: UserEntry) -> Step:
     how = "password from its passwordFile" if entry.password_file else "a one-time password, printed once"
     groups = ", ".join(entry.groups) or "none"
     detail = f"{entry.name}, {entry.role.value}, account {account}, groups: {groups}; {how}"
+    if entry.password_file:
+        config.password_of(entry)  # an unreadable file stops the plan, not an apply halfway through
 
     def create() -> str | None:
         given = config.password_of(entry)
