@@ -9,6 +9,7 @@ destructive changes without `--allow-destructive`.
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, NoReturn
 
@@ -17,6 +18,7 @@ from backroom.wiring import Core
 from rich.console import Console
 from rich.table import Table
 
+from infra.cli.stack import connect
 from infra.tenant.apply import Refused, apply
 from infra.tenant.changes import Change, Plan
 from infra.tenant.config import ConfigError, TenantConfig, load
@@ -30,32 +32,26 @@ StackName = Annotated[
     str, typer.Option("--stack", envvar="BACKROOM_STACK", help="The CloudFormation stack to configure.")
 ]
 AsJson = Annotated[bool, typer.Option("--json", help="The plan (and what apply did) as JSON on stdout.")]
+Region = Annotated[str | None, typer.Option(help="The stack's region (default: your AWS configuration's).")]
 ShowAll = Annotated[bool, typer.Option("--all", help="List the resources with no change too.")]
 
 
-def connect(stack: str) -> Core:
-    """The stack's core (contract 4, `infra.cli.stack.connect`, built by H-boot)."""
-    try:
-        from infra.cli.stack import connect as connect_stack  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:  # STUB (H-boot), LEAD: remove: the core of the environment's settings, whatever the name
-        from backroom.wiring import core
-
-        return core()
-    built: Core = connect_stack(stack)
-    return built
-
-
 def plan_command(
-    directory: Directory, stack: StackName = "backroom-local", as_json: AsJson = False, show_all: ShowAll = False
+    directory: Directory,
+    stack: StackName = "backroom-local",
+    region: Region = None,
+    as_json: AsJson = False,
+    show_all: ShowAll = False,
 ) -> None:
     """Show what `apply` would change in the stack, resource by resource; change nothing."""
-    planned = _planned(connect(stack), _config(directory, as_json), as_json)
+    planned = _planned(connect(stack, region=region), _config(directory, as_json), as_json)
     _show(planned, as_json=as_json, show_all=show_all)
 
 
 def apply_command(
     directory: Directory,
     stack: StackName = "backroom-local",
+    region: Region = None,
     allow_destructive: Annotated[
         bool, typer.Option("--allow-destructive", help="Apply changes that lose data or deactivate users.")
     ] = False,
@@ -65,7 +61,7 @@ def apply_command(
 ) -> None:
     """Make the stack what the directory says: plan, ask, apply. Applying twice changes nothing."""
     config = _config(directory, as_json)
-    core = connect(stack)
+    core = connect(stack, region=region)
     planned = _planned(core, config, as_json)
     if not as_json:
         _show(planned, as_json=False, show_all=show_all)
@@ -105,7 +101,7 @@ def _planned(core: Core, config: TenantConfig, as_json: bool) -> Plan:
 
 def _show(planned: Plan, *, as_json: bool, show_all: bool, notes: list[str] | None = None) -> None:
     if as_json:
-        answer: dict[str, object] = {"changes": [c.as_json() for c in planned.changes], "summary": planned.counts()}
+        answer: dict[str, object] = {"changes": [asdict(c) for c in planned.changes], "summary": planned.counts()}
         if notes is not None:
             answer["notes"] = notes
         typer.echo(json.dumps(answer, indent=2))

@@ -28,8 +28,8 @@ def demo_config() -> TenantConfig:
 
 
 def demo_app() -> AppDefinition:
-    """The demo app with each group listing its members (from users.json), as the runtime grants by it."""
-    app = demo_config().effective_app()
+    """The demo's app.json (its groups' members are the users of users.json that name them)."""
+    app = demo_config().app
     assert app is not None
     return app
 

@@ -1,37 +1,20 @@
-"""What a plan is made of: changes (what is shown) grouped in steps (what apply runs).
-
-`Change` has the fields of `backroom.app.evolution.Change` (contract 2), so the app's changes pass through
-as they are. A step runs all its changes at once (the app is installed in one go, a user in one call) and
-may hand back a note to print once (a new user's one-time password).
-"""
+"""What a plan is made of: changes (what is shown, `backroom.app.evolution.Change`, the app's own lines
+for every kind of resource) grouped in steps (what apply runs). A step runs all its changes at once (the
+app in one evolution, a user in one call) and may hand back a note to print once (a new user's one-time
+password, the app's version)."""
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, get_args
 
-from backroom.records.schema import TableField
+from backroom.app.evolution import Change, ChangeAction
 
-Action = Literal["create", "update", "delete", "no change"]
-ACTIONS: tuple[Action, ...] = ("create", "update", "delete", "no change")
+ACTIONS: tuple[ChangeAction, ...] = get_args(ChangeAction)
 
-
-@dataclass(frozen=True)
-class Change:
-    resource: str  # "account demo-sub", "user dev@demo.local", "field companies.name", "calculation 1"
-    action: Action
-    detail: str = ""
-    destructive: str | None = None  # why it loses data or locks someone out; None when it is safe
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "resource": self.resource,
-            "action": self.action,
-            "detail": self.detail,
-            "destructive": self.destructive,
-        }
+__all__ = ["ACTIONS", "Change", "Plan", "Step", "change", "differences"]
 
 
 @dataclass
@@ -56,7 +39,7 @@ class Plan:
     def destructive(self) -> list[Change]:
         return [c for c in self.changes if c.destructive and c.action != "no change"]
 
-    def counts(self) -> dict[Action, int]:
+    def counts(self) -> dict[ChangeAction, int]:
         counted = Counter(c.action for c in self.changes)
         return {a: counted.get(a, 0) for a in ACTIONS}
 
@@ -88,16 +71,3 @@ def differences(old: Any, new: Any) -> str:
 def _short(value: Any, most: int = 60) -> str:
     text = repr(value) if not isinstance(value, str) else value
     return text if len(text) <= most else text[: most - 3] + "..."
-
-
-def narrowing_of(old: TableField, new: TableField) -> str | None:
-    """Why `new` may refuse or lose values `old` held: another type, fewer choices, a shorter text."""
-    if old.type != new.type or old.multi != new.multi:
-        return f"changes the type of {new.name} ({old.type} -> {new.type})"
-    if set(old.choices) - set(new.choices):
-        return f"removes choices of {new.name}"
-    if new.max_length < old.max_length:
-        return f"shortens {new.name}"
-    if new.fields and {f.name for f in old.fields} - {f.name for f in new.fields}:
-        return f"drops fields of the group {new.name}"
-    return None

@@ -39,21 +39,6 @@ class TenantConfig:
     def account_of(self, user: UserEntry) -> str:
         return user.account or self.tenant.id
 
-    def effective_app(self) -> AppDefinition | None:
-        """The app with each group's `users` holding the users whose `groups` name it (besides its own list):
-        what the runtime grants by, for code that reads membership from the app definition only."""
-        if self.app is None:
-            return None
-        members: dict[str, list[str]] = {}
-        for user in self.users or []:
-            for group in user.groups:
-                members.setdefault(group, []).append(user.email)
-        groups = [
-            g.model_copy(update={"users": list(dict.fromkeys([*g.users, *members.get(g.name, [])]))})
-            for g in self.app.groups
-        ]
-        return self.app.model_copy(update={"groups": groups})
-
     def password_of(self, user: UserEntry) -> str | None:
         """A new user's password from its `passwordFile` (its first line), read only when it is created."""
         if user.password_file is None:

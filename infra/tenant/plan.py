@@ -8,20 +8,21 @@ has its planner, run in the order apply runs their steps: accounts (parents firs
 from __future__ import annotations
 
 import datetime as dt
-import secrets
 from collections.abc import Callable
 from typing import Any
 
+from backroom.app.definition import AppDefinition
+from backroom.app.evolution import narrowing
 from backroom.calcengine.models import Participant, Period
 from backroom.calcengine.tables import define_custom_table
 from backroom.errors import NotFound
 from backroom.identity.models import Account, User
+from backroom.identity.service import one_time_password
 from backroom.records.schema import GATEWAY, Schema
 from backroom.wiring import Core
 from pydantic import BaseModel
 
-from infra.tenant import adapters
-from infra.tenant.changes import Change, Plan, Step, change, narrowing_of
+from infra.tenant.changes import Change, Plan, Step, change
 from infra.tenant.config import ConfigError, TenantConfig
 from infra.tenant.models import AccountEntry, UserEntry
 
@@ -37,7 +38,7 @@ def plan(core: Core, config: TenantConfig, *, today: dt.date | None = None) -> P
     """`today` dates the periods given as a month of this year (default: today, UTC)."""
     steps = [
         *_accounts(core, config),
-        *([adapters.plan_app(core, config)] if config.app is not None else []),
+        *([_app(core, config.tenant_id, config.app)] if config.app is not None else []),
         *_users(core, config),
         *_gateway(core, config, today or dt.datetime.now(dt.UTC).date()),
     ]
@@ -79,6 +80,20 @@ def _account(core: Core, entry: AccountEntry, stored: Account | None) -> Step:
     return Step([change(f"account {entry.id}", old, new, created=f"{entry.name}{where}")], put)
 
 
+# The app ----------------------------------------------------------------------
+def _app(core: Core, tenant: str, app: AppDefinition) -> Step:
+    """The app's lines as its evolution plans them (entities, fields, indexes, actions, groups), applied
+    as one new version; its data work runs as jobs the apply starts and does not wait for."""
+
+    def evolve() -> str:
+        # Destructive changes were refused by `apply` unless allowed, before any step ran.
+        applied = core.evolution.apply(tenant, app, allow_destructive=True)
+        jobs = f"; data jobs {', '.join(applied.job_ids)}" if applied.job_ids else ""
+        return f"app: version {applied.version}{jobs}"
+
+    return Step(core.evolution.plan(tenant, app), evolve)
+
+
 # Users ------------------------------------------------------------------------
 def _users(core: Core, config: TenantConfig) -> list[Step]:
     if config.users is None:
@@ -91,7 +106,7 @@ def _users(core: Core, config: TenantConfig) -> list[Step]:
             raise PlanError(f"users.json: {entry.email} is a user of another tenant")
         steps.append(_new_user(core, config, entry) if stored is None else _user(core, config, entry, stored))
     listed = {u.email for u in config.users}
-    for user in adapters.users_of(core, tenant):
+    for user in core.identity.users_of(tenant):
         if user.email not in listed and user.active:
             steps.append(_deactivation(core, user))
     return steps
@@ -107,47 +122,37 @@ def _new_user(core: Core, config: TenantConfig, entry: UserEntry) -> Step:
 
     def create() -> str | None:
         given = config.password_of(entry)
-        password = given or _one_time_password()
-        adapters.create_user(
-            core, entry.email, password, name=entry.name, role=entry.role, account_id=account,
+        password = given or one_time_password()
+        core.identity.create_user(
+            entry.email, password, name=entry.name, role=entry.role, account_id=account,
             user_id=entry.id, groups=entry.groups, one_time=given is None,
         )  # fmt: skip
-        adapters.refresh_grants(core, entry.email)
+        core.grants.refresh_user(config.tenant_id, entry.email)
         return None if given else f"{entry.email}: one-time password {password} (shown once; changed at first login)"
 
     return Step([Change(f"user {entry.email}", "create", detail)], create)
 
 
-def _one_time_password() -> str:
-    return secrets.token_urlsafe(12)
-
-
 def _user(core: Core, config: TenantConfig, entry: UserEntry, stored: User) -> Step:
-    groups = adapters.groups_of(stored)
-    old: dict[str, Any] = {
-        "name": stored.name, "role": stored.role.value, "account": stored.account_id, "active": stored.active,
+    old = {
+        "name": stored.name, "role": stored.role.value, "account": stored.account_id,
+        "groups": sorted(stored.groups), "active": stored.active,
     }  # fmt: skip
-    new: dict[str, Any] = {
-        "name": entry.name, "role": entry.role.value, "account": config.account_of(entry), "active": True,
+    new = {
+        "name": entry.name, "role": entry.role.value, "account": config.account_of(entry),
+        "groups": sorted(entry.groups), "active": True,
     }  # fmt: skip
-    if groups is not None:  # STUB (H-users): without `User.groups`, the app's permissions show membership
-        old["groups"], new["groups"] = groups, sorted(entry.groups)
-    planned = change(f"user {entry.email}", old, new)
 
     def update() -> None:
         identity = core.identity
         if not stored.active:
             identity.reactivate_user(entry.email)
         if old["account"] != new["account"]:
-            identity.move_user(entry.email, new["account"])
-        adapters.update_user(
-            core, entry.email,
-            name=entry.name if old["name"] != new["name"] else None,
-            role=entry.role if old["role"] != new["role"] else None,
-            groups=new["groups"] if old.get("groups") != new.get("groups") else None,
-        )  # fmt: skip
+            identity.move_user(entry.email, config.account_of(entry))
+        identity.update_user(entry.email, name=entry.name, role=entry.role, groups=entry.groups)  # what differs
+        core.grants.refresh_user(config.tenant_id, entry.email)
 
-    return Step([planned], update)
+    return Step([change(f"user {entry.email}", old, new)], update)
 
 
 def _deactivation(core: Core, user: User) -> Step:
@@ -214,11 +219,9 @@ def _table(core: Core, tenant: str, table: Schema) -> Step:
     why = None
     if stored is not None:
         fields = {f.name: f for f in table.fields}
-        lost = [
-            f"drops field {f.name}" if f.name not in fields else narrowing_of(f, fields[f.name]) for f in stored.fields
-        ]
-        reasons = [r for r in lost if r]
-        if reasons and core.records.count(tenant, stored, []):
+        lost = {f.name: "dropped" if f.name not in fields else narrowing(f, fields[f.name]) for f in stored.fields}
+        reasons = [f"{name}: {why}" for name, why in lost.items() if why]
+        if reasons and core.records.reader.holds_records(tenant, stored):
             why = f"{'; '.join(reasons)} of a table with rows"
     old = stored.model_dump(mode="json") if stored else None
 

@@ -6,13 +6,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from backroom.app.definition import AppDefinition
 from backroom.app.users import AppUsers
 from backroom.errors import Forbidden, Invalid, NotFound, PasswordChangeRequired, Unauthorized
 from backroom.identity.models import Caller, Role
 from backroom.wiring import Core
 
-from infra.demo.load import DATA, load_demo
+from infra.demo.load import demo_app, load_demo
 
 DEMO = "4a7e0c3b9d2f4e6a8c1b5d7f9e0a2c4b"
 
@@ -142,7 +141,10 @@ def test_a_users_groups_give_it_their_permissions_at_once_and_taken_away_take_th
 
 
 def test_an_install_grants_by_both_kinds_of_membership_and_forgets_users_granted_nothing(demo: Core) -> None:
-    app = AppDefinition.model_validate_json((DATA / "app.json").read_text())
+    app = demo_app()
+    for group in app.groups:  # membership by the groups' own lists, as app files had it
+        group.users = {"Sales": ["user@demo.local"], "Readers": ["sub@demo.local"]}[group.name]
+    demo.identity.set_groups("user@demo.local", [])  # user is listed by Sales, and names no group
     demo.identity.set_groups("sub@demo.local", ["Sales"])  # sub is listed by Readers, and names Sales
 
     demo.app_repo.install(DEMO, app)
@@ -182,7 +184,7 @@ def test_a_group_the_app_does_not_define_is_a_400(demo: Core, users: AppUsers) -
     assert user is not None
     with pytest.raises(Invalid):
         users.update(dev, user.id, name=None, role=None, groups=["Sales", "Nobody"], ip=None)
-    assert demo.identity.get_user("user@demo.local").groups == []  # type: ignore[union-attr]
+    assert demo.identity.get_user("user@demo.local").groups == ["Sales"]  # type: ignore[union-attr]  # unchanged
 
 
 def test_a_user_may_not_manage_users_and_another_tenants_user_is_404(demo: Core, users: AppUsers) -> None:

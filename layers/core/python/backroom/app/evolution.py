@@ -357,7 +357,7 @@ def _field_change(diff: Diff, old: Entity, spec: TableField, was: TableField, ha
     destructive = None
     details = []
     if shape_old != shape_new:
-        narrowed = _narrowing(was, spec)
+        narrowed = narrowing(was, spec)
         details.append(f"{was.type} to {spec.type}" if was.type != spec.type else "its type's settings")
         if narrowed and has_records(old):
             destructive = f"{narrowed} on {name}, which holds records: values that do not fit are removed"
@@ -373,7 +373,7 @@ def _field_change(diff: Diff, old: Entity, spec: TableField, was: TableField, ha
     diff.line(resource, "update" if details else "no change", ", ".join(details), destructive or required)
 
 
-def _narrowing(was: TableField, spec: TableField) -> str | None:
+def narrowing(was: TableField, spec: TableField) -> str | None:
     """Why a field's new shape may not hold every stored value (None: a widening, see `WIDENINGS`)."""
     if was.type != spec.type:
         return (
