@@ -27,11 +27,17 @@ def demo_config() -> TenantConfig:
     return load(TENANT_DIR)
 
 
-def demo_app() -> AppDefinition:
-    """The demo's app.json (its groups' members are the users of users.json that name them)."""
-    app = demo_config().app
+def demo_app(*, listing_members: bool = False) -> AppDefinition:
+    """The demo's app.json, whose groups' members are the users of users.json that name them; with
+    `listing_members`, each group also lists them (`Group.users`), for a tenant without those users."""
+    config = demo_config()
+    app = config.app
     assert app is not None
-    return app
+    if not listing_members:
+        return app
+    users = config.users or []
+    groups = [g.model_copy(update={"users": [u.email for u in users if g.name in u.groups]}) for g in app.groups]
+    return app.model_copy(update={"groups": groups})
 
 
 def demo_table(name: str) -> Schema:

@@ -132,7 +132,7 @@ def listed(core: Core, entity: str) -> list[dict[str, Any]]:
 def world() -> Iterator[World]:
     """One moto stack for the module (conftest's fixtures are per test): the demo app and its records."""
     with pytest.MonkeyPatch.context() as patch, core_on_moto(patch) as (_, core):
-        core.app.repo.install(TENANT, demo_app())
+        core.app.repo.install(TENANT, demo_app(listing_members=True))  # SALES and READER below
         rng = random.Random(20240612)
         companies = [core.app.create(DEV, "companies", company_body(rng, n), None)["id"] for n in COMPANY_NAMES]
         for _ in range(60):

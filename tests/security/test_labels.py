@@ -22,7 +22,7 @@ from tests.security.actors import (
 
 def test_an_app_whose_label_names_a_field_hidden_from_a_reader_is_refused(local: LocalStack) -> None:
     # Given the demo app with companies labelled by their tax id, which the Sales group may not read
-    app = demo_app()
+    app = demo_app(listing_members=True)  # installed in a tenant without the demo's users
     companies = next(e for e in app.entities if e.name == "companies")
     companies.schema_.label = "{name} [{taxId}]"
     # When it is installed, then it is refused, naming the field and the reader
