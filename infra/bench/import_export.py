@@ -42,7 +42,7 @@ from backroom.records.schema import RUNTIME
 from infra.bench.stack import TENANT, Stack, running
 
 ROOT = Path(__file__).resolve().parents[2]
-APP = ROOT / "infra" / "demo" / "data" / "app.json"
+APP = ROOT / "infra" / "demo" / "tenant" / "app.json"
 ENTITY = "benchItems"
 BENCH_ENTITY = {
     "name": ENTITY,

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,10 +24,10 @@ from backroom.ids import object_id
 from backroom.jobs.models import ChunkStatus, JobState
 from backroom.wiring import Core
 
+from infra.demo.load import demo_app
 from tests.core.conftest import QueueDriver, bulk
 
 TENANT = "demo"
-APP = Path(__file__).parents[2] / "infra" / "demo" / "data" / "app.json"
 DEV = Caller(
     user_id="u-dev", email="dev@demo.local", name="Dev", role=Role.DEVELOPER, account_id=TENANT, tenant_id=TENANT
 )
@@ -39,7 +38,7 @@ MATCHING, OTHERS = 10_000, 300
 
 @pytest.fixture
 def companies(core: Core) -> Entity:
-    core.app.repo.install(TENANT, AppDefinition.model_validate_json(APP.read_text()))
+    core.app.repo.install(TENANT, demo_app(listing_members=True))
     return core.app.repo.entity(TENANT, "companies")
 
 
@@ -197,7 +196,7 @@ def test_actions_check_parameters_preconditions_and_permissions(core: Core, comp
 def test_the_app_definition_refuses_an_action_that_could_not_be_routed_or_checked(
     change: dict[str, Any], refusal: str
 ) -> None:
-    app = json.loads(APP.read_text())
+    app = demo_app(listing_members=True).model_dump(mode="json", by_alias=True)
     app["entities"][0]["actions"][0].update(change)
     with pytest.raises(ValueError, match=refusal):
         AppDefinition.model_validate(app)

@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
-from backroom.app.definition import AppDefinition, Entity
+from backroom.app.definition import Entity
 from backroom.app.planning import CHUNK_IDS
 from backroom.errors import ServiceFailure
 from backroom.identity.models import Caller, Role
@@ -24,10 +23,10 @@ from backroom.jobs.models import ChunkStatus, JobState
 from backroom.records import Record
 from backroom.wiring import Core
 
+from infra.demo.load import demo_app
 from tests.core.conftest import QueueDriver, bulk
 
 TENANT = "demo"  # a tenant is its root account
-APP = Path(__file__).parents[2] / "infra" / "demo" / "data" / "app.json"
 DEV = Caller(
     user_id="u-dev",
     email="dev@demo.local",
@@ -42,7 +41,7 @@ MATCHING, OTHERS = 2_000, 1_000
 
 @pytest.fixture
 def companies(core: Core) -> Entity:
-    core.app.repo.install(TENANT, AppDefinition.model_validate_json(APP.read_text()))
+    core.app.repo.install(TENANT, demo_app(listing_members=True))
     return core.app.repo.entity(TENANT, "companies")
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,10 +25,10 @@ from backroom.jobs.models import Job, JobState
 from backroom.records import RecordStore
 from backroom.wiring import Core
 
+from infra.demo.load import demo_app
 from tests.core.conftest import QueueDriver
 
 TENANT = "demo"
-APP = Path(__file__).parents[2] / "infra" / "demo" / "data" / "app.json"
 DEV = Caller(
     user_id="u-dev", email="dev@demo.local", name="Dev", role=Role.DEVELOPER, account_id=TENANT, tenant_id=TENANT
 )
@@ -40,7 +39,7 @@ USER = Caller(
 
 @pytest.fixture
 def app(core: Core) -> Core:
-    core.app.repo.install(TENANT, AppDefinition.model_validate_json(APP.read_text()))
+    core.app.repo.install(TENANT, demo_app(listing_members=True))
     return core
 
 
@@ -198,7 +197,7 @@ def caller(email: str) -> Caller:
 
 def install(core: Core, **changes: dict[str, Any]) -> None:
     """The demo app with two more users, and the Sales group's entity grants replaced by `changes`."""
-    app = json.loads(APP.read_text())
+    app = demo_app(listing_members=True).model_dump(mode="json", by_alias=True)
     sales = next(g for g in app["groups"] if g["name"] == "Sales")
     sales["entities"].update(changes)
     contacts = {"read": True, "create": True, "update": True, "delete": True}
