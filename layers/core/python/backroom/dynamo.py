@@ -172,17 +172,26 @@ def from_item(item: Mapping[str, Any], *, exact: bool = False) -> dict[str, Any]
     return {k: _plain(_deser.deserialize(v)) for k, v in item.items()}
 
 
+# How DynamoDB words a refusal for size: a put's item ("Item size has exceeded the maximum allowed size"),
+# an update that grows one past it ("Item size to update has exceeded..."), a transaction over 4 MB
+# ("Transaction payload size cannot exceed 4MB"). moto words only the first, and lets the other two through.
+_TOO_LARGE = ("size has exceeded", "size to update has exceeded", "payload size cannot exceed")
+
+
 def _too_large(err: ClientError) -> bool:
-    """DynamoDB's refusal of an item above 400 KB (a put, an update that grows it, a transaction's item)."""
+    """DynamoDB's refusal of an item above 400 KB (a put, an update that grows it, a transaction's item),
+    or of a transaction above 4 MB."""
     error = err.response.get("Error", {})
-    return error.get("Code") == "ValidationException" and "size has exceeded" in str(error.get("Message", ""))
+    message = str(error.get("Message", ""))
+    return error.get("Code") == "ValidationException" and any(words in message for words in _TOO_LARGE)
 
 
 def _refused(err: ClientError) -> Exception:
     """What a caller may have caused becomes the caller's 400; anything else the service's `ServiceFailure`."""
     if _too_large(err):
         return Invalid(
-            "What would be stored is larger than one DynamoDB item holds (400 KB): keep large content in a file"
+            "What would be stored is larger than DynamoDB holds (400 KB an item, 4 MB a transaction): "
+            "keep large content in a file"
         )
     return failure(err)
 
