@@ -169,6 +169,9 @@ def product_corpus(client: Any, table_name: str) -> Answers:
     run("between", lambda: list(table.query("pk = :p AND sk BETWEEN :a AND :b", between)))
     prefix = {":p": "REC#t#x#0", ":s": "002"}
     run("begins_with", lambda: list(table.query("pk = :p AND begins_with(sk, :s)", prefix)))
+    reversed_range = {":p": "REC#t#x#0", ":a": "0019", ":b": "0010"}
+    run("between, bounds reversed", lambda: list(table.query("pk = :p AND sk BETWEEN :a AND :b", reversed_range)))
+    run("count, bounds reversed", lambda: table.count("pk = :p AND sk BETWEEN :a AND :b", reversed_range))
     run("gsi1, 4 at most", lambda: list(table.query("gsi1pk = :p", {":p": "G#1"}, index="gsi1", limit=4)))
     run("count on gsi1", lambda: table.count("gsi1pk = :p", {":p": "G#2"}, index="gsi1"))
     run("batch get 120 keys", lambda: sorted(table.batch_get([("REC#t#x#0", f"{n:04d}") for n in range(120)])))
@@ -187,6 +190,7 @@ def test_the_products_dynamodb_layer_answers_alike_on_both_engines(engines: Any)
 
     assert moto == local
     assert len(local["all, pages of 7"]) == 60 and local["count on gsi1"] == 20
+    assert local["between, bounds reversed"] == [] and local["count, bounds reversed"] == 0
     assert local["transaction, a check fails"] == "TransactionFailed: [None, 'ConditionalCheckFailed']"
     assert local["after the transactions"]["v"] == 2  # the failed transaction wrote nothing
 
@@ -223,6 +227,9 @@ def limits_corpus(client: Any, table_name: str) -> Answers:
         KeyConditionExpression="pk = :p AND sk > :s",
         ExpressionAttributeValues=bound,
     )
+    reversed_range = {":p": {"S": "p"}, ":a": {"S": "b"}, ":b": {"S": "a"}}
+    between = "pk = :p AND sk BETWEEN :a AND :b"
+    raw("between, bounds reversed", "query", KeyConditionExpression=between, ExpressionAttributeValues=reversed_range)
     raw("gsi1sk a number", "put_item", Item={**key("p", "g"), "gsi1pk": {"S": "x"}, "gsi1sk": {"N": "1"}})
     raw(
         "value unused", "query", KeyConditionExpression="pk = :p", ExpressionAttributeValues={**bound, ":s": {"S": "s"}}
@@ -255,6 +262,11 @@ LIMITS = {
     # e-mails 320, indexed text fields their max_length), and the HTTP tier shows a 400 or 404.
     "get of a 1025-byte sk": ("accepted", "ValidationException"),
     "query bound of 1025 bytes": ("accepted", "ValidationException"),
+    # A BETWEEN whose lower bound is above its upper one: moto answers no items, DynamoDB refuses the request.
+    # Found by the fuzz session on DynamoDB Local (GET /runtime/api/status/jobs?createFrom=...&createTo=0 was a
+    # 500). Settled in the product: backroom.dynamo.Table.query and count answer nothing for a reversed range
+    # without asking (every BETWEEN of the repositories: jobs, job logs, history, records, app logs).
+    "between, bounds reversed": ("accepted", "ValidationException"),
     # An index key of the wrong type: DynamoDB refuses the item, moto stores it outside the index. The
     # product writes gsi keys as strings only (backroom.keys). Settled: nothing to fix.
     "gsi1sk a number": ("accepted", "ValidationException"),
