@@ -1,5 +1,6 @@
 """One small cached factory for AWS clients (where each service answers is configuration's: boto3 reads
-AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_<SERVICE> or the profile), and what their errors mean to the core: a repository turns a client's `ClientError` into the core's `ServiceFailure` (`failures`)."""
+AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_<SERVICE> or the profile), and what their errors mean to the core:
+a repository turns a client's `ClientError` into the core's `ServiceFailure` (`failures`)."""
 
 from __future__ import annotations
 
