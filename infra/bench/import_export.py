@@ -183,7 +183,7 @@ def raw_load(stack: Stack, rows: int) -> tuple[float, int]:
         marker = {"pk": f"IMPRUN#raw#{i % 16}", "sk": f"{i:09d}"}
         items.extend([*(w.item for w in writes if w.item is not None), marker])
     plain = [json.loads(json.dumps(i, default=str)) for i in items]
-    table = boto3.resource("dynamodb", endpoint_url=stack.endpoint, region_name="us-east-1").Table(
+    table = boto3.resource("dynamodb", endpoint_url=stack.endpoints.of("dynamodb"), region_name="us-east-1").Table(
         core.settings.table_name
     )
     started = time.monotonic()
@@ -197,8 +197,8 @@ def plain_export(stack: Stack) -> tuple[float, int]:
     """A plain Query of every records partition, written as CSV and put to S3 by one thread; seconds, rows."""
     core = stack.core
     schema = core.records.schema(TENANT, ENTITY, namespace=RUNTIME)
-    client = boto3.client("dynamodb", endpoint_url=stack.endpoint, region_name="us-east-1")
-    s3 = boto3.client("s3", endpoint_url=stack.endpoint, region_name="us-east-1")
+    client = boto3.client("dynamodb", endpoint_url=stack.endpoints.of("dynamodb"), region_name="us-east-1")
+    s3 = boto3.client("s3", endpoint_url=stack.endpoints.of("s3"), region_name="us-east-1")
     started = time.monotonic()
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")

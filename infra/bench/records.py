@@ -150,8 +150,9 @@ def raw_items(core: Core, schema: Schema, rows: int, tag: str) -> list[dict[str,
 def raw_load(stack: Stack, items: list[dict[str, Any]], threads: int) -> float:
     """Seconds `threads` threads take to put `items` with boto3's batch writer, each a contiguous share."""
     name = stack.core.settings.table_name
+    where = stack.endpoints.of("dynamodb")
     tables = [
-        boto3.session.Session().resource("dynamodb", endpoint_url=stack.endpoint, region_name="us-east-1").Table(name)
+        boto3.session.Session().resource("dynamodb", endpoint_url=where, region_name="us-east-1").Table(name)
         for _ in range(threads)
     ]
     shares = [items[k * len(items) // threads : (k + 1) * len(items) // threads] for k in range(threads)]

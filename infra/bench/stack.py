@@ -1,5 +1,8 @@
 """The stack a benchmark runs against: its own emulator and `infra.local.run` on free ports, as `make run` does.
 
+DynamoDB is DynamoDB Local where it can run (moto server's otherwise, or with BACKROOM_LOCAL_DYNAMODB=moto,
+to compare): `running` prints which engine answered, one line, so that every figure says what it measured.
+
 The bench process also builds the core's services on the same emulator, to fill tables and to time
 what the HTTP APIs do not offer. Set BENCH_STACK_LOG to a file name to keep the stack's log there.
 """
@@ -53,7 +56,7 @@ def call(
 class Stack:
     base: str  # the API's URL
     token: str  # the demo developer's bearer token
-    endpoint: str  # the emulator's URL
+    endpoints: emulator.Endpoints  # where each service answers (`endpoints.of("dynamodb")`)
     core: Core  # the core's services in this process, on the same emulator
     pid: int  # the stack's process (gateway and workers)
     worker_pid: int | None = None  # with `separate_workers`: the workers' own process, as in Lambda
@@ -65,10 +68,14 @@ def running(*, workers: bool, pollers: int = 2, separate_workers: bool = False) 
 
     `separate_workers` runs the workers in a process of their own (`--no-gateway`), so that a bench can
     tell the workers' memory from the gateway's (in Lambda, each function is its own process)."""
-    moto_port, api_port = emulator.free_port(), emulator.free_port()
-    moto = emulator.start_moto(port=moto_port)
-    endpoint = f"http://127.0.0.1:{moto_port}"
-    env = {**os.environ, "AWS_ENDPOINT_URL": endpoint}
+    with emulator.started() as endpoints:
+        print(f"DynamoDB engine: {endpoints.engine}", flush=True)
+        yield from _stack_on(endpoints, workers=workers, pollers=pollers, separate_workers=separate_workers)
+
+
+def _stack_on(endpoints: emulator.Endpoints, *, workers: bool, pollers: int, separate_workers: bool) -> Iterator[Stack]:
+    api_port = emulator.free_port()
+    env = {**os.environ, **endpoints.env()}
     env.setdefault("PYTHONPATH", f"{ROOT / 'layers/core/python'}{os.pathsep}{ROOT}")
     for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         env.setdefault(key, "test")
@@ -109,13 +116,13 @@ def running(*, workers: bool, pollers: int = 2, separate_workers: bool = False) 
             )
         os.environ.update({k: v for k, v in env.items() if k.startswith("AWS_")})
         template = Template.load()
-        provisioned = provision(boto3.session.Session(region_name="us-east-1"), endpoint, template)
+        provisioned = provision(boto3.session.Session(region_name="us-east-1"), endpoints, template)
         aws.reset_clients()
         core = build(Settings.from_env({**env, **function_environment(template, provisioned)}))
         yield Stack(
             base=base,
             token=token,
-            endpoint=endpoint,
+            endpoints=endpoints,
             core=core,
             pid=stack.pid,
             worker_pid=worker.pid if worker else None,
@@ -129,7 +136,5 @@ def running(*, workers: bool, pollers: int = 2, separate_workers: bool = False) 
             stack.wait(timeout=30)
         except subprocess.TimeoutExpired:
             stack.kill()
-        moto.terminate()
-        moto.wait(timeout=30)
         if log is not None:
             log.close()

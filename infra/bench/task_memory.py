@@ -77,12 +77,10 @@ def run_task(base: str, token: str, pid: int, rows: int, prefix: str) -> dict[st
     }
 
 
-def main() -> int:
-    rows = int(os.environ.get("BENCH_TASK_ROWS", "100000"))
-    baseline = max(1, rows // 10)
-    moto_port, api_port = emulator.free_port(), emulator.free_port()
-    moto = emulator.start_moto(port=moto_port)
-    env = {**os.environ, "AWS_ENDPOINT_URL": f"http://127.0.0.1:{moto_port}"}
+def _measure(endpoints: emulator.Endpoints, baseline: int, rows: int) -> tuple[dict[str, float], dict[str, float]]:
+    """The task at `baseline` rows, then at `rows`, on a stack of its own on `endpoints`."""
+    api_port = emulator.free_port()
+    env = {**os.environ, **endpoints.env()}
     env.setdefault("PYTHONPATH", f"{ROOT / 'layers/core/python'}{os.pathsep}{ROOT}")
     stack = subprocess.Popen(
         [sys.executable, "-m", "infra.local.run", "--port", str(api_port)],
@@ -104,12 +102,18 @@ def main() -> int:
                     raise
                 time.sleep(0.5)
         small = run_task(base, token, stack.pid, baseline, "650")
-        large = run_task(base, token, stack.pid, rows, "651")
+        return small, run_task(base, token, stack.pid, rows, "651")
     finally:
         stack.terminate()
         stack.wait(timeout=30)
-        moto.terminate()
-        moto.wait(timeout=30)
+
+
+def main() -> int:
+    rows = int(os.environ.get("BENCH_TASK_ROWS", "100000"))
+    baseline = max(1, rows // 10)
+    with emulator.started() as endpoints:
+        print(f"DynamoDB engine: {endpoints.engine}", flush=True)
+        small, large = _measure(endpoints, baseline, rows)
     for result in (small, large):
         print(
             f"task add {int(result['rows']):>7} rows: {result['seconds']:7.1f} s, {result['rows_per_s']:6.0f} rows/s, "

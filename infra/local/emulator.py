@@ -1,4 +1,5 @@
-"""The embedded AWS emulator (moto server), or the endpoint that configuration names instead."""
+"""The embedded AWS emulator (DynamoDB Local for DynamoDB, moto server for the rest), or the endpoints
+that configuration names instead."""
 
 from __future__ import annotations
 
@@ -8,14 +9,41 @@ import subprocess
 import sys
 import time
 import urllib.request
-from contextlib import closing
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
-from infra.local import patches
+from infra.local import dynamodb_local, patches
 
 DEFAULT_HOST = "127.0.0.1"
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_PORT = 4566  # LocalStack's port, so both are reached the same way
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    """Where the stack's AWS services answer: `aws` for all of them (None: AWS itself), `dynamodb` for
+    DynamoDB alone when another engine serves it (DynamoDB Local). Handed to boto3 the way it reads
+    configuration (`env()`: AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_DYNAMODB), so that the product, which
+    passes no endpoint of its own, reaches each service where configuration says."""
+
+    aws: str | None
+    dynamodb: str | None = None
+
+    def of(self, service: str) -> str | None:
+        return self.dynamodb if service == "dynamodb" and self.dynamodb else self.aws
+
+    def env(self) -> dict[str, str]:
+        found = {"AWS_ENDPOINT_URL": self.aws} if self.aws else {}
+        return {**found, **({"AWS_ENDPOINT_URL_DYNAMODB": self.dynamodb} if self.dynamodb else {})}
+
+    @property
+    def engine(self) -> str:
+        """The DynamoDB engine that answers, in words (benches print it)."""
+        if self.dynamodb:
+            return f"DynamoDB Local {dynamodb_local.VERSION} on {self.dynamodb}"
+        return f"moto server on {self.aws}" if self.aws else "AWS"
 
 
 def configured_endpoint(env: dict[str, str]) -> str | None:
@@ -74,3 +102,40 @@ def start_moto(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, *, timeout: f
         time.sleep(0.1)
     process.terminate()
     raise RuntimeError(f"moto server did not answer on {endpoint} within {timeout:.0f}s")
+
+
+def stop(process: subprocess.Popen[bytes] | None) -> None:
+    """Terminate a child started here, killing it if it lingers."""
+    if process is None or process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=10)
+
+
+@contextmanager
+def started(*, fast_start: bool = False) -> Iterator[Endpoints]:
+    """moto server and, where it can run, DynamoDB Local on free ports for the block (tests and benches:
+    each process its own); moto's DynamoDB where DynamoDB Local cannot (`dynamodb_local.unavailable`)."""
+    moto_port, dynamodb_port = free_port(), free_port()
+    dynamodb = None if dynamodb_local.unavailable() else dynamodb_local.launch(dynamodb_port, fast_start=fast_start)
+    moto = None
+    try:
+        moto = start_moto(port=moto_port)  # while the JVM starts
+        if dynamodb is not None:
+            dynamodb_local.wait(dynamodb, f"http://{DEFAULT_HOST}:{dynamodb_port}")
+    except BaseException:
+        stop(moto)
+        stop(dynamodb)
+        raise
+    try:
+        yield Endpoints(
+            aws=f"http://{DEFAULT_HOST}:{moto_port}",
+            dynamodb=f"http://{DEFAULT_HOST}:{dynamodb_port}" if dynamodb else None,
+        )
+    finally:
+        stop(moto)
+        stop(dynamodb)

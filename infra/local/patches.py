@@ -45,6 +45,9 @@ powertools BaseRouter.current_event, lambda_context,  F (powertools, not moto): 
 ====================================================  ============================================
 
 Only the emulator and the local pools are touched; the product and its behaviour on AWS do not change.
+The DynamoDB patches serve the core tests' in-process moto (10,000-record fixtures; concurrent writers in
+test_records.py and test_identity.py) and moto server where the stack falls back to moto's DynamoDB (no
+java); where DynamoDB Local serves DynamoDB (`infra/local/dynamodb_local.py`), no request reaches them.
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
+from infra.local.emulator import Endpoints
 from infra.local.template import Template
 
 STACK = "backroom-local"
@@ -49,13 +50,16 @@ def _table_args(name: str, props: dict[str, Any]) -> dict[str, Any]:
 
 
 def provision(
-    session: boto3.session.Session, endpoint: str, template: Template, *, visibility: int | None = None
+    session: boto3.session.Session, endpoints: Endpoints | None, template: Template, *, visibility: int | None = None
 ) -> Stack:
-    """Create every table, queue and bucket; `visibility` overrides queues' visibility timeouts (tests)."""
+    """Create every table, queue and bucket, each service's where `endpoints` say (None: where boto3's
+    configuration says, as in-process moto wants); `visibility` overrides queues' visibility timeouts (tests).
+    The tables go to whichever engine answers for DynamoDB: DynamoDB Local or moto's."""
     stack = Stack()
-    dynamodb = session.client("dynamodb", endpoint_url=endpoint)
-    sqs = session.client("sqs", endpoint_url=endpoint)
-    s3 = session.client("s3", endpoint_url=endpoint)
+    where = endpoints or Endpoints(aws=None)
+    dynamodb = session.client("dynamodb", endpoint_url=where.of("dynamodb"))
+    sqs = session.client("sqs", endpoint_url=where.of("sqs"))
+    s3 = session.client("s3", endpoint_url=where.of("s3"))
 
     for logical, props in template.of_type("AWS::DynamoDB::Table").items():
         name = f"{STACK}-{logical}"

@@ -1,7 +1,9 @@
 """`make run`: the whole stack on this machine.
 
-Starts the embedded emulator (moto server on 127.0.0.1:4566) unless configuration names an endpoint
-(AWS_ENDPOINT_URL, or LOCALSTACK_HOST as localstack-client reads it); creates what template.yaml
+Starts the embedded emulator unless configuration names an endpoint (AWS_ENDPOINT_URL, or LOCALSTACK_HOST
+as localstack-client reads it): AWS's DynamoDB Local on 127.0.0.1:8000 for DynamoDB (moto's where java or
+the package is missing, or BACKROOM_LOCAL_DYNAMODB=moto), moto server on 127.0.0.1:4566 for the rest
+(AWS_ENDPOINT_URL_DYNAMODB names another DynamoDB, as boto3 reads it); creates what template.yaml
 declares and registers it as CloudFormation stack `backroom-local` (`--stack backroom-local`);
 loads the demo data (not with --no-demo: an empty stack, for `backroom admin bootstrap`); serves the
 API on 127.0.0.1:3000 through the real handlers; runs the worker handlers on their queues. Ctrl-C
@@ -23,7 +25,8 @@ from typing import Any
 
 import boto3
 
-from infra.local import emulator
+from infra.local import dynamodb_local, emulator
+from infra.local.emulator import Endpoints
 from infra.local.lambdas import FunctionPool, ensure_layer_on_path
 from infra.local.pollers import QueuePoller
 from infra.local.provision import Stack, function_environment, provision, register, stack_outputs
@@ -46,17 +49,17 @@ def _defaults() -> None:
 
 
 def prepare(
-    endpoint: str, *, visibility: int | None = None, demo: bool = True, api_url: str | None = None
+    endpoints: Endpoints, *, visibility: int | None = None, demo: bool = True, api_url: str | None = None
 ) -> tuple[Template, Stack]:
     """Create the template's resources, export the functions' environment, load the demo data. With the
     API's URL (the gateway runs here), register the stack as CloudFormation stack `backroom-local`."""
     template = Template.load()
     session = boto3.session.Session(region_name=os.environ["AWS_REGION"])
-    stack = provision(session, endpoint, template, visibility=visibility)
+    stack = provision(session, endpoints, template, visibility=visibility)
     if api_url is not None:
-        register(session, endpoint, stack_outputs(template, stack, api_url))
+        register(session, endpoints.of("cloudformation"), stack_outputs(template, stack, api_url))
     os.environ.update(function_environment(template, stack))
-    os.environ["AWS_ENDPOINT_URL"] = endpoint
+    os.environ.update(endpoints.env())
     ensure_layer_on_path()
     if demo:
         from infra.demo.load import load_demo
@@ -68,7 +71,7 @@ def prepare(
 def start_pollers(
     template: Template, stack: Stack, pools: dict[str, FunctionPool], stop: threading.Event, per_queue: int
 ) -> list[threading.Thread]:
-    sqs = boto3.session.Session().client("sqs", endpoint_url=os.environ["AWS_ENDPOINT_URL"])
+    sqs = boto3.session.Session().client("sqs")  # where configuration (prepare's endpoints) says
     threads = []
     for source in template.queue_sources():
         poller = QueuePoller(
@@ -84,6 +87,40 @@ def start_pollers(
             thread.start()
             threads.append(thread)
     return threads
+
+
+def _endpoints(children: list[subprocess.Popen[bytes]]) -> Endpoints:
+    """The endpoints configuration names, or the embedded emulator's: the children started go to `children`."""
+    configured = emulator.configured_endpoint(dict(os.environ))
+    dynamodb = os.environ.get("AWS_ENDPOINT_URL_DYNAMODB")
+    if configured is not None:
+        log.info("using the AWS endpoint from configuration: %s", configured)
+        return Endpoints(aws=configured, dynamodb=dynamodb)
+    jvm = None
+    if dynamodb is None and (why_not := dynamodb_local.unavailable()) is not None:
+        log.info("DynamoDB on moto server, not DynamoDB Local: %s", why_not)
+    elif dynamodb is None:
+        dynamodb = f"http://{emulator.DEFAULT_HOST}:{dynamodb_local.DEFAULT_PORT}"
+        if dynamodb_local.answers(dynamodb):
+            log.info("reusing the DynamoDB already answering on %s", dynamodb)
+        else:  # the JVM starts while moto server does
+            jvm = dynamodb_local.launch(dynamodb_local.DEFAULT_PORT)
+            children.append(jvm)
+    aws = f"http://{emulator.DEFAULT_HOST}:{emulator.DEFAULT_PORT}"
+    if emulator.answers(aws):
+        log.info("reusing the emulator already answering on %s", aws)
+    else:
+        children.append(emulator.start_moto())
+    if jvm is not None and dynamodb is not None:
+        dynamodb_local.wait(jvm, dynamodb)
+    endpoints = Endpoints(aws=aws, dynamodb=dynamodb)
+    log.info("moto server on %s; DynamoDB: %s", aws, endpoints.engine)
+    log.info("the CLI reaches this stack (--stack backroom-local) with: export %s", _exports(endpoints))
+    return endpoints
+
+
+def _exports(endpoints: Endpoints) -> str:
+    return " ".join(f"{key}={value}" for key, value in endpoints.env().items())
 
 
 def write_openapi(path: str) -> int:
@@ -121,27 +158,17 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     _defaults()
 
-    moto: subprocess.Popen[bytes] | None = None
-    endpoint = emulator.configured_endpoint(dict(os.environ))
-    if endpoint is None:
-        endpoint = f"http://{emulator.DEFAULT_HOST}:{emulator.DEFAULT_PORT}"
-        if emulator.answers(endpoint):
-            log.info("reusing the emulator already answering on %s", endpoint)
-        else:
-            log.info("starting the embedded emulator (moto server) on %s", endpoint)
-            moto = emulator.start_moto()
-    else:
-        log.info("using the AWS endpoint from configuration: %s", endpoint)
-
+    children: list[subprocess.Popen[bytes]] = []
     stop = threading.Event()
     server: Any = None
     try:
+        endpoints = _endpoints(children)
         visibility = (
             int(os.environ["BACKROOM_VISIBILITY_TIMEOUT"]) if os.environ.get("BACKROOM_VISIBILITY_TIMEOUT") else None
         )
         api_url = None if args.no_gateway else f"http://{args.host}:{args.port}"
         demo = not args.no_demo and not args.no_gateway
-        template, stack = prepare(endpoint, visibility=visibility, demo=demo, api_url=api_url)
+        template, stack = prepare(endpoints, visibility=visibility, demo=demo, api_url=api_url)
         pools = {name: FunctionPool(f) for name, f in template.functions().items()}
         if not args.no_workers:
             start_pollers(template, stack, pools, stop, args.pollers)
@@ -160,12 +187,8 @@ def main(argv: list[str] | None = None) -> int:
         stop.set()
         if server is not None:
             server.shutdown()
-        if moto is not None:
-            moto.terminate()
-            try:
-                moto.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                moto.kill()
+        for child in children:
+            emulator.stop(child)
         log.info("stopped")
     return 0
 

@@ -26,8 +26,10 @@ from infra.local.template import Template
 
 
 def offline(patch: pytest.MonkeyPatch) -> None:
-    """No endpoint or profile from the shell: boto3 talks to moto with throwaway credentials."""
-    for key in ("AWS_ENDPOINT_URL", "LOCALSTACK_HOST", "AWS_PROFILE"):
+    """No endpoint or profile from the shell (nor a local stack's fixture earlier in this process, as
+    AWS_ENDPOINT_URL_DYNAMODB): boto3 talks to in-process moto with throwaway credentials."""
+    endpoints = [key for key in os.environ if key.startswith("AWS_ENDPOINT_URL")]
+    for key in (*endpoints, "LOCALSTACK_HOST", "AWS_PROFILE"):
         patch.delenv(key, raising=False)
     patch.setenv("AWS_ACCESS_KEY_ID", "test")
     patch.setenv("AWS_SECRET_ACCESS_KEY", "test")

@@ -24,17 +24,14 @@ from moto import mock_aws
 from infra.local import patches
 from infra.local.provision import function_environment, provision
 from infra.local.template import Template
+from tests.core.conftest import offline
 
 
 @pytest.fixture(scope="module")
 def store() -> Iterator[RecordStore]:
     """One stack for the module (as conftest's `core` makes it, once): every test has its own tenant and tables."""
     with pytest.MonkeyPatch.context() as env:
-        for key in ("AWS_ENDPOINT_URL", "LOCALSTACK_HOST", "AWS_PROFILE"):
-            env.delenv(key, raising=False)
-        for key, value in (("AWS_ACCESS_KEY_ID", "test"), ("AWS_SECRET_ACCESS_KEY", "test")):
-            env.setenv(key, value)
-        env.setenv("AWS_DEFAULT_REGION", "us-east-1")
+        offline(env)
         patches.install()
         with mock_aws():
             aws.reset_clients()

@@ -1,7 +1,8 @@
 """Integration fixtures: the local stack as a user runs it, in separate processes.
 
-moto server (the emulator), the gateway (`infra.local.run --no-workers`, real handlers over HTTP)
-and the worker loop (`infra.local.run --no-gateway`), which a test may kill and start again.
+The emulator (DynamoDB Local for DynamoDB, moto server for the rest; moto's DynamoDB where java is
+missing), the gateway (`infra.local.run --no-workers`, real handlers over HTTP) and the worker loop
+(`infra.local.run --no-gateway`), which a test may kill and start again. Each test process starts its own.
 """
 
 from __future__ import annotations
@@ -94,7 +95,8 @@ class LocalStack:
     api: Api
     core: Core
     worker: Process
-    endpoint: str
+    endpoint: str  # moto server's: S3, SQS, CloudFormation (and DynamoDB where DynamoDB Local cannot run)
+    endpoints: emulator.Endpoints
 
 
 def _wait_for(url: str, timeout: float, proc: Process, log: Path) -> None:
@@ -113,16 +115,19 @@ def _wait_for(url: str, timeout: float, proc: Process, log: Path) -> None:
 @pytest.fixture(scope="session")
 def local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     logs = tmp_path_factory.mktemp("local")
-    moto_port, api_port = emulator.free_port(), emulator.free_port()
-    moto = emulator.start_moto(port=moto_port)
-    endpoint = f"http://127.0.0.1:{moto_port}"
+    with emulator.started(fast_start=True) as endpoints:
+        yield from _stack_on(endpoints, logs)
+
+
+def _stack_on(endpoints: emulator.Endpoints, logs: Path) -> Iterator[LocalStack]:
+    api_port = emulator.free_port()
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "LOCALSTACK"))},
         "AWS_ACCESS_KEY_ID": "test",
         "AWS_SECRET_ACCESS_KEY": "test",
         "AWS_REGION": "us-east-1",
         "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ENDPOINT_URL": endpoint,
+        **endpoints.env(),
         "BACKROOM_VISIBILITY_TIMEOUT": str(VISIBILITY),
         "PYTHONPATH": f"{ROOT / 'layers/core/python'}{os.pathsep}{ROOT}",
     }
@@ -137,15 +142,13 @@ def local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
         for key, value in env.items():
             if key.startswith("AWS_"):
                 os.environ[key] = value
-        stack = provision(boto3.session.Session(region_name="us-east-1"), endpoint, template, visibility=VISIBILITY)
+        stack = provision(boto3.session.Session(region_name="us-east-1"), endpoints, template, visibility=VISIBILITY)
         aws.reset_clients()
         settings = Settings.from_env({**env, **function_environment(template, stack)})
-        yield LocalStack(Api(f"http://127.0.0.1:{api_port}"), build(settings), worker, endpoint)
+        yield LocalStack(Api(f"http://127.0.0.1:{api_port}"), build(settings), worker, str(endpoints.aws), endpoints)
     finally:
         worker.stop()
         gateway.stop()
-        moto.terminate()
-        moto.wait(timeout=10)
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,6 @@
-"""One small cached factory for AWS clients (the endpoint comes from settings only), and what their errors
-mean to the core: a repository turns a client's `ClientError` into the core's `ServiceFailure` (`failures`)."""
+"""One small cached factory for AWS clients (where each service answers is configuration's: boto3 reads
+AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_<SERVICE> or the profile), and what their errors mean to the core:
+a repository turns a client's `ClientError` into the core's `ServiceFailure` (`failures`)."""
 
 from __future__ import annotations
 
@@ -17,27 +18,28 @@ from backroom.config import Settings
 from backroom.errors import ServiceFailure
 
 _lock = threading.Lock()
-_clients: dict[tuple[str, str, str | None], Any] = {}
+_clients: dict[tuple[str, str], Any] = {}
 _CONFIG = Config(retries={"max_attempts": 8, "mode": "adaptive"}, max_pool_connections=32)
 
 
 def client(service: str, settings: Settings) -> Any:
-    """A boto3 client for `service`, created lazily and shared by the process."""
-    key = (service, settings.region, settings.endpoint_url)
+    """A boto3 client for `service`, created lazily and shared by the process.
+
+    No endpoint is passed: one given here would override a service's own (AWS_ENDPOINT_URL_DYNAMODB, the
+    local stack's DynamoDB Local beside moto server for the rest), which boto3 resolves from configuration."""
+    key = (service, settings.region)
     found = _clients.get(key)
     if found is None:
         with _lock:
             found = _clients.get(key)
             if found is None:
-                found = boto3.session.Session().client(
-                    service, region_name=settings.region, endpoint_url=settings.endpoint_url, config=_CONFIG
-                )
+                found = boto3.session.Session().client(service, region_name=settings.region, config=_CONFIG)
                 _clients[key] = found
     return found
 
 
 def reset_clients() -> None:
-    """Forget cached clients (tests start moto before the first client exists)."""
+    """Forget cached clients (tests start moto, or change the endpoints, before the first client exists)."""
     with _lock:
         _clients.clear()
 

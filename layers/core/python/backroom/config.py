@@ -23,7 +23,8 @@ class MissingSettings(RuntimeError):
 
 
 class Settings(BaseSettings):
-    """Where the core's state lives. Only configuration knows the endpoint (AWS, LocalStack or moto)."""
+    """Where the core's state lives. The endpoints (AWS, LocalStack, the local stack's emulators) are not
+    settings: boto3 reads them from configuration itself (backroom.aws)."""
 
     model_config = SettingsConfigDict(frozen=True, extra="ignore", env_ignore_empty=True, case_sensitive=True)
 
@@ -32,7 +33,6 @@ class Settings(BaseSettings):
     bucket_name: str | None = Field(default=None, min_length=1, validation_alias="BACKROOM_BUCKET")
     jobs_queue_url: str | None = Field(default=None, min_length=1, validation_alias="BACKROOM_JOBS_QUEUE_URL")
     region: str = Field(default="us-east-1", validation_alias=AliasChoices("AWS_REGION", "AWS_DEFAULT_REGION"))
-    endpoint_url: str | None = Field(default=None, validation_alias="AWS_ENDPOINT_URL")
     token_idle_seconds: int = Field(default=8 * 3600, gt=0, validation_alias="BACKROOM_TOKEN_IDLE_SECONDS")
     # Sessions and login throttling (docs/security.md, "Sessions and login throttling").
     token_lifetime_seconds: int = Field(default=7 * 24 * 3600, gt=0, validation_alias="BACKROOM_TOKEN_LIFETIME_SECONDS")

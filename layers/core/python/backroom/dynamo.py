@@ -12,6 +12,7 @@ as an integer, 1.000...0) is sent as the same value in fewer digits.
 
 from __future__ import annotations
 
+import re
 import secrets
 import threading
 import time
@@ -172,17 +173,26 @@ def from_item(item: Mapping[str, Any], *, exact: bool = False) -> dict[str, Any]
     return {k: _plain(_deser.deserialize(v)) for k, v in item.items()}
 
 
+# How DynamoDB words a refusal for size: a put's item ("Item size has exceeded the maximum allowed size"),
+# an update that grows one past it ("Item size to update has exceeded..."), a transaction over 4 MB
+# ("Transaction payload size cannot exceed 4MB"). moto words only the first, and lets the other two through.
+_TOO_LARGE = ("size has exceeded", "size to update has exceeded", "payload size cannot exceed")
+
+
 def _too_large(err: ClientError) -> bool:
-    """DynamoDB's refusal of an item above 400 KB (a put, an update that grows it, a transaction's item)."""
+    """DynamoDB's refusal of an item above 400 KB (a put, an update that grows it, a transaction's item),
+    or of a transaction above 4 MB."""
     error = err.response.get("Error", {})
-    return error.get("Code") == "ValidationException" and "size has exceeded" in str(error.get("Message", ""))
+    message = str(error.get("Message", ""))
+    return error.get("Code") == "ValidationException" and any(words in message for words in _TOO_LARGE)
 
 
 def _refused(err: ClientError) -> Exception:
     """What a caller may have caused becomes the caller's 400; anything else the service's `ServiceFailure`."""
     if _too_large(err):
         return Invalid(
-            "What would be stored is larger than one DynamoDB item holds (400 KB): keep large content in a file"
+            "What would be stored is larger than DynamoDB holds (400 KB an item, 4 MB a transaction): "
+            "keep large content in a file"
         )
     return failure(err)
 
@@ -312,6 +322,24 @@ def _request(call: Any, **kwargs: Any) -> Any:
         raise _refused(err) from err
 
 
+_BETWEEN = re.compile(r"\bBETWEEN\s+(:\w+)\s+AND\s+(:\w+)")
+
+
+def _empty_range(key: str, values: Mapping[str, Any]) -> bool:
+    """A key condition `BETWEEN :lo AND :hi` whose bounds are reversed (a caller's range from after to before):
+    DynamoDB refuses it (ValidationException, which would be a 500), where it simply matches nothing; moto
+    answers no items. Strings compare by code point, the order of DynamoDB's UTF-8 bytes; numbers by value."""
+    found = _BETWEEN.search(key)
+    if found is None:
+        return False
+    lo, hi = (values.get(name) for name in found.groups())
+    if isinstance(lo, str) and isinstance(hi, str):
+        return lo > hi
+    if isinstance(lo, int | float | Decimal) and isinstance(hi, int | float | Decimal):
+        return Decimal(str(lo)) > Decimal(str(hi))
+    return False
+
+
 class Table:
     """One DynamoDB table behind the low-level client."""
 
@@ -404,7 +432,10 @@ class Table:
         """Items matching a key condition, following DynamoDB's pages, at most `limit` of them.
 
         `page_size` asks DynamoDB for that many items a page (a reader that may stop early reads little).
+        A reversed BETWEEN range matches nothing, without a request (`_empty_range`).
         """
+        if _empty_range(key, values):
+            return
         kwargs: dict[str, Any] = {
             "TableName": self.name,
             "KeyConditionExpression": key,
@@ -479,6 +510,8 @@ class Table:
             raise TransactionFailed(codes or ["TransactionCanceled"]) from err
 
     def count(self, key: str, values: dict[str, Any], *, index: str | None = None) -> int:
+        if _empty_range(key, values):
+            return 0
         kwargs: dict[str, Any] = {
             "TableName": self.name,
             "KeyConditionExpression": key,
