@@ -35,6 +35,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if item.path.resolve().is_relative_to(HERE):
             item.add_marker(tier(item.path))
         _name_uniquely(item)
+    # The files holding a `slow` case start first: `make test`'s two processes take whole files in
+    # collection order, and the longest file taken last would leave one process idle to the end.
+    slow = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow)  # stable: each file's own order is kept
     seen: set[str] = set()
     twice = [item.nodeid for item in items if item.nodeid in seen or seen.add(item.nodeid)]  # type: ignore[func-returns-value]
     if twice:  # `make test`'s scheduler (xdist, whole files) runs one of each id: the others would not run

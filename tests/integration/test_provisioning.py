@@ -168,3 +168,19 @@ def test_a_tenant_from_an_empty_stack_through_the_cli_and_the_api(local: LocalSt
     assert again.exit_code == 0, again.output
     summary = json.loads(again.output)["summary"]
     assert (summary["create"], summary["update"], summary["delete"]) == (0, 0, 0), again.output
+
+    # An index added to an entity that holds records: built by a data job, which the operator follows.
+    app_file = directory / "app.json"
+    edited = json.loads(app_file.read_text())
+    edited["entities"][1]["schema"]["indexes"].append(["fullName"])
+    app_file.write_text(json.dumps(edited))
+    evolved = cli("apply", str(directory), "--stack", "backroom-local", "--yes")
+    assert evolved.exit_code == 0, evolved.output
+    (job_id,) = re.findall(r"data jobs (\w+)", evolved.output)
+    watched = cli("app", "watch", job_id, "--tenant", tenant, "--stack", "backroom-local", "--interval", "0.2")
+    assert watched.exit_code == 0 and f"{job_id}  people  FINISHED  1/1 records" in watched.output, watched.output
+    listed_jobs = cli("app", "jobs", "--tenant", tenant, "--stack", "backroom-local")
+    assert job_id in listed_jobs.output and "FINISHED" in listed_jobs.output
+    found = api.call("GET", "/runtime/api/data/people?fullName=Pat%20Person", headers=staff_h)
+    assert [p["fullName"] for p in found.json()["items"]] == ["Pat Person"]
+    assert cli("app", "stop", job_id, "--tenant", "nobody", "--stack", "backroom-local").exit_code == 2
