@@ -28,8 +28,6 @@ admin = typer.Typer(help="Operator commands, on a stack's resources with your AW
 # A generated password: 24 letters and digits (about 143 bits), nothing a terminal or a paste mangles.
 GENERATED_LENGTH = 24
 _ALPHABET = string.ascii_letters + string.digits
-MIN_PASSWORD = 12  # a password from a file shorter than this is refused
-MAX_PASSWORD = 1024  # the login's own limit
 # A tenant id is a key's part and a path's segment (`/v2/accounts/{id}`): plain characters, at most 64.
 _TENANT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+")
@@ -40,17 +38,13 @@ def generate_password() -> str:
 
 
 def read_password(path: Path) -> str:
-    """The first line of `path`, stripped; refused when empty or short."""
+    """The first line of `path`, stripped; refused when empty or short (the rule of `passwordFile` too)."""
+    from infra.tenant.config import ConfigError, password_in
+
     try:
-        lines = path.read_text().splitlines()
-    except (OSError, UnicodeDecodeError) as err:
-        raise CliError(f"cannot read the password file {path}: {err}") from None
-    password = lines[0].strip() if lines else ""
-    if len(password) < MIN_PASSWORD:
-        raise CliError(f"the password in {path} is empty or shorter than {MIN_PASSWORD} characters")
-    if len(password) > MAX_PASSWORD:
-        raise CliError(f"the password in {path} is longer than {MAX_PASSWORD} characters")
-    return password
+        return password_in(path)
+    except ConfigError as err:
+        raise CliError(str(err)) from None
 
 
 def check_names(tenant: str, email: str, name: str, tenant_name: str) -> None:
@@ -68,14 +62,15 @@ def bootstrap(
     core: Core, *, tenant: str, tenant_name: str, email: str, name: str, password: str, one_time: bool = False
 ) -> User:
     """The tenant's root account and its first developer. Refused, with nothing written, when the tenant
-    or the user exists already: run twice, it must not reset the developer's password. A generated
+    (with a user) or the user exists already: run twice, it must not reset the developer's password. A generated
     password is `one_time`: it was shown on a terminal, so the first login replaces it."""
     from backroom.errors import BackroomError, ServiceFailure
     from backroom.identity.models import Role
 
     identity = core.identity
     try:
-        if identity.repo.get_account(tenant) is not None:
+        # A tenant with no user is a bootstrap cut short between its two writes: it is finished, not refused.
+        if identity.repo.get_account(tenant) is not None and identity.users_of(tenant):
             raise CliError(f"tenant {tenant} already exists on this stack: nothing was changed")
         if identity.repo.get_user(email) is not None:
             raise CliError(f"user {email.strip().lower()} already exists on this stack: nothing was changed")

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Annotated, NoReturn
 
 import typer
+from backroom.errors import BackroomError, ServiceFailure
 from backroom.wiring import Core
 from rich.console import Console
 from rich.table import Table
@@ -77,6 +78,8 @@ def apply_command(
         applied = apply(core, config, allow_destructive=allow_destructive)
     except (ConfigError, Refused) as err:  # the stack changed since the plan above
         _fail(str(err), as_json)
+    except (BackroomError, ServiceFailure) as err:  # the core refused a step (a data job still running, ...)
+        _fail(f"{err} (the steps before it were applied: plan again to see what is left)", as_json)
     if as_json:
         _show(applied.plan, as_json=True, show_all=show_all, notes=applied.notes)
         return
@@ -95,7 +98,7 @@ def _config(directory: Path, as_json: bool) -> TenantConfig:
 def _planned(core: Core, config: TenantConfig, as_json: bool) -> Plan:
     try:
         return plan(core, config)
-    except ConfigError as err:
+    except (ConfigError, BackroomError, ServiceFailure) as err:
         _fail(str(err), as_json)
 
 

@@ -40,18 +40,35 @@ class TenantConfig:
         return user.account or self.tenant.id
 
     def password_of(self, user: UserEntry) -> str | None:
-        """A new user's password from its `passwordFile` (its first line), read only when it is created."""
+        """A new user's password from its `passwordFile`, read only when it is created."""
         if user.password_file is None:
             return None
         path = (self.directory / user.password_file).resolve()
         if not path.is_relative_to(self.directory.resolve()):
             raise ConfigError(f"users.json: {user.email}: passwordFile {user.password_file} is outside the directory")
         try:
-            return path.read_text().splitlines()[0]
-        except (OSError, IndexError) as err:
-            raise ConfigError(
-                f"users.json: {user.email}: passwordFile {user.password_file} is unreadable or empty"
-            ) from err
+            return password_in(path)
+        except ConfigError as err:
+            raise ConfigError(f"users.json: {user.email}: passwordFile: {err}") from None
+
+
+MIN_PASSWORD = 12  # a password from a file shorter than this is refused
+MAX_PASSWORD = 1024  # the login's own limit
+
+
+def password_in(path: Path) -> str:
+    """The first line of `path`, stripped: a password an operator chose (`passwordFile`, `admin bootstrap
+    --password-file`); refused when unreadable, empty, shorter than MIN_PASSWORD or longer than MAX_PASSWORD."""
+    try:
+        lines = path.read_text().splitlines()
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"cannot read the password file {path}: {err}") from None
+    password = lines[0].strip() if lines else ""
+    if len(password) < MIN_PASSWORD:
+        raise ConfigError(f"the password in {path} is empty or shorter than {MIN_PASSWORD} characters")
+    if len(password) > MAX_PASSWORD:
+        raise ConfigError(f"the password in {path} is longer than {MAX_PASSWORD} characters")
+    return password
 
 
 def load(directory: Path | str) -> TenantConfig:

@@ -16,6 +16,7 @@ from typing import Any
 from backroom.app.definition import AppDefinition
 from backroom.calcengine.models import Batch, Calculation, ImportFileType, Participant, Period
 from backroom.identity.models import Role
+from backroom.identity.service import group_names
 from backroom.records.schema import GATEWAY, Schema
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -69,6 +70,12 @@ class UserEntry(BaseModel):
         description="A file, relative to the directory, holding a NEW user's password; without one, a new user "
         "gets a one-time password that apply prints once. An existing user's password is never changed.",
     )
+
+    @field_validator("groups")
+    @classmethod
+    def _as_stored(cls, value: list[str]) -> list[str]:
+        """Trimmed, each once, sorted, as a user's groups are stored: a name listed twice plans no change."""
+        return group_names(value)
 
     @field_validator("email")
     @classmethod

@@ -205,3 +205,32 @@ def test_backroom_plan_and_apply_from_a_shell(core: Core, tenant_dir: Path, monk
     edit(tenant_dir, "tenant.json", lambda d: d.update({"id": "not an id"}))
     invalid = runner.invoke(cli, ["plan", str(tenant_dir)])
     assert invalid.exit_code == 2 and "tenant.json: id: String should match pattern" in invalid.output
+
+
+def test_an_apply_the_core_refuses_is_one_line_and_exit_2_not_a_traceback(
+    core: Core, tenant_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    load_demo(core)  # with its records: a new index on companies is a data job, left running (no worker here)
+    monkeypatch.setattr(tenant_cli, "connect", lambda stack, region=None: core)
+    runner = CliRunner()
+    edit(tenant_dir, "app.json", lambda d: d["entities"][0]["schema"]["indexes"].append(["color", "name"]))
+    started = runner.invoke(cli, ["apply", str(tenant_dir), "--yes"])
+    assert started.exit_code == 0 and "data jobs" in started.output, started.output
+
+    edit(tenant_dir, "app.json", lambda d: d["entities"][0]["schema"]["indexes"].append(["homepage", "name"]))
+    refused = runner.invoke(cli, ["apply", str(tenant_dir), "--yes"])
+
+    assert refused.exit_code == 2, refused.output
+    assert "still pending" in refused.output and "Traceback" not in refused.output
+
+
+def test_groups_listed_twice_plan_no_change_and_a_short_password_file_is_refused(core: Core, tenant_dir: Path) -> None:
+    apply(core, load(tenant_dir))
+    edit(tenant_dir, "users.json", lambda d: d["users"][1].update({"groups": ["Sales", " Sales"]}))
+    assert pending(plan(core, load(tenant_dir))) == {}
+
+    (tenant_dir / "passwords" / "short.txt").write_text("  short  \n")
+    new = {"email": "new@demo.local", "name": "New", "passwordFile": "passwords/short.txt"}
+    edit(tenant_dir, "users.json", lambda d: d["users"].append(new))
+    with pytest.raises(ConfigError, match=r"new@demo\.local: passwordFile: the password in .* shorter than 12"):
+        plan(core, load(tenant_dir))
