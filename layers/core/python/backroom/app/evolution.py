@@ -16,7 +16,9 @@ What each change does (docs/evolution.md has the table):
 - field type changed: destructive on an entity with records, except widenings that keep every stored
   value valid and ordered the same (`WIDENINGS`: integer to decimal or money, choice, e-mail or url to
   text; more choices, a longer text, a larger money scale). A job converts each value to the new type
-  and removes those that do not fit.
+  and removes those that do not fit. Inside a group, fields are compared one by one with the same
+  rules (a label, default or required of one changes no value); one removed or narrowed there is
+  refused while the entity holds records (no job reaches values inside groups).
 - index added or changed: on an entity with records the index is stored `building` (every write keeps
   its entries, the planner does not use it) and a job writes the entries of the records; it then
   marks it ready. Index removed: the definition drops it at once and a job removes its entries.
@@ -31,7 +33,10 @@ Every job of one entity is one job (`app.evolve`, `backroom.app.migrations`): ea
 changed as each of its operations says, and written back with exactly the index entries and unique
 markers its schema gives it, in one transaction conditioned on its version. The jobs are the engine's
 (stop, resume, crash-safe), listed per tenant on gsi2 `EVOLUTION#<tenant>` (`jobs(tenant)`), not among
-the runtime's `/status/jobs`. An apply waits for none of them, and refuses to start while one runs.
+the runtime's `/status/jobs`. An apply waits for none of them, and refuses to start while one runs
+(except one doing exactly its own work: the same apply run again after it failed half way, since the
+definition is stored last). An index left `building` by a job that ended without finishing is a
+change of the plan, which the apply builds again.
 """
 
 from __future__ import annotations
@@ -52,6 +57,7 @@ from backroom.records.schema import Index, Schema, TableField
 from backroom.records.values import BadValue, scalar
 
 KIND = "app.evolve"
+JOBS_PAGE = 50  # evolution jobs read a page when looking for live ones
 ChangeAction = Literal["create", "update", "delete", "no change"]
 # Type changes that keep every stored value valid and its index order: (from, to).
 WIDENINGS = frozenset(
@@ -131,6 +137,7 @@ class Diff:
     changes: list[Change] = field(default_factory=list)
     work: dict[str, Work] = field(default_factory=dict)
     gone: list[Entity] = field(default_factory=list)
+    stalled: dict[str, set[str]] = field(default_factory=dict)  # building indexes no live job builds
 
     def of(self, entity: str) -> Work:
         return self.work.setdefault(entity, Work(entity))
@@ -164,15 +171,40 @@ class AppEvolution:
         """The tenant's latest evolution jobs, newest first."""
         return self.jobs.page_scope(keys.evolution_scope(tenant_id), most)[0]
 
+    def _live_jobs(self, tenant_id: str, version: int) -> list[Job]:
+        """The evolution jobs not ended yet. Read newest first, page by page, down to the first job of a
+        version older than `version` (the one stored): an apply starts only when no job runs, so every job
+        of an earlier version had ended before the stored one's apply (withdraw_unique's job is of the
+        version it stores). Bounded by the jobs of the latest apply, however many entities it touched."""
+        live: list[Job] = []
+        after = None
+        while True:
+            page, after = self.jobs.page_scope(keys.evolution_scope(tenant_id), JOBS_PAGE, after=after)
+            live += [j for j in page if not j.state.is_final]
+            if after is None or any(int(j.params.get("version") or 0) < version for j in page):
+                return live
+
+    def _stalled(self, tenant_id: str, live: list[Job]) -> dict[str, set[str]]:
+        """Per entity, its installed indexes still `building` that no live job builds (a job cancelled,
+        or failed): never ready unless an apply builds them again."""
+        built = {(str(j.params.get("entity")), name) for j in live for name in j.params.get("build") or []}
+        stalled: dict[str, set[str]] = {}
+        for entity in self.repo.entities(tenant_id):
+            for index in entity.schema.indexes:
+                if index.building and (entity.name, index.name) not in built:
+                    stalled.setdefault(entity.name, set()).add(index.name)
+        return stalled
+
     # Planning --------------------------------------------------------------
     def plan(self, tenant_id: str, desired: AppDefinition) -> list[Change]:
         """Every line of what applying `desired` changes ("no change" lines included), per entity, field,
         index, unique constraint, label, action and group. Reads one key per shard of an entity whose
         change depends on whether it holds records, never a count."""
-        return self._diff(tenant_id, self._baseline(tenant_id)[0].definition, desired).changes
+        base = self._baseline(tenant_id)[0]
+        return self._diff(tenant_id, base.definition, desired, self._live_jobs(tenant_id, base.version)).changes
 
-    def _diff(self, tenant_id: str, old: AppDefinition, new: AppDefinition) -> Diff:
-        diff = Diff()
+    def _diff(self, tenant_id: str, old: AppDefinition, new: AppDefinition, live: list[Job]) -> Diff:
+        diff = Diff(stalled=self._stalled(tenant_id, live))
         before = {e.name: e for e in old.entities}
         after = {e.name: e for e in new.entities}
         holds: dict[str, bool] = {}
@@ -204,10 +236,16 @@ class AppEvolution:
     # Applying --------------------------------------------------------------
     def apply(self, tenant_id: str, desired: AppDefinition, *, allow_destructive: bool = False) -> Applied:
         """Make `desired` the tenant's app: refused (Invalid, naming them) when a change is destructive and
-        not allowed; nothing written when nothing changes; else stored as the next version, entities
-        installed (schemas, permissions), removed entities forgotten, and the data jobs started."""
+        not allowed; nothing written when nothing changes; else entities installed (schemas, permissions),
+        removed entities forgotten, the data jobs started, and last the definition stored as the next
+        version. Anything refused (a label hiding nothing from the tenant's actual users included) is
+        refused before the first write; an apply that fails half way stores nothing, so the next plan
+        shows the same changes, and running the same apply again finishes it: installing writes the
+        same items, and a live job of exactly the same work (same entity, operations and version) is
+        kept rather than started twice; any other live job refuses the apply (409)."""
         base, stored = self._baseline(tenant_id)
-        diff = self._diff(tenant_id, base.definition, desired)
+        live = self._live_jobs(tenant_id, base.version)
+        diff = self._diff(tenant_id, base.definition, desired, live)
         if all(c.action == "no change" for c in diff.changes) and base.version:
             return Applied(diff.changes, base.version)
         destructive = [c for c in diff.changes if c.destructive]
@@ -216,20 +254,21 @@ class AppEvolution:
             raise Invalid(
                 f"The plan holds destructive changes (apply with allow_destructive to make them): {named}"[:2000]
             )
-        self._no_job_running(tenant_id)
         version = base.version + 1
-        desired.labels_hiding_nothing()
-        self.repo.store_definition(tenant_id, desired, version, after=stored)
+        works = [work for work in diff.work.values() if work.needed]
+        kept = _same_work(live, works, version)
+        running = [j for j in live if j not in kept.values()]
+        if running:
+            raise Conflict(
+                f"An evolution job of an earlier apply is still {running[0].state.value.lower()}: {running[0].id}"
+            )
+        desired.labels_hiding_nothing(self.repo.grants.members(tenant_id))
         self.repo.install(tenant_id, _stamped(desired, version, diff.work))
         for entity in diff.gone:
             self.repo.remove_entity(tenant_id, entity)
-        job_ids = [self._start(tenant_id, work, version).id for work in diff.work.values() if work.needed]
+        job_ids = [(kept.get(w.entity) or self._start(tenant_id, w, version)).id for w in works]
+        self.repo.store_definition(tenant_id, desired, version, after=stored)
         return Applied(diff.changes, version, job_ids)
-
-    def _no_job_running(self, tenant_id: str) -> None:
-        live = [j for j in self.jobs_of(tenant_id) if not j.state.is_final]
-        if live:
-            raise Conflict(f"An evolution job of an earlier apply is still {live[0].state.value.lower()}: {live[0].id}")
 
     def _start(self, tenant_id: str, work: Work, version: int) -> Job:
         spec = NewJob(
@@ -352,17 +391,22 @@ def _fields(diff: Diff, old: Entity, new: Entity, has_records: Any) -> None:
 
 def _field_change(diff: Diff, old: Entity, spec: TableField, was: TableField, has_records: Any) -> None:
     name, resource = old.name, f"field {old.name}.{spec.name}"
-    plain = {"unique", "required", "default", "label"}
-    shape_old, shape_new = was.model_dump(exclude=plain), spec.model_dump(exclude=plain)
     destructive = None
     details = []
-    if shape_old != shape_new:
+    if _shape(was) != _shape(spec):
         narrowed = narrowing(was, spec)
         details.append(f"{was.type} to {spec.type}" if was.type != spec.type else "its type's settings")
         if narrowed and has_records(old):
+            if was.type == spec.type == "group":
+                raise Invalid(
+                    f"{name}.{spec.name}: changing fields inside a group is not supported yet ({narrowed}); "
+                    "add a new group field instead, or change it while the entity holds no records"
+                )
             destructive = f"{narrowed} on {name}, which holds records: values that do not fit are removed"
             diff.of(name).retype.append(spec.name)
             diff.of(name).keys = True
+    elif was.fields != spec.fields:
+        details.append("labels, defaults or required of fields inside it")
     if was.label != spec.label:
         details.append("label")
     required = _required(diff, name, spec, was, has_records, old)
@@ -391,8 +435,28 @@ def narrowing(was: TableField, spec: TableField) -> str | None:
         return "the money scale gets smaller"
     if was.entity != spec.entity:
         return "the relationship names another entity"
-    if was.model_dump(include={"fields"}) != spec.model_dump(include={"fields"}):
-        return "the group's fields change"
+    return _inner(was, spec)
+
+
+PLAIN = frozenset({"unique", "required", "default", "label"})  # a field's settings no stored value depends on
+
+
+def _shape(spec: TableField) -> dict[str, Any]:
+    """What of a field its stored values depend on, fields inside a group included."""
+    return {**spec.model_dump(exclude={*PLAIN, "fields"}), "fields": [_shape(f) for f in spec.fields]}
+
+
+def _inner(was: TableField, spec: TableField) -> str | None:
+    """Why a group's new fields may not hold its stored values: one of them removed or narrowed (the
+    same rules, inside); a field added, reordered, relabelled, made required or given a default is none."""
+    after = {f.name: f for f in spec.fields}
+    for inner in was.fields:
+        new = after.get(inner.name)
+        if new is None:
+            return f"{was.name}.{inner.name} is removed from the group"
+        narrowed = narrowing(inner, new) if _shape(inner) != _shape(new) else None
+        if narrowed:
+            return f"{was.name}.{inner.name}: {narrowed}"
     return None
 
 
@@ -440,7 +504,12 @@ def _indexes(diff: Diff, old: Entity, new: Entity, has_records: Any) -> None:
         was = before.get(index.name)
         resource = f"index {name}.{index.name}"
         if was is not None and was.same_as(index):
-            diff.line(resource, "no change")
+            if index.name in diff.stalled.get(name, set()):
+                diff.line(resource, "update", "building, its job ended without finishing: apply builds it again")
+                diff.of(name).build.append(index.name)
+                diff.of(name).keys = True
+            else:
+                diff.line(resource, "no change")
             continue
         records = has_records(old)
         detail = "built by a job, used once ready" if records else ""
@@ -482,6 +551,13 @@ def _named(diff: Diff, prefix: str, old: dict[str, Any], new: dict[str, Any]) ->
     for part in old:
         if part not in new:
             diff.line(f"{prefix}{part}", "delete")
+
+
+def _same_work(live: list[Job], works: list[Work], version: int) -> dict[str, Job]:
+    """Per entity, the live job already doing exactly its work at `version` (an apply run again after
+    it failed half way): kept, not started twice."""
+    wanted = {w.entity: {**w.params(), "version": version} for w in works}
+    return {str(j.params.get("entity")): j for j in live if wanted.get(str(j.params.get("entity"))) == j.params}
 
 
 def _stamped(app: AppDefinition, version: int, work: dict[str, Work]) -> AppDefinition:

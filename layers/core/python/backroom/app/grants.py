@@ -78,3 +78,8 @@ class Grants:
         if unknown:
             message = f"The app defines no group {', '.join(unknown)[:200]}"
             raise Invalid(message, errors=[FieldError("groups", message, "notFound")])
+
+    def members(self, tenant_id: str) -> dict[str, list[str]]:
+        """The tenant's users and the groups each names (`User.groups`), as `refresh` reads them: what an
+        apply checks its labels against before it writes anything."""
+        return {u.email: list(u.groups) for u in self.users.users_of(tenant_id)}

@@ -9,6 +9,7 @@ back to one by one so a conflict never blocks the others. Bulk writes of rows (`
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +26,7 @@ from backroom.records.schema import Schema
 from backroom.records.values import field_path, normalize, render_label
 
 MAX_TRANSACTION = 100  # items of one TransactWriteItems
+TRANSACTION_BYTES = 3_500_000  # an estimate of a rewrite transaction's size kept below DynamoDB's 4 MB
 REWRITE_ATTEMPTS = 5  # reads of a record that keeps changing while an evolution job rewrites it
 
 
@@ -348,36 +350,46 @@ class RecordWriter:
 
         Answers `{id: None}` for a record done (or gone), else the key of the write of its own that was
         refused (a marker another record holds). A record that changed meanwhile is read and rewritten
-        again. `guard` joins every transaction, as in `write_many`.
+        again. `guard` joins every transaction, as in `write_many`. A transaction holds at most 100 writes
+        and about 3.5 MB (`TRANSACTION_BYTES`); one DynamoDB refuses as too large anyway (Invalid) is
+        written again one record to a transaction.
         """
         outcome: dict[str, tuple[str, str] | None] = dict.fromkeys(rids)
         batch: list[Write] = []
         members: list[str] = []
         targets: set[tuple[str, str]] = set()
+        size = 0  # the batch's estimated bytes
 
         def flush() -> None:
+            nonlocal size
             if not batch:
                 return
             try:
                 self.table.transact([*guard, *batch])
-            except TransactionFailed as failed:
-                _check_guard(failed, len(guard))
+            except (TransactionFailed, Invalid) as failed:  # Invalid: larger than DynamoDB takes at once
+                if isinstance(failed, TransactionFailed):
+                    _check_guard(failed, len(guard))
                 for rid in members:
                     outcome[rid] = self._rewrite_one(tenant_id, schema, rid, rewrite, guard)
             batch.clear()
             members.clear()
             targets.clear()
+            size = 0
 
         for current in self.reader.get_many(tenant_id, schema, list(dict.fromkeys(rids))):
             change = rewrite(current)
             if change is None:
                 continue
             writes = _rewritten(tenant_id, schema, current, change)
-            if len(batch) + len(writes) > MAX_TRANSACTION - len(guard) or not targets.isdisjoint(
-                w.target for w in writes
+            weight = sum(_estimated_size(w) for w in writes)
+            if (
+                len(batch) + len(writes) > MAX_TRANSACTION - len(guard)
+                or size + weight > TRANSACTION_BYTES
+                or not targets.isdisjoint(w.target for w in writes)
             ):
                 flush()
             batch.extend(writes)
+            size += weight
             targets.update(w.target for w in writes)
             members.append(current.rid)
         flush()
@@ -489,6 +501,11 @@ def _rewritten(tenant_id: str, schema: Schema, current: Record, change: Rewrite)
     """A rewrite's writes: the record's item, only while it is still at the version read, then its own."""
     item = _item(tenant_id, schema, change.record)
     return [Write(item=item, condition="version = :v", values={":v": current.version}), *change.writes]
+
+
+def _estimated_size(write: Write) -> int:
+    """About the bytes a write sends: its item (or key) and values as JSON; DynamoDB counts a little less."""
+    return len(json.dumps([write.item or write.key, write.values], default=str))
 
 
 def _take(uniques: Mapping[tuple[str, str], str], rid: str) -> list[Write]:
