@@ -171,7 +171,15 @@ def gateway_logout(caller: CurrentCaller) -> Response[Any]:
 # Users -----------------------------------------------------------------------
 UserId = Annotated[str, Path(min_length=1, max_length=64, description="The user's id (24 hex digits)")]
 _DEVELOPERS: dict[int, OpenAPIResponse] = {403: {"description": "The caller is not a developer"}}
-_ONE: dict[int, OpenAPIResponse] = {**_DEVELOPERS, 404: {"description": "No such user in the caller's tenant"}}
+_ONE: dict[int, OpenAPIResponse] = {
+    **_DEVELOPERS,
+    404: {"description": "No such user in the caller's reach (its account and those below it)"},
+}
+
+_GROUPS_INVALID = (
+    "A field is not valid, or names a group the app does not define,"
+    " or one that would show the user, in a label, a field it may not read"
+)
 
 
 def _users() -> AppUsers:
@@ -185,7 +193,7 @@ def _ip() -> str | None:
 
 @app.get("/runtime/api/users", responses={**_DEVELOPERS, 400: {"description": "_size or _offset is not valid"}})
 def list_users(caller: CurrentCaller, size: PageSize = None, offset: LineOffset = None) -> UserPageView:
-    """The users of the caller's tenant, by e-mail (developers only)."""
+    """The users the caller reaches (of its account and those below it), by e-mail (developers only)."""
     page = _users().page(caller, last_values(query_params(app.current_event.raw_event)))
     return UserPageView(total=page.total, offset=page.offset, items=[UserView.of(u) for u in page.users])
 
@@ -196,9 +204,9 @@ def list_users(caller: CurrentCaller, size: PageSize = None, offset: LineOffset 
     response_description="The user, and its one-time password (shown once)",
     responses={
         **_DEVELOPERS,
-        400: {"description": "A field is not valid, or names a group the app does not define"},
+        400: {"description": _GROUPS_INVALID},
         404: {"description": "The account is not one the caller reaches"},
-        409: {"description": "A user of that e-mail exists"},
+        409: {"description": "The e-mail is taken (e-mails are unique across tenants; whose it is, is not said)"},
     },
 )
 def create_user(caller: CurrentCaller, body: NewUser) -> CreatedUserView:
@@ -229,7 +237,7 @@ def get_user(user_id: UserId, caller: CurrentCaller) -> UserView:
 
 @app.put(
     "/runtime/api/users/<user_id>",
-    responses={**_ONE, 400: {"description": "A field is not valid, or names a group the app does not define"}},
+    responses={**_ONE, 400: {"description": _GROUPS_INVALID}},
 )
 def update_user(user_id: UserId, caller: CurrentCaller, body: UserChange) -> UserView:
     """Change a user's name, role or groups; a change of name or role ends its sessions, of groups

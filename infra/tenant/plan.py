@@ -121,6 +121,7 @@ def _new_user(core: Core, config: TenantConfig, entry: UserEntry) -> Step:
         config.password_of(entry)  # an unreadable file stops the plan, not an apply halfway through
 
     def create() -> str | None:
+        core.grants.check_membership(config.tenant_id, entry.email, entry.groups)  # a label's rule, before a write
         given = config.password_of(entry)
         password = given or one_time_password()
         core.identity.create_user(
@@ -145,6 +146,7 @@ def _user(core: Core, config: TenantConfig, entry: UserEntry, stored: User) -> S
 
     def update() -> None:
         identity = core.identity
+        core.grants.check_membership(config.tenant_id, entry.email, entry.groups)  # a label's rule, before a write
         if not stored.active:
             identity.reactivate_user(entry.email)
         if old["account"] != new["account"]:

@@ -12,7 +12,7 @@ from typing import Any
 import jsonschema
 import pytest
 from backroom import dynamo
-from backroom.errors import Unauthorized
+from backroom.errors import Invalid, Unauthorized
 from backroom.identity.passwords import verify_password
 from backroom.wiring import Core
 from typer.testing import CliRunner
@@ -182,6 +182,21 @@ def test_a_new_user_without_a_password_file_gets_a_one_time_password_shown_once(
     assert user.password_change_required  # its first login sets its own
     assert core.app.repo.permissions(TENANT, "new@demo.local")["companies"].create
     assert apply(core, config).notes == []  # never again, and the password stays as it is
+
+
+def test_a_user_put_in_a_group_a_label_would_show_a_hidden_field_is_refused(core: Core, tenant_dir: Path) -> None:
+    # Given the demo with user@ in Readers, then companies labelled by their tax id, which Sales may not read
+    load_demo(core, app_records=False)
+    edit(tenant_dir, "users.json", lambda d: d["users"][1].update({"groups": ["Readers"]}))
+    apply(core, load(tenant_dir))
+    edit(tenant_dir, "app.json", lambda d: d["entities"][0]["schema"].update({"label": "{name} [{taxId}]"}))
+    # When user@ is put back in Sales, then the user's step is refused, naming the field and the user
+    edit(tenant_dir, "users.json", lambda d: d["users"][1].update({"groups": ["Sales"]}))
+    with pytest.raises(Invalid, match=r"taxId.*user@demo\.local"):
+        apply(core, load(tenant_dir))
+    user = core.identity.repo.get_user("user@demo.local")
+    assert user is not None and user.groups == ["Readers"]
+    assert set(core.app.repo.permissions(TENANT, "user@demo.local")) == {"contacts"}
 
 
 # The CLI ----------------------------------------------------------------------------------------------

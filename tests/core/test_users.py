@@ -7,13 +7,14 @@ from typing import Any
 
 import pytest
 from backroom.app.users import AppUsers
-from backroom.errors import Forbidden, Invalid, NotFound, PasswordChangeRequired, Unauthorized
+from backroom.errors import Conflict, Forbidden, Invalid, NotFound, PasswordChangeRequired, Unauthorized
 from backroom.identity.models import Caller, Role
 from backroom.wiring import Core
 
 from infra.demo.load import demo_app, load_demo
 
 DEMO = "4a7e0c3b9d2f4e6a8c1b5d7f9e0a2c4b"
+SUB = "5b8f1d4c0e3a4f7b9d2c6e8a0f1b3d5c"  # demo-sub, under the tenant's root account
 
 
 @pytest.fixture
@@ -207,3 +208,103 @@ def test_a_user_may_not_manage_users_and_another_tenants_user_is_404(demo: Core,
         with pytest.raises(NotFound):
             act()
     assert demo.identity.login("x@other.local", "other-pass").caller.email == "x@other.local"
+
+
+def sub_dev_of(demo: Core) -> Caller:
+    """A developer of demo-sub, with a user in an account below its own (demo-sub-sub)."""
+    demo.identity.create_account("demo-sub-sub", "Demo sub sub", SUB)
+    demo.identity.create_user(
+        "deep@demo.local", "deep-password", name="Deep", role=Role.USER, account_id="demo-sub-sub"
+    )
+    demo.identity.create_user("subdev@demo.local", "subdev-password", name="S", role=Role.DEVELOPER, account_id=SUB)
+    return demo.identity.login("subdev@demo.local", "subdev-password").caller
+
+
+def test_a_sub_accounts_developer_neither_sees_nor_changes_a_user_above_it(demo: Core, users: AppUsers) -> None:
+    sub_dev = sub_dev_of(demo)
+    root_dev = demo.identity.get_user("dev@demo.local")
+    assert root_dev is not None
+
+    for act in (
+        lambda: users.get(sub_dev, root_dev.id),
+        lambda: users.update(sub_dev, root_dev.id, name="Taken", role=Role.USER, groups=["Sales"], ip=None),
+        lambda: users.deactivate(sub_dev, root_dev.id, None),
+        lambda: users.reactivate(sub_dev, root_dev.id, None),
+        lambda: users.reset_password(sub_dev, root_dev.id, None),
+    ):
+        with pytest.raises(NotFound, match=f"User {root_dev.id} does not exist"):
+            act()
+    kept = demo.identity.login("dev@demo.local", "demo-dev-password").caller  # its password, role, name
+    assert kept.role is Role.DEVELOPER and kept.name == root_dev.name
+    # Its own account's users and those below it, it reaches; the listing holds them only
+    deep = demo.identity.get_user("deep@demo.local")
+    assert deep is not None and users.get(sub_dev, deep.id).email == "deep@demo.local"
+    page = users.page(sub_dev, {"_size": "2"})
+    assert (page.total, page.offset) == (3, 2)
+    assert [u.email for u in page.users] == ["deep@demo.local", "sub@demo.local"]
+    assert [u.email for u in users.page(sub_dev, {"_offset": "2"}).users] == ["subdev@demo.local"]
+    assert users.page(dev_of(demo), {}).total == 5  # the root's developer reaches them all
+
+
+def test_a_sub_accounts_developer_impersonates_no_user_above_it(demo: Core) -> None:
+    sub_dev_of(demo)
+
+    with pytest.raises(NotFound, match=r"dev@demo\.local does not exist"):
+        demo.identity.login("subdev@demo.local", "subdev-password", impersonate="dev@demo.local")
+    with pytest.raises(NotFound):
+        demo.identity.login("subdev@demo.local", "subdev-password", impersonate="user@demo.local")
+
+    below = demo.identity.login("subdev@demo.local", "subdev-password", impersonate="deep@demo.local").caller
+    assert below.email == "deep@demo.local" and below.admin_email == "subdev@demo.local"
+    assert demo.identity.login("dev@demo.local", "demo-dev-password", impersonate="deep@demo.local").caller.email
+
+
+def labelled_by_tax_id(demo: Core) -> None:
+    """The demo app with companies labelled by their tax id, which the group Sales may not read: applied
+    (its definition stored) once nobody is in Sales."""
+    demo.identity.set_groups("user@demo.local", [])
+    demo.grants.refresh_user(DEMO, "user@demo.local")
+    app = demo_app()
+    next(e for e in app.entities if e.name == "companies").schema_.label = "{name} [{taxId}]"
+    demo.evolution.apply(DEMO, app)
+
+
+def test_groups_that_would_show_a_user_a_hidden_field_in_a_label_are_a_400_and_nothing_is_written(
+    demo: Core, users: AppUsers
+) -> None:
+    labelled_by_tax_id(demo)
+    dev = dev_of(demo)
+    user = demo.identity.get_user("user@demo.local")
+    assert user is not None
+
+    with pytest.raises(Invalid, match=r"taxId.*user@demo\.local"):
+        users.update(dev, user.id, name="Renamed", role=None, groups=["Sales"], ip=None)
+    with pytest.raises(Invalid, match=r"taxId.*ana@demo\.local"):
+        users.create(dev, email="ana@demo.local", name="A", role=Role.USER, groups=["Sales"], account_id=None, ip=None)
+
+    after = demo.identity.get_user("user@demo.local")
+    assert after is not None and (after.groups, after.name) == ([], "Demo User")
+    assert demo.app_repo.permissions(DEMO, "user@demo.local") == {}
+    assert demo.identity.get_user("ana@demo.local") is None
+    users.update(dev, user.id, name=None, role=None, groups=["Readers"], ip=None)  # no label of contacts hides
+    assert set(demo.app_repo.permissions(DEMO, "user@demo.local")) == {"contacts"}
+
+
+def test_without_a_stored_definition_the_installed_app_is_checked(demo: Core) -> None:
+    app = demo_app()
+    next(e for e in app.entities if e.name == "companies").schema_.label = "{name} [{taxId}]"
+    demo.app_repo.install("other", app)  # installed directly, as the benches do: no definition stored
+
+    with pytest.raises(Invalid, match=r"taxId.*x@other\.local"):
+        demo.grants.check_membership("other", "x@other.local", ["Sales"])
+    demo.grants.check_membership("other", "x@other.local", ["Readers"])
+
+
+def test_an_email_another_tenant_uses_is_refused_without_saying_whose(demo: Core, users: AppUsers) -> None:
+    demo.identity.create_account("other", "Other")
+    demo.identity.create_user("x@other.local", "other-pass", name="X", role=Role.USER, account_id="other")
+
+    with pytest.raises(Conflict) as refused:
+        users.create(dev_of(demo), email="X@other.local", name="X", role=Role.USER, groups=[], account_id=None, ip=None)
+
+    assert refused.value.message == "This e-mail cannot be used for a new user"

@@ -17,6 +17,7 @@ from tests.integration.stack import Api, LocalStack
 USERS = "/runtime/api/users"
 LOGIN = "/runtime/api/auth/login"
 DEMO = "4a7e0c3b9d2f4e6a8c1b5d7f9e0a2c4b"
+SUB = "5b8f1d4c0e3a4f7b9d2c6e8a0f1b3d5c"  # demo-sub, under the tenant's root account
 NEW_PASSWORD = "a-long-new-password"
 
 
@@ -146,6 +147,28 @@ def test_another_tenants_user_is_404(api: Api, dev: str, local: LocalStack) -> N
         reply = api.call(method, f"{USERS}/{stranger.id}{path}", headers=as_(dev))
         assert reply.status == 404 and reply.json()["code"] == "notFound"
     assert core.identity.get_user(stranger.email).active  # type: ignore[union-attr]
+
+
+def test_a_sub_accounts_developer_reaches_no_user_above_it(api: Api, dev: str) -> None:
+    made = create(api, dev, role="developer", account=SUB)
+    sub_dev = first_login(api, made["email"], made["password"])
+    root_dev = api.call("GET", f"{USERS}/current", headers=as_(dev)).json()["id"]
+
+    for method, path, body in (
+        ("GET", "", None),
+        ("PUT", "", {"role": "user"}),
+        ("PUT", "/deactivate", None),
+        ("POST", "/resetPassword", None),
+    ):
+        reply = api.call(method, f"{USERS}/{root_dev}{path}", body=body, headers=as_(sub_dev))
+        assert reply.status == 404 and reply.json()["code"] == "notFound", (method, path, reply.body)
+    assert api.login("dev@demo.local", "demo-dev-password")  # its password and state unchanged
+    listed = api.call("GET", f"{USERS}?_size=1000", headers=as_(sub_dev)).json()
+    emails = {u["email"] for u in listed["items"]}
+    assert {"sub@demo.local", made["email"]} <= emails and "dev@demo.local" not in emails
+    assert listed["total"] == len(listed["items"])
+    body = {"email": made["email"], "password": NEW_PASSWORD, "emailImpersonatedUser": "dev@demo.local"}
+    assert api.call("POST", LOGIN, body=body).status == 404
 
 
 def test_current_answers_any_caller_and_names_the_impersonator(api: Api, user: str) -> None:

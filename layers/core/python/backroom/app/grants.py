@@ -8,6 +8,10 @@ rewritten whole when the app is installed (`refresh`: every user of the tenant, 
 granted nothing any more deleted) and one at a time when a user changes (`refresh_user`): for that, the
 groups' definitions are kept under the app too (`APP#<tenant>` / `GROUP#<name>`), read back in one Query.
 The items are read on every request, so a change takes effect at once, on tokens already given.
+
+The rule an install checks for every user (`AppDefinition.labels_hiding_nothing`: a label names only
+fields every reader of its entity reads) is checked again for one user before its groups change
+(`check_membership`), by the API and by the tenant directory's apply alike.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Protocol
 
-from backroom.app.definition import AppDefinition, EntityPermission, Group, merged_permissions
+from backroom.app.definition import AppDefinition, Entity, EntityPermission, Group, merged_permissions
 from backroom.errors import FieldError, Invalid
 from backroom.identity.models import User
 
@@ -32,6 +36,10 @@ class GrantStore(Protocol):
     def put_groups(self, tenant_id: str, groups: Sequence[Group]) -> None: ...
 
     def groups(self, tenant_id: str) -> list[Group]: ...
+
+    def definition(self, tenant_id: str) -> tuple[AppDefinition, int] | None: ...
+
+    def entities(self, tenant_id: str) -> list[Entity]: ...
 
 
 class UserDirectory(Protocol):
@@ -83,3 +91,17 @@ class Grants:
         """The tenant's users and the groups each names (`User.groups`), as `refresh` reads them: what an
         apply checks its labels against before it writes anything."""
         return {u.email: list(u.groups) for u in self.users.users_of(tenant_id)}
+
+    def check_membership(self, tenant_id: str, email: str, names: Iterable[str]) -> None:
+        """Before a user's groups become `names`: a 400 (nothing written) if a label of an entity it would
+        read names a field it may not. The app as last applied (one GetItem), else as installed (its entity
+        and group items); the other users' memberships do not change, so they are not read."""
+        stored = self.store.definition(tenant_id)
+        app = stored[0] if stored else self._installed(tenant_id)
+        app.labels_hiding_nothing({email: names})
+
+    def _installed(self, tenant_id: str) -> AppDefinition:
+        """The app from its items, for a tenant whose app was installed without a stored definition."""
+        return AppDefinition(
+            app=tenant_id, entities=self.store.entities(tenant_id), groups=self.store.groups(tenant_id)
+        )

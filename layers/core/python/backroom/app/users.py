@@ -1,9 +1,13 @@
-"""The runtime's users: a developer lists, creates and changes the users of its tenant; any caller reads
-itself. Users are addressed by id, and another tenant's user is a 404 (never revealed).
+"""The runtime's users: a developer lists, creates and changes the users it reaches (those of its account
+and the accounts below it, as `IdentityService.account_in_reach`); any caller reads itself. Users are
+addressed by id, and a user out of reach (another tenant's, a parent account's) is a 404 (never revealed).
+An e-mail names one user across the stack: a create with a taken one is a 409 that says not by whom.
 
 A user created or reset gets a one-time password, answered once: its first login must set its own
-(`IdentityService.login`'s `new_password`). The groups a user names must be groups the app defines (400),
-and a change of its groups reaches its permissions at once (`Grants.refresh_user`), on the tokens it has.
+(`IdentityService.login`'s `new_password`). The groups a user names must be groups the app defines, and
+may not make it read an entity whose label names a field it may not read (400, nothing written,
+`Grants.check_membership`); a change of its groups reaches its permissions at once (`Grants.refresh_user`),
+on the tokens it has.
 Each change is a line of the app's log, as the runtime logs a login or a record's change.
 """
 
@@ -14,7 +18,7 @@ from dataclasses import dataclass
 
 from backroom.app.grants import Grants
 from backroom.app.logs import AppLogs, LogLine
-from backroom.errors import Forbidden, Invalid, NotFound
+from backroom.errors import Conflict, Forbidden, Invalid, NotFound
 from backroom.identity.models import Caller, Role, User
 from backroom.identity.service import IdentityService, one_time_password
 from backroom.params import OFFSET_MOST, whole
@@ -37,16 +41,16 @@ class AppUsers:
 
     # Reading --------------------------------------------------------------
     def page(self, caller: Caller, params: Mapping[str, str]) -> UserPage:
-        """A page of the caller's tenant's users by e-mail: `_size` (20 by default) from `_offset`."""
+        """A page of the users the caller reaches, by e-mail: `_size` (20 by default) from `_offset`."""
         _developer(caller)
         size = whole(params.get("_size"), "_size", 1, SIZE_MOST) or SIZE_DEFAULT
         offset = whole(params.get("_offset"), "_offset", 0, OFFSET_MOST) or 0
-        total, users = self.identity.users_page(caller.tenant_id, offset, size)
+        total, users = self.identity.users_page(caller, offset, size)
         return UserPage(total, users, offset + size if offset + size < total else None)
 
     def get(self, caller: Caller, uid: str) -> User:
         _developer(caller)
-        return self._of_tenant(caller, uid)
+        return self.identity.user_in_reach(caller, uid)
 
     def current(self, caller: Caller) -> User:
         """The caller's own user (the one impersonated, when a developer impersonates)."""
@@ -71,10 +75,14 @@ class AppUsers:
         _developer(caller)
         account = self.identity.account_in_reach(caller, account_id or caller.account_id)
         self.grants.check_groups(caller.tenant_id, groups)
+        self.grants.check_membership(caller.tenant_id, email, groups)
         password = one_time_password()
-        user = self.identity.create_user(
-            email, password, name=name, role=role, account_id=account.id, groups=groups, one_time=True
-        )
+        try:
+            user = self.identity.create_user(
+                email, password, name=name, role=role, account_id=account.id, groups=groups, one_time=True
+            )
+        except Conflict:  # e-mails are keys across tenants: whose it is, is not said
+            raise Conflict("This e-mail cannot be used for a new user") from None
         self.grants.refresh_user(caller.tenant_id, user.email)
         self._log(caller, user, "created", ip)
         return user, password
@@ -90,9 +98,10 @@ class AppUsers:
         ip: str | None,
     ) -> User:
         _developer(caller)
-        user = self._of_tenant(caller, uid)
+        user = self.identity.user_in_reach(caller, uid)
         if groups is not None:
             self.grants.check_groups(caller.tenant_id, groups)
+            self.grants.check_membership(caller.tenant_id, user.email, groups)
         changed = self.identity.update_user(user.email, name=name, role=role, groups=groups)
         self.grants.refresh_user(caller.tenant_id, user.email)
         self._log(caller, changed, "changed", ip)
@@ -101,7 +110,7 @@ class AppUsers:
     def deactivate(self, caller: Caller, uid: str, ip: str | None) -> User:
         """The user keeps its data and cannot log in; its sessions end."""
         _developer(caller)
-        user = self._of_tenant(caller, uid)
+        user = self.identity.user_in_reach(caller, uid)
         if user.email == caller.email:
             raise Invalid("You cannot deactivate yourself")
         changed = self.identity.deactivate_user(user.email)
@@ -110,23 +119,17 @@ class AppUsers:
 
     def reactivate(self, caller: Caller, uid: str, ip: str | None) -> User:
         _developer(caller)
-        changed = self.identity.reactivate_user(self._of_tenant(caller, uid).email)
+        changed = self.identity.reactivate_user(self.identity.user_in_reach(caller, uid).email)
         self._log(caller, changed, "reactivated", ip)
         return changed
 
     def reset_password(self, caller: Caller, uid: str, ip: str | None) -> str:
         """A new one-time password (its sessions end); answered once."""
         _developer(caller)
-        user = self._of_tenant(caller, uid)
+        user = self.identity.user_in_reach(caller, uid)
         password = self.identity.reset_password(user.email)
         self._log(caller, user, "given a new one-time password", ip)
         return password
-
-    def _of_tenant(self, caller: Caller, uid: str) -> User:
-        user = self.identity.user_by_id(uid)
-        if user is None or user.tenant_id != caller.tenant_id:
-            raise NotFound(f"User {uid[:64]} does not exist")
-        return user
 
     def _log(self, caller: Caller, user: User, what: str, ip: str | None) -> None:
         line = LogLine(

@@ -145,10 +145,28 @@ class IdentityService:
         """Every user of the tenant, by e-mail (a Query on gsi1, never a Scan)."""
         return self.repo.users_of(tenant_id)
 
-    def users_page(self, tenant_id: str, offset: int, size: int) -> tuple[int, list[User]]:
-        """How many users the tenant has, and `size` of them from `offset`, by e-mail."""
-        total = self.repo.count_users(tenant_id)
-        return total, self.repo.users_of(tenant_id, limit=offset + size)[offset:] if offset < total else []
+    def users_page(self, caller: Caller, offset: int, size: int) -> tuple[int, list[User]]:
+        """How many users the caller reaches, and `size` of them from `offset`, by e-mail.
+
+        A caller of the tenant's root account reaches them all: a count and the first `offset + size`.
+        Below the root, a caller reaches the users of its account and those under it only: the tenant's
+        users are read (one Query, the items the root's count reads too) and those of its subtree kept
+        (a Query per account of the subtree), so its total and pages are exact."""
+        tenant_id = caller.tenant_id
+        if caller.account_id == tenant_id:
+            total = self.repo.count_users(tenant_id)
+            return total, self.repo.users_of(tenant_id, limit=offset + size)[offset:] if offset < total else []
+        reach = {a.id for a in self.repo.subtree(caller.account_id)}
+        users = [u for u in self.repo.users_of(tenant_id) if u.account_id in reach]
+        return len(users), users[offset : offset + size]
+
+    def user_in_reach(self, caller: Caller, uid: str) -> User:
+        """The user of id `uid` if the caller reaches its account (see `account_in_reach`); otherwise
+        404, as for a missing user: a parent account's or another tenant's user is never revealed."""
+        user = self.user_by_id(uid)
+        if user is None or not self._reaches(caller, user):
+            raise NotFound(f"User {uid[:64]} does not exist")
+        return user
 
     # Changes -------------------------------------------------------------
     # Each change moves the user's version on, then ends every session of the user: a token carries
@@ -242,8 +260,8 @@ class IdentityService:
             if user.role is not Role.DEVELOPER:
                 raise Forbidden("Only developers may impersonate other users")
             target = self.repo.get_user(impersonate)
-            # Another tenant's user, or a deactivated one, is indistinguishable from a missing one.
-            if target is None or target.tenant_id != user.tenant_id or not target.active:
+            # A user out of reach (another tenant's, a parent account's) or deactivated is as a missing one.
+            if target is None or not self._reaches(_caller(user), target) or not target.active:
                 raise NotFound(f"User {impersonate} does not exist")
             caller, users = _caller(target, admin_email=user.email), [target, user]
         token = secrets.token_urlsafe(24)
@@ -319,3 +337,12 @@ class IdentityService:
         if account is None or caller.account_id not in account.ancestors:
             raise NotFound(f"Account {account_id} does not exist")
         return account
+
+    def _reaches(self, caller: Caller, user: User) -> bool:
+        """Whether the caller's account is the user's or one of its ancestors (its own: no read)."""
+        if user.tenant_id != caller.tenant_id:
+            return False
+        if user.account_id == caller.account_id:
+            return True
+        account = self.repo.get_account(user.account_id)
+        return account is not None and caller.account_id in account.ancestors
