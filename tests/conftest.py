@@ -13,13 +13,45 @@ security tests: declared in each tier's conftest, they made two stacks in a proc
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+import botocore.loaders
+import botocore.session
 import pytest
 
 from tests.integration.stack import api, dev, dev_token, local, sub, user  # noqa: F401 - fixtures
 
 HERE = Path(__file__).resolve().parent
 TIERS = {"core": "core", "integration": "integration", "security": "security"}
+
+
+class _Paths(list[str]):
+    """A loader's search paths, where boto3's Session adds its own folder once, not once per session."""
+
+    def append(self, path: str) -> None:
+        if path not in self:
+            super().append(path)
+
+
+def _one_loader() -> None:
+    """Every botocore session of the test process shares one loader of the services' model files.
+
+    The product makes a client per service and process, each from a new session (backroom.aws); the
+    tests start moto and forget the clients for each test, so each test made its clients again, and each
+    new session read the services' JSON models again: about 0.1 s a client, most of a test's set-up.
+    The loader only reads botocore's files (and caches what it read); credentials, endpoints and
+    configuration stay each session's own, as in the product.
+    """
+    loader = botocore.loaders.create_loader()
+    loader._search_paths = _Paths(loader.search_paths)
+
+    def create_loader(search_path_string: Any = None) -> botocore.loaders.Loader:
+        return loader if search_path_string is None else botocore.loaders.create_loader(search_path_string)
+
+    botocore.session.create_loader = create_loader
+
+
+_one_loader()
 
 
 def tier(path: Path) -> str:

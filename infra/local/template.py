@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import functools
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +38,11 @@ _CfnLoader.add_multi_constructor("!", _tag)
 def read_cloudformation(text: str) -> Any:
     """A CloudFormation YAML document, its short tags (`!Ref`, `!GetAtt`...) read as their long form."""
     return yaml.load(text, Loader=_CfnLoader)  # noqa: S506 - a SafeLoader subclass
+
+
+@functools.lru_cache(maxsize=4)
+def _parsed(path: Path, version: int) -> Any:
+    return read_cloudformation(path.read_text())
 
 
 @dataclass
@@ -90,7 +97,9 @@ class Template:
 
     @classmethod
     def load(cls, path: Path = TEMPLATE) -> Template:
-        data = read_cloudformation(path.read_text())
+        # Parsed once per version of the file (a tenth of a second each, and every test's stack reads it);
+        # a copy each time, as callers may change what they are given.
+        data = copy.deepcopy(_parsed(path, path.stat().st_mtime_ns))
         return cls(
             resources=data["Resources"],
             globals_=data.get("Globals", {}).get("Function", {}),
