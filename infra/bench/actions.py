@@ -117,7 +117,8 @@ def fill(
     created = now_ms()
 
     def write(start: int) -> list[str]:
-        items, rids = [], []
+        items: list[dict[str, Any]] = []
+        loaded: list[Record] = []
         for i in range(start, min(rows, start + CHUNK)):
             checked = normalize(schema, values(i))
             if checked.errors:
@@ -129,9 +130,10 @@ def fill(
                 holder[path[-1]] = {"id": rid, "label": (labels or {})[rid]}
             record = Record(rid=object_id(), data=checked.data, created_at=created, updated_at=created)
             items += core.records.items(tenant_id, schema, record)
-            rids.append(record.rid)
+            loaded.append(record)
         core.table.batch_write(puts=items)
-        return rids
+        core.records.add_counts(tenant_id, schema, loaded)
+        return [r.rid for r in loaded]
 
     with ThreadPoolExecutor(max_workers=THREADS) as pool:
         return [rid for rids in pool.map(write, range(0, rows, CHUNK)) for rid in rids]

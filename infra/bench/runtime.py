@@ -125,14 +125,17 @@ def fill(core: Core, tenant_id: str, entity: Entity, rows: int) -> None:
     schema, created = entity.schema, int(time.time() * 1000)
 
     def write(start: int) -> None:
-        items = []
+        items: list[dict[str, Any]] = []
+        loaded: list[Record] = []
         for i in range(start, min(rows, start + CHUNK)):
             checked = normalize(schema, company(i, rows, created))
             if checked.errors:
                 raise SystemExit(f"{name(i)}: {checked.errors}")
             record = Record(rid=object_id(), data=checked.data, created_at=created, updated_at=created)
             items += core.records.items(tenant_id, schema, record)
+            loaded.append(record)
         core.table.batch_write(puts=items)
+        core.records.add_counts(tenant_id, schema, loaded)
 
     with ThreadPoolExecutor(max_workers=THREADS) as pool:
         list(pool.map(write, range(0, rows, CHUNK)))

@@ -63,15 +63,12 @@ def core_on_moto(patch: pytest.MonkeyPatch) -> Iterator[tuple[Template, Core]]:
 
 def bulk(core: Core, tenant_id: str, entity: Entity, values: list[dict[str, Any]]) -> list[str]:
     """Records written as a job's bulk import writes them (version 1, index entries, no unique markers
-    nor history), straight into moto: as BatchWriteItem would store them, without its round trips."""
-    rids = [object_id() for _ in values]
-    puts = [
-        item
-        for rid, data in zip(rids, values, strict=True)
-        for item in core.records.items(tenant_id, entity.schema, Record(rid=rid, data=data))
-    ]
-    put_items(core.table.name, puts)
-    return rids
+    nor history), straight into moto: as BatchWriteItem would store them, without its round trips;
+    then the table's counts of them."""
+    records = [Record(rid=object_id(), data=data) for data in values]
+    put_items(core.table.name, [item for r in records for item in core.records.items(tenant_id, entity.schema, r)])
+    core.records.add_counts(tenant_id, entity.schema, records)
+    return [r.rid for r in records]
 
 
 @pytest.fixture

@@ -38,10 +38,13 @@ found. `<n:12>` is a number zero-padded to 12 digits; `<hour>` is `YYYYMMDDHH` (
 | record | `REC#<tenant>#<table key>#<shard>` | `<id>` | |
 | index entry (thin) | `IDX#<tenant>#<table key>#<index>#<shard>#<digest>` (1) | `<order key>\\x01<id>` | |
 | unique marker | `UNIQ#<tenant>#<table key>#<field>#<digest of the value>` | `UNIQ` | |
+| a runtime table's count (records, or an index value's entries) (3) | `COUNT#<family>#<slot 0-7>` | `COUNT` | |
 | history entry | `HIST#<tenant>#<table key>#<id>` | `<version:12>` | gsi1 `HISTE#<tenant>#<table key>#<shard>` (2) |
 
 (1) kinds `PERIOD`, `PARTICIPANT`, `CALCULATION`, `BATCH`, `IMPORTFILE`; for an index entry, the digest
-of its equality values. (2) sort key `<history id>`: time in ms (11 hex), random.
+of its equality values. (2) sort key `<history id>`: time in ms (11 hex), random. (3) `<family>` is the
+partition key of the records (`REC#<tenant>#<table key>`) or of an index value's entries
+(`IDX#<tenant>#<table key>#<index>#<digest>`) without its shard; a count is the sum of its 8 slots.
 
 Records: `<table key>` is a runtime entity's name, or `gateway:<name>` for a gateway custom table; the
 shard is the record id's CRC-32 modulo the table's shards. `backroom.records.keys` computes what goes
@@ -397,6 +400,19 @@ def unique_prefix(tenant_id: str, table_key: str, field: str) -> str:
 
 def unique(tenant_id: str, table_key: str, field: str, digest: str) -> Key:
     return f"{unique_prefix(tenant_id, table_key, field)}{digest}", UNIQUE
+
+
+def family(pk: str) -> str:
+    """A record's or an index entry's partition key without its shard: what one count counts."""
+    if pk.startswith("REC#"):
+        return pk.rpartition("#")[0]
+    head, shard, digest = pk.rsplit("#", 2)
+    assert pk.startswith("IDX#") and shard.isdigit(), pk
+    return f"{head}#{digest}"
+
+
+def count(family_key: str, slot: int) -> Key:
+    return f"COUNT#{family_key}#{slot}", "COUNT"
 
 
 def history(tenant_id: str, table_key: str, rid: str) -> str:

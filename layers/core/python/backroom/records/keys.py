@@ -14,16 +14,18 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from backroom import keys
 from backroom.records.model import Record
 from backroom.records.query import SEP
-from backroom.records.schema import SOURCE_INDEX, Index, Schema
+from backroom.records.schema import RUNTIME, SOURCE_INDEX, Index, Schema
 from backroom.records.values import canonical, is_empty, order_key, shard_of, value_at
 
 UNIQUE = keys.UNIQUE  # the sort key of every unique marker: what tells a marker from an index entry in `Record.keys`
+COUNT_SLOTS = 8  # items one count is spread over: a transaction adds to one of them, a read sums them all
 
 
 def _digest(values: Sequence[str]) -> str:
@@ -66,6 +68,46 @@ def index_entries(tenant_id: str, schema: Schema, record: Record) -> list[tuple[
         source = Index(name=SOURCE_INDEX, equals=[SOURCE_INDEX])
         entries.append((index_pk(tenant_id, schema, source, shard, [record.source]), f"{SEP}{record.rid}"))
     return entries
+
+
+# Counts ---------------------------------------------------------------------
+# A runtime table keeps how many records it holds, and how many entries each value of an index with
+# equality fields holds (`type=a`: the records whose type is a), in the transaction of every write
+# that changes them: a total is read from COUNT_SLOTS items, never from the records.
+def counts_kept(schema: Schema) -> bool:
+    """Runtime tables keep counts (their writes are transactions); gateway tables' rows do not."""
+    return schema.namespace == RUNTIME
+
+
+def records_family(tenant_id: str, schema: Schema) -> str:
+    return keys.family(records_pk(tenant_id, schema, 0))
+
+
+def index_family(tenant_id: str, schema: Schema, index: Index, values: Sequence[str]) -> str:
+    return keys.family(index_pk(tenant_id, schema, index, 0, values))
+
+
+def count_keys(family: str) -> list[tuple[str, str]]:
+    return [keys.count(family, slot) for slot in range(COUNT_SLOTS)]
+
+
+count_key = keys.count
+
+
+def tally(tenant_id: str, schema: Schema, before: Record | None, after: Record | None) -> dict[str, int]:
+    """How a write taking a record from `before` to `after` (None: absent) moves the table's counts:
+    the record's own (created or deleted), and one per index entry it takes or leaves."""
+    if not counts_kept(schema):
+        return {}
+    moves: Counter[str] = Counter()
+    moves[records_family(tenant_id, schema)] += (after is not None) - (before is not None)
+    old = {k for k in (before.keys if before else []) if k[1] != UNIQUE}
+    new = {k for k in (after.keys if after else []) if k[1] != UNIQUE}
+    for pk, _ in new - old:
+        moves[keys.family(pk)] += 1
+    for pk, _ in old - new:
+        moves[keys.family(pk)] -= 1
+    return {family: n for family, n in moves.items() if n and not family.endswith(f"#{_digest([])}")}
 
 
 def unique_key(tenant_id: str, schema: Schema, name: str, value: Any) -> tuple[str, str]:

@@ -9,6 +9,7 @@ without that cap.
 from __future__ import annotations
 
 import heapq
+import itertools
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from decimal import Decimal
@@ -17,13 +18,26 @@ from typing import Any
 
 from backroom.dynamo import Table
 from backroom.errors import Invalid, NotFound
-from backroom.records.keys import entry_sk, index_pk, record_key, records_pk, schemas_pk, unique_key
+from backroom.records.keys import (
+    COUNT_SLOTS,
+    count_keys,
+    counts_kept,
+    entry_sk,
+    index_family,
+    index_pk,
+    record_key,
+    records_family,
+    records_pk,
+    schemas_pk,
+    unique_key,
+)
 from backroom.records.model import Check, Page, Record, TooBroad
-from backroom.records.query import SEP, Condition, Plan, Sort, matches, plan, sort_key
+from backroom.records.query import SEP, Condition, Plan, Sort, in_order, matches, plan, sort_key
 from backroom.records.schema import SOURCE_INDEX, Namespace, Schema, TableField, table_key
 from backroom.records.values import EXACT, BadValue, canonical, is_empty, typed
 
 MAX_READ = 20_000  # records a request may read to check filters no index serves (then 400, not a timeout)
+MAX_COUNT_READS = 100  # count items one total may read (one BatchGetItem): 12 combinations of values
 
 
 class RecordReader:
@@ -91,12 +105,42 @@ class RecordReader:
         how many match in all."""
         chosen = plan(schema, conditions, sort)
         after = _decode(cursor)
-        if counted and (chosen.residual or chosen.sort_in_memory or where):
-            return self._read_whole(tenant_id, schema, chosen, after, size, skip, where)
+        total: int | None = None
         if counted:
-            total = self.count(tenant_id, schema, conditions)
-            page = self.find(tenant_id, schema, conditions, sort=sort, size=size, cursor=cursor, skip=skip)
-            return page.model_copy(update={"total": total})
+            total = None if where else self.counted(tenant_id, schema, conditions)
+            if total is None and (chosen.residual or chosen.sort_in_memory or where):
+                return self._read_whole(tenant_id, schema, chosen, after, size, skip, where)
+            if total is None:
+                total = self.count(tenant_id, schema, conditions)
+            chosen = self._cheaper(tenant_id, schema, conditions, chosen, total, skip + size)
+        page = self._page(tenant_id, schema, chosen, after, size, skip, where)
+        return page if total is None else page.model_copy(update={"total": total})
+
+    def _cheaper(
+        self, tenant_id: str, schema: Schema, conditions: Sequence[Condition], chosen: Plan, total: int, want: int
+    ) -> Plan:
+        """`chosen`, or the sort's index read in order when that reads fewer records for the page: sorting
+        in memory reads every match (`total`); reading in order reads about `want` divided by the share
+        of the table's records that match."""
+        ordered = in_order(schema, conditions, chosen.order) if chosen.sort_in_memory else None
+        if ordered is None or not total:
+            return chosen
+        everything = self.counted(tenant_id, schema, [])
+        if everything is None:
+            return chosen
+        return ordered if want * everything / total < total else chosen
+
+    def _page(
+        self,
+        tenant_id: str,
+        schema: Schema,
+        chosen: Plan,
+        after: str | None,
+        size: int,
+        skip: int,
+        where: Check | None,
+    ) -> Page:
+        """One page of `chosen`'s matches after the cursor `after`, past the first `skip`."""
         if skip and not (chosen.residual or chosen.sort_in_memory or where):
             # Pass the first `skip` matches by their keys alone; the page starts after the last of them.
             passed = list(islice(self._keys(tenant_id, schema, chosen, after, want=skip + size), skip))
@@ -148,13 +192,7 @@ class RecordReader:
         record = self.get(tenant_id, schema, rid)
         if record is None:
             raise Invalid(f"The offset names no record of {schema.name}: {rid[:40]}")
-        chosen = plan(schema, conditions, sort)
-        if chosen.sort_in_memory:
-            key = "\x03".join(sort_key(schema, record.data, rid, chosen.order))
-        elif chosen.index is None or chosen.by_id or chosen.index.sort is None:
-            key = rid
-        else:
-            key = entry_sk(schema, chosen.index.sort, record.data, rid)
+        key = _merge_key(schema, record, plan(schema, conditions, sort).order)
         return json.dumps(key)
 
     def count(
@@ -167,6 +205,9 @@ class RecordReader:
         chosen = plan(schema, conditions)
         if chosen.nothing:
             return 0
+        kept = None if where else self.counted(tenant_id, schema, conditions)
+        if kept is not None:
+            return kept
         if chosen.residual or where:
             return sum(1 for _ in self._matching(tenant_id, schema, chosen, None, where=where))
         total = 0
@@ -182,6 +223,38 @@ class RecordReader:
                 key, values = "pk = :p AND sk < :hi", {**values, ":hi": hi}
             total += self.table.count(key, values)
         return total
+
+    def counted(self, tenant_id: str, schema: Schema, conditions: Sequence[Condition]) -> int | None:
+        """How many records meet `conditions`, from the counts the table keeps (COUNT_SLOTS items a
+        count), when it keeps one for them: none (every record), or equalities on exactly the equality
+        fields of a ready index (`type=a,b`: two counts). None otherwise."""
+        if not counts_kept(schema):
+            return None
+        if not conditions:
+            families = [records_family(tenant_id, schema)]
+        else:
+            families = self._index_families(tenant_id, schema, conditions)
+            if families is None:
+                return None
+        keys = [key for family in families for key in count_keys(family)]
+        found = self.table.batch_get(keys, attributes=["n"])
+        return max(0, sum(int(item.get("n", 0)) for item in found.values()))
+
+    @staticmethod
+    def _index_families(tenant_id: str, schema: Schema, conditions: Sequence[Condition]) -> list[str] | None:
+        """The counts of an index whose equality fields are exactly the conditions' (all `eq`), one per
+        combination of their values; None when no index has those fields or they are too many to read."""
+        if any(c.op != "eq" for c in conditions) or len({c.field for c in conditions}) != len(conditions):
+            return None
+        wanted = {c.field: sorted({canonical(v) for v in c.values}) for c in conditions}
+        for index in schema.indexes:
+            if index.building or set(index.equals) != set(wanted):
+                continue
+            combos = list(itertools.product(*(wanted[name] for name in index.equals)))
+            if len(combos) * COUNT_SLOTS > MAX_COUNT_READS:
+                return None
+            return [index_family(tenant_id, schema, index, list(combo)) for combo in combos]
+        return None
 
     def select(
         self, tenant_id: str, schema: Schema, filters: Mapping[str, Any], *, start: int = 0, size: int | None = None
@@ -369,7 +442,7 @@ class RecordReader:
             return
         order = chosen.order
         ranked = sorted(
-            (("\x03".join(sort_key(schema, r.data, r.rid, order)), r) for _, r in matched),
+            ((_merge_key(schema, r, order), r) for _, r in matched),
             key=lambda kr: kr[0],
             reverse=order.descending,
         )
@@ -412,6 +485,13 @@ class RecordReader:
             f"This filter or sort on {schema.name} is served by no index and would read more than"
             f" {self.max_read} records; add a filter on an indexed field"
         )
+
+
+def _merge_key(schema: Schema, record: Record, order: Sort) -> str:
+    """Where a record sorts in `order`, as a cursor holds it: its id, or `<order key>\x01<id>` as the
+    sort field's index keys its entries, so that a cursor holds whether the page is sorted in memory or
+    read from that index in order."""
+    return record.rid if order.field is None else SEP.join(sort_key(schema, record.data, record.rid, order))
 
 
 def _record(schema: Schema, item: Mapping[str, Any]) -> Record:

@@ -65,6 +65,9 @@ class RecordStore:
     def items(self, tenant_id: str, schema: Schema, record: Record) -> list[dict[str, Any]]:
         return self.writer.items(tenant_id, schema, record)
 
+    def add_counts(self, tenant_id: str, schema: Schema, records: Sequence[Record]) -> None:
+        self.writer.add_counts(tenant_id, schema, records)
+
     def keys(self, tenant_id: str, schema: Schema, record: Record) -> list[tuple[str, str]]:
         return self.writer.keys(tenant_id, schema, record)
 

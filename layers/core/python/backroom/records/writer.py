@@ -10,16 +10,27 @@ back to one by one so a conflict never blocks the others. Bulk writes of rows (`
 from __future__ import annotations
 
 import json
+import secrets
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from backroom.clock import now_ms
-from backroom.dynamo import Table, TransactionFailed, Write
+from backroom.dynamo import Table, TransactionFailed, Write, again_on_conflict
 from backroom.errors import BackroomError, Conflict, FieldError, Invalid, NotFound
 from backroom.ids import object_id
 from backroom.records.history import RecordHistory
-from backroom.records.keys import UNIQUE, index_entries, record_key, schemas_pk, unique_markers
+from backroom.records.keys import (
+    COUNT_SLOTS,
+    UNIQUE,
+    count_key,
+    index_entries,
+    record_key,
+    schemas_pk,
+    tally,
+    unique_markers,
+)
 from backroom.records.model import AlreadyApplied, Author, Create, GuardFailed, Record, Update, VersionConflict
 from backroom.records.reader import RecordReader
 from backroom.records.schema import Schema
@@ -63,6 +74,17 @@ class RecordWriter:
         thin = [{"pk": pk, "sk": sk, "rid": record.rid} for pk, sk in entries]
         return [_item(tenant_id, schema, stored), *thin]
 
+    def add_counts(self, tenant_id: str, schema: Schema, records: Sequence[Record]) -> None:
+        """Count new records that a bulk load put as `items` gives them (a bench, a test's seed): their
+        counts are not in those items. Not for a job: a replay would count its rows twice."""
+        moved: Counter[str] = Counter()
+        for record in records:
+            placed = record.model_copy(update={"keys": index_entries(tenant_id, schema, record)})
+            moved.update(tally(tenant_id, schema, None, placed))
+        writes = counting(moved)
+        for start in range(0, len(writes), MAX_TRANSACTION):
+            _transact(self.table, writes[start : start + MAX_TRANSACTION])
+
     def keys(self, tenant_id: str, schema: Schema, record: Record) -> list[tuple[str, str]]:
         """Every item a record occupies: what a delete removes."""
         return [record_key(tenant_id, schema, record.rid), *record.keys]
@@ -98,7 +120,7 @@ class RecordWriter:
         rid: str | None = None,
     ) -> Record:
         record, writes, uniques = self.creation(tenant_id, schema, values, rid or object_id(), author)
-        self._commit(writes, uniques, record.data)
+        self._commit([*writes, *counting(tally(tenant_id, schema, None, record))], uniques, record.data)
         return record
 
     def creation(
@@ -142,8 +164,9 @@ class RecordWriter:
                 raise NotFound(f"Record {rid} not found")
             expected = current.version if version is None else version
             record, writes, added = self._update(tenant_id, schema, current, changes, expected, author)
+            counts = counting(tally(tenant_id, schema, current, record))
             try:
-                self._commit([*writes, *extra], added, record.data, extra=len(extra))
+                self._commit([*writes, *counts, *extra], added, record.data, extra=len(extra))
                 return record
             except VersionConflict:
                 if version is not None:
@@ -194,7 +217,7 @@ class RecordWriter:
         if current is None:
             raise NotFound(f"Record {rid} not found")
         writes = self._deletion(tenant_id, schema, current, current.version if version is None else version, author)
-        self._commit(writes, {}, current.data)
+        self._commit([*writes, *counting(tally(tenant_id, schema, current, None))], {}, current.data)
         return current
 
     def _deletion(
@@ -229,22 +252,23 @@ class RecordWriter:
         """
         outcome: list[Record | BackroomError] = []
         batch: list[Write] = []
+        moved: Counter[str] = Counter()  # the batch's moves of the table's counts, written once each
         targets: set[tuple[str, str]] = set()  # a transaction names an item once: two rows taking one
         # unique value (or one record) go to two transactions, and the second fails as a row, not as a whole
-        members: list[tuple[int, Update | Create, Record, list[Write], dict[tuple[str, str], str]]] = []
+        members: list[tuple[int, Update | Create, Record, list[Write], dict[tuple[str, str], str], dict[str, int]]] = []
         room = MAX_TRANSACTION - len(guard)
 
         def flush() -> None:
             if not batch:
                 return
             try:
-                self.table.transact([*guard, *batch])
+                _transact(self.table, [*guard, *batch, *counting(moved)])
             except TransactionFailed as failed:
                 _check_guard(failed, len(guard))
-                for index, change, record, writes, added in members:
+                for index, change, record, writes, added, moves in members:
                     try:
                         self._commit(
-                            [*guard, *writes, *change.extra],
+                            [*guard, *writes, *counting(moves), *change.extra],
                             added,
                             record.data,
                             extra=len(change.extra),
@@ -255,6 +279,7 @@ class RecordWriter:
                     except BackroomError as err:
                         outcome[index] = err
             batch.clear()
+            moved.clear()
             targets.clear()
             members.clear()
 
@@ -262,21 +287,26 @@ class RecordWriter:
             try:
                 if isinstance(change, Create):
                     record, writes, added = self.creation(tenant_id, schema, change.values, change.rid, author)
+                    moves = tally(tenant_id, schema, None, record)
                 else:
                     current = change.current
                     record, writes, added = self._update(
                         tenant_id, schema, current, change.changes, current.version, author
                     )
+                    moves = tally(tenant_id, schema, current, record)
             except BackroomError as err:
                 outcome.append(err)
                 continue
             outcome.append(record)
             mine = [*writes, *change.extra]
-            if len(batch) + len(mine) > room or not targets.isdisjoint(w.target for w in mine):
+            if len(batch) + len(mine) + len(moved.keys() | moves.keys()) > room or not targets.isdisjoint(
+                w.target for w in mine
+            ):
                 flush()
             batch.extend(mine)
+            moved.update(moves)
             targets.update(w.target for w in mine)
-            members.append((len(outcome) - 1, change, record, writes, added))
+            members.append((len(outcome) - 1, change, record, writes, added, moves))
         flush()
         return outcome
 
@@ -298,13 +328,14 @@ class RecordWriter:
         found = {r.rid: r for r in self.reader.get_many(tenant_id, schema, rids)}
         outcome: dict[str, str | None] = dict.fromkeys(rids)
         batch: list[Write] = []
+        moved: Counter[str] = Counter()
         members: list[Record] = []
 
         def flush() -> None:
             if not batch:
                 return
             try:
-                self.table.transact([*guard, *batch])
+                _transact(self.table, [*guard, *batch, *counting(moved)])
             except TransactionFailed as failed:
                 _check_guard(failed, len(guard))
                 for record in members:
@@ -312,13 +343,15 @@ class RecordWriter:
                     if current is None:
                         continue
                     writes = self._deletion(tenant_id, schema, current, current.version, author)
+                    counts = counting(tally(tenant_id, schema, current, None))
                     try:
-                        self._commit([*guard, *writes], {}, current.data, guarded=len(guard))
+                        self._commit([*guard, *writes, *counts], {}, current.data, guarded=len(guard))
                     except GuardFailed:
                         raise
                     except Conflict as err:
                         outcome[record.rid] = err.message
             batch.clear()
+            moved.clear()
             members.clear()
 
         for rid in dict.fromkeys(rids):
@@ -326,9 +359,11 @@ class RecordWriter:
             if record is None:
                 continue
             writes = self._deletion(tenant_id, schema, record, record.version, author)
-            if len(batch) + len(writes) > MAX_TRANSACTION - len(guard):
+            moves = tally(tenant_id, schema, record, None)
+            if len(batch) + len(writes) + len(moved.keys() | moves.keys()) > MAX_TRANSACTION - len(guard):
                 flush()
             batch.extend(writes)
+            moved.update(moves)
             members.append(record)
         flush()
         return outcome
@@ -356,6 +391,7 @@ class RecordWriter:
         """
         outcome: dict[str, tuple[str, str] | None] = dict.fromkeys(rids)
         batch: list[Write] = []
+        moved: Counter[str] = Counter()
         members: list[str] = []
         targets: set[tuple[str, str]] = set()
         size = 0  # the batch's estimated bytes
@@ -365,13 +401,14 @@ class RecordWriter:
             if not batch:
                 return
             try:
-                self.table.transact([*guard, *batch])
+                _transact(self.table, [*guard, *batch, *counting(moved)])
             except (TransactionFailed, Invalid) as failed:  # Invalid: larger than DynamoDB takes at once
                 if isinstance(failed, TransactionFailed):
                     _check_guard(failed, len(guard))
                 for rid in members:
                     outcome[rid] = self._rewrite_one(tenant_id, schema, rid, rewrite, guard)
             batch.clear()
+            moved.clear()
             members.clear()
             targets.clear()
             size = 0
@@ -381,14 +418,16 @@ class RecordWriter:
             if change is None:
                 continue
             writes = _rewritten(tenant_id, schema, current, change)
+            moves = tally(tenant_id, schema, current, change.record)
             weight = sum(_estimated_size(w) for w in writes)
             if (
-                len(batch) + len(writes) > MAX_TRANSACTION - len(guard)
+                len(batch) + len(writes) + len(moved.keys() | moves.keys()) > MAX_TRANSACTION - len(guard)
                 or size + weight > TRANSACTION_BYTES
                 or not targets.isdisjoint(w.target for w in writes)
             ):
                 flush()
             batch.extend(writes)
+            moved.update(moves)
             size += weight
             targets.update(w.target for w in writes)
             members.append(current.rid)
@@ -411,7 +450,7 @@ class RecordWriter:
                 return None
             writes = _rewritten(tenant_id, schema, current, change)
             try:
-                self.table.transact([*guard, *writes])
+                self.table.transact([*guard, *writes, *counting(tally(tenant_id, schema, current, change.record))])
                 return None
             except TransactionFailed as failed:
                 _check_guard(failed, len(guard))
@@ -438,7 +477,7 @@ class RecordWriter:
         """Run a record's transaction; a failed condition says which: the guard (the first `guarded`
         writes), a marker (the last `extra`), the version or a unique value."""
         try:
-            self.table.transact(writes)
+            _transact(self.table, writes)
         except TransactionFailed as failed:
             _check_guard(failed, guarded)
             if guarded:
@@ -490,6 +529,18 @@ class RecordWriter:
                 holder = holder[step]
             holder[path[-1]] = {"id": rid, "label": found.label}
         return errors
+
+
+def counting(moves: Mapping[str, int]) -> list[Write]:
+    """The writes that add `moves` to the table's counts, in one slot picked at random for them all
+    (a transaction names an item once; concurrent writers mostly meet in different slots)."""
+    slot = secrets.randbelow(COUNT_SLOTS)
+    return [Write(key=count_key(family, slot), update="ADD n :n", values={":n": n}) for family, n in moves.items() if n]
+
+
+def _transact(table: Table, writes: Sequence[Write]) -> None:
+    """A transaction, tried again while it only meets another on an item: counts are items every writer shares."""
+    again_on_conflict(lambda: table.transact(writes))
 
 
 def _item(tenant_id: str, schema: Schema, record: Record) -> dict[str, Any]:
