@@ -13,7 +13,7 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from backroom.config import require
-from backroom.observability import event_handler, logger
+from backroom.observability import event_handler, logger, message_handler
 from backroom.wiring import core
 
 # Fails at cold start, naming the variables, if the deployment left them out (the job engine, which
@@ -22,6 +22,7 @@ require("bucket_name", "jobs_queue_url")
 processor = BatchProcessor(event_type=EventType.SQS)
 
 
+@message_handler
 def record_handler(record: SQSRecord) -> None:
     try:
         message = json.loads(record.body)

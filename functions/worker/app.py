@@ -9,7 +9,7 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from backroom.config import require
-from backroom.observability import event_handler
+from backroom.observability import event_handler, message_handler
 from backroom.wiring import core
 
 # Fails at cold start, naming the variables, if the deployment left them out (the job engine, which
@@ -18,6 +18,7 @@ require("bucket_name", "jobs_queue_url")
 processor = BatchProcessor(event_type=EventType.SQS)
 
 
+@message_handler
 def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> None:
     core().worker.handle(json.loads(record.body), lambda_context.get_remaining_time_in_millis)
 

@@ -17,9 +17,11 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from contextlib import AbstractContextManager, contextmanager
+from contextvars import ContextVar, copy_context
+from dataclasses import dataclass, replace
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
@@ -295,21 +297,115 @@ def _project(kwargs: dict[str, Any], attributes: list[str] | None) -> dict[str, 
     return kwargs
 
 
+@dataclass
+class Cost:
+    """What DynamoDB's answers say a block of work cost: items the engine read (a Query's `ScannedCount`,
+    what is paid for, also under a filter or a Select=COUNT), items its answers held, items written, and
+    the read and write capacity units of their `ConsumedCapacity`. Units are 0 where an engine reports
+    none: moto's are a fixed guess per call, and it reports none for a transaction."""
+
+    items_read: int = 0
+    items_returned: int = 0
+    read_units: float = 0.0
+    items_written: int = 0
+    write_units: float = 0.0
+
+    def add(self, other: Cost) -> None:
+        self.items_read += other.items_read
+        self.items_returned += other.items_returned
+        self.read_units += other.read_units
+        self.items_written += other.items_written
+        self.write_units += other.write_units
+
+
 class ItemCounts:
-    """Items the process's tables read and wrote: a function's metrics take the difference per invocation."""
+    """What the process's tables cost (`total`), and each block of work being `measured` in this context.
+
+    One lock serializes every addition: a measurement may be added to from the threads its work runs on."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self.read = 0
-        self.written = 0
+        self._total = Cost()
+        self._measuring: ContextVar[tuple[Cost, ...]] = ContextVar("measuring", default=())
 
-    def add(self, *, read: int = 0, written: int = 0) -> None:
+    def add(self, cost: Cost) -> None:
         with self._lock:
-            self.read += read
-            self.written += written
+            for counted in (self._total, *self._measuring.get()):
+                counted.add(cost)
+
+    def total(self) -> Cost:
+        """A copy of the process's totals since it started."""
+        with self._lock:
+            return replace(self._total)
+
+    @contextmanager
+    def measured(self) -> Iterator[Cost]:
+        """The cost of the block's DynamoDB calls, in this context only (see `measured`)."""
+        cost = Cost()
+        token = self._measuring.set((*self._measuring.get(), cost))
+        try:
+            yield cost
+        finally:
+            self._measuring.reset(token)
 
 
 ITEMS = ItemCounts()
+
+
+def measured() -> AbstractContextManager[Cost]:
+    """`with measured() as cost:` the cost of the DynamoDB calls the block makes, and of none other.
+
+    Blocks nest (an outer one counts what inner ones do). It is kept in a context variable, so calls
+    that other threads make at the same time are not counted, and neither are those the block's own
+    work makes on an executor's threads, unless each task runs in this context: submit `in_context(fn)`.
+    """
+    return ITEMS.measured()
+
+
+P = ParamSpec("P")
+
+
+def in_context(fn: Callable[P, T]) -> Callable[P, T]:
+    """`fn`, to run on another thread (an executor's) in a copy of this thread's context as it is now:
+    its DynamoDB calls count in the measurements open here. Each call runs in a copy of its own, so
+    the wrapped function may run on several threads at once (`pool.map(in_context(read), shards)`)."""
+    context = copy_context()
+
+    def run(*args: P.args, **kwargs: P.kwargs) -> T:
+        return context.copy().run(fn, *args, **kwargs)
+
+    return run
+
+
+def _units(answer: Mapping[str, Any], reading: bool) -> tuple[float, float]:
+    """The read and write capacity units an answer's ConsumedCapacity reports (asked as TOTAL: one entry, or
+    one per table for batches and transactions). DynamoDB reports `CapacityUnits` alone, of the call's
+    kind (`reading` or writing), unless it splits them. An answer without it (moto's transactions; any
+    refused call, though DynamoDB charges for a write whose condition failed) counts 0."""
+    consumed = answer.get("ConsumedCapacity") or []
+    read = write = 0.0
+    for entry in [consumed] if isinstance(consumed, dict) else consumed:
+        if "ReadCapacityUnits" in entry or "WriteCapacityUnits" in entry:
+            read += float(entry.get("ReadCapacityUnits", 0))
+            write += float(entry.get("WriteCapacityUnits", 0))
+        elif reading:
+            read += float(entry.get("CapacityUnits", 0))
+        else:
+            write += float(entry.get("CapacityUnits", 0))
+    return read, write
+
+
+def _count_read(answer: Mapping[str, Any], *, read: int, returned: int) -> None:
+    read_units, write_units = _units(answer, reading=True)
+    ITEMS.add(Cost(items_read=read, items_returned=returned, read_units=read_units, write_units=write_units))
+
+
+def _count_written(answer: Mapping[str, Any], written: int) -> None:
+    read_units, write_units = _units(answer, reading=False)
+    ITEMS.add(Cost(items_written=written, read_units=read_units, write_units=write_units))
+
+
+TOTAL = "TOTAL"  # ReturnConsumedCapacity, asked of every call for its cost (`ITEMS`)
 
 
 def _request(call: Any, **kwargs: Any) -> Any:
@@ -354,11 +450,12 @@ class Table:
             "TableName": self.name,
             "Key": to_item({"pk": pk, "sk": sk}),
             "ConsistentRead": consistent,
+            "ReturnConsumedCapacity": TOTAL,
         }
         _project(kwargs, attributes)
         found = _request(self.client.get_item, **kwargs)
         item = found.get("Item")
-        ITEMS.add(read=int(item is not None))
+        _count_read(found, read=int(item is not None), returned=int(item is not None))
         return from_item(item, exact=exact) if item else None
 
     def put(
@@ -370,9 +467,10 @@ class Table:
         values: dict[str, Any] | None = None,
     ) -> None:
         """Put an item; with a `condition` that does not hold, raise ConditionFailed."""
-        kwargs = _expressions({"TableName": self.name, "Item": to_item(data)}, condition, names, values)
-        _request(self.client.put_item, **kwargs)
-        ITEMS.add(written=1)
+        kwargs = _expressions(
+            {"TableName": self.name, "Item": to_item(data), "ReturnConsumedCapacity": TOTAL}, condition, names, values
+        )
+        _count_written(_request(self.client.put_item, **kwargs), 1)
 
     def update(
         self,
@@ -391,14 +489,15 @@ class Table:
                 "Key": to_item({"pk": pk, "sk": sk}),
                 "UpdateExpression": expression,
                 "ReturnValues": "ALL_NEW",
+                "ReturnConsumedCapacity": TOTAL,
             },
             condition,
             names,
             values,
         )
-        updated = _request(self.client.update_item, **kwargs)["Attributes"]
-        ITEMS.add(written=1)
-        return from_item(updated)
+        answer = _request(self.client.update_item, **kwargs)
+        _count_written(answer, 1)
+        return from_item(answer["Attributes"])
 
     def delete(
         self,
@@ -410,9 +509,11 @@ class Table:
         values: dict[str, Any] | None = None,
     ) -> None:
         """Delete an item; with a `condition` that does not hold, raise ConditionFailed."""
-        kwargs = _expressions({"TableName": self.name, "Key": to_item({"pk": pk, "sk": sk})}, condition, names, values)
-        _request(self.client.delete_item, **kwargs)
-        ITEMS.add(written=1)
+        key = to_item({"pk": pk, "sk": sk})
+        kwargs = _expressions(
+            {"TableName": self.name, "Key": key, "ReturnConsumedCapacity": TOTAL}, condition, names, values
+        )
+        _count_written(_request(self.client.delete_item, **kwargs), 1)
 
     def query(
         self,
@@ -441,6 +542,7 @@ class Table:
             "KeyConditionExpression": key,
             "ExpressionAttributeValues": {k: to_value(v) for k, v in values.items()},
             "ScanIndexForward": forward,
+            "ReturnConsumedCapacity": TOTAL,
         }
         if names:
             kwargs["ExpressionAttributeNames"] = names
@@ -456,7 +558,7 @@ class Table:
             if remaining is not None or page_size:
                 kwargs["Limit"] = max(1, min(remaining or 1000, page_size or 1000, 1000))
             page = _request(self.client.query, **kwargs)
-            ITEMS.add(read=len(page.get("Items", [])))
+            _count_read(page, read=page.get("ScannedCount", 0), returned=len(page.get("Items", [])))
             for item in page.get("Items", []):
                 yield from_item(item, exact=exact)
             if page_size:
@@ -484,9 +586,10 @@ class Table:
             _project(request, attributes and sorted({"pk", "sk", *attributes}))
             batch = {self.name: request}
             for attempt in range(8):
-                answer = _request(self.client.batch_get_item, RequestItems=batch)
-                ITEMS.add(read=len(answer.get("Responses", {}).get(self.name, [])))
-                for raw in answer.get("Responses", {}).get(self.name, []):
+                answer = _request(self.client.batch_get_item, RequestItems=batch, ReturnConsumedCapacity=TOTAL)
+                got = answer.get("Responses", {}).get(self.name, [])
+                _count_read(answer, read=len(got), returned=len(got))
+                for raw in got:
                     item = from_item(raw, exact=exact)
                     found[(item["pk"], item["sk"])] = item
                 batch = answer.get("UnprocessedKeys") or {}
@@ -500,8 +603,10 @@ class Table:
     def transact(self, writes: Sequence[Write]) -> None:
         """All `writes` or none (at most 100); a condition that fails raises TransactionFailed."""
         try:
-            self.client.transact_write_items(TransactItems=[w.request(self.name) for w in writes])
-            ITEMS.add(written=len(writes))
+            answer = self.client.transact_write_items(
+                TransactItems=[w.request(self.name) for w in writes], ReturnConsumedCapacity=TOTAL
+            )
+            _count_written(answer, sum(not w.check for w in writes))  # a ConditionCheck writes nothing
         except ClientError as err:
             if error_code(err) != "TransactionCanceledException":
                 raise _refused(err) from err
@@ -517,12 +622,14 @@ class Table:
             "KeyConditionExpression": key,
             "ExpressionAttributeValues": {k: to_value(v) for k, v in values.items()},
             "Select": "COUNT",
+            "ReturnConsumedCapacity": TOTAL,
         }
         if index:
             kwargs["IndexName"] = index
         total = 0
         while True:
             page = _request(self.client.query, **kwargs)
+            _count_read(page, read=page.get("ScannedCount", 0), returned=0)  # a count's answer holds no item
             total += page.get("Count", 0)
             last = page.get("LastEvaluatedKey")
             if not last:
@@ -543,7 +650,9 @@ class Table:
         for start in range(0, len(pending), 25):
             batch: dict[str, list[dict[str, Any]]] = {self.name: pending[start : start + 25]}
             for attempt in range(8):
-                left = _request(self.client.batch_write_item, RequestItems=batch).get("UnprocessedItems") or {}
+                answer = _request(self.client.batch_write_item, RequestItems=batch, ReturnConsumedCapacity=TOTAL)
+                left = answer.get("UnprocessedItems") or {}
+                _count_written(answer, len(batch[self.name]) - len(left.get(self.name, [])))
                 if not left:
                     break
                 batch = left
@@ -552,4 +661,3 @@ class Table:
                 raise ServiceFailure(
                     "UnprocessedItems", f"DynamoDB left {len(batch.get(self.name, []))} writes unprocessed"
                 )
-            ITEMS.add(written=len(pending[start : start + 25]))

@@ -30,7 +30,7 @@ from pydantic import BaseModel
 from backroom import keys
 from backroom.aws import Translated, failures
 from backroom.clock import now_ms
-from backroom.dynamo import ConditionFailed, Table, Write
+from backroom.dynamo import ConditionFailed, Table, Write, in_context
 from backroom.errors import ServiceFailure
 
 # S3 multipart parts must be at least 5 MiB, except the last one.
@@ -303,8 +303,12 @@ class FileStore:
             for step in range(look_back_hours + 1)
             for shard in range(keys.PENDING_SHARDS)
         ]
+
+        def read(pk: str) -> list[dict[str, Any]]:
+            return list(self.table.query("pk = :p", {":p": pk}))
+
         with ThreadPoolExecutor(max_workers=keys.PENDING_SHARDS) as pool:  # mostly empty partitions: read them at once
-            found = pool.map(lambda pk: list(self.table.query("pk = :p", {":p": pk})), partitions)
+            found = pool.map(in_context(read), partitions)  # in context: the reads count in the sweep's cost
             markers = [m for listed in found for m in listed if int(m["at"]) < older_than]
         for marker in markers:
             tenant_id, file_id = str(marker["tenant"]), str(marker["file"])
