@@ -22,7 +22,6 @@ from backroom.records.keys import (
     COUNT_SLOTS,
     count_keys,
     counts_kept,
-    entry_sk,
     index_family,
     index_pk,
     record_key,
@@ -212,16 +211,9 @@ class RecordReader:
             return sum(1 for _ in self._matching(tenant_id, schema, chosen, None, where=where))
         total = 0
         for pk, lo, hi in self._ranges(tenant_id, schema, chosen):
-            key, values = "pk = :p", {":p": pk}
-            if lo is not None and hi is not None:
-                if lo >= hi:
-                    continue
-                key, values = "pk = :p AND sk BETWEEN :lo AND :hi", {**values, ":lo": lo, ":hi": hi}
-            elif lo is not None:
-                key, values = "pk = :p AND sk >= :lo", {**values, ":lo": lo}
-            elif hi is not None:
-                key, values = "pk = :p AND sk < :hi", {**values, ":hi": hi}
-            total += self.table.count(key, values)
+            if lo is not None and hi is not None and lo >= hi:
+                continue
+            total += self.table.count(*_key_range(pk, lo, hi))
         return total
 
     def counted(self, tenant_id: str, schema: Schema, conditions: Sequence[Condition]) -> int | None:
@@ -406,15 +398,14 @@ class RecordReader:
                 hi = mark if hi is None or mark < hi else hi
         if lo is not None and hi is not None and lo >= hi:
             return
-        if descending:
-            key, values = ("pk = :p AND sk < :b", {":p": pk, ":b": hi}) if hi is not None else ("pk = :p", {":p": pk})
-        else:
-            key, values = ("pk = :p AND sk >= :b", {":p": pk, ":b": lo}) if lo is not None else ("pk = :p", {":p": pk})
+        key, values = _key_range(pk, lo, hi)
         for item in self.table.query(
             key, values, forward=not descending, page_size=hint, attributes=["sk"], consistent=True
         ):
             sk: str = item["sk"]
-            if (descending and lo is not None and sk < lo) or (not descending and hi is not None and sk >= hi):
+            if hi is not None and sk >= hi:  # BETWEEN's upper bound itself: first when descending, last if not
+                if descending:
+                    continue
                 return
             rid = sk if plain else sk[sk.index(SEP) + 1 :]
             yield (rid if by_id else sk), rid
@@ -485,6 +476,19 @@ class RecordReader:
             f"This filter or sort on {schema.name} is served by no index and would read more than"
             f" {self.max_read} records; add a filter on an indexed field"
         )
+
+
+def _key_range(pk: str, lo: str | None, hi: str | None) -> tuple[str, dict[str, Any]]:
+    """A Query's key condition for the sort keys [lo, hi) of `pk`: both bounds go to DynamoDB, so a read
+    stops at the range's end instead of reading a page past it. BETWEEN takes `hi` too; the one entry
+    that may equal it is left out by the reader."""
+    if lo is not None and hi is not None:
+        return "pk = :p AND sk BETWEEN :lo AND :hi", {":p": pk, ":lo": lo, ":hi": hi}
+    if lo is not None:
+        return "pk = :p AND sk >= :lo", {":p": pk, ":lo": lo}
+    if hi is not None:
+        return "pk = :p AND sk < :hi", {":p": pk, ":hi": hi}
+    return "pk = :p", {":p": pk}
 
 
 def _merge_key(schema: Schema, record: Record, order: Sort) -> str:
