@@ -34,6 +34,7 @@ import os
 import random
 import re
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal as D
 from typing import Any
@@ -42,7 +43,7 @@ from urllib.parse import quote, urlencode
 import pytest
 from backroom import wiring
 from backroom.api import resolver
-from backroom.identity.models import Role
+from backroom.identity.models import Caller, Role
 from backroom.wiring import Core
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
@@ -226,6 +227,7 @@ class Companies:
 class World:
     core: Core
     pool: FunctionPool
+    caller: Caller
     token: str
     route: Route
     companies: Companies = field(default_factory=lambda: Companies([]))
@@ -245,10 +247,27 @@ class World:
         reply = self.pool.invoke(event)
         return reply["statusCode"], json.loads(reply["body"])
 
+    def list_all(self, ids: Sequence[str]) -> None:
+        """Hold the companies as GET shows them, in id order a thousand a page: `ids` and no other."""
+        params = [("_size", "1000"), ("_sortField", "id"), ("_sortType", "asc")]
+        shown: list[dict[str, Any]] = []
+        offset: str | None = None
+        for _ in range(len(ids) // 1000 + 2):
+            status, answer = self.get([*params, *([("_offset", offset)] if offset else [])])
+            assert status == 200, answer
+            assert answer["total"] == len(ids)
+            shown += answer["items"]
+            offset = answer["offset"]
+            if offset is None:
+                break
+        assert offset is None and [r["id"] for r in shown] == sorted(ids)
+        self.companies = Companies(shown)
 
-@pytest.fixture(scope="module")
-def world() -> Iterator[World]:
-    """One moto stack for the module (conftest's fixtures are per test): the app, its companies, a developer."""
+
+@contextmanager
+def opened() -> Iterator[World]:
+    """One moto stack for a module (conftest's fixtures are per test): the app in a fresh tenant, a
+    developer, the list handler; no company yet."""
     with pytest.MonkeyPatch.context() as patch, core_on_moto(patch) as (template, core):
         # The handler module, loaded on its first call, binds `core` when it is imported: it gets this core.
         patch.setattr(wiring, "core", lambda: core)
@@ -258,14 +277,16 @@ def world() -> Iterator[World]:
         core.identity.create_account(TENANT, "Query tenant")
         core.identity.create_user(EMAIL, PASSWORD, name="Dev", role=Role.DEVELOPER, account_id=TENANT)
         session = core.identity.login(EMAIL, PASSWORD)
-        created = [core.app.create(session.caller, "companies", b, "127.0.0.1") for b in bodies(COMPANIES)]
         pool = FunctionPool(template.functions()["RuntimeDataFunction"], size=1)
-        here = World(core, pool, session.token, next(r for r in template.routes() if r.key == ROUTE))
-        status, answer = here.get([("_size", "1000"), ("_sortField", "id"), ("_sortType", "asc")])
-        assert status == 200, answer
-        assert answer["total"] == COMPANIES and answer["offset"] is None
-        assert [r["id"] for r in answer["items"]] == sorted(c["id"] for c in created)
-        here.companies = Companies(answer["items"])
+        yield World(core, pool, session.caller, session.token, next(r for r in template.routes() if r.key == ROUTE))
+
+
+@pytest.fixture(scope="module")
+def world() -> Iterator[World]:
+    """The app and its companies, created through the app one by one."""
+    with opened() as here:
+        created = [here.core.app.create(here.caller, "companies", b, "127.0.0.1") for b in bodies(COMPANIES)]
+        here.list_all([c["id"] for c in created])
         yield here
 
 
@@ -537,7 +558,11 @@ def requests(draw: st.DrawFn, companies: Companies) -> Request:
     size = draw(st.none() | st.integers(1, 12) | st.sampled_from([30, 100]))
     probe = Request(found, queries, sort_field, sort_type, size)
     matching = oracle_ids(companies.records, probe)
-    offsets: list[st.SearchStrategy[int | str | None]] = [st.none(), st.integers(0, 8), st.integers(0, COMPANIES + 5)]
+    offsets: list[st.SearchStrategy[int | str | None]] = [
+        st.none(),
+        st.integers(0, 8),
+        st.integers(0, len(companies.records) + 5),
+    ]
     if matching:
         offsets.append(st.sampled_from(matching))  # a record the query meets, as a previous page answers it
     offsets.append(st.sampled_from(companies.ids))  # any record: the page starts after where it sorts
