@@ -529,13 +529,13 @@ class Table:
         attributes: list[str] | None = None,
         exact: bool = False,
         page_size: int | None = None,
-        filter: str | None = None,
+        filtered: str | None = None,
         scanned: Callable[[int], None] | None = None,
     ) -> Iterator[dict[str, Any]]:
         """Items matching a key condition, following DynamoDB's pages, at most `limit` of them.
 
         `page_size` asks DynamoDB for that many items a page (a reader that may stop early reads little).
-        A reversed BETWEEN range matches nothing, without a request (`_empty_range`). `filter` is a
+        A reversed BETWEEN range matches nothing, without a request (`_empty_range`). `filtered` is a
         FilterExpression over `names` and `values` (DynamoDB reads every item of the range, and returns
         those that meet it); `scanned` is told each page's ScannedCount, the items read.
         """
@@ -556,8 +556,8 @@ class Table:
             kwargs["ConsistentRead"] = True
         if start:
             kwargs["ExclusiveStartKey"] = to_item(start)
-        if filter:
-            kwargs["FilterExpression"] = filter
+        if filtered:
+            kwargs["FilterExpression"] = filtered
         _project(kwargs, attributes)
         remaining = limit
         while True:

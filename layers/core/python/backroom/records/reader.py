@@ -480,7 +480,7 @@ class RecordReader:
                 consistent=True,
                 exact=True,
                 page_size=hint,
-                filter=pushed,
+                filtered=pushed,
                 scanned=budget.add,
             )
 
