@@ -461,11 +461,11 @@ class RecordReader:
     ) -> Iterator[tuple[str, Record]]:
         """(id, record) of every record meeting the plan's filters, in id order past `after`: no index
         serves them, so the table's shards are read whole, at once (a thread each, a page ahead), with the filters
-        DynamoDB can check pushed down to it (`_pushed`); every filter is checked here too. At most `cap`
+        DynamoDB can check pushed down to it (`pushdown`); every filter is checked here too. At most `cap`
         items read (DynamoDB's ScannedCount), then TooBroad."""
         descending = chosen.order.descending and not chosen.sort_in_memory
         budget = _Budget(cap)
-        pushed, names, values = _pushed(schema, chosen.residual)
+        pushed, names, values = pushdown(schema, chosen.residual)
         hint = max(10, min(1000, want // schema.shards + 10))
 
         def shard(number: int) -> Iterator[dict[str, Any]]:
@@ -598,7 +598,7 @@ class _Failed:
 _TEXTS = frozenset({"text", "email", "url", "choice", "date"})  # stored as strings: DynamoDB compares code points
 
 
-def _pushed(schema: Schema, conditions: Sequence[Condition]) -> tuple[str | None, dict[str, str], dict[str, Any]]:
+def pushdown(schema: Schema, conditions: Sequence[Condition]) -> tuple[str | None, dict[str, str], dict[str, Any]]:
     """A FilterExpression for the conditions DynamoDB checks exactly as `matches` does (equality and
     ranges on a field of one text, number, date or boolean value), with its names and values; field
     names only as placeholders. What it leaves out is checked on the records read, as all of it is."""
