@@ -13,18 +13,18 @@ from __future__ import annotations
 
 import json
 import re
-from decimal import Decimal
 from collections.abc import Callable, Iterator
+from decimal import Decimal
 from typing import Any
 
 import boto3
 import pytest
 from backroom import aws
 from backroom.dynamo import ConditionFailed, Table, TransactionFailed, Write
+from backroom.errors import Invalid, ServiceFailure
 from backroom.records import Condition, Schema
 from backroom.records.query import matches
 from backroom.records.reader import pushdown
-from backroom.errors import Invalid, ServiceFailure
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
