@@ -81,6 +81,9 @@ def test_an_attribute_of_another_shape_is_refused_before_anything_is_replaced(sh
 @pytest.mark.usefixtures("shipped")
 def test_uninstall_puts_back_exactly_what_was_there() -> None:
     before = snapshot()
+    # powertools itself sets the class attribute when a handler resolves a request unpatched (an earlier
+    # test of this process may have): whatever was there is what uninstall leaves, not "nothing".
+    event_before = vars(api_gateway.BaseRouter).get("current_event", None)
 
     patches.install()
     patched = snapshot()
@@ -89,4 +92,4 @@ def test_uninstall_puts_back_exactly_what_was_there() -> None:
     assert patched != before
     assert snapshot() == before
     assert type(api_gateway.BaseRouter).__name__ == "ABCMeta"
-    assert "current_event" not in vars(api_gateway.BaseRouter)
+    assert vars(api_gateway.BaseRouter).get("current_event", None) is event_before

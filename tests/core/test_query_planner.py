@@ -46,8 +46,10 @@ INDEXES: list[Any] = [
     ["n", "d"],  # numbers in the partition key: 2 and 2.00 are one partition
     ["x", "name"],
     {"name": "by_c", "equals": ["c"]},  # no sort field: its entries are in record id order
+    {"name": "folded", "equals": [], "sort": "name", "folded": True},  # names case-folded: ilike's key range, no order
 ]
 NUMERIC = {"integer", "decimal"}
+LIKES = {"text": ["like", "ilike"], "choice": ["like", "ilike"], "date": ["like"]}  # the prefix operators by type
 OPS = ["eq", "between", "gt", "ge", "lt", "le", "empty", "notEmpty"]
 _tables = itertools.count()
 
@@ -75,6 +77,8 @@ def meets(data: dict[str, Any], cond: Condition) -> bool:
         return True
     if cond.op == "like":
         return isinstance(value, str) and value.startswith(cond.values[0])
+    if cond.op == "ilike":  # ß folds to ss, K (Kelvin) to k: the oracle is casefold's own
+        return isinstance(value, str) and value.casefold().startswith(cond.values[0].casefold())
     mine = comparable(cond.field, value)
     bounds = [comparable(cond.field, v) for v in cond.values]
     if cond.op == "eq":
@@ -119,7 +123,7 @@ class Case:
     queries: tuple[Query, ...]
 
 
-ALPHABET = ["a", "b", "B", " ", "é", "ß", "中", "😀", "\t", "\U0010ffff"]
+ALPHABET = ["a", "b", "B", " ", "é", "ß", "s", "\u212a", "k", "中", "😀", "\t", "\U0010ffff"]
 EDGES = [D(v) for v in ("-10", "-1.5", "-1", "-0.123", "-0.12", "0", "0.5", "2", "10", "0.0000001", "1E+21")]
 # Numbers of one magnitude whose digits start alike (-0.12, -0.123, -0.1, 1.5, 1.23): their encodings share prefixes.
 ALIKE = st.builds(
@@ -165,13 +169,16 @@ def prefixes(name: str, records: Records) -> st.SearchStrategy[str]:
 @st.composite
 def conditions(draw: st.DrawFn, records: Records, name: str | None = None, op: str | None = None) -> Condition:
     name = name or draw(st.sampled_from(list(TYPES)))
-    op = op or draw(st.sampled_from(OPS + (["like"] if TYPES[name] in ("text", "choice", "date") else [])))
+    op = op or draw(st.sampled_from(OPS + LIKES.get(TYPES[name], [])))
     if op == "eq":
         values = tuple(draw(st.lists(bounds(name, records), min_size=1, max_size=3)))
     elif op == "between":
         values = (draw(bounds(name, records)), draw(bounds(name, records)))
     elif op == "like":
         values = (draw(prefixes(name, records)),)
+    elif op == "ilike":  # a prefix of a value, its case changed at random, or an unrelated text
+        prefix = draw(prefixes(name, records) | st.lists(st.sampled_from([*ALPHABET, "SS", "\u212a"]), max_size=3).map("".join))
+        values = ("".join(c.swapcase() if draw(st.booleans()) else c for c in prefix) or "a",)
     elif op in ("empty", "notEmpty"):
         values = ()
     else:
@@ -193,7 +200,7 @@ def queries(draw: st.DrawFn, indexes: tuple[Any, ...], records: Records) -> Quer
     equals, sort_field = parts(target) if target is not None else ([], None)
     by += [draw(conditions(records, name, "eq")) for name in equals]
     if sort_field and draw(st.integers(0, 3)):  # eq (several values: several ranges to merge) or a range
-        ops = ["eq", "eq", *OPS, *(["like"] if TYPES[sort_field] in ("text", "choice", "date") else [])]
+        ops = ["eq", "eq", *OPS, *LIKES.get(TYPES[sort_field], [])]
         by.append(draw(conditions(records, sort_field, draw(st.sampled_from(ops)))))
     by += draw(st.lists(conditions(records), max_size=3 if target is None else 1))
     if sort_field and draw(st.booleans()):

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterator
+from decimal import Decimal
 from typing import Any
 
 import boto3
@@ -21,6 +22,9 @@ import pytest
 from backroom import aws
 from backroom.dynamo import ConditionFailed, Table, TransactionFailed, Write
 from backroom.errors import Invalid, ServiceFailure
+from backroom.records import Condition, Schema
+from backroom.records.query import matches
+from backroom.records.reader import pushdown
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
@@ -182,7 +186,50 @@ def product_corpus(client: Any, table_name: str) -> Answers:
     run("after the transactions", lambda: table.get("REC#t#x#0", "0001"))
     run("conditional put, present", lambda: table.put(items[3], condition="attribute_not_exists(pk)"))
     run("update returns the item", lambda: table.update("REC#t#x#0", "0004", "SET w = :w", values={":w": "x"}))
+    pushed, names, values = pushdown(PUSHED, PUSHED_CONDITIONS)  # as the reader filters a table no index serves
+    records = [{"pk": "REC#t#y#0", "sk": f"{n:04d}", "data": pushed_data(n)} for n in range(40)]
+    table.batch_write(records)
+    scanned: list[int] = []
+    run(
+        "a filter pushed down, pages of 9",
+        lambda: [
+            *table.query(
+                "pk = :p",
+                {":p": "REC#t#y#0", **values},
+                names=names,
+                page_size=9,
+                filtered=pushed,
+                scanned=scanned.append,
+            ),
+            {"scanned": sum(scanned)},
+        ],
+    )
     return got
+
+
+PUSHED = Schema.model_validate(
+    {
+        "name": "y",
+        "fields": [
+            {"name": "name", "type": "text"},
+            {"name": "n", "type": "integer"},
+            {"name": "ok", "type": "boolean"},
+            {"name": "when", "type": "date"},
+            {"name": "g", "type": "group", "fields": [{"name": "x", "type": "decimal"}]},
+        ],
+    }
+)
+PUSHED_CONDITIONS = [
+    Condition("name", "eq", ("a", "b")),
+    Condition("n", "between", (Decimal(5), Decimal(30))),
+    Condition("ok", "eq", (True,)),
+    Condition("when", "ge", ("2024-01-05",)),
+    Condition("g.x", "lt", (Decimal("20.5"),)),
+]
+
+
+def pushed_data(n: int) -> dict[str, Any]:
+    return {"name": "abc"[n % 3], "n": n, "ok": n % 2 == 0, "when": f"2024-01-{n % 28 + 1:02d}", "g": {"x": Decimal(n)}}
 
 
 def test_the_products_dynamodb_layer_answers_alike_on_both_engines(engines: Any) -> None:
@@ -193,6 +240,9 @@ def test_the_products_dynamodb_layer_answers_alike_on_both_engines(engines: Any)
     assert local["between, bounds reversed"] == [] and local["count, bounds reversed"] == 0
     assert local["transaction, a check fails"] == "TransactionFailed: [None, 'ConditionalCheckFailed']"
     assert local["after the transactions"]["v"] == 2  # the failed transaction wrote nothing
+    *found, scanned = local["a filter pushed down, pages of 9"]
+    wanted = [n for n in range(40) if matches(PUSHED, pushed_data(n), PUSHED_CONDITIONS)]
+    assert [int(item["sk"]) for item in found] == wanted and wanted and scanned == {"scanned": 40}
 
 
 def limits_corpus(client: Any, table_name: str) -> Answers:

@@ -529,11 +529,15 @@ class Table:
         attributes: list[str] | None = None,
         exact: bool = False,
         page_size: int | None = None,
+        filtered: str | None = None,
+        scanned: Callable[[int], None] | None = None,
     ) -> Iterator[dict[str, Any]]:
         """Items matching a key condition, following DynamoDB's pages, at most `limit` of them.
 
         `page_size` asks DynamoDB for that many items a page (a reader that may stop early reads little).
-        A reversed BETWEEN range matches nothing, without a request (`_empty_range`).
+        A reversed BETWEEN range matches nothing, without a request (`_empty_range`). `filtered` is a
+        FilterExpression over `names` and `values` (DynamoDB reads every item of the range, and returns
+        those that meet it); `scanned` is told each page's ScannedCount, the items read.
         """
         if _empty_range(key, values):
             return
@@ -552,6 +556,8 @@ class Table:
             kwargs["ConsistentRead"] = True
         if start:
             kwargs["ExclusiveStartKey"] = to_item(start)
+        if filtered:
+            kwargs["FilterExpression"] = filtered
         _project(kwargs, attributes)
         remaining = limit
         while True:
@@ -559,6 +565,8 @@ class Table:
                 kwargs["Limit"] = max(1, min(remaining or 1000, page_size or 1000, 1000))
             page = _request(self.client.query, **kwargs)
             _count_read(page, read=page.get("ScannedCount", 0), returned=len(page.get("Items", [])))
+            if scanned is not None:
+                scanned(page.get("ScannedCount", 0))
             for item in page.get("Items", []):
                 yield from_item(item, exact=exact)
             if page_size:

@@ -43,7 +43,7 @@ import re2
 
 from backroom.errors import Invalid
 from backroom.records.query import Condition, Op, Sort
-from backroom.records.schema import Schema, TableField
+from backroom.records.schema import FOLDABLE, Schema, TableField
 from backroom.records.values import BadValue, canonical, is_empty, order_key, scalar
 
 RESERVED: frozenset[str] = frozenset(
@@ -657,9 +657,10 @@ def bind(schema: Schema, query: Query) -> Bound:
     into store conditions, record ids and the rest; raises Invalid.
 
     A top-level filter goes to the store when the store's `matches` means exactly what the language
-    does: a single plain field (no group, no list), with equality, a range, empty or notEmpty; a
-    relationship only by its id. `notEquals` and `like` never do (the store's like is a case-sensitive
-    prefix). So `matches(conditions) and evaluate(rest)` is `evaluate(where)` for every record.
+    does: a single plain field (no group, no list), with equality, a range, empty or notEmpty, or a
+    text's `like(/v)` (the store's `ilike`, starts with ignoring case); a relationship only by its id.
+    `notEquals` and the other `like` forms never do. So `matches(conditions) and evaluate(rest)` is
+    `evaluate(where)` for every record.
     """
     paths: set[str] = set()
     _walk(schema, query.where, paths)
@@ -706,6 +707,10 @@ def _walk(schema: Schema, expr: Expr, paths: set[str]) -> None:
 
 def _condition(schema: Schema, item: Filter, checked: _Checked) -> Condition | None:
     target = checked.target
+    if _starts_with(item) and not target.multi and target.kind == "value" and target.spec is not None:
+        name = ".".join(target.names)
+        if target.spec.type in FOLDABLE and schema.field(name) is target.spec:
+            return Condition(name, "ilike", (item.values[0][1:],))  # a folded index's key range
     if target.multi or item.op not in _STORE_OPS or target.spec is None:
         return None
     name = ".".join(target.names)
@@ -716,6 +721,12 @@ def _condition(schema: Schema, item: Filter, checked: _Checked) -> Condition | N
     # A relationship's Condition compares the related id (`value_at`), so only an equality on ids goes.
     by_id = target.kind == "rel.id" or (target.kind == "rel" and all(_ID.fullmatch(v) for v in checked.typed))
     return Condition(name, "eq", checked.typed) if by_id and item.op == "eq" else None
+
+
+def _starts_with(item: Filter) -> bool:
+    """`like(/v)`: starts with v, ignoring case (the store's `ilike`); not `like(/re/)`, a regular expression."""
+    pattern = item.values[0] if item.op == "like" and item.values else ""
+    return pattern.startswith("/") and not (len(pattern) >= 2 and pattern.endswith("/")) and len(pattern) > 1
 
 
 def _sort(schema: Schema, query: Query, paths: set[str]) -> Sort:

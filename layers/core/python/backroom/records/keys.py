@@ -48,12 +48,13 @@ def index_pk(tenant_id: str, schema: Schema, index: Index, shard: int, values: S
     return keys.index_entry(tenant_id, schema.key, index.name, shard, _digest(values))
 
 
-def entry_sk(schema: Schema, sort: str | None, data: Mapping[str, Any], rid: str) -> str:
-    """An index entry's sort key: the order key of the value its index sorts on (none when empty), then the id."""
+def entry_sk(schema: Schema, sort: str | None, data: Mapping[str, Any], rid: str, *, folded: bool = False) -> str:
+    """An index entry's sort key: the order key of the value its index sorts on (none when empty), then
+    the id; case-folded for a folded index."""
     value = value_at(data, sort) if sort else None
     spec = schema.field(sort) if sort else None
     ordered = "" if spec is None or is_empty(value) else order_key(spec, value)
-    return f"{ordered}{SEP}{rid}"
+    return f"{ordered.casefold() if folded else ordered}{SEP}{rid}"
 
 
 def index_entries(tenant_id: str, schema: Schema, record: Record) -> list[tuple[str, str]]:
@@ -62,7 +63,7 @@ def index_entries(tenant_id: str, schema: Schema, record: Record) -> list[tuple[
     entries = []
     for index in schema.indexes:
         values = [canonical(value_at(record.data, f)) for f in index.equals]
-        sk = entry_sk(schema, index.sort, record.data, record.rid)
+        sk = entry_sk(schema, index.sort, record.data, record.rid, folded=index.folded)
         entries.append((index_pk(tenant_id, schema, index, shard, values), sk))
     if record.source:
         source = Index(name=SOURCE_INDEX, equals=[SOURCE_INDEX])

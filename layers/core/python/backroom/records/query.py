@@ -17,7 +17,8 @@ from typing import Any, Literal
 from backroom.records.schema import NUMERIC, SOURCE_INDEX, Index, Schema
 from backroom.records.values import canonical, is_empty, order_key, value_at
 
-Op = Literal["eq", "between", "gt", "ge", "lt", "le", "like", "empty", "notEmpty"]
+# like: starts with (as stored); ilike: starts with, ignoring case (casefold), as the query language's like(/v)
+Op = Literal["eq", "between", "gt", "ge", "lt", "le", "like", "ilike", "empty", "notEmpty"]
 SEP, NEXT, TOP = "\x01", "\x02", "\U0010ffff"  # text never holds \x01 or \x02 (values.py)
 MAX_PARTITIONS = 100  # key ranges (value combinations times sort-key ranges) one plan may query per shard
 
@@ -71,6 +72,8 @@ def _meets(schema: Schema, data: Mapping[str, Any], cond: Condition) -> bool:
     bounds = [order_key(spec, v) for v in cond.values]
     if cond.op == "like":
         return isinstance(value, str) and value.startswith(str(cond.values[0]))
+    if cond.op == "ilike":
+        return isinstance(value, str) and value.casefold().startswith(str(cond.values[0]).casefold())
     checks = {
         "gt": lambda: mine > bounds[0],
         "ge": lambda: mine >= bounds[0],
@@ -90,11 +93,15 @@ def sort_key(schema: Schema, data: Mapping[str, Any], rid: str, sort: Sort) -> t
     return ("" if is_empty(value) or spec is None else order_key(spec, value), rid)
 
 
-def _range(schema: Schema, cond: Condition) -> tuple[list[tuple[str | None, str | None]], bool] | None:
-    """The sort-key ranges of a condition on an index's sort field, and whether each is one value."""
+def _range(schema: Schema, cond: Condition, folded: bool) -> tuple[list[tuple[str | None, str | None]], bool] | None:
+    """The sort-key ranges of a condition on an index's sort field, and whether each is one value.
+
+    A folded index serves `ilike` alone: its keys are the values case-folded, in no order of the values."""
     spec = schema.field(cond.field)
-    if spec is None:
+    if spec is None or folded != (cond.op == "ilike"):
         return None
+    if folded:
+        return [_prefix(str(cond.values[0]).casefold())], False
     keys = [order_key(spec, v) for v in cond.values]
     if cond.op == "eq":
         return [(k + SEP, k + NEXT) for k in sorted(set(keys))], True
@@ -159,7 +166,7 @@ def in_order(schema: Schema, conditions: Sequence[Condition], sort: Sort) -> Pla
     way: a page costs its size divided by the share of records that match, not every match."""
     best: tuple[int, Plan] | None = None
     for index in schema.indexes:
-        if index.building or sort.field is None or index.sort != sort.field:
+        if index.building or index.folded or sort.field is None or index.sort != sort.field:
             continue
         candidate = _on_index(schema, index, conditions, sort)
         if candidate is None or candidate.sort_in_memory:
@@ -187,15 +194,17 @@ def _on_index(schema: Schema, index: Index, conditions: Sequence[Condition], sor
     by_id = index.sort is None
     for cond in conditions:
         if index.sort and cond.field == index.sort and cond not in used:
-            served = _range(schema, cond)
+            served = _range(schema, cond, index.folded)
             # Each range is a Query per shard and combination: past the cap, the condition is checked on reads.
             if served is not None and len(combos) * len(served[0]) <= MAX_PARTITIONS:
                 ranges, by_id = served
                 used.append(cond)
                 break
     residual = [c for c in conditions if c not in used]
-    if sort is None:
+    if sort is None and not (index.folded and not by_id):
         order = Sort() if by_id else Sort(index.sort)
         return Plan(index, combos, ranges, by_id, residual, order)
-    streams_in_order = (sort.field is None and by_id) or (sort.field is not None and sort.field == index.sort)
+    if sort is None:  # a folded index's keys are in no order of the values: by the field, in memory
+        return Plan(index, combos, ranges, False, residual, Sort(index.sort), sort_in_memory=True)
+    streams_in_order = (sort.field is None and by_id) or (sort.field == index.sort and not index.folded)
     return Plan(index, combos, ranges, by_id and sort.field is None, residual, sort, not streams_in_order)

@@ -11,12 +11,14 @@ from __future__ import annotations
 import heapq
 import itertools
 import json
+import queue
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from decimal import Decimal
 from itertools import islice
 from typing import Any
 
-from backroom.dynamo import Table
+from backroom.dynamo import Table, in_context
 from backroom.errors import Invalid, NotFound
 from backroom.records.keys import (
     COUNT_SLOTS,
@@ -32,10 +34,12 @@ from backroom.records.keys import (
 )
 from backroom.records.model import Check, Page, Record, TooBroad
 from backroom.records.query import SEP, Condition, Plan, Sort, in_order, matches, plan, sort_key
-from backroom.records.schema import SOURCE_INDEX, Namespace, Schema, TableField, table_key
+from backroom.records.schema import NUMERIC, SOURCE_INDEX, Namespace, Schema, TableField, table_key
 from backroom.records.values import EXACT, BadValue, canonical, is_empty, typed
 
-MAX_READ = 20_000  # records a request may read to check filters no index serves (then 400, not a timeout)
+# Items a request may read to answer a query no index serves whole (then a 400 that names the index to
+# declare, not a timeout): sized for API Gateway's 29 s on DynamoDB (docs/queries.md, "The read budget").
+MAX_READ = 100_000
 MAX_COUNT_READS = 100  # count items one total may read (one BatchGetItem): 12 combinations of values
 
 
@@ -425,9 +429,13 @@ class RecordReader:
 
         What no index serves is checked on the records read, at most `max_read` of them when `capped`.
         """
-        keys = self._keys(tenant_id, schema, chosen, None if chosen.sort_in_memory else after, want=want)
+        start = None if chosen.sort_in_memory else after
         cap = self.max_read if capped and (chosen.residual or chosen.sort_in_memory or where) else None
-        matched = self._checked(tenant_id, schema, chosen, keys, cap, want, where)
+        if chosen.index is None and not chosen.nothing:
+            matched = self._whole_matching(tenant_id, schema, chosen, start, cap, want, where)
+        else:
+            keys = self._keys(tenant_id, schema, chosen, start, want=want)
+            matched = self._checked(tenant_id, schema, chosen, keys, cap, want, where)
         if not chosen.sort_in_memory:
             yield from matched
             return
@@ -440,6 +448,52 @@ class RecordReader:
         for key, record in ranked:
             if after is None or (key < after if order.descending else key > after):
                 yield key, record
+
+    def _whole_matching(
+        self,
+        tenant_id: str,
+        schema: Schema,
+        chosen: Plan,
+        after: str | None,
+        cap: int | None,
+        want: int,
+        where: Check | None,
+    ) -> Iterator[tuple[str, Record]]:
+        """(id, record) of every record meeting the plan's filters, in id order past `after`: no index
+        serves them, so the table's shards are read whole, at once (a thread each, a page ahead), with the filters
+        DynamoDB can check pushed down to it (`pushdown`); every filter is checked here too. At most `cap`
+        items read (DynamoDB's ScannedCount), then TooBroad."""
+        descending = chosen.order.descending and not chosen.sort_in_memory
+        budget = _Budget(cap)
+        pushed, names, values = pushdown(schema, chosen.residual)
+        hint = max(10, min(1000, want // schema.shards + 10))
+
+        def shard(number: int) -> Iterator[dict[str, Any]]:
+            key, bounds = _key_range(records_pk(tenant_id, schema, number), None, None)
+            if after is not None:
+                key, bounds = f"{key} AND sk {'<' if descending else '>'} :after", {**bounds, ":after": after}
+            return self.table.query(
+                key,
+                {**bounds, **values},
+                names=names or None,
+                forward=not descending,
+                consistent=True,
+                exact=True,
+                page_size=hint,
+                filtered=pushed,
+                scanned=budget.add,
+            )
+
+        # A page of every record (no filter) reads each shard lazily; a filtered read, the shards at once.
+        checked = bool(chosen.residual) or where is not None
+        streams = [_ahead(shard(n), depth=hint) if checked else shard(n) for n in range(schema.shards)]
+        try:
+            for item in heapq.merge(*streams, key=lambda i: str(i["sk"]), reverse=descending):
+                record = _record(schema, item)
+                if matches(schema, record.data, chosen.residual) and (where is None or where(record)):
+                    yield record.rid, record
+        except _Spent:
+            raise self._too_broad(schema) from None
 
     def _checked(
         self,
@@ -474,8 +528,104 @@ class RecordReader:
     def _too_broad(self, schema: Schema) -> TooBroad:
         return TooBroad(
             f"This filter or sort on {schema.name} is served by no index and would read more than"
-            f" {self.max_read} records; add a filter on an indexed field"
+            f" {self.max_read:,} records (the read budget); add a filter on an indexed field, or declare an"
+            " index on the fields it filters and sorts by in the app definition"
         )
+
+
+class _Spent(Exception):
+    """A read went past its budget of items."""
+
+
+class _Budget:
+    """Items one request's reads may read (None: no bound), added up from the threads reading its shards."""
+
+    def __init__(self, most: int | None) -> None:
+        self.most = most
+        self.read = 0
+        self._lock = threading.Lock()
+
+    def add(self, items: int) -> None:
+        with self._lock:
+            self.read += items
+            if self.most is not None and self.read > self.most:
+                raise _Spent
+
+
+_END = object()
+
+
+def _ahead(source: Iterator[Any], depth: int) -> Iterator[Any]:
+    """`source`'s items, read by a thread of its own ahead of the consumer, so that the shards of one
+    read are read at the same time, not one after the other. Its failure is raised here; the thread
+    stops when the consumer does (it waits on a full queue at most a tenth of a second at a time)."""
+    box: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def offer(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                box.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in source:
+                if not offer(item):
+                    return
+            offer(_END)
+        except BaseException as err:
+            offer(_Failed(err))
+
+    threading.Thread(target=in_context(produce), daemon=True).start()
+    try:
+        while (item := box.get()) is not _END:
+            if isinstance(item, _Failed):
+                raise item.error
+            yield item
+    finally:
+        stop.set()
+
+
+class _Failed:
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+_TEXTS = frozenset({"text", "email", "url", "choice", "date"})  # stored as strings: DynamoDB compares code points
+
+
+def pushdown(schema: Schema, conditions: Sequence[Condition]) -> tuple[str | None, dict[str, str], dict[str, Any]]:
+    """A FilterExpression for the conditions DynamoDB checks exactly as `matches` does (equality and
+    ranges on a field of one text, number, date or boolean value), with its names and values; field
+    names only as placeholders. What it leaves out is checked on the records read, as all of it is."""
+    parts: list[str] = []
+    names: dict[str, str] = {}
+    values: dict[str, Any] = {}
+    for i, cond in enumerate(conditions):
+        spec = schema.field(cond.field) if cond.field != SOURCE_INDEX else None
+        if spec is None or spec.multi or not cond.values or spec.type not in (*_TEXTS, *NUMERIC, "boolean"):
+            continue
+        steps = {f"#c{i}_{j}": step for j, step in enumerate(cond.field.split("."))}
+        path = ".".join(["#rd", *steps])
+        held = [f":c{i}_{k}" for k in range(len(cond.values))]
+        if cond.op == "eq" and len(held) <= 100:
+            parts.append(f"{path} IN ({', '.join(held)})")
+        elif cond.op in _COMPARED and spec.type != "boolean" and len(held) == len(_COMPARED[cond.op]):
+            parts.append(
+                " AND ".join(f"{path} {sign} {name}" for sign, name in zip(_COMPARED[cond.op], held, strict=True))
+            )
+        else:
+            continue
+        names.update({"#rd": "data", **steps})
+        values.update(zip(held, cond.values, strict=True))
+    return (" AND ".join(parts) or None), names, values
+
+
+_COMPARED = {"gt": (">",), "ge": (">=",), "lt": ("<",), "le": ("<=",), "between": (">=", "<=")}
 
 
 def _key_range(pk: str, lo: str | None, hi: str | None) -> tuple[str, dict[str, Any]]:

@@ -32,6 +32,7 @@ SOURCE_INDEX = "_source"  # built in: the records an import file wrote
 # "Gateway authority").
 Namespace = Literal["runtime", "gateway"]
 RUNTIME: Namespace = "runtime"
+FOLDABLE = ("text", "email", "url", "choice")  # the types whose values `like` compares ignoring case
 GATEWAY: Namespace = "gateway"
 
 
@@ -86,10 +87,13 @@ class Index(BaseModel):
     # True while a job writes the entries of the records that existed when it was added: every write keeps
     # its entries already, but the planner does not use it until the job marks it ready (`app.evolution`).
     building: bool = False
+    # Its text sort field's values case-folded: `like(/v)` (starts with, ignoring case) is one key range of
+    # it; it never gives the field's own order, so no sort is read from it.
+    folded: bool = False
 
     def same_as(self, other: Index) -> bool:
         """Whether both hold the same entries (a building index is the index it will be)."""
-        return (self.equals, self.sort) == (other.equals, other.sort)
+        return (self.equals, self.sort, self.folded) == (other.equals, other.sort, other.folded)
 
     @property
     def fields(self) -> list[str]:
@@ -133,6 +137,9 @@ class Schema(BaseModel):
                 found = self.field(path)
                 if found is None or found.multi or found.type in ("group", "file"):
                     raise ValueError(f"index {index.name}: {path} is not a single plain field")
+            sort = self.field(index.sort) if index.sort else None
+            if index.folded and (sort is None or sort.type not in FOLDABLE):
+                raise ValueError(f"index {index.name}: folded needs a sort field of text ({', '.join(FOLDABLE)})")
         return self
 
     @model_validator(mode="after")
