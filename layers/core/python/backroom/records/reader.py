@@ -493,7 +493,7 @@ class RecordReader:
                 if matches(schema, record.data, chosen.residual) and (where is None or where(record)):
                     yield record.rid, record
         except _Spent:
-            raise self._too_broad(schema) from None
+            raise self._too_broad(schema, chosen) from None
 
     def _checked(
         self,
@@ -514,7 +514,7 @@ class RecordReader:
             batch_size = min(batch_size * 2, 100)
             read += len(batch)
             if cap is not None and read > cap:
-                raise self._too_broad(schema)
+                raise self._too_broad(schema, chosen)
             found = {r.rid: r for r in self.get_many(tenant_id, schema, [rid for _, rid in batch])}
             for key, rid in batch:
                 record = found.get(rid)
@@ -525,11 +525,22 @@ class RecordReader:
                 ):
                     yield key, record
 
-    def _too_broad(self, schema: Schema) -> TooBroad:
+    def _too_broad(self, schema: Schema, chosen: Plan) -> TooBroad:
+        """The 400 of a read past the budget, naming the index that would serve it: the equality filters'
+        fields, then the field of a range or of the order (filters an index cannot serve, `like(v)`
+        or `notEquals`, are not in it: some filter an index serves must narrow them)."""
+        equals = sorted({c.field for c in chosen.residual if c.op == "eq"})
+        ranged = [c.field for c in chosen.residual if c.op != "eq" and c.field not in equals]
+        sort = chosen.order.field or (ranged[0] if ranged else None)
+        wanted = {"equals": equals, **({"sort": sort} if sort else {})} if equals or sort else None
+        advice = (
+            f"declare the index {json.dumps(wanted)} on {schema.name} in the app definition"
+            if wanted
+            else "add a filter on an indexed field"
+        )
         return TooBroad(
-            f"This filter or sort on {schema.name} is served by no index and would read more than"
-            f" {self.max_read:,} records (the read budget); add a filter on an indexed field, or declare an"
-            " index on the fields it filters and sorts by in the app definition"
+            f"This query on {schema.name} would read more than {self.max_read:,} items (the read budget):"
+            f" no index serves its filters or its order; {advice}"
         )
 
 
