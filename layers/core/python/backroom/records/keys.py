@@ -95,6 +95,10 @@ def count_keys(family: str) -> list[tuple[str, str]]:
 count_key = keys.count
 
 
+def since_key(tenant_id: str, schema: Schema) -> tuple[str, str]:
+    return keys.counted_since(records_family(tenant_id, schema))
+
+
 def tally(tenant_id: str, schema: Schema, before: Record | None, after: Record | None) -> dict[str, int]:
     """How a write taking a record from `before` to `after` (None: absent) moves the table's counts:
     the record's own (created or deleted), and one per index entry it takes or leaves."""
