@@ -112,7 +112,16 @@ def tally(tenant_id: str, schema: Schema, before: Record | None, after: Record |
         moves[keys.family(pk)] += 1
     for pk, _ in old - new:
         moves[keys.family(pk)] -= 1
-    return {family: n for family, n in moves.items() if n and not family.endswith(f"#{_digest([])}")}
+    return {family: n for family, n in moves.items() if n and _counted(family)}
+
+
+def _counted(family: str) -> bool:
+    """Not counted: an index without equality fields (its count is the records'), and the import source's
+    (`count_source` counts its entries)."""
+    if not family.startswith("IDX#"):
+        return True
+    _, index, digest = family.rsplit("#", 2)
+    return digest != _digest([]) and index != SOURCE_INDEX
 
 
 def unique_key(tenant_id: str, schema: Schema, name: str, value: Any) -> tuple[str, str]:
