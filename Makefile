@@ -56,7 +56,7 @@ integration: $(STAMP) $(DYNAMODB_LOCAL)
 	$(PY) -m pytest tests/integration
 
 # runtime: list latency and items read per request of the runtime data API at 10,000 and 100,000 records
-# (about 30 minutes on 2 cores on DynamoDB Local until issue 25's totals: see its docstring);
+# (23 minutes measured with the test suite sharing the 2 cores, 19 of them the 100,000-record load);
 # records: import throughput, extract and update latency by table size (about 21 minutes on 2 cores);
 # task_memory: a task's memory by row count (about 15); actions: the aggregate sample at 2,000 and
 # 20,000 contacts (the aggregate budget) and an async action's records/s against a loop of updates (about 20);

@@ -8,7 +8,7 @@ tenants of their own, each with one developer (the demo tenant's dev@demo.local 
 own companies too): one holds BENCH_RUNTIME_SMALL companies, the other BENCH_RUNTIME_LARGE, so both
 sizes answer the same URL and are timed in the same run, alternating. The companies are written in
 bulk the way jobs write records (`RecordStore.items` + `Table.batch_write`, from BENCH_RUNTIME_THREADS
-threads): a record item and its entry in each of the entity's 7 indexes (no unique markers: reads
+threads): a record item and its entry in each of the entity's 8 indexes, then the table's counts (no unique markers: reads
 never use them). Record i is named `Company <i, 6 digits>`; numberOfEmployees spreads the records
 evenly over 1..100,000 (a step of 100,000 / size apart, in an order unrelated to the names or ids);
 state and type take their three choices in turn.
@@ -39,11 +39,9 @@ and items read <= 1.1. Nothing asserts on time. A last line times one bare Query
 partition, what the engine alone costs per read at either size (DynamoDB's does not grow with the
 partition). BENCH_STACK_LOG names a file for the stack's log.
 
-    make bench                                  # with the other benches; this one about 30 minutes on 2
-                                                # cores on DynamoDB Local before issue 25's planner: 5
-                                                # of them the 100,000-record load, 20 the sorted page
-                                                # and its 10th page at 100,000 (their total counts the
-                                                # whole table: about a minute a request)
+    make bench                                  # with the other benches; this one 23 minutes on 2 cores
+                                                # on DynamoDB Local with the test suite sharing them, 19
+                                                # of them the 100,000-record load (the queries are fast)
     python -m infra.bench.runtime               # this one alone
     BENCH_RUNTIME_SMALL=1000 BENCH_RUNTIME_LARGE=10000 python -m infra.bench.runtime   # a quick look
 """

@@ -16,6 +16,7 @@ from backroom.errors import BackroomError
 from backroom.identity.models import Caller, Role
 from backroom.ids import object_id
 from backroom.records import Record
+from backroom.records.keys import since_key
 from backroom.records.model import Create
 from backroom.wiring import Core
 
@@ -109,3 +110,32 @@ def test_a_total_reads_the_count_items_however_many_records_match(core: Core, co
         read.append(cost.items_read)
         assert totals[0] == totals[1] == len(records(core, companies))
     assert read[1] <= 1.1 * read[0] and read[1] < 200, read
+
+
+def test_a_table_with_records_from_before_counts_were_kept_totals_them_by_counting(
+    core: Core, companies: Entity
+) -> None:
+    """A stack upgraded with tables already holding records: no count holds those, so a total is a
+    Select=COUNT (exact, at the matches' cost) until the table is marked counted."""
+    bulk(core, TENANT, companies, [company(i, "ab"[i % 2]) for i in range(60)])
+    core.table.delete(*since_key(TENANT, companies.schema))  # as a table declared before this release
+    core.records.define(TENANT, companies.schema)  # declared again, holding records: not marked
+    core.app.create(DEV, "companies", company(99), IP)
+    assert total(core, {}) == 61 and total(core, {"type": "a"}) == 31
+    assert core.records.reader.counted(TENANT, companies.schema, []) is None
+
+
+def test_a_sorted_page_whose_matches_sit_at_the_far_end_of_the_order_still_answers(
+    core: Core, companies: Entity, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reading the sort's index in order is chosen by the share of records that match; when they all sit
+    at the end of that order, it stops after as many reads as sorting the matches would take, and the
+    matches are read and sorted instead (not a 400)."""
+    values = [{**company(i), "state": "inactive", "numberOfEmployees": i} for i in range(1_000)]
+    values += [{**company(i), "state": "active", "numberOfEmployees": 10_000 + i} for i in range(200)]
+    bulk(core, TENANT, companies, values)
+    monkeypatch.setattr(core.records.reader, "max_read", 700)
+    query = {"state": "active", "_sortField": "numberOfEmployees", "_sortType": "asc", "_size": "5"}
+    page = core.app.find(DEV, "companies", query)
+    assert page["total"] == 200
+    assert [r["numberOfEmployees"] for r in page["items"]] == [10_000, 10_001, 10_002, 10_003, 10_004]

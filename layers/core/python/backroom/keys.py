@@ -39,6 +39,7 @@ found. `<n:12>` is a number zero-padded to 12 digits; `<hour>` is `YYYYMMDDHH` (
 | index entry (thin) | `IDX#<tenant>#<table key>#<index>#<shard>#<digest>` (1) | `<order key>\\x01<id>` | |
 | unique marker | `UNIQ#<tenant>#<table key>#<field>#<digest of the value>` | `UNIQ` | |
 | a runtime table's count (records, or an index value's entries) (3) | `COUNT#<family>#<slot 0-7>` | `COUNT` | |
+| the mark that a runtime table's counts hold all its records | `COUNT#REC#<tenant>#<table key>#since` | `COUNT` | |
 | history entry | `HIST#<tenant>#<table key>#<id>` | `<version:12>` | gsi1 `HISTE#<tenant>#<table key>#<shard>` (2) |
 
 (1) kinds `PERIOD`, `PARTICIPANT`, `CALCULATION`, `BATCH`, `IMPORTFILE`; for an index entry, the digest
@@ -413,6 +414,11 @@ def family(pk: str) -> str:
 
 def count(family_key: str, slot: int) -> Key:
     return f"COUNT#{family_key}#{slot}", "COUNT"
+
+
+def counted_since(family_key: str) -> Key:
+    """The mark that a table's counts hold every record: written when it is declared holding none."""
+    return f"COUNT#{family_key}#since", "COUNT"
 
 
 def history(tenant_id: str, table_key: str, rid: str) -> str:

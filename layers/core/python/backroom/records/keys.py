@@ -95,6 +95,10 @@ def count_keys(family: str) -> list[tuple[str, str]]:
 count_key = keys.count
 
 
+def since_key(tenant_id: str, schema: Schema) -> tuple[str, str]:
+    return keys.counted_since(records_family(tenant_id, schema))
+
+
 def tally(tenant_id: str, schema: Schema, before: Record | None, after: Record | None) -> dict[str, int]:
     """How a write taking a record from `before` to `after` (None: absent) moves the table's counts:
     the record's own (created or deleted), and one per index entry it takes or leaves."""
@@ -108,7 +112,16 @@ def tally(tenant_id: str, schema: Schema, before: Record | None, after: Record |
         moves[keys.family(pk)] += 1
     for pk, _ in old - new:
         moves[keys.family(pk)] -= 1
-    return {family: n for family, n in moves.items() if n and not family.endswith(f"#{_digest([])}")}
+    return {family: n for family, n in moves.items() if n and _counted(family)}
+
+
+def _counted(family: str) -> bool:
+    """Not counted: an index without equality fields (its count is the records'), and the import source's
+    (`count_source` counts its entries)."""
+    if not family.startswith("IDX#"):
+        return True
+    _, index, digest = family.rsplit("#", 2)
+    return digest != _digest([]) and index != SOURCE_INDEX
 
 
 def unique_key(tenant_id: str, schema: Schema, name: str, value: Any) -> tuple[str, str]:

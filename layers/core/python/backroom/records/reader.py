@@ -14,6 +14,7 @@ import json
 import queue
 import threading
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import replace
 from decimal import Decimal
 from itertools import islice
 from typing import Any
@@ -30,6 +31,7 @@ from backroom.records.keys import (
     records_family,
     records_pk,
     schemas_pk,
+    since_key,
     unique_key,
 )
 from backroom.records.model import Check, Page, Record, TooBroad
@@ -115,7 +117,13 @@ class RecordReader:
                 return self._read_whole(tenant_id, schema, chosen, after, size, skip, where)
             if total is None:
                 total = self.count(tenant_id, schema, conditions)
-            chosen = self._cheaper(tenant_id, schema, conditions, chosen, total, skip + size)
+            ordered = self._cheaper(tenant_id, schema, conditions, chosen, total, skip + size)
+            if ordered is not chosen:
+                try:  # matches bunched at the order's far end: no more reads than sorting them would take
+                    page = self._page(tenant_id, schema, ordered, after, size, skip, where, most=total)
+                    return page.model_copy(update={"total": total})
+                except TooBroad:
+                    pass
         page = self._page(tenant_id, schema, chosen, after, size, skip, where)
         return page if total is None else page.model_copy(update={"total": total})
 
@@ -142,8 +150,11 @@ class RecordReader:
         size: int,
         skip: int,
         where: Check | None,
+        *,
+        most: int | None = None,
     ) -> Page:
-        """One page of `chosen`'s matches after the cursor `after`, past the first `skip`."""
+        """One page of `chosen`'s matches after the cursor `after`, past the first `skip`; reading at
+        most `most` records (or the budget) to check filters."""
         if skip and not (chosen.residual or chosen.sort_in_memory or where):
             # Pass the first `skip` matches by their keys alone; the page starts after the last of them.
             passed = list(islice(self._keys(tenant_id, schema, chosen, after, want=skip + size), skip))
@@ -153,7 +164,7 @@ class RecordReader:
         found: list[Record] = []
         last: str | None = None
         for key, record in islice(
-            self._matching(tenant_id, schema, chosen, after, want=skip + size + 1, where=where), skip, None
+            self._matching(tenant_id, schema, chosen, after, want=skip + size + 1, where=where, most=most), skip, None
         ):
             if len(found) == size:
                 return Page(records=found, cursor=_encode(last), order=chosen.order)
@@ -226,15 +237,15 @@ class RecordReader:
         fields of a ready index (`type=a,b`: two counts). None otherwise."""
         if not counts_kept(schema):
             return None
-        if not conditions:
-            families = [records_family(tenant_id, schema)]
-        else:
-            families = self._index_families(tenant_id, schema, conditions)
-            if families is None:
-                return None
-        keys = [key for family in families for key in count_keys(family)]
-        found = self.table.batch_get(keys, attributes=["n"])
-        return max(0, sum(int(item.get("n", 0)) for item in found.values()))
+        every = [records_family(tenant_id, schema)]
+        families = self._index_families(tenant_id, schema, conditions) if conditions else every
+        if families is None:
+            return None
+        since = since_key(tenant_id, schema)
+        found = self.table.batch_get([since, *(key for family in families for key in count_keys(family))])
+        if since not in found:  # declared with records before counts were kept: they would be missing
+            return None
+        return sum(int(item.get("n", 0)) for key, item in found.items() if key != since)
 
     @staticmethod
     def _index_families(tenant_id: str, schema: Schema, conditions: Sequence[Condition]) -> list[str] | None:
@@ -278,7 +289,8 @@ class RecordReader:
     ) -> Iterator[Record]:
         """Every record matching `filters` (equalities, or conditions) and `where`, for jobs (no read cap)."""
         conditions = self.conditions(schema, filters) if isinstance(filters, Mapping) else filters
-        chosen = plan(schema, conditions)
+        # A job needs no order: a plan that would sort its matches in memory (a folded index's) streams them.
+        chosen = replace(plan(schema, conditions), sort_in_memory=False)
         if chosen.index is None and not chosen.nothing:  # no index serves it: the record partitions, items whole
             for record in self._whole(tenant_id, schema):
                 if matches(schema, record.data, chosen.residual) and (where is None or where(record)):
@@ -424,13 +436,15 @@ class RecordReader:
         capped: bool = True,
         want: int = 100,
         where: Check | None = None,
+        most: int | None = None,
     ) -> Iterator[tuple[str, Record]]:
         """(merge key, record) of every match in the plan's order; records are read by key in batches.
 
         What no index serves is checked on the records read, at most `max_read` of them when `capped`.
         """
         start = None if chosen.sort_in_memory else after
-        cap = self.max_read if capped and (chosen.residual or chosen.sort_in_memory or where) else None
+        budget = self.max_read if most is None else min(most, self.max_read)
+        cap = budget if capped and (chosen.residual or chosen.sort_in_memory or where) else None
         if chosen.index is None and not chosen.nothing:
             matched = self._whole_matching(tenant_id, schema, chosen, start, cap, want, where)
         else:
@@ -484,8 +498,8 @@ class RecordReader:
                 scanned=budget.add,
             )
 
-        # A page of every record (no filter) reads each shard lazily; a filtered read, the shards at once.
-        checked = bool(chosen.residual) or where is not None
+        # A page of every record in id order reads each shard lazily; a filtered or sorted read, all at once.
+        checked = bool(chosen.residual) or where is not None or chosen.sort_in_memory
         streams = [_ahead(shard(n), depth=hint) if checked else shard(n) for n in range(schema.shards)]
         try:
             for item in heapq.merge(*streams, key=lambda i: str(i["sk"]), reverse=descending):
@@ -493,7 +507,7 @@ class RecordReader:
                 if matches(schema, record.data, chosen.residual) and (where is None or where(record)):
                     yield record.rid, record
         except _Spent:
-            raise self._too_broad(schema) from None
+            raise self._too_broad(schema, chosen) from None
 
     def _checked(
         self,
@@ -514,7 +528,7 @@ class RecordReader:
             batch_size = min(batch_size * 2, 100)
             read += len(batch)
             if cap is not None and read > cap:
-                raise self._too_broad(schema)
+                raise self._too_broad(schema, chosen)
             found = {r.rid: r for r in self.get_many(tenant_id, schema, [rid for _, rid in batch])}
             for key, rid in batch:
                 record = found.get(rid)
@@ -525,11 +539,25 @@ class RecordReader:
                 ):
                     yield key, record
 
-    def _too_broad(self, schema: Schema) -> TooBroad:
+    def _too_broad(self, schema: Schema, chosen: Plan) -> TooBroad:
+        """The 400 of a read past the budget, naming the index that would serve it: the equality filters'
+        fields, then the field of a range or of the order (filters an index cannot serve, `like(v)`
+        or `notEquals`, are not in it: some filter an index serves must narrow them)."""
+        equals = sorted({c.field for c in chosen.residual if c.op == "eq"})
+        folded = next((c.field for c in chosen.residual if c.op == "ilike"), None)  # like(/v): a folded index
+        ranged = [c.field for c in chosen.residual if c.op not in ("eq", "ilike") and c.field not in equals]
+        sort = folded or chosen.order.field or (ranged[0] if ranged else None)
+        wanted: dict[str, Any] | None = None
+        if equals or sort:
+            wanted = {"equals": equals, **({"sort": sort} if sort else {}), **({"folded": True} if folded else {})}
+        advice = (
+            f"declare the index {json.dumps(wanted)} on {schema.name} in the app definition"
+            if wanted
+            else "add a filter on an indexed field"
+        )
         return TooBroad(
-            f"This filter or sort on {schema.name} is served by no index and would read more than"
-            f" {self.max_read:,} records (the read budget); add a filter on an indexed field, or declare an"
-            " index on the fields it filters and sorts by in the app definition"
+            f"This query on {schema.name} would read more than {self.max_read:,} items (the read budget):"
+            f" no index serves its filters or its order; {advice}"
         )
 
 
@@ -556,9 +584,10 @@ _END = object()
 
 
 def _ahead(source: Iterator[Any], depth: int) -> Iterator[Any]:
-    """`source`'s items, read by a thread of its own ahead of the consumer, so that the shards of one
-    read are read at the same time, not one after the other. Its failure is raised here; the thread
-    stops when the consumer does (it waits on a full queue at most a tenth of a second at a time)."""
+    """`source`'s items, read by a thread of its own (started now) ahead of the consumer, so that the
+    shards of one read are read at the same time, not one after the other. Its failure is raised to
+    the consumer; the thread stops when the consumer does (it waits on a full queue a tenth of a
+    second at a time)."""
     box: queue.Queue[Any] = queue.Queue(maxsize=depth)
     stop = threading.Event()
 
@@ -581,6 +610,10 @@ def _ahead(source: Iterator[Any], depth: int) -> Iterator[Any]:
             offer(_Failed(err))
 
     threading.Thread(target=in_context(produce), daemon=True).start()
+    return _taken(box, stop)
+
+
+def _taken(box: queue.Queue[Any], stop: threading.Event) -> Iterator[Any]:
     try:
         while (item := box.get()) is not _END:
             if isinstance(item, _Failed):

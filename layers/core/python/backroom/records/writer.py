@@ -25,9 +25,11 @@ from backroom.records.keys import (
     COUNT_SLOTS,
     UNIQUE,
     count_key,
+    counts_kept,
     index_entries,
     record_key,
     schemas_pk,
+    since_key,
     tally,
     unique_markers,
 )
@@ -57,8 +59,13 @@ class RecordWriter:
         self.history = history
 
     def define(self, tenant_id: str, schema: Schema) -> Schema:
-        """Declare a table in the schema's namespace."""
+        """Declare a table in the schema's namespace; a runtime table that holds no record yet is marked
+        as counted from now on (every write counts; one declared before counts were kept, with records,
+        keeps exact totals by Select=COUNT)."""
         self.table.put({"pk": schemas_pk(tenant_id), "sk": schema.key, **schema.model_dump()})
+        since = since_key(tenant_id, schema)
+        if counts_kept(schema) and self.table.get(*since) is None and not self.reader.holds_records(tenant_id, schema):
+            self.table.put({"pk": since[0], "sk": since[1], "at": now_ms()})
         return schema
 
     def undefine(self, tenant_id: str, schema: Schema) -> None:
