@@ -8,10 +8,11 @@ tenants of their own, each with one developer (the demo tenant's dev@demo.local 
 own companies too): one holds BENCH_RUNTIME_SMALL companies, the other BENCH_RUNTIME_LARGE, so both
 sizes answer the same URL and are timed in the same run, alternating. The companies are written in
 bulk the way jobs write records (`RecordStore.items` + `Table.batch_write`, from BENCH_RUNTIME_THREADS
-threads): a record item and its entry in each of the entity's 8 indexes, then the table's counts (no unique markers: reads
-never use them). Record i is named `Company <i, 6 digits>`; numberOfEmployees spreads the records
-evenly over 1..100,000 (a step of 100,000 / size apart, in an order unrelated to the names or ids);
-state and type take their three choices in turn.
+threads): a record item and its entry in each of the entity's 8 indexes, then the table's counts
+(`RecordStore.add_counts`; no unique markers: reads never use them). Record i is named
+`Company <i, 6 digits>`; numberOfEmployees spreads the records evenly over 1..100,000 (a step of
+100,000 / size apart, in an order unrelated to the names or ids); state and type take their three
+choices in turn.
 
 Six queries (issue 25's), each with the same number of matches or page at either size but the sorted
 ones, whose `total` is the table's or a third of it:

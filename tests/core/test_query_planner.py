@@ -177,7 +177,9 @@ def conditions(draw: st.DrawFn, records: Records, name: str | None = None, op: s
     elif op == "like":
         values = (draw(prefixes(name, records)),)
     elif op == "ilike":  # a prefix of a value, its case changed at random, or an unrelated text
-        prefix = draw(prefixes(name, records) | st.lists(st.sampled_from([*ALPHABET, "SS", "\u212a"]), max_size=3).map("".join))
+        prefix = draw(
+            prefixes(name, records) | st.lists(st.sampled_from([*ALPHABET, "SS", "\u212a"]), max_size=3).map("".join)
+        )
         values = ("".join(c.swapcase() if draw(st.booleans()) else c for c in prefix) or "a",)
     elif op in ("empty", "notEmpty"):
         values = ()
