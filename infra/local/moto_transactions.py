@@ -20,9 +20,11 @@ from collections.abc import Callable
 from typing import Any
 
 from moto.dynamodb import models as models_module
+from moto.dynamodb.exceptions import ItemSizeTooLarge
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.dynamo_type import DynamoType, Item, LimitedSizeDict
 from moto.dynamodb.models.table import StreamShard, Table
+from moto.dynamodb.models.utilities import bytesize
 from moto.dynamodb.responses import DynamoHandler
 
 from infra.local.patches import Patch
@@ -136,6 +138,25 @@ def _stored(table: Table, hash_key: DynamoType, range_key: DynamoType | None) ->
     return (partitions.get(hash_key) or {}).get(range_key) if range_key is not None else None
 
 
+def _sized_once(init: Callable[..., None]) -> Callable[..., None]:
+    """moto's Item.__init__, with DynamoDB's item size checked once for the whole item: moto's
+    LimitedSizeDict sums the sizes of every attribute already set on each insert (quadratic in the
+    attributes, a tenth of an in-process write's time). The same limit, the same error, the same total."""
+
+    def __init__(self: Item, hash_key: DynamoType, range_key: DynamoType | None, attrs: dict[str, Any]) -> None:
+        self.hash_key = hash_key
+        self.range_key = range_key
+        stored = LimitedSizeDict.__new__(LimitedSizeDict)
+        dict.__init__(stored)
+        for key, value in attrs.items():
+            dict.__setitem__(stored, key, DynamoType(value))
+        if sum(bytesize(key) + value.size() for key, value in stored.items()) > 405_000:  # moto's own limit
+            raise ItemSizeTooLarge
+        self.attrs = stored
+
+    return __init__
+
+
 class _CopyUnlessUndoing:
     """moto's `copy` module, whose deepcopy hands a Table back as it is while a transaction runs here.
 
@@ -157,6 +178,7 @@ class _CopyUnlessUndoing:
 PATCHES = (
     Patch(DynamoDBBackend, "transact_write_items", "(self, transact_items)", _undone_on_failure),
     Patch(models_module, "copy", "module copy", lambda _copy: _CopyUnlessUndoing()),
+    Patch(Item, "__init__", "(self, hash_key, range_key, attrs)", _sized_once),
     Patch(
         DynamoDBBackend,
         "put_item",

@@ -26,6 +26,9 @@ DynamoDBBackend.put_item, update_item, delete_item,   F: moto checks a condition
                                                         transaction half done.
 DynamoHandler.transact_get_items                      F: as get_item, for the whole TransactGet.
   (moto_transactions: under the write lock)
+Item.__init__ (moto_transactions: DynamoDB's item     S: LimitedSizeDict sums every attribute set so
+  size checked once for the whole item, moto's          far on each insert (quadratic, a tenth of an
+  limit and error)                                      in-process write; 30% of a 20,500-record seed).
 Table.query (moto_queries: narrows the candidates     S: moto sorts every item of the table on each
   to the partition, or the index hash key's items;      Query (1-3 s at 100,000 rows); paging
   a page to what it can reach)                          through a partition cost its size squared.
