@@ -436,6 +436,22 @@ def _empty_range(key: str, values: Mapping[str, Any]) -> bool:
     return False
 
 
+def key_range(
+    pk: str, lo: str | None, hi: str | None, *, names: tuple[str, str] = ("pk", "sk")
+) -> tuple[str, dict[str, Any]]:
+    """A Query's key condition for the sort keys [lo, hi) of partition `pk` (either end open; `names`:
+    the partition and sort key attributes, an index's too). Both bounds go to DynamoDB, so a read stops
+    at the range's end; BETWEEN takes `hi` too, so the caller leaves out the one key that may equal it."""
+    part, sort = names
+    if lo is not None and hi is not None:
+        return f"{part} = :p AND {sort} BETWEEN :lo AND :hi", {":p": pk, ":lo": lo, ":hi": hi}
+    if lo is not None:
+        return f"{part} = :p AND {sort} >= :lo", {":p": pk, ":lo": lo}
+    if hi is not None:
+        return f"{part} = :p AND {sort} < :hi", {":p": pk, ":hi": hi}
+    return f"{part} = :p", {":p": pk}
+
+
 class Table:
     """One DynamoDB table behind the low-level client."""
 

@@ -10,12 +10,13 @@ from itertools import dropwhile, islice
 from typing import Any
 
 from backroom.clock import now_ms
-from backroom.dynamo import Table, Write
+from backroom.dynamo import Table, Write, key_range
 from backroom.records.keys import history_pk, history_sk, table_history_pk
 from backroom.records.model import Author, HistoryPage, Record
 from backroom.records.schema import Schema
 from backroom.records.values import shard_of
 
+GSI1 = ("gsi1pk", "gsi1sk")  # a table-history entry's ids, by time
 ID_MS_MOST = 16**11 - 1  # the last millisecond a history id's 11 hex digits hold
 
 
@@ -97,22 +98,11 @@ class RecordHistory:
         if actions:
             total = sum(1 for pk in pks for e in self._range(pk, lo, top) if e["action"] in actions)
         else:
-            total = sum(self.table.count(*_key(pk, lo, top), index="gsi1") for pk in pks)
+            total = sum(self.table.count(*key_range(pk, lo, top, names=GSI1), index="gsi1") for pk in pks)
         return HistoryPage(entries=entries, total=total)
 
     def _range(self, pk: str, lo: str | None, hi: str | None) -> Iterator[dict[str, Any]]:
-        key, values = _key(pk, lo, hi)
+        key, values = key_range(pk, lo, hi, names=GSI1)
         for entry in self.table.query(key, values, index="gsi1", forward=False, exact=True, page_size=50):
             if hi is None or entry["gsi1sk"] < hi:  # BETWEEN is inclusive of hi; the range is not
                 yield entry
-
-
-def _key(pk: str, lo: str | None, hi: str | None) -> tuple[str, dict[str, Any]]:
-    """The gsi1 key condition of a table-history partition's ids from `lo` to `hi` (either end open)."""
-    if lo is not None and hi is not None:
-        return "gsi1pk = :p AND gsi1sk BETWEEN :lo AND :hi", {":p": pk, ":lo": lo, ":hi": hi}
-    if lo is not None:
-        return "gsi1pk = :p AND gsi1sk >= :lo", {":p": pk, ":lo": lo}
-    if hi is not None:
-        return "gsi1pk = :p AND gsi1sk < :hi", {":p": pk, ":hi": hi}
-    return "gsi1pk = :p", {":p": pk}

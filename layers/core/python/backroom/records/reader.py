@@ -19,7 +19,7 @@ from decimal import Decimal
 from itertools import islice
 from typing import Any
 
-from backroom.dynamo import Table, in_context
+from backroom.dynamo import Table, in_context, key_range
 from backroom.errors import Invalid, NotFound
 from backroom.records.keys import (
     COUNT_SLOTS,
@@ -228,7 +228,7 @@ class RecordReader:
         for pk, lo, hi in self._ranges(tenant_id, schema, chosen):
             if lo is not None and hi is not None and lo >= hi:
                 continue
-            total += self.table.count(*_key_range(pk, lo, hi))
+            total += self.table.count(*key_range(pk, lo, hi))
         return total
 
     def counted(self, tenant_id: str, schema: Schema, conditions: Sequence[Condition]) -> int | None:
@@ -414,7 +414,7 @@ class RecordReader:
                 hi = mark if hi is None or mark < hi else hi
         if lo is not None and hi is not None and lo >= hi:
             return
-        key, values = _key_range(pk, lo, hi)
+        key, values = key_range(pk, lo, hi)
         for item in self.table.query(
             key, values, forward=not descending, page_size=hint, attributes=["sk"], consistent=True
         ):
@@ -483,9 +483,9 @@ class RecordReader:
         hint = max(10, min(1000, want // schema.shards + 10))
 
         def shard(number: int) -> Iterator[dict[str, Any]]:
-            key, bounds = _key_range(records_pk(tenant_id, schema, number), None, None)
-            if after is not None:
-                key, bounds = f"{key} AND sk {'<' if descending else '>'} :after", {**bounds, ":after": after}
+            # Past the cursor: ids below it, or from the first text after it (`after` + "\x00").
+            lo, hi = (None, after) if descending else (None if after is None else after + "\x00", None)
+            key, bounds = key_range(records_pk(tenant_id, schema, number), lo, hi)
             return self.table.query(
                 key,
                 {**bounds, **values},
@@ -659,19 +659,6 @@ def pushdown(schema: Schema, conditions: Sequence[Condition]) -> tuple[str | Non
 
 
 _COMPARED = {"gt": (">",), "ge": (">=",), "lt": ("<",), "le": ("<=",), "between": (">=", "<=")}
-
-
-def _key_range(pk: str, lo: str | None, hi: str | None) -> tuple[str, dict[str, Any]]:
-    """A Query's key condition for the sort keys [lo, hi) of `pk`: both bounds go to DynamoDB, so a read
-    stops at the range's end instead of reading a page past it. BETWEEN takes `hi` too; the one entry
-    that may equal it is left out by the reader."""
-    if lo is not None and hi is not None:
-        return "pk = :p AND sk BETWEEN :lo AND :hi", {":p": pk, ":lo": lo, ":hi": hi}
-    if lo is not None:
-        return "pk = :p AND sk >= :lo", {":p": pk, ":lo": lo}
-    if hi is not None:
-        return "pk = :p AND sk < :hi", {":p": pk, ":hi": hi}
-    return "pk = :p", {":p": pk}
 
 
 def _merge_key(schema: Schema, record: Record, order: Sort) -> str:
