@@ -47,10 +47,19 @@ Stages
   is not the number 5). Foreign reads are batched and cached per distinct value: `id` by batch
   gets, a path an index serves by one query a value, any other path by one read of the foreign table.
 
+Reads: the store fetches only the fields the stages name until the first `project`, `group` or
+`count` (after it nothing else of a record is seen; a pipeline without one fetches every field the
+caller may read), a projection on a read of every shard at once when no index serves the leading
+match (`Pipeline.fields`, `RecordReader.stream`'s `fields`).
+
 Work budget: a pipeline reads at most `MAX_READ` records (its source and its lookups; a lookup's query
 for one value counts `LOOKUP_QUERY`) and works through at most `MAX_DOCUMENTS` documents, counted as
 each stage takes them in (see `_Budget`); past either, a 400 names the stage and says what to do
-instead. So fan-out (lookup, unwind) cannot multiply a small body into hours of work.
+instead: run it with `_async=true`, or select fewer records. So fan-out (lookup, unwind) cannot
+multiply a small body into hours of work. `_async=true` (an extension of the spec) runs the same
+pipeline as a job (`backroom.app.aggregate_job`) within a larger budget (`ASYNC_MAX_READ`,
+`ASYNC_MAX_DOCUMENTS`), a page of records at a time (`Pipeline.page`, `Pipeline.combine`), and
+leaves every document of its answer in a JSON file.
 
 Checks: a malformed body, an unknown operation or malformed settings is a 400 naming the stage.
 Until the first `group` or `count`, every path a stage names must be a field of the entity (through
@@ -87,7 +96,7 @@ MAX_NAMES = 100  # fields, sort keys or accumulators one stage names
 MAX_PATH = 10  # names in one field path (documents nest no deeper than the paths that build them)
 MAX_FILTERS = 100  # filters in all the pipeline's matches (each is checked on every document that reaches it)
 # The work budget (docs/dialects.md "Aggregate queries"), sized so that a request stays well within API Gateway's 29 s:
-MAX_READ = 20_000  # records read (the source and every lookup), as a list request may read
+MAX_READ = 40_000  # records read (the source and every lookup): whole 1 KB records, about 12 s of a 512 MB Lambda
 LOOKUP_QUERY = 100  # records a lookup's query for one value counts as: a Query on each shard, then a batch get
 MAX_DOCUMENTS = 500_000  # documents the stages take in, weighted (see `_Budget`)
 # The budget of an `_async` aggregate (a job, `backroom.app.aggregate_job`): bounded still, the size of a big export.

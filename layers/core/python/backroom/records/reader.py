@@ -19,7 +19,7 @@ from decimal import Decimal
 from itertools import islice
 from typing import Any
 
-from backroom.dynamo import Table, in_context, key_range
+from backroom.dynamo import Attribute, Table, in_context, key_range
 from backroom.errors import Invalid, NotFound
 from backroom.records.keys import (
     COUNT_SLOTS,
@@ -495,7 +495,9 @@ class RecordReader:
         descending = chosen.order.descending and not chosen.sort_in_memory
         budget = _Budget(cap)
         pushed, names, values = pushdown(schema, chosen.residual)
-        attributes = None if fields is None else [*_RECORD_ATTRIBUTES, *(("data", f) for f in fields)]
+        attributes: list[Attribute] | None = None
+        if fields is not None:
+            attributes = [*_RECORD_ATTRIBUTES, *(("data", f) for f in fields)]
         hint = max(10, min(1000, want // schema.shards + 10))
 
         def shard(number: int) -> Iterator[dict[str, Any]]:
