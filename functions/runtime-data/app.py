@@ -173,7 +173,7 @@ def update_record(
     caller: CurrentCaller,
     size: ExportSize = None,
     formula_safe: FormulaSafe = None,
-    run_async: RunAsync = None,
+    background: RunAsync = None,
 ) -> Any:
     """A record's update, an action over a query (`?id=a,b` or filters), an aggregate query (`aggregate`;
     `_async=true` runs it as a job whose answer is a JSON file) or an export (`export`; `_size`, `_formulaSafe`

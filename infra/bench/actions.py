@@ -379,7 +379,7 @@ def main() -> int:
     print(f"PUT /runtime/api/data/contacts/aggregate  the spec's sample (skills summed by company, {COMPANIES} groups)")
     print(f"over HTTP: at once (median of {AGG_REPEATS} after a warm-up, or the 400) and with ?_async=true (request to")
     print("FINISHED, its file downloaded); items read: DynamoDB's count for the request, run in-process; the job's own")
-    rows = [("contacts", "at once", "items read", "_async job", "job read", "job records/s")]
+    rows: list[tuple[str, ...]] = [("contacts", "at once", "items read", "_async job", "job read", "job records/s")]
     for key, count in sizes.items():
         here = figures[key]
         at_once = (
