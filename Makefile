@@ -58,8 +58,9 @@ integration: $(STAMP) $(DYNAMODB_LOCAL)
 # runtime: list latency and items read per request of the runtime data API at 10,000 and 100,000 records
 # (23 minutes measured with the test suite sharing the 2 cores, 19 of them the 100,000-record load);
 # records: import throughput, extract and update latency by table size (about 21 minutes on 2 cores);
-# task_memory: a task's memory by row count (about 15); actions: the aggregate sample at 2,000 and
-# 20,000 contacts (the aggregate budget) and an async action's records/s against a loop of updates (about 20);
+# task_memory: a task's memory by row count (about 15); actions: the aggregate sample at 10,000 and
+# 100,000 contacts, at once (or its 400) and as an _async job, with items read, and an async action's
+# records/s against a loop of updates (about 20);
 # import_export: runtime CSV import and export of 100,000 rows against raw baselines, and memory (about 25);
 # coldstart: each function's cold init against the floor of boto3 and one client (about 1); load: 50
 # concurrent callers against the same calls one at a time (about 2; any error fails it, so it runs last).

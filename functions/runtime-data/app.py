@@ -43,6 +43,21 @@ FormulaSafe = Annotated[
     ),
 ]
 
+RunAsync = Annotated[
+    str | None,
+    Query(
+        alias="_async",
+        description="`true` runs the work as a job and answers its reference `{jobLink, jobId}`: an action over "
+        "records, or an aggregate (an extension of the spec: the job leaves its answer as a JSON file, `fileLink` "
+        "and `fileId` in the job's results; docs/dialects.md, Aggregate queries). `false` or absent: at once",
+    ),
+]
+_JOB_REFERENCE = {
+    "type": "object",
+    "properties": {"jobLink": {"type": "string"}, "jobId": {"type": "string"}},
+    "required": ["jobLink", "jobId"],
+}
+
 
 def _params() -> dict[str, str | list[str]]:
     return query_params(app.current_event.raw_event)
@@ -144,6 +159,13 @@ def get_record(entity: Entity, record_id: RecordId, caller: CurrentCaller) -> di
     openapi_extensions={
         "requestBody": {"required": False, "content": {"application/json": {"schema": {"type": "object"}}}}
     },
+    responses={
+        200: {
+            "description": "The updated record, the action's answer, the aggregate's `{total, items}`, or a job's "
+            "reference `{jobLink, jobId}` (an export; an action or an aggregate with `_async=true`)",
+            "content": {"application/json": {"schema": {"anyOf": [{"type": "object"}, _JOB_REFERENCE]}}},
+        }
+    },
 )
 def update_record(
     entity: Entity,
@@ -151,9 +173,11 @@ def update_record(
     caller: CurrentCaller,
     size: ExportSize = None,
     formula_safe: FormulaSafe = None,
+    background: RunAsync = None,
 ) -> Any:
-    """A record's update, an action over a query (`?id=a,b` or filters), an aggregate query (`aggregate`) or
-    an export (`export`; `_size` and `_formulaSafe` are read with the other options by the core)."""
+    """A record's update, an action over a query (`?id=a,b` or filters), an aggregate query (`aggregate`;
+    `_async=true` runs it as a job whose answer is a JSON file) or an export (`export`; `_size`, `_formulaSafe`
+    and `_async` are read with the other options by the core)."""
     params = _params()
     body = json_body(app.current_event.raw_event, optional=True)
     run_async = _async_flag(params)

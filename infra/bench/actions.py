@@ -1,7 +1,8 @@
-"""Benchmark: the aggregate sample's latency at 2,000 and 20,000 contacts; an async action's records/s.
+"""Benchmark: the aggregate sample at 10,000 and 100,000 contacts, at once or as a job; an async action's records/s.
 
-An aggregate reads at most 20,000 records (its documented work budget; past it, a 400 that says to
-narrow the pipeline), so the large size is that ceiling: the 100,000 of earlier rounds is now refused.
+A synchronous aggregate reads at most 40,000 records (its documented work budget; past it, a 400
+that says to use `_async=true`), so at 100,000 contacts the request is refused and the `_async` job
+is the way: both are timed at both sizes.
 
 One emulator and one stack with workers (`make run`'s, BENCH_ACTION_POLLERS pollers per queue). The
 demo app (`infra/demo/tenant/app.json`) is installed, as `infra.bench.runtime` installs it, in tenants
@@ -15,9 +16,13 @@ index entries, no unique markers.
    lookup, so one contact is read back over HTTP to check the stored form) and has 0..9 skills
    (a CRC of i). The runtime spec's sample, `PUT /runtime/api/data/contacts/aggregate` with
    `[{"project": "company,numberOfSkills"}, {"group": {"by": "company", "totalSkills":
-   "sum(numberOfSkills)"}}]`, is timed over HTTP, the sizes alternating, as the median of
-   BENCH_AGG_REPEATS after one warm-up each; every answer's total and sums are checked against
-   what was written. The ratio of the medians, and the records/s each implies (contacts / p50).
+   "sum(numberOfSkills)"}}]`, over HTTP at each size: at once, the median of BENCH_AGG_REPEATS after
+   one warm-up (or the 400 and how long it took to say so); then with `?_async=true`, from the
+   request to the job's FINISHED (polled every 0.25 s), its JSON file downloaded
+   (`GET /runtime/api/files/<fileId>`). Every answer's total and sums are checked against what was
+   written. Items read: DynamoDB's own count (ScannedCount, `backroom.dynamo.measured`) of the same
+   synchronous pipeline run once in this process on the same emulator (up to the 400 where it is
+   refused), and the job's `recordsRead`.
 2. Async action: a tenant with BENCH_ACTION_RECORDS companies of type `c`, and BENCH_ACTION_LOOP
    of type `b`. `PUT /runtime/api/data/companies/logSomething?_async=true&type=c` (the demo's action
    of type one: a log line and a save, so each record's version goes up by one) is timed from the
@@ -29,23 +34,21 @@ index entries, no unique markers.
    history entry, as the action's saves have), their versions checked. The ratio is the action's
    records/s over the loop's.
 
-Knobs (environment variables, defaults): BENCH_AGG_SMALL (2000) and BENCH_AGG_LARGE (20000)
-contacts, BENCH_AGG_REPEATS (5); BENCH_ACTION_RECORDS (10000) companies the action runs on,
+Knobs (environment variables, defaults): BENCH_AGG_SMALL (10000) and BENCH_AGG_LARGE (100000)
+contacts, BENCH_AGG_REPEATS (3); BENCH_ACTION_RECORDS (10000) companies the action runs on,
 BENCH_ACTION_LOOP (2000) companies the loop updates, BENCH_ACTION_POLLERS (2) worker pollers per
 queue; BENCH_ACTION_THREADS (4) threads of the bulk loads; BENCH_STACK_LOG, a file for the stack's log.
 Nothing asserts on time; a wrong answer ends the bench with a non-zero exit and says what was wrong.
 
-    make bench                          # with the other benches; this one about 20 minutes on 2 cores
+    make bench                          # with the other benches
     python -m infra.bench.actions       # this one alone
-    BENCH_AGG_SMALL=500 BENCH_AGG_LARGE=2000 BENCH_ACTION_RECORDS=500 BENCH_ACTION_LOOP=200 \\
-        python -m infra.bench.actions   # a quick look: under a minute
+    BENCH_AGG_SMALL=500 BENCH_AGG_LARGE=3000 BENCH_ACTION_RECORDS=300 BENCH_ACTION_LOOP=100 \\
+        python -m infra.bench.actions   # a quick look: about two minutes
 
-The 20 minutes are extrapolated, not measured: runs of up to 8,000 contacts and 2,000 companies on 2
-cores shared with other work loaded contacts at about 500/s, aggregated them at 1,100 to 1,300/s
-(a little slower as the table grew), ran the action at about 140 records/s and the loop at about
-80/s. At those rates: 4 minutes to load 110,000 contacts, 13 for the twelve aggregates (most of it
-the six at 100,000, a minute and a half or more each), 3 for the action part. The aggregate at
-100,000 is the least known: if the emulator slows as the table grows, it takes longer.
+Time at the defaults, extrapolated from the quick look and earlier rounds (not measured whole): the
+110,000 contacts load in about 4 minutes; each synchronous aggregate at 10,000 takes seconds, the
+refused one at 100,000 reads 40,000 records first; the two jobs read 110,000 records; the action part
+about 3 minutes.
 """
 
 from __future__ import annotations
@@ -56,27 +59,33 @@ import statistics
 import sys
 import time
 import urllib.error
+import urllib.request
 import zlib
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
+from dataclasses import dataclass, field
 from typing import Any
 
+from backroom.app.aggregate import aggregate
 from backroom.app.definition import AppDefinition, Entity
 from backroom.clock import now_ms
+from backroom.dynamo import measured
+from backroom.errors import Invalid
+from backroom.identity.models import Caller, Role
 from backroom.ids import object_id
 from backroom.jobs.models import JobState
 from backroom.records import Record, Schema
 from backroom.records.values import normalize
 from backroom.wiring import Core
 
-from infra.bench.records import alternate
 from infra.bench.runtime import company, table, tenant
 from infra.bench.stack import Stack, call, running
 from infra.demo.load import demo_app
 
-AGG_SMALL = int(os.environ.get("BENCH_AGG_SMALL", "2000"))
-AGG_LARGE = int(os.environ.get("BENCH_AGG_LARGE", "20000"))
-AGG_REPEATS = int(os.environ.get("BENCH_AGG_REPEATS", "5"))
+AGG_SMALL = int(os.environ.get("BENCH_AGG_SMALL", "10000"))
+AGG_LARGE = int(os.environ.get("BENCH_AGG_LARGE", "100000"))
+AGG_REPEATS = int(os.environ.get("BENCH_AGG_REPEATS", "3"))
 ACTION_RECORDS = int(os.environ.get("BENCH_ACTION_RECORDS", "10000"))
 ACTION_LOOP = int(os.environ.get("BENCH_ACTION_LOOP", "2000"))
 POLLERS = int(os.environ.get("BENCH_ACTION_POLLERS", "2"))
@@ -86,6 +95,7 @@ CHUNK = 500  # records per batch_write call
 POLL = 0.25  # seconds between two looks at the job
 JOB_MOST = 3600  # seconds a job may take before the bench gives up on it
 AGG_MOST = 1800  # seconds an aggregate may take (the local gateway, unlike Lambda, does not stop it at 29 s)
+AGGREGATE = "/runtime/api/data/contacts/aggregate"
 SAMPLE = [{"project": "company,numberOfSkills"}, {"group": {"by": "company", "totalSkills": "sum(numberOfSkills)"}}]
 ACTION, PARAMS = "logSomething", {"param1": "a", "param2": "b"}
 
@@ -184,22 +194,117 @@ def aggregate_tenant(stack: Stack, key: str, app: AppDefinition, rows: int) -> t
     return tenant_id, token, sums
 
 
-def time_aggregates(stack: Stack, tenants: dict[str, tuple[str, str, dict[str, int]]]) -> dict[str, list[float]]:
-    """The spec's sample on each tenant over HTTP, the sizes alternating, every answer checked."""
+def checked(key: str, answer: Any, sums: dict[str, int]) -> None:
+    """The sample's answer must hold every company's sum of skills, and nothing else."""
+    items = answer.get("items") if isinstance(answer, dict) else None
+    got = {i.get("company"): i.get("totalSkills") for i in items or [] if isinstance(i, dict)}
+    if answer.get("total") != len(sums) or len(items or []) != len(sums) or got != sums:
+        wrong = {k: (got.get(k), v) for k, v in sums.items() if got.get(k) != v}
+        raise SystemExit(
+            f"contacts/aggregate at {key}: a wrong answer: total {answer.get('total')} for {len(sums)} companies,"
+            f" {len(items or [])} items; (answered, expected) sums that differ: {dict(list(wrong.items())[:5])}"
+        )
 
-    def ask(key: str) -> None:
-        _, token, sums = tenants[key]
-        answer = request(stack, "/runtime/api/data/contacts/aggregate", token, SAMPLE, method="PUT", timeout=AGG_MOST)
-        items = answer.get("items") if isinstance(answer, dict) else None
-        got = {i.get("company"): i.get("totalSkills") for i in items or [] if isinstance(i, dict)}
-        if answer.get("total") != len(sums) or len(items or []) != len(sums) or got != sums:
-            wrong = {k: (got.get(k), v) for k, v in sums.items() if got.get(k) != v}
-            raise SystemExit(
-                f"contacts/aggregate at {key}: a wrong answer: total {answer.get('total')} for {len(sums)} companies,"
-                f" {len(items or [])} items; (answered, expected) sums that differ: {dict(list(wrong.items())[:5])}"
-            )
 
-    return alternate(list(tenants), AGG_REPEATS, ask)
+@dataclass
+class Aggregated:
+    """One size's figures: the synchronous answer's seconds (or the 400's message and how long it took to
+    say so), DynamoDB items read by it, and the job's seconds and records read."""
+
+    sync: list[float] = field(default_factory=list)
+    refused: str | None = None
+    refused_after: float = 0.0
+    items_read: int = 0
+    job: float = 0.0
+    job_read: int = 0
+
+
+def sync_once(stack: Stack, key: str, token: str, sums: dict[str, int], figures: Aggregated) -> float | None:
+    """The sample at once over HTTP: its seconds, or None when it is refused (a 400, noted in `figures`)."""
+    started = time.perf_counter()
+    try:
+        body = json.dumps(SAMPLE).encode()
+        answer = call(stack.base, AGGREGATE, token, body, method="PUT", timeout=AGG_MOST)
+    except urllib.error.HTTPError as refused:
+        if refused.code != 400:
+            raise SystemExit(f"PUT {AGGREGATE} at {key}: {refused.code} {refused.read().decode()[:500]}") from None
+        figures.refused = str(json.loads(refused.read()).get("message"))
+        figures.refused_after = time.perf_counter() - started
+        return None
+    seconds = time.perf_counter() - started
+    checked(key, answer, sums)
+    return seconds
+
+
+def as_job(stack: Stack, key: str, token: str, sums: dict[str, int], figures: Aggregated) -> None:
+    """The sample with `_async=true`: from the request to FINISHED, its file downloaded and checked."""
+    started = time.perf_counter()
+    job_id = request(stack, f"{AGGREGATE}?_async=true", token, SAMPLE, method="PUT")["jobId"]
+    job = finished(stack, token, job_id)
+    figures.job = time.perf_counter() - started
+    if job["status"] != JobState.FINISHED:
+        raise SystemExit(f"the aggregate job at {key} ended {job['status']}: {job['results'].get('error')}")
+    results = job["results"]
+    headers = {"Authorization": f"Bearer {token}"}
+    download = urllib.request.Request(stack.base + results["fileLink"], headers=headers)  # noqa: S310
+    with urllib.request.urlopen(download, timeout=300) as response:  # noqa: S310 - local URL
+        checked(f"{key} (_async)", json.loads(response.read()), sums)
+    figures.job_read = int(results["recordsRead"])
+
+
+def items_read(stack: Stack, tenant_id: str) -> int:
+    """DynamoDB's items read by the synchronous sample, run once in this process (to the 400 if refused)."""
+    developer = Caller(
+        user_id="bench",
+        email="bench@bench.local",
+        name="bench",
+        role=Role.DEVELOPER,
+        account_id=tenant_id,
+        tenant_id=tenant_id,
+    )
+    with measured() as cost, suppress(Invalid):
+        aggregate(stack.core.app, developer, "contacts", SAMPLE)
+    return cost.items_read
+
+
+def bench_aggregates(stack: Stack, tenants: dict[str, tuple[str, str, dict[str, int]]]) -> dict[str, Aggregated]:
+    """The sample at each size, at once (the median of AGG_REPEATS after a warm-up, or the 400) and as a job."""
+    figures: dict[str, Aggregated] = {}
+    for key, (tenant_id, token, sums) in tenants.items():
+        here = figures[key] = Aggregated()
+        for _ in range(AGG_REPEATS + 1):  # the first is the warm-up
+            seconds = sync_once(stack, key, token, sums, here)
+            if seconds is None:
+                break
+            here.sync.append(seconds)
+        here.sync = here.sync[1:]
+        here.items_read = items_read(stack, tenant_id)
+        as_job(stack, key, token, sums, here)
+        print(f"aggregate at {key}: {shown(here)}", flush=True)
+    return figures
+
+
+def shown(figures: Aggregated) -> str:
+    at_once = (
+        f"400 after {figures.refused_after * 1000:,.0f} ms"
+        if figures.refused
+        else f"{statistics.median(figures.sync) * 1000:,.0f} ms (median of {len(figures.sync)})"
+    )
+    return (
+        f"at once {at_once}, {figures.items_read:,} items read; as a job {figures.job:.1f} s, {figures.job_read:,} read"
+    )
+
+
+def finished(stack: Stack, token: str, job_id: str) -> dict[str, Any]:
+    """The job once it ends (polled every POLL seconds); one still running after JOB_MOST ends the bench."""
+    started = time.perf_counter()
+    while True:
+        job: dict[str, Any] = request(stack, f"/runtime/api/status/jobs/{job_id}", token)
+        if JobState(job["status"]).is_final:
+            return job
+        if time.perf_counter() - started > JOB_MOST:
+            raise SystemExit(f"job {job_id} is still {job['status']} after {JOB_MOST} s")
+        time.sleep(POLL)
 
 
 # 2. Async action ---------------------------------------------------------------------------------------------
@@ -217,13 +322,7 @@ def run_action(stack: Stack, token: str, rows: int) -> float:
     started = time.perf_counter()
     path = f"/runtime/api/data/companies/{ACTION}?_async=true&type=c"
     job_id = request(stack, path, token, PARAMS, method="PUT")["jobId"]
-    while True:
-        job = request(stack, f"/runtime/api/status/jobs/{job_id}", token)
-        if JobState(job["status"]).is_final:
-            break
-        if time.perf_counter() - started > JOB_MOST:
-            raise SystemExit(f"job {job_id} is still {job['status']} after {JOB_MOST} s")
-        time.sleep(POLL)
+    job = finished(stack, token, job_id)
     seconds = time.perf_counter() - started
     if job["status"] != JobState.FINISHED or job["recordsProcessed"] != rows or job["hasErrors"]:
         shown = {k: job.get(k) for k in ("status", "recordsCount", "recordsProcessed", "hasErrors")}
@@ -268,37 +367,34 @@ def main() -> int:
     app = demo_app()
     entity = next(e for e in app.entities if e.name == "companies")
     print(
-        f"aggregate sample at {AGG_SMALL:,} and {AGG_LARGE:,} contacts; {ACTION} (_async) over {ACTION_RECORDS:,}"
-        f" companies against a loop of {ACTION_LOOP:,} updates",
+        f"aggregate sample at {AGG_SMALL:,} and {AGG_LARGE:,} contacts, at once and as a job; {ACTION} (_async)"
+        f" over {ACTION_RECORDS:,} companies against a loop of {ACTION_LOOP:,} updates",
         flush=True,
     )
     with running(workers=True, pollers=POLLERS) as stack:
         tenants = {key: aggregate_tenant(stack, f"agg{key}", app, rows) for key, rows in sizes.items()}
-        seconds = time_aggregates(stack, tenants)
-        small, large = (statistics.median(seconds[key]) for key in sizes)
-        print(
-            f"aggregate: {AGG_SMALL:,} contacts {small * 1000:.1f} ms, {AGG_LARGE:,} contacts {large * 1000:.1f} ms"
-            f" (median of {AGG_REPEATS}), ratio {large / small:.2f}",
-            flush=True,
-        )
+        figures = bench_aggregates(stack, tenants)
         action, loop = bench_action(stack, app, entity)
     print()
     print(f"PUT /runtime/api/data/contacts/aggregate  the spec's sample (skills summed by company, {COMPANIES} groups)")
-    print(f"over HTTP, median of {AGG_REPEATS} after a warm-up, every answer checked")
-    table(
-        [
-            ("contacts", "p50", "records/s"),
-            *(
-                (f"{rows:,}", f"{p50 * 1000:.1f} ms", f"{rows / p50:,.0f}")
-                for rows, p50 in ((AGG_SMALL, small), (AGG_LARGE, large))
-            ),
-            (
-                f"ratio {AGG_LARGE:,} / {AGG_SMALL:,}",
-                f"{large / small:.2f}",
-                f"{AGG_LARGE / large / (AGG_SMALL / small):.2f}",
-            ),
-        ]
-    )
+    print(f"over HTTP: at once (median of {AGG_REPEATS} after a warm-up, or the 400) and with ?_async=true (request to")
+    print("FINISHED, its file downloaded); items read: DynamoDB's count for the request, run in-process; the job's own")
+    rows: list[tuple[str, ...]] = [("contacts", "at once", "items read", "_async job", "job read", "job records/s")]
+    for key, count in sizes.items():
+        here = figures[key]
+        at_once = (
+            f"400 ({here.refused_after * 1000:,.0f} ms)"
+            if here.refused
+            else f"{statistics.median(here.sync) * 1000:,.0f} ms"
+        )
+        job_rate = f"{count / here.job:,.0f}" if here.job else "-"
+        rows.append(
+            (f"{count:,}", at_once, f"{here.items_read:,}", f"{here.job:.1f} s", f"{here.job_read:,}", job_rate)
+        )
+    table(rows)
+    refused = next((f.refused for f in figures.values() if f.refused), None)
+    if refused:
+        print(f"the 400: {refused}")
     print()
     print(f"records updated per second on the same emulator: the action's job runs on the stack's {POLLERS} worker")
     print("pollers per queue (from the request to FINISHED), the loop in this process, one update after another")

@@ -32,9 +32,13 @@ from typing import Any
 
 import pytest
 from backroom.app import aggregate as aggregate_module
+from backroom.app import aggregate_job
 from backroom.app.aggregate import aggregate
-from backroom.errors import Forbidden, Invalid
+from backroom.app.aggregate_job import AggregateRecordsKind, start_aggregate
+from backroom.app.permissions import Gate
+from backroom.errors import Forbidden, Invalid, ServiceFailure
 from backroom.identity.models import Caller, Role
+from backroom.jobs.models import Job, JobState
 from backroom.records import Condition, Record, Schema
 from backroom.records.query import plan
 from backroom.wiring import Core
@@ -42,7 +46,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from infra.demo.load import demo_app
-from tests.core.conftest import core_on_moto
+from tests.core.conftest import QueueDriver, core_on_moto
 
 TENANT = "aggtenant"
 
@@ -1017,7 +1021,10 @@ def test_documents_are_counted_as_each_stage_takes_them_in(world: World, monkeyp
 
 
 def test_a_match_counts_the_documents_it_drops_once_per_filter(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
-    contacts = world.docs["contacts"]
+    # The documents hold only the fields the pipeline reads before its count (and id and label)
+    contacts = [
+        {k: v for k, v in c.items() if k in ("id", "label", "lastName", "firstName")} for c in world.docs["contacts"]
+    ]
     pipeline = [{"sort": {"id": "asc"}}, {"match": {"lastName": "Nobody", "firstName": "Nobody"}}, {"count": "n"}]
     spent = sum(weight(c) for c in contacts) * (1 + 2) + 1
     monkeypatch.setattr(aggregate_module, "MAX_DOCUMENTS", spent)
@@ -1038,7 +1045,8 @@ def test_records_read_are_counted_those_a_filter_turns_down_too(world: World, mo
         world.run(DEV, "contacts", pipeline)
     assert raised.value.message == (
         "The leading match: the aggregate would read more than 59 records, the most one request may read; "
-        "select fewer records with a leading match an index serves (or look up fewer distinct values)"
+        "run it as a job with _async=true, or select fewer records with a leading match an index serves "
+        "(or look up fewer distinct values)"
     )
 
 
@@ -1053,3 +1061,149 @@ def test_a_lookups_reads_count_a_query_per_value(world: World, monkeypatch: pyte
     monkeypatch.setattr(aggregate_module, "MAX_READ", spent - 1)
     with pytest.raises(Invalid, match=r"^Stage 1 \(lookup\): the aggregate would read more than"):
         world.run(DEV, "companies", [{"lookup": lookup}, {"count": "n"}])
+
+
+# Reading only what the pipeline uses; past a request's budget, `_async=true` (a job, its answer a file) ------
+SAMPLE = [{"project": "company,numberOfSkills"}, {"group": {"by": "company", "totalSkills": "sum(numberOfSkills)"}}]
+
+
+def test_the_store_fetches_only_the_fields_the_pipeline_reads(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    store, fetched = world.core.app.records, []
+    stream = store.stream
+
+    def spy(tenant_id: str, schema: Schema, filters: Any, **kw: Any) -> Iterator[Record]:
+        for record in stream(tenant_id, schema, filters, **kw):
+            fetched.append(set(record.data))
+            yield record
+
+    monkeypatch.setattr(store, "stream", spy)
+    # The sample reads company and numberOfSkills: DynamoDB hands back nothing else of each contact
+    assert world.run(DEV, "contacts", SAMPLE)["total"] > 1
+    assert len(fetched) == 60 and set().union(*fetched) == {"company", "numberOfSkills"}
+    # A later match's field is read too; a count alone reads no field at all
+    fetched.clear()
+    world.run(DEV, "contacts", [{"sort": {"id": "asc"}}, {"match": {"lastName": "Doe"}}, {"count": "n"}])
+    assert set().union(*fetched) == {"lastName"}
+    fetched.clear()
+    assert world.run(DEV, "contacts", [{"count": "n"}])["items"] == [{"n": 60}]
+    assert len(fetched) == 60 and set().union(*fetched) == set()
+    # Whole documents to the end: every field the caller may read, and never one it may not
+    fetched.clear()
+    world.run(READER, "contacts", [{"limit": 60}])
+    assert "email" not in set().union(*fetched) and "lastName" in set().union(*fetched)
+
+
+def test_past_a_requests_budget_the_400_says_to_run_it_with_async(world: World) -> None:
+    small = aggregate_module.Limits(59, 10_000, "one request may", "run it as a job with _async=true, or ")
+
+    with pytest.raises(Invalid) as raised:
+        aggregate(world.core.app, DEV, "contacts", SAMPLE, limits=small)
+
+    assert "would read more than 59 records" in raised.value.message
+    assert "run it as a job with _async=true" in raised.value.message
+    assert aggregate_module.sync_limits().advice == small.advice  # the request's own budget says the same
+
+
+def drive(world: World) -> QueueDriver:
+    return QueueDriver(world.core)
+
+
+def async_answer(world: World, who: Caller, entity: str, pipeline: Any) -> tuple[Job, Any]:
+    """Run the pipeline as a job to its end; the job and its result file's JSON (downloaded by id)."""
+    job = start_aggregate(world.core.app, who, entity, pipeline, "203.0.113.9")
+    drive(world).drain()
+    return finished(world, job.id)
+
+
+def finished(world: World, job_id: str) -> tuple[Job, Any]:
+    done = world.core.jobs.get(job_id, TENANT)
+    assert done.state is JobState.FINISHED, (done.state, done.error)
+    download = world.core.app.files.download(DEV, done.results["fileId"])
+    assert done.results["fileLink"] == f"/runtime/api/files/{done.results['fileId']}"
+    return done, json.loads(download.body or b"")
+
+
+ASYNC_PIPELINES = [
+    SAMPLE,
+    [
+        {"match": {"lastName": "Doe,Roe,Poe,Lee"}},
+        {
+            "group": {
+                "by": "lastName",
+                "f": "first(firstName)",
+                "l": "last(company)",
+                "lo": "min(numberOfSkills)",
+                "hi": "max(email)",
+                "a": "avg(numberOfSkills)",
+                "n": "count()",
+            }
+        },
+        {"sort": {"n": "desc", "lastName": "asc"}},
+    ],
+    [{"project": "firstName,numberOfSkills"}, {"match": {"numberOfSkills": "greater(2)"}}, {"count": "n"}],
+    [{"project": "id,company,numberOfSkills"}, {"sort": {"numberOfSkills": "desc", "id": "asc"}}, {"skip": 3}],
+]
+
+
+@pytest.mark.parametrize("pipeline", ASYNC_PIPELINES, ids=["sample", "group-all", "count", "sort-skip"])
+def test_an_async_aggregate_leaves_the_synchronous_answer_as_a_file(
+    world: World, pipeline: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(AggregateRecordsKind, "commit_rows", 25)  # 60 contacts in three pages, merged in order
+
+    done, answer = async_answer(world, SALES, "contacts", pipeline)
+
+    assert answer == world.run(SALES, "contacts", pipeline)
+    assert done.results["total"] == answer["total"] and done.results["recordsRead"] == 60
+
+
+def test_a_replayed_page_and_a_stop_and_resume_leave_the_same_answer(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(AggregateRecordsKind, "commit_rows", 12)  # five pages
+    pipeline = ASYNC_PIPELINES[1]
+    job = start_aggregate(world.core.app, DEV, "contacts", pipeline, None)
+    real, pages = AggregateRecordsKind.before_commit, {"n": 0}
+
+    def dying(self: AggregateRecordsKind, ctx: Any, job: Job, chunk: Any, outcomes: Any) -> None:
+        pages["n"] += 1
+        real(self, ctx, job, chunk, outcomes)
+        if pages["n"] == 2:  # the second page's part is written, then the worker dies before its checkpoint
+            raise ServiceFailure("ServiceUnavailable", "worker killed")
+        if pages["n"] == 4:  # a stop, honoured once this page's checkpoint moves
+            world.core.jobs.stop(job.id, TENANT)
+
+    monkeypatch.setattr(AggregateRecordsKind, "before_commit", dying)
+    queue = drive(world)
+    with pytest.raises(ServiceFailure):
+        queue.drain()
+    queue.sqs.send_message(QueueUrl=queue.url, MessageBody=json.dumps({"job": job.id, "op": "chunk", "chunk": 0}))
+    queue.drain()  # the page replayed, then pages up to the stop
+    assert world.core.jobs.get(job.id, TENANT).state is JobState.STOPPED
+    world.core.jobs.resume(job.id, TENANT)
+    queue.drain()
+
+    done, answer = finished(world, job.id)
+    assert answer == world.run(DEV, "contacts", pipeline)
+    assert done.results["recordsRead"] == 60 and pages["n"] == 6  # five pages, one of them twice
+
+
+def test_the_job_runs_as_its_user_asking_its_gate_again_each_page(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The request refuses what the caller may not read, as a synchronous aggregate does
+    with pytest.raises(Forbidden):
+        start_aggregate(world.core.app, READER, "contacts", [{"project": "email"}], None)
+    # A job of Sales whose user loses companies before its pages run (here: read as the Readers read them)
+    job = start_aggregate(world.core.app, SALES, "companies", [{"count": "n"}], None)
+    for_job = Gate.for_job
+    monkeypatch.setattr(
+        aggregate_job.Gate,
+        "for_job",
+        lambda repo, tenant, params, entities: for_job(repo, tenant, {"user": READER.email}, entities),
+    )
+    drive(world).drain()
+
+    failed = world.core.jobs.get(job.id, TENANT)
+    assert failed.state is JobState.FAILED
+    assert "You have no permission to read records of companies: the aggregate stopped" in (failed.error or "")

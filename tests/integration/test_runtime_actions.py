@@ -7,6 +7,7 @@ are computed from the same records read through `GET`.
 
 from __future__ import annotations
 
+import json
 import time
 from collections import defaultdict
 from typing import Any
@@ -222,3 +223,24 @@ def test_aggregating_a_field_the_caller_may_not_read_is_403(api: Api, sub: str) 
     # ...what it may read aggregates
     answer = ok(api, "PUT", "/data/contacts/aggregate", sub, [{"count": "n"}])
     assert answer["items"][0]["n"] == len(contacts(api, sub))
+
+
+def test_an_async_aggregate_answers_a_job_whose_file_holds_the_answer(api: Api, dev: str) -> None:
+    # An extension of the spec: `_async=true` runs the pipeline as a job; its answer is a JSON file
+    pipeline = [
+        {"project": "company,numberOfSkills"},
+        {"group": {"by": "company", "totalSkills": "sum(numberOfSkills)"}},
+    ]
+    ref = ok(api, "PUT", "/data/contacts/aggregate?_async=true", dev, pipeline)
+    job = finished(api, dev, ref)
+    assert (job["status"], job["type"]) == ("FINISHED", "AGGREGATE_RECORDS"), job
+    results = job["results"]
+    assert results["fileLink"] == f"/runtime/api/files/{results['fileId']}"
+    reply = api.call("GET", results["fileLink"], headers={"token": dev, "Accept": "*/*"})
+    assert reply.status == 200, (reply.status, reply.body[:300])
+    answer = json.loads(reply.body)
+    assert answer == ok(api, "PUT", "/data/contacts/aggregate?_async=false", dev, pipeline)
+    assert results["total"] == answer["total"] and results["recordsRead"] == len(contacts(api, dev))
+    # The request checks the pipeline as a synchronous one: a 400 now, not a failed job
+    status, refused = call(api, "PUT", "/data/contacts/aggregate?_async=true", dev, [{"noSuchStage": 1}])
+    error(status, refused, 400, "validationErrors")

@@ -288,12 +288,20 @@ def _expressions(
     return kwargs
 
 
-def _project(kwargs: dict[str, Any], attributes: list[str] | None) -> dict[str, Any]:
-    """Read only `attributes`, named by placeholders."""
+Attribute = str | tuple[str, ...]  # an attribute by name, or a path into a map (`("data", "price")`)
+
+
+def _project(kwargs: dict[str, Any], attributes: Sequence[Attribute] | None) -> dict[str, Any]:
+    """Read only `attributes` (names, or paths into maps given as tuples of names), every name a placeholder."""
     if attributes:
-        projected = {f"#a{i}": name for i, name in enumerate(attributes)}
-        kwargs["ProjectionExpression"] = ", ".join(projected)
-        kwargs["ExpressionAttributeNames"] = {**kwargs.get("ExpressionAttributeNames", {}), **projected}
+        held: dict[str, str] = {}  # name -> placeholder
+        paths = [
+            ".".join(held.setdefault(n, f"#a{len(held)}") for n in ((a,) if isinstance(a, str) else a))
+            for a in attributes
+        ]
+        kwargs["ProjectionExpression"] = ", ".join(paths)
+        placeholders = {placeholder: name for name, placeholder in held.items()}
+        kwargs["ExpressionAttributeNames"] = {**kwargs.get("ExpressionAttributeNames", {}), **placeholders}
     return kwargs
 
 
@@ -542,7 +550,7 @@ class Table:
         limit: int | None = None,
         consistent: bool = False,
         start: dict[str, Any] | None = None,
-        attributes: list[str] | None = None,
+        attributes: Sequence[Attribute] | None = None,
         exact: bool = False,
         page_size: int | None = None,
         filtered: str | None = None,

@@ -265,6 +265,11 @@ def export_owner(tenant_id: str, job_id: str) -> str:
     return f"rtexport/{tenant_id}/{job_id}"
 
 
+def aggregate_owner(tenant_id: str, job_id: str) -> str:
+    """The scratch parts and the result of an `_async` aggregate's job."""
+    return f"rtaggregate/{tenant_id}/{job_id}"
+
+
 def gateway_import_owner(tenant_id: str, file_id: int) -> str:
     return f"import/{tenant_id}/{file_id}"
 

@@ -125,6 +125,7 @@ class Core:
 
     def _job_kinds(self) -> list[JobKind]:
         from backroom.app.actions import ExecuteActionKind
+        from backroom.app.aggregate_job import AggregateRecordsKind
         from backroom.app.deletes import DeleteRecordsKind
         from backroom.app.exports import ExportRecordsKind
         from backroom.app.imports import ImportRecordsKind
@@ -139,6 +140,7 @@ class Core:
             ExecuteActionKind(app.actions),
             DeleteRecordsKind(app),
             ExportRecordsKind(app),
+            AggregateRecordsKind(app),
             ImportRecordsKind(app),
             EvolveKind(self.evolution),
             CalculationKind(),

@@ -47,10 +47,19 @@ Stages
   is not the number 5). Foreign reads are batched and cached per distinct value: `id` by batch
   gets, a path an index serves by one query a value, any other path by one read of the foreign table.
 
+Reads: the store fetches only the fields the stages name until the first `project`, `group` or
+`count` (after it nothing else of a record is seen; a pipeline without one fetches every field the
+caller may read), a projection on a read of every shard at once when no index serves the leading
+match (`Pipeline.fields`, `RecordReader.stream`'s `fields`).
+
 Work budget: a pipeline reads at most `MAX_READ` records (its source and its lookups; a lookup's query
 for one value counts `LOOKUP_QUERY`) and works through at most `MAX_DOCUMENTS` documents, counted as
 each stage takes them in (see `_Budget`); past either, a 400 names the stage and says what to do
-instead. So fan-out (lookup, unwind) cannot multiply a small body into hours of work.
+instead: run it with `_async=true`, or select fewer records. So fan-out (lookup, unwind) cannot
+multiply a small body into hours of work. `_async=true` (an extension of the spec) runs the same
+pipeline as a job (`backroom.app.aggregate_job`) within a larger budget (`ASYNC_MAX_READ`,
+`ASYNC_MAX_DOCUMENTS`), a page of records at a time (`Pipeline.page`, `Pipeline.combine`), and
+leaves every document of its answer in a JSON file.
 
 Checks: a malformed body, an unknown operation or malformed settings is a 400 naming the stage.
 Until the first `group` or `count`, every path a stage names must be a field of the entity (through
@@ -62,8 +71,10 @@ new documents' fields, and a name they lack simply has no value.
 from __future__ import annotations
 
 import itertools
+import json
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from decimal import Context, Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any, TypeAlias
 
@@ -76,7 +87,7 @@ from backroom.records.schema import NAME_PATTERN, NUMERIC
 from backroom.records.values import EXACT, canonical
 
 if TYPE_CHECKING:
-    from backroom.app.permissions import Access
+    from backroom.app.permissions import Access, Gate
     from backroom.app.ports import AppService
 
 MAX_ITEMS = 1000  # documents an answer lists; `total` counts them all
@@ -85,9 +96,13 @@ MAX_NAMES = 100  # fields, sort keys or accumulators one stage names
 MAX_PATH = 10  # names in one field path (documents nest no deeper than the paths that build them)
 MAX_FILTERS = 100  # filters in all the pipeline's matches (each is checked on every document that reaches it)
 # The work budget (docs/dialects.md "Aggregate queries"), sized so that a request stays well within API Gateway's 29 s:
-MAX_READ = 20_000  # records read (the source and every lookup), as a list request may read
+MAX_READ = 40_000  # records read (the source and every lookup): whole 1 KB records, about 12 s of a 512 MB Lambda
 LOOKUP_QUERY = 100  # records a lookup's query for one value counts as: a Query on each shard, then a batch get
 MAX_DOCUMENTS = 500_000  # documents the stages take in, weighted (see `_Budget`)
+# The budget of an `_async` aggregate (a job, `backroom.app.aggregate_job`): bounded still, the size of a big export.
+ASYNC_MAX_READ = 1_000_000
+ASYNC_MAX_DOCUMENTS = 20_000_000
+PROJECTED_MOST = 100  # fields a read fetches by name (a projection expression); past it, whole items
 LOOKUP_BATCH = 100  # documents whose foreign records are read together
 AVERAGE = Context(prec=34)  # an average of decimals keeps 34 significant digits, as MongoDB's decimal128
 OPERATIONS = ("match", "project", "group", "sort", "skip", "limit", "count", "unwind", "lookup")
@@ -113,25 +128,43 @@ class _Missing:
 _MISSING: Any = _Missing()
 
 
-def aggregate(data: AppService, caller: Caller, name: str, body: Any) -> dict[str, Any]:
+def aggregate(
+    data: AppService, caller: Caller, name: str, body: Any, *, limits: Limits | None = None
+) -> dict[str, Any]:
     """Run the pipeline `body` over entity `name`'s records as `caller` may read them: {"total": n, "items": [...]}.
 
-    Raises Invalid (400) for a malformed pipeline, Forbidden (403) for what the caller may not read,
-    NotFound for an unknown entity; the whole pipeline is checked before a record is read.
+    Raises Invalid (400) for a malformed pipeline or one past `limits` (the synchronous budget unless
+    given), Forbidden (403) for what the caller may not read, NotFound for an unknown entity; the whole
+    pipeline is checked before a record is read.
     """
-    access = data.access(caller, name, "read")
-    pipeline = _Pipeline(data, caller, access)
-    for number, op, settings in _stages(body):
-        pipeline.add(number, op, settings)
-    if pipeline.filters > MAX_FILTERS:
-        raise Invalid(f"A pipeline's matches hold at most {MAX_FILTERS} filters in all (this one {pipeline.filters})")
+    pipeline = Pipeline.of(data.records, caller.tenant_id, data.gate(caller), name, body, limits or sync_limits())
     total = 0
     items: list[Document] = []
-    for document in pipeline.budget.taking("The answer", 1, pipeline.run()):
+    for document in pipeline.answer(pipeline.run()):
         total += 1
         if len(items) < MAX_ITEMS:
-            items.append(_json(document))
+            items.append(json_value(document))
     return {"total": total, "items": items}
+
+
+@dataclass(frozen=True)
+class Limits:
+    """A run's work budget (see `_Budget`): records read, documents worked through, and what the 400
+    past either says to do instead."""
+
+    read: int
+    documents: int
+    scope: str  # who may do that much: "one request may", "an _async aggregate may"
+    advice: str  # put before the advice to select fewer records
+
+
+def sync_limits() -> Limits:
+    """The budget of a request (read when called: a test may lower the module's numbers)."""
+    return Limits(MAX_READ, MAX_DOCUMENTS, "one request may", "run it as a job with _async=true, or ")
+
+
+def async_limits() -> Limits:
+    return Limits(ASYNC_MAX_READ, ASYNC_MAX_DOCUMENTS, "an _async aggregate may", "")
 
 
 def _stages(body: Any) -> list[tuple[int, str, Any]]:
@@ -165,32 +198,37 @@ class _Budget:
     makes counts once, fan-out included, and so do those a match drops. A document weighs one plus the
     objects and list items inside it (a lookup's matches, an address, a list's values): a stage's work
     grows with what it walks through. A stage that names several filters, fields, keys or accumulators
-    counts each document once per name.
+    counts each document once per name. A job's run starts from what its earlier pages spent.
     """
 
-    def __init__(self) -> None:
-        self.read = 0
-        self.documents = 0
+    def __init__(self, limits: Limits, read: int = 0, documents: int = 0) -> None:
+        self.limits = limits
+        self.read = read
+        self.documents = documents
         self.known: dict[int, int] = {}  # the weights of the documents lookups hold, by id (see `_weight`)
 
     def reading(self, where: str, records: int) -> None:
         self.read += records
-        if self.read > MAX_READ:
+        limits = self.limits
+        if self.read > limits.read:
             raise Invalid(
-                f"{where}: the aggregate would read more than {MAX_READ:,} records, the most one request may read; "
-                "select fewer records with a leading match an index serves (or look up fewer distinct values)"
+                f"{where}: the aggregate would read more than {limits.read:,} records, the most {limits.scope} read; "
+                f"{limits.advice}select fewer records with a leading match an index serves (or look up fewer "
+                "distinct values)"
             )
 
     def taking(self, where: str, width: int, docs: Docs) -> Docs:
         """`docs`, each counted `width` times its weight as the stage at `where` takes it."""
+        most = self.limits.documents
         for document in docs:
-            room = (MAX_DOCUMENTS - self.documents) // width
+            room = (most - self.documents) // width
             self.documents += width * _weight(document, room, self.known)
-            if self.documents > MAX_DOCUMENTS:
+            if self.documents > most:
                 raise Invalid(
-                    f"{where}: the aggregate would work through more than {MAX_DOCUMENTS:,} documents, the most one "
-                    "request may (docs/dialects.md, Aggregate queries); select fewer records with a leading match, and "
-                    "project, group or limit before a lookup or unwind multiplies them"
+                    f"{where}: the aggregate would work through more than {most:,} documents, the most "
+                    f"{self.limits.scope} (docs/dialects.md, Aggregate queries); {self.limits.advice}select fewer "
+                    "records with a leading match, and project, group or limit before a lookup or unwind multiplies "
+                    "them"
                 )
             yield document
 
@@ -223,19 +261,88 @@ def _weight(document: Any, most: int, known: Mapping[int, int]) -> int:
     return count
 
 
+# A job's pages ----------------------------------------------------------------------------------
+@dataclass
+class Part:
+    """What one page of a job's records gave: where it ended and what the budget had spent by then (its
+    first line, `head`), and the groups gathered, the count, or the documents of the stages up to the
+    first that needs every document."""
+
+    after: str | None  # the id of the last record read: the next page starts after it
+    read: int = 0  # records read by this page and those before it
+    spent: int = 0  # documents worked through, likewise
+    taken: int = 0  # records this page read
+    more: bool = False  # whether records followed (the page stopped at its size)
+    groups: Groups | None = None
+    count: int | None = None
+    documents: list[Document] | None = None
+
+    def head(self) -> dict[str, Any]:
+        return {"after": self.after, "read": self.read, "spent": self.spent, "taken": self.taken, "more": self.more}
+
+
+class _PageFull(Exception):
+    """A page read its records: the next one is not taken."""
+
+
+def _until_full(records: Iterable[Record], part: Part) -> Iterator[Record]:
+    try:
+        yield from records
+    except _PageFull:
+        part.more = True
+
+
+def dumps(value: Any) -> str:
+    """JSON that keeps exact decimals (`{"$d": "2.50"}`: no field name starts with $) and floats as floats."""
+    return json.dumps(value, default=_tagged, separators=(",", ":"))
+
+
+def loads(text: str) -> Any:
+    return json.loads(text, object_hook=_untagged)
+
+
+def _tagged(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return {"$d": str(value)}
+    raise TypeError(f"{type(value).__name__} is not a document's value")
+
+
+def _untagged(value: dict[str, Any]) -> Any:
+    return Decimal(value["$d"]) if len(value) == 1 and "$d" in value else value
+
+
 # Planning: the stages checked and turned into steps over a stream of documents -------------------
-class _Pipeline:
-    def __init__(self, data: AppService, caller: Caller, access: Access) -> None:
-        self.data = data
-        self.caller = caller
+@dataclass
+class _Step:
+    where: str
+    width: int  # how many names the stage names, for the budget
+    run: Step
+    group: _Group | None = None  # a group's own keys and accumulators (a job gathers it a page at a time)
+    count: str | None = None  # a count's name
+    streams: bool = True  # works document by document, holding nothing (match, project, unwind, lookup)
+
+
+class Pipeline:
+    """A checked pipeline over one entity, as a gate (a caller, or a job's user) may read it.
+
+    A request runs it whole (`run`); a job (`backroom.app.aggregate_job`) runs it a page of records at
+    a time (`page`), each page's part of the work kept, then the parts combined (`combine`).
+    """
+
+    def __init__(self, records: RecordStore, tenant_id: str, gate: Gate, access: Access, budget: _Budget) -> None:
+        self.records = records
+        self.tenant_id = tenant_id
+        self.gate = gate
         self.schema = access.schema
         self.readable = set(access.readable())
         self.entity_shaped = True  # until a group or count makes new documents
         self.aliases: set[str] = set()  # names earlier lookups added
+        self.used: set[str] = set()  # the entity's fields the stages name until a project, group or count
+        self.narrowed = False  # once a project, group or count: later stages see only what it kept
         self.leading: list[Expr] = []  # the leading matches' filters, for the store
-        self.steps: list[tuple[str, int, Step]] = []  # (where, how many names, step)
+        self.steps: list[_Step] = []
         self.filters = 0  # in all the matches
-        self.budget = _Budget()
+        self.budget = budget
         self.width = 1  # how many names the stage being added names, for the budget
         self.builders: dict[str, Callable[[str, Any], Step]] = {
             "project": self._project,
@@ -248,37 +355,167 @@ class _Pipeline:
             "lookup": self._lookup,
         }
 
+    @classmethod
+    def of(
+        cls,
+        records: RecordStore,
+        tenant_id: str,
+        gate: Gate,
+        name: str,
+        body: Any,
+        limits: Limits,
+        spent: tuple[int, int] = (0, 0),
+    ) -> Pipeline:
+        """The pipeline `body` over entity `name`, every stage checked (400, 403, 404 before a record is read).
+
+        `spent`: the records read and documents worked through by a job's earlier pages, counted against `limits`."""
+        budget = _Budget(limits, read=spent[0], documents=spent[1])
+        pipeline = cls(records, tenant_id, gate, gate.access(name, "read"), budget)
+        for number, op, settings in _stages(body):
+            pipeline.add(number, op, settings)
+        if pipeline.filters > MAX_FILTERS:
+            raise Invalid(
+                f"A pipeline's matches hold at most {MAX_FILTERS} filters in all (this one {pipeline.filters})"
+            )
+        return pipeline
+
     def add(self, number: int, op: str, settings: Any) -> None:
         where = f"Stage {number} ({op})"
         self.width = 1
         if op == "match":
             self._match(where, settings)
-        else:
-            step = self.builders[op](where, settings)
-            self.steps.append((where, self.width, step))
+            return
+        step = self.builders[op](where, settings)
+        group = step if isinstance(step, _Group) else None
+        blocks = op in ("group", "count", "sort", "skip", "limit")
+        count = settings if op == "count" else None
+        self.steps.append(_Step(where, self.width, step, group, count=count, streams=not blocks))
+        if op in ("project", "group", "count"):
+            self.narrowed = True
+
+    def fields(self) -> list[str] | None:
+        """The entity's fields the pipeline reads (a projection of the store's read); None: every field.
+
+        Until the first project, group or count, the stages' paths name them; after it, nothing else of
+        the records is seen. A pipeline without one hands whole documents over."""
+        return sorted(self.used) if self.narrowed else None
+
+    def _projection(self) -> list[str] | None:
+        """The fields to fetch: those the stages read, or every one the caller may read; None (whole
+        items) past `PROJECTED_MOST` names, which a projection expression could not hold."""
+        named = self.fields()
+        if named is None:
+            named = sorted(self.readable)
+        return named if len(named) <= PROJECTED_MOST else None
 
     def run(self) -> Docs:
-        documents = self._source()
-        for where, width, step in self.steps:
-            documents = step(self.budget.taking(where, width, documents))
+        return self._through(self.steps, self._source())
+
+    def answer(self, docs: Docs) -> Docs:
+        return self.budget.taking("The answer", 1, docs)
+
+    def _through(self, steps: Iterable[_Step], documents: Docs) -> Docs:
+        for step in steps:
+            documents = step.run(self.budget.taking(step.where, step.width, documents))
         return documents
 
     def _source(self) -> Docs:
         """The records the leading matches select, as one store query (an index serves it when one fits)."""
-        schema, tenant = self.schema, self.caller.tenant_id
-        specs = [f for f in schema.fields if f.name in self.readable]
+        schema, tenant = self.schema, self.tenant_id
         bound = bind(schema, Query(where=AllOf(tuple(self.leading))))
         where = "The leading match" if self.leading else "The source"
         chosen: Iterable[Record]
         if bound.ids is not None:  # `id=a,b`: read those records, check the rest here
             rids = sorted(set(bound.ids))
             self.budget.reading(where, len(rids))
-            found = self.data.records.get_many(tenant, schema, rids)
+            found = self.records.get_many(tenant, schema, rids)
             check = _checker(schema, bound.conditions, bound.rest)
             chosen = (r for r in found if check is None or check(r))
         else:
-            chosen = _reading(self.data.records, tenant, schema, bound.conditions, bound.rest, self.budget, where)
-        return (_document(specs, r) for r in chosen)
+            chosen = _reading(
+                self.records, tenant, schema, bound.conditions, bound.rest, self.budget, where, self._projection()
+            )
+        return self._documents(chosen)
+
+    def _documents(self, records: Iterable[Record]) -> Docs:
+        specs = [f for f in self.schema.fields if f.name in self.readable]
+        return (_document(specs, r) for r in records)
+
+    # A job's pages ------------------------------------------------------------
+    def page(self, after: str | None, most: int | None) -> Part:
+        """The work of the next `most` records in id order after the id `after` (every one left when None):
+        the leading matches checked on each, then the stages up to the first that needs every document
+        (a group gathers its groups, a count counts); what they give is the page's `Part`."""
+        schema = self.schema
+        bound = bind(schema, Query(where=AllOf(tuple(self.leading))))
+        check = _checker(schema, bound.conditions, bound.rest)
+        ids = None if bound.ids is None else set(bound.ids)
+        where = "The leading match" if self.leading else "The source"
+        part = Part(after=after, read=self.budget.read)
+
+        def counted(record: Record) -> bool:
+            if most is not None and part.taken == most:
+                raise _PageFull
+            part.taken += 1
+            part.after = record.rid
+            self.budget.reading(where, 1)
+            return (ids is None or record.rid in ids) and (check is None or check(record))
+
+        fields = self._projection()
+        chosen = self.records.stream(self.tenant_id, schema, [], where=counted, fields=fields, after=after)
+        head, block, _ = self._split()
+        documents = self._through(head, self._documents(_until_full(chosen, part)))
+        if block is not None and block.group is not None:
+            part.groups = block.group.gather(self.budget.taking(block.where, block.width, documents))
+        elif block is not None and block.count is not None:
+            part.count = sum(1 for _ in self.budget.taking(block.where, block.width, documents))
+        else:
+            part.documents = list(documents)
+        part.read, part.spent = self.budget.read, self.budget.documents
+        return part
+
+    def combine(self, parts: Iterable[Part]) -> Docs:
+        """The pipeline's documents from its pages' parts, in order: the groups gathered merged, the counts
+        added, or the documents handed on; then the stages after. The budget starts where the last page
+        left it (`of`'s `spent`)."""
+        head, block, rest = self._split()
+        if block is not None and block.group is not None:
+            groups: Groups = {}
+            for part in parts:
+                block.group.merge(groups, part.groups or {})
+            return self._through(rest, block.group.results(groups))
+        if block is not None and block.count is not None:
+            total = sum(part.count or 0 for part in parts)
+            return self._through(rest, iter([{block.count: total}]))
+        return self._through(self.steps[len(head) :], (d for part in parts for d in part.documents or []))
+
+    def dump(self, part: Part) -> str:
+        """A part as text: its head on the first line (read alone by `first_line`), its work on the second."""
+        _, block, _ = self._split()
+        if part.groups is not None and block is not None and block.group is not None:
+            body: dict[str, Any] = {"groups": block.group.dump(part.groups)}
+        elif part.count is not None:
+            body = {"count": part.count}
+        else:
+            body = {"documents": part.documents or []}
+        return json.dumps(part.head()) + "\n" + dumps(body) + "\n"
+
+    def load(self, text: str) -> Part:
+        head, _, rest = text.partition("\n")
+        part = Part(**json.loads(head))
+        body = loads(rest)
+        _, block, _ = self._split()
+        if "groups" in body and block is not None and block.group is not None:
+            part.groups = block.group.load(body["groups"])
+        part.count, part.documents = body.get("count"), body.get("documents")
+        return part
+
+    def _split(self) -> tuple[list[_Step], _Step | None, list[_Step]]:
+        """The steps before the first that holds documents, that step (None if none does), and the rest."""
+        for i, step in enumerate(self.steps):
+            if not step.streams:
+                return self.steps[:i], step, self.steps[i + 1 :]
+        return self.steps, None, []
 
     # Paths ------------------------------------------------------------------
     def _path(self, where: str, path: Any) -> list[str]:
@@ -293,7 +530,13 @@ class _Pipeline:
             raise Invalid(f'{where}: "{_clip(path)}" names more than {MAX_PATH} fields, one inside the other')
         if self.entity_shaped and parts[0] not in self.aliases:
             _check_path(where, self.schema, self.readable, path)
+            self._uses(parts[0])
         return parts
+
+    def _uses(self, name: str) -> None:
+        """Note a field of the entity a stage names (the store's read fetches it), until a stage narrows."""
+        if not self.narrowed and name not in ("id", "label"):
+            self.used.add(name)
 
     def _paths(self, where: str, text: Any, example: str) -> list[list[str]]:
         if not isinstance(text, str):
@@ -326,16 +569,18 @@ class _Pipeline:
             except Invalid as bad:
                 raise Invalid(f"{where}: {bad.message}") from None
             self._may_read(where, bound.paths)
+            for path in paths:
+                self._uses(path.split(".")[0])
             if not self.steps:  # a leading match: the store's query
                 self.leading.extend(query.where.items)
                 return
             schema, expr = self.schema, query.where
-            self.steps.append((where, self.width, lambda docs: (d for d in docs if evaluate(schema, expr, d))))
+            self.steps.append(_Step(where, self.width, lambda docs: (d for d in docs if evaluate(schema, expr, d))))
             return
         for path in paths:
             self._path(where, path)
         check = _generic(query.where)
-        self.steps.append((where, self.width, lambda docs: (d for d in docs if check(d))))
+        self.steps.append(_Step(where, self.width, lambda docs: (d for d in docs if check(d))))
 
     def _project(self, where: str, settings: Any) -> Step:
         tree: Tree = {}
@@ -388,7 +633,7 @@ class _Pipeline:
             outputs.append((name, op, self._path(where, inner)))
         self.entity_shaped, self.aliases = False, set()
         self.width = max(1, len(keys) + len(outputs))
-        return lambda docs: _grouped(docs, keys, outputs)
+        return _Group(keys, outputs)
 
     def _sort(self, where: str, settings: Any) -> Step:
         if not isinstance(settings, dict) or not settings:
@@ -461,7 +706,7 @@ class _Pipeline:
             )
         entity = settings["foreignEntityName"].strip()
         try:
-            foreign = self.data.access(self.caller, entity, "read")
+            foreign = self.gate.access(entity, "read")
         except NotFound:
             raise Invalid(f"{where}: foreignEntityName: {_clip(entity)} is not an entity") from None
         except Forbidden as refused:
@@ -469,7 +714,7 @@ class _Pipeline:
         path = settings["foreignFieldPath"].strip()
         _check_path(where, foreign.schema, set(foreign.readable()), path)
         self.aliases.add(alias)
-        reads = _Reads(self.data.records, self.caller.tenant_id, self.budget, where)
+        reads = _Reads(self.records, self.tenant_id, self.budget, where)
         return _Lookup(reads, foreign, path, local, alias).run
 
 
@@ -526,17 +771,19 @@ def _reading(
     rest: Expr | None,
     budget: _Budget,
     where: str,
+    fields: list[str] | None = None,
 ) -> Iterator[Record]:
     """The records meeting `conditions` and `rest`, every record read counted (those they turn down too).
 
     The store checks what its index does not serve on the records it reads; here that check runs in
     `where`, so each record read passes through the count. The index is the one the whole query plans.
+    A read of every shard (no index serves it) fetches only `fields` (None: whole items), all shards at once.
     """
     unserved = plan(schema, conditions).residual
     served = [c for c in conditions if c not in unserved]
     check = _checker(schema, unserved, rest)
     if check is None:  # every record read is a match
-        for record in records.stream(tenant_id, schema, served):
+        for record in records.stream(tenant_id, schema, served, fields=fields):
             budget.reading(where, 1)
             yield record
         return
@@ -545,7 +792,7 @@ def _reading(
         budget.reading(where, 1)
         return check(record)
 
-    yield from records.stream(tenant_id, schema, served, where=counted)
+    yield from records.stream(tenant_id, schema, served, where=counted, fields=fields)
 
 
 class _Reads:
@@ -602,13 +849,14 @@ def _one(spec: TableField, value: Any) -> Any:
     return value  # decimals and money stay exact Decimals until the answer is written
 
 
-def _json(value: Any) -> Any:
+def json_value(value: Any) -> Any:
+    """A document as the answer shows it: decimals and money as exact text."""
     if isinstance(value, Decimal):
         return format(value, "f")
     if isinstance(value, dict):
-        return {k: _json(v) for k, v in value.items()}
+        return {k: json_value(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_json(v) for v in value]
+        return [json_value(v) for v in value]
     return value
 
 
@@ -740,6 +988,29 @@ class _Accumulator:
         elif self.op == "last":
             self.value = None if value is _MISSING else value
 
+    def merge(self, later: _Accumulator) -> None:
+        """Take in what `later` gathered from the documents after this one's (a job's next page)."""
+        if self.op in ("sum", "avg") and later.numbers:
+            self.total = _plus(self.total, later.total)
+            self.numbers += later.numbers
+        elif self.op in ("min", "max") and later.rank is not None:
+            if self.rank is None or (later.rank < self.rank if self.op == "min" else later.rank > self.rank):
+                self.value, self.rank = later.value, later.rank
+        elif (self.op == "first" and not self.documents) or (self.op == "last" and later.documents):
+            self.value = later.value
+        self.documents += later.documents
+
+    def state(self) -> list[Any]:
+        return [self.documents, self.numbers, self.total, self.value]
+
+    @classmethod
+    def of(cls, op: str, state: list[Any]) -> _Accumulator:
+        accumulator = cls(op)
+        accumulator.documents, accumulator.numbers, accumulator.total, accumulator.value = state
+        if op in ("min", "max") and accumulator.value is not None:
+            accumulator.rank = _order(accumulator.value)
+        return accumulator
+
     def result(self) -> Any:
         if self.op == "count":
             return self.documents
@@ -763,26 +1034,66 @@ def _plus(a: int | float | Decimal, b: int | float | Decimal) -> int | float | D
     return a + b
 
 
-def _grouped(docs: Docs, keys: list[list[str]], outputs: list[tuple[str, str, list[str] | None]]) -> Docs:
-    groups: dict[Key, tuple[list[Any], list[_Accumulator]]] = {}
-    for document in docs:
-        values = [_get(document, k) for k in keys]
-        key = tuple(_group_key(v) for v in values)
-        group = groups.get(key)
-        if group is None:
-            group = groups[key] = ([_shown(v) for v in values], [_Accumulator(op) for _, op, _ in outputs])
-        for accumulator, (_, _, path) in zip(group[1], outputs, strict=True):
-            accumulator.add(_MISSING if path is None else _get(document, path))
-    for shown, accumulators in groups.values():
-        out: Document = {}
-        for parts, value in zip(keys, shown, strict=True):
-            node = out
-            for part in parts[:-1]:
-                node = node.setdefault(part, {})
-            node[parts[-1]] = value
-        for (name, _, _), accumulator in zip(outputs, accumulators, strict=True):
-            out[name] = accumulator.result()
-        yield out
+Groups: TypeAlias = dict[Key, tuple[list[Any], list[_Accumulator]]]  # by key: the `by` values shown, the results
+
+
+class _Group:
+    """A group stage: gathers groups from documents, merges groups gathered from pages in their order
+    (a job's), and gives each group's document."""
+
+    def __init__(self, keys: list[list[str]], outputs: list[tuple[str, str, list[str] | None]]) -> None:
+        self.keys = keys
+        self.outputs = outputs
+
+    def __call__(self, docs: Docs) -> Docs:
+        return self.results(self.gather(docs))
+
+    def gather(self, docs: Docs) -> Groups:
+        groups: Groups = {}
+        keys, outputs = self.keys, self.outputs
+        for document in docs:
+            values = [_get(document, k) for k in keys]
+            key = tuple(_group_key(v) for v in values)
+            group = groups.get(key)
+            if group is None:
+                group = groups[key] = ([_shown(v) for v in values], [_Accumulator(op) for _, op, _ in outputs])
+            for accumulator, (_, _, path) in zip(group[1], outputs, strict=True):
+                accumulator.add(_MISSING if path is None else _get(document, path))
+        return groups
+
+    @staticmethod
+    def merge(groups: Groups, later: Groups) -> None:
+        """Add the groups gathered from later documents (the next page) to `groups`, as if gathered at once."""
+        for key, (shown, accumulators) in later.items():
+            held = groups.get(key)
+            if held is None:
+                groups[key] = (shown, accumulators)
+                continue
+            for mine, theirs in zip(held[1], accumulators, strict=True):
+                mine.merge(theirs)
+
+    def results(self, groups: Groups) -> Docs:
+        for shown, accumulators in groups.values():
+            out: Document = {}
+            for parts, value in zip(self.keys, shown, strict=True):
+                node = out
+                for part in parts[:-1]:
+                    node = node.setdefault(part, {})
+                node[parts[-1]] = value
+            for (name, _, _), accumulator in zip(self.outputs, accumulators, strict=True):
+                out[name] = accumulator.result()
+            yield out
+
+    def dump(self, groups: Groups) -> list[Any]:
+        return [[shown, [a.state() for a in accumulators]] for shown, accumulators in groups.values()]
+
+    def load(self, dumped: list[Any]) -> Groups:
+        """Groups as `dump` wrote them: a shown value groups as the value it shows (a relationship by its label)."""
+        groups: Groups = {}
+        for shown, states in dumped:
+            accumulators = [_Accumulator.of(op, state) for (_, op, _), state in zip(self.outputs, states, strict=True)]
+            groups[tuple(_group_key(v) for v in shown)] = (shown, accumulators)
+        return groups
 
 
 def _unwound(docs: Docs, parts: list[str], keep: bool) -> Docs:

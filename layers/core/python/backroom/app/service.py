@@ -64,6 +64,10 @@ class AppData:
             from backroom.app.exports import start_export
 
             return start_export(self, caller, name, params, ip)
+        if segment == "aggregate" and run_async:  # an extension: the pipeline as a job, its answer a file
+            from backroom.app.aggregate_job import start_aggregate
+
+            return start_aggregate(self, caller, name, body, ip)
         if segment == "aggregate":
             from backroom.app.aggregate import aggregate  # the pipeline reads records through this service
 

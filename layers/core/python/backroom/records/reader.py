@@ -19,7 +19,7 @@ from decimal import Decimal
 from itertools import islice
 from typing import Any
 
-from backroom.dynamo import Table, in_context, key_range
+from backroom.dynamo import Attribute, Table, in_context, key_range
 from backroom.errors import Invalid, NotFound
 from backroom.records.keys import (
     COUNT_SLOTS,
@@ -286,11 +286,23 @@ class RecordReader:
         filters: Mapping[str, Any] | Sequence[Condition],
         *,
         where: Check | None = None,
+        fields: Sequence[str] | None = None,
+        after: str | None = None,
     ) -> Iterator[Record]:
-        """Every record matching `filters` (equalities, or conditions) and `where`, for jobs (no read cap)."""
+        """Every record matching `filters` (equalities, or conditions) and `where`, for jobs (no read cap).
+
+        With `fields` (top-level field names), a read no index serves fetches only those fields of each
+        record's data (and its id, label and version); with `fields` or `after`, it reads every shard at
+        once, in id order past the id `after`. Records read by key (an index serves the filters) come
+        whole, and `after` is ignored.
+        """
         conditions = self.conditions(schema, filters) if isinstance(filters, Mapping) else filters
         # A job needs no order: a plan that would sort its matches in memory (a folded index's) streams them.
         chosen = replace(plan(schema, conditions), sort_in_memory=False)
+        if chosen.index is None and not chosen.nothing and (fields is not None or after is not None):
+            for _, record in self._whole_matching(tenant_id, schema, chosen, after, None, 1000, where, fields=fields):
+                yield record
+            return
         if chosen.index is None and not chosen.nothing:  # no index serves it: the record partitions, items whole
             for record in self._whole(tenant_id, schema):
                 if matches(schema, record.data, chosen.residual) and (where is None or where(record)):
@@ -472,14 +484,20 @@ class RecordReader:
         cap: int | None,
         want: int,
         where: Check | None,
+        *,
+        fields: Sequence[str] | None = None,
     ) -> Iterator[tuple[str, Record]]:
         """(id, record) of every record meeting the plan's filters, in id order past `after`: no index
         serves them, so the table's shards are read whole, at once (a thread each, a page ahead), with the filters
         DynamoDB can check pushed down to it (`pushdown`); every filter is checked here too. At most `cap`
-        items read (DynamoDB's ScannedCount), then TooBroad."""
+        items read (DynamoDB's ScannedCount), then TooBroad. With `fields`, each item brings only those
+        fields of its data (a projection, names as placeholders), read at once as a filtered read is."""
         descending = chosen.order.descending and not chosen.sort_in_memory
         budget = _Budget(cap)
         pushed, names, values = pushdown(schema, chosen.residual)
+        attributes: list[Attribute] | None = None
+        if fields is not None:
+            attributes = [*_RECORD_ATTRIBUTES, *(("data", f) for f in fields)]
         hint = max(10, min(1000, want // schema.shards + 10))
 
         def shard(number: int) -> Iterator[dict[str, Any]]:
@@ -496,14 +514,15 @@ class RecordReader:
                 page_size=hint,
                 filtered=pushed,
                 scanned=budget.add,
+                attributes=attributes,
             )
 
-        # A page of every record in id order reads each shard lazily; a filtered or sorted read, all at once.
-        checked = bool(chosen.residual) or where is not None or chosen.sort_in_memory
+        # A page of every record in id order reads each shard lazily; a filtered, sorted or projected read, all at once.
+        checked = bool(chosen.residual) or where is not None or chosen.sort_in_memory or fields is not None
         streams = [_ahead(shard(n), depth=hint) if checked else shard(n) for n in range(schema.shards)]
         try:
             for item in heapq.merge(*streams, key=lambda i: str(i["sk"]), reverse=descending):
-                record = _record(schema, item)
+                record = _record(schema, item if fields is None else {"data": {}, **item})
                 if matches(schema, record.data, chosen.residual) and (where is None or where(record)):
                     yield record.rid, record
         except _Spent:
@@ -559,6 +578,10 @@ class RecordReader:
             f"This query on {schema.name} would read more than {self.max_read:,} items (the read budget):"
             f" no index serves its filters or its order; {advice}"
         )
+
+
+# What a projected read of a record brings besides its fields: the sort key (the merge's), id, label, version.
+_RECORD_ATTRIBUTES = ("sk", "rid", "label", "version")
 
 
 class _Spent(Exception):

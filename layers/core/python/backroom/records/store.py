@@ -182,8 +182,10 @@ class RecordStore:
         filters: Mapping[str, Any] | Sequence[Condition],
         *,
         where: Check | None = None,
+        fields: Sequence[str] | None = None,
+        after: str | None = None,
     ) -> Iterator[Record]:
-        return self.reader.stream(tenant_id, schema, filters, where=where)
+        return self.reader.stream(tenant_id, schema, filters, where=where, fields=fields, after=after)
 
     def ids(
         self, tenant_id: str, schema: Schema, conditions: Sequence[Condition], *, where: Check | None = None
