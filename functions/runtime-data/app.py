@@ -18,7 +18,17 @@ from backroom.api.dialects import RuntimeDialect
 from backroom.api.multipart import body_bytes, uploaded_file
 from backroom.api.openapi import file_upload_body
 from backroom.api.resolver import CurrentCaller, dialect_app
-from backroom.api.runtime import ExportSize, From, PageSize, To, json_body, last_values, query_params
+from backroom.api.runtime import (
+    ExportSize,
+    ExportSortField,
+    ExportSortType,
+    From,
+    PageSize,
+    To,
+    json_body,
+    last_values,
+    query_params,
+)
 from backroom.config import require
 from backroom.errors import Invalid
 from backroom.jobs.models import Job
@@ -174,10 +184,12 @@ def update_record(
     size: ExportSize = None,
     formula_safe: FormulaSafe = None,
     background: RunAsync = None,
+    sort_field: ExportSortField = None,
+    sort_type: ExportSortType = None,
 ) -> Any:
     """A record's update, an action over a query (`?id=a,b` or filters), an aggregate query (`aggregate`;
-    `_async=true` runs it as a job whose answer is a JSON file) or an export (`export`; `_size`, `_formulaSafe`
-    and `_async` are read with the other options by the core)."""
+    `_async=true` runs it as a job whose answer is a JSON file) or an export (`export`; `_size`, `_formulaSafe`,
+    `_sortField`, `_sortType` and `_async` are read with the other options by the core)."""
     params = _params()
     body = json_body(app.current_event.raw_event, optional=True)
     run_async = _async_flag(params)

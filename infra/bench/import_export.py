@@ -7,15 +7,18 @@
    /runtime/api/data/benchItems/import`). The large import is stopped once a third of it is done
    (`PUT /status/jobs/{id}/stop`), then resumed; it must end with exactly that many records.
 2. Imports the same large file again with other amounts: every record is updated, none added.
-3. Exports the large set (`PUT /data/benchItems/export`) and checks the file has rows + 1 lines.
-4. Baselines on the same emulator: the very items the import wrote, put with boto3's
-   `Table.batch_writer()` (one thread), and a plain Query of the records' partitions written as CSV to
-   S3 (one thread). Ratios: import items/s ÷ raw items/s (goal ≥ 0.8), export rows/s ÷ plain rows/s
-   (goal ≥ 1.0).
+3. Exports every record of the entity (`PUT /data/benchItems/export`: the small and the large set), checks
+   the file has rows + 1 lines, and sums the items DynamoDB read for it (the worker's cost lines, one per
+   message, from the stack's log).
+4. Baselines on the same emulator: a plain Query of the records' partitions written as CSV to S3 (one
+   thread), over the very records the export took (before the raw load adds its own), and the items
+   the import wrote, put with boto3's `Table.batch_writer()` (one thread). Ratios: import items/s ÷ raw
+   items/s (goal ≥ 0.8), export rows/s ÷ plain rows/s (goal ≥ 1.0), on the same DynamoDB engine.
 5. The worker process's peak memory (its own process, `--no-gateway`, as a Lambda function is) during
    the small and the large runs: flat means the large run's peak is close to the small one's.
 
-Knobs: BENCH_IE_SMALL, BENCH_IE_LARGE, BENCH_IE_POLLERS (4), BENCH_STACK_LOG.
+Knobs: BENCH_IE_SMALL, BENCH_IE_LARGE, BENCH_IE_POLLERS (4), BENCH_STACK_LOG (a temporary file when unset:
+the export's items read are summed from it).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import io
 import json
 import os
 import sys
+import tempfile
 import threading
 import time
 import urllib.error
@@ -153,10 +157,10 @@ def run_import(stack: Stack, content: bytes, *, stop_at: float | None = None) ->
     return time.monotonic() - started - paused, job
 
 
-def run_export(stack: Stack, prefix: str) -> tuple[float, dict[str, Any], int]:
-    """Export the records whose code starts with `prefix` (a filter served by the code index)."""
+def run_export(stack: Stack, query: str = "") -> tuple[float, dict[str, Any], int]:
+    """Export the records `query` matches (every record without one)."""
     started = time.monotonic()
-    job_id = runtime(stack, "PUT", f"/data/{ENTITY}/export?code=between({prefix}-,{prefix}-~)")["jobId"]
+    job_id = runtime(stack, "PUT", f"/data/{ENTITY}/export{query}")["jobId"]
     job = wait(stack, job_id)
     seconds = time.monotonic() - started
     if job["status"] != "FINISHED":
@@ -193,8 +197,26 @@ def raw_load(stack: Stack, rows: int) -> tuple[float, int]:
     return time.monotonic() - started, len(plain)
 
 
-def plain_export(stack: Stack) -> tuple[float, int]:
-    """A plain Query of every records partition, written as CSV and put to S3 by one thread; seconds, rows."""
+def items_read_since(log: Path, offset: int) -> int:
+    """The items DynamoDB read for the queue's messages logged after byte `offset` of the stack's log
+    (each message's cost line: `backroom.observability.costed`)."""
+    total = 0
+    with log.open("rb") as lines:
+        lines.seek(offset)
+        for line in lines:
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            cost = entry.get("cost") if isinstance(entry, dict) else None
+            if isinstance(cost, dict) and "message" in cost:
+                total += int(cost.get("ItemsRead", 0))
+    return total
+
+
+def plain_export(stack: Stack) -> tuple[float, int, int]:
+    """A plain Query of every records partition, written as CSV and put to S3 by one thread; seconds,
+    rows, items read."""
     core = stack.core
     schema = core.records.schema(TENANT, ENTITY, namespace=RUNTIME)
     client = boto3.client("dynamodb", endpoint_url=stack.endpoints.of("dynamodb"), region_name="us-east-1")
@@ -203,7 +225,7 @@ def plain_export(stack: Stack) -> tuple[float, int]:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["code", "category", "amount", "note"])
-    rows = 0
+    rows = read = 0
     for shard in range(schema.shards):
         pages = client.get_paginator("query").paginate(
             TableName=core.settings.table_name,
@@ -211,6 +233,7 @@ def plain_export(stack: Stack) -> tuple[float, int]:
             ExpressionAttributeValues={":p": {"S": f"REC#{TENANT}#{ENTITY}#{shard}"}},
         )
         for page in pages:
+            read += page["ScannedCount"]
             for item in page["Items"]:
                 data = item["data"]["M"]
                 writer.writerow(
@@ -218,7 +241,7 @@ def plain_export(stack: Stack) -> tuple[float, int]:
                 )
                 rows += 1
     s3.put_object(Bucket=core.settings.bucket_name, Key="bench/plain-export.csv", Body=out.getvalue().encode())
-    return time.monotonic() - started, rows
+    return time.monotonic() - started, rows, read
 
 
 def main() -> int:
@@ -226,6 +249,7 @@ def main() -> int:
     large = int(os.environ.get("BENCH_IE_LARGE", "100000"))
     pollers = int(os.environ.get("BENCH_IE_POLLERS", "4"))
     print(f"Runtime import/export: {small:,} and {large:,} rows, {pollers} pollers", flush=True)
+    log = Path(os.environ.setdefault("BENCH_STACK_LOG", str(Path(tempfile.mkdtemp()) / "stack.log")))
     with running(workers=True, pollers=pollers, separate_workers=True) as stack:
         worker = stack.worker_pid or stack.pid
         app = json.loads(APP.read_text())
@@ -235,7 +259,7 @@ def main() -> int:
         with Peak(worker) as small_import:
             small_seconds, _ = run_import(stack, rows_csv(small, 0, "small"))
         with Peak(worker) as small_export:
-            run_export(stack, "small")
+            run_export(stack, "?code=between(small-,small-~)")
 
         print(f"import {large:,} rows (stopped at a third, then resumed)", flush=True)
         with Peak(worker) as large_import:
@@ -253,17 +277,21 @@ def main() -> int:
         if after != large or sample["version"] != 1:
             raise SystemExit("the second import added records or did not update them")
 
-        print(f"export {large:,} records", flush=True)
+        exported_rows = small + large
+        print(f"export every record: {exported_rows:,}", flush=True)
+        offset = log.stat().st_size
         with Peak(worker) as large_export:
-            export_seconds, exported, lines = run_export(stack, "item")
-        print(f"  {exported['results']}; the file has {lines:,} lines", flush=True)
-        if lines != large + 1:
-            raise SystemExit(f"the export of {large:,} records has {lines:,} lines")
+            export_seconds, exported, lines = run_export(stack)
+        export_read = items_read_since(log, offset)
+        print(f"  {exported['results']}; the file has {lines:,} lines; {export_read:,} items read", flush=True)
+        if lines != exported_rows + 1:
+            raise SystemExit(f"the export of {exported_rows:,} records has {lines:,} lines")
 
+        plain_seconds, plain_rows, plain_read = plain_export(stack)  # the same records, before the raw load's
+        if plain_rows != exported_rows:
+            raise SystemExit(f"the plain export read {plain_rows:,} rows, the export {exported_rows:,}")
         raw_seconds, raw_items = raw_load(stack, large)
-        plain_seconds, plain_rows = plain_export(stack)
 
-    exported_rows = large
     # The import wrote the same items per row as the raw load: its record, index entries, unique marker, row marker
     import_rate = raw_items / seconds
     raw_rate, export_rate = raw_items / raw_seconds, exported_rows / export_seconds
@@ -277,8 +305,14 @@ def main() -> int:
     print(f"| raw `batch_writer`, 1 thread, same items | {raw_seconds:.1f} s | {raw_rate:,.0f} items/s | |")
     print(f"| **import ÷ raw** | | **{import_rate / raw_rate:.2f}** | ≥ 0.8 |")
     print(f"| second import (updates) | {again_seconds:.1f} s | {large / again_seconds:,.0f} rows/s | |")
-    print(f"| export (HTTP to FINISHED) | {export_seconds:.1f} s | {export_rate:,.0f} rows/s | |")
-    print(f"| plain Query to CSV, 1 thread | {plain_seconds:.1f} s | {plain_rate:,.0f} rows/s | |")
+    print(
+        f"| export of {exported_rows:,} (HTTP to FINISHED; {export_read:,} items read) | {export_seconds:.1f} s "
+        f"| {export_rate:,.0f} rows/s | |"
+    )
+    print(
+        f"| plain Query to CSV, 1 thread ({plain_read:,} items read) | {plain_seconds:.1f} s "
+        f"| {plain_rate:,.0f} rows/s | |"
+    )
     print(f"| **export ÷ plain** | | **{export_rate / plain_rate:.2f}** | ≥ 1.0 |")
     print()
     print("| worker process memory | start | peak |")
@@ -287,7 +321,7 @@ def main() -> int:
         (f"import {small:,}", small_import),
         (f"import {large:,}", large_import),
         (f"export {small:,}", small_export),
-        (f"export {large:,}", large_export),
+        (f"export {small + large:,} (every record)", large_export),
     ):
         print(f"| {name} | {peak.start / 1024:.0f} MB | {peak.peak / 1024:.0f} MB |")
     grown = {

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from backroom.app import exports, imports
 from backroom.app.definition import AppDefinition, Entity
-from backroom.app.exports import start_export
+from backroom.app.exports import ExportRecordsKind, start_export
 from backroom.app.imports import ImportRecordsKind, start_import
 from backroom.errors import Forbidden, Invalid, ServiceFailure
 from backroom.identity.models import Caller, Role
@@ -180,8 +180,8 @@ def test_export_related_fields_labels_and_bad_requests(app: Core, queue: QueueDr
         start_export(app.app, DEV, "companies", {"_fields": "nope"}, None)
     with pytest.raises(Invalid):
         start_export(app.app, DEV, "companies", {"_size": "1000001"}, None)
-    with pytest.raises(Invalid):  # an export lists records in the order they are read
-        start_export(app.app, DEV, "companies", {"_sortType": "asc"}, None)
+    with pytest.raises(Invalid, match=r'declare the index \{"equals": \[\], "sort": "color"\}'):
+        start_export(app.app, DEV, "companies", {"_sortField": "color"}, None)  # no index lists by color
     with pytest.raises(Forbidden):
         start_export(app.app, USER, "companies", {"taxId": "x"}, None)
 
@@ -343,14 +343,18 @@ def test_finding_3_the_export_asks_again_when_its_chunk_runs(
     app: Core, queue: QueueDriver, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     install(app)
-    monkeypatch.setattr(exports, "CHUNK_IDS", 1)  # two records, two chunks
+    monkeypatch.setattr(exports, "PART_CHARS", 1)  # two records, two parts
     for name in ("Rated A", "Rated B"):
         app.app.create(DEV, "companies", {"name": name, "rating": "4.5"}, None)
     job = start_export(app.app, USER, "companies", {"_fields": "name,rating", "name": "Rated A,Rated B"}, None)
-    deliver_one(queue, "plan")
-    deliver_one(queue, "chunk")
+    real = ExportRecordsKind.before_commit
     sales = {"read": True, "create": True, "update": True, "fields": {"taxId": "none", "rating": "none"}}
-    install(app, companies=sales)  # rating hidden between the chunks: the second reads no record
+
+    def then_hidden(self: ExportRecordsKind, ctx: Any, job: Job, chunk: Any, outcomes: Any) -> None:
+        real(self, ctx, job, chunk, outcomes)
+        install(app, companies=sales)  # rating hidden after the first part: the second is not written
+
+    monkeypatch.setattr(ExportRecordsKind, "before_commit", then_hidden)
     queue.drain()
     done = app.jobs.get(job.id, TENANT)
     assert done.state is JobState.FAILED and "You may no longer read rating" in (done.error or ""), done

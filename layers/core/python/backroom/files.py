@@ -81,6 +81,18 @@ class FileStore:
         """A working object with no metadata (e.g. a part of an output still being built)."""
         self.s3.put_object(Bucket=self.bucket, Key=keys.s3_object(owner, name), Body=data)
 
+    def put_scratch_once(self, owner: str, name: str, data: bytes) -> bytes:
+        """A working object written only if it is not there yet (S3's conditional write); what it holds
+        after: `data`, or what a writer before (or at the same time) put there."""
+        key = keys.s3_object(owner, name)
+        try:
+            self.s3.put_object(Bucket=self.bucket, Key=key, Body=data, IfNoneMatch="*")
+            return data
+        except ServiceFailure as failed:
+            if failed.code not in ("PreconditionFailed", "ConditionalRequestConflict", "412"):
+                raise
+        return bytes(self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read())
+
     def compose(self, owner: str, name: str, head: bytes, prefix: str, content_type: str = "text/csv") -> StoredFile:
         """Write `head` followed by every scratch object under `prefix`, in key order, as one file.
 
@@ -96,6 +108,50 @@ class FileStore:
         """`head` then `pieces` as one file, by a multipart upload: memory stays at one part."""
         key = keys.s3_object(owner, name)
         return self._record(owner, name, key, self._stream_to(key, head, pieces, content_type), content_type)
+
+    # A file written a part at a time, each part by whichever worker made it (an export's parts) ------
+    def start_parts(self, owner: str, name: str, content_type: str = "text/csv") -> str:
+        """A multipart upload for file `name` of `owner`; its id, for `put_part` and `finish_parts`."""
+        answer = self.s3.create_multipart_upload(
+            Bucket=self.bucket, Key=keys.s3_object(owner, name), ContentType=content_type
+        )
+        return str(answer["UploadId"])
+
+    def put_part(self, owner: str, name: str, upload_id: str, number: int, data: bytes) -> None:
+        """Part `number` (1 to 10,000) of the upload: at least 5 MiB unless it is the file's last. Writing
+        a number again replaces that part (a replayed group writes its part again)."""
+        self._upload_part(keys.s3_object(owner, name), upload_id, number, data)
+
+    def finish_parts(self, owner: str, name: str, upload_id: str, content_type: str = "text/csv") -> StoredFile:
+        """The upload's parts, in number order, made one file (S3 joins them: no byte passes through here).
+
+        Finishing again (a redelivered wrap-up) finds the upload gone and the file there: the same file."""
+        key = keys.s3_object(owner, name)
+        parts: list[dict[str, Any]] = []
+        size = 0
+        try:
+            pages = self.s3.get_paginator("list_parts").paginate(Bucket=self.bucket, Key=key, UploadId=upload_id)
+            with failures():
+                for page in pages:
+                    for part in page.get("Parts", []):
+                        parts.append({"ETag": part["ETag"], "PartNumber": part["PartNumber"]})
+                        size += int(part["Size"])
+            self.s3.complete_multipart_upload(
+                Bucket=self.bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
+            )
+        except ServiceFailure as failed:
+            if failed.code != "NoSuchUpload":
+                raise
+            size = int(self.s3.head_object(Bucket=self.bucket, Key=key)["ContentLength"])
+        return self._record(owner, name, key, size, content_type)
+
+    def abort_parts(self, owner: str, name: str, upload_id: str) -> None:
+        """Drop an upload that will not be finished (its parts are deleted); one already gone is no error."""
+        try:
+            self.s3.abort_multipart_upload(Bucket=self.bucket, Key=keys.s3_object(owner, name), UploadId=upload_id)
+        except ServiceFailure as failed:
+            if failed.code != "NoSuchUpload":
+                raise
 
     def copy(self, stored: StoredFile, owner: str, name: str) -> StoredFile:
         """A copy of a file under another owner and name, made by S3 (the bytes never pass through here)."""

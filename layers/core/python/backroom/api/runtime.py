@@ -120,6 +120,17 @@ PageSize = Annotated[int | None, Query(alias="_size", ge=1, le=1000, description
 ExportSize = Annotated[
     int | None, Query(alias="_size", ge=1, le=1_000_000, description="An export's records: 1 to 1000000")
 ]
+ExportSortField = Annotated[
+    str | None,
+    Query(
+        alias="_sortField",
+        max_length=255,
+        description="An export's order: a field an index lists the matches by (else a 400 naming the index)",
+    ),
+]
+ExportSortType = Annotated[
+    str | None, Query(alias="_sortType", max_length=4, description="An export's order: asc or desc (desc)")
+]
 LineOffset = Annotated[
     int | None, Query(alias="_offset", ge=0, le=OFFSET_MOST, description="Lines to skip (the offset a page gave)")
 ]

@@ -1,12 +1,22 @@
 """`EXPORT_RECORDS`: the records a query matches, as a CSV file in S3, by a job.
 
-The plan fixes the records (`planning`: the query's matches when the job starts, in id order, cut to
-`_size` after `_offset`). Each chunk reads its records (BatchGetItem), renders them, and writes one
-part (a scratch object named by the chunk: a replay writes the same object again). A part starts with
-one JSON line saying how many rows it holds and how many values each multi-valued column took in it;
-when every chunk is done the parts are streamed into one file by a multipart upload, the columns of a
-multi-valued field widened to the most values any record has (`phoneNumbers[0]`, `phoneNumbers[1]`...).
-Memory stays at one part whatever the size of the export.
+The plan reads no id: it takes the key ranges the reader's plan would read (`RecordReader.ordered_plan`:
+the entity's records partitions, one per shard, or the serving index's ranges) and makes them one chunk,
+which reads them in order (every partition at once, merged), after `_offset` matches, at most `_size`.
+Each record is read once; the chunk's checkpoint keeps the last key read, so a resumed chunk reads on
+from there and a replayed group reads the same range again. `_sortField`/`_sortType` are taken when an
+index lists the matches in that order (else a 400 naming the index to declare). A query matching more
+than MAX_RECORDS is a 400 at the request (`matches_at_most`), whose count is the job's recordsCount.
+
+Rows go to S3 once: a group of rows is one part of the file's multipart upload (PART_CHARS of text, as
+S3 takes parts of 5 MiB and more but the last), written by the chunk, and S3 joins the parts when the
+job finalizes; a replay writes the same part number again. The one exception: with a multi-valued
+column (`phoneNumbers[0]`, `phoneNumbers[1]`...) the header needs the widest record of the whole file,
+so each group goes to a scratch part that says its widths, and finalize streams the parts into the
+file, widened (those rows pass through the worker twice). Memory stays at one part.
+
+One chunk, not one per shard: parts from parallel chunks would each end short of 5 MiB, and S3 joins
+short parts only by copying them through the worker; the chunk reads its partitions in parallel threads.
 
 Columns: `_fields` picks fields (dotted paths into groups, related fields such as `company.type`; a bare
 relationship exports its label); without it every field the caller may read, related ones aside.
@@ -27,6 +37,7 @@ import hashlib
 import io
 import json
 import logging
+import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
@@ -36,15 +47,18 @@ from typing import TYPE_CHECKING, Any
 from backroom import keys
 from backroom.app.definition import Entity
 from backroom.app.permissions import Access, Gate
-from backroom.app.planning import CHUNK_IDS, AppJobKind, chunk_ids, entity_of
-from backroom.app.querylang import parse
+from backroom.app.planning import AppJobKind, entity_of
+from backroom.app.querylang import Query, bind, evaluate, parse
 from backroom.csvfiles import SafeCsvWriter
 from backroom.errors import Forbidden, Invalid, NotFound
+from backroom.files import StoredFile
 from backroom.jobs.kinds import JobContext, JobFailure, PerJob, RowOutcome
-from backroom.jobs.models import Chunk, ChunkPlan, Job, Progress
+from backroom.jobs.models import Chunk, ChunkPlan, Job, JobState, Progress
 from backroom.params import whole
 from backroom.records import Record, RecordStore, Schema
+from backroom.records.query import Condition, Plan, Sort, matches, plan, sort_key
 from backroom.records.schema import TableField
+from backroom.records.store import Check
 
 if TYPE_CHECKING:
     from backroom.app.ports import AppService
@@ -56,6 +70,11 @@ FILE_NAME = "export.csv"
 DONE = "done.json"
 MAX_RECORDS = 1_000_000  # the spec: more is a 400
 LABEL_SEPARATOR = " > "
+PART_CHARS = 6 * 1024 * 1024  # a part's text: S3's parts but the last are at least 5 MiB (UTF-8 bytes >= chars)
+GROUP_RECORDS = 2000  # records of a scratch part (an export with multi-valued columns)
+PAGE = 500  # records rendered together, their related records read in one batch
+UPLOAD = "upload.txt"  # the scratch object holding the file's multipart upload id
+_ID = re.compile(r"[0-9a-f]{24}")
 
 
 def export_file_id(job: Job) -> str:
@@ -199,6 +218,11 @@ class _Layout:
     columns: list[Column]
     relations: dict[str, str]  # relationship -> related entity (for the columns read through it)
 
+    @property
+    def widened(self) -> bool:
+        """Whether a multi-valued column repeats: the header waits for every part's widths."""
+        return any(c.multi for c in self.columns)
+
 
 def render(
     layout: _Layout, records: Sequence[Record], related: Mapping[str, Mapping[str, Record]]
@@ -260,118 +284,256 @@ def widen(row: list[str], layout: _Layout, have: Mapping[str, int], want: Mappin
 
 
 # The job -----------------------------------------------------------------------------
+@dataclass
+class _Row:
+    """A record read, as its chunk carries it to the part it goes in."""
+
+    key: str  # where a read resumed after it starts (`RecordReader.read_in_order`'s key)
+    line: str = ""  # the record as a CSV line (an export without multi-valued columns)
+    record: Record | None = None  # the record, rendered with its group (multi-valued columns)
+
+
 class ExportRecordsKind(AppJobKind):
     name = EXPORT_KIND
-    commit_rows = CHUNK_IDS  # a chunk is one group: one part
+    commit_rows = MAX_RECORDS  # a group ends when its rows make a part (`group`), not at a number of rows
+    settles = True  # a failed or canceled export drops its upload
 
     def __init__(self, app: AppService) -> None:
         super().__init__(app)
         self._setup: PerJob[AppService, _Setup] = PerJob(_load)
 
-    def plan(self, ctx: JobContext, job: Job) -> Iterator[ChunkPlan]:
-        """The matches' ids as the store reads them, after `_offset`, at most `_size`, a chunk at a time:
-        the plan never holds more than one chunk's ids (the engine writes each chunk as it comes)."""
-        self._setup(self.app, job)  # a field gone since the request fails the job now, not at the end
-        entity = entity_of(self.app, job)
-        offset = int(job.params.get("offset") or 0)
-        size = job.params.get("size")
-        ids = self.app.iter_ids(job.tenant_id, entity, parse(job.params.get("query") or {}))
-        ids = islice(ids, offset, None if size is None else offset + int(size))
-        index = start = 0
-        part: list[str] = []
-        for rid in ids:
-            part.append(rid)
-            if len(part) == CHUNK_IDS:
-                yield ChunkPlan(index=index, start=start, count=len(part), cursor={"ids": part})
-                index, start, part = index + 1, start + len(part), []
-            if start + len(part) > MAX_RECORDS:
-                raise JobFailure(f"The query matches more than {MAX_RECORDS:,} records, the most an export takes")
-        if part:
-            yield ChunkPlan(index=index, start=start, count=len(part), cursor={"ids": part})
+    def plan(self, ctx: JobContext, job: Job) -> list[ChunkPlan]:
+        """One chunk: the plan's key ranges read in its order, after the first `_offset` matches, at most
+        `_size` and at most the matches counted at the request (`count`). No id is read here: the
+        chunk reads each record once, and keeps the last key it read in its checkpoint."""
+        setup = self._setup(self.app, job)  # a field gone since the request fails the job now, not at the end
+        read = setup.read
+        offset, size, counted = (job.params.get(k) for k in ("offset", "size", "count"))
+        offset = int(offset or 0)
+        most = min(
+            MAX_RECORDS if size is None else int(size), MAX_RECORDS if counted is None else int(counted) - offset
+        )
+        cursor: dict[str, Any] = {"part": 1}
+        if read.ids is not None:
+            cursor["ids"] = self._listed(job, setup)[offset : offset + max(0, most)]
+            most = len(cursor["ids"])
+        else:
+            after, passed = setup.records.skip_keys(job.tenant_id, read.schema, read.plan, offset, where=read.where)
+            cursor["after"] = after
+            most = most if passed == offset else 0
+        if not setup.layout.widened:
+            _upload_of(ctx, job, start=True)
+        return [ChunkPlan(index=0, start=0, count=most, cursor=cursor)] if most else []
 
-    def rows(self, ctx: JobContext, job: Job, chunk: Chunk, skip: int) -> Iterator[Any]:
-        return iter(chunk_ids(chunk.cursor, skip))
+    def _listed(self, job: Job, setup: _Setup) -> list[str]:
+        """`id=a,b,...` (at most MAX_VALUES): those records that match, in the export's order."""
+        read = setup.read
+        ids = [i for i in dict.fromkeys(read.ids or ()) if _ID.fullmatch(i)]
+        found = [
+            r
+            for r in setup.records.get_many(job.tenant_id, read.schema, ids)
+            if matches(read.schema, r.data, read.conditions) and (read.where is None or read.where(r))
+        ]
+        order = read.plan.order
+        found.sort(key=lambda r: sort_key(read.schema, r.data, r.rid, order), reverse=order.descending)
+        return [r.rid for r in found]
+
+    def rows(self, ctx: JobContext, job: Job, chunk: Chunk, skip: int) -> Iterator[_Row]:
+        """The chunk's records from its checkpoint's key on (listed ids: after the last one done), rendered
+        a page at a time (the page's related records read together)."""
+        setup = self._setup(self.app, job)
+        read, after = setup.read, chunk.cursor.get("after")
+        pairs: Iterable[tuple[str, Record]]
+        if "ids" in chunk.cursor:
+            ids: list[str] = chunk.cursor["ids"]
+            rest = ids[ids.index(after) + 1 :] if after in ids else ids
+            pairs = ((r.rid, r) for r in setup.records.get_many(job.tenant_id, read.schema, rest))
+        else:
+            pairs = setup.records.read_in_order(job.tenant_id, read.schema, read.plan, after, where=read.where)
+        return self._rendered(job, setup, pairs)
+
+    def _rendered(self, job: Job, setup: _Setup, pairs: Iterable[tuple[str, Record]]) -> Iterator[_Row]:
+        pairs = iter(pairs)
+        while page := list(islice(pairs, PAGE)):
+            if setup.layout.widened:  # rendered with their group, at its widths
+                yield from (_Row(key, record=record) for key, record in page)
+                continue
+            records = [record for _, record in page]
+            rows, _ = render(setup.layout, records, _related(job, setup, records))
+            text = io.StringIO()
+            writer = SafeCsvWriter(text, formula_safe=_formula_safe(job))
+            for (key, _), row in zip(page, rows, strict=True):
+                writer.writerow(row)
+                yield _Row(key, line=text.getvalue())
+                text.seek(0)
+                text.truncate()
+
+    def group(self, rows: Iterator[Any], size: int) -> list[Any]:
+        """Rows until they make a part: PART_CHARS of text (S3's parts but the last are at least 5 MiB),
+        or GROUP_RECORDS records when the part is a scratch object (multi-valued columns)."""
+        taken: list[Any] = []
+        chars = 0
+        for row in rows:
+            taken.append(row)
+            chars += len(row.line) if row.record is None else PART_CHARS // GROUP_RECORDS
+            if len(taken) >= size or chars >= PART_CHARS:
+                break
+        return taken
 
     def apply(self, ctx: JobContext, job: Job, row: Any) -> RowOutcome:
-        return RowOutcome(output={"id": row})  # the group is read and written together, before its checkpoint
+        return RowOutcome(output={"row": row})  # the group is written as one part, before its checkpoint
+
+    def checkpoint(self, chunk: Chunk, outcomes: list[RowOutcome]) -> dict[str, Any] | None:
+        """The last key read and the next part's number, kept with the checkpoint: a resumed chunk reads on
+        from there, a replayed group (its checkpoint not written) reads and writes the same part again."""
+        if not outcomes:
+            return None
+        last: _Row = (outcomes[-1].output or {})["row"]
+        return {**chunk.cursor, "after": last.key, "part": int(chunk.cursor.get("part", 1)) + 1}
 
     def before_commit(self, ctx: JobContext, job: Job, chunk: Chunk, outcomes: list[RowOutcome]) -> None:
-        """Read the group's records and write them as one part (named by the chunk and its first row).
+        """Write the group as one part: part `n` of the file's multipart upload (the header in part 1),
+        or, with multi-valued columns, a scratch part named by the chunk and its first row.
 
         The job's user's permissions are read again first: a field it may no longer read fails the job."""
         setup = self._setup(self.app, job)
         _still_readable(self.app, job, setup)
-        rids = [str((o.output or {})["id"]) for o in outcomes]
-        records = setup.records.get_many(job.tenant_id, setup.entity.schema, rids)
-        found = {r.rid for r in records}
-        related: dict[str, dict[str, Record]] = {}
-        for relation, entity in setup.layout.relations.items():
-            links = {r.data[relation]["id"] for r in records if isinstance(r.data.get(relation), dict)}
-            schema = setup.schemas[entity]
-            related[relation] = {r.rid: r for r in setup.records.get_many(job.tenant_id, schema, sorted(links))}
-        rows, widths = render(setup.layout, records, related)
-        text = io.StringIO()
-        text.write(json.dumps({"rows": len(rows), "widths": widths}) + "\n")
-        SafeCsvWriter(text, formula_safe=_formula_safe(job)).writerows(rows)
-        ctx.files.put_scratch(
-            keys.export_owner(job.tenant_id, job.id), _part(chunk.index, chunk.next_row), text.getvalue().encode()
-        )
-        for outcome, rid in zip(outcomes, rids, strict=True):
+        rows: list[_Row] = [(o.output or {})["row"] for o in outcomes]
+        for outcome in outcomes:
             outcome.output = None
-            if rid not in found:  # deleted since the job started: not exported
-                outcome.ok, outcome.error = False, f"{rid}: the record was deleted before it was exported"
+        if not rows:
+            return
+        owner = keys.export_owner(job.tenant_id, job.id)
+        if not setup.layout.widened:
+            number = int(chunk.cursor.get("part", 1))
+            head = _header(job, setup, {}) if number == 1 else ""
+            body = (head + "".join(r.line for r in rows)).encode()
+            ctx.files.put_part(owner, FILE_NAME, _upload_of(ctx, job), number, body)
+            return
+        records = [r.record for r in rows if r.record is not None]
+        lines, widths = render(setup.layout, records, _related(job, setup, records))
+        text = io.StringIO()
+        text.write(json.dumps({"rows": len(lines), "widths": widths}) + "\n")
+        SafeCsvWriter(text, formula_safe=_formula_safe(job)).writerows(lines)
+        ctx.files.put_scratch(owner, _part(chunk.index, chunk.next_row), text.getvalue().encode())
 
     def finalize(self, ctx: JobContext, job: Job, progress: Progress) -> dict[str, Any]:
-        """Stream the parts into one file, multi-valued columns widened to the widest part's."""
+        """S3 joins the parts into the file (with multi-valued columns, the parts are streamed into it,
+        widened to the widest part's)."""
         setup = self._setup(self.app, job)
         files, owner = ctx.files, keys.export_owner(job.tenant_id, job.id)
         if files.scratch_names(owner, DONE):  # finished before (a redelivery): the same results
             return dict(json.loads(files.first_line(owner, DONE)))
-        names = sorted(files.scratch_names(owner, "part-"))
-        heads = [json.loads(files.first_line(owner, name)) for name in names]
-        want: dict[str, int] = {}
-        for head in heads:
-            for name, width in head["widths"].items():
-                want[name] = max(want.get(name, 0), width)
-        header = io.StringIO()
-        SafeCsvWriter(header, formula_safe=_formula_safe(job)).writerow(
-            headers(setup.layout, want, labels=bool(job.params.get("labels")))
-        )
-
-        def pieces() -> Iterable[bytes]:
-            for name, head in zip(names, heads, strict=True):
-                body = files.open_text(owner, name)
-                body.readline()
-                if all(head["widths"].get(k, 0) == v for k, v in want.items()):
-                    while block := body.read(1 << 20):
-                        yield block.encode()
-                    continue
-                out = io.StringIO()
-                writer = csv.writer(out, lineterminator="\n")  # the parts' cells are escaped already
-                for row in csv.reader(body):
-                    writer.writerow(widen(row, setup.layout, head["widths"], want))
-                    if out.tell() > 1 << 20:
-                        yield out.getvalue().encode()
-                        out.seek(0)
-                        out.truncate()
-                yield out.getvalue().encode()
-
-        stored = files.write_stream(owner, FILE_NAME, header.getvalue().encode(), pieces(), "text/csv")
-        exported = sum(int(h["rows"]) for h in heads)
+        if setup.layout.widened:
+            stored = _widened(ctx, job, setup)
+        else:
+            upload = _upload_of(ctx, job)
+            if not progress.processed:  # no record: the header alone
+                files.put_part(owner, FILE_NAME, upload, 1, _header(job, setup, {}).encode())
+            stored = files.finish_parts(owner, FILE_NAME, upload)
         file_id = export_file_id(job)
         files.adopt(job.tenant_id, file_id, stored, f"{setup.entity.name}-export.csv")
-        results = {"fileLink": f"/runtime/api/files/{file_id}", "fileId": file_id, "recordsExported": exported}
+        results = {
+            "fileLink": f"/runtime/api/files/{file_id}",
+            "fileId": file_id,
+            "recordsExported": progress.processed,
+        }
         files.put_scratch(owner, DONE, json.dumps(results).encode())  # before the parts go: a rerun finds it
         files.delete_scratch(owner, "part-")
         self._setup.forget(job.id)
         return results
 
+    def settle(self, ctx: JobContext, job: Job) -> None:
+        """A failed or canceled export's upload is dropped (S3 would keep its parts until the bucket's rule
+        aborts it); a stopped one keeps it for its resume."""
+        if job.state not in (JobState.FAILED, JobState.CANCELED):
+            return
+        upload = _upload_of(ctx, job, start=False)
+        if upload:
+            ctx.files.abort_parts(keys.export_owner(job.tenant_id, job.id), FILE_NAME, upload)
+
     def finished_message(self, progress: Progress) -> str:
         return f"Export finished: {progress.processed} records exported"
 
 
+def _upload_of(ctx: JobContext, job: Job, *, start: bool = False) -> str:
+    """The export file's multipart upload: started once (at the plan), its id kept in a scratch object
+    written only if absent, so that a plan delivered twice at once still gives one upload."""
+    files, owner = ctx.files, keys.export_owner(job.tenant_id, job.id)
+    if files.scratch_names(owner, UPLOAD):
+        return files.first_line(owner, UPLOAD).strip()
+    if not start:
+        return ""
+    mine = files.start_parts(owner, FILE_NAME)
+    kept = files.put_scratch_once(owner, UPLOAD, mine.encode()).decode().strip()
+    if kept != mine:
+        files.abort_parts(owner, FILE_NAME, mine)
+    return kept
+
+
+def _header(job: Job, setup: _Setup, widths: Mapping[str, int]) -> str:
+    text = io.StringIO()
+    SafeCsvWriter(text, formula_safe=_formula_safe(job)).writerow(
+        headers(setup.layout, widths, labels=bool(job.params.get("labels")))
+    )
+    return text.getvalue()
+
+
+def _related(job: Job, setup: _Setup, records: Sequence[Record]) -> dict[str, dict[str, Record]]:
+    """The records the columns read through relationships point at, by relationship and id (one read a page)."""
+    related: dict[str, dict[str, Record]] = {}
+    for relation, entity in setup.layout.relations.items():
+        links = {r.data[relation]["id"] for r in records if isinstance(r.data.get(relation), dict)}
+        schema = setup.schemas[entity]
+        related[relation] = {r.rid: r for r in setup.records.get_many(job.tenant_id, schema, sorted(links))}
+    return related
+
+
+def _widened(ctx: JobContext, job: Job, setup: _Setup) -> StoredFile:
+    """The scratch parts streamed into one file, multi-valued columns widened to the widest part's: the
+    one export whose rows pass through S3 twice (its header is known only when every part is written)."""
+    files, owner = ctx.files, keys.export_owner(job.tenant_id, job.id)
+    names = sorted(files.scratch_names(owner, "part-"))
+    heads = [json.loads(files.first_line(owner, name)) for name in names]
+    want: dict[str, int] = {}
+    for head in heads:
+        for name, width in head["widths"].items():
+            want[name] = max(want.get(name, 0), width)
+
+    def pieces() -> Iterable[bytes]:
+        for name, head in zip(names, heads, strict=True):
+            body = files.open_text(owner, name)
+            body.readline()
+            if all(head["widths"].get(k, 0) == v for k, v in want.items()):
+                while block := body.read(1 << 20):
+                    yield block.encode()
+                continue
+            out = io.StringIO()
+            writer = csv.writer(out, lineterminator="\n")  # the parts' cells are escaped already
+            for row in csv.reader(body):
+                writer.writerow(widen(row, setup.layout, head["widths"], want))
+                if out.tell() > 1 << 20:
+                    yield out.getvalue().encode()
+                    out.seek(0)
+                    out.truncate()
+            yield out.getvalue().encode()
+
+    return files.write_stream(owner, FILE_NAME, _header(job, setup, want).encode(), pieces(), "text/csv")
+
+
 def _part(chunk: int, row: int) -> str:
     return f"part-{chunk:06d}-{row:06d}.csv"
+
+
+@dataclass
+class _Read:
+    """What the export reads: the query bound to the schema, and the plan that reads its matches in order."""
+
+    schema: Schema
+    conditions: list[Condition]
+    where: Check | None  # what no key range serves, checked on each record read
+    ids: tuple[str, ...] | None  # `id=a,b,...`: read by key
+    plan: Plan
 
 
 @dataclass
@@ -381,6 +543,7 @@ class _Setup:
     schemas: dict[str, Schema]
     records: RecordStore
     entities: dict[str, Entity]  # the definitions read once for the job (the gate of each chunk reuses them)
+    read: _Read
 
 
 def _formula_safe(job: Job) -> bool:
@@ -425,7 +588,28 @@ def _load(app: AppService, job: Job) -> _Setup:
     assert access.gate is not None
     entities = access.gate.entities  # the related ones too: read while the columns were made
     schemas = {name: entities[name].schema for name in relations.values()}
-    return _Setup(entity, _Layout(columns, relations), schemas, app.records, entities)
+    try:
+        read = reading(app.records, entity.schema, parse(job.params.get("query") or {}), _sort_of(job.params))
+    except Invalid as gone:  # an index the sort needs was removed since the request
+        raise JobFailure(gone.message) from None
+    return _Setup(entity, _Layout(columns, relations), schemas, app.records, entities, read)
+
+
+def _sort_of(params: Mapping[str, Any]) -> Sort | None:
+    sort = params.get("sort")
+    return Sort(sort.get("field"), bool(sort.get("descending"))) if isinstance(sort, dict) else None
+
+
+def reading(records: RecordStore, schema: Schema, query: Query, sort: Sort | None) -> _Read:
+    """The query bound to the schema and the plan that reads its matches in `sort`'s order (None: the
+    plan's own); a sort no index serves is a TooBroad (400) naming the index to declare."""
+    bound = bind(schema, query)
+    rest = bound.rest
+    where: Check | None = None
+    if rest is not None:
+        where = lambda r: evaluate(schema, rest, {**r.data, "id": r.rid, "label": r.label})  # noqa: E731
+    chosen = records.ordered_plan(schema, bound.conditions, sort) if bound.ids is None else plan(schema, [], sort)
+    return _Read(schema, bound.conditions, where, bound.ids, chosen)
 
 
 # The request ---------------------------------------------------------------------------
@@ -449,18 +633,17 @@ def start_export(data: Any, caller: Any, name: str, params: Mapping[str, Any], i
     options = {k: (v[-1] if isinstance(v, list) else v) for k, v in params.items() if k in _OPTIONS}
     size = whole(options.get("_size"), "_size", 1, MAX_RECORDS)
     offset = whole(options.get("_offset"), "_offset", 0, MAX_RECORDS) or 0
-    if "_sortField" in options or "_sortType" in options:
-        raise Invalid(
-            "An export lists the records in the order they are read (by id, or by the index serving the query): "
-            "it takes no _sortField or _sortType"
-        )
     defaults = {"_useLabels": "false", "_lowPriority": "false", "_formulaSafe": "true"}
     flags = {k: str(options.get(k, default)).lower() for k, default in defaults.items()}
     for key, value in flags.items():
         if value not in ("true", "false"):
             raise Invalid(f"{key} must be true or false")
     query = {k: v for k, v in params.items() if k not in _OPTIONS}
-    access.bind(parse(query))
+    ordering: dict[str, Any] = {k: options[k] for k in ("_sortField", "_sortType") if k in options}
+    bound = access.bind(access.parse({**query, **ordering}))
+    sort = bound.sort if ordering else None
+    read = reading(data.records, access.schema, parse(query), sort)  # a sort no index serves: a 400 naming it
+    count = matches_at_most(data.records, caller.tenant_id, read, size)
     fields = [f.strip() for f in str(options.get("_fields", "")).split(",") if f.strip()]
     fields = [f for f in dict.fromkeys(fields) if f not in ("id", "label", "version")]
     columns = columns_of(access, fields or None, labels=flags["_useLabels"] == "true")
@@ -474,6 +657,8 @@ def start_export(data: Any, caller: Any, name: str, params: Mapping[str, Any], i
         "formulaSafe": flags["_formulaSafe"] == "true",
         "size": size,
         "offset": offset,
+        "sort": None if sort is None else {"field": sort.field, "descending": sort.descending},
+        "count": count,
         "user": caller.email,
         "ip": ip,
         "developer": caller.is_developer,
@@ -481,3 +666,35 @@ def start_export(data: Any, caller: Any, name: str, params: Mapping[str, Any], i
     label = f"Export records from entity {name}"
     low = flags["_lowPriority"] == "true"
     return data.start_job(caller, EXPORT_KIND, "EXPORT_RECORDS", label, job_params, low_priority=low)
+
+
+def matches_at_most(records: RecordStore, tenant_id: str, read: _Read, size: int | None) -> int | None:
+    """How many records the export can take, known at the request: a 400 past MAX_RECORDS, not a job
+    that fails late. The count the table keeps (every record; an index value's), else the key ranges'
+    Select=COUNT (thin entries); a query checked record by record is bounded by the table's own count.
+    When even that is past the cap (the check would read more than a request may), `_size` bounds it;
+    without it, a 400 that says so. None: not counted (`_size` given, and the count not kept)."""
+    schema = read.schema
+    if read.ids is not None:
+        return len(read.ids)
+    if not read.conditions and read.where is None:
+        total = records.counted(tenant_id, schema, [])
+        total = records.count(tenant_id, schema, []) if total is None and size is None else total
+    elif read.where is None and not read.plan.residual:
+        total = records.counted(tenant_id, schema, read.conditions)
+        if total is None and (size is None or read.plan.index is not None):
+            total = records.count(tenant_id, schema, read.conditions)  # Select=COUNT of the index's ranges
+    else:  # filters checked on each record: at most the table's records
+        total = records.counted(tenant_id, schema, [])
+        if total is not None and total > MAX_RECORDS and size is None:
+            raise Invalid(
+                f"This export's filters are checked record by record on {schema.name}, which holds more than "
+                f"{MAX_RECORDS:,} records: how many match is not known without reading them. Give _size "
+                f"(at most {MAX_RECORDS:,}), or a filter an index serves"
+            )
+    if total is not None and total > MAX_RECORDS and size is None:
+        raise Invalid(
+            f"The query matches {total:,} records, more than the {MAX_RECORDS:,} an export takes: "
+            "narrow it, or export part of it with _size and _offset"
+        )
+    return total

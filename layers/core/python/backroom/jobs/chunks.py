@@ -177,8 +177,10 @@ class ChunkRepository:
         effects: Sequence[Write] = (),
         now: int | None = None,
         expires: int | None = None,
+        cursor: dict[str, Any] | None = None,
     ) -> bool:
-        """Move a chunk's checkpoint by `rows`, its counters and the job's with it, only from where it stood.
+        """Move a chunk's checkpoint by `rows`, its counters and the job's with it, only from where it stood;
+        with `cursor`, the kind's cursor moves with it (`JobKind.checkpoint`).
 
         One transaction: the chunk (conditioned on its checkpoint, on not being done, and on
         `chunk.lease_owner` holding a live lease, which it renews to `expires`), the job's counters
@@ -211,6 +213,9 @@ class ChunkRepository:
         else:
             values[":exp"] = expires if expires is not None else now + 120_000
             update = "SET #next = :next, #st = :st, #exp = :exp ADD #ok :ok, #bad :bad"
+        if cursor is not None:
+            names["#cur"], values[":cur"] = "cursor", cursor
+            update = update.replace("SET ", "SET #cur = :cur, ", 1)
         counter_values: dict[str, Any] = {":ok": ok, ":bad": bad}
         counter_update = "ADD #ok :ok, #bad :bad"
         if last:

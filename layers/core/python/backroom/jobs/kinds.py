@@ -32,6 +32,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from backroom.clock import now_ms
@@ -126,6 +127,11 @@ class JobKind:
         """The chunk's rows, leaving out the first `skip` (already committed)."""
         return iter(())
 
+    def group(self, rows: Iterator[Any], size: int) -> list[Any]:
+        """The next group of rows, at most `size` of them: what one checkpoint commits. A kind may end a
+        group sooner (an export, when its rows make a part of the output file); an empty group ends the chunk."""
+        return list(islice(rows, size))
+
     def apply(self, ctx: JobContext, job: Job, row: Any) -> RowOutcome:
         return RowOutcome()
 
@@ -134,6 +140,11 @@ class JobKind:
 
         `chunk` carries the delivery's lease: a transaction written here includes `lease_guard(chunk)`.
         """
+
+    def checkpoint(self, chunk: Chunk, outcomes: list[RowOutcome]) -> dict[str, Any] | None:
+        """The chunk's cursor once this group is committed, written with its checkpoint in the same
+        transaction (a kind that reads by key keeps its last key there); None leaves it as it is."""
+        return None
 
     def finalize(self, ctx: JobContext, job: Job, progress: Progress) -> dict[str, Any]:
         """Wrap up once every chunk is done; returns the job's results. Must be idempotent."""

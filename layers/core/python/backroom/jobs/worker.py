@@ -184,8 +184,8 @@ class JobWorker:
                 self.queue.send([{"job": job.id, "op": "chunk", "chunk": chunk.index}])
                 return False
             size = min(kind.commit_rows, chunk.count - chunk.next_row)
-            group = [row for _, row in zip(range(size), rows, strict=False)]
-            if len(group) < size:  # the source ran short of what was planned: commit what there is
+            group = kind.group(rows, size)
+            if len(group) < size:  # the source ran short of what was planned, or the kind ended the group
                 size = len(group)
             try:
                 outcomes = [kind.apply(self.ctx, job, row) for row in group]
@@ -195,10 +195,12 @@ class JobWorker:
                 return False
             last = chunk.next_row + size >= chunk.count or size == 0
             expires = now_ms() + self.lease_ms
-            if not self._commit(kind, job, chunk, outcomes, last=last, expires=expires):
+            cursor = kind.checkpoint(chunk, outcomes)
+            if not self._commit(kind, job, chunk, outcomes, last=last, expires=expires, cursor=cursor):
                 return False
             chunk = chunk.model_copy(
                 update={
+                    "cursor": chunk.cursor if cursor is None else cursor,
                     "next_row": chunk.count if last else chunk.next_row + size,
                     "processed": chunk.processed + sum(o.ok for o in outcomes),
                     "failed": chunk.failed + sum(not o.ok for o in outcomes),
@@ -211,7 +213,15 @@ class JobWorker:
         return True
 
     def _commit(
-        self, kind: JobKind, job: Job, chunk: Chunk, outcomes: list[RowOutcome], *, last: bool, expires: int
+        self,
+        kind: JobKind,
+        job: Job,
+        chunk: Chunk,
+        outcomes: list[RowOutcome],
+        *,
+        last: bool,
+        expires: int,
+        cursor: dict[str, Any] | None = None,
     ) -> bool:
         """Write the group's effects (idempotent) and move the checkpoint; False if the lease is gone."""
         kind.before_commit(self.ctx, job, chunk, outcomes)
@@ -225,7 +235,7 @@ class JobWorker:
         ok = sum(o.ok for o in outcomes)
         rows = chunk.count - chunk.next_row if last else len(outcomes)
         advanced = self.chunks.advance_chunk(
-            chunk, rows=rows, ok=ok, bad=len(outcomes) - ok, last=last, effects=effects, expires=expires
+            chunk, rows=rows, ok=ok, bad=len(outcomes) - ok, last=last, effects=effects, expires=expires, cursor=cursor
         )
         if not advanced:
             logger.info("job %s chunk %d: lease lost or job stopped, leaving it", job.id, chunk.index)

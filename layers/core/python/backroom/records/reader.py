@@ -372,6 +372,99 @@ class RecordReader:
     def count_source(self, tenant_id: str, schema: Schema, source: str) -> int:
         return self.count(tenant_id, schema, [Condition(SOURCE_INDEX, "eq", (source,))])
 
+    # Reading in order, each record once (exports) ---------------------------
+    def ordered_plan(self, schema: Schema, conditions: Sequence[Condition], sort: Sort | None) -> Plan:
+        """The plan a job follows to read every match in one order, each record once, with no sorting in
+        memory: the query's plan (with `sort`, the one that streams in that order, or the sort's index read
+        in order, the rest checked on each record); TooBroad naming the index to declare when no index
+        serves the sort. Without `sort`, the order is the plan's own (by id, or by the index's sort keys)."""
+        chosen = plan(schema, conditions, sort)
+        if chosen.nothing:
+            return chosen
+        if sort is None or sort.field is None:
+            if sort is not None and chosen.sort_in_memory:  # by id: the records' partitions are in id order
+                return Plan(index=None, residual=list(conditions), order=sort)
+            chosen = replace(chosen, sort_in_memory=False)  # a folded index's order is its keys' own
+            index = chosen.index
+            if index is not None and not chosen.by_id and index.sort and self._multi(schema, index.sort):
+                # an entry per value of a multi-valued sort field: the same record far apart; read the records
+                return Plan(index=None, residual=list(conditions))
+            return chosen
+        if not chosen.sort_in_memory:
+            return chosen
+        ordered = in_order(schema, conditions, sort)
+        if ordered is None:
+            equals = sorted({c.field for c in conditions if c.op == "eq"})
+            wanted = json.dumps({"equals": equals, "sort": sort.field})
+            raise TooBroad(
+                f"No index of {schema.name} lists these records in the order of {sort.field}: declare the index "
+                f"{wanted} on {schema.name} in the app definition, or leave _sortField out"
+            )
+        return ordered
+
+    def read_in_order(
+        self, tenant_id: str, schema: Schema, chosen: Plan, after: str | None, *, where: Check | None = None
+    ) -> Iterator[tuple[str, Record]]:
+        """(key, record) of every match of `chosen` (from `ordered_plan`) in its order, past the key `after`
+        (the last one a resumed reader read), each record read once and no cap (a job's read).
+
+        Without an index: a Query of each shard's records partition, all at once (a thread each, a page
+        ahead), merged by id, with the filters DynamoDB can check pushed down. With one: its thin entries,
+        merged, then the records by key a page at a time (BatchGetItem); an entry per value of a
+        multi-valued field gives the same record twice in a row, read once."""
+        if chosen.nothing:
+            return
+        if chosen.index is not None:
+            last = None
+            for key, record in self._matching(tenant_id, schema, chosen, after, capped=False, want=1000, where=where):
+                if key != last:
+                    yield key, record
+                last = key
+            return
+        descending = chosen.order.descending
+        pushed, names, values = pushdown(schema, chosen.residual)
+
+        def shard(number: int) -> Iterator[dict[str, Any]]:
+            lo, hi = (None, after) if descending else (None if after is None else after + "\x00", None)
+            key, bounds = key_range(records_pk(tenant_id, schema, number), lo, hi)
+            return self.table.query(
+                key,
+                {**bounds, **values},
+                names=names or None,
+                forward=not descending,
+                consistent=True,
+                exact=True,
+                page_size=1000,
+                filtered=pushed,
+                attributes=["sk", "rid", "data", "label", "version"],
+            )
+
+        streams = [_ahead(shard(n), depth=1000) for n in range(schema.shards)]
+        for item in heapq.merge(*streams, key=lambda i: str(i["sk"]), reverse=descending):
+            record = _record(schema, item)
+            if matches(schema, record.data, chosen.residual) and (where is None or where(record)):
+                yield record.rid, record
+
+    def skip_keys(
+        self, tenant_id: str, schema: Schema, chosen: Plan, count: int, *, where: Check | None = None
+    ) -> tuple[str | None, int]:
+        """The key of the `count`-th match in `chosen`'s order (where a read that leaves the first `count`
+        out starts after) and how many were passed (fewer: there are no more). An index that serves every
+        filter passes them by its thin entries; otherwise the records are read."""
+        if count <= 0 or chosen.nothing:
+            return None, 0
+        index = chosen.index
+        thin = index is not None and not chosen.residual and where is None
+        if thin and not any(self._multi(schema, path) for path in index.fields):  # type: ignore[union-attr]
+            keys = (key for key, _ in self._keys(tenant_id, schema, chosen, None, want=count))
+        else:
+            keys = (key for key, _ in self.read_in_order(tenant_id, schema, chosen, None, where=where))
+        last: str | None = None
+        passed = 0
+        for key in islice(keys, count):
+            last, passed = key, passed + 1
+        return last, passed
+
     # Running a plan ------------------------------------------------------
     def _ranges(self, tenant_id: str, schema: Schema, chosen: Plan) -> Iterator[tuple[str, str | None, str | None]]:
         """Every (partition, [lo, hi) of its sort keys) the plan reads: one per shard, value and range."""

@@ -26,7 +26,7 @@ from backroom.records.model import (
     Update,
     VersionConflict,
 )
-from backroom.records.query import Condition, Sort
+from backroom.records.query import Condition, Plan, Sort
 from backroom.records.reader import MAX_READ, RecordReader
 from backroom.records.schema import Namespace, Schema
 from backroom.records.writer import RecordWriter
@@ -191,6 +191,22 @@ class RecordStore:
         self, tenant_id: str, schema: Schema, conditions: Sequence[Condition], *, where: Check | None = None
     ) -> Iterator[str]:
         return self.reader.ids(tenant_id, schema, conditions, where=where)
+
+    def counted(self, tenant_id: str, schema: Schema, conditions: Sequence[Condition]) -> int | None:
+        return self.reader.counted(tenant_id, schema, conditions)
+
+    def ordered_plan(self, schema: Schema, conditions: Sequence[Condition], sort: Sort | None) -> Plan:
+        return self.reader.ordered_plan(schema, conditions, sort)
+
+    def read_in_order(
+        self, tenant_id: str, schema: Schema, chosen: Plan, after: str | None, *, where: Check | None = None
+    ) -> Iterator[tuple[str, Record]]:
+        return self.reader.read_in_order(tenant_id, schema, chosen, after, where=where)
+
+    def skip_keys(
+        self, tenant_id: str, schema: Schema, chosen: Plan, count: int, *, where: Check | None = None
+    ) -> tuple[str | None, int]:
+        return self.reader.skip_keys(tenant_id, schema, chosen, count, where=where)
 
     def ids_of_source(self, tenant_id: str, schema: Schema, source: str) -> Iterator[str]:
         return self.reader.ids_of_source(tenant_id, schema, source)
