@@ -7,6 +7,10 @@ map a synchronous delete answers, for the job's first 1,000 records (`JobEngine.
 
 Each of its transactions carries the chunk's `lease_guard`: a delivery that lost its chunk (taken over,
 or the job force-stopped) deletes nothing more.
+
+The relationships that name a record decide (`references`): a record a refusing one names is not
+deleted (the row fails, its error says how many name it); after the group, one job clears the
+references to its records, its id derived from the group's place so a replayed group starts it once.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from backroom.app.planning import AppJobKind, chunk_ids, entity_of, planned_ids
+from backroom.app.references import derived_id
 from backroom.app.views import record_view
 from backroom.jobs.kinds import JobContext, RowOutcome, lease_guard
 from backroom.jobs.models import RESULTS_MOST, Chunk, ChunkPlan, Job, Progress
@@ -51,11 +56,18 @@ class DeleteRecordsKind(AppJobKind):
         shown = [rid for i, rid in enumerate(rids) if first + i < RESULTS_MOST]
         before = {r.rid: r for r in ctx.records.get_many(job.tenant_id, entity.schema, shown)} if shown else {}
         guard = [lease_guard(chunk)] if chunk.lease_owner else []
+        refs = self.app.references
+        refused = refs.refusals(job.tenant_id, entity, rids)
         try:
-            errors = ctx.records.delete_many(job.tenant_id, entity.schema, rids, author=author, guard=guard)
+            errors = ctx.records.delete_many(
+                job.tenant_id, entity.schema, [r for r in rids if r not in refused], author=author, guard=guard
+            )
         except GuardFailed:  # the lease is gone: the checkpoint will not move either; the new holder goes on
             logger.info("job %s chunk %d: lease lost, leaving the group", job.id, chunk.index)
             return
+        errors.update(refused)
+        gone = [rid for rid in rids if not errors.get(rid)]
+        refs.deleted(job.tenant_id, entity.name, gone, job_id=derived_id(job.id, chunk.index, chunk.next_row))
         results: dict[int, tuple[str, Any]] = {}
         for i, (outcome, rid) in enumerate(zip(outcomes, rids, strict=True)):
             if errors.get(rid):
