@@ -148,7 +148,7 @@ class Core:
         app = self.app
         return [
             ExecuteActionKind(app.actions),
-            DeleteRecordsKind(app),
+            DeleteRecordsKind(app, app.references),
             ExportRecordsKind(app),
             AggregateRecordsKind(app),
             ImportRecordsKind(app),

@@ -17,14 +17,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from backroom.app.planning import AppJobKind, chunk_ids, entity_of, planned_ids
-from backroom.app.references import derived_id
+from backroom.app.references import References, derived_id
 from backroom.app.views import record_view
 from backroom.jobs.kinds import JobContext, RowOutcome, lease_guard
 from backroom.jobs.models import RESULTS_MOST, Chunk, ChunkPlan, Job, Progress
 from backroom.records.store import Author, GuardFailed
+
+if TYPE_CHECKING:
+    from backroom.app.ports import AppService
 
 logger = logging.getLogger("jobs.deletes")
 
@@ -32,6 +35,10 @@ logger = logging.getLogger("jobs.deletes")
 class DeleteRecordsKind(AppJobKind):
     name = "runtime.delete_records"
     commit_rows = 50
+
+    def __init__(self, app: AppService, references: References) -> None:
+        super().__init__(app)
+        self.references = references
 
     def plan(self, ctx: JobContext, job: Job) -> list[ChunkPlan]:
         return planned_ids(self.app, job)
@@ -56,7 +63,7 @@ class DeleteRecordsKind(AppJobKind):
         shown = [rid for i, rid in enumerate(rids) if first + i < RESULTS_MOST]
         before = {r.rid: r for r in ctx.records.get_many(job.tenant_id, entity.schema, shown)} if shown else {}
         guard = [lease_guard(chunk)] if chunk.lease_owner else []
-        refs = self.app.references
+        refs = self.references
         refused = refs.refusals(job.tenant_id, entity, rids)
         try:
             errors = ctx.records.delete_many(

@@ -12,7 +12,6 @@ if TYPE_CHECKING:
     from backroom.app.definition import Entity
     from backroom.app.permissions import Access, Gate, Need
     from backroom.app.querylang import Query
-    from backroom.app.references import References
     from backroom.app.repository import AppRepository
     from backroom.identity.models import Caller
     from backroom.jobs.models import Job
@@ -25,9 +24,6 @@ class AppService(Protocol):
 
     @property
     def records(self) -> RecordStore: ...
-
-    @property
-    def references(self) -> References: ...
 
     def gate(self, caller: Caller) -> Gate: ...
 
