@@ -56,7 +56,7 @@ from backroom.app.planning import CHUNK_IDS, chunk_ids
 from backroom.app.repository import AppRepository
 from backroom.clock import now_ms
 from backroom.dynamo import ConditionFailed
-from backroom.errors import NotFound, Unprocessable
+from backroom.errors import BackroomError, NotFound, ServiceFailure, Unprocessable
 from backroom.ids import object_id
 from backroom.jobs.engine import JobEngine, WrongState
 from backroom.jobs.kinds import JobContext, JobKind, PerJob, RowOutcome, lease_guard
@@ -121,8 +121,15 @@ class References:
 
     # Renames ---------------------------------------------------------------------
     def relabeled(self, tenant_id: str, schema: Schema, rids: list[str], author: Author | None) -> Job | None:
-        """`RecordWriter.relabeled`: records of `schema` were renamed; a job relabels what references them."""
-        return self.cascade(tenant_id, schema, rids, depth=0)
+        """`RecordWriter.relabeled`: records of `schema` were renamed; a job relabels what references them.
+
+        The rename is committed: a failure to start the job is logged, not raised (a 500 would have the
+        caller write again a rename that is done, which starts nothing)."""
+        try:
+            return self.cascade(tenant_id, schema, rids, depth=0)
+        except (BackroomError, ServiceFailure):
+            logger.exception("%s %s renamed: the job relabelling their references did not start", schema.name, rids)
+            return None
 
     def cascade(self, tenant_id: str, schema: Schema, rids: Sequence[str], *, depth: int) -> Job | None:
         if schema.namespace != RUNTIME or not rids:
@@ -156,11 +163,19 @@ class References:
 
     def deleted(self, tenant_id: str, name: str, rids: Sequence[str], *, job_id: str | None = None) -> Job | None:
         """Records of `name` were deleted: a job clears the references the clearing relationships hold.
-        With `job_id`, starting it again (a replayed group) finds the same job."""
-        links = [link for link in self.links(tenant_id, name) if link.spec.on_delete == "clear"]
-        if not rids or not self._may_hold(tenant_id, links, rids):
+
+        With `job_id` (a delete job's group), a failure is raised, and the group replayed starts the very
+        same job; without it (a request's delete, committed), it is logged, as a rename's is."""
+        try:
+            links = [link for link in self.links(tenant_id, name) if link.spec.on_delete == "clear"]
+            if not rids or not self._may_hold(tenant_id, links, rids):
+                return None
+            return self._start(tenant_id, "clear", name, rids, job_id=job_id)
+        except (BackroomError, ServiceFailure):
+            if job_id is not None:
+                raise
+            logger.exception("%s %s deleted: the job clearing their references did not start", name, list(rids))
             return None
-        return self._start(tenant_id, "clear", name, rids, job_id=job_id)
 
     # Helpers ---------------------------------------------------------------------
     def _may_hold(self, tenant_id: str, links: list[Link], rids: Sequence[str]) -> bool:
