@@ -1,11 +1,12 @@
 """References that stay true (`backroom.app.references`), on in-process moto.
 
-The acceptance points: a company referenced by 10,000 contacts is renamed and the worker of the RELABEL
-job is killed mid-chunk; every contact ends with the new label, one history entry each (a system
-change of the job), and `company=<new name>` finds them all. A referenced record is deleted under each
-`on_delete` option (clear, through an index and through a whole read of a multi-valued field; refuse,
-in a request and in a delete job). And the small cases: an import with `_skipCascadeUpdates`, two quick
-renames with a user's write racing the job, a label that names a relationship passing the rename on.
+The acceptance points: a company referenced by 10,000 contacts is renamed, the worker of the RELABEL
+job is killed mid-chunk, and the job stopped and resumed; every contact ends with the new label, one
+history entry each (a system change of the job), and `company=<new name>` finds them all. A
+referenced record is deleted under each `on_delete` option (clear, through an index and through a
+whole read of a multi-valued field; refuse, in a request and in a delete job). And the small cases:
+an import with `_skipCascadeUpdates`, two quick renames with a user's write racing the job, a label
+that names a relationship passing the rename on.
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ def demo(core: Core) -> Core:
 
 
 @pytest.mark.slow
-def test_a_company_renamed_under_10000_contacts_relabels_each_once_across_a_worker_killed_mid_chunk(
+def test_a_company_renamed_under_10000_contacts_relabels_each_once_across_a_killed_worker_and_a_stop(
     demo: Core, queue: QueueDriver, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Given a company and 10,000 contacts that reference it (contacts declare an index on company, and
@@ -94,8 +95,14 @@ def test_a_company_renamed_under_10000_contacts_relabels_each_once_across_a_work
     monkeypatch.setattr(demo.chunks, "advance_chunk", advance)
     crashed = demo.chunks.get_chunk(job.id, int(json.loads(message["Body"])["chunk"]))
     assert crashed is not None and crashed.next_row == 3 * 48
-    # ...its message comes back (at once here, not after the visibility timeout) with the others
+    # ...and the job is stopped while the dead worker holds that chunk; its message comes back (at once
+    # here, not after the visibility timeout), the job stops, and is resumed
+    assert demo.jobs.stop(job.id, TENANT).state is JobState.STOPPING
     queue.sqs.change_message_visibility(QueueUrl=queue.url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0)
+    queue.drain()
+    stopped = demo.jobs.get(job.id, TENANT)
+    assert stopped.state is JobState.STOPPED and stopped.processed < MANY
+    demo.jobs.resume(job.id, TENANT)
     queue.drain()
 
     # Then a query by the company's new label finds every contact, and there is one history entry each
