@@ -20,9 +20,9 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from backroom.app.planning import AppJobKind, chunk_ids, entity_of, planned_ids
-from backroom.app.references import References, derived_id
+from backroom.app.references import Link, References, derived_id
 from backroom.app.views import record_view
-from backroom.jobs.kinds import JobContext, RowOutcome, lease_guard
+from backroom.jobs.kinds import JobContext, PerJob, RowOutcome, lease_guard
 from backroom.jobs.models import RESULTS_MOST, Chunk, ChunkPlan, Job, Progress
 from backroom.records.store import Author, GuardFailed
 
@@ -39,6 +39,10 @@ class DeleteRecordsKind(AppJobKind):
     def __init__(self, app: AppService, references: References) -> None:
         super().__init__(app)
         self.references = references
+        # The relationships to the job's entity, read once per job in a worker.
+        self.links: PerJob[References, list[Link]] = PerJob(
+            lambda refs, job: refs.links(job.tenant_id, job.params["entity"])
+        )
 
     def plan(self, ctx: JobContext, job: Job) -> list[ChunkPlan]:
         return planned_ids(self.app, job)
@@ -64,7 +68,8 @@ class DeleteRecordsKind(AppJobKind):
         before = {r.rid: r for r in ctx.records.get_many(job.tenant_id, entity.schema, shown)} if shown else {}
         guard = [lease_guard(chunk)] if chunk.lease_owner else []
         refs = self.references
-        refused = refs.refusals(job.tenant_id, entity, rids)
+        links = self.links(refs, job)
+        refused = refs.refusals(job.tenant_id, entity, rids, links=links)
         try:
             errors = ctx.records.delete_many(
                 job.tenant_id, entity.schema, [r for r in rids if r not in refused], author=author, guard=guard
@@ -74,7 +79,9 @@ class DeleteRecordsKind(AppJobKind):
             return
         errors.update(refused)
         gone = [rid for rid in rids if not errors.get(rid)]
-        refs.deleted(job.tenant_id, entity.name, gone, job_id=derived_id(job.id, chunk.index, chunk.next_row))
+        refs.deleted(
+            job.tenant_id, entity.name, gone, job_id=derived_id(job.id, chunk.index, chunk.next_row), links=links
+        )
         results: dict[int, tuple[str, Any]] = {}
         for i, (outcome, rid) in enumerate(zip(outcomes, rids, strict=True)):
             if errors.get(rid):
@@ -92,4 +99,5 @@ class DeleteRecordsKind(AppJobKind):
     def finalize(self, ctx: JobContext, job: Job, progress: Progress) -> dict[str, Any]:
         """The counts beside the per-record map (record ids are 24 hex digits: no key is shared)."""
         entity_of.forget(job.id)
+        self.links.forget(job.id)
         return {"recordsDeleted": progress.processed, "recordsWithErrors": progress.failed}

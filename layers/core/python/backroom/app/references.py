@@ -74,6 +74,7 @@ logger = logging.getLogger("jobs.references")
 KIND = "runtime.references"
 MAX_DEPTH = 3  # renames passed on through labels that name a relationship
 COUNT_IDS = 12  # targets one check of an index's counts reads at once (8 items each: one BatchGetItem)
+COUNTED_MOST = 120  # targets whose references are counted before a job starts (10 BatchGetItems at most)
 TYPES = {"relabel": "RELABEL", "clear": "CLEAR_REFERENCES"}
 
 
@@ -140,9 +141,16 @@ class References:
         return self._start(tenant_id, "relabel", schema.name, rids, depth=depth)
 
     # Deletes ---------------------------------------------------------------------
-    def refusals(self, tenant_id: str, entity: Entity, rids: Sequence[str]) -> dict[str, str]:
-        """`{id: why}` for the records of `rids` a refusing relationship names (counted on its index)."""
-        links = [link for link in self.links(tenant_id, entity.name) if link.spec.on_delete == "refuse"]
+    def refusals(
+        self, tenant_id: str, entity: Entity, rids: Sequence[str], *, links: list[Link] | None = None
+    ) -> dict[str, str]:
+        """`{id: why}` for the records of `rids` a refusing relationship names (counted on its index);
+        `links` to the entity when the caller holds them (a job reads them once)."""
+        links = [
+            link
+            for link in (self.links(tenant_id, entity.name) if links is None else links)
+            if link.spec.on_delete == "refuse"
+        ]
         refused: dict[str, str] = {}
         for rid in rids:
             held = [(link, self._count(tenant_id, link, [rid])) for link in links]
@@ -161,13 +169,25 @@ class References:
         if refused:
             raise Referenced(refused[rid])
 
-    def deleted(self, tenant_id: str, name: str, rids: Sequence[str], *, job_id: str | None = None) -> Job | None:
+    def deleted(
+        self,
+        tenant_id: str,
+        name: str,
+        rids: Sequence[str],
+        *,
+        job_id: str | None = None,
+        links: list[Link] | None = None,
+    ) -> Job | None:
         """Records of `name` were deleted: a job clears the references the clearing relationships hold.
 
         With `job_id` (a delete job's group), a failure is raised, and the group replayed starts the very
         same job; without it (a request's delete, committed), it is logged, as a rename's is."""
         try:
-            links = [link for link in self.links(tenant_id, name) if link.spec.on_delete == "clear"]
+            links = [
+                link
+                for link in (self.links(tenant_id, name) if links is None else links)
+                if link.spec.on_delete == "clear"
+            ]
             if not rids or not self._may_hold(tenant_id, links, rids):
                 return None
             return self._start(tenant_id, "clear", name, rids, job_id=job_id)
@@ -179,13 +199,13 @@ class References:
 
     # Helpers ---------------------------------------------------------------------
     def _may_hold(self, tenant_id: str, links: list[Link], rids: Sequence[str]) -> bool:
-        """Whether a record may name one of `rids`: an index's counts say (for a few ids at once), else
-        whether the linked entity holds any record."""
+        """Whether a record may name one of `rids`: an index's counts say (`COUNT_IDS` ids a read, for at
+        most `COUNTED_MOST` ids; more, and the job finds out), else whether the linked entity holds any."""
         for link in links:
-            if link.index is None or len(rids) > COUNT_IDS:
+            if link.index is None or len(rids) > COUNTED_MOST:
                 if self.records.reader.holds_records(tenant_id, link.schema):
                     return True
-            elif self._count(tenant_id, link, rids):
+            elif any(self._count(tenant_id, link, part) for part in _batches(iter(rids), COUNT_IDS)):
                 return True
         return False
 
