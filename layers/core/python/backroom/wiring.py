@@ -38,7 +38,8 @@ if TYPE_CHECKING:
     from backroom.jobs.queue import JobQueue
     from backroom.jobs.repository import JobRepository
     from backroom.jobs.worker import JobWorker
-    from backroom.records import RecordStore
+    from backroom.records import RecordStore, Schema
+    from backroom.records.model import Author
     from backroom.tasks.registry import TaskActions
     from backroom.tasks.service import TaskService
 
@@ -90,7 +91,15 @@ class Core:
     def records(self) -> RecordStore:
         from backroom.records import RecordStore
 
-        return RecordStore(self.table)
+        store = RecordStore(self.table)
+        store.writer.relabeled = self._relabeled
+        return store
+
+    def _relabeled(self, tenant_id: str, schema: Schema, rids: list[str], author: Author | None) -> None:
+        """A committed update renamed runtime records: the app relabels what references them (`app.references`;
+        the app is built then, so a function that renames nothing never builds it)."""
+        if schema.namespace == "runtime":
+            self.app.references.relabeled(tenant_id, schema, rids, author)
 
     @cached_property
     def calc(self) -> CalcRepository:
@@ -130,6 +139,7 @@ class Core:
         from backroom.app.exports import ExportRecordsKind
         from backroom.app.imports import ImportRecordsKind
         from backroom.app.migrations import EvolveKind
+        from backroom.app.references import ReferencesKind
         from backroom.calcengine.calculations import BatchKind, CalculationKind
         from backroom.calcengine.imports import DeleteImportedKind, ImportKind
         from backroom.jobs.probe import RowProbe
@@ -138,11 +148,12 @@ class Core:
         app = self.app
         return [
             ExecuteActionKind(app.actions),
-            DeleteRecordsKind(app),
+            DeleteRecordsKind(app, app.references),
             ExportRecordsKind(app),
             AggregateRecordsKind(app),
             ImportRecordsKind(app),
             EvolveKind(self.evolution),
+            ReferencesKind(app.references),
             CalculationKind(),
             BatchKind(self.jobs),
             ImportKind(),

@@ -8,7 +8,7 @@ A developer may do everything; a user may do what the groups it belongs to allow
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from enum import StrEnum
 from typing import Any, Literal
 
@@ -127,7 +127,37 @@ class Entity(BaseModel):
             spec = self.schema_.field(self.updated_field)
             if spec is None or spec.type != "datetime":
                 raise ValueError(f"entity {self.name}: {self.updated_field} is not a date-time field")
+        unserved = self._unserved_refusals()
+        if unserved:
+            raise ValueError(
+                f"entity {self.name}: {', '.join(unserved)} refuses deletes (on_delete: refuse), which is checked"
+                f" on an index whose equals is that field alone: declare one (a multi-valued one cannot refuse)"
+            )
         return self
+
+    def _unserved_refusals(self) -> list[str]:
+        """The relationships that refuse deletes (`on_delete: refuse`) without an index whose equals is
+        their path alone: a request could not count the records that name a record to delete."""
+        indexed = {tuple(i.equals) for i in self.schema_.indexes}
+        return [
+            path or spec.name
+            for spec, path in relationships(self.schema_.fields)
+            if spec.on_delete == "refuse" and (path is None or (path,) not in indexed)
+        ]
+
+
+def relationships(
+    fields: list[TableField], prefix: str = "", *, single: bool = True
+) -> Iterator[tuple[TableField, str | None]]:
+    """Each relationship field, through groups, with its dotted path: None when a multi value is on
+    the way (no index can hold it)."""
+    for spec in fields:
+        reach = single and not spec.multi
+        path = f"{prefix}{spec.name}" if reach else None
+        if spec.type == "relationship":
+            yield spec, path
+        elif spec.type == "group":
+            yield from relationships(spec.fields, f"{path}." if path else "", single=reach)
 
 
 class AppDefinition(BaseModel):

@@ -7,19 +7,27 @@ map a synchronous delete answers, for the job's first 1,000 records (`JobEngine.
 
 Each of its transactions carries the chunk's `lease_guard`: a delivery that lost its chunk (taken over,
 or the job force-stopped) deletes nothing more.
+
+The relationships that name a record decide (`references`): a record a refusing one names is not
+deleted (the row fails, its error says how many name it); after the group, one job clears the
+references to its records, its id derived from the group's place so a replayed group starts it once.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from backroom.app.planning import AppJobKind, chunk_ids, entity_of, planned_ids
+from backroom.app.references import Link, References, derived_id
 from backroom.app.views import record_view
-from backroom.jobs.kinds import JobContext, RowOutcome, lease_guard
+from backroom.jobs.kinds import JobContext, PerJob, RowOutcome, lease_guard
 from backroom.jobs.models import RESULTS_MOST, Chunk, ChunkPlan, Job, Progress
 from backroom.records.store import Author, GuardFailed
+
+if TYPE_CHECKING:
+    from backroom.app.ports import AppService
 
 logger = logging.getLogger("jobs.deletes")
 
@@ -27,6 +35,14 @@ logger = logging.getLogger("jobs.deletes")
 class DeleteRecordsKind(AppJobKind):
     name = "runtime.delete_records"
     commit_rows = 50
+
+    def __init__(self, app: AppService, references: References) -> None:
+        super().__init__(app)
+        self.references = references
+        # The relationships to the job's entity, read once per job in a worker.
+        self.links: PerJob[References, list[Link]] = PerJob(
+            lambda refs, job: refs.links(job.tenant_id, job.params["entity"])
+        )
 
     def plan(self, ctx: JobContext, job: Job) -> list[ChunkPlan]:
         return planned_ids(self.app, job)
@@ -51,11 +67,21 @@ class DeleteRecordsKind(AppJobKind):
         shown = [rid for i, rid in enumerate(rids) if first + i < RESULTS_MOST]
         before = {r.rid: r for r in ctx.records.get_many(job.tenant_id, entity.schema, shown)} if shown else {}
         guard = [lease_guard(chunk)] if chunk.lease_owner else []
+        refs = self.references
+        links = self.links(refs, job)
+        refused = refs.refusals(job.tenant_id, entity, rids, links=links)
         try:
-            errors = ctx.records.delete_many(job.tenant_id, entity.schema, rids, author=author, guard=guard)
+            errors = ctx.records.delete_many(
+                job.tenant_id, entity.schema, [r for r in rids if r not in refused], author=author, guard=guard
+            )
         except GuardFailed:  # the lease is gone: the checkpoint will not move either; the new holder goes on
             logger.info("job %s chunk %d: lease lost, leaving the group", job.id, chunk.index)
             return
+        errors.update(refused)
+        gone = [rid for rid in rids if not errors.get(rid)]
+        refs.deleted(
+            job.tenant_id, entity.name, gone, job_id=derived_id(job.id, chunk.index, chunk.next_row), links=links
+        )
         results: dict[int, tuple[str, Any]] = {}
         for i, (outcome, rid) in enumerate(zip(outcomes, rids, strict=True)):
             if errors.get(rid):
@@ -73,4 +99,5 @@ class DeleteRecordsKind(AppJobKind):
     def finalize(self, ctx: JobContext, job: Job, progress: Progress) -> dict[str, Any]:
         """The counts beside the per-record map (record ids are 24 hex digits: no key is shared)."""
         entity_of.forget(job.id)
+        self.links.forget(job.id)
         return {"recordsDeleted": progress.processed, "recordsWithErrors": progress.failed}

@@ -414,6 +414,8 @@ def _field_change(diff: Diff, old: Entity, spec: TableField, was: TableField, ha
         details.append("required" if spec.required else "not required")
     if spec.default != was.default:
         details.append("default")
+    if spec.on_delete != was.on_delete:
+        details.append(f"on_delete {spec.on_delete}")
     diff.line(resource, "update" if details else "no change", ", ".join(details), destructive or required)
 
 
@@ -438,7 +440,8 @@ def narrowing(was: TableField, spec: TableField) -> str | None:
     return _inner(was, spec)
 
 
-PLAIN = frozenset({"unique", "required", "default", "label"})  # a field's settings no stored value depends on
+# A field's settings no stored value depends on.
+PLAIN = frozenset({"unique", "required", "default", "label", "on_delete"})
 
 
 def _shape(spec: TableField) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from backroom.records import RecordStore
 
 EVENT_TYPES = {"create": "USER_RECORD_CREATED", "update": "USER_RECORD_CHANGED", "delete": "USER_RECORD_DELETED"}
 _ACTIONS = {v: k for k, v in EVENT_TYPES.items()}
+SYSTEM_USER = "system"  # the `user` of a change the runtime made (a relabel job's), shown as a SYSTEM event
 _ID = re.compile(r"^[0-9a-f]{24}$")
 
 
@@ -101,7 +102,7 @@ class AppHistory:
                     "timestamp": int(e["at"]),
                     "ip": e.get("ip"),
                     "eventType": EVENT_TYPES[e["action"]],
-                    "eventCategory": "USER",
+                    "eventCategory": "SYSTEM" if e.get("user") == SYSTEM_USER else "USER",
                     "contextPath": e.get("context", ""),
                     "recordDeleted": True if deleted else None,
                     "deletionDate": int(e["at"]) if deleted else None,

@@ -609,7 +609,10 @@ class _Setup:
         return stamped
 
     def author(self, job: Job) -> Author:
-        return Author(job.params.get("user", ""), job.params.get("ip"), f"jobs.{job.id}")
+        """The rows' author; with `_skipCascadeUpdates`, a label a row changes is not copied on to the
+        records that reference it (`RecordWriter.relabeled`)."""
+        cascades = not job.params.get("flags", {}).get("_skipCascadeUpdates")
+        return Author(job.params.get("user", ""), job.params.get("ip"), f"jobs.{job.id}", cascades=cascades)
 
 
 def _layout(

@@ -19,7 +19,7 @@ building indexes are marked ready.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Collection, Iterator
 from typing import TYPE_CHECKING, Any
 
 from backroom import keys
@@ -119,7 +119,7 @@ class EvolveKind(JobKind):
                 other = schema if target == schema.name else self.evolution.repo.entity(job.tenant_id, target).schema
             except NotFound:
                 continue
-            named = {rid for r in records for rid in _related_ids(schema.fields, r.data, target)}
+            named = {rid for r in records for rid in related_ids(schema.fields, r.data, target)}
             found = ctx.records.get_many(job.tenant_id, other, sorted(named))
             labels[target] = {r.rid: render_label(other.label, r.data) for r in found}
         return labels
@@ -177,37 +177,41 @@ class Changes:
             _relink(self.schema.fields, data, target, labels)
         record = current.model_copy(update={"data": data})
         record.label = render_label(self.schema.label, data)
-        record.keys, writes = self._keys(current, record)
+        record.keys, writes = held_keys(self.tenant, self.schema, current, record, self.skip)
         if data != current.data:
             record.version = current.version + 1
         elif record.label == current.label and set(record.keys) == set(current.keys):
             return None
         return Rewrite(record=record, writes=writes)
 
-    def _keys(self, current: Record, record: Record) -> tuple[list[tuple[str, str]], list[Write]]:
-        """The keys the record holds under its schema, and the writes that get it there from `current`."""
-        held = set(current.keys)
-        entries = index_entries(self.tenant, self.schema, record)
-        markers = [k for k in unique_markers(self.tenant, self.schema, record.data) if k not in self.skip]
-        wanted = [*entries, *markers]
-        writes = [Write(item={"pk": pk, "sk": sk, "rid": record.rid}) for pk, sk in entries if (pk, sk) not in held]
-        writes += [
-            Write(
-                item={"pk": pk, "sk": sk, "rid": record.rid, "field": _marker_field(pk)},
-                condition="attribute_not_exists(pk) OR rid = :r",
-                values={":r": record.rid},
-            )
-            for pk, sk in markers
-            if (pk, sk) not in held
-        ]
-        gone = [k for k in current.keys if k not in set(wanted)]
-        writes += [
-            Write(key=k, condition="attribute_not_exists(pk) OR rid = :r", values={":r": record.rid})
-            if k[1] == keys.UNIQUE
-            else Write(key=k)
-            for k in gone
-        ]
-        return wanted, writes
+
+def held_keys(
+    tenant_id: str, schema: Schema, current: Record, record: Record, skip: Collection[tuple[str, str]] = ()
+) -> tuple[list[tuple[str, str]], list[Write]]:
+    """The keys `record` holds under its schema (but the markers in `skip`, which others hold), and the
+    writes that get it there from `current`: entries and markers taken, those it no longer holds left."""
+    held = set(current.keys)
+    entries = index_entries(tenant_id, schema, record)
+    markers = [k for k in unique_markers(tenant_id, schema, record.data) if k not in skip]
+    wanted = [*entries, *markers]
+    writes = [Write(item={"pk": pk, "sk": sk, "rid": record.rid}) for pk, sk in entries if (pk, sk) not in held]
+    writes += [
+        Write(
+            item={"pk": pk, "sk": sk, "rid": record.rid, "field": _marker_field(pk)},
+            condition="attribute_not_exists(pk) OR rid = :r",
+            values={":r": record.rid},
+        )
+        for pk, sk in markers
+        if (pk, sk) not in held
+    ]
+    gone = [k for k in current.keys if k not in set(wanted)]
+    writes += [
+        Write(key=k, condition="attribute_not_exists(pk) OR rid = :r", values={":r": record.rid})
+        if k[1] == keys.UNIQUE
+        else Write(key=k)
+        for k in gone
+    ]
+    return wanted, writes
 
 
 def _marker_field(pk: str) -> str:
@@ -231,7 +235,8 @@ def _retype(spec: TableField, data: dict[str, Any]) -> None:
         data.pop(spec.name)
 
 
-def _related_ids(fields: list[TableField], data: dict[str, Any], target: str) -> Iterator[str]:
+def related_ids(fields: list[TableField], data: dict[str, Any], target: str) -> Iterator[str]:
+    """The ids of the `target` records a record's relationships name, through its groups."""
     for spec in fields:
         value = data.get(spec.name)
         for one in value if isinstance(value, list) else [value]:
@@ -240,25 +245,36 @@ def _related_ids(fields: list[TableField], data: dict[str, Any], target: str) ->
             if spec.type == "relationship" and spec.entity == target and isinstance(one.get("id"), str):
                 yield one["id"]
             elif spec.type == "group":
-                yield from _related_ids(spec.fields, one, target)
+                yield from related_ids(spec.fields, one, target)
 
 
 def _relink(fields: list[TableField], data: dict[str, Any], target: str, labels: dict[str, str]) -> None:
     """Each relationship to `target` takes its record's label as it is now (a copy: the data is new)."""
+    map_links(fields, data, target, lambda v: {**v, "label": labels[v["id"]]} if v.get("id") in labels else v)
+
+
+Link = dict[str, Any]  # a relationship's value, `{id, label}`
+
+
+def map_links(fields: list[TableField], data: dict[str, Any], target: str, fix: Callable[[Link], Link | None]) -> None:
+    """Each relationship value to `target` in `data` (through groups) replaced by `fix(value)`, or removed
+    when it answers None (a field left with none is removed); the groups are copies (the data is new)."""
     for spec in fields:
         value = data.get(spec.name)
-        if spec.type == "relationship" and spec.entity == target:
-            data[spec.name] = _labelled(value, labels)
+        if spec.type == "relationship" and spec.entity == target and value is not None:
+            fixed = _fixed(value, fix)
+            if is_empty(fixed):
+                data.pop(spec.name)
+            else:
+                data[spec.name] = fixed
         elif spec.type == "group" and value:
             groups = [dict(g) for g in (value if isinstance(value, list) else [value]) if isinstance(g, dict)]
             for group in groups:
-                _relink(spec.fields, group, target, labels)
+                map_links(spec.fields, group, target, fix)
             data[spec.name] = groups if isinstance(value, list) else groups[0]
 
 
-def _labelled(value: Any, labels: dict[str, str]) -> Any:
+def _fixed(value: Any, fix: Callable[[Link], Link | None]) -> Any:
     if isinstance(value, list):
-        return [_labelled(v, labels) for v in value]
-    if isinstance(value, dict) and value.get("id") in labels:
-        return {**value, "label": labels[value["id"]]}
-    return value
+        return [f for f in (_fixed(v, fix) for v in value) if f is not None]
+    return fix(value) if isinstance(value, dict) else value

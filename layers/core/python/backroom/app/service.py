@@ -3,7 +3,9 @@
 Every call names its caller: a developer may do everything; a user what its groups allow, per entity
 and per field (a field it may not read is left out of answers and may not be queried or written).
 Writes go through the records model: one transaction each, conditioned on the version, with the
-history entry. Deletes of many records, or by query, run as `DELETE_RECORDS` jobs when asked to.
+history entry. Deletes of many records, or by query, run as `DELETE_RECORDS` jobs when asked to. A
+delete honours the `on_delete` of the relationships that name the record (`references`): refused
+while one names it, or its references cleared by a job after it.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from backroom.app.files import AppFiles
 from backroom.app.logs import AppLogs, record_line, validation_line
 from backroom.app.permissions import EVERYTHING, Access, Gate, Need
 from backroom.app.querylang import Bound, Query, bind, evaluate, parse
+from backroom.app.references import References
 from backroom.app.repository import AppRepository
 from backroom.app.views import VERSION_BASE, record_view
 from backroom.clock import now_ms
@@ -45,6 +48,7 @@ class AppData:
         self.logs = AppLogs(repo.logs)
         self.actions = ActionRunner(self, repo.action_marks, self.logs)
         self.files = AppFiles(files)
+        self.references = References(repo, records, jobs)
 
     # `PUT /data/{entity}/{segment}` ---------------------------------------------
     def put(
@@ -302,11 +306,18 @@ class AppData:
         access = self.access(caller, name, "delete")
         return self._delete(caller, access, rid, ip)
 
-    def _delete(self, caller: Caller, access: Access, rid: str, ip: str | None, context: str = "") -> dict[str, Any]:
+    def _delete(
+        self, caller: Caller, access: Access, rid: str, ip: str | None, *, clear: bool = True
+    ) -> dict[str, Any]:
+        """Delete one record (a 400 while a refusing relationship names it); with `clear`, start the job
+        that clears the references to it (`delete_many` starts one for all its records)."""
         if not _ID.match(rid):
             raise NotFound(f"Record {rid[:40]} of {access.entity.name} does not exist")
-        author = Author(caller.email, ip, context or f"entities.{access.entity.name}.delete")
+        self.references.check_delete(caller.tenant_id, access.entity, rid)
+        author = Author(caller.email, ip, f"entities.{access.entity.name}.delete")
         record = self.records.delete(caller.tenant_id, access.schema, rid, author=author)
+        if clear:
+            self.references.deleted(caller.tenant_id, access.entity.name, [rid])
         line = record_line(
             "delete", access.entity.name, rid, record.label, user=caller.email, admin_user=caller.admin_email, ip=ip
         )
@@ -321,9 +332,11 @@ class AppData:
         outcome: dict[str, Any] = {}
         for rid in dict.fromkeys(rids):
             try:
-                outcome[rid] = {"status": "ok", "response": self._delete(caller, access, rid, ip)}
+                outcome[rid] = {"status": "ok", "response": self._delete(caller, access, rid, ip, clear=False)}
             except BackroomError as err:  # a record's conflict or absence must not hide the others' outcomes
                 outcome[rid] = {"status": "error", "errorMessage": err.message}
+        gone = [rid for rid, done in outcome.items() if done["status"] == "ok"]
+        self.references.deleted(caller.tenant_id, name, gone)
         return outcome
 
     def matching_ids(

@@ -33,6 +33,9 @@ class Author:
     user: str = ""
     ip: str | None = None
     context: str = ""  # where the change was made: `entities.companies.update`, a job, a script
+    # Whether a label this write changes is copied on to the records that reference it (`RecordWriter.
+    # relabeled`); an import with `_skipCascadeUpdates` says no.
+    cascades: bool = True
 
 
 class HistoryPage(BaseModel):

@@ -56,6 +56,10 @@ class TableField(BaseModel):
     # What the app's evolution writes into the records that hold no value when the field becomes required
     # (or is added required) on an entity with records (`backroom.app.evolution`); a create still needs a value.
     default: Any = None
+    # relationship: what deleting the related record does to this value (`backroom.app.references`):
+    # `clear` removes it (a job, one history entry per record), `refuse` makes the delete a 400 while any
+    # record holds it (checked on an index whose `equals` is this field, which the entity must declare).
+    on_delete: Literal["clear", "refuse"] = "clear"
 
     @field_validator("type", mode="before", json_schema_input_type=FieldType | Literal["number"])
     @classmethod
@@ -70,6 +74,8 @@ class TableField(BaseModel):
             raise ValueError(f"{self.name}: a group holds fields")
         if self.type == "relationship" and not self.entity:
             raise ValueError(f"{self.name}: a relationship names its entity")
+        if self.on_delete != "clear" and self.type != "relationship":
+            raise ValueError(f"{self.name}: only a relationship says what deleting its record does (on_delete)")
         if self.unique and (self.multi or self.type in ("group", "file")):
             raise ValueError(f"{self.name}: only a single plain value can be unique")
         return self

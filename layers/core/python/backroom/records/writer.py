@@ -5,6 +5,9 @@ A single-record write is one transaction conditioned on the record's version, wi
 `write_many` and `delete_many` put several records' transactions in one, behind a job's `guard`, and fall
 back to one by one so a conflict never blocks the others. Bulk writes of rows (`items`, `replacing`,
 `keys`) follow the engine's idempotent per-row rule instead.
+
+An update that changes a record's label tells `relabeled` once it is committed (`update`, `write_many`):
+the app copies the new label on to the records that reference it (`backroom.app.references`).
 """
 
 from __future__ import annotations
@@ -41,6 +44,8 @@ from backroom.records.values import field_path, normalize, render_label
 MAX_TRANSACTION = 100  # items of one TransactWriteItems
 TRANSACTION_BYTES = 3_500_000  # an estimate of a rewrite transaction's size kept below DynamoDB's 4 MB
 REWRITE_ATTEMPTS = 5  # reads of a record that keeps changing while an evolution job rewrites it
+# Told of the records a committed update renamed: (tenant, schema, their ids, the author of the write).
+Relabeled = Callable[[str, Schema, list[str], Author | None], None]
 
 
 @dataclass
@@ -57,6 +62,7 @@ class RecordWriter:
         self.table = table
         self.reader = reader  # what a write checks first: the record as it is, related records, tables
         self.history = history
+        self.relabeled: Relabeled | None = None  # set by the composition root
 
     def define(self, tenant_id: str, schema: Schema) -> Schema:
         """Declare a table in the schema's namespace; a runtime table that holds no record yet is marked
@@ -174,10 +180,12 @@ class RecordWriter:
             counts = counting(tally(tenant_id, schema, current, record))
             try:
                 self._commit([*writes, *counts, *extra], added, record.data, extra=len(extra))
-                return record
             except VersionConflict:
                 if version is not None:
                     raise
+                continue
+            self._renamed(tenant_id, schema, [(current, record)], author)
+            return record
         raise VersionConflict("The record was changed by someone else, try again")
 
     def _update(
@@ -285,6 +293,8 @@ class RecordWriter:
                         raise
                     except BackroomError as err:
                         outcome[index] = err
+            committed = [(c.current, r) for i, c, r, *_ in members if isinstance(c, Update) and outcome[i] is r]
+            self._renamed(tenant_id, schema, committed, author)
             batch.clear()
             moved.clear()
             targets.clear()
@@ -471,6 +481,14 @@ class RecordWriter:
                     return refused.target
                 raise Conflict(f"Record {rid} could not be rewritten ({failed})") from None
         raise Conflict(f"Record {rid} kept changing while it was rewritten")
+
+    def _renamed(
+        self, tenant_id: str, schema: Schema, written: Sequence[tuple[Record, Record]], author: Author | None
+    ) -> None:
+        """Tell `relabeled` which records a committed update renamed, unless its author does not cascade."""
+        renamed = [after.rid for before, after in written if after.label != before.label]
+        if renamed and self.relabeled is not None and (author is None or author.cascades):
+            self.relabeled(tenant_id, schema, renamed, author)
 
     def _commit(
         self,
