@@ -212,9 +212,10 @@ def _tree(commit: str, into: Path) -> Path:
     with tarfile.open(fileobj=io.BytesIO(archive)) as files:
         files.extractall(into, filter="data")
     shutil.copy(Path(__file__), into / "infra" / "bench" / "companies_import.py")
-    dynamodb = ROOT / "infra" / "local" / "dynamodb"
-    if dynamodb.exists() and not (into / "infra" / "local" / "dynamodb").exists():
-        (into / "infra" / "local" / "dynamodb").symlink_to(dynamodb)
+    modules = ROOT / "infra" / "local" / "dynamodb" / "node_modules"  # DynamoDB Local, installed, not in git
+    if modules.exists():
+        (into / "infra" / "local" / "dynamodb").mkdir(parents=True, exist_ok=True)
+        (into / "infra" / "local" / "dynamodb" / "node_modules").symlink_to(modules.resolve())
     return into
 
 
@@ -232,8 +233,9 @@ def run_side(tree: Path, rows: int, pollers: int, log: Path) -> dict[str, Any]:
         capture_output=True,
         text=True,
     )
-    print("  " + done.stdout.strip().splitlines()[0], flush=True)  # the engine that answered
-    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+    lines = done.stdout.strip().splitlines()
+    print("  " + lines[0], flush=True)  # the engine that answered
+    return {**json.loads(lines[-1]), "engine": lines[0].split(" on ")[0]}
 
 
 def main() -> int:
@@ -256,6 +258,9 @@ def main() -> int:
                     f"  {name}: {figures['seconds']:.1f} s, {figures['rows_per_s']:.0f} rows/s, CPU ms/row {cpu}",
                     flush=True,
                 )
+    engines = {r["engine"] for runs in results.values() for r in runs}
+    if len(engines) > 1:
+        raise SystemExit(f"the sides ran on different engines ({', '.join(sorted(engines))}): no comparison")
     report(rows, results)
     return 0
 
