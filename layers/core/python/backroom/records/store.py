@@ -118,8 +118,8 @@ class RecordStore:
     def add_moves(self, pending: tuple[str, str], guard: Sequence[Write] = ()) -> None:
         self.writer.add_moves(pending, guard)
 
-    def add_moves_of(self, pk: str) -> None:
-        self.writer.add_moves_of(pk)
+    def add_moves_of(self, pks: Sequence[str]) -> None:
+        self.writer.add_moves_of(pks)
 
     def delete(
         self, tenant_id: str, schema: Schema, rid: str, *, version: int | None = None, author: Author | None = None

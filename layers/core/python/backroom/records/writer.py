@@ -117,10 +117,11 @@ class RecordWriter:
                 _check_guard(failed, len(guard))
                 raise Conflict(f"The counts gathered at {pending[0]} changed while they were added") from None
 
-    def add_moves_of(self, pk: str) -> None:
-        """`add_moves` for every item of partition `pk` (a job's, once none of its chunks is held)."""
-        for item in list(self.table.query("pk = :p", {":p": pk}, consistent=True, attributes=["pk", "sk"])):
-            self.add_moves((str(item["pk"]), str(item["sk"])))
+    def add_moves_of(self, pks: Sequence[str]) -> None:
+        """`add_moves` for every item of partitions `pks` (a job's, once none of its chunks is held)."""
+        for pk in pks:
+            for item in list(self.table.query("pk = :p", {":p": pk}, consistent=True, attributes=["pk", "sk"])):
+                self.add_moves((str(item["pk"]), str(item["sk"])))
 
     def keys(self, tenant_id: str, schema: Schema, record: Record) -> list[tuple[str, str]]:
         """Every item a record occupies: what a delete removes."""
