@@ -489,7 +489,8 @@ class ImportRecordsKind(AppJobKind):
         failed: dict[int, str],
         hold: _Hold,
     ) -> None:
-        """Create or update each row's record, with its row's marker, in rounds of distinct keys."""
+        """Create or update each row's record (an update with its row's marker; a create's id is the row's
+        own), in rounds of distinct keys."""
         schema, key_field = setup.schema, shape.key
         rounds: list[list[RowOutcome]] = []
         placed: dict[str | None, int] = {}
