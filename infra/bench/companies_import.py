@@ -17,6 +17,7 @@ Items written per row: the sum of `ItemsWritten` over the stack's cost lines of 
 (`backroom.observability`: what DynamoDB's answers counted, count items added to and checkpoints
 included), divided by the rows. What each row leaves in the table, by kind and entity: the table's
 items after the import less those before it (a Scan, the bench's own, keys only), divided by the rows.
+Each side checks that the list's `total` (the table's counts) grew by the rows.
 
 Knobs: BENCH_CI_ROWS (20000), BENCH_CI_POLLERS (2), BENCH_CI_ROUNDS (1), BENCH_CI_BEFORE (4ad7f7d).
 """
@@ -173,6 +174,7 @@ def side(rows: int, pollers: int) -> dict[str, Any]:
     body, content_type = multipart(content)
     with running(workers=True, pollers=pollers) as stack:
         before = census(stack)
+        held = runtime(stack, "GET", f"/data/{ENTITY}?_size=1")["total"]
         start = log.stat().st_size
         engine = engine_pid(stack.endpoints.of("dynamodb"))
         processes = [stack.pid, engine]  # the engine's is counted as 0 when it is not DynamoDB Local
@@ -188,19 +190,16 @@ def side(rows: int, pollers: int) -> dict[str, Any]:
         items = written(log, start)
         after = census(stack)
         total = runtime(stack, "GET", f"/data/{ENTITY}?_size=1")["total"]
-    left = {
-        f"{kind} ({entity})": (after[k] - before[k]) / rows
-        for k in after
-        if after[k] != before[k]
-        for kind, entity in [k]
-    }
+    if total != held + rows:  # the table's counts, read by the list's total
+        raise SystemExit(f"the counts say {total:,} companies, {held:,} + {rows:,} expected")
+    moved = sorted(k for k in after | before if after[k] != before[k])
+    left = {f"{kind} ({entity})": (after[(kind, entity)] - before[(kind, entity)]) / rows for kind, entity in moved}
     return {
         "seconds": seconds,
         "rows_per_s": rows / seconds,
         "cpu_ms": [1000 * used / rows for used in cpu],  # per row: the stack's process, DynamoDB Local's
         "written": items / rows,
         "left": left,
-        "total": total,
     }
 
 
