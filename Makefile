@@ -63,7 +63,9 @@ integration: $(STAMP) $(DYNAMODB_LOCAL)
 # records/s against a loop of updates (about 20);
 # import_export: runtime CSV import and export of 100,000 rows against raw baselines, and memory (about 25);
 # coldstart: each function's cold init against the floor of boto3 and one client (about 1); load: 50
-# concurrent callers against the same calls one at a time (about 2; any error fails it, so it runs last).
+# concurrent callers against the same calls one at a time (about 2; any error fails it, so it runs last);
+# companies_import: a 20,000-row companies import, main's commit (4ad7f7d) against this tree side by side,
+# rows/s and items written per row (about 6).
 # Each file's docstring lists its BENCH_* knobs.
 bench: $(STAMP) $(DYNAMODB_LOCAL)
 	$(PY) -m infra.bench.runtime
@@ -72,6 +74,7 @@ bench: $(STAMP) $(DYNAMODB_LOCAL)
 	$(PY) -m infra.bench.task_memory
 	$(PY) -m infra.bench.import_export
 	$(PY) -m infra.bench.coldstart
+	$(PY) -m infra.bench.companies_import
 	$(PY) -m infra.bench.load
 
 lint: $(STAMP)

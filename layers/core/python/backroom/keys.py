@@ -23,6 +23,7 @@ found. `<n:12>` is a number zero-padded to 12 digits; `<hour>` is `YYYYMMDDHH` (
 | task (a job) | | | gsi2 `TASKS#<account>` / `<created:13>_<id>` |
 | row marker of a job | `<family>#<job>#<shard 0-15>` | `<row>` | families `IMPRUN` (imports), `ACTRUN` (actions) |
 | probe row | `PROBE#<job>` | `ROW#<n:8>` | |
+| a job chunk's count moves not yet added to the counts (imports) | `MOVES#<job>#<chunk mod 16>` | `CHUNK#<n:6>` | |
 | file metadata | `FILES#<owner>` | `<name>` | |
 | pending upload | `UPLOADS#<hour>#<shard 0-7>` | `<tenant>#<file id>` | |
 | share link | `SHARE#<share id>` | `SHARE` | |
@@ -218,6 +219,19 @@ class MarkFamily:
 
     def key(self, job_id: str, name: str) -> Key:
         return self.shard(job_id, zlib.crc32(name.encode()) % MARK_SHARDS), self.sort(name)
+
+
+def count_moves_of(job_id: str) -> list[str]:
+    """The partitions of a job's pending count moves (`count_moves`): one item per chunk, its chunks
+    spread over MARK_SHARDS partitions, as row markers are (each chunk writes its item at every
+    transaction: the job's chunks running at once must not all write one partition)."""
+    return [f"MOVES#{job_id}#{shard}" for shard in range(MARK_SHARDS)]
+
+
+def count_moves(job_id: str, chunk_index: int) -> Key:
+    """Where a chunk's bulk writes gather their count moves (an attribute per count family) until they
+    are added to the counts, once (`RecordWriter.add_moves`)."""
+    return count_moves_of(job_id)[chunk_index % MARK_SHARDS], chunk(chunk_index)
 
 
 IMPORT_ROWS = MarkFamily("IMPRUN", lambda row: f"{int(row):09d}")  # a row's position

@@ -9,12 +9,19 @@ created otherwise.
 The file is stored once (`FileStore`) and read by byte ranges (`csvfiles`): the plan scans it for the
 chunks' boundaries, each chunk reads only its range, memory stays at one group of rows. Each group is
 written through the records model (`RecordStore.write_many`: several records to a transaction, each
-with its unique markers, index entries and history entry) with a marker of its row
-(`rowmarks`: `IMPRUN#<job>#<shard>` / row) in the same transaction, conditioned on its absence: a replayed group
-fails on the marker and counts as done, so no row is applied twice and none is lost. The chunk's lease
-check (`lease_guard`) joins every transaction: a job stopped for good commits nothing more. A create that
-loses the race for its unique value (another import created that record meanwhile) updates the winner's
-record instead, with the same row marker.
+with its unique markers, index entries and history entry), each row applied once:
+- a row that creates a record gives it an id of its own (`_import_rid`: the job and the row), put only
+  where no record is: a replayed group finds the record (by that id, or by its unique value) and counts
+  the row as done, with no marker item;
+- a row that updates a record carries a marker of its row (`rowmarks`: `IMPRUN#<job>#<shard>` / row) in
+  the same transaction, conditioned on its absence: a replay fails on the marker.
+So no row is applied twice and none is lost. The transactions add their count moves to one item of the
+chunk's (`keys.count_moves`), not to the table's counts; the group adds them to the counts once, before
+its checkpoint, and a job that stops, fails or is canceled adds what is left (`settle`): the counts lag
+the records by at most a group per running chunk. The chunk's lease check (`lease_guard`) joins every
+transaction: a job stopped for good commits nothing more. A create that loses the race for its unique
+value (another import created that record meanwhile) updates the winner's record instead, with the row's
+marker.
 
 Permissions (`permissions.Gate`), asked in the request and again as each chunk starts (the job's user's
 grants read anew; `create` lost on the entity fails the job):
@@ -56,7 +63,7 @@ from backroom.jobs.kinds import (
     log_failed_rows,
 )
 from backroom.jobs.models import Chunk, ChunkPlan, Job, Progress
-from backroom.keys import IMPORT_ROWS, import_owner
+from backroom.keys import IMPORT_ROWS, count_moves, count_moves_of, import_owner
 from backroom.records import Record, RecordStore, Schema
 from backroom.records.schema import TableField
 from backroom.records.store import AlreadyApplied, Author, Create, GuardFailed, Update, VersionConflict
@@ -330,6 +337,7 @@ class _Row:
 class ImportRecordsKind(AppJobKind):
     name = IMPORT_KIND
     commit_rows = 100
+    settles = True  # count moves a group gathered and did not add (its holder stopped, or died)
 
     def __init__(self, app: AppService) -> None:
         super().__init__(app)
@@ -376,13 +384,14 @@ class ImportRecordsKind(AppJobKind):
         if not pending:
             _log_errors(ctx, job, chunk, outcomes)
             return
-        guard = _guard(chunk)
+        hold = _hold(job, chunk)
         failed: dict[int, str] = {}
         shape: Layout = pending[0].output["row"].layout  # type: ignore[index]  # one chunk's rows: one layout
         try:
             for relation, how in shape.related.items():
-                self._relate(job, setup, relation, how, pending, failed, guard)
-            self._save(job, setup, shape, [o for o in pending if id(o) not in failed], failed, guard)
+                self._relate(job, setup, relation, how, pending, failed, hold)
+            self._save(job, setup, shape, [o for o in pending if id(o) not in failed], failed, hold)
+            setup.records.add_moves(hold.counts, hold.guard)  # the group's count moves, added once
         except GuardFailed:  # the lease is gone: nothing more is written, and the checkpoint will not move
             logger.info("job %s chunk %d: lease lost, the group is left to its new holder", job.id, chunk.index)
             return
@@ -400,7 +409,7 @@ class ImportRecordsKind(AppJobKind):
         how: Relation,
         pending: list[RowOutcome],
         failed: dict[int, str],
-        guard: Sequence[Write],
+        hold: _Hold,
     ) -> None:
         """Match, update or create each row's related record of `relation`, and link the row's values to it."""
         schema, unique = setup.entities[how.entity].schema, how.unique
@@ -445,10 +454,10 @@ class ImportRecordsKind(AppJobKind):
                 keys.append(key)
             else:
                 _link(relation, change, rows, failed)
-        saved = store.write_many(job.tenant_id, schema, changes, author=setup.author(job), guard=guard)
+        saved = _write(setup, job, schema, changes, hold)
         for key, change, result in zip(keys, changes, saved, strict=True):
             if isinstance(result, Invalid) and isinstance(change, Create) and _duplicated(result, unique):
-                result = self._adopt(job, setup, schema, how, wanted[key][0], change.values, guard)
+                result = self._adopt(job, setup, schema, how, wanted[key][0], change.values, hold)
             _link(relation, result, wanted[key][2], failed)
 
     def _adopt(
@@ -459,7 +468,7 @@ class ImportRecordsKind(AppJobKind):
         how: Relation,
         raw: Any,
         values: Mapping[str, Any],
-        guard: Sequence[Write],
+        hold: _Hold,
     ) -> Record | BackroomError:
         """Another writer created the related record meanwhile: update that one instead."""
         found = setup.records.by_unique(job.tenant_id, schema, how.unique, [_typed(schema, how.unique, raw)])
@@ -469,7 +478,7 @@ class ImportRecordsKind(AppJobKind):
         change = _related_change(schema, how, current, values)
         if not isinstance(change, Update):
             return change
-        return setup.records.write_many(job.tenant_id, schema, [change], author=setup.author(job), guard=guard)[0]
+        return _write(setup, job, schema, [change], hold)[0]
 
     def _save(
         self,
@@ -478,9 +487,10 @@ class ImportRecordsKind(AppJobKind):
         shape: Layout,
         pending: list[RowOutcome],
         failed: dict[int, str],
-        guard: Sequence[Write],
+        hold: _Hold,
     ) -> None:
-        """Create or update each row's record, with its row's marker, in rounds of distinct keys."""
+        """Create or update each row's record (an update with its row's marker; a create's id is the row's
+        own), in rounds of distinct keys."""
         schema, key_field = setup.schema, shape.key
         rounds: list[list[RowOutcome]] = []
         placed: dict[str | None, int] = {}
@@ -494,7 +504,7 @@ class ImportRecordsKind(AppJobKind):
                 rounds.append([])
             rounds[turn].append(outcome)
         for members in rounds:
-            self._save_round(job, setup, shape, members, failed, guard)
+            self._save_round(job, setup, shape, members, failed, hold)
 
     def _save_round(
         self,
@@ -503,7 +513,7 @@ class ImportRecordsKind(AppJobKind):
         shape: Layout,
         members: list[RowOutcome],
         failed: dict[int, str],
-        guard: Sequence[Write],
+        hold: _Hold,
     ) -> None:
         schema, key_field, store = setup.schema, shape.key, setup.records
         rows: list[_Row] = [o.output["row"] for o in members]  # type: ignore[index]
@@ -517,10 +527,12 @@ class ImportRecordsKind(AppJobKind):
         for outcome, row in zip(members, rows, strict=True):
             key = _key(schema, key_field, row.values.get(key_field)) if key_field else None
             current = found.get(key) if key is not None else None
-            if current is None:
+            if current is None:  # its id is the row's own: a replay finds the record there (`once`)
                 change: Update | Create | Forbidden | None = Create(
-                    setup.stamped(row.values), _import_rid(job, row.index), extra=[_marker(job, row.index)]
+                    setup.stamped(row.values), _import_rid(job, row.index), once=True
                 )
+            elif current.rid == _import_rid(job, row.index):
+                continue  # this very row created the record: a replay of a group written before
             else:
                 change = _row_update(setup, shape, current, row, job)
             if isinstance(change, Forbidden):
@@ -530,21 +542,21 @@ class ImportRecordsKind(AppJobKind):
                 continue  # the record holds these values already (or a replay after it was written)
             changes.append(change)
             owners.append(outcome)
-        saved = store.write_many(job.tenant_id, schema, changes, author=setup.author(job), guard=guard)
+        saved = _write(setup, job, schema, changes, hold)
         for outcome, change, written in zip(owners, changes, saved, strict=True):
             row = outcome.output["row"]  # type: ignore[index]
             result: Record | BackroomError | None = written
             if isinstance(change, Create) and key_field and _duplicated(result, key_field):
                 # another writer created this unique value's record since the lookup: update it instead
-                result = self._adopt_row(job, setup, shape, row, guard)
+                result = self._adopt_row(job, setup, shape, row, hold)
             elif isinstance(result, Invalid) and setup.skip_invalid and result.errors:
-                result = self._without_invalid(job, setup, change, result, guard)
+                result = self._without_invalid(job, setup, change, result, hold)
             if isinstance(result, BackroomError) and not isinstance(result, AlreadyApplied):
                 failed[id(outcome)] = f"Row {row.index + 1}: {_message(result)}"
             # AlreadyApplied: this very row was written before (a replayed group)
 
     def _adopt_row(
-        self, job: Job, setup: _Setup, shape: Layout, row: _Row, guard: Sequence[Write]
+        self, job: Job, setup: _Setup, shape: Layout, row: _Row, hold: _Hold
     ) -> Record | BackroomError | None:
         """The row's create lost the race for its unique value: another import (or writer) created that
         record after this group looked it up. The row updates the winner's record instead, with its own row
@@ -560,26 +572,29 @@ class ImportRecordsKind(AppJobKind):
             change = _row_update(setup, shape, current, row, job)
             if not isinstance(change, Update):
                 return change  # None: the winner holds these values already; or Forbidden
-            result = setup.records.write_many(job.tenant_id, schema, [change], author=setup.author(job), guard=guard)[0]
+            result = _write(setup, job, schema, [change], hold)[0]
             if not isinstance(result, VersionConflict):
                 return result
         return result
 
     def _without_invalid(
-        self, job: Job, setup: _Setup, change: Update | Create, error: Invalid, guard: Sequence[Write]
+        self, job: Job, setup: _Setup, change: Update | Create, error: Invalid, hold: _Hold
     ) -> Record | BackroomError:
         """`_skipInvalidFields`: the row again without the fields that failed their checks."""
         bad = {e.field.split(".")[0].split("[")[0] for e in error.errors}
         if isinstance(change, Create):
             retry: Update | Create = Create(
-                {k: v for k, v in change.values.items() if k not in bad}, change.rid, change.extra
+                {k: v for k, v in change.values.items() if k not in bad}, change.rid, change.extra, change.once
             )
         else:
             retry = Update(change.current, {k: v for k, v in change.changes.items() if k not in bad}, change.extra)
-        result = setup.records.write_many(job.tenant_id, setup.schema, [retry], author=setup.author(job), guard=guard)[
-            0
-        ]
+        result = _write(setup, job, setup.schema, [retry], hold)[0]
         return None if isinstance(result, AlreadyApplied) else result  # type: ignore[return-value]
+
+    def settle(self, ctx: JobContext, job: Job) -> None:
+        """The job holds no chunk any more: add the count moves of groups written and never checkpointed
+        (a resumed job replays those rows as done, and gathers nothing for them again)."""
+        ctx.records.add_moves_of(count_moves_of(job.id))
 
     def finalize(self, ctx: JobContext, job: Job, progress: Progress) -> dict[str, Any]:
         self._setup.forget(job.id)
@@ -747,10 +762,25 @@ def _marker(job: Job, row: int) -> Write:
     return claim(IMPORT_ROWS, job.id, str(row))
 
 
-def _guard(chunk: Chunk) -> list[Write]:
-    """The chunk's lease check, joined to every transaction of the group: a delivery that lost its chunk
-    (taken over, or the job force-stopped) writes nothing more."""
-    return [lease_guard(chunk)] if chunk.lease_owner else []
+@dataclass(frozen=True)
+class _Hold:
+    """What every write of a chunk's group carries: the chunk's lease check, joined to each transaction (a
+    delivery that lost its chunk, taken over or force-stopped, writes nothing more), and the item its count
+    moves gather at until the group adds them to the counts, once (`RecordStore.add_moves`)."""
+
+    guard: list[Write]
+    counts: tuple[str, str]
+
+
+def _hold(job: Job, chunk: Chunk) -> _Hold:
+    return _Hold([lease_guard(chunk)] if chunk.lease_owner else [], count_moves(job.id, chunk.index))
+
+
+def _write(setup: _Setup, job: Job, schema: Schema, changes: Sequence[Update | Create], hold: _Hold) -> list[Any]:
+    """A group's creates and updates of `schema`'s records, under its hold (`write_many`)."""
+    return setup.records.write_many(
+        job.tenant_id, schema, changes, author=setup.author(job), guard=hold.guard, counts_to=hold.counts
+    )
 
 
 def _log_errors(ctx: JobContext, job: Job, chunk: Chunk, outcomes: list[RowOutcome]) -> None:

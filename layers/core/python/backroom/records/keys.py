@@ -58,10 +58,19 @@ def entry_sk(schema: Schema, sort: str | None, data: Mapping[str, Any], rid: str
 
 
 def index_entries(tenant_id: str, schema: Schema, record: Record) -> list[tuple[str, str]]:
-    """The index entries a record's values put it in (one per declared index, and its source's)."""
+    """The index entries a record's values put it in (one per declared index it has a place in, and its
+    source's).
+
+    None where no query could read it (`holds`): an index's entry whose equality values include an empty
+    one, or a folded index's whose sort value is empty. An empty sort value of an index that sorts keeps
+    its entry (first in the order): it is how a sorted list shows records without the value, and how
+    `field=` (empty) is one key range.
+    """
     shard = shard_of(record.rid, schema.shards)
     entries = []
     for index in schema.indexes:
+        if not holds(index, record.data):
+            continue
         values = [canonical(value_at(record.data, f)) for f in index.equals]
         sk = entry_sk(schema, index.sort, record.data, record.rid, folded=index.folded)
         entries.append((index_pk(tenant_id, schema, index, shard, values), sk))
@@ -69,6 +78,17 @@ def index_entries(tenant_id: str, schema: Schema, record: Record) -> list[tuple[
         source = Index(name=SOURCE_INDEX, equals=[SOURCE_INDEX])
         entries.append((index_pk(tenant_id, schema, source, shard, [record.source]), f"{SEP}{record.rid}"))
     return entries
+
+
+def holds(index: Index, data: Mapping[str, Any]) -> bool:
+    """Whether a record with `data` has an entry in `index`. The planner reads an index's partition only
+    for an equality (`eq`, never on an empty value: `field=` is the `empty` condition, which no equality
+    field serves), and a folded index only for `like(/v)`, whose prefix is never empty: an entry with an
+    empty equality value, or a folded one with an empty sort value, would be written and counted and
+    never read."""
+    if any(is_empty(value_at(data, name)) for name in index.equals):
+        return False
+    return not (index.folded and index.sort and is_empty(value_at(data, index.sort)))
 
 
 # Counts ---------------------------------------------------------------------

@@ -63,6 +63,9 @@ class Create:
     values: Mapping[str, Any]
     rid: str
     extra: Sequence[Write] = ()
+    # `rid` is the create's own (a job's, derived from its row): a record already at it means this very
+    # create was committed before (`AlreadyApplied`), as a row marker in `extra` would say, one item fewer.
+    once: bool = False
 
 
 class GuardFailed(Conflict):
@@ -70,7 +73,8 @@ class GuardFailed(Conflict):
 
 
 class AlreadyApplied(Conflict):
-    """A write carried a marker (`extra`) that exists already: this very write was committed before."""
+    """A write carried a marker (`extra`) that exists already, or a `once` create found its record: this
+    very write was committed before."""
 
 
 class TooBroad(Invalid):

@@ -111,8 +111,15 @@ class RecordStore:
         *,
         author: Author | None = None,
         guard: Sequence[Write] = (),
+        counts_to: tuple[str, str] | None = None,
     ) -> list[Record | BackroomError]:
-        return self.writer.write_many(tenant_id, schema, changes, author=author, guard=guard)
+        return self.writer.write_many(tenant_id, schema, changes, author=author, guard=guard, counts_to=counts_to)
+
+    def add_moves(self, pending: tuple[str, str], guard: Sequence[Write] = ()) -> None:
+        self.writer.add_moves(pending, guard)
+
+    def add_moves_of(self, pks: Sequence[str]) -> None:
+        self.writer.add_moves_of(pks)
 
     def delete(
         self, tenant_id: str, schema: Schema, rid: str, *, version: int | None = None, author: Author | None = None

@@ -98,6 +98,37 @@ class RecordWriter:
         for start in range(0, len(writes), MAX_TRANSACTION):
             _transact(self.table, writes[start : start + MAX_TRANSACTION])
 
+    def add_moves(self, pending: tuple[str, str], guard: Sequence[Write] = ()) -> None:
+        """Add the count moves gathered at `pending` (`write_many`'s `counts_to`) to the counts, and take
+        them from it in the same transaction, conditioned on their values as read: each move is added
+        once, whoever runs this again (a replay, a job's settling). `guard` joins each transaction."""
+        item = self.table.get(*pending)
+        moves = {name: int(n) for name, n in (item or {}).items() if name not in ("pk", "sk")}
+        families = sorted(moves)
+        room = MAX_TRANSACTION - len(guard) - 1
+        for start in range(0, len(families), room):
+            part = families[start : start + room]
+            names = {f"#m{i}": family for i, family in enumerate(part)}
+            values = {f":m{i}": moves[family] for i, family in enumerate(part)}
+            held = " AND ".join(f"{name} = :m{i}" for i, name in enumerate(names))
+            if start + room >= len(families):  # the last of them: the item goes
+                taken = Write(key=pending, condition=held, names=names, values=values)
+            else:
+                taken = Write(
+                    key=pending, update="REMOVE " + ", ".join(names), condition=held, names=names, values=values
+                )
+            try:
+                _transact(self.table, [*guard, *counting({f: moves[f] for f in part}), taken])
+            except TransactionFailed as failed:
+                _check_guard(failed, len(guard))
+                raise Conflict(f"The counts gathered at {pending[0]} changed while they were added") from None
+
+    def add_moves_of(self, pks: Sequence[str]) -> None:
+        """`add_moves` for every item of partitions `pks` (a job's, once none of its chunks is held)."""
+        for pk in pks:
+            for item in list(self.table.query("pk = :p", {":p": pk}, consistent=True, attributes=["pk", "sk"])):
+                self.add_moves((str(item["pk"]), str(item["sk"])))
+
     def keys(self, tenant_id: str, schema: Schema, record: Record) -> list[tuple[str, str]]:
         """Every item a record occupies: what a delete removes."""
         return [record_key(tenant_id, schema, record.rid), *record.keys]
@@ -255,15 +286,19 @@ class RecordWriter:
         *,
         author: Author | None = None,
         guard: Sequence[Write] = (),
+        counts_to: tuple[str, str] | None = None,
     ) -> list[Record | BackroomError]:
         """Creates and updates, several to a transaction, each with its `extra` writes; an update applies to
         the record as read (conditioned on that version).
 
         Answers each change's saved record, or its error: `VersionConflict` when the record changed since
-        it was read, `AlreadyApplied` when one of its `extra` markers exists, `Invalid` for bad values.
+        it was read, `AlreadyApplied` when one of its `extra` markers exists (or a `once` create's record
+        does), `Invalid` for bad values.
         When a transaction fails, its changes are tried one by one, so one never blocks the others.
         `guard` joins every transaction (a job's lease check): when it fails, nothing of that transaction
         is written and `GuardFailed` is raised, so a job that lost its chunk stops writing at once.
+        `counts_to` (a job chunk's `keys.count_moves`): each transaction adds its count moves there, one
+        item, instead of to the counts; the job adds them to the counts once (`add_moves`).
         """
         outcome: list[Record | BackroomError] = []
         batch: list[Write] = []
@@ -277,17 +312,18 @@ class RecordWriter:
             if not batch:
                 return
             try:
-                _transact(self.table, [*guard, *batch, *counting(moved)])
+                _transact(self.table, [*guard, *batch, *_moving(moved, counts_to)])
             except TransactionFailed as failed:
                 _check_guard(failed, len(guard))
                 for index, change, record, writes, added, moves in members:
                     try:
                         self._commit(
-                            [*guard, *writes, *counting(moves), *change.extra],
+                            [*guard, *writes, *_moving(moves, counts_to), *change.extra],
                             added,
                             record.data,
                             extra=len(change.extra),
                             guarded=len(guard),
+                            once=isinstance(change, Create) and change.once,
                         )
                     except GuardFailed:
                         raise
@@ -316,9 +352,8 @@ class RecordWriter:
                 continue
             outcome.append(record)
             mine = [*writes, *change.extra]
-            if len(batch) + len(mine) + len(moved.keys() | moves.keys()) > room or not targets.isdisjoint(
-                w.target for w in mine
-            ):
+            counts = 1 if counts_to else len(moved.keys() | moves.keys())
+            if len(batch) + len(mine) + counts > room or not targets.isdisjoint(w.target for w in mine):
                 flush()
             batch.extend(mine)
             moved.update(moves)
@@ -498,9 +533,11 @@ class RecordWriter:
         *,
         extra: int = 0,
         guarded: int = 0,
+        once: bool = False,
     ) -> None:
         """Run a record's transaction; a failed condition says which: the guard (the first `guarded`
-        writes), a marker (the last `extra`), the version or a unique value."""
+        writes), a marker (the last `extra`, or with `once` the create's own record), the version or a
+        unique value."""
         try:
             _transact(self.table, writes)
         except TransactionFailed as failed:
@@ -508,7 +545,7 @@ class RecordWriter:
             if guarded:
                 writes, failed = writes[guarded:], TransactionFailed(failed.reasons[guarded:])
             tail = failed.reasons[len(writes) - extra : len(writes)] if extra else []
-            if "ConditionalCheckFailed" in tail:
+            if "ConditionalCheckFailed" in tail or (once and failed.reasons[:1] == ["ConditionalCheckFailed"]):
                 raise AlreadyApplied("This write was committed before") from None
             names = dict(taken)
             duplicated = [
@@ -561,6 +598,24 @@ def counting(moves: Mapping[str, int]) -> list[Write]:
     (a transaction names an item once; concurrent writers mostly meet in different slots)."""
     slot = secrets.randbelow(COUNT_SLOTS)
     return [Write(key=count_key(family, slot), update="ADD n :n", values={":n": n}) for family, n in moves.items() if n]
+
+
+def _moving(moves: Mapping[str, int], pending: tuple[str, str] | None) -> list[Write]:
+    """The writes of a transaction's count moves: to the counts, or added to `pending` in one item."""
+    if pending is None:
+        return counting(moves)
+    moved = {family: n for family, n in moves.items() if n}
+    if not moved:
+        return []
+    names = {f"#m{i}": family for i, family in enumerate(moved)}
+    return [
+        Write(
+            key=pending,
+            update="ADD " + ", ".join(f"{name} :m{i}" for i, name in enumerate(names)),
+            names=names,
+            values={f":m{i}": n for i, n in enumerate(moved.values())},
+        )
+    ]
 
 
 def _transact(table: Table, writes: Sequence[Write]) -> None:
