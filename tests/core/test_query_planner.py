@@ -47,6 +47,7 @@ INDEXES: list[Any] = [
     ["x", "name"],
     {"name": "by_c", "equals": ["c"]},  # no sort field: its entries are in record id order
     {"name": "folded", "equals": [], "sort": "name", "folded": True},  # names case-folded: ilike's key range, no order
+    {"name": "c_folded", "equals": ["c"], "sort": "name", "folded": True},  # serves c=v too, names empty or not
 ]
 NUMERIC = {"integer", "decimal"}
 LIKES = {"text": ["like", "ilike"], "choice": ["like", "ilike"], "date": ["like"]}  # the prefix operators by type

@@ -83,12 +83,13 @@ def index_entries(tenant_id: str, schema: Schema, record: Record) -> list[tuple[
 def holds(index: Index, data: Mapping[str, Any]) -> bool:
     """Whether a record with `data` has an entry in `index`. The planner reads an index's partition only
     for an equality (`eq`, never on an empty value: `field=` is the `empty` condition, which no equality
-    field serves), and a folded index only for `like(/v)`, whose prefix is never empty: an entry with an
-    empty equality value, or a folded one with an empty sort value, would be written and counted and
-    never read."""
+    field serves), and a folded index with no equality fields only for `like(/v)`, whose prefix is never
+    empty: an entry with an empty equality value, or one with an empty sort value in such a folded index,
+    would be written and counted and never read. A folded index with equality fields also serves those
+    equalities (and their counts), so it keeps its records whose sort value is empty."""
     if any(is_empty(value_at(data, name)) for name in index.equals):
         return False
-    return not (index.folded and index.sort and is_empty(value_at(data, index.sort)))
+    return not (index.folded and index.sort and not index.equals and is_empty(value_at(data, index.sort)))
 
 
 # Counts ---------------------------------------------------------------------
