@@ -2,7 +2,8 @@
 reads each record once and writes each part of the file once (a multipart upload's part); a replayed
 group, a worker dying before its checkpoint and a stop and resume mid-export still give every record
 once; a sort an index serves lists in that order (one it does not is a 400 naming the index); a query
-past the cap is a 400 at the request.
+past the cap is a 400 at the request, which never counts past it; the request's count is only the job's
+estimate: records it did not count are exported all the same.
 
 Parts are shrunk (`PART_CHARS`, and moto's 5 MiB minimum) so that a few hundred records make several.
 """
@@ -16,6 +17,7 @@ from typing import Any
 
 import moto.s3.models
 import pytest
+from backroom.api.runtime import JobView
 from backroom.app import exports
 from backroom.app.exports import ExportRecordsKind, start_export
 from backroom.dynamo import measured
@@ -131,3 +133,47 @@ def test_a_query_past_the_cap_is_a_400_at_the_request(
         start_export(app.app, DEV, "companies", {"color": "notEquals(red)"}, None)
     job = start_export(app.app, DEV, "companies", {"color": "notEquals(red)", "_size": "10"}, None)
     assert job.params["size"] == 10
+
+
+def test_the_requests_count_is_an_estimate_never_a_bound(
+    app: Core, queue: QueueDriver, monkeypatch: pytest.MonkeyPatch, seeded: list[str]
+) -> None:
+    """Kept counts lag an import's moves, and records come and go between the request and the chunk: the
+    export reads until its key ranges run dry, and ends FINISHED at 100% with the rows it exported."""
+    companies = app.app.repo.entity(TENANT, "companies")
+    with monkeypatch.context() as lagging:  # the kept count behind the records (an import's moves not added)
+        lagging.setattr(app.records.reader, "counted", lambda *_: RECORDS - 100)
+        low = start_export(app.app, DEV, "companies", {"_fields": "name"}, None)
+    high = start_export(app.app, DEV, "companies", {"_fields": "name", "type": "b"}, None)
+    assert (low.params["count"], high.params["count"]) == (RECORDS - 100, RECORDS // 2)
+    later = bulk(app, TENANT, companies, [{"name": f"Late {i}", "type": "a"} for i in range(5)])  # after the request
+    app.app.delete_many(DEV, "companies", seeded[1:11:2], None)  # five of type b gone since
+    queue.drain()
+    gone = set(range(1, 11, 2))
+    for job, names in (
+        (low, {f"Co {i:04d}" for i in range(RECORDS) if i not in gone} | {f"Late {i}" for i in range(len(later))}),
+        (high, {f"Co {i:04d}" for i in range(11, RECORDS, 2)}),  # fewer than counted
+    ):
+        done, lines = exported(app, job)
+        assert sorted(line[0] for line in lines[1:]) == sorted(names)  # every record once, none dropped
+        view = JobView.of(done, stoppable=True)
+        assert (view.status, view.progress, view.records_count, view.records_processed) == (
+            "FINISHED",
+            100,
+            len(names),
+            len(names),
+        )
+        assert done.results["recordsExported"] == len(names)
+
+
+def test_a_request_never_counts_past_the_cap(app: Core, monkeypatch: pytest.MonkeyPatch, seeded: list[str]) -> None:
+    """A range no kept count serves is counted only up to MAX_RECORDS + 1 items (a 400 past it), and not at
+    all when `_size` bounds the export."""
+    monkeypatch.setattr(exports, "MAX_RECORDS", 20)
+    query = {"type": "a", "numberOfEmployees": "greater(9)"}  # an index range: no kept count
+    with measured() as cost, pytest.raises(Invalid, match="matches more than the 20 records"):
+        start_export(app.app, DEV, "companies", query, None)
+    assert cost.items_read < 40, cost  # not the 115 entries of the range
+    with measured() as cost:
+        job = start_export(app.app, DEV, "companies", {**query, "_size": "5"}, None)
+    assert job.params["count"] is None and cost.items_read < 20, cost

@@ -361,25 +361,38 @@ def test_finding_3_an_export_leaves_out_related_fields_the_caller_may_not_read(a
         start_export(app.app, caller(NO_COMPANIES), "contacts", {"_fields": "company.taxId,company.nope"}, None)
 
 
+@pytest.mark.parametrize(
+    ("params", "hidden", "says"),
+    [
+        ({"_fields": "name,rating", "name": "Rated A,Rated B"}, "rating", "You may no longer read rating"),
+        ({"_fields": "name", "rating": "4.5"}, "rating", "You may not query companies by rating"),
+        (
+            {"_fields": "name", "type": "a", "_sortField": "numberOfEmployees"},
+            "numberOfEmployees",
+            "You may not query companies by numberOfEmployees",  # the rows' order would tell it
+        ),
+    ],
+)
 def test_finding_3_the_export_asks_again_when_its_chunk_runs(
-    app: Core, queue: QueueDriver, monkeypatch: pytest.MonkeyPatch
+    app: Core, queue: QueueDriver, monkeypatch: pytest.MonkeyPatch, params: dict[str, str], hidden: str, says: str
 ) -> None:
+    """A column, a filter or the sort on a field the job's user may no longer read fails the export."""
     install(app)
     monkeypatch.setattr(exports, "PART_CHARS", 1)  # two records, two parts
-    for name in ("Rated A", "Rated B"):
-        app.app.create(DEV, "companies", {"name": name, "rating": "4.5"}, None)
-    job = start_export(app.app, USER, "companies", {"_fields": "name,rating", "name": "Rated A,Rated B"}, None)
+    for i, name in enumerate(("Rated A", "Rated B")):
+        app.app.create(DEV, "companies", {"name": name, "rating": "4.5", "type": "a", "numberOfEmployees": i}, None)
+    job = start_export(app.app, USER, "companies", params, None)
     real = ExportRecordsKind.before_commit
-    sales = {"read": True, "create": True, "update": True, "fields": {"taxId": "none", "rating": "none"}}
+    sales = {"read": True, "create": True, "update": True, "fields": {"taxId": "none", hidden: "none"}}
 
     def then_hidden(self: ExportRecordsKind, ctx: Any, job: Job, chunk: Any, outcomes: Any) -> None:
         real(self, ctx, job, chunk, outcomes)
-        install(app, companies=sales)  # rating hidden after the first part: the second is not written
+        install(app, companies=sales)  # hidden after the first part: the second is not written
 
     monkeypatch.setattr(ExportRecordsKind, "before_commit", then_hidden)
     queue.drain()
     done = app.jobs.get(job.id, TENANT)
-    assert done.state is JobState.FAILED and "You may no longer read rating" in (done.error or ""), done
+    assert done.state is JobState.FAILED and says in (done.error or ""), done
     assert "fileId" not in done.results
 
 

@@ -646,8 +646,10 @@ class Table:
             codes = [r.get("Code") if r.get("Code") not in (None, "None") else None for r in reasons]
             raise TransactionFailed(codes or ["TransactionCanceled"]) from err
 
-    def count(self, key: str, values: dict[str, Any], *, index: str | None = None) -> int:
-        if _empty_range(key, values):
+    def count(self, key: str, values: dict[str, Any], *, index: str | None = None, most: int | None = None) -> int:
+        """Select=COUNT of a key range; with `most`, it reads no more than `most` items (a Limit) and
+        answers at most `most`."""
+        if _empty_range(key, values) or (most is not None and most <= 0):
             return 0
         kwargs: dict[str, Any] = {
             "TableName": self.name,
@@ -660,11 +662,13 @@ class Table:
             kwargs["IndexName"] = index
         total = 0
         while True:
+            if most is not None:
+                kwargs["Limit"] = most - total
             page = _request(self.client.query, **kwargs)
             _count_read(page, read=page.get("ScannedCount", 0), returned=0)  # a count's answer holds no item
             total += page.get("Count", 0)
             last = page.get("LastEvaluatedKey")
-            if not last:
+            if not last or (most is not None and total >= most):
                 return total
             kwargs["ExclusiveStartKey"] = last
 

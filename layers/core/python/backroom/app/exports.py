@@ -2,11 +2,14 @@
 
 The plan reads no id: it takes the key ranges the reader's plan would read (`RecordReader.ordered_plan`:
 the entity's records partitions, one per shard, or the serving index's ranges) and makes them one chunk,
-which reads them in order (every partition at once, merged), after `_offset` matches, at most `_size`.
+which reads them in order (every partition at once, merged), after `_offset` matches, at most `_size`
+(and MAX_RECORDS), until they run dry: the chunk is open-ended (`JobKind.open_ended`), as the request's
+count is only an estimate (kept counts lag an import's moves, records come and go), which the job's
+recordsCount shows until the chunk's end sets it to the rows exported.
 Each record is read once; the chunk's checkpoint keeps the last key read, so a resumed chunk reads on
 from there and a replayed group reads the same range again. `_sortField`/`_sortType` are taken when an
 index lists the matches in that order (else a 400 naming the index to declare). A query matching more
-than MAX_RECORDS is a 400 at the request (`matches_at_most`), whose count is the job's recordsCount.
+than MAX_RECORDS is a 400 at the request (`matches_at_most`, which never counts past that).
 
 Rows go to S3 once: a group of rows is one part of the file's multipart upload (PART_CHARS of text, as
 S3 takes parts of 5 MiB and more but the last), written by the chunk, and S3 joins the parts when the
@@ -26,7 +29,8 @@ Permissions (`permissions.Gate`): a field the caller may not read is left out, a
 leaves it out; so is a related field (`company.taxId`) unless the caller may read the relationship, its
 entity (`Access.related`) and that field there. The request fixes the fields (the job's `fields`); each
 chunk asks the job user's gate again, and a field it may no longer read fails the job before the chunk
-reads a record. Cells go through `csvfiles.SafeCsvWriter` (formula escaping; `_formulaSafe=false` off).
+reads a record; so does a filter or the sort on a field it may no longer read (the order would tell it).
+Cells go through `csvfiles.SafeCsvWriter` (formula escaping; `_formulaSafe=false` off).
 """
 
 from __future__ import annotations
@@ -297,6 +301,7 @@ class ExportRecordsKind(AppJobKind):
     name = EXPORT_KIND
     commit_rows = MAX_RECORDS  # a group ends when its rows make a part (`group`), not at a number of rows
     settles = True  # a failed or canceled export drops its upload
+    open_ended = True  # the chunk reads until its key ranges run dry: the request's count is an estimate
 
     def __init__(self, app: AppService) -> None:
         super().__init__(app)
@@ -304,26 +309,29 @@ class ExportRecordsKind(AppJobKind):
 
     def plan(self, ctx: JobContext, job: Job) -> list[ChunkPlan]:
         """One chunk: the plan's key ranges read in its order, after the first `_offset` matches, at most
-        `_size` and at most the matches counted at the request (`count`). No id is read here: the
-        chunk reads each record once, and keeps the last key it read in its checkpoint."""
+        `_size` (and MAX_RECORDS: the cursor's `most`). Its `count` is the estimate of the request's count,
+        never a bound: the chunk ends when the ranges run dry. No id is read here: the chunk reads each
+        record once, and keeps the last key it read in its checkpoint."""
         setup = self._setup(self.app, job)  # a field gone since the request fails the job now, not at the end
         read = setup.read
         offset, size, counted = (job.params.get(k) for k in ("offset", "size", "count"))
         offset = int(offset or 0)
-        most = min(
-            MAX_RECORDS if size is None else int(size), MAX_RECORDS if counted is None else int(counted) - offset
-        )
-        cursor: dict[str, Any] = {"part": 1}
+        most = MAX_RECORDS if size is None else min(int(size), MAX_RECORDS)
+        estimate = most if counted is None else max(0, min(most, int(counted) - offset))
+        cursor: dict[str, Any] = {"part": 1, "most": most}
         if read.ids is not None:
-            cursor["ids"] = self._listed(job, setup)[offset : offset + max(0, most)]
-            most = len(cursor["ids"])
+            cursor["ids"] = self._listed(job, setup)[offset : offset + most]
+            estimate = len(cursor["ids"])
+            if not estimate:
+                return []
         else:
             after, passed = setup.records.skip_keys(job.tenant_id, read.schema, read.plan, offset, where=read.where)
+            if passed < offset:  # fewer matches than `_offset`: nothing to export
+                return []
             cursor["after"] = after
-            most = most if passed == offset else 0
         if not setup.layout.widened:
             _upload_of(ctx, job, start=True)
-        return [ChunkPlan(index=0, start=0, count=most, cursor=cursor)] if most else []
+        return [ChunkPlan(index=0, start=0, count=estimate, cursor=cursor)]
 
     def _listed(self, job: Job, setup: _Setup) -> list[str]:
         """`id=a,b,...` (at most MAX_VALUES): those records that match, in the export's order."""
@@ -339,8 +347,9 @@ class ExportRecordsKind(AppJobKind):
         return [r.rid for r in found]
 
     def rows(self, ctx: JobContext, job: Job, chunk: Chunk, skip: int) -> Iterator[_Row]:
-        """The chunk's records from its checkpoint's key on (listed ids: after the last one done), rendered
-        a page at a time (the page's related records read together)."""
+        """The chunk's records from its checkpoint's key on (listed ids: after the last one done), until the
+        ranges run dry or the chunk has its `most` (`skip` of them done), rendered a page at a time (the
+        page's related records read together)."""
         setup = self._setup(self.app, job)
         read, after = setup.read, chunk.cursor.get("after")
         pairs: Iterable[tuple[str, Record]]
@@ -350,7 +359,8 @@ class ExportRecordsKind(AppJobKind):
             pairs = ((r.rid, r) for r in setup.records.get_many(job.tenant_id, read.schema, rest))
         else:
             pairs = setup.records.read_in_order(job.tenant_id, read.schema, read.plan, after, where=read.where)
-        return self._rendered(job, setup, pairs)
+        most = int(chunk.cursor.get("most", chunk.count))  # a chunk planned without it: its count was the bound
+        return self._rendered(job, setup, islice(pairs, max(0, most - skip)))
 
     def _rendered(self, job: Job, setup: _Setup, pairs: Iterable[tuple[str, Record]]) -> Iterator[_Row]:
         pairs = iter(pairs)
@@ -572,14 +582,31 @@ def _readable_now(access: Access, job: Job) -> list[Column]:
     return columns
 
 
+def _queryable_now(access: Access, job: Job) -> None:
+    """The job's filters and sort as its user may use them now: a field it may no longer read fails the job
+    (the rows' order and which rows are there would still tell that field)."""
+    sort = job.params.get("sort")
+    try:
+        access.bind(access.parse(job.params.get("query") or {}))
+        if isinstance(sort, dict):
+            access.check_query([str(sort.get("field"))])
+    except Forbidden as denied:
+        raise JobFailure(f"{denied.message}: the export stopped") from None
+    except Invalid as bad:
+        raise JobFailure(bad.message) from None
+
+
 def _still_readable(app: AppService, job: Job, setup: _Setup) -> None:
-    _readable_now(_access(app, job, setup.entities), job)
+    access = _access(app, job, setup.entities)
+    _readable_now(access, job)
+    _queryable_now(access, job)
 
 
 def _load(app: AppService, job: Job) -> _Setup:
     entity = entity_of(app, job)
     access = _access(app, job, {entity.name: entity})
     columns = _readable_now(access, job)
+    _queryable_now(access, job)
     relations = {
         c.relation: entity.schema.field(c.relation).entity or ""  # type: ignore[union-attr]
         for c in columns
@@ -669,28 +696,32 @@ def start_export(data: Any, caller: Any, name: str, params: Mapping[str, Any], i
 
 
 def matches_at_most(records: RecordStore, tenant_id: str, read: _Read, size: int | None) -> int | None:
-    """How many records the export can take, known at the request: a 400 past MAX_RECORDS, not a job
-    that fails late. The count the table keeps (every record; an index value's), else the key ranges'
-    Select=COUNT (thin entries); a query checked record by record is bounded by the table's own count.
-    When even that is past the cap (the check would read more than a request may), `_size` bounds it;
-    without it, a 400 that says so. None: not counted (`_size` given, and the count not kept)."""
+    """How many records the export should take, as far as the request tells cheaply: a 400 past
+    MAX_RECORDS (not a job that fails late), else the job's estimate (its recordsCount while it runs; it
+    never bounds what the export reads). The count the table keeps (every record; an index value's);
+    else, without `_size`, a Select=COUNT of the key ranges that stops past MAX_RECORDS (thin entries;
+    never an unbounded count at a request); with `_size`, nothing more is counted. A query checked record
+    by record is bounded by the table's kept count: past the cap, `_size` bounds it; without it, a 400
+    that says so. None: not known (the job's estimate is then `_size`)."""
     schema = read.schema
     if read.ids is not None:
         return len(read.ids)
-    if not read.conditions and read.where is None:
-        total = records.counted(tenant_id, schema, [])
-        total = records.count(tenant_id, schema, []) if total is None and size is None else total
-    elif read.where is None and not read.plan.residual:
-        total = records.counted(tenant_id, schema, read.conditions)
-        if total is None and (size is None or read.plan.index is not None):
-            total = records.count(tenant_id, schema, read.conditions)  # Select=COUNT of the index's ranges
-    else:  # filters checked on each record: at most the table's records
+    if read.where is not None or read.plan.residual:  # filters checked on each record: at most the table's
         total = records.counted(tenant_id, schema, [])
         if total is not None and total > MAX_RECORDS and size is None:
             raise Invalid(
                 f"This export's filters are checked record by record on {schema.name}, which holds more than "
                 f"{MAX_RECORDS:,} records: how many match is not known without reading them. Give _size "
                 f"(at most {MAX_RECORDS:,}), or a filter an index serves"
+            )
+        return total
+    total = records.counted(tenant_id, schema, read.conditions)
+    if total is None and size is None:
+        total = records.count(tenant_id, schema, read.conditions, most=MAX_RECORDS + 1)
+        if total > MAX_RECORDS:
+            raise Invalid(
+                f"The query matches more than the {MAX_RECORDS:,} records an export takes: "
+                "narrow it, or export part of it with _size and _offset"
             )
     if total is not None and total > MAX_RECORDS and size is None:
         raise Invalid(

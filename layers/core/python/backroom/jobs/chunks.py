@@ -178,9 +178,11 @@ class ChunkRepository:
         now: int | None = None,
         expires: int | None = None,
         cursor: dict[str, Any] | None = None,
+        more: int = 0,
     ) -> bool:
         """Move a chunk's checkpoint by `rows`, its counters and the job's with it, only from where it stood;
-        with `cursor`, the kind's cursor moves with it (`JobKind.checkpoint`).
+        with `cursor`, the kind's cursor moves with it (`JobKind.checkpoint`); with `more`, the job's
+        `total_rows` moves by it (an open-ended chunk's last checkpoint: the rows it did less its estimate).
 
         One transaction: the chunk (conditioned on its checkpoint, on not being done, and on
         `chunk.lease_owner` holding a live lease, which it renews to `expires`), the job's counters
@@ -223,6 +225,9 @@ class ChunkRepository:
             counter_values.update({":one": 1, ":dec": -1})
         job_values: dict[str, Any] = {}
         live = live_states(job_values, LIVE_WORK)
+        job_names = {"#state": "state"}
+        if more:  # the job item is checked and updated at once (a transaction names an item once)
+            job_names["#total"], job_values[":more"] = "total_rows", more
         return transact(
             self.table,
             [
@@ -235,9 +240,10 @@ class ChunkRepository:
                 ),
                 Write(
                     key=(keys.job(chunk.job_id), keys.JOB_SK),
-                    check=True,
+                    check=not more,
+                    update="ADD #total :more" if more else None,
                     condition=live,
-                    names={"#state": "state"},
+                    names=job_names,
                     values=job_values,
                 ),
                 Write(

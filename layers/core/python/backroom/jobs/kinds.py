@@ -118,6 +118,10 @@ class JobKind:
     atomic_rows: ClassVar[bool] = False
     # Whether `settle` has work to do when the job stops, fails or is canceled.
     settles: ClassVar[bool] = False
+    # Whether a chunk's `count` is an estimate: the chunk then ends when its rows run dry (its `rows`
+    # bounds itself), not after `count` rows, and its last checkpoint corrects the job's `total_rows`
+    # by the difference, so that a finished job's total is the rows it did.
+    open_ended: ClassVar[bool] = False
 
     def plan(self, ctx: JobContext, job: Job) -> Iterable[ChunkPlan]:
         """The job's chunks, in order (a list, or a generator for a plan too big to hold)."""

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import suppress
+from itertools import islice
 from typing import Any
 
 from backroom.clock import now_ms
@@ -172,9 +173,12 @@ class JobWorker:
             self.life.check_completion(job_id, chunk_done=True)
 
     def _process(self, kind: JobKind, job: Job, chunk: Chunk, remaining_ms: Callable[[], int]) -> bool:
-        """Run a chunk from its checkpoint; True when it is done, False when it stopped, yielded or lost it."""
-        rows = kind.rows(self.ctx, job, chunk, chunk.next_row)
-        while chunk.next_row < chunk.count:
+        """Run a chunk from its checkpoint; True when it is done, False when it stopped, yielded or lost it.
+
+        A planned chunk ends after its `count` rows (or when its rows run short of them); an open-ended
+        kind's (`JobKind.open_ended`) when its rows run dry, whatever its `count` said."""
+        rows = _Rows(kind.rows(self.ctx, job, chunk, chunk.next_row))
+        while kind.open_ended or chunk.next_row < chunk.count:
             if self.repo.state(job.id) is not JobState.RUNNING:  # honour a stop between groups of rows
                 self.chunks.release_lease(chunk, ChunkStatus.PAUSED)
                 self.life.settle_stop(job.id)
@@ -183,25 +187,27 @@ class JobWorker:
                 self.chunks.release_lease(chunk, ChunkStatus.QUEUED)
                 self.queue.send([{"job": job.id, "op": "chunk", "chunk": chunk.index}])
                 return False
-            size = min(kind.commit_rows, chunk.count - chunk.next_row)
-            group = kind.group(rows, size)
-            if len(group) < size:  # the source ran short of what was planned, or the kind ended the group
-                size = len(group)
+            wanted = kind.commit_rows if kind.open_ended else min(kind.commit_rows, chunk.count - chunk.next_row)
+            group = kind.group(rows, wanted)  # fewer: the source ran short, or the kind ended the group
             try:
                 outcomes = [kind.apply(self.ctx, job, row) for row in group]
             except Waiting as waiting:  # nothing of the group is committed; the chunk comes back later
                 self.chunks.release_lease(chunk, ChunkStatus.QUEUED)
                 self.queue.send([{"job": job.id, "op": "chunk", "chunk": chunk.index}], delay_seconds=waiting.seconds)
                 return False
-            last = chunk.next_row + size >= chunk.count or size == 0
+            if kind.open_ended:  # done when nothing follows; the checkpoint moves by the rows done
+                last, moved = rows.dry(), len(group)
+            else:  # done at `count` (or short of it): the checkpoint lands on `count`
+                last = chunk.next_row + len(group) >= chunk.count or not group
+                moved = chunk.count - chunk.next_row if last else len(group)
             expires = now_ms() + self.lease_ms
             cursor = kind.checkpoint(chunk, outcomes)
-            if not self._commit(kind, job, chunk, outcomes, last=last, expires=expires, cursor=cursor):
+            if not self._commit(kind, job, chunk, outcomes, moved=moved, last=last, expires=expires, cursor=cursor):
                 return False
             chunk = chunk.model_copy(
                 update={
                     "cursor": chunk.cursor if cursor is None else cursor,
-                    "next_row": chunk.count if last else chunk.next_row + size,
+                    "next_row": chunk.next_row + moved,
                     "processed": chunk.processed + sum(o.ok for o in outcomes),
                     "failed": chunk.failed + sum(not o.ok for o in outcomes),
                     "lease_expires": expires,
@@ -219,11 +225,13 @@ class JobWorker:
         chunk: Chunk,
         outcomes: list[RowOutcome],
         *,
+        moved: int,
         last: bool,
         expires: int,
         cursor: dict[str, Any] | None = None,
     ) -> bool:
-        """Write the group's effects (idempotent) and move the checkpoint; False if the lease is gone."""
+        """Write the group's effects (idempotent) and move the checkpoint by `moved` rows; False if the
+        lease is gone. An open-ended chunk's last checkpoint corrects the job's total by where it ended."""
         kind.before_commit(self.ctx, job, chunk, outcomes)
         puts = [p for o in outcomes for p in o.puts]
         deletes = [d for o in outcomes for d in o.deletes]
@@ -233,9 +241,17 @@ class JobWorker:
         else:
             self.chunks.write_rows(puts, deletes)
         ok = sum(o.ok for o in outcomes)
-        rows = chunk.count - chunk.next_row if last else len(outcomes)
+        more = chunk.next_row + moved - chunk.count if kind.open_ended and last else 0
         advanced = self.chunks.advance_chunk(
-            chunk, rows=rows, ok=ok, bad=len(outcomes) - ok, last=last, effects=effects, expires=expires, cursor=cursor
+            chunk,
+            rows=moved,
+            ok=ok,
+            bad=len(outcomes) - ok,
+            last=last,
+            effects=effects,
+            expires=expires,
+            cursor=cursor,
+            more=more,
         )
         if not advanced:
             logger.info("job %s chunk %d: lease lost or job stopped, leaving it", job.id, chunk.index)
@@ -246,3 +262,23 @@ class JobWorker:
         job = self.repo.get(job_id)
         if job is not None and job.state in (JobState.STOPPED, JobState.FAILED, JobState.CANCELED):
             self.kinds[job.kind].settle(self.ctx, job)
+
+
+class _Rows:
+    """A kind's rows, one of them looked at ahead on demand: an open-ended chunk ends when they run dry."""
+
+    def __init__(self, rows: Iterator[Any]) -> None:
+        self._rows = rows
+        self._ahead: list[Any] = []
+
+    def __iter__(self) -> Iterator[Any]:
+        return self
+
+    def __next__(self) -> Any:
+        return self._ahead.pop() if self._ahead else next(self._rows)
+
+    def dry(self) -> bool:
+        """Whether no row follows (reading the next one, kept for the next group)."""
+        if not self._ahead:
+            self._ahead = list(islice(self._rows, 1))
+        return not self._ahead

@@ -210,11 +210,19 @@ class RecordReader:
         return json.dumps(key)
 
     def count(
-        self, tenant_id: str, schema: Schema, conditions: Sequence[Condition], *, where: Check | None = None
+        self,
+        tenant_id: str,
+        schema: Schema,
+        conditions: Sequence[Condition],
+        *,
+        where: Check | None = None,
+        most: int | None = None,
     ) -> int:
         """How many records meet every condition: Select=COUNT Queries of the matching key ranges.
 
         Conditions no index serves, and `where`, are checked on the records read (at most `max_read`).
+        With `most`, counting stops once it reaches `most` (the answer is then `most`: at least that many),
+        so that a request never counts a whole large table to learn it is past a cap.
         """
         chosen = plan(schema, conditions)
         if chosen.nothing:
@@ -223,12 +231,14 @@ class RecordReader:
         if kept is not None:
             return kept
         if chosen.residual or where:
-            return sum(1 for _ in self._matching(tenant_id, schema, chosen, None, where=where))
+            return sum(1 for _ in itertools.islice(self._matching(tenant_id, schema, chosen, None, where=where), most))
         total = 0
         for pk, lo, hi in self._ranges(tenant_id, schema, chosen):
             if lo is not None and hi is not None and lo >= hi:
                 continue
-            total += self.table.count(*key_range(pk, lo, hi))
+            total += self.table.count(*key_range(pk, lo, hi), most=None if most is None else most - total)
+            if most is not None and total >= most:
+                return most
         return total
 
     def counted(self, tenant_id: str, schema: Schema, conditions: Sequence[Condition]) -> int | None:

@@ -173,9 +173,15 @@ class RecordStore:
         return self.reader.cursor_after(tenant_id, schema, conditions, sort, rid)
 
     def count(
-        self, tenant_id: str, schema: Schema, conditions: Sequence[Condition], *, where: Check | None = None
+        self,
+        tenant_id: str,
+        schema: Schema,
+        conditions: Sequence[Condition],
+        *,
+        where: Check | None = None,
+        most: int | None = None,
     ) -> int:
-        return self.reader.count(tenant_id, schema, conditions, where=where)
+        return self.reader.count(tenant_id, schema, conditions, where=where, most=most)
 
     def select(
         self, tenant_id: str, schema: Schema, filters: Mapping[str, Any], *, start: int = 0, size: int | None = None
