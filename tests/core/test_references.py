@@ -6,7 +6,9 @@ history entry each (a system change of the job), and `company=<new name>` finds 
 referenced record is deleted under each `on_delete` option (clear, through an index and through a
 whole read of a multi-valued field; refuse, in a request and in a delete job). And the small cases:
 an import with `_skipCascadeUpdates`, two quick renames with a user's write racing the job, a label
-that names a relationship passing the rename on.
+that names a relationship passing the rename on; counts that lag an import's writes (existence
+decides, not counts); a worker dying between an import's rename and its relabel job's start; a
+refusal's detail kept from a caller who may not read the referencing records; an index still built.
 """
 
 from __future__ import annotations
@@ -20,11 +22,14 @@ from backroom.app.imports import start_import
 from backroom.app.references import Referenced
 from backroom.errors import ServiceFailure
 from backroom.identity.models import Caller, Role
+from backroom.ids import object_id
 from backroom.jobs.models import Job, JobState
+from backroom.records import Record
 from backroom.wiring import Core
 from pydantic import ValidationError
 
 from infra.demo.load import demo_app
+from infra.local.moto_seed import put_items
 from tests.core.conftest import QueueDriver, bulk
 
 TENANT = "demo"
@@ -288,3 +293,81 @@ def test_an_import_with_skip_cascade_updates_relabels_nothing_and_without_it_the
     assert person is not None and (person.data["firm"]["label"], person.label) == ("Acme Three", "Ann (Acme Three)")
     firm = firms.records.get(TENANT, schema, acme)
     assert firm is not None and firm.data["boss"]["label"] == "Ann (Acme Three)"
+
+
+def test_counts_that_lag_an_import_still_refuse_the_delete_and_relabel_on_a_rename(firms: Core) -> None:
+    # Given a person written as an import's group writes it, whose count move the group has not added yet
+    firm = firms.app.create(DEV, "firms", {"code": "L", "name": "Lag"}, IP)["id"]
+    people = entity(firms, "people")
+    person = Record(rid=object_id(), data={"name": "Ann", "firm": {"id": firm, "label": "Lag"}})
+    put_items(firms.table.name, firms.records.items(TENANT, people.schema, person))
+    assert firms.app.find(DEV, "people", {"firm": firm})["total"] == 0  # the kept counts say none
+
+    # Then the refusing relationship still refuses (its index holds the entry), and a rename relabels
+    with pytest.raises(Referenced, match="referenced by 1 record: 1 of people \\(firm\\)"):
+        firms.app.delete_one(DEV, "firms", firm, IP)
+    firms.app.update(DEV, "firms", firm, {"name": "Lagged"}, IP)
+    [job] = jobs_of(firms, "RELABEL")
+    assert job.params["ids"] == [firm]
+
+
+def test_a_refusal_names_the_referencing_records_only_to_a_caller_who_may_read_them(firms: Core) -> None:
+    firm = firms.app.create(DEV, "firms", {"code": "S", "name": "Secret"}, IP)["id"]
+    firms.app.create(DEV, "people", {"name": "Ann", "firm": firm}, IP)
+    access = firms.app.access(DEV, "firms", "delete")
+    links = firms.app.references.links(TENANT, "firms")
+    with pytest.raises(Referenced, match=r"^Record .* cannot be deleted: it is referenced by other records$"):
+        firms.app.references.check_delete(TENANT, access.entity, firm, links=links, may_see=lambda link: False)
+    with pytest.raises(Referenced, match="1 of people \\(firm\\)"):
+        firms.app.references.check_delete(TENANT, access.entity, firm, links=links, may_see=lambda link: True)
+
+
+def test_a_refusing_relationship_whose_index_is_still_built_refuses_deletes_plainly(firms: Core) -> None:
+    firm = firms.app.create(DEV, "firms", {"code": "B", "name": "Built"}, IP)["id"]
+    people = entity(firms, "people")
+    building = [i.model_copy(update={"building": True}) for i in people.schema.indexes]
+    firms.app.repo.put_entity(
+        TENANT, people.model_copy(update={"schema_": people.schema.model_copy(update={"indexes": building})})
+    )
+    with pytest.raises(Referenced, match=r"the index on people\.firm .* is still being built"):
+        firms.app.delete_one(DEV, "firms", firm, IP)
+
+
+def test_a_worker_dying_between_an_import_rename_and_its_relabel_job_start_leaves_it_to_the_replay(
+    firms: Core, queue: QueueDriver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    acme = firms.app.create(DEV, "firms", {"code": "A", "name": "Acme"}, IP)["id"]
+    ann = firms.app.create(DEV, "people", {"name": "Ann", "firm": acme}, IP)["id"]
+    job = start_import(firms.app, firms.files, DEV, "firms", b"code,name\nA,Acme Two\n", "f.csv", {}, IP)
+
+    # When the worker dies once the rename is committed, as it starts the job that relabels Ann
+    start, died = firms.jobs.start, []
+
+    def dies_once(job_id: str, tenant_id: str) -> Job:
+        if not died and firms.jobs.get(job_id, tenant_id).type == "RELABEL":
+            died.append(job_id)
+            raise ServiceFailure("ServiceUnavailable", "gone")
+        return start(job_id, tenant_id)
+
+    monkeypatch.setattr(firms.jobs, "start", dies_once)
+    for _ in range(20):
+        batch = queue.receive(most=1)
+        if not batch:
+            break
+        try:
+            queue.deliver(batch[0])
+        except ServiceFailure:  # the import's group, left in the queue: the job is stopped and resumed
+            assert firms.jobs.stop(job.id, TENANT).state is JobState.STOPPING
+            queue.sqs.change_message_visibility(
+                QueueUrl=queue.url, ReceiptHandle=batch[0]["ReceiptHandle"], VisibilityTimeout=0
+            )
+            queue.drain()
+            firms.jobs.resume(job.id, TENANT)
+    queue.drain()
+
+    # Then the replayed group finds the relabel job stored before the rename, and starts it: Ann follows
+    assert died and firms.jobs.get(job.id, TENANT).state is JobState.FINISHED
+    [relabel] = [j for j in jobs_of(firms, "RELABEL") if j.params["depth"] == 0]
+    assert relabel.id == died[0] and relabel.state is JobState.FINISHED
+    person = firms.records.get(TENANT, entity(firms, "people").schema, ann)
+    assert person is not None and (person.data["firm"]["label"], person.label) == ("Acme Two", "Ann (Acme Two)")

@@ -19,6 +19,8 @@ from backroom import aws
 from backroom.config import Settings, settings
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
     from backroom.app.evolution import AppEvolution
     from backroom.app.grants import Grants
     from backroom.app.history import AppHistory
@@ -26,7 +28,7 @@ if TYPE_CHECKING:
     from backroom.app.service import AppData
     from backroom.calcengine.repository import CalcRepository
     from backroom.calcengine.service import CalcEngine
-    from backroom.dynamo import Table
+    from backroom.dynamo import Table, Write
     from backroom.errands import Errands
     from backroom.files import FileStore
     from backroom.identity.service import IdentityService
@@ -93,6 +95,7 @@ class Core:
 
         store = RecordStore(self.table)
         store.writer.relabeled = self._relabeled
+        store.writer.relabeling = self._relabeling
         return store
 
     def _relabeled(self, tenant_id: str, schema: Schema, rids: list[str], author: Author | None) -> None:
@@ -100,6 +103,15 @@ class Core:
         the app is built then, so a function that renames nothing never builds it)."""
         if schema.namespace == "runtime":
             self.app.references.relabeled(tenant_id, schema, rids, author)
+
+    def _relabeling(
+        self, tenant_id: str, schema: Schema, rids: list[str], author: Author | None, guard: Sequence[Write]
+    ) -> Callable[[], None]:
+        """A job's group is about to rename runtime records: their relabel job is stored first, started
+        after (`app.references.relabeling`)."""
+        if schema.namespace == "runtime":
+            return self.app.references.relabeling(tenant_id, schema, rids, guard)
+        return lambda: None
 
     @cached_property
     def calc(self) -> CalcRepository:

@@ -4,20 +4,30 @@ deleting a referenced record does what the relationship's `on_delete` says (docs
 Links. A relationship field of any entity (top level or inside groups) whose `entity` is the target is
 a link to it. A link is served by an index when its path reaches one value (not multi-valued, through
 single groups only) and its entity declares a ready index whose `equals` is exactly that path: the
-records naming a target are then one key range per shard (thin entries), and how many there are is
-the index's kept count (`RecordReader.counted`: 8 items). Without such an index, the only way to find
+records naming a target are then one key range per shard (thin entries). Whether any does is an
+existence read of those ranges (`RecordReader.any_in`: a Query of one key a shard until one answers),
+never the index's kept counts: they lag a job's writes (an import adds its count moves once per group,
+after a crash only when it is replayed or settled). Without such an index, the only way to find
 them is to read the entity whole: a job may (its chunks read each record once), a request may not.
 So `on_delete: refuse` needs the index (the definition refuses it otherwise: `definition.Entity`),
 and a relabel or clear of a link without one reads its entity whole, and says so in its job's logs.
 
-Renames. `RecordWriter` tells `relabeled` of every committed update that changed a record's label
-(the update API, an action's save, an import's rows and related records; an import's author with
-`_skipCascadeUpdates` does not cascade). If a record may hold a reference to one of them, a RELABEL
-job starts. A label expression's change is the app's evolution's (`app.migrations` relinks every
-record of the linked entities), not this module's.
+Renames. A job's writes (an import's rows and related records, an action's saves: `write_many` behind
+the chunk's lease guard) tell `relabeling` BEFORE each transaction which records it renames: if a record
+may reference one, a RELABEL job is stored unstarted, its id derived from the chunk and a number, and
+started once the transaction is done. A worker that dies in between leaves it unstarted; the group's
+replay cannot compute the renames again (the records hold their new labels), but its first write looks
+the chunk's numbers up and starts what it finds. A job stored for a rename that never committed writes
+nothing (it copies the target's label as it is). A single request's update (the update API) tells
+`relabeled` after its commit, and the job starts then, under a random id: a crash between that commit
+and the start is the one gap left (the label of the references stays stale until the next rename).
+An import's author with `_skipCascadeUpdates` does not cascade. A label expression's change is the
+app's evolution's (`app.migrations` relinks every record of the linked entities), not this module's.
 
-Deletes. Before a delete, `refusals` counts the records a refusing link names it from (a 400
-naming how many, or the row's error in a delete job); after it, `deleted` starts a CLEAR_REFERENCES
+Deletes. Before a delete, `refusals` looks for a record a refusing link names it from (an existence
+read; a 400, or the row's error in a delete job, naming how many by the counts, at least one, and only
+to a caller who may read that relationship; a plain 400 while the link's index is still being built);
+the links are read once per request or job. After it, `deleted` starts a CLEAR_REFERENCES
 job for the clearing links. A delete job passes an id derived from its own chunk and group, so a
 replayed group starts the very same job, once.
 
@@ -31,7 +41,10 @@ read again and the rewrite computed again on it). A record that already holds th
 written, so a replayed group, a second job of two quick renames, or a rename back, writes nothing more:
 exactly one history entry per record changed. A record whose own label changed with it (its label
 expression names the relationship) is renamed in turn: a follow-on job, at most `MAX_DEPTH` deep
-(labels naming each other in a circle would otherwise grow for ever).
+(labels naming each other in a circle would otherwise grow for ever). Whether to start it is decided
+from the label expression, not from what the group changed, and it names every record of the group,
+its id derived from the group's place: a replayed group (whose records hold their new labels already)
+starts the very same job, once.
 
 Cost, per record holding a reference: the plan reads its index entry (a fraction of a read unit), the
 group reads the record (one item) and writes the record and its history entry (two items, three
@@ -43,9 +56,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from backroom.app.definition import Entity, relationships
@@ -55,7 +68,7 @@ from backroom.app.migrations import held_keys, map_links
 from backroom.app.planning import CHUNK_IDS, chunk_ids
 from backroom.app.repository import AppRepository
 from backroom.clock import now_ms
-from backroom.dynamo import ConditionFailed
+from backroom.dynamo import ConditionFailed, Write
 from backroom.errors import BackroomError, NotFound, ServiceFailure, Unprocessable
 from backroom.ids import object_id
 from backroom.jobs.engine import JobEngine, WrongState
@@ -66,15 +79,16 @@ from backroom.records.history import RecordHistory
 from backroom.records.model import Author, GuardFailed
 from backroom.records.query import MAX_PARTITIONS, Condition
 from backroom.records.schema import RUNTIME, Index, Schema, TableField
-from backroom.records.values import render_label
+from backroom.records.values import LABEL_PART, render_label
 from backroom.records.writer import Rewrite
 
 logger = logging.getLogger("jobs.references")
 
 KIND = "runtime.references"
 MAX_DEPTH = 3  # renames passed on through labels that name a relationship
-COUNT_IDS = 12  # targets one check of an index's counts reads at once (8 items each: one BatchGetItem)
-COUNTED_MOST = 120  # targets whose references are counted before a job starts (10 BatchGetItems at most)
+CHECKED_MOST = 12  # targets whose references are looked for before a job starts (a Query a shard each)
+GROUPS_KEPT = 256  # chunk deliveries whose relabel jobs a process remembers (`relabeling`)
+MAX_NUMBERS = 50  # numbers tried for a chunk's next relabel job (two deliveries racing take one each)
 TYPES = {"relabel": "RELABEL", "clear": "CLEAR_REFERENCES"}
 
 
@@ -116,6 +130,7 @@ class References:
         self.repo = repo
         self.records = records
         self.jobs = jobs
+        self._groups: dict[tuple[str, str, str], _Pending] = {}  # per chunk delivery (`relabeling`)
 
     def links(self, tenant_id: str, target: str) -> list[Link]:
         return links_to(self.repo.entities(tenant_id), target)
@@ -132,40 +147,131 @@ class References:
             logger.exception("%s %s renamed: the job relabelling their references did not start", schema.name, rids)
             return None
 
-    def cascade(self, tenant_id: str, schema: Schema, rids: Sequence[str], *, depth: int) -> Job | None:
+    def cascade(
+        self, tenant_id: str, schema: Schema, rids: Sequence[str], *, depth: int, job_id: str | None = None
+    ) -> Job | None:
+        """A job relabelling what references `rids` of `schema`, when a record may; with `job_id` (derived
+        from a job's group), started once however often the group runs."""
         if schema.namespace != RUNTIME or not rids:
             return None
         links = self.links(tenant_id, schema.name)
         if not self._may_hold(tenant_id, links, rids):
             return None
-        return self._start(tenant_id, "relabel", schema.name, rids, depth=depth)
+        return self._start(tenant_id, "relabel", schema.name, rids, depth=depth, job_id=job_id)
+
+    def relabeling(self, tenant_id: str, schema: Schema, rids: list[str], guard: Sequence[Write]) -> Callable[[], None]:
+        """`RecordWriter.relabeling`: a job's group (behind `guard`, its chunk's lease check) is about to
+        rename `rids`. Their relabel job is stored now, unstarted, its id derived from the chunk and a
+        number (the chunk's relabel jobs are numbered 0, 1, ...); the answer starts it once the
+        transaction is done. The group's first write in a delivery looks its chunk's numbers up (one
+        GetItem each, until one is missing) and starts those an earlier delivery left unstarted: its
+        worker died between the commit and the start, and the renames cannot be computed again (the
+        records hold their new labels). A relabel job for a rename that never committed writes nothing
+        (it copies the target's label as it is)."""
+        group = _group_of(guard)
+        if group is None:
+            return _nothing
+        pending = self._groups.get(group)
+        if pending is None:
+            if len(self._groups) >= GROUPS_KEPT:
+                self._groups.clear()
+            pending = self._groups[group] = self._unstarted(tenant_id, group)
+        if rids and self._may_hold(tenant_id, self.links(tenant_id, schema.name), rids):
+            pending.waiting.append(self._stored(tenant_id, schema.name, rids, group, pending))
+        return lambda: self._start_waiting(tenant_id, pending)
+
+    def _unstarted(self, tenant_id: str, group: tuple[str, str, str]) -> _Pending:
+        """The chunk's relabel jobs, by number until one is missing; those not started wait."""
+        pending = _Pending()
+        while True:
+            try:
+                job = self.jobs.get(derived_id(KIND, *group[:2], pending.next), tenant_id)
+            except NotFound:
+                return pending
+            if job.queued_at is None:
+                pending.waiting.append(job.id)
+            pending.next += 1
+
+    def _stored(
+        self, tenant_id: str, target: str, rids: Sequence[str], group: tuple[str, str, str], pending: _Pending
+    ) -> str:
+        """The id of a new relabel job, stored unstarted at the chunk's next free number (a number another
+        delivery took meanwhile is passed: that delivery starts its own)."""
+        for _ in range(MAX_NUMBERS):
+            job_id = derived_id(KIND, *group[:2], pending.next)
+            pending.next += 1
+            try:
+                self.jobs.create(self._spec(tenant_id, "relabel", target, rids, depth=0), job_id=job_id, start=False)
+                return job_id
+            except ConditionFailed:
+                continue
+        raise ServiceFailure(f"{target}: no free number for a relabel job of chunk {group[1]}")
+
+    def _start_waiting(self, tenant_id: str, pending: _Pending) -> None:
+        while pending.waiting:
+            with suppress(WrongState):
+                self.jobs.start(pending.waiting[0], tenant_id)
+            pending.waiting.pop(0)
 
     # Deletes ---------------------------------------------------------------------
     def refusals(
-        self, tenant_id: str, entity: Entity, rids: Sequence[str], *, links: list[Link] | None = None
+        self,
+        tenant_id: str,
+        entity: Entity,
+        rids: Sequence[str],
+        *,
+        links: list[Link] | None = None,
+        may_see: Callable[[Link], bool] | None = None,
     ) -> dict[str, str]:
-        """`{id: why}` for the records of `rids` a refusing relationship names (counted on its index);
-        `links` to the entity when the caller holds them (a job reads them once)."""
+        """`{id: why}` for the records of `rids` a refusing relationship names; `links` to the entity when
+        the caller holds them (read once per request or job).
+
+        Whether one names it is an existence read of its index's key ranges, never the kept counts (they
+        lag a job's writes); the count in the message is the counts' (at least one). It names the
+        referencing entity only when `may_see` says the caller may read that relationship (None: it may)."""
         links = [
             link
             for link in (self.links(tenant_id, entity.name) if links is None else links)
             if link.spec.on_delete == "refuse"
         ]
+        building = [link for link in links if link.index is None]
+        if building and rids:
+            why = (
+                f"Records of {entity.name} cannot be deleted yet: the index on {building[0].entity.name}."
+                f"{building[0].path or building[0].spec.name} that finds the records naming them is still being built"
+            )
+            return dict.fromkeys(rids, why)
         refused: dict[str, str] = {}
         for rid in rids:
-            held = [(link, self._count(tenant_id, link, [rid])) for link in links]
-            named = [f"{n} of {link.entity.name} ({link.path or link.spec.name})" for link, n in held if n]
-            if named:
-                total = sum(n for _, n in held)
-                refused[rid] = (
-                    f"Record {rid} of {entity.name} is referenced by {total} record{'s' * (total != 1)}: "
-                    f"{', '.join(named)}, whose relationship refuses the delete (on_delete: refuse)"
-                )
+            held = [link for link in links if self._holds(tenant_id, link, [rid])]
+            if held:
+                refused[rid] = self._refusal(tenant_id, entity, rid, held, may_see)
         return refused
 
-    def check_delete(self, tenant_id: str, entity: Entity, rid: str) -> None:
-        """A 400 when a refusing relationship names the record."""
-        refused = self.refusals(tenant_id, entity, [rid])
+    def _refusal(
+        self, tenant_id: str, entity: Entity, rid: str, held: list[Link], may_see: Callable[[Link], bool] | None
+    ) -> str:
+        if may_see is not None and not all(may_see(link) for link in held):
+            return f"Record {rid} of {entity.name} cannot be deleted: it is referenced by other records"
+        counted = [(link, max(1, self._count(tenant_id, link, [rid]))) for link in held]
+        named = ", ".join(f"{n} of {link.entity.name} ({link.path or link.spec.name})" for link, n in counted)
+        total = sum(n for _, n in counted)
+        return (
+            f"Record {rid} of {entity.name} is referenced by {total} record{'s' * (total != 1)}: "
+            f"{named}, whose relationship refuses the delete (on_delete: refuse)"
+        )
+
+    def check_delete(
+        self,
+        tenant_id: str,
+        entity: Entity,
+        rid: str,
+        *,
+        links: list[Link] | None = None,
+        may_see: Callable[[Link], bool] | None = None,
+    ) -> None:
+        """A 400 when a refusing relationship names the record (or its index is still being built)."""
+        refused = self.refusals(tenant_id, entity, [rid], links=links, may_see=may_see)
         if refused:
             raise Referenced(refused[rid])
 
@@ -199,36 +305,32 @@ class References:
 
     # Helpers ---------------------------------------------------------------------
     def _may_hold(self, tenant_id: str, links: list[Link], rids: Sequence[str]) -> bool:
-        """Whether a record may name one of `rids`: an index's counts say (`COUNT_IDS` ids a read, for at
-        most `COUNTED_MOST` ids; more, and the job finds out), else whether the linked entity holds any."""
+        """Whether a record may name one of `rids`: its index's key ranges say (an existence read, for at
+        most `CHECKED_MOST` ids; more, and the job finds out), else whether the linked entity holds any."""
         for link in links:
-            if link.index is None or len(rids) > COUNTED_MOST:
+            if link.index is None or len(rids) > CHECKED_MOST:
                 if self.records.reader.holds_records(tenant_id, link.schema):
                     return True
-            elif any(self._count(tenant_id, link, part) for part in _batches(iter(rids), COUNT_IDS)):
+            elif self._holds(tenant_id, link, rids):
                 return True
         return False
 
+    def _holds(self, tenant_id: str, link: Link, rids: Sequence[str]) -> bool:
+        """Whether a record names one of `rids` in the link's field: a Query of one key per index range
+        (shard and value) until one answers, never the kept counts (they may lag a job's writes)."""
+        assert link.path is not None
+        return self.records.any_in(tenant_id, link.schema, [Condition(link.path, "eq", tuple(rids))])
+
     def _count(self, tenant_id: str, link: Link, rids: Sequence[str]) -> int:
-        """How many records name one of `rids` in the link's field (its index's counts, or its key ranges)."""
+        """How many records name one of `rids` in the link's field, by its index's kept counts (for a
+        message: they may lag a job's writes)."""
         assert link.path is not None
         return self.records.count(tenant_id, link.schema, [Condition(link.path, "eq", tuple(rids))])
 
     def _start(
         self, tenant_id: str, mode: str, target: str, rids: Sequence[str], *, depth: int = 0, job_id: str | None = None
     ) -> Job:
-        what = "Relabel" if mode == "relabel" else "Clear"
-        spec = NewJob(
-            kind=KIND,
-            type=TYPES[mode],
-            tenant_id=tenant_id,
-            account_id=tenant_id,
-            created_by=SYSTEM_USER,
-            created_by_name="System",
-            label=f"{what} references to {len(rids)} record{'s' * (len(rids) != 1)} of {target}",
-            params={"entity": target, "ids": list(dict.fromkeys(rids)), "mode": mode, "depth": depth},
-            low_priority=True,
-        )
+        spec = self._spec(tenant_id, mode, target, rids, depth=depth)
         if job_id is None:
             return self.jobs.create(spec, job_id=object_id())
         try:
@@ -239,6 +341,41 @@ class References:
             with suppress(WrongState):
                 return self.jobs.start(job_id, tenant_id)
         return job
+
+    @staticmethod
+    def _spec(tenant_id: str, mode: str, target: str, rids: Sequence[str], *, depth: int) -> NewJob:
+        what = "Relabel" if mode == "relabel" else "Clear"
+        return NewJob(
+            kind=KIND,
+            type=TYPES[mode],
+            tenant_id=tenant_id,
+            account_id=tenant_id,
+            created_by=SYSTEM_USER,
+            created_by_name="System",
+            label=f"{what} references to {len(rids)} record{'s' * (len(rids) != 1)} of {target}",
+            params={"entity": target, "ids": list(dict.fromkeys(rids)), "mode": mode, "depth": depth},
+            low_priority=True,
+        )
+
+
+@dataclass
+class _Pending:
+    """A chunk's relabel jobs as one delivery knows them: the next free number, and those not started."""
+
+    next: int = 0
+    waiting: list[str] = field(default_factory=list)
+
+
+def _group_of(guard: Sequence[Write]) -> tuple[str, str, str] | None:
+    """The chunk a job's lease check names (its key) and the delivery that holds it (the lease owner)."""
+    check = next((w for w in guard if w.check and w.key is not None), None)
+    if check is None or check.key is None:
+        return None
+    return str(check.key[0]), str(check.key[1]), str((check.values or {}).get(":me", ""))
+
+
+def _nothing() -> None:
+    return None
 
 
 def derived_id(*parts: Any) -> str:
@@ -326,11 +463,23 @@ class ReferencesKind(JobKind):
         except GuardFailed:
             logger.info("job %s chunk %d: lease lost, leaving the group", job.id, chunk.index)
             return
+        self._pass_on(ctx, job, chunk, links, rids, relink.renamed)
+
+    def _pass_on(
+        self, ctx: JobContext, job: Job, chunk: Chunk, links: list[Link], rids: list[str], renamed: list[str]
+    ) -> None:
+        """When the entity's label names the relationship, its records' labels may have changed with it: a
+        follow-on job relabels what references the group's records (all of them, so that a replay, whose
+        records hold their new labels already, starts the very same job: its id is the group's)."""
+        if not any(_names(link) for link in links):
+            return
         depth = int(job.params.get("depth", 0)) + 1
-        if relink.renamed and depth < MAX_DEPTH:
-            self.refs.cascade(job.tenant_id, schema, relink.renamed, depth=depth)
-        elif relink.renamed:
-            ctx.journal.log(job.id, f"{len(relink.renamed)} labels of {schema.name} changed: not passed on further")
+        if depth >= MAX_DEPTH:
+            if renamed:
+                ctx.journal.log(job.id, f"{len(renamed)} labels of {links[0].schema.name} changed: not passed on")
+            return
+        job_id = derived_id(job.id, chunk.index, chunk.next_row)
+        self.refs.cascade(job.tenant_id, links[0].schema, rids, depth=depth, job_id=job_id)
 
     def finalize(self, ctx: JobContext, job: Job, progress: Progress) -> dict[str, Any]:
         self.work.forget(job.id)
@@ -372,6 +521,12 @@ class Relink:
         if record.label != current.label and record.rid not in self.renamed:
             self.renamed.append(record.rid)
         return Rewrite(record=record, writes=writes)
+
+
+def _names(link: Link) -> bool:
+    """Whether the linked entity's label expression names the relationship (its label follows the target's)."""
+    top = (link.path or link.spec.name).split(".")[0]
+    return any(m.group(1).split(".")[0] == top for m in LABEL_PART.finditer(link.schema.label or ""))
 
 
 def _batches(source: Iterator[str], size: int) -> Iterator[list[str]]:

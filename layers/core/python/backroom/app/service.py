@@ -20,7 +20,7 @@ from backroom.app.files import AppFiles
 from backroom.app.logs import AppLogs, record_line, validation_line
 from backroom.app.permissions import EVERYTHING, Access, Gate, Need
 from backroom.app.querylang import Bound, Query, bind, evaluate, parse
-from backroom.app.references import References
+from backroom.app.references import Link, References
 from backroom.app.repository import AppRepository
 from backroom.app.views import VERSION_BASE, record_view
 from backroom.clock import now_ms
@@ -304,39 +304,46 @@ class AppData:
 
     def delete_one(self, caller: Caller, name: str, rid: str, ip: str | None) -> dict[str, Any]:
         access = self.access(caller, name, "delete")
-        return self._delete(caller, access, rid, ip)
+        record = self._delete(caller, access, rid, ip, self.references.links(caller.tenant_id, name))
+        return self._views(caller, access, [record], parse({}))[0]
 
     def _delete(
-        self, caller: Caller, access: Access, rid: str, ip: str | None, *, clear: bool = True
-    ) -> dict[str, Any]:
-        """Delete one record (a 400 while a refusing relationship names it); with `clear`, start the job
-        that clears the references to it (`delete_many` starts one for all its records)."""
+        self, caller: Caller, access: Access, rid: str, ip: str | None, links: list[Link], *, clear: bool = True
+    ) -> Record:
+        """Delete one record (a 400 while a refusing relationship names it, or its index is still being
+        built); with `clear`, start the job that clears the references to it (`delete_many` starts one for
+        all its records). `links`: the relationships to its entity, read once per request."""
         if not _ID.match(rid):
             raise NotFound(f"Record {rid[:40]} of {access.entity.name} does not exist")
-        self.references.check_delete(caller.tenant_id, access.entity, rid)
+        gate = access.gate or self.gate(caller)
+        self.references.check_delete(
+            caller.tenant_id, access.entity, rid, links=links, may_see=lambda link: _may_see(gate, link)
+        )
         author = Author(caller.email, ip, f"entities.{access.entity.name}.delete")
         record = self.records.delete(caller.tenant_id, access.schema, rid, author=author)
         if clear:
-            self.references.deleted(caller.tenant_id, access.entity.name, [rid])
+            self.references.deleted(caller.tenant_id, access.entity.name, [rid], links=links)
         line = record_line(
             "delete", access.entity.name, rid, record.label, user=caller.email, admin_user=caller.admin_email, ip=ip
         )
         self.logs.add(caller.tenant_id, [line])
-        return self._views(caller, access, [record], parse({}))[0]
+        return record
 
     def delete_many(self, caller: Caller, name: str, rids: Sequence[str], ip: str | None) -> dict[str, Any]:
         """`{id: {status, response | errorMessage}}`, one entry per id, as the spec's sample."""
         access = self.access(caller, name, "delete")
         if len(rids) > SYNC_DELETE_MOST:
             raise Invalid(f"At most {SYNC_DELETE_MOST} records are deleted at once; use _async=true for more")
+        links = self.references.links(caller.tenant_id, name)
         outcome: dict[str, Any] = {}
         for rid in dict.fromkeys(rids):
             try:
-                outcome[rid] = {"status": "ok", "response": self._delete(caller, access, rid, ip, clear=False)}
+                record = self._delete(caller, access, rid, ip, links, clear=False)
+                outcome[rid] = {"status": "ok", "response": self._views(caller, access, [record], parse({}))[0]}
             except BackroomError as err:  # a record's conflict or absence must not hide the others' outcomes
                 outcome[rid] = {"status": "error", "errorMessage": err.message}
         gone = [rid for rid, done in outcome.items() if done["status"] == "ok"]
-        self.references.deleted(caller.tenant_id, name, gone)
+        self.references.deleted(caller.tenant_id, name, gone, links=links)
         return outcome
 
     def matching_ids(
@@ -416,3 +423,11 @@ class AppData:
             low_priority=low_priority,
         )
         return self.jobs.create(spec, job_id=job_id or object_id())
+
+
+def _may_see(gate: Gate, link: Link) -> bool:
+    """Whether the caller may read the relationship `link` (a refusal names its entity only then)."""
+    try:
+        return gate.access(link.entity.name, "read").may_read(link.path or link.spec.name)
+    except BackroomError:
+        return False

@@ -347,6 +347,24 @@ class RecordReader:
             for s in range(schema.shards)
         )
 
+    def any_in(self, tenant_id: str, schema: Schema, conditions: Sequence[Condition]) -> bool:
+        """Whether a record meets `conditions` an index serves whole: a Query of one key per range of the
+        index (a shard and value each) until one answers. Never the kept counts: they may lag a job's
+        writes (an import adds its count moves once per group)."""
+        chosen = plan(schema, conditions)
+        if chosen.nothing:
+            return False
+        if chosen.index is None or chosen.residual:
+            raise ValueError(f"{schema.name}: no index serves these conditions whole")
+        for pk, lo, hi in self._ranges(tenant_id, schema, chosen):
+            if lo is not None and hi is not None and lo >= hi:
+                continue
+            key, values = key_range(pk, lo, hi)
+            first = next(iter(self.table.query(key, values, limit=1, attributes=["sk"], consistent=True)), None)
+            if first is not None and (hi is None or first["sk"] < hi):
+                return True
+        return False
+
     def ids(
         self, tenant_id: str, schema: Schema, conditions: Sequence[Condition], *, where: Check | None = None
     ) -> Iterator[str]:

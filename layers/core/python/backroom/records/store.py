@@ -205,6 +205,9 @@ class RecordStore:
     ) -> Iterator[str]:
         return self.reader.ids(tenant_id, schema, conditions, where=where)
 
+    def any_in(self, tenant_id: str, schema: Schema, conditions: Sequence[Condition]) -> bool:
+        return self.reader.any_in(tenant_id, schema, conditions)
+
     def counted(self, tenant_id: str, schema: Schema, conditions: Sequence[Condition]) -> int | None:
         return self.reader.counted(tenant_id, schema, conditions)
 

@@ -6,8 +6,12 @@ A single-record write is one transaction conditioned on the record's version, wi
 back to one by one so a conflict never blocks the others. Bulk writes of rows (`items`, `replacing`,
 `keys`) follow the engine's idempotent per-row rule instead.
 
-An update that changes a record's label tells `relabeled` once it is committed (`update`, `write_many`):
-the app copies the new label on to the records that reference it (`backroom.app.references`).
+An update that changes a record's label tells `relabeled` once it is committed (`update`, a `write_many`
+without a guard): the app copies the new label on to the records that reference it (`backroom.app.
+references`). A job's `write_many` (behind its chunk's `guard`) tells `relabeling` BEFORE each transaction
+instead, and starts what it answers after: the relabel job is stored before the rename commits, so a
+replay of a group whose worker died in between finds it and starts it (the renames are not computable
+again then: the records hold their new labels).
 """
 
 from __future__ import annotations
@@ -46,6 +50,10 @@ TRANSACTION_BYTES = 3_500_000  # an estimate of a rewrite transaction's size kep
 REWRITE_ATTEMPTS = 5  # reads of a record that keeps changing while an evolution job rewrites it
 # Told of the records a committed update renamed: (tenant, schema, their ids, the author of the write).
 Relabeled = Callable[[str, Schema, list[str], Author | None], None]
+# Told, behind a job's guard, of the records a transaction is about to rename (none: the group's first
+# write, which finds a relabel job an earlier delivery of the group left unstarted); answers what to run
+# once the transaction is done (start the jobs).
+Relabeling = Callable[[str, Schema, list[str], Author | None, Sequence[Write]], Callable[[], None]]
 
 
 @dataclass
@@ -63,6 +71,7 @@ class RecordWriter:
         self.reader = reader  # what a write checks first: the record as it is, related records, tables
         self.history = history
         self.relabeled: Relabeled | None = None  # set by the composition root
+        self.relabeling: Relabeling | None = None  # set by the composition root
 
     def define(self, tenant_id: str, schema: Schema) -> Schema:
         """Declare a table in the schema's namespace; a runtime table that holds no record yet is marked
@@ -311,6 +320,8 @@ class RecordWriter:
         def flush() -> None:
             if not batch:
                 return
+            renaming = [r.rid for _, c, r, *_ in members if isinstance(c, Update) and r.label != c.current.label]
+            started = self._relabeling(tenant_id, schema, renaming, author, guard)
             try:
                 _transact(self.table, [*guard, *batch, *_moving(moved, counts_to)])
             except TransactionFailed as failed:
@@ -329,13 +340,17 @@ class RecordWriter:
                         raise
                     except BackroomError as err:
                         outcome[index] = err
-            committed = [(c.current, r) for i, c, r, *_ in members if isinstance(c, Update) and outcome[i] is r]
-            self._renamed(tenant_id, schema, committed, author)
+            finally:
+                started()
+            if not guard:
+                committed = [(c.current, r) for i, c, r, *_ in members if isinstance(c, Update) and outcome[i] is r]
+                self._renamed(tenant_id, schema, committed, author)
             batch.clear()
             moved.clear()
             targets.clear()
             members.clear()
 
+        self._relabeling(tenant_id, schema, [], author, guard)()  # an earlier delivery's jobs, started
         for change in changes:
             try:
                 if isinstance(change, Create):
@@ -525,6 +540,15 @@ class RecordWriter:
         if renamed and self.relabeled is not None and (author is None or author.cascades):
             self.relabeled(tenant_id, schema, renamed, author)
 
+    def _relabeling(
+        self, tenant_id: str, schema: Schema, renaming: list[str], author: Author | None, guard: Sequence[Write]
+    ) -> Callable[[], None]:
+        """Behind a job's guard, tell `relabeling` which records a transaction is about to rename (the job
+        relabelling their references is stored, unstarted, before it); answers what starts it after."""
+        if not guard or self.relabeling is None or (author is not None and not author.cascades):
+            return _nothing
+        return self.relabeling(tenant_id, schema, renaming, author, guard)
+
     def _commit(
         self,
         writes: list[Write],
@@ -591,6 +615,10 @@ class RecordWriter:
                 holder = holder[step]
             holder[path[-1]] = {"id": rid, "label": found.label}
         return errors
+
+
+def _nothing() -> None:
+    return None
 
 
 def counting(moves: Mapping[str, int]) -> list[Write]:
