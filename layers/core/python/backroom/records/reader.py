@@ -13,7 +13,7 @@ import itertools
 import json
 import queue
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from decimal import Decimal
 from itertools import islice
@@ -450,24 +450,12 @@ class RecordReader:
                 last = key
             return
         descending = chosen.order.descending
-        pushed, names, values = pushdown(schema, chosen.residual)
-
-        def shard(number: int) -> Iterator[dict[str, Any]]:
-            lo, hi = (None, after) if descending else (None if after is None else after + "\x00", None)
-            key, bounds = key_range(records_pk(tenant_id, schema, number), lo, hi)
-            return self.table.query(
-                key,
-                {**bounds, **values},
-                names=names or None,
-                forward=not descending,
-                consistent=True,
-                exact=True,
-                page_size=1000,
-                filtered=pushed,
-                attributes=["sk", "rid", "data", "label", "version"],
-            )
-
-        streams = [_ahead(shard(n), depth=1000) for n in range(schema.shards)]
+        pushed = pushdown(schema, chosen.residual)
+        attributes = ["sk", "rid", "data", "label", "version"]
+        streams = [
+            _ahead(self._shard(tenant_id, schema, n, after, descending, pushed, 1000, attributes=attributes), 1000)
+            for n in range(schema.shards)
+        ]
         for item in heapq.merge(*streams, key=lambda i: str(i["sk"]), reverse=descending):
             record = _record(schema, item)
             if matches(schema, record.data, chosen.residual) and (where is None or where(record)):
@@ -615,27 +603,15 @@ class RecordReader:
         fields of its data (a projection, names as placeholders), read at once as a filtered read is."""
         descending = chosen.order.descending and not chosen.sort_in_memory
         budget = _Budget(cap)
-        pushed, names, values = pushdown(schema, chosen.residual)
+        pushed = pushdown(schema, chosen.residual)
         attributes: list[Attribute] | None = None
         if fields is not None:
             attributes = [*_RECORD_ATTRIBUTES, *(("data", f) for f in fields)]
         hint = max(10, min(1000, want // schema.shards + 10))
 
         def shard(number: int) -> Iterator[dict[str, Any]]:
-            # Past the cursor: ids below it, or from the first text after it (`after` + "\x00").
-            lo, hi = (None, after) if descending else (None if after is None else after + "\x00", None)
-            key, bounds = key_range(records_pk(tenant_id, schema, number), lo, hi)
-            return self.table.query(
-                key,
-                {**bounds, **values},
-                names=names or None,
-                forward=not descending,
-                consistent=True,
-                exact=True,
-                page_size=hint,
-                filtered=pushed,
-                scanned=budget.add,
-                attributes=attributes,
+            return self._shard(
+                tenant_id, schema, number, after, descending, pushed, hint, scanned=budget.add, attributes=attributes
             )
 
         # A page of every record in id order reads each shard lazily; a filtered, sorted or projected read, all at once.
@@ -648,6 +624,38 @@ class RecordReader:
                     yield record.rid, record
         except _Spent:
             raise self._too_broad(schema, chosen) from None
+
+    def _shard(
+        self,
+        tenant_id: str,
+        schema: Schema,
+        number: int,
+        after: str | None,
+        descending: bool,
+        pushed: tuple[str | None, dict[str, str], dict[str, Any]],
+        page_size: int,
+        *,
+        scanned: Callable[[int], None] | None = None,
+        attributes: Sequence[Attribute] | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """The items of shard `number`'s records partition in id order past `after` (ids below it when
+        descending, else from the first text after it: `after` + "\x00"), the `pushdown` filters checked
+        by DynamoDB; `scanned` is told of the items read."""
+        expression, names, values = pushed
+        lo, hi = (None, after) if descending else (None if after is None else after + "\x00", None)
+        key, bounds = key_range(records_pk(tenant_id, schema, number), lo, hi)
+        return self.table.query(
+            key,
+            {**bounds, **values},
+            names=names or None,
+            forward=not descending,
+            consistent=True,
+            exact=True,
+            page_size=page_size,
+            filtered=expression,
+            scanned=scanned,
+            attributes=attributes,
+        )
 
     def _checked(
         self,
