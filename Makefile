@@ -65,7 +65,7 @@ integration: $(STAMP) $(DYNAMODB_LOCAL)
 # coldstart: each function's cold init against the floor of boto3 and one client (about 1); load: 50
 # concurrent callers against the same calls one at a time (about 2; any error fails it, so it runs last);
 # companies_import: a 20,000-row companies import, main's commit (4ad7f7d) against this tree side by side,
-# rows/s and items written per row (about 6).
+# rows/s and items written per row (about 8).
 # Each file's docstring lists its BENCH_* knobs.
 bench: $(STAMP) $(DYNAMODB_LOCAL)
 	$(PY) -m infra.bench.runtime
