@@ -369,3 +369,18 @@ def test_like_finds_a_value_continued_by_the_top_code_point(core: Core) -> None:
         1, (["name"],), recs({"name": "b"}, {"name": "b\U0010ffff"}), (Query((Condition("name", "like", ("b",)),)),)
     )
     check(core.records, table(core.records, case), case.records, case.queries[0])
+
+
+def test_a_folded_index_with_equalities_serves_them_for_records_without_its_sort_value(core: Core) -> None:
+    """`c=red` served by `{"equals": ["c"], "sort": "name", "folded": true}` finds the records with no name
+    too, and counts them: the index keeps their entries (only an equals-less folded index drops them)."""
+    c_folded = next(i for i in INDEXES if isinstance(i, dict) and i["name"] == "c_folded")
+    case = Case(
+        1,
+        (c_folded,),
+        recs({"c": "red", "name": "b"}, {"c": "red"}, {"c": "red", "name": ""}, {"c": "blue"}),
+        (Query((Condition("c", "eq", ("red",)),)),),
+    )
+    schema = table(core.records, case)
+    check(core.records, schema, case.records, case.queries[0])
+    assert core.records.count(TENANT, schema, case.queries[0].conditions) == 3
