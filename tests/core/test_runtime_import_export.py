@@ -22,7 +22,8 @@ from backroom.app.imports import start_import
 from backroom.errors import Forbidden, Invalid, ServiceFailure
 from backroom.identity.models import Caller, Role
 from backroom.jobs.models import Job, JobState
-from backroom.records import RecordStore
+from backroom.records import RecordStore, writer
+from backroom.records.keys import UNIQUE
 from backroom.wiring import Core
 
 from infra.demo.load import demo_app
@@ -476,3 +477,60 @@ def test_finding_9_an_export_escapes_formulas_and_imports_back_unchanged(app: Co
     for name, notes in risky.items():
         record = by_name(app, name)
         assert (record["notes"], record["version"]) == (notes, 0)
+
+
+def _entries_and_notes(core: Core, name: str) -> tuple[set[tuple[str, str]], set[tuple[str, str]], int]:
+    """The entity's index entries in the table, those its records hold, and how many notes of entries put
+    ahead are left (a scan: the test's own look at the table)."""
+    found: set[tuple[str, str]] = set()
+    notes = 0
+    pages = core.table.client.get_paginator("scan").paginate(TableName=core.table.name)
+    for item in (i for page in pages for i in page["Items"]):
+        pk = item["pk"]["S"]
+        found |= {(pk, item["sk"]["S"])} if pk.startswith(f"IDX#{TENANT}#{name}#") else set()
+        notes += pk.startswith("AHEAD#")
+    records = core.records.stream(TENANT, entity(core, name).schema, {})
+    held = {tuple(k) for r in records for k in r.keys if k[1] != UNIQUE}
+    return found, held, notes
+
+
+@pytest.mark.parametrize("then", ["replayed", "settled"])
+def test_entries_put_ahead_of_a_transaction_that_never_commits_go(
+    app: Core, queue: QueueDriver, monkeypatch: pytest.MonkeyPatch, then: str
+) -> None:
+    """A create's index entries are put before its transaction. The worker dies after the entries of the
+    group's second transaction are put and before it commits. Then either the chunk is replayed (the
+    rows are stamped anew: their `lastUpdate` entries differ from the dead delivery's) and the job
+    finishes, or the job settles without a replay (as a stop then a cancel would). Either way no index
+    entry is left that no record holds, every entry a record holds is there, and no note is left."""
+    rows = 120
+    text = "name,numberOfEmployees\n" + "".join(f"Ahead {i:04d},{i}\n" for i in range(rows))
+    job = start_import(app.app, app.files, DEV, "companies", text.encode(), None, {}, None)
+    real = writer._transact
+    noted = {"n": 0}
+
+    def dying(table: Any, writes: Any) -> None:
+        if any(w.key and w.key[0].startswith("AHEAD#") for w in writes):
+            noted["n"] += 1
+            if noted["n"] == 2:
+                raise ServiceFailure("ServiceUnavailable", "worker killed")
+        real(table, writes)
+
+    monkeypatch.setattr(writer, "_transact", dying)
+    with pytest.raises(ServiceFailure):
+        queue.drain()
+    found, held, notes = _entries_and_notes(app, "companies")
+    assert found > held and notes == 1  # the dead transaction's entries, ahead of records that never came
+    if then == "replayed":
+        queue.sqs.send_message(QueueUrl=queue.url, MessageBody=json.dumps({"job": job.id, "op": "chunk", "chunk": 0}))
+        queue.drain()
+        done = app.jobs.get(job.id, TENANT)
+        assert done.state is JobState.FINISHED and done.results == {"rowsImported": rows, "rowsWithErrors": 0}
+    else:
+        app.kinds[imports.IMPORT_KIND].settle(app.job_context, app.jobs.get(job.id, TENANT))
+    found, held, notes = _entries_and_notes(app, "companies")
+    assert found == held and notes == 0
+    stored = list(app.records.stream(TENANT, entity(app, "companies").schema, {}))
+    assert len(stored) == rows if then == "replayed" else 0 < len(stored) < rows
+    listed = app.app.find(DEV, "companies", {"_sortField": "lastUpdate", "_size": "1000"})["items"]
+    assert sorted(r["id"] for r in listed) == sorted(r.rid for r in stored)  # each once, by its own entry

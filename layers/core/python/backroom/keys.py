@@ -24,6 +24,7 @@ found. `<n:12>` is a number zero-padded to 12 digits; `<hour>` is `YYYYMMDDHH` (
 | row marker of a job | `<family>#<job>#<shard 0-15>` | `<row>` | families `IMPRUN` (imports), `ACTRUN` (actions) |
 | probe row | `PROBE#<job>` | `ROW#<n:8>` | |
 | a job chunk's count moves not yet added to the counts (imports) | `MOVES#<job>#<chunk mod 16>` | `CHUNK#<n:6>` | |
+| index entries put ahead (imports) | `AHEAD#<job>#<chunk mod 16>` | `CHUNK#<n:6>#<note id>` | |
 | file metadata | `FILES#<owner>` | `<name>` | |
 | pending upload | `UPLOADS#<hour>#<shard 0-7>` | `<tenant>#<file id>` | |
 | share link | `SHARE#<share id>` | `SHARE` | |
@@ -232,6 +233,18 @@ def count_moves(job_id: str, chunk_index: int) -> Key:
     """Where a chunk's bulk writes gather their count moves (an attribute per count family) until they
     are added to the counts, once (`RecordWriter.add_moves`)."""
     return count_moves_of(job_id)[chunk_index % MARK_SHARDS], chunk(chunk_index)
+
+
+def entries_ahead_of(job_id: str) -> list[str]:
+    """The partitions of a job's entries written ahead (`entries_ahead`), spread as its count moves are."""
+    return [f"AHEAD#{job_id}#{shard}" for shard in range(MARK_SHARDS)]
+
+
+def entries_ahead(job_id: str, chunk_index: int) -> Key:
+    """Where a chunk's bulk creates note the index entries they put before their records' transaction
+    (`RecordWriter.write_many`'s `ahead`): the partition, and the sort key's prefix (a note per transaction
+    adds an id of its own)."""
+    return entries_ahead_of(job_id)[chunk_index % MARK_SHARDS], chunk(chunk_index)
 
 
 IMPORT_ROWS = MarkFamily("IMPRUN", lambda row: f"{int(row):09d}")  # a row's position

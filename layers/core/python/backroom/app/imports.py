@@ -63,7 +63,7 @@ from backroom.jobs.kinds import (
     log_failed_rows,
 )
 from backroom.jobs.models import Chunk, ChunkPlan, Job, Progress
-from backroom.keys import IMPORT_ROWS, count_moves, count_moves_of, import_owner
+from backroom.keys import IMPORT_ROWS, count_moves, count_moves_of, entries_ahead, entries_ahead_of, import_owner
 from backroom.records import Record, RecordStore, Schema
 from backroom.records.schema import TableField
 from backroom.records.store import AlreadyApplied, Author, Create, GuardFailed, Update, VersionConflict
@@ -593,10 +593,13 @@ class ImportRecordsKind(AppJobKind):
 
     def settle(self, ctx: JobContext, job: Job) -> None:
         """The job holds no chunk any more: add the count moves of groups written and never checkpointed
-        (a resumed job replays those rows as done, and gathers nothing for them again)."""
+        (a resumed job replays those rows as done, and gathers nothing for them again), and drop the index
+        entries put ahead of a transaction that never committed."""
         ctx.records.add_moves_of(count_moves_of(job.id))
+        ctx.records.settle_ahead(entries_ahead_of(job.id))
 
     def finalize(self, ctx: JobContext, job: Job, progress: Progress) -> dict[str, Any]:
+        ctx.records.settle_ahead(entries_ahead_of(job.id))  # a delivery that died mid-group left its notes
         self._setup.forget(job.id)
         return {"rowsImported": progress.processed, "rowsWithErrors": progress.failed}
 
@@ -766,20 +769,29 @@ def _marker(job: Job, row: int) -> Write:
 class _Hold:
     """What every write of a chunk's group carries: the chunk's lease check, joined to each transaction (a
     delivery that lost its chunk, taken over or force-stopped, writes nothing more), and the item its count
-    moves gather at until the group adds them to the counts, once (`RecordStore.add_moves`)."""
+    moves gather at until the group adds them to the counts, once (`RecordStore.add_moves`), and where its
+    creates note the index entries they put ahead of their transactions (`RecordStore.settle_ahead`)."""
 
     guard: list[Write]
     counts: tuple[str, str]
+    ahead: tuple[str, str]
 
 
 def _hold(job: Job, chunk: Chunk) -> _Hold:
-    return _Hold([lease_guard(chunk)] if chunk.lease_owner else [], count_moves(job.id, chunk.index))
+    guard = [lease_guard(chunk)] if chunk.lease_owner else []
+    return _Hold(guard, count_moves(job.id, chunk.index), entries_ahead(job.id, chunk.index))
 
 
 def _write(setup: _Setup, job: Job, schema: Schema, changes: Sequence[Update | Create], hold: _Hold) -> list[Any]:
     """A group's creates and updates of `schema`'s records, under its hold (`write_many`)."""
     return setup.records.write_many(
-        job.tenant_id, schema, changes, author=setup.author(job), guard=hold.guard, counts_to=hold.counts
+        job.tenant_id,
+        schema,
+        changes,
+        author=setup.author(job),
+        guard=hold.guard,
+        counts_to=hold.counts,
+        ahead=hold.ahead,
     )
 
 

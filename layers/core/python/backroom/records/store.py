@@ -112,14 +112,20 @@ class RecordStore:
         author: Author | None = None,
         guard: Sequence[Write] = (),
         counts_to: tuple[str, str] | None = None,
+        ahead: tuple[str, str] | None = None,
     ) -> list[Record | BackroomError]:
-        return self.writer.write_many(tenant_id, schema, changes, author=author, guard=guard, counts_to=counts_to)
+        return self.writer.write_many(
+            tenant_id, schema, changes, author=author, guard=guard, counts_to=counts_to, ahead=ahead
+        )
 
     def add_moves(self, pending: tuple[str, str], guard: Sequence[Write] = ()) -> None:
         self.writer.add_moves(pending, guard)
 
     def add_moves_of(self, pks: Sequence[str]) -> None:
         self.writer.add_moves_of(pks)
+
+    def settle_ahead(self, pks: Sequence[str]) -> None:
+        self.writer.settle_ahead(pks)
 
     def delete(
         self, tenant_id: str, schema: Schema, rid: str, *, version: int | None = None, author: Author | None = None

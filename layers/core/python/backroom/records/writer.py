@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import zlib
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -296,6 +297,7 @@ class RecordWriter:
         author: Author | None = None,
         guard: Sequence[Write] = (),
         counts_to: tuple[str, str] | None = None,
+        ahead: tuple[str, str] | None = None,
     ) -> list[Record | BackroomError]:
         """Creates and updates, several to a transaction, each with its `extra` writes; an update applies to
         the record as read (conditioned on that version).
@@ -308,6 +310,12 @@ class RecordWriter:
         is written and `GuardFailed` is raised, so a job that lost its chunk stops writing at once.
         `counts_to` (a job chunk's `keys.count_moves`): each transaction adds its count moves there, one
         item, instead of to the counts; the job adds them to the counts once (`add_moves`).
+        `ahead` (a job chunk's `keys.entries_ahead`): the index entries of `once` creates are put before
+        their transaction, by batch writes (a plain put is half a transactional one's capacity, and a
+        transaction of fewer items holds more rows), noted first in one item that the transaction deletes
+        (`_put_ahead`). An entry may so be seen a moment before its record: readers skip an entry whose
+        record is missing. A transaction that fails leaves its note to be settled (`settle_ahead`): an
+        entry no record holds goes.
         """
         outcome: list[Record | BackroomError] = []
         batch: list[Write] = []
@@ -315,6 +323,7 @@ class RecordWriter:
         targets: set[tuple[str, str]] = set()  # a transaction names an item once: two rows taking one
         # unique value (or one record) go to two transactions, and the second fails as a row, not as a whole
         members: list[tuple[int, Update | Create, Record, list[Write], dict[tuple[str, str], str], dict[str, int]]] = []
+        early: list[tuple[tuple[str, str], list[Write]]] = []  # with `ahead`: records' keys, their entries' puts
         room = MAX_TRANSACTION - len(guard)
 
         def flush() -> None:
@@ -322,8 +331,10 @@ class RecordWriter:
                 return
             renaming = [r.rid for _, c, r, *_ in members if isinstance(c, Update) and r.label != c.current.label]
             started = self._relabeling(tenant_id, schema, renaming, author, guard)
+            note = self._put_ahead(ahead, early) if ahead and early else None
+            noted = [Write(key=note)] if note else []  # the note goes with the records
             try:
-                _transact(self.table, [*guard, *batch, *_moving(moved, counts_to)])
+                _transact(self.table, [*guard, *batch, *_moving(moved, counts_to), *noted])
             except TransactionFailed as failed:
                 _check_guard(failed, len(guard))
                 for index, change, record, writes, added, moves in members:
@@ -340,6 +351,8 @@ class RecordWriter:
                         raise
                     except BackroomError as err:
                         outcome[index] = err
+                if note:  # its rows are written or refused now: what no record holds goes
+                    self.settle_ahead_at([note])
             finally:
                 started()
             if not guard:
@@ -349,6 +362,7 @@ class RecordWriter:
             moved.clear()
             targets.clear()
             members.clear()
+            early.clear()
 
         self._relabeling(tenant_id, schema, [], author, guard)()  # an earlier delivery's jobs, started
         for change in changes:
@@ -366,16 +380,56 @@ class RecordWriter:
                 outcome.append(err)
                 continue
             outcome.append(record)
+            entries = _entries(record, writes) if ahead and isinstance(change, Create) and change.once else []
+            writes = [w for w in writes if all(w is not e for e in entries)]
             mine = [*writes, *change.extra]
-            counts = 1 if counts_to else len(moved.keys() | moves.keys())
+            counts = (1 if counts_to else len(moved.keys() | moves.keys())) + (1 if ahead else 0)
             if len(batch) + len(mine) + counts > room or not targets.isdisjoint(w.target for w in mine):
                 flush()
+            if entries:
+                early.append((record_key(tenant_id, schema, record.rid), entries))
             batch.extend(mine)
             moved.update(moves)
             targets.update(w.target for w in mine)
             members.append((len(outcome) - 1, change, record, writes, added, moves))
         flush()
         return outcome
+
+    def _put_ahead(
+        self, ahead: tuple[str, str], early: Sequence[tuple[tuple[str, str], list[Write]]]
+    ) -> tuple[str, str]:
+        """Note the entries of `early`'s records, then put them (batch writes); answers the note's key,
+        which the records' transaction deletes. The note names each record's key and the entries it was given, packed
+        (zlib'd JSON: the keys repeat their prefixes), so that settling it needs no other read than the records'."""
+        pk, prefix = ahead
+        note = (pk, f"{prefix}#{object_id()}")  # never an earlier delivery's: that one's strays are listed there
+        listed = [[list(key), [[w.item["pk"], w.item["sk"]] for w in puts if w.item]] for key, puts in early]
+        self.table.put({"pk": note[0], "sk": note[1], "entries": zlib.compress(json.dumps(listed).encode())})
+        self.table.batch_write(puts=[w.item for _, puts in early for w in puts if w.item])
+        return note
+
+    def settle_ahead(self, pks: Sequence[str]) -> None:
+        """Settle every note of partitions `pks` (a job's `keys.entries_ahead_of`, once none of its chunks
+        is held, or when it finishes): `settle_ahead_at` each."""
+        for pk in pks:
+            notes = self.table.query("pk = :p", {":p": pk}, consistent=True, attributes=["pk", "sk"])
+            self.settle_ahead_at([(str(n["pk"]), str(n["sk"])) for n in notes])
+
+    def settle_ahead_at(self, notes: Sequence[tuple[str, str]]) -> None:
+        """Delete each entry a note lists that its record does not hold (the record was refused, never
+        written, or written by an earlier delivery with other values), then the note."""
+        for key in notes:
+            note = self.table.get(*key, exact=True)
+            if note is None:
+                continue
+            listed = json.loads(zlib.decompress(bytes(note["entries"])))
+            records = self.table.batch_get([tuple(r) for r, _ in listed], attributes=["pk", "sk", "keys"], exact=True)
+            stray: list[tuple[str, str]] = []
+            for record, entries in listed:
+                held = {tuple(k) for k in (records.get(tuple(record)) or {}).get("keys", [])}
+                stray += [(pk, sk) for pk, sk in entries if (pk, sk) not in held]
+            self.table.batch_write(deletes=stray)
+            self.table.delete(*key)
 
     def delete_many(
         self,
@@ -619,6 +673,12 @@ class RecordWriter:
 
 def _nothing() -> None:
     return None
+
+
+def _entries(record: Record, writes: Sequence[Write]) -> list[Write]:
+    """A create's puts of its index entries (no condition: nothing else may hold them) among its writes."""
+    held = {k for k in record.keys if k[1] != UNIQUE}
+    return [w for w in writes if w.item is not None and w.condition is None and (w.item["pk"], w.item["sk"]) in held]
 
 
 def counting(moves: Mapping[str, int]) -> list[Write]:
