@@ -11,6 +11,7 @@ import base64
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.event_handler.openapi.types import (
     OpenAPIResponse,
@@ -22,7 +23,7 @@ from backroom.api.dialects import TasksDialect
 from backroom.api.openapi import JSON, raw_body, ref
 from backroom.api.resolver import CurrentCaller, dialect_app
 from backroom.config import require
-from backroom.errors import BackroomError
+from backroom.errors import BackroomError, NotFound
 from backroom.identity.models import Caller
 from backroom.observability import http_handler
 from backroom.tasks.catalog import task_help
@@ -253,53 +254,81 @@ def system_task_output(caller: CurrentCaller, task_id: TaskId) -> Response[Any]:
 
 
 # Methods a path does not allow ---------------------------------------------
-def _not_allowed(allowed: str) -> Response[Any]:
+# The methods each Tasks path takes; any other (POST, TRACE, QUERY, ...) answers 405 with `Allow`. The
+# routes below document the usual ones; `template.yaml` sends every other method here too (`ANY`), which
+# powertools finds no route for: `other_method` answers those.
+ALLOWED = {
+    "/v2/tasks": "GET, PUT",
+    ACCOUNT_TASKS: "GET, PUT",
+    ACCOUNT_TASK: "GET, PATCH, DELETE",
+    "/v2/tasks/<task_id>": "GET, PATCH, DELETE",
+    ACCOUNT_TASK + "/stop": "PATCH",
+    "/v2/tasks/<task_id>/stop": "PATCH",
+    ACCOUNT_TASK + "/input": "GET",
+    ACCOUNT_TASK + "/output": "GET",
+    "/v2/tasks/<task_id>/input": "GET",
+    "/v2/tasks/<task_id>/output": "GET",
+}
+_ALLOWED_AT = [(app._compile_regex(rule), allowed) for rule, allowed in ALLOWED.items()]
+
+
+def _not_allowed() -> Response[Any]:
     # Kazoo checks the method before the token: the answer says nothing about the resource.
-    answer = dialect.error(405, BackroomError("method not allowed"), app.current_event.raw_event)
+    event = app.current_event.raw_event
+    path = str(event.get("rawPath") or "")
+    allowed = next((methods for rule, methods in _ALLOWED_AT if rule.match(path)), None)
+    if allowed is None:
+        return dialect.error(404, NotFound("No such resource"), event)
+    answer = dialect.error(405, BackroomError("method not allowed"), event)
     answer.headers["Allow"] = allowed
     return answer
 
 
+@app.not_found
+def other_method(_: NotFoundError) -> Response[Any]:
+    return _not_allowed()
+
+
 @app.route("/v2/tasks", method=["POST", "PATCH", "DELETE"], **NOT_ALLOWED)
 def tasks_not_allowed() -> Response[Any]:
-    return _not_allowed("GET, PUT")
+    return _not_allowed()
 
 
 @app.route(ACCOUNT_TASKS, method=["POST", "PATCH", "DELETE"], **NOT_ALLOWED)
 def account_tasks_not_allowed(account_id: AccountId) -> Response[Any]:
-    return _not_allowed("GET, PUT")
+    return _not_allowed()
 
 
 @app.route(ACCOUNT_TASK, method=["POST", "PUT"], **NOT_ALLOWED)
 def task_not_allowed(account_id: AccountId, task_id: TaskId) -> Response[Any]:
-    return _not_allowed("GET, PATCH, DELETE")
+    return _not_allowed()
 
 
 @app.route("/v2/tasks/<task_id>", method=["POST", "PUT"], **NOT_ALLOWED)
 def system_task_not_allowed(task_id: TaskId) -> Response[Any]:
-    return _not_allowed("GET, PATCH, DELETE")
+    return _not_allowed()
 
 
 @app.route(ACCOUNT_TASK + "/stop", method=["GET", "POST", "PUT", "DELETE"], **NOT_ALLOWED)
 def task_stop_not_allowed(account_id: AccountId, task_id: TaskId) -> Response[Any]:
-    return _not_allowed("PATCH")
+    return _not_allowed()
 
 
 @app.route("/v2/tasks/<task_id>/stop", method=["GET", "POST", "PUT", "DELETE"], **NOT_ALLOWED)
 def system_task_stop_not_allowed(task_id: TaskId) -> Response[Any]:
-    return _not_allowed("PATCH")
+    return _not_allowed()
 
 
 @app.route(ACCOUNT_TASK + "/input", method=["POST", "PUT", "PATCH", "DELETE"], **NOT_ALLOWED)
 @app.route(ACCOUNT_TASK + "/output", method=["POST", "PUT", "PATCH", "DELETE"], **NOT_ALLOWED)
 def task_csv_not_allowed(account_id: AccountId, task_id: TaskId) -> Response[Any]:
-    return _not_allowed("GET")
+    return _not_allowed()
 
 
 @app.route("/v2/tasks/<task_id>/input", method=["POST", "PUT", "PATCH", "DELETE"], **NOT_ALLOWED)
 @app.route("/v2/tasks/<task_id>/output", method=["POST", "PUT", "PATCH", "DELETE"], **NOT_ALLOWED)
 def system_task_csv_not_allowed(task_id: TaskId) -> Response[Any]:
-    return _not_allowed("GET")
+    return _not_allowed()
 
 
 @http_handler

@@ -66,9 +66,11 @@ class Route:
                 regex += re.escape(part)
         return re.compile(f"^{regex}$")
 
-    def specificity(self) -> tuple[int, int]:
-        """Literal routes win over parameterised ones, longer literals over shorter (as API Gateway does)."""
-        return (self.path.count("{"), -len(re.sub(r"\{[^}]+\}", "", self.path)))
+    def specificity(self) -> tuple[bool, int, int, bool]:
+        """As API Gateway chooses: a greedy path (`{proxy+}`) loses to every other, literal routes win over
+        parameterised ones, longer literals over shorter, and a route's own method over ANY on its path."""
+        literal = len(re.sub(r"\{[^}]+\}", "", self.path))
+        return ("+}" in self.path, self.path.count("{"), -literal, self.method == "ANY")
 
 
 @dataclass

@@ -264,14 +264,25 @@ def test_no_token_is_a_401_in_the_dialects_format_whatever_the_body(api: Api, na
     in_dialect(reply, family.dialect)
 
 
+# What a method no route takes answers: API Gateway's own 404, the runtime's 404 (its catch-all route),
+# or, on a Tasks path, Kazoo's 405.
+NO_ROUTE = {
+    "/runtime/api/auth/login": (404, {"code": "notFound", "message": "No such resource"}),
+    "/gateway/errand/v1/errands": (404, {"message": "Not Found"}),
+    "/v2/tasks": (405, {"error": "405", "message": "method not allowed", "status": "error"}),
+    "/nowhere": (404, {"message": "Not Found"}),
+}
+
+
 @pytest.mark.parametrize("method", ["TRACE", "CONNECT", "PROPFIND", "FOO", "HEAD", "OPTIONS"])
-@pytest.mark.parametrize("path", ["/runtime/api/auth/login", "/gateway/errand/v1/errands", "/v2/tasks", "/nowhere"])
-def test_unknown_methods_and_paths_get_api_gateways_json(api: Api, method: str, path: str) -> None:
+@pytest.mark.parametrize("path", sorted(NO_ROUTE))
+def test_unknown_methods_and_paths_get_json(api: Api, method: str, path: str) -> None:
     reply = raw(api, method, path, None, {})
-    assert reply.status == 404, (reply.status, reply.body[:300])
+    status, body = NO_ROUTE[path]
+    assert reply.status == status, (reply.status, reply.body[:300])
     assert reply.headers["content-type"].startswith("application/json")
     if method != "HEAD":
-        assert json.loads(reply.body) == {"message": "Not Found"}
+        assert body.items() <= json.loads(reply.body).items(), reply.body[:300]
 
 
 def test_a_request_the_gateway_cannot_parse_gets_json(api: Api) -> None:

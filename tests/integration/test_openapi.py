@@ -39,9 +39,14 @@ def test_the_document_is_valid_openapi_3_1(doc: dict[str, Any]) -> None:
 
 def test_every_route_of_the_template_is_documented(doc: dict[str, Any]) -> None:
     documented = {f"{m.upper()} {path}" for path, m, _ in operations(doc)}
-    declared = {route.key for route in Template.load().routes()}
+    routes = Template.load().routes()
+    declared = {route.key for route in routes if route.method != "ANY"}
+    # An ANY route takes the methods its path has no route of its own for: those its code documents (the
+    # Tasks paths' 405s) and others no document can name (QUERY). A greedy catch-all names no operation.
+    other_methods = {r.path for r in routes if r.method == "ANY" and "+}" not in r.path}
     assert declared - documented == set()
-    assert documented - declared == set(), "a route in code but not in template.yaml"
+    undeclared = {key for key in documented - declared if key.split(" ", 1)[1] not in other_methods}
+    assert undeclared == set(), "a route in code but not in template.yaml"
 
 
 def test_no_operation_claims_an_answer_no_route_sends(doc: dict[str, Any]) -> None:

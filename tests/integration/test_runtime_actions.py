@@ -121,7 +121,7 @@ def test_an_action_checks_its_parameters_like_fields(api: Api, dev: str) -> None
     assert {e["field"] for e in answer["errors"]} == {"reason", "other"}
     status, answer = call(api, "PUT", f"/data/companies/{BROWSEZOOM}/deactivate", dev)
     error(status, answer, 400, "validationErrors")
-    assert [(e["field"], e["code"]) for e in answer["errors"]] == [("reason", "required")]
+    assert [(e["field"], e["code"]) for e in answer["errors"]] == [("reason", "REQUIRED")]
 
 
 def test_an_action_the_caller_may_not_run_is_403_on_every_route(api: Api, user: str) -> None:

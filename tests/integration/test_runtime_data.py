@@ -681,12 +681,12 @@ def test_invalid_records_are_400_with_one_error_per_field(api: Api, dev: str) ->
     fields = [e["field"] for e in answer["errors"]]
     assert sorted(fields) == sorted(["nope", "state", "numberOfEmployees", "contactInformation.email", "lastMeeting"])
     assert all(set(e) == {"field", "code", "message"} and e["code"] and e["message"] for e in answer["errors"])
-    assert {e["field"]: e["code"] for e in answer["errors"]}["nope"] == "unknown"
+    assert {e["field"]: e["code"] for e in answer["errors"]}["nope"] == "UNKNOWN"
     assert ok(api, "GET", f"/data/companies?name={q(name)}", dev)["total"] == 0
 
     status, answer = call(api, "POST", "/data/companies", dev, {"notes": "no name"})
     error(status, answer, 400, "validationErrors")
-    assert [(e["field"], e["code"]) for e in answer["errors"]] == [("name", "required")]
+    assert [(e["field"], e["code"]) for e in answer["errors"]] == [("name", "REQUIRED")]
 
     # A duplicated name, created or updated
     record = company(api, dev, name)
@@ -696,7 +696,7 @@ def test_invalid_records_are_400_with_one_error_per_field(api: Api, dev: str) ->
     ):
         status, answer = call(api, method, path, dev, sent)
         error(status, answer, 400, "validationErrors")
-        assert [(e["field"], e["code"]) for e in answer["errors"]] == [("name", "duplicated")]
+        assert [(e["field"], e["code"]) for e in answer["errors"]] == [("name", "DUPLICATED")]
 
     # An update checks its fields the same way, and writes nothing
     status, answer = call(api, "PUT", f"/data/companies/{record['id']}", dev, {"type": "z", "numberOfEmployees": 1.5})

@@ -171,8 +171,9 @@ def test_share_errors(api: Api, dev: str, user: str) -> None:
 
 
 def test_an_upload_must_be_multipart_with_a_file(api: Api, dev: str) -> None:
+    # Neither multipart nor JSON: a media type the route does not read (415); multipart without a file: a 400.
     reply = api.call("POST", f"{BASE}/files", body=b"plain", headers={"token": dev, "Content-Type": "text/plain"})
-    error(reply.status, reply.json(), 400, "validationErrors")
+    error(reply.status, reply.json(), 415, "unsupportedMediaType")
     body = b"--b\r\nContent-Disposition: form-data; name=other\r\n\r\nx\r\n--b--\r\n"
     headers = {"token": dev, "Content-Type": "multipart/form-data; boundary=b"}
     reply = api.call("POST", f"{BASE}/files", body=body, headers=headers)

@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
+
+_WORD_START = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 
 
 @dataclass
 class FieldError:
+    """One field at fault. `code` is the core's name for the fault, in camelCase (`required`, `notFound`)."""
+
     field: str
     message: str
-    code: str = "INVALID"
+    code: str = "invalid"
+
+    @property
+    def shown_code(self) -> str:
+        """The code as callers see it, in the one style the runtime spec prints (`INVALID`): upper snake
+        case (`notFound` -> `NOT_FOUND`), in the error body and the logs alike."""
+        return _WORD_START.sub("_", self.code).upper()
 
 
 class BackroomError(Exception):
@@ -59,6 +70,12 @@ class Conflict(BackroomError):
     """A version or state precondition failed (409)."""
 
     status = 409
+
+
+class UnsupportedMediaType(BackroomError):
+    """A body whose Content-Type is not the one the route reads (415): JSON sent as text/plain, or unnamed."""
+
+    status = 415
 
 
 class Unprocessable(BackroomError):

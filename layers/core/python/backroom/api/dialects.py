@@ -65,6 +65,11 @@ class Dialect:
     common_errors: ClassVar[dict[int, str]] = {}
     # The security scheme (of backroom.api.openapi.SECURITY_SCHEMES) the dialect's own clients use.
     auth_scheme = ""
+    # Whether a JSON route answers 415 to a body not named `application/json` (Kazoo reads any body that
+    # is not a CSV as JSON: the Tasks spec's own example sends it with curl -d, as a form).
+    checks_json_type = True
+    # Whether path parameters reach the routes URL-decoded (`%41` -> `A`) or as the raw path spells them.
+    decodes_path_params = False
 
     def error(self, status: int, err: BackroomError, event: dict[str, Any]) -> Response:
         raise NotImplementedError
@@ -87,7 +92,7 @@ class RuntimeDialect(Dialect):
         body: dict[str, Any] = {"code": err.code or RUNTIME_CODES.get(status, "error"), "message": err.message}
         errors: list[FieldError] = getattr(err, "errors", [])
         if errors:
-            body["errors"] = [{"field": e.field, "code": e.code, "message": e.message} for e in errors]
+            body["errors"] = [{"field": e.field, "code": e.shown_code, "message": e.message} for e in errors]
         return Response(
             status_code=400 if status == 422 else status, content_type=content_types.APPLICATION_JSON, body=body
         )
@@ -133,6 +138,8 @@ class TasksDialect(Dialect):
     name = "tasks"
     error_body = "KazooErrorBody"
     auth_scheme = "xAuthToken"
+    checks_json_type = False
+    decodes_path_params = True
     common_errors: ClassVar[dict[int, str]] = {
         400: "A parameter is malformed",
         401: "No token, or one that is not valid or has expired (`invalid_credentials`)",
@@ -204,3 +211,14 @@ def echoed_token(event: dict[str, Any]) -> str:
 
 def request_id(event: dict[str, Any]) -> str:
     return str((event.get("requestContext") or {}).get("requestId") or "")
+
+
+def body_type(event: dict[str, Any]) -> str:
+    """The media type a request names for its body, lower case, without parameters (`charset`); "" for none."""
+    given = str((event.get("headers") or {}).get("content-type") or "")
+    return given.split(";")[0].strip().lower()
+
+
+def not_json(event: dict[str, Any]) -> str:
+    """The message of the 415 that a JSON route answers a body not named `application/json`."""
+    return f"The body must be JSON (Content-Type: application/json), not {body_type(event)[:100] or 'unnamed'}"

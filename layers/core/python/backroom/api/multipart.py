@@ -8,7 +8,7 @@ from email.parser import BytesParser
 from email.policy import HTTP
 from typing import Any
 
-from backroom.errors import Invalid
+from backroom.errors import Invalid, UnsupportedMediaType
 
 
 def body_bytes(event: dict[str, Any]) -> bytes:
@@ -25,10 +25,11 @@ def body_bytes(event: dict[str, Any]) -> bytes:
 def uploaded_file(body: bytes, content_type: str) -> tuple[str | None, str | None, bytes]:
     """The file of a multipart/form-data body: (file name, its content type, its bytes).
 
-    The part named `file`, else the first part with a file name; a body that is not multipart is a 400.
+    The part named `file`, else the first part with a file name; a body named another media type is a 415
+    (the routes that take a file also take JSON: the body is not what they read), a malformed one a 400.
     """
     if not content_type.lower().startswith("multipart/form-data"):
-        raise Invalid("Send the file as multipart/form-data, in a part named file")
+        raise UnsupportedMediaType("Send the file as multipart/form-data, in a part named file, or JSON")
     message = BytesParser(policy=HTTP).parsebytes(b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + body)
     if not message.is_multipart():
         raise Invalid("The multipart body could not be read")

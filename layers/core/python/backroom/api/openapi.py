@@ -129,10 +129,10 @@ def file_upload_body(json_schema: dict[str, Any]) -> dict[str, Any]:
     return raw_body({"multipart/form-data": part, JSON: json_schema})
 
 
-def tidy(doc: dict[str, Any], validated_bodies: set[tuple[str, str]]) -> dict[str, Any]:
+def tidy(doc: dict[str, Any], json_bodies: set[tuple[str, str]]) -> dict[str, Any]:
     """Drop powertools' 422 `HTTPValidationError` (no route sends it: a malformed request is the dialect's
-    400), and give every operation whose JSON body powertools parses (`validated_bodies`: path, method)
-    the 415 it answers to another media type.
+    400), and give every operation that reads a JSON body (`json_bodies`: path, method) the 415 it answers
+    to a body of another media type, or of none.
     """
     for path, item in doc.get("paths", {}).items():
         for method, operation in item.items():
@@ -140,9 +140,9 @@ def tidy(doc: dict[str, Any], validated_bodies: set[tuple[str, str]]) -> dict[st
             ref = json.dumps(responses.get("422", {}))
             if "HTTPValidationError" in ref:
                 del responses["422"]
-            if (path, method) in validated_bodies and "415" not in responses and "400" in responses:
+            if (path, method) in json_bodies and "415" not in responses and "400" in responses:
                 responses["415"] = {
-                    "description": "The body is not JSON (its Content-Type names another media type)",
+                    "description": "The body is not named JSON (its Content-Type is another media type, or absent)",
                     "content": responses["400"]["content"],
                 }
             operation["responses"] = dict(sorted(responses.items()))

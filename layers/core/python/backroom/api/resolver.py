@@ -8,8 +8,10 @@ import re
 from collections.abc import Callable, Mapping
 from http import HTTPStatus
 from typing import Annotated, Any
+from urllib.parse import unquote
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
+from aws_lambda_powertools.event_handler.api_gateway import Route
 from aws_lambda_powertools.event_handler.depends import Depends
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
@@ -29,8 +31,8 @@ from aws_lambda_powertools.event_handler.request import Request
 from aws_lambda_powertools.shared.types import AnyCallableT
 
 from backroom.api import openapi
-from backroom.api.dialects import VERSION, Dialect, request_token
-from backroom.errors import BackroomError, FieldError, Invalid, NotFound, Unauthorized
+from backroom.api.dialects import VERSION, Dialect, body_type, not_json, request_token
+from backroom.errors import BackroomError, FieldError, Invalid, NotFound, Unauthorized, UnsupportedMediaType
 from backroom.identity.models import Caller
 from backroom.observability import logger
 from backroom.wiring import core
@@ -48,7 +50,7 @@ def _field_errors(exc: RequestValidationError) -> list[FieldError]:
     for e in exc.errors():
         loc = [str(p) for p in e.get("loc", ()) if p not in ("body", "query", "path", "header")]
         name = ".".join(loc) or "body"
-        errors.append(FieldError(field=name, message=str(e.get("msg", "is not valid")), code="INVALID"))
+        errors.append(FieldError(field=name, message=str(e.get("msg", "is not valid")), code="invalid"))
     return errors
 
 
@@ -57,8 +59,8 @@ def _malformed_body(message: str) -> RequestValidationError:
 
 
 class _BodyValidation(OpenAPIRequestValidationMiddleware):
-    """powertools' request validation, where a body that is not UTF-8, nested too deeply for the parser
-    or a multipart body without its boundary is the caller's malformed request, not a crash."""
+    """powertools' request validation, where a body that is not UTF-8 or nested too deeply for the parser
+    is the caller's malformed request, not a crash, and a body that is not JSON is a 415."""
 
     def _parse_json_data(self, app: Any) -> Any:
         try:
@@ -68,11 +70,14 @@ class _BodyValidation(OpenAPIRequestValidationMiddleware):
         except RecursionError:
             raise _malformed_body("is nested too deeply") from None
 
-    def _parse_multipart_data(self, app: Any, content_type: str) -> Any:
-        try:
-            return super()._parse_multipart_data(app, content_type)
-        except ValueError as err:
-            raise _malformed_body(f"is not readable multipart: {err}") from None
+    def _get_body(self, app: Any) -> Any:
+        # Every body model is JSON: a body named otherwise, or not named at all, is a 415 (powertools reads
+        # an unnamed body as JSON and a form as fields); a request without a body fails as a missing one.
+        event = app.current_event.raw_event
+        media_type = body_type(event)
+        if media_type == content_types.APPLICATION_JSON or not (media_type or event.get("body")):
+            return self._parse_json_data(app)
+        raise RequestUnsupportedContentType(not_json(event), errors=[])
 
 
 class DialectResolver(APIGatewayHttpResolver):
@@ -93,6 +98,12 @@ class DialectResolver(APIGatewayHttpResolver):
         self.public_routes = public_routes
         self.elsewhere = dict(elsewhere or {})
         self._request_validation_middleware = _BodyValidation()
+
+    def _convert_matches_into_route_keys(self, match: re.Match[str]) -> dict[str, str]:
+        # powertools matches the raw path: a parameter sent percent-encoded reaches the route as sent,
+        # unless the dialect decodes them (Kazoo's router does; invalid UTF-8 becomes U+FFFD, not a crash).
+        keys: dict[str, str] = match.groupdict()
+        return {k: unquote(v) for k, v in keys.items()} if self.dialect.decodes_path_params else keys
 
     def dialect_of(self, path: str) -> Dialect:
         """The dialect a path (a rule, or a request's path) speaks."""
@@ -171,12 +182,18 @@ class DialectResolver(APIGatewayHttpResolver):
     def get_openapi_json_schema(self, **kw: Any) -> str:
         """The schema as JSON, without powertools' 422 `HTTPValidationError`, with the 415 of JSON bodies."""
         doc = json.loads(super().get_openapi_json_schema(**kw))
-        parsed = {
+        json_bodies = {
             (r.openapi_path, r.method.lower())
             for r in self._static_routes + self._dynamic_routes
-            if r.include_in_schema and r.dependant.body_params
+            if r.include_in_schema and self.dialect_of(r.path).checks_json_type and _takes_json(r)
         }
-        return json.dumps(openapi.tidy(doc, parsed), indent=2)
+        return json.dumps(openapi.tidy(doc, json_bodies), indent=2)
+
+
+def _takes_json(route: Route) -> bool:
+    """Whether a route reads a JSON body: a body model, or a JSON body it reads itself (`openapi_extensions`)."""
+    media = ((route.openapi_extensions or {}).get("requestBody") or {}).get("content") or {}
+    return bool(route.dependant.body_params) or content_types.APPLICATION_JSON in media
 
 
 def _route_key(method: str, rule: str) -> str:
@@ -262,8 +279,7 @@ def _request_errors(app: DialectResolver) -> None:
     def unsupported_type(exc: RequestUnsupportedContentType) -> Response:
         if (answer := _refused(app)) is not None:
             return answer
-        content_type = (app.current_event.headers.get("content-type") or "").split(";")[0].strip()[:100]
-        return _speaking(app).error(415, Invalid(f"The body must be JSON, not {content_type}"), _event(app))
+        return _speaking(app).error(415, UnsupportedMediaType(not_json(_event(app))), _event(app))
 
     @app.exception_handler(NotFoundError)
     def no_route(_: NotFoundError) -> Response:

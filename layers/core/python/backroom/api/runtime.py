@@ -9,16 +9,21 @@ from decimal import Decimal
 from typing import Annotated, Any
 from urllib.parse import parse_qsl
 
+from aws_lambda_powertools.event_handler import content_types
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-from backroom.errors import Invalid
+from backroom.api.dialects import body_type, not_json
+from backroom.errors import Invalid, UnsupportedMediaType
 from backroom.jobs.models import Job
 from backroom.params import MILLIS_MOST, OFFSET_MOST
 
-# Job parameters that are the engine's own business, not the job's `data`.
-_PRIVATE_DATA = frozenset({"ip"})
+# Job parameters that are the engine's own business, never in the job's `data` (the parameters the caller
+# gave): where the job's file is stored, who ran it and from where (`runBy` says who), whether as a
+# developer, the count of records it found; an action's `fields` are what its runner may read.
+_PRIVATE_DATA = frozenset({"ip", "owner", "user", "developer", "count"})
+_PRIVATE_BY_TYPE = {"EXECUTE_ACTION": frozenset({"fields"})}
 
 
 class RuntimeModel(BaseModel):
@@ -86,9 +91,15 @@ class JobView(RuntimeModel):
             children_jobs_processed=job.children_done,
             stoppable=stoppable,
             low_priority=job.low_priority,
-            data={k: v for k, v in job.params.items() if k not in _PRIVATE_DATA},
+            data=job_data(job),
             results=results,
         )
+
+
+def job_data(job: Job) -> dict[str, Any]:
+    """The job's `data`: the parameters it was started with, as the caller gave them."""
+    private = _PRIVATE_DATA | _PRIVATE_BY_TYPE.get(job.type or "", frozenset())
+    return {k: v for k, v in job.params.items() if k not in private}
 
 
 class JobPageView(RuntimeModel):
@@ -159,13 +170,16 @@ def last_values(params: dict[str, str | list[str]]) -> dict[str, str]:
 def json_body(event: dict[str, Any], *, optional: bool = False) -> Any:
     """The request's JSON body, numbers kept exact (decimals as Decimal); a body that is not JSON is a 400.
 
-    An empty body is a 400, or None when `optional` (an action without parameters may send none).
+    An empty body is a 400, or None when `optional` (an action without parameters may send none); a body
+    whose Content-Type is not `application/json` (or that names none) is a 415, as on every JSON route.
     """
     raw = event.get("body")
     if raw is None or raw == "":
         if optional:
             return None
         raise Invalid("The request has no body; it must be a JSON object")
+    if body_type(event) != content_types.APPLICATION_JSON:
+        raise UnsupportedMediaType(not_json(event))
     try:
         text = base64.b64decode(raw).decode() if event.get("isBase64Encoded") else raw
         return json.loads(text, parse_float=Decimal)

@@ -242,6 +242,6 @@ def validation_line(
         additional_info={
             "entity": entity,
             "recordLabel": label,
-            "errors": [{"code": e.code.upper(), "field": e.field, "message": e.message} for e in errors[:100]],
+            "errors": [{"code": e.shown_code, "field": e.field, "message": e.message} for e in errors[:100]],
         },
     )
