@@ -329,10 +329,10 @@ class RecordWriter:
         def flush() -> None:
             if not batch:
                 return
-            renaming = [r.rid for _, c, r, *_ in members if isinstance(c, Update) and r.label != c.current.label]
-            started = self._relabeling(tenant_id, schema, renaming, author, guard)
             note = self._put_ahead(ahead, early) if ahead and early else None
             noted = [Write(key=note)] if note else []  # the note goes with the records
+            renaming = [r.rid for _, c, r, *_ in members if isinstance(c, Update) and r.label != c.current.label]
+            started = self._relabeling(tenant_id, schema, renaming, author, guard)
             try:
                 _transact(self.table, [*guard, *batch, *_moving(moved, counts_to), *noted])
             except TransactionFailed as failed:
