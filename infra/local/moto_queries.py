@@ -174,6 +174,35 @@ def _plain_item_responses(serialize: Callable[..., Any]) -> Callable[..., Any]:
     return execute_result
 
 
+def _plain_item_requests(parse: Callable[..., None]) -> Callable[..., None]:
+    """Read item operations' requests with `json.loads` instead of moto's model-driven parser.
+
+    moto walks botocore's input shapes value by value to rebuild what `json.loads` already gives for
+    these operations: a tenth of an in-process write's time. Its walk changes a request only where it
+    decodes binary values (B, BS), drops a null or a member its model does not have (which botocore
+    never sends), so a body that holds a binary value or a null (or any `"B"` or `null` text at all),
+    or that is not a JSON object, takes moto's own way.
+    """
+
+    def parse_parameters(self: DynamoHandler, request: Any) -> None:
+        data = request.data
+        plain = isinstance(data, bytes) and not any(mark in data for mark in _MOTO_PARSES)
+        if plain and self._get_action() in _ITEM_OPERATIONS:
+            try:
+                params = json.loads(data) if data else {}
+            except ValueError:
+                params = None
+            if isinstance(params, dict):
+                self.params = params
+                return
+        parse(self, request)
+
+    return parse_parameters
+
+
+_MOTO_PARSES = (b'"B"', b'"BS"', b"null")  # what moto's parser would change: binary values, nulls
+
+
 # What infra/local/patches.py replaces for this module (its table says why), with the shapes it expects.
 PATCHES = (
     Patch(
@@ -188,4 +217,5 @@ PATCHES = (
     Patch(DynamoHandler, "query", "(self)", _marked_counts),
     Patch(table_module, "copy", "module copy", lambda _copy: _CopyUnlessCounting()),
     Patch(DynamoResult, "execute_result", "(self, context)", _plain_item_responses),
+    Patch(DynamoHandler, "parse_parameters", "(self, request)", _plain_item_requests),
 )

@@ -91,11 +91,13 @@ class _UndoLog:
             except Exception:  # noqa: S112 - see the class docstring: moto writes nothing for it
                 continue
             # The first sighting is the state before the transaction (a second one is refused by moto).
-            # The item itself is kept (an Update changes it in place) with a copy of its attributes:
-            # a copied Item would stay in moto's instances_tracked for good, as every Item does.
+            # The item itself is kept with its attributes: only an Update changes them in place, so only
+            # its are copied (a Put stores a new Item, a Delete drops it). A copied Item would stay in
+            # moto's instances_tracked for good, as every Item does.
             found = (id(table), hash_key, range_key)
             if found not in self.items:
-                self.items[found] = (table, current, _copy_of_attrs(current))
+                attrs = _copy_of_attrs(current) if op_type == "Update" else _attrs_of(current)
+                self.items[found] = (table, current, attrs)
             shard = table.stream_shard
             if shard is not None and id(table) not in self.streams:
                 self.streams[id(table)] = (table, shard, shard.items, len(shard.items))
@@ -127,6 +129,11 @@ def _copy_of_attrs(item: Item | None) -> LimitedSizeDict:
     for name, value in item.attrs.items() if item is not None else ():
         dict.__setitem__(attrs, name, copy.deepcopy(value))
     return attrs
+
+
+def _attrs_of(item: Item | None) -> LimitedSizeDict:
+    """The item's own attributes, for an operation that replaces or drops the Item and leaves them be."""
+    return item.attrs if item is not None else _copy_of_attrs(None)
 
 
 def _stored(table: Table, hash_key: DynamoType, range_key: DynamoType | None) -> Item | None:
