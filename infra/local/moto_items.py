@@ -1,5 +1,5 @@
-"""Makes moto's work per item cheaper: an attribute's size summed without copies, a string key hashed and
-compared as the string it is, a condition parsed once.
+"""Makes moto's work per item cheaper: an attribute value unpacked once, its size summed without copies, a
+string key hashed and compared as the string it is, a condition parsed once.
 
 Each item moto writes has its size summed (DynamoDB's 400 KB limit) and each item a Query returns
 has it summed again (the 1 MB page); moto's `DynamoType.size` wraps every map value in a new
@@ -60,6 +60,29 @@ def _uncopied_size(_size: Callable[[DynamoType], int]) -> Callable[[DynamoType],
     return size
 
 
+def _plain_init(init: Callable[[DynamoType, Any], None]) -> Callable[[DynamoType, Any], None]:
+    """DynamoType.__init__ for a value of one type letter, unpacked once: moto's builds two lists of the
+    dict's keys and values and tests the type through two methods, for every value of every item it
+    reads or writes. The same attributes; anything but a DynamoType or a one-key dict as moto does."""
+
+    def __init__(self: DynamoType, type_as_dict: Any) -> None:
+        if type(type_as_dict) is DynamoType:
+            kind, value = type_as_dict.type, type_as_dict.value
+        elif type(type_as_dict) is dict and len(type_as_dict) == 1:
+            ((kind, value),) = type_as_dict.items()
+        else:
+            init(self, type_as_dict)
+            return
+        self.type = kind
+        if kind == "L":
+            value = [DynamoType(v) for v in value]
+        elif kind == "M":
+            value = {k: DynamoType(v) for k, v in value.items()}
+        self.value = value
+
+    return __init__
+
+
 def _string_hash(hash_: Callable[[DynamoType], int]) -> Callable[[DynamoType], int]:
     """DynamoType.__hash__, straight from a string's value: moto's goes through `cast_value`'s chain of type
     tests, on every lookup of an item by its keys. The same hash: a string's `cast_value` is its value."""
@@ -116,6 +139,7 @@ def _parsed_once(parse: Callable[[ConditionExpressionParser], Any]) -> Callable[
 
 # What infra/local/patches.py replaces for this module (its table says why), with the shapes it expects.
 PATCHES = (
+    Patch(DynamoType, "__init__", "(self, type_as_dict)", _plain_init),
     Patch(DynamoType, "size", "(self)", _uncopied_size),
     Patch(DynamoType, "__hash__", "(self)", _string_hash),
     Patch(DynamoType, "__eq__", "(self, other)", _string_eq),
