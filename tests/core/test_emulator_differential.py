@@ -150,6 +150,14 @@ def _queries(c: Corpus) -> None:
         ProjectionExpression="sk, #a, tags, #b",
         ExpressionAttributeNames={"#a": "amount", "#b": "blob"},
     )
+    c.query(
+        "projection of strings, a name missing, 6 a page",
+        "pk = :p",
+        rec,
+        ProjectionExpression="sk, #r, nowhere, pk",
+        ExpressionAttributeNames={"#r": "region"},
+        Limit=6,
+    )
     c.query("count", "pk = :p", rec, Select="COUNT")
     c.query("count, filtered", "pk = :p", {**rec, ":x": N(25)}, Select="COUNT", FilterExpression="amount < :x")
     c.query("count, 9 at most", "pk = :p", rec, Select="COUNT", Limit=9)
