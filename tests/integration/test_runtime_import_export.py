@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import uuid
 from typing import Any
 
@@ -85,7 +86,7 @@ def test_import_error_rows(api: Api, dev: str, user: str, sub: str) -> None:
     reply = api.call(
         "POST", BASE + "/data/companies/import", body=content, headers={"token": dev, "Content-Type": "text/csv"}
     )
-    assert reply.status == 400, reply.body
+    assert reply.status == 415 and json.loads(reply.body)["code"] == "unsupportedMediaType", reply.body
 
 
 def test_the_export_samples_answer_a_job_whose_file_downloads(api: Api, dev: str) -> None:
