@@ -119,6 +119,10 @@ class Lifecycle:
             failed=counted.failed,
         )
         if failed:
+            # Its other chunks' holders commit nothing more (their lease checks fail), so what the settle
+            # finds is all there will be: an import's entries put ahead of a transaction are not taken
+            # from under a record about to commit.
+            self.chunks.revoke_leases(job.id)
             self.journal.log(job.id, reason, level="ERROR", status="ended")
             logger.warning("job %s failed: %s", job.id, reason)
             self.queue_settle(failed)

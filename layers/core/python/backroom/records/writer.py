@@ -47,7 +47,7 @@ from backroom.records.schema import Schema
 from backroom.records.values import field_path, normalize, render_label
 
 MAX_TRANSACTION = 100  # items of one TransactWriteItems
-TRANSACTION_BYTES = 3_500_000  # an estimate of a rewrite transaction's size kept below DynamoDB's 4 MB
+TRANSACTION_BYTES = 3_500_000  # an estimate of a transaction's size kept below DynamoDB's 4 MB
 REWRITE_ATTEMPTS = 5  # reads of a record that keeps changing while an evolution job rewrites it
 # Told of the records a committed update renamed: (tenant, schema, their ids, the author of the write).
 Relabeled = Callable[[str, Schema, list[str], Author | None], None]
@@ -325,8 +325,10 @@ class RecordWriter:
         members: list[tuple[int, Update | Create, Record, list[Write], dict[tuple[str, str], str], dict[str, int]]] = []
         early: list[tuple[tuple[str, str], list[Write]]] = []  # with `ahead`: records' keys, their entries' puts
         room = MAX_TRANSACTION - len(guard)
+        size = 0  # the batch's estimated bytes: rows of big records fill DynamoDB's 4 MB before 100 items
 
         def flush() -> None:
+            nonlocal size
             if not batch:
                 return
             note = self._put_ahead(ahead, early) if ahead and early else None
@@ -363,6 +365,7 @@ class RecordWriter:
             targets.clear()
             members.clear()
             early.clear()
+            size = 0
 
         self._relabeling(tenant_id, schema, [], author, guard)()  # an earlier delivery's jobs, started
         for change in changes:
@@ -384,8 +387,14 @@ class RecordWriter:
             writes = [w for w in writes if all(w is not e for e in entries)]
             mine = [*writes, *change.extra]
             counts = (1 if counts_to else len(moved.keys() | moves.keys())) + (1 if ahead else 0)
-            if len(batch) + len(mine) + counts > room or not targets.isdisjoint(w.target for w in mine):
+            weight = sum(_estimated_size(w) for w in mine)
+            if (
+                len(batch) + len(mine) + counts > room
+                or size + weight > TRANSACTION_BYTES
+                or not targets.isdisjoint(w.target for w in mine)
+            ):
                 flush()
+            size += weight
             if entries:
                 early.append((record_key(tenant_id, schema, record.rid), entries))
             batch.extend(mine)
