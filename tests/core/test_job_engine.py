@@ -346,6 +346,27 @@ def test_force_stop_ends_a_stopping_job_at_once_and_nothing_commits_after_it(
     assert_each_row_once(core, job, 2_000)
 
 
+def test_a_failed_job_takes_its_leases_back_so_a_live_holder_commits_nothing_after_it(
+    core: Core, queue: QueueDriver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A job fails (a chunk's crash, a dead letter) while another worker holds a chunk. That holder
+    commits nothing after the failure: neither a checkpoint nor a transaction guarded by its lease. So
+    the failed job's settle finds all there will be (an import's entries put ahead of a transaction that
+    can no longer commit are the settle's to delete)."""
+    job = probe(core, rows=2_000, chunk_size=500)
+    queue.drain(limit=1)
+    held = held_by_a_dead_worker(core, queue, monkeypatch, job)
+
+    core.lifecycle.fail(core.jobs.get(job.id, TENANT), "another chunk crashed")
+
+    assert core.jobs.get(job.id, TENANT).state is JobState.FAILED
+    group = [{"pk": f"PROBE#{job.id}", "sk": f"ROW#{row:08d}", "origin": "late"} for row in range(100, 150)]
+    late = core.chunks.advance_chunk(held, rows=50, ok=50, bad=0, last=False, effects=core.chunks.row_writes(group, []))
+    assert late is False
+    with pytest.raises(TransactionFailed):
+        core.table.transact([lease_guard(held), Write(item=group[0])])
+
+
 def test_force_stop_and_the_others_refuse_a_wrong_state(core: Core, queue: QueueDriver) -> None:
     job = probe(core, rows=10)
     with pytest.raises(WrongState):
