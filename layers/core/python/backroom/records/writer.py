@@ -135,9 +135,16 @@ class RecordWriter:
 
     def add_moves_of(self, pks: Sequence[str]) -> None:
         """`add_moves` for every item of partitions `pks` (a job's, once none of its chunks is held)."""
-        for pk in pks:
-            for item in list(self.table.query("pk = :p", {":p": pk}, consistent=True, attributes=["pk", "sk"])):
-                self.add_moves((str(item["pk"]), str(item["sk"])))
+        for key in self._keys_in(pks):
+            self.add_moves(key)
+
+    def _keys_in(self, pks: Sequence[str]) -> list[tuple[str, str]]:
+        """The keys of every item of partitions `pks` (a job's few pending items: its chunks' at most)."""
+        return [
+            (str(item["pk"]), str(item["sk"]))
+            for pk in pks
+            for item in self.table.query("pk = :p", {":p": pk}, consistent=True, attributes=["pk", "sk"])
+        ]
 
     def keys(self, tenant_id: str, schema: Schema, record: Record) -> list[tuple[str, str]]:
         """Every item a record occupies: what a delete removes."""
@@ -383,8 +390,9 @@ class RecordWriter:
                 outcome.append(err)
                 continue
             outcome.append(record)
-            entries = _entries(record, writes) if ahead and isinstance(change, Create) and change.once else []
-            writes = [w for w in writes if all(w is not e for e in entries)]
+            entries: list[Write] = []
+            if ahead and isinstance(change, Create) and change.once:
+                entries, writes = _entries(record, writes)
             mine = [*writes, *change.extra]
             counts = (1 if counts_to else len(moved.keys() | moves.keys())) + (1 if ahead else 0)
             weight = sum(_estimated_size(w) for w in mine)
@@ -420,9 +428,7 @@ class RecordWriter:
     def settle_ahead(self, pks: Sequence[str]) -> None:
         """Settle every note of partitions `pks` (a job's `keys.entries_ahead_of`, once none of its chunks
         is held, or when it finishes): `settle_ahead_at` each."""
-        for pk in pks:
-            notes = self.table.query("pk = :p", {":p": pk}, consistent=True, attributes=["pk", "sk"])
-            self.settle_ahead_at([(str(n["pk"]), str(n["sk"])) for n in notes])
+        self.settle_ahead_at(self._keys_in(pks))
 
     def settle_ahead_at(self, notes: Sequence[tuple[str, str]]) -> None:
         """Delete each entry a note lists that its record does not hold (the record was refused, never
@@ -684,10 +690,16 @@ def _nothing() -> None:
     return None
 
 
-def _entries(record: Record, writes: Sequence[Write]) -> list[Write]:
-    """A create's puts of its index entries (no condition: nothing else may hold them) among its writes."""
+def _entries(record: Record, writes: Sequence[Write]) -> tuple[list[Write], list[Write]]:
+    """A create's writes parted: the puts of its index entries (no condition: nothing else may hold them),
+    and the rest."""
     held = {k for k in record.keys if k[1] != UNIQUE}
-    return [w for w in writes if w.item is not None and w.condition is None and (w.item["pk"], w.item["sk"]) in held]
+    entries: list[Write] = []
+    rest: list[Write] = []
+    for w in writes:
+        is_entry = w.item is not None and w.condition is None and (w.item["pk"], w.item["sk"]) in held
+        (entries if is_entry else rest).append(w)
+    return entries, rest
 
 
 def counting(moves: Mapping[str, int]) -> list[Write]:
