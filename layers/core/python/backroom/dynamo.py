@@ -155,15 +155,49 @@ def to_item(data: Mapping[str, Any]) -> dict[str, Any]:
         if value is None:
             continue
         try:
-            item[key] = _ser.serialize(_dynamo(value))
+            item[key] = _attribute(value)
         except _Unstorable as bad:
             raise _invalid(bad, _path([key, *bad.path])) from None
     return item
 
 
+def _attribute(value: Any) -> dict[str, Any]:
+    """`value` as boto3's TypeSerializer gives it, the common types (text, flags, ints that fit, maps and
+    lists of them: most of what a record holds) built here in one pass, every other value by boto3.
+    A write's items are most of the client's work, and boto3's serializer tries each type in turn."""
+    kind = type(value)
+    if kind is str:
+        return {"S": value}
+    if kind is bool:
+        return {"BOOL": value}
+    if value is None:
+        return {"NULL": True}
+    if kind is int and -_SAFE_INT < value < _SAFE_INT:
+        return {"N": str(value)}
+    if kind is dict:
+        out = {}
+        for key, inner in value.items():
+            try:
+                out[key] = _attribute(inner)
+            except _Unstorable as bad:
+                bad.path.insert(0, key)
+                raise
+        return {"M": out}
+    if kind is list or kind is tuple:
+        items = []
+        for index, inner in enumerate(value):
+            try:
+                items.append(_attribute(inner))
+            except _Unstorable as bad:
+                bad.path.insert(0, index)
+                raise
+        return {"L": items}
+    return _ser.serialize(_dynamo(value))
+
+
 def to_value(value: Any, name: str = "a value") -> dict[str, Any]:
     try:
-        return _ser.serialize(_dynamo(value))
+        return _attribute(value)
     except _Unstorable as bad:
         raise _invalid(bad, _path([name, *bad.path])) from None
 

@@ -32,6 +32,9 @@ def _digest(values: Sequence[str]) -> str:
     return hashlib.sha256(json.dumps(list(values)).encode()).hexdigest()[:32]
 
 
+_NO_VALUES = _digest([])  # the digest of an index without equality fields: its one partition per shard
+
+
 def schemas_pk(tenant_id: str) -> str:
     return keys.schemas(tenant_id)
 
@@ -142,7 +145,7 @@ def _counted(family: str) -> bool:
     if not family.startswith("IDX#"):
         return True
     _, index, digest = family.rsplit("#", 2)
-    return digest != _digest([]) and index != SOURCE_INDEX
+    return digest != _NO_VALUES and index != SOURCE_INDEX
 
 
 def unique_key(tenant_id: str, schema: Schema, name: str, value: Any) -> tuple[str, str]:
