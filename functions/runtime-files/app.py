@@ -21,7 +21,7 @@ from backroom.api.multipart import body_bytes, uploaded_file
 from backroom.api.openapi import file_upload_body
 from backroom.api.resolver import CurrentCaller, dialect_app
 from backroom.api.runtime import Redirect, json_body
-from backroom.app.files import MAX_SHARE_MS, Download, Upload
+from backroom.app.files import MAX_SHARE_MS, MAX_UPLOAD_BYTES, Download, Upload
 from backroom.config import require
 from backroom.observability import http_handler
 from backroom.wiring import core
@@ -44,7 +44,7 @@ _UPLOAD_REQUEST = {
     "properties": {
         "fileName": {"type": "string", "description": "Metadata only: never part of a key"},
         "contentType": {"type": "string"},
-        "size": {"type": "integer", "minimum": 0, "maximum": 1073741824, "description": "Bytes to PUT, exactly"},
+        "size": {"type": "integer", "minimum": 0, "maximum": MAX_UPLOAD_BYTES, "description": "Bytes to PUT, exactly"},
     },
 }
 _FILE_ANSWER = {
