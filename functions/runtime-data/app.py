@@ -24,6 +24,7 @@ from backroom.api.runtime import (
     ExportSortType,
     From,
     PageSize,
+    Redirect,
     To,
     json_body,
     last_values,
@@ -236,6 +237,9 @@ def record_history(entity: Entity, record_id: RecordId, caller: CurrentCaller, s
         200: {"description": "The file", "content": {"application/force-download": {}}},
         302: {"description": "A file too big for a response: fetch it from the presigned S3 URL in Location"},
         403: {"description": "The token may not read the record or the field that holds the file"},
+        406: {
+            "description": "A file too big for a response, asked with `_redirect=false`: it is served only as the 302"
+        },
         404: {"description": "The entity, the record or the file (among the record's) cannot be found"},
     },
 )
@@ -244,9 +248,10 @@ def record_file(
     record_id: RecordId,
     file_id: Annotated[str, Path(min_length=1, max_length=64)],
     caller: CurrentCaller,
+    redirect: Redirect = None,
 ) -> Response[Any]:
     """A file the record references, if the caller may read the record and the field that holds it."""
-    found = core().app.files.of_record(caller, core().app, entity, record_id, file_id)
+    found = core().app.files.of_record(caller, core().app, entity, record_id, file_id, redirect != "false")
     if found.url:  # too big for a Lambda response: fetch it from S3
         return Response(status_code=302, headers={"Location": found.url}, body="")
     headers = {"Content-Disposition": found.disposition}

@@ -13,7 +13,7 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, BinaryIO, Literal
 
 DEFAULT_URL = "http://127.0.0.1:3000"  # where `make run` serves the API
 Dialect = Literal["runtime", "gateway", "tasks"]
@@ -135,7 +135,14 @@ class Client:
             raise error
         return reply
 
-    def _send(self, method: str, url: str, headers: dict[str, str], data: bytes | None) -> Reply:
+    def put_to(self, url: str, data: BinaryIO, headers: dict[str, str]) -> None:
+        """PUT a stream to a presigned URL the API handed out (S3's): with the headers it gave, never the
+        token. The stream is sent as it is read, so a big file is never held in memory."""
+        reply = self._send("PUT", url, dict(headers), data)
+        if reply.status >= 300:
+            raise ApiError.of(reply.status, reply.body, urllib.parse.urlsplit(url).path)
+
+    def _send(self, method: str, url: str, headers: dict[str, str], data: bytes | BinaryIO | None) -> Reply:
         if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
             raise CliError(f"{url} is not an http(s) URL")
         request = urllib.request.Request(url, data=data, method=method, headers=headers)  # noqa: S310 - scheme checked

@@ -31,6 +31,7 @@ from infra.cli import tenant
 from infra.cli.admin import admin
 from infra.cli.client import DEFAULT_URL, Client, CliError, forget_session, load_session, save_session
 from infra.cli.evolution import evolution
+from infra.cli.files import data, files
 from infra.cli.users import users
 from infra.cli.watch import EXIT_OK, ErrandWatcher, RuntimeJobWatcher, Snapshot, TaskWatcher, Watcher, find_job, watch
 
@@ -69,6 +70,8 @@ app.add_typer(jobs, name="jobs")
 app.add_typer(admin, name="admin")
 app.add_typer(users, name="users")
 app.add_typer(evolution, name="app")
+app.add_typer(files, name="files")
+app.add_typer(data, name="data")
 app.command("plan")(tenant.plan_command)
 app.command("apply")(tenant.apply_command)
 
@@ -509,7 +512,11 @@ def tasks_output(
     c = _ctx(ctx)
     which = "input" if input_csv else "output"
     path = f"/v2/accounts/{_segment(c.account(account))}/tasks/{_segment(task_id)}/{which}"
-    body = c.client().call("GET", path, dialect="tasks", accept="text/csv").body
+    _emit(c.client().call("GET", path, dialect="tasks", accept="text/csv").body, output)
+
+
+def _emit(body: bytes, output: Path | None) -> None:
+    """A download's bytes to `output`, or to stdout."""
     if output is None:
         if hasattr(sys.stdout, "buffer"):
             sys.stdout.buffer.write(body)

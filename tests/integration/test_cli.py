@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner, Result
 
+from infra.cli.files import INLINE_BYTES
 from infra.cli.main import app
 from tests.calculations import broken_script
 from tests.integration.stack import Api, LocalStack
@@ -232,3 +233,39 @@ def test_a_redirect_to_another_host_gets_no_token(tmp_path: Path) -> None:
         for server in (storage, front):
             server.shutdown()
             server.server_close()
+
+
+def test_a_file_above_the_inline_limit_goes_up_presigned_and_comes_down_redirected(
+    backroom: CliRunner, logged_in: Path, tmp_path: Path
+) -> None:
+    # Given a file one byte above what `POST /files` takes in its request (the API answers 400 to it inline)
+    big = tmp_path / "big.bin"
+    content = bytes(range(256)) * (INLINE_BYTES // 256) + b"!"
+    big.write_bytes(content)
+
+    # When the CLI uploads it (asks for a URL, PUTs to S3, completes) and downloads it back
+    up = run(backroom, "files", "upload", str(big), "--json")
+    assert up.exit_code == 0, up.output
+    file_id = json.loads(up.stdout)["fileId"]
+    out = tmp_path / "back.bin"
+    down = run(backroom, "files", "download", file_id, "-o", str(out))
+
+    # Then the bytes come back whole, through the API's redirect to S3
+    assert down.exit_code == 0, down.output
+    assert out.read_bytes() == content
+
+
+def test_a_csv_above_the_inline_limit_is_imported_by_its_id(
+    backroom: CliRunner, logged_in: Path, tmp_path: Path, api: Api, dev_token: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("infra.cli.files.INLINE_BYTES", 16)  # a small CSV takes the big files' way
+    tag = secrets.token_hex(4)
+    source = tmp_path / "companies.csv"
+    source.write_text(f"name,type\ncli-{tag}-1,a\ncli-{tag}-2,b\n")
+
+    result = run(backroom, "data", "import", "companies", str(source), "--wait", "--interval", "0.3")
+
+    assert result.exit_code == 0, result.output
+    assert "FINISHED" in result.output
+    found = api.call("GET", f"/runtime/api/data/companies?name=like(cli-{tag})", headers={"token": dev_token})
+    assert found.json()["total"] == 2

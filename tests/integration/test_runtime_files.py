@@ -9,6 +9,7 @@ import http.client
 import json
 import re
 import time
+import urllib.error
 import urllib.request
 import uuid
 from typing import Any
@@ -24,6 +25,7 @@ SAMPLE_FILE = "588f9f1eb45fc9000bc1c010"  # the spec's uploaded file (demo: Blog
 RECORD_FILE = "588fa383b45fc9000bc1c014"  # the spec's record file (demo: Browsezoom's document)
 CONTENT = b"this is the content of the file"
 HOURS_13 = 13 * 3_600_000
+INLINE = 4 * 1024 * 1024  # the largest file a request or an answer carries inline (a Lambda's 6 MB, base64)
 
 
 def multipart(filename: str, data: bytes, content_type: str = "text/plain") -> tuple[bytes, str]:
@@ -196,23 +198,74 @@ def test_a_file_name_is_only_metadata(api: Api, dev: str, local: LocalStack, nam
 
 
 # Big files: presigned URLs both ways -------------------------------------------------------
-def test_a_big_file_goes_up_and_down_through_presigned_urls(api: Api, dev: str) -> None:
-    data = bytes(range(256)) * (17 * 1024 + 5)  # 4.25 MiB: above what a Lambda request or response carries
+def put_to(url: str, data: bytes, headers: dict[str, str]) -> int:
+    """A PUT to a presigned S3 URL, as a client does it: no token, the headers the API gave."""
+    put = urllib.request.Request(url, data=data, method="PUT", headers=headers)  # noqa: S310
+    with urllib.request.urlopen(put, timeout=60) as done:  # noqa: S310 - the local emulator
+        return int(done.status)
+
+
+def test_a_big_file_goes_up_and_down_through_presigned_urls(api: Api, dev: str, user: str) -> None:
+    data = bytes(range(256)) * (INLINE // 256) + b"!"  # one byte above what a Lambda request or response carries
     status, answer = upload(api, dev, "big.bin", data, "application/octet-stream")
     error(status, answer, 400, "validationErrors")  # too big inline: the message says how instead
 
-    asked = ok(api, "POST", "/files", dev, {"fileName": "big.bin", "contentType": "application/octet-stream"})
-    assert asked["fileLink"] == f"/files/{asked['fileId']}" and asked["uploadMethod"] == "PUT"
-    status, _, body = download(api, asked["fileLink"], dev)
-    error_of(status, body, 404, "notFound")  # nothing uploaded yet
-    put = urllib.request.Request(asked["uploadUrl"], data=data, method="PUT", headers=asked["uploadHeaders"])  # noqa: S310
-    with urllib.request.urlopen(put, timeout=60) as done:  # noqa: S310 - the local emulator
-        assert done.status == 200
+    # Given an upload URL, asked for with the file's size
+    asked = ok(
+        api,
+        "POST",
+        "/files",
+        dev,
+        {"fileName": "big.bin", "contentType": "application/octet-stream", "size": len(data)},
+    )
+    fid = asked["fileId"]
+    assert asked["fileLink"] == f"/files/{fid}" and asked["completeLink"] == f"/files/{fid}/complete"
+    assert asked["uploadMethod"] == "PUT" and asked["expiresIn"] == 900
+    assert asked["uploadHeaders"] == {
+        "Content-Type": "application/octet-stream",
+        "Content-Length": str(len(data)),
+        "If-None-Match": "*",
+    }
+    assert f"/files/app/{TENANT}/{fid}?" in asked["uploadUrl"]  # the key is the id the API chose
+    error(*call(api, "POST", asked["completeLink"], dev), 400, "validationErrors")  # no bytes yet
 
+    # When the bytes are PUT there: still no file until the caller (and only the caller) completes it
+    assert put_to(asked["uploadUrl"], data, asked["uploadHeaders"]) == 200
+    status, _, body = download(api, asked["fileLink"], dev)
+    error_of(status, body, 404, "notFound")
+    error(*call(api, "POST", asked["completeLink"], user), 404, "notFound")
+    for _ in range(2):  # completing again answers the same file
+        assert ok(api, "POST", asked["completeLink"], dev) == {"fileId": fid, "fileLink": f"/files/{fid}"}
+    with pytest.raises(urllib.error.HTTPError) as again:  # the URL writes once: the file's bytes stay
+        put_to(asked["uploadUrl"], b"x" * len(data), asked["uploadHeaders"])
+    assert again.value.code == 412
+
+    # Then it downloads by a redirect to S3, followed as curl -L does...
     status, location = not_followed(api, asked["fileLink"], dev)
-    assert status == 302 and "Signature=" in location
-    status, _, body = download(api, asked["fileLink"], dev)  # followed, as curl -L does
+    assert status == 302 and "X-Amz-Signature=" in location
+    status, headers, body = download(api, asked["fileLink"], dev)
     assert status == 200 and body == data
+    assert headers["content-disposition"] == "attachment; filename=big.bin"
+    # ...and a client that says it follows no redirect gets a 406 saying why, not an empty 302
+    status, _, body = download(api, f"{asked['fileLink']}?_redirect=false", dev)
+    error_of(status, body, 406, "notAcceptable")
+    assert "_redirect=false" in json.loads(body)["message"]
+    assert download(api, f"/files/{SAMPLE_FILE}?_redirect=false", dev)[:3:2] == (200, CONTENT)  # small: as ever
+    status, _, body = download(api, f"/files/{SAMPLE_FILE}?_redirect=maybe", dev)
+    error_of(status, body, 400, "validationErrors")
+
+
+def test_a_presigned_upload_takes_only_its_declared_size(api: Api, dev: str) -> None:
+    for size in (None, -1, 1 << 31, "5"):  # no size, or none a presigned upload may take
+        status, answer = call(api, "POST", "/files", dev, {"fileName": "x.bin", "size": size})
+        error(status, answer, 400, "validationErrors")
+        assert answer["errors"][0]["field"] == "size"
+    asked = ok(api, "POST", "/files", dev, {"fileName": "x.bin", "size": 10})
+    # S3 refuses this PUT (the signed Content-Length); the emulator checks no signature: completing does
+    assert put_to(asked["uploadUrl"], b"eleven byte", {"Content-Type": "application/octet-stream"}) == 200
+    status, answer = call(api, "POST", asked["completeLink"], dev)
+    error(status, answer, 400, "validationErrors")  # 11 bytes, not the 10 declared: discarded
+    error(*call(api, "POST", asked["completeLink"], dev), 404, "notFound")
 
 
 # Records reference files; the sweep removes the others after 12 hours ----------------------
@@ -221,6 +274,7 @@ def test_records_reference_files_and_the_sweep_removes_only_unreferenced_ones(
 ) -> None:
     # Given an upload a record references (set on create, then replaced on update) and two no record takes
     kept, replaced, orphan = (uploaded(api, dev, f"{n}.txt", n.encode()) for n in ("kept", "replaced", "orphan"))
+    never_completed = ok(api, "POST", "/files", dev, {"fileName": "later.bin", "size": 3})["fileId"]
     created = ok(api, "POST", "/data/companies", dev, {"name": f"Files {uuid.uuid4().hex[:10]}", "document": replaced})
     assert created["document"] == {"id": replaced, "name": "replaced.txt", "contentType": "text/plain"}
     updated = ok(api, "PUT", f"/data/companies/{created['id']}", dev, {"document": {"id": kept}})
@@ -236,7 +290,8 @@ def test_records_reference_files_and_the_sweep_removes_only_unreferenced_ones(
     swept = local.core.app.files.sweep(now=int(time.time() * 1000) + HOURS_13)
 
     # Then the unreferenced upload is gone, the referenced ones stay, and so do the demo's files
-    assert f"{TENANT}/{orphan}" in swept.deleted
+    assert {f"{TENANT}/{orphan}", f"{TENANT}/{never_completed}"} <= set(swept.deleted)
+    error(*call(api, "POST", f"/files/{never_completed}/complete", dev), 404, "notFound")
     status, _, body = download(api, f"/files/{orphan}", dev)
     error_of(status, body, 404, "notFound")
     for fid in (kept, replaced, SAMPLE_FILE, RECORD_FILE):

@@ -59,7 +59,11 @@ def test_a_file_name_is_metadata_and_cannot_split_a_header(world: World, name: s
 
 def test_a_presigned_upload_takes_the_name_as_metadata_too(world: World) -> None:
     status, answer = runtime(
-        world.api, "POST", "/files", world.dev, {"fileName": "../../etc/passwd", "contentType": "text/html\r\nX: y"}
+        world.api,
+        "POST",
+        "/files",
+        world.dev,
+        {"fileName": "../../etc/passwd", "contentType": "text/html\r\nX: y", "size": 1},
     )
     assert status == 200 and len(answer["fileId"]) == 24, answer
     assert answer["uploadHeaders"]["Content-Type"] == "application/octet-stream", answer

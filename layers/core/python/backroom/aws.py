@@ -24,6 +24,9 @@ _CONFIG = Config(retries={"max_attempts": 8, "mode": "adaptive"}, max_pool_conne
 # one anyway: botocore's client-side walk of every nested attribute value is skipped (it was about a fifth
 # of an import's CPU in the stack's process; a malformed request is DynamoDB's ValidationException instead).
 _SKIPS_VALIDATION = {"dynamodb"}
+# Presigned S3 URLs are signed with SigV4 in every region (botocore would sign us-east-1's with SigV2, which
+# signs neither Content-Length nor If-None-Match: a presigned upload's size and single write rest on them).
+_SERVICE_CONFIG = {"s3": Config(signature_version="s3v4")}
 
 
 def client(service: str, settings: Settings) -> Any:
@@ -38,6 +41,8 @@ def client(service: str, settings: Settings) -> Any:
             found = _clients.get(key)
             if found is None:
                 config = _CONFIG.merge(Config(parameter_validation=False)) if service in _SKIPS_VALIDATION else _CONFIG
+                if service in _SERVICE_CONFIG:
+                    config = config.merge(_SERVICE_CONFIG[service])
                 found = boto3.session.Session().client(service, region_name=settings.region, config=config)
                 _clients[key] = found
     return found

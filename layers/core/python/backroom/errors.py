@@ -66,6 +66,14 @@ class NotFound(BackroomError):
     status = 404
 
 
+class NotAcceptable(BackroomError):
+    """The answer cannot take the form the caller asked for (406): a file served only by a redirect, to a
+    caller that said it follows none."""
+
+    status = 406
+    code = "notAcceptable"
+
+
 class Conflict(BackroomError):
     """A version or state precondition failed (409)."""
 

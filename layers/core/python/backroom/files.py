@@ -23,6 +23,7 @@ import io
 import secrets
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
 from typing import Any, TextIO
 
 from pydantic import BaseModel
@@ -44,13 +45,14 @@ class StoredFile(BaseModel):
     owner: str
     name: str
     key: str
-    size: int  # -1: a presigned upload whose bytes have not arrived yet
+    size: int  # -1: a presigned upload not completed yet
     content_type: str
     created_at: int
     filename: str | None = None  # the name a caller gave: metadata only
     uploaded_by: str | None = None
     referenced: bool = False  # an app file a record references: the sweep keeps it
     pending: str | None = None  # an app file's pending-upload partition, until a record references it
+    expected_size: int | None = None  # a presigned upload's declared size, checked when it completes
 
 
 class SharedFile(BaseModel):
@@ -233,8 +235,10 @@ class FileStore:
         *,
         uploaded_by: str,
         at: int | None = None,
+        expected_size: int | None = None,
     ) -> StoredFile:
-        """An app file waiting for a record to reference it; `data=None` waits for a presigned upload."""
+        """An app file waiting for a record to reference it; `data=None` waits for a presigned upload of
+        `expected_size` bytes (the file exists once `complete` finds them)."""
         owner, at = keys.app_owner(tenant_id), at or now_ms()
         key = keys.s3_object(owner, file_id)
         if data is not None:
@@ -250,6 +254,7 @@ class FileStore:
             filename=filename,
             uploaded_by=uploaded_by,
             pending=pending,
+            expected_size=None if data is not None else expected_size,
         )
         marker = {
             "pk": pending,
@@ -275,30 +280,53 @@ class FileStore:
         return app_file
 
     def upload_url(self, stored: StoredFile, expires_s: int = 900) -> str:
-        """A presigned PUT for bytes above what a Lambda request can carry."""
+        """A presigned PUT for bytes above what a Lambda request can carry, of exactly the declared size
+        and written once: S3 checks the signed `Content-Length` and `If-None-Match: *` (a second PUT, after
+        the upload is completed, would otherwise swap the bytes a record references)."""
         url: str = self.s3.generate_presigned_url(
             "put_object",
-            Params={"Bucket": self.bucket, "Key": stored.key, "ContentType": stored.content_type},
+            Params={
+                "Bucket": self.bucket,
+                "Key": stored.key,
+                "ContentType": stored.content_type,
+                "ContentLength": stored.expected_size,
+                "IfNoneMatch": "*",
+            },
             ExpiresIn=expires_s,
         )
         return url
 
-    def app_file(self, tenant_id: str, file_id: str) -> StoredFile | None:
-        """An app file whose bytes are there (a presigned upload not yet made is no file)."""
-        stored = self.get(keys.app_owner(tenant_id), file_id)
-        if stored is None or stored.size >= 0:
-            return stored
+    def arrived(self, stored: StoredFile) -> int | None:
+        """The size of a presigned upload's bytes in S3, or None while they have not arrived."""
         try:
             head = self.s3.head_object(Bucket=self.bucket, Key=stored.key)
         except ServiceFailure as failed:
             if failed.code in _MISSING:  # not uploaded yet; S3's other failures are not a missing file
                 return None
             raise
-        size = int(head["ContentLength"])
-        self.table.update(
-            keys.files_of(stored.owner), file_id, "SET #s = :s", names={"#s": "size"}, values={":s": size}
-        )
+        return int(head["ContentLength"])
+
+    def complete(self, stored: StoredFile, size: int) -> StoredFile:
+        """Make a presigned upload a file of `size` bytes (once: completing it again changes nothing)."""
+        with suppress(ConditionFailed):
+            self.table.update(
+                keys.files_of(stored.owner),
+                stored.name,
+                "SET #s = :s",
+                names={"#s": "size"},
+                values={":s": size, ":none": -1},
+                condition="#s = :none",
+            )
         return stored.model_copy(update={"size": size})
+
+    def app_file(self, tenant_id: str, file_id: str) -> StoredFile | None:
+        """An app file whose bytes are there (a presigned upload not completed yet is no file)."""
+        stored = self.get(keys.app_owner(tenant_id), file_id)
+        return stored if stored is not None and stored.size >= 0 else None
+
+    def upload_of(self, tenant_id: str, file_id: str) -> StoredFile | None:
+        """An app file, completed or not (its presigned upload's metadata)."""
+        return self.get(keys.app_owner(tenant_id), file_id)
 
     def reference(self, tenant_id: str, file_id: str) -> bool:
         """Mark an app file referenced, so the sweep keeps it: True if it was not before.

@@ -6,7 +6,7 @@ import base64
 import binascii
 import json
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import parse_qsl
 
 from aws_lambda_powertools.event_handler import content_types
@@ -187,3 +187,15 @@ def json_body(event: dict[str, Any], *, optional: bool = False) -> Any:
         raise Invalid("The body is not JSON (UTF-8)") from None
     except RecursionError:
         raise Invalid("The body is nested too deeply") from None
+
+
+# A download route's `_redirect` (docs/dialects.md, Files): `false` is a client that follows no redirect; a
+# file above what an answer carries is then a 406 that says so, not a 302 it would show as an empty body.
+Redirect = Annotated[
+    Literal["true", "false"] | None,
+    Query(
+        alias="_redirect",
+        description="`false`: this client follows no redirect, so a file above 4 MiB (served only as a 302 to a "
+        "presigned S3 URL) is a 406 `notAcceptable` instead; `true` or absent: the 302",
+    ),
+]

@@ -4,7 +4,10 @@ file), share links, and the sweep of uploads no record took within 12 hours.
 A file's id is made here (24 hex digits, as the spec's); the name a caller sent is metadata, shown
 back in `Content-Disposition` and never part of a key or a path. A record write that sets a file
 field references the file (`attach` then `reference`); the sweep never removes a referenced file.
-Bodies above what a Lambda request or response carries go through presigned S3 URLs.
+Bodies above what a Lambda request or response carries go through presigned S3 URLs: an upload is asked
+for (`start_upload`: its declared size bounded), PUT to S3 by the caller, then completed by that caller
+(`complete_upload`: the size checked); only then does the file exist. A download above the limit is a
+presigned GET, unless the caller said it follows no redirect (then a 406 that says why).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from urllib.parse import quote
 from pydantic import BaseModel
 
 from backroom.clock import now_ms
-from backroom.errors import FieldError, Forbidden, Invalid, NotFound
+from backroom.errors import FieldError, Forbidden, Invalid, NotAcceptable, NotFound
 from backroom.files import FileStore, SharedFile, StoredFile, Swept
 from backroom.identity.models import Caller
 from backroom.ids import object_id
@@ -32,6 +35,8 @@ KEEP_UNREFERENCED_MS = 12 * 3_600_000  # the spec: a file no record references i
 # A Lambda request or response carries at most 6 MB, and a binary body travels base64-encoded (4/3).
 INLINE_BYTES = 4 * 1024 * 1024
 UPLOAD_URL_SECONDS = 900
+# The largest presigned upload: S3 enforces the declared size on the PUT, and completing checks it again.
+MAX_UPLOAD_BYTES = 1024 * 1024 * 1024
 DEFAULT_SHARE_MS = 3_600_000  # the spec: a link is valid for an hour
 MAX_SHARE_MS = 30 * 86_400_000
 _ID = re.compile(r"^[0-9a-f]{24}$")
@@ -102,11 +107,19 @@ class AppFiles:
         )
 
     def start_upload(self, caller: Caller, body: Any) -> Upload:
-        """A file whose bytes the caller PUTs to a presigned URL (for files above the inline limit)."""
+        """A file whose bytes the caller PUTs to a presigned URL (for files above the inline limit), then
+        completes (`complete_upload`). The key is the file's id, the URL lasts 15 minutes and takes exactly
+        `size` bytes, once."""
         if not isinstance(body, dict) or not isinstance(body.get("fileName"), str) or not body["fileName"].strip():
             raise Invalid(
-                "A JSON upload request names the file: {fileName, contentType}",
+                "A JSON upload request names the file and its size: {fileName, contentType, size}",
                 errors=[FieldError("fileName", "fileName is required", "required")],
+            )
+        size = body.get("size")
+        if isinstance(size, bool) or not isinstance(size, int) or not 0 <= size <= MAX_UPLOAD_BYTES:
+            raise Invalid(
+                "A JSON upload request gives the file's size in bytes",
+                errors=[FieldError("size", f"size must be a whole number of bytes from 0 to {MAX_UPLOAD_BYTES}")],
             )
         stored = self.store.upload(
             caller.tenant_id,
@@ -115,8 +128,28 @@ class AppFiles:
             None,
             content_type_of(body.get("contentType") if isinstance(body.get("contentType"), str) else None),
             uploaded_by=caller.email,
+            expected_size=size,
         )
         return Upload(file=stored, url=self.store.upload_url(stored, UPLOAD_URL_SECONDS), expires_in=UPLOAD_URL_SECONDS)
+
+    def complete_upload(self, caller: Caller, file_id: str) -> StoredFile:
+        """`POST /files/{id}/complete`: the caller's presigned upload becomes a file, if its bytes arrived and
+        are the size it declared. Completing it again answers the same file."""
+        stored = self.store.upload_of(caller.tenant_id, file_id) if _ID.match(file_id) else None
+        if stored is None or (stored.uploaded_by or "").lower() != caller.email.lower():
+            raise NotFound(f"No upload {file_id[:40]} of yours is waiting")  # another's upload is not named
+        if stored.size >= 0:
+            return stored
+        size = self.store.arrived(stored)
+        if size is None:
+            raise Invalid(f"Upload {file_id} has no bytes yet: PUT them to its upload URL, then complete it")
+        if size != stored.expected_size:
+            self.store.remove_app_file(caller.tenant_id, file_id)  # S3 took one write: the upload is spoilt
+            raise Invalid(
+                f"Upload {file_id} received {size} bytes, not the {stored.expected_size} it declared:"
+                " it is discarded, ask for a new upload URL"
+            )
+        return self.store.complete(stored, size)
 
     # Downloading -----------------------------------------------------------
     def _file(self, tenant_id: str, file_id: str, what: str = "File") -> StoredFile:
@@ -125,23 +158,31 @@ class AppFiles:
             raise NotFound(f"{what} {file_id[:40]} does not exist")
         return stored
 
-    def _download(self, stored: StoredFile) -> Download:
+    def _download(self, stored: StoredFile, redirect: bool = True) -> Download:
         filename = stored.filename or stored.name
         shown = disposition(filename)
         answer = Download(filename=filename, content_type="application/force-download", disposition=shown)
         if stored.size > INLINE_BYTES:
+            if not redirect:
+                raise NotAcceptable(
+                    f"File {stored.name} is {stored.size} bytes, above the {INLINE_BYTES} an answer carries: it"
+                    " is served only as a 302 to a presigned S3 URL (5 minutes); ask without _redirect=false and"
+                    " follow the redirect (curl -L)"
+                )
             answer.url = self.store.download_url(stored, filename, disposition=shown)
         else:
             answer.body = self.store.read(stored)
         return answer
 
-    def download(self, caller: Caller, file_id: str) -> Download:
+    def download(self, caller: Caller, file_id: str, redirect: bool = True) -> Download:
         """`GET /files/{id}`: developers (and system users) only."""
         if not caller.is_developer:
             raise Forbidden("Only developers may download files by id; use the record's file link")
-        return self._download(self._file(caller.tenant_id, file_id))
+        return self._download(self._file(caller.tenant_id, file_id), redirect)
 
-    def of_record(self, caller: Caller, data: AppService, entity: str, rid: str, file_id: str) -> Download:
+    def of_record(
+        self, caller: Caller, data: AppService, entity: str, rid: str, file_id: str, redirect: bool = True
+    ) -> Download:
         """`GET /data/{entity}/{rid}/files/{fileId}`: a file the record references, in a field the caller reads."""
         access = data.access(caller, entity, "read")
         record = data.records.get(caller.tenant_id, access.schema, rid) if _ID.match(rid) else None
@@ -152,7 +193,7 @@ class AppFiles:
             raise NotFound(f"Record {rid} of {entity} holds no file {file_id[:40]}")
         if not holders & set(access.readable()):
             raise Forbidden("You have no permission to read the field that holds this file")
-        return self._download(self._file(caller.tenant_id, file_id))
+        return self._download(self._file(caller.tenant_id, file_id), redirect)
 
     # Sharing ---------------------------------------------------------------
     def share(self, caller: Caller, file_id: str, ttl: str | None) -> SharedFile:
@@ -163,12 +204,12 @@ class AppFiles:
         stored = self._file(caller.tenant_id, file_id)
         return self.store.share(caller.tenant_id, stored.name, object_id(), now_ms() + lasting)
 
-    def shared(self, share_id: str) -> Download:
+    def shared(self, share_id: str, redirect: bool = True) -> Download:
         """`GET /files/shared/{id}`, without a token: 404 once the link has expired."""
         link = self.store.shared(share_id) if _ID.match(share_id) else None
         if link is None or link.expires_ms <= now_ms():
             raise NotFound(f"Shared file {share_id[:40]} does not exist")
-        return self._download(self._file(link.tenant_id, link.file_id, "Shared file"))
+        return self._download(self._file(link.tenant_id, link.file_id, "Shared file"), redirect)
 
     # Records that reference files ------------------------------------------
     def attach(
