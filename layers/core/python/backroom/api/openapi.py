@@ -93,7 +93,8 @@ def operation_responses(
             description = HTTPStatus(status_code).phrase
         answers[status_code] = {"description": description}
     for status, text in dialect.common_errors.items():
-        if not (public and status == 401):
+        # A public route has no caller: no 401, and no maintenance gate (the login declares its own 503).
+        if not (public and status in (401, 503)):
             answers[status] = error_response(dialect, text)
     if status_code >= 400:
         answers[status_code] = error_response(dialect, description)
