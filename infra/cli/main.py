@@ -31,6 +31,7 @@ from infra.cli import tenant
 from infra.cli.admin import admin
 from infra.cli.client import DEFAULT_URL, Client, CliError, forget_session, load_session, save_session
 from infra.cli.evolution import evolution
+from infra.cli.maintenance import maintenance
 from infra.cli.users import users
 from infra.cli.watch import EXIT_OK, ErrandWatcher, RuntimeJobWatcher, Snapshot, TaskWatcher, Watcher, find_job, watch
 
@@ -68,6 +69,7 @@ app.add_typer(tasks, name="tasks")
 app.add_typer(jobs, name="jobs")
 app.add_typer(admin, name="admin")
 app.add_typer(users, name="users")
+app.add_typer(maintenance, name="maintenance")
 app.add_typer(evolution, name="app")
 app.command("plan")(tenant.plan_command)
 app.command("apply")(tenant.apply_command)

@@ -232,3 +232,16 @@ def test_a_redirect_to_another_host_gets_no_token(tmp_path: Path) -> None:
         for server in (storage, front):
             server.shutdown()
             server.server_close()
+
+
+def test_maintenance_on_status_and_off(backroom: CliRunner, logged_in: Path, api: Api, user: str) -> None:
+    try:
+        on = run(backroom, "maintenance", "on")
+        assert on.exit_code == 0, on.output
+        assert "The app is in maintenance (switched by dev@demo.local)." in on.output
+        assert json.loads(run(backroom, "maintenance", "status", "--json").output)["maintenance"] is True
+        assert api.call("GET", "/runtime/api/users/current", headers={"token": user}).status == 503
+    finally:
+        off = run(backroom, "maintenance", "off")  # whatever happened above: no other test meets a 503
+    assert off.exit_code == 0 and "The app is not in maintenance" in off.output, off.output
+    assert api.call("GET", "/runtime/api/users/current", headers={"token": user}).status == 200

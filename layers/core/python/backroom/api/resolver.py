@@ -149,8 +149,9 @@ class DialectResolver(APIGatewayHttpResolver):
 
         def each_method(func: AnyCallableT) -> AnyCallableT:
             for one in (method,) if isinstance(method, str) else method:
-                self.route_keys.add(_route_key(one, rule))
-                public = _route_key(one, rule) in self.public_routes
+                key = _route_key(one, rule)
+                self.route_keys.add(key)
+                public = key in self.public_routes
                 register(
                     rule,
                     one,
@@ -165,6 +166,7 @@ class DialectResolver(APIGatewayHttpResolver):
                         status_code=status_code,
                         description=response_description,
                         public=public,
+                        gated=dialect.app_calls and not public and key not in dialect.open_in_maintenance,
                     ),
                     response_description,
                     tags or [dialect.name],
