@@ -49,7 +49,9 @@ def test_a_call_that_changes_many_records_lists_at_most_the_first_hundred(core: 
     logs, since = core.app.logs, now_ms()
     logs.open_request(DEV, "DELETE", "/api/data/companies/a,b", "_async=false", None)
     for i in range(MAX_NOTED + 5):
-        logs.note(TENANT, record_line("delete", "companies", f"r{i}", f"R{i}", user=DEV.email, admin_user=None, ip=None))
+        logs.note(
+            TENANT, record_line("delete", "companies", f"r{i}", f"R{i}", user=DEV.email, admin_user=None, ip=None)
+        )
     logs.close_request()
 
     (line,) = _written(core, since)
@@ -61,7 +63,9 @@ def test_a_refused_write_takes_the_calls_line_and_without_a_call_a_note_is_its_o
     logs, since = core.app.logs, now_ms()
     logs.open_request(USER, "POST", "/api/data/companies", "", None)
     errors = [FieldError("numberOfEmployees", "must be a number", "invalid")]
-    logs.note(TENANT, validation_line("companies", "X", errors, user=USER.email, admin_user=None, ip=None), replaces=True)
+    logs.note(
+        TENANT, validation_line("companies", "X", errors, user=USER.email, admin_user=None, ip=None), replaces=True
+    )
     logs.close_request()
     # No call open (a job, the core called directly): the note is a line of its own
     logs.note(TENANT, record_line("create", "companies", "n1", "New", user=DEV.email, admin_user=None, ip=None))

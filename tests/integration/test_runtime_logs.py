@@ -1,6 +1,7 @@
 """The runtime dialect's app logs over HTTP (`/runtime/api/status/logs`): the spec's samples, every listed
 error, the filters and paging, and the lines the app writes itself (logins, each call's line with the
-record it changed, failed validations, actions' logs). Each test finds its own lines by a uuid marker, so none depends on another.
+record it changed, failed validations, actions' logs). Each test finds its own lines by a uuid marker,
+so none depends on another.
 """
 
 from __future__ import annotations

@@ -267,8 +267,9 @@ def _app_call(app: DialectResolver, next_middleware: NextMiddleware) -> Response
     (a 401 otherwise), a 503 while the app is in maintenance (but what a developer needs to end it), and its
     request line in the app's logs, with what it changed riding on it: one item, written after the route,
     whatever it answered. A public route (the login, a shared link) has no caller: the login gates itself."""
-    route = app.context.get("_route")
-    key = _route_key(route.method, route.path) if route is not None else ""
+    route = app.context.get("_route")  # the route powertools matched (its rule as registered), or its 404's
+    method = str(getattr(route, "method", ""))
+    key = _route_key(method, str(getattr(route, "path", "")))
     dialect = _speaking(app)
     if not dialect.app_calls or key not in app.route_keys or key in app.public_routes:
         return next_middleware(app)  # another dialect's, no route (the 404), or public
@@ -283,7 +284,7 @@ def _app_call(app: DialectResolver, next_middleware: NextMiddleware) -> Response
         path = str(event.get("rawPath") or "")
         built.app.logs.open_request(
             caller,
-            route.method,
+            method,
             path[path.find("/api/") :] if "/api/" in path else path,  # from the runtime's root, as Slingr's
             str(event.get("rawQueryString") or ""),
             app.current_event.request_context.http.source_ip,
