@@ -30,6 +30,7 @@ from backroom.api.runtime_users import (
 )
 from backroom.app.users import AppUsers
 from backroom.config import require
+from backroom.errors import Unavailable
 from backroom.observability import http_handler
 from backroom.wiring import core
 from pydantic import BaseModel, ConfigDict, Field
@@ -107,7 +108,8 @@ class LoginResponse(BaseModel):
             "headers": _RETRY_AFTER,
         },
         503: {
-            "description": "This instance is checking as many passwords as it may at once; try again after"
+            "description": "The app is in maintenance and the user is not a developer (`serviceUnavailable`, no"
+            " session opened); or this instance is checking as many passwords as it may at once: try again after"
             " `Retry-After` seconds",
             "headers": _RETRY_AFTER,
         },
@@ -119,7 +121,12 @@ def login(body: LoginRequest) -> LoginResponse:
         body.email, body.password, impersonate=body.emailImpersonatedUser, ip=ip, new_password=body.newPassword
     )
     caller = session.caller
-    core().app.logs.login(caller, ip)  # the app's log line of the login (`subType: LOGIN`)
+    try:
+        core().maintenance.admit_login(caller)  # in maintenance, only a developer's session stays open
+    except Unavailable:
+        core().identity.logout(session.token)
+        raise
+    core().app.logs.login(caller, ip)  # the app's log line of the login (`POST /login`, `subType: LOGIN`)
     return LoginResponse(
         app=core().settings.app_name,
         adminUserEmail=caller.admin_email,

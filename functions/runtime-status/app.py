@@ -1,4 +1,5 @@
-"""Runtime status facade (runtime dialect): jobs as the runtime API shows them."""
+"""Runtime status facade (runtime dialect): jobs as the runtime API shows them, the app's logs and its
+maintenance switch."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Path
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from backroom.api.dialects import RuntimeDialect
 from backroom.api.resolver import CurrentCaller, dialect_app
@@ -30,6 +32,7 @@ from backroom.jobs.engine import WrongState
 from backroom.jobs.models import Job
 from backroom.observability import http_handler
 from backroom.wiring import core
+from pydantic import BaseModel, ConfigDict
 
 # Fails at cold start, naming the variables, if the deployment left them out (the job engine, which
 # this function's services build, names the jobs queue and the files bucket).
@@ -130,6 +133,55 @@ def get_logs(
 def create_log(caller: CurrentCaller) -> dict[str, Any]:
     ip = app.current_event.request_context.http.source_ip
     return post_log(core().app.logs, caller, json_body(app.current_event.raw_event), ip)
+
+
+# Maintenance ----------------------------------------------------------------
+class MaintenanceView(BaseModel):
+    """The app's maintenance: on or off, who switched it last and when (epoch ms; null if never)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"maintenance": True, "since": 1485866429630, "by": "dev@demo.local"}]}
+    )
+
+    maintenance: bool
+    since: int | None
+    by: str | None
+
+
+_MAINTENANCE_ERRORS: dict[int, OpenAPIResponse] = {403: {"description": "The caller is not a developer"}}
+
+
+@app.get("/runtime/api/status/maintenance", responses=_MAINTENANCE_ERRORS)
+def get_maintenance(caller: CurrentCaller) -> MaintenanceView:
+    """Whether the app is in maintenance (developers only; open while it is, as is its switch)."""
+    return MaintenanceView(**core().maintenance.state(caller).view())
+
+
+@app.put(
+    "/runtime/api/status/maintenance",
+    openapi_extensions={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "properties": {"maintenance": {"type": "boolean"}},
+                        "required": ["maintenance"],
+                        "additionalProperties": False,
+                    },
+                    "example": {"maintenance": True},
+                }
+            },
+        }
+    },
+    responses={**_MAINTENANCE_ERRORS, 400: {"description": 'The body is not {"maintenance": true|false}'}},
+)
+def put_maintenance(caller: CurrentCaller) -> MaintenanceView:
+    """Put the app in maintenance (`true`: every other call of a token answers 503, and only developers log
+    in) or take it out (`false`). An extension: the runtime spec names the 503 but no way to switch it."""
+    state = core().maintenance.switch(caller, json_body(app.current_event.raw_event))
+    return MaintenanceView(**state.view())
 
 
 @http_handler

@@ -32,6 +32,7 @@ from infra.cli.admin import admin
 from infra.cli.client import DEFAULT_URL, Client, CliError, forget_session, load_session, save_session
 from infra.cli.evolution import evolution
 from infra.cli.files import data, files
+from infra.cli.maintenance import maintenance
 from infra.cli.users import users
 from infra.cli.watch import EXIT_OK, ErrandWatcher, RuntimeJobWatcher, Snapshot, TaskWatcher, Watcher, find_job, watch
 
@@ -69,6 +70,7 @@ app.add_typer(tasks, name="tasks")
 app.add_typer(jobs, name="jobs")
 app.add_typer(admin, name="admin")
 app.add_typer(users, name="users")
+app.add_typer(maintenance, name="maintenance")
 app.add_typer(evolution, name="app")
 app.add_typer(files, name="files")
 app.add_typer(data, name="data")

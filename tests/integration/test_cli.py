@@ -269,3 +269,16 @@ def test_a_csv_above_the_inline_limit_is_imported_by_its_id(
     assert "FINISHED" in result.output
     found = api.call("GET", f"/runtime/api/data/companies?name=like(cli-{tag})", headers={"token": dev_token})
     assert found.json()["total"] == 2
+
+
+def test_maintenance_on_status_and_off(backroom: CliRunner, logged_in: Path, api: Api, user: str) -> None:
+    try:
+        on = run(backroom, "maintenance", "on")
+        assert on.exit_code == 0, on.output
+        assert "The app is in maintenance (switched by dev@demo.local)." in on.output
+        assert json.loads(run(backroom, "maintenance", "status", "--json").output)["maintenance"] is True
+        assert api.call("GET", "/runtime/api/users/current", headers={"token": user}).status == 503
+    finally:
+        off = run(backroom, "maintenance", "off")  # whatever happened above: no other test meets a 503
+    assert off.exit_code == 0 and "The app is not in maintenance" in off.output, off.output
+    assert api.call("GET", "/runtime/api/users/current", headers={"token": user}).status == 200

@@ -1,6 +1,7 @@
 """The runtime dialect's app logs over HTTP (`/runtime/api/status/logs`): the spec's samples, every listed
-error, the filters and paging, and the lines the app writes itself (logins, record changes, failed
-validations, actions' logs). Each test finds its own lines by a uuid marker, so none depends on another.
+error, the filters and paging, and the lines the app writes itself (logins, each call's line with the
+record it changed, failed validations, actions' logs). Each test finds its own lines by a uuid marker,
+so none depends on another.
 """
 
 from __future__ import annotations
@@ -127,20 +128,29 @@ def test_the_app_logs_logins_record_changes_failed_validations_and_actions(api: 
 
     found = logs(api, dev, f"from={since}&userEmail=dev@demo.local&_size=1000")["items"]
     login = [i for i in found if i["subType"] == "LOGIN"]
-    assert login and login[-1]["message"] == "POST /auth/login" and login[-1]["type"] == "APP"
+    assert login and login[-1]["message"] == "POST /login" and login[-1]["type"] == "APP"
     # ...an impersonated login names both users
     body = {"email": "dev@demo.local", "password": "demo-dev-password", "emailImpersonatedUser": "user@demo.local"}
     assert api.call("POST", "/runtime/api/auth/login", body=body).status == 200
     acting = logs(api, dev, f"from={since}&userEmail=user@demo.local&_size=1000")["items"]
     assert any(i["subType"] == "LOGIN" and i["adminUserEmail"] == "dev@demo.local" for i in acting)
-    mine = [i for i in found if name in i["message"]]
-    subtypes = [i["subType"] for i in mine if i["subType"]]
-    assert subtypes == ["REST_API_RECORD_DELETED", "REST_API_RECORD_UPDATED", "REST_API_RECORD_CREATED"]
-    assert f"Data record of type [companies] with label [{name}] was changed successfully" in [
-        i["message"] for i in mine
+    # Each change rides on its call's line, one line a call
+    changed = [
+        (i["subType"], i["message"])
+        for i in found
+        if any(r.get("label") == name for r in (i.get("additionalInfo") or {}).get("records", []))
     ]
-    invalid = next(i for i in mine if i["message"].startswith("Validation exceptions on record"))
-    assert invalid["additionalInfo"]["recordLabel"] == name
-    assert invalid["additionalInfo"]["errors"][0]["field"] == "numberOfEmployees"
-    action = next(i for i in mine if i["message"].startswith("Action logSomething"))
+    path = f"/api/data/companies/{created['id']}"
+    assert changed == [
+        ("REST_API_RECORD_DELETED", f"DELETE {path}"),
+        ("REST_API_RECORD_UPDATED", f"PUT {path}"),
+        ("REST_API_RECORD_CREATED", "POST /api/data/companies"),
+    ]
+    # ...a refused write's line in its call's place
+    invalid = [i for i in found if (i.get("additionalInfo") or {}).get("recordLabel") == name]
+    assert [i["message"].startswith("Validation exceptions on record") for i in invalid] == [True]
+    assert invalid[0]["additionalInfo"]["errors"][0]["field"] == "numberOfEmployees"
+    # ...and an action's own lines besides its call's
+    action = next(i for i in found if name in i["message"] and i["message"].startswith("Action logSomething"))
     assert action["additionalInfo"]["action"] == "logSomething"
+    assert any(i["message"] == f"PUT /api/data/companies/{BROWSEZOOM}/logSomething" for i in found)

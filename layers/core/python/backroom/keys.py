@@ -325,6 +325,7 @@ def app_log_hours(tenant_id: str) -> str:
 # The runtime app ------------------------------------------------------------------------------
 APP_USERS = "USER#"  # the sk prefix of users' permissions
 APP_GROUPS = "GROUP#"  # the sk prefix of the app's groups (their definitions, for a user's permissions)
+APP_MAINTENANCE = "MAINTENANCE"  # the sk of the app's maintenance flag
 
 
 def app(tenant_id: str) -> str:

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from backroom.app.evolution import AppEvolution
     from backroom.app.grants import Grants
     from backroom.app.history import AppHistory
+    from backroom.app.maintenance import Maintenance
     from backroom.app.repository import AppRepository
     from backroom.app.service import AppData
     from backroom.calcengine.repository import CalcRepository
@@ -251,6 +252,13 @@ class Core:
         from backroom.app.history import AppHistory
 
         return AppHistory(self.app_repo, self.records)
+
+    @cached_property
+    def maintenance(self) -> Maintenance:
+        """Each tenant's maintenance flag, read by the runtime dialect's gate on every call (cached briefly)."""
+        from backroom.app.maintenance import Maintenance, MaintenanceStore
+
+        return Maintenance(MaintenanceStore(self.table))
 
     @cached_property
     def errands(self) -> Errands:

@@ -70,6 +70,14 @@ class Dialect:
     checks_json_type = True
     # Whether path parameters reach the routes URL-decoded (`%41` -> `A`) or as the raw path spells them.
     decodes_path_params = False
+    # Whether the dialect's calls are an app's REST calls: each is gated by the app's maintenance and writes
+    # its request line to the app's logs (backroom.api.resolver's `_app_call`), but for the route keys below.
+    app_calls = False
+    # Calls that write no request line: reading the logs (its own lines would crowd them), posting a line
+    # (the posted line is the call's line).
+    unlogged: ClassVar[frozenset[str]] = frozenset()
+    # Calls a developer needs to see and end maintenance: open while it is on (they check the developer).
+    open_in_maintenance: ClassVar[frozenset[str]] = frozenset()
 
     def error(self, status: int, err: BackroomError, event: dict[str, Any]) -> Response:
         raise NotImplementedError
@@ -86,7 +94,13 @@ class RuntimeDialect(Dialect):
         404: "No such entity, record or job",
         409: "The record changed meanwhile (optimistic locking)",  # a job command its state refuses is a 400
         500: "Internal error; the cause is only in the log",
+        503: "The app is in maintenance (`serviceUnavailable`): a developer takes it out, PUT /status/maintenance",
     }
+    app_calls = True
+    unlogged: ClassVar[frozenset[str]] = frozenset({"GET /runtime/api/status/logs", "POST /runtime/api/status/logs"})
+    open_in_maintenance: ClassVar[frozenset[str]] = frozenset(
+        {"GET /runtime/api/status/maintenance", "PUT /runtime/api/status/maintenance"}
+    )
 
     def error(self, status: int, err: BackroomError, event: dict[str, Any]) -> Response:
         body: dict[str, Any] = {"code": err.code or RUNTIME_CODES.get(status, "error"), "message": err.message}

@@ -79,6 +79,7 @@ def operation_responses(
     status_code: int,
     description: str,
     public: bool,
+    gated: bool = False,
 ) -> dict[int, OpenAPIResponse]:
     """A route's answers: its success (`status_code`, schema from its return annotation unless `own`
     gives 2xx/3xx answers), the dialect's common errors, and its `own`, where an error status given
@@ -93,7 +94,9 @@ def operation_responses(
             description = HTTPStatus(status_code).phrase
         answers[status_code] = {"description": description}
     for status, text in dialect.common_errors.items():
-        if not (public and status == 401):
+        # A public route has no caller: no 401. A route the maintenance gate lets by (`gated` False: a public
+        # one, or one that ends maintenance) has no 503 of it; the login declares its own.
+        if not (public and status == 401) and not (status == 503 and not gated):
             answers[status] = error_response(dialect, text)
     if status_code >= 400:
         answers[status_code] = error_response(dialect, description)

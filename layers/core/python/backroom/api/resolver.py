@@ -6,6 +6,7 @@ import binascii
 import json
 import re
 from collections.abc import Callable, Mapping
+from contextvars import ContextVar
 from http import HTTPStatus
 from typing import Annotated, Any
 from urllib.parse import unquote
@@ -37,9 +38,16 @@ from backroom.identity.models import Caller
 from backroom.observability import logger
 from backroom.wiring import core
 
+# The caller an app call's gate (`_app_call`) authenticated, for the route's `CurrentCaller`: one token read a call.
+_GATED: ContextVar[Caller | None] = ContextVar("backroom_gated_caller", default=None)
+
 
 def authenticated(request: Request) -> Caller:
-    return core().identity.authenticate(request_token(request.resolved_event.raw_event))
+    token = request_token(request.resolved_event.raw_event)
+    gated = _GATED.get()
+    if gated is not None and gated.token == token:
+        return gated
+    return core().identity.authenticate(token)
 
 
 CurrentCaller = Annotated[Caller, Depends(authenticated)]
@@ -101,6 +109,7 @@ class DialectResolver(APIGatewayHttpResolver):
         self.dialect = dialect
         self.public_routes = public_routes
         self.elsewhere = dict(elsewhere or {})
+        self.route_keys: set[str] = set()  # API Gateway's keys of the routes registered (`GET /a/{b}`)
         self._request_validation_middleware = _BodyValidation()
 
     def _convert_matches_into_route_keys(self, match: re.Match[str]) -> dict[str, str]:
@@ -140,7 +149,9 @@ class DialectResolver(APIGatewayHttpResolver):
 
         def each_method(func: AnyCallableT) -> AnyCallableT:
             for one in (method,) if isinstance(method, str) else method:
-                public = _route_key(one, rule) in self.public_routes
+                key = _route_key(one, rule)
+                self.route_keys.add(key)
+                public = key in self.public_routes
                 register(
                     rule,
                     one,
@@ -155,6 +166,7 @@ class DialectResolver(APIGatewayHttpResolver):
                         status_code=status_code,
                         description=response_description,
                         public=public,
+                        gated=dialect.app_calls and not public and key not in dialect.open_in_maintenance,
                     ),
                     response_description,
                     tags or [dialect.name],
@@ -225,6 +237,8 @@ def dialect_app(
     app = DialectResolver(dialect, public_routes, elsewhere)
     if any(d.json_type != content_types.APPLICATION_JSON for d in (dialect, *app.elsewhere.values())):
         app.use(middlewares=[_json_type])
+    if any(d.app_calls for d in (dialect, *app.elsewhere.values())):
+        app.use(middlewares=[_app_call])
     _domain_errors(app)
     _request_errors(app)
     _unexpected_errors(app, internal_messages or {})
@@ -246,6 +260,41 @@ def _json_type(app: DialectResolver, next_middleware: NextMiddleware) -> Respons
     if answer.headers.get("Content-Type") == content_types.APPLICATION_JSON:
         answer.headers["Content-Type"] = _speaking(app).json_type
     return answer
+
+
+def _app_call(app: DialectResolver, next_middleware: NextMiddleware) -> Response:
+    """An app's REST call (a route of the runtime dialect that takes a token): its caller authenticated once
+    (a 401 otherwise), a 503 while the app is in maintenance (but what a developer needs to end it), and its
+    request line in the app's logs, with what it changed riding on it: one item, written after the route,
+    whatever it answered. A public route (the login, a shared link) has no caller: the login gates itself."""
+    route = app.context.get("_route")  # the route powertools matched (its rule as registered), or its 404's
+    method = str(getattr(route, "method", ""))
+    key = _route_key(method, str(getattr(route, "path", "")))
+    dialect = _speaking(app)
+    if not dialect.app_calls or key not in app.route_keys or key in app.public_routes:
+        return next_middleware(app)  # another dialect's, no route (the 404), or public
+    event = _event(app)
+    built = core()
+    caller = built.identity.authenticate(request_token(event))
+    if key not in dialect.open_in_maintenance:
+        built.maintenance.admit(caller)
+    gated = _GATED.set(caller)
+    logged = key not in dialect.unlogged
+    if logged:
+        path = str(event.get("rawPath") or "")
+        built.app.logs.open_request(
+            caller,
+            method,
+            path[path.find("/api/") :] if "/api/" in path else path,  # from the runtime's root, as Slingr's
+            str(event.get("rawQueryString") or ""),
+            app.current_event.request_context.http.source_ip,
+        )
+    try:
+        return next_middleware(app)
+    finally:
+        _GATED.reset(gated)
+        if logged:
+            built.app.logs.close_request()
 
 
 def _domain_errors(app: DialectResolver) -> None:

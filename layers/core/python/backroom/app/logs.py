@@ -1,5 +1,11 @@
-"""The app's logs: the lines an app writes (logins, record changes, failed validations, its actions' `log`
-calls, `POST /status/logs`), kept by time for `GET /status/logs`.
+"""The app's logs: the lines an app writes (logins, each REST call's request line with what it changed,
+failed validations, its actions' `log` calls, `POST /status/logs`), kept by time for `GET /status/logs`.
+
+A REST call writes one line at most: the runtime dialect opens its request line (`GET /api/users/current`)
+before the route runs and writes it after; what the call did (a record or a user changed, a write refused)
+is a `note` that rides on that line (its `subType` and `additionalInfo`, as the spec's samples show them)
+instead of a line of its own. Without an open request line (a job, the core called directly) a note is
+its own line.
 
 Where they sit (by tenant, hour and shard, with a marker per hour that has lines) is the repository's
 (`AppLogStore` in `app/logstore.py`); this module says what a line holds and how a query reads them.
@@ -8,6 +14,7 @@ Where they sit (by tenant, hour and shard, with a marker per hour that has lines
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +32,7 @@ MAX_COUNTED = 20_000  # lines a query reads to count its total; past it `total` 
 MAX_READ = 100_000  # lines a query may read to fill its page (then 400: narrow the span), like a records query
 MAX_SIZE = 1000
 DEFAULT_SIZE = 20
+MAX_NOTED = 100  # entries a list of a request line's `additionalInfo` keeps (the records a delete of many changed)
 _SHOWN = ("id", "type", "subType", "level", "message", "userEmail", "adminUserEmail", "timestamp", "ip")
 
 
@@ -71,6 +79,25 @@ def view(item: Mapping[str, Any]) -> dict[str, Any]:
     return shown
 
 
+# The request line being answered, with its tenant: per thread (and task), so one request's line never
+# takes another's notes; Lambda answers one request at a time per container anyway.
+_OPEN: ContextVar[tuple[str, LogLine] | None] = ContextVar("backroom_request_line", default=None)
+
+
+def _ride(request: LogLine, note: LogLine, *, replaces: bool) -> None:
+    """`note` on the request's line: its subType, its `additionalInfo` (lists add up, to `MAX_NOTED`); a
+    line that `replaces` gives its message too (a refused write's line says more than the request's)."""
+    request.sub_type = note.sub_type
+    for key, value in note.additional_info.items():
+        held = request.additional_info.get(key)
+        if isinstance(held, list) and isinstance(value, list):
+            request.additional_info[key] = (held + value)[:MAX_NOTED]
+        else:
+            request.additional_info[key] = value
+    if replaces:
+        request.message = note.message
+
+
 class AppLogs:
     def __init__(self, store: AppLogStore) -> None:
         self.store = store
@@ -97,6 +124,26 @@ class AppLogs:
 
     def login(self, caller: Caller, ip: str | None) -> None:
         self.add(caller.tenant_id, [login_line(caller.email, caller.admin_email, ip)])
+
+    # A REST call's line ----------------------------------------------------
+    def open_request(self, caller: Caller, method: str, path: str, query: str, ip: str | None) -> None:
+        """Open the line of the call being answered (`close_request` writes it); `path` is the runtime's."""
+        _OPEN.set((caller.tenant_id, request_line(method, path, query, caller=caller, ip=ip)))
+
+    def note(self, tenant_id: str, line: LogLine, *, replaces: bool = False) -> None:
+        """What a call did: on its request line when one is open for the tenant, else a line of its own."""
+        held = _OPEN.get()
+        if held is None or held[0] != tenant_id:
+            self.add(tenant_id, [line])
+            return
+        _ride(held[1], line, replaces=replaces)
+
+    def close_request(self, *, write: bool = True) -> None:
+        """Write the open request line (one item), unless `write` is False (a call refused before it ran)."""
+        held = _OPEN.get()
+        _OPEN.set(None)
+        if held is not None and write:
+            self.store.put(self.write_of(*held))
 
     def post(self, tenant_id: str, line: LogLine) -> dict[str, Any]:
         """Write one line and answer it as the spec shows it."""
@@ -210,13 +257,21 @@ def posted_line(body: Any, *, user: str, admin_user: str | None, ip: str | None)
 
 def login_line(user: str, admin_user: str | None, ip: str | None) -> LogLine:
     """A runtime login, as the spec's sample shows it."""
-    return LogLine(message="POST /auth/login", user=user, admin_user=admin_user, sub_type="LOGIN", ip=ip)
+    return LogLine(message="POST /login", user=user, admin_user=admin_user, sub_type="LOGIN", ip=ip)
+
+
+def request_line(method: str, path: str, query: str, *, caller: Caller, ip: str | None) -> LogLine:
+    """A REST call as the spec's samples log it: `GET /api/users/57fce0c3e4b0ce322b0c06b2?appsVersion=true`,
+    the path from the runtime's root (`/api/...`), the query string as sent."""
+    message = f"{method.upper()} {path}" + (f"?{query}" if query else "")
+    return LogLine(message=message[:2000], user=caller.email, admin_user=caller.admin_email, ip=ip)
 
 
 def record_line(
     action: str, entity: str, rid: str, label: str, *, user: str, admin_user: str | None, ip: str | None
 ) -> LogLine:
-    """A record created, changed or deleted through the app's API."""
+    """A record created, changed or deleted through the app's API (on a request line: its subType, and
+    the record in `additionalInfo.records`)."""
     words = {"create": ("CREATED", "created"), "update": ("UPDATED", "changed"), "delete": ("DELETED", "deleted")}
     sub, verb = words[action]
     return LogLine(
@@ -225,7 +280,7 @@ def record_line(
         admin_user=admin_user,
         ip=ip,
         sub_type=f"REST_API_RECORD_{sub}",
-        additional_info={"entity": entity, "recordId": rid},
+        additional_info={"entity": entity, "records": [{"id": rid, "label": label}]},
     )
 
 

@@ -238,8 +238,8 @@ class AppData:
         label: str = "",
         rid: str | None = None,
     ) -> Record:
-        """A record write through the API: its files referenced first (released if it fails), then its log
-        line, or the line of its failed validation."""
+        """A record write through the API: its files referenced first (released if it fails), then its note
+        on the request's log line, or the line of its failed validation in the request line's place."""
         tenant, name = caller.tenant_id, access.entity.name
         try:
             values, file_ids = self.files.attach(
@@ -259,12 +259,12 @@ class AppData:
             if err.errors:
                 shown = label or render_label(access.schema.label, values if isinstance(values, dict) else {})
                 line = validation_line(name, shown, err.errors, user=caller.email, admin_user=caller.admin_email, ip=ip)
-                self.logs.add(tenant, [line])
+                self.logs.note(tenant, line, replaces=True)
             raise
         line = record_line(
             action, name, record.rid, record.label, user=caller.email, admin_user=caller.admin_email, ip=ip
         )
-        self.logs.add(tenant, [line])
+        self.logs.note(tenant, line)
         return record
 
     def _held_files(self, tenant_id: str, access: Access, rid: str | None) -> set[str]:
@@ -326,7 +326,7 @@ class AppData:
         line = record_line(
             "delete", access.entity.name, rid, record.label, user=caller.email, admin_user=caller.admin_email, ip=ip
         )
-        self.logs.add(caller.tenant_id, [line])
+        self.logs.note(caller.tenant_id, line)
         return record
 
     def delete_many(self, caller: Caller, name: str, rids: Sequence[str], ip: str | None) -> dict[str, Any]:

@@ -8,7 +8,7 @@ A user created or reset gets a one-time password, answered once: its first login
 may not make it read an entity whose label names a field it may not read (400, nothing written,
 `Grants.check_membership`); a change of its groups reaches its permissions at once (`Grants.refresh_user`),
 on the tokens it has.
-Each change is a line of the app's log, as the runtime logs a login or a record's change.
+Each change rides on the request's line of the app's log (`subType: USER_CHANGED`), as a record's change does.
 """
 
 from __future__ import annotations
@@ -138,9 +138,9 @@ class AppUsers:
             admin_user=caller.admin_email,
             ip=ip,
             sub_type="USER_CHANGED",
-            additional_info={"userId": user.id},
+            additional_info={"userId": user.id, "change": what},
         )
-        self.logs.add(caller.tenant_id, [line])
+        self.logs.note(caller.tenant_id, line)
 
 
 def _developer(caller: Caller) -> None:
