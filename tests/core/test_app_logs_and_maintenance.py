@@ -9,7 +9,7 @@ import pytest
 from backroom.app.logs import MAX_NOTED, LogLine, record_line, validation_line
 from backroom.app.maintenance import Maintenance, MaintenanceStore
 from backroom.clock import now_ms
-from backroom.errors import FieldError, Forbidden, Invalid, Unavailable
+from backroom.errors import FieldError, Forbidden, Invalid, ServiceFailure, Unavailable
 from backroom.identity.models import Caller, Role
 from backroom.wiring import Core
 
@@ -74,6 +74,23 @@ def test_a_refused_write_takes_the_calls_line_and_without_a_call_a_note_is_its_o
     assert created["message"] == "Data record of type [companies] with label [New] was created successfully"
     assert refused["message"] == "Validation exceptions on record [X]. Error: [numberOfEmployees: must be a number]"
     assert refused["userEmail"] == "user@x.io" and refused["additionalInfo"]["errors"][0]["code"] == "INVALID"
+
+
+def test_a_request_line_dynamodb_refuses_never_fails_the_call_whose_work_is_done(
+    core: Core, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    logs = core.app.logs
+    logs.open_request(DEV, "POST", "/api/data/companies", "", None)
+
+    def throttled(*_: Any) -> None:
+        raise ServiceFailure("ProvisionedThroughputExceededException", "throttled")
+
+    monkeypatch.setattr(logs.store, "put", throttled)
+
+    logs.close_request()  # no exception: the record the call wrote is committed, a 500 would have it sent again
+    monkeypatch.undo()
+    logs.close_request()  # and the line is closed: nothing is written later
+    assert _written(core, 0) == []
 
 
 # Maintenance -----------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ Where they sit (by tenant, hour and shard, with a marker per hour that has lines
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -21,10 +22,12 @@ from typing import Any
 from backroom.app.logstore import KEEP_DAYS, AppLogStore
 from backroom.clock import now_ms, period_span
 from backroom.dynamo import Write
-from backroom.errors import FieldError, Forbidden, Invalid
+from backroom.errors import FieldError, Forbidden, Invalid, ServiceFailure
 from backroom.identity.models import Caller
 from backroom.ids import object_id
 from backroom.params import OFFSET_MOST, millis, whole
+
+logger = logging.getLogger("app.logs")
 
 LEVELS = ("DEBUG", "INFO", "WARN", "ERROR")
 DAY_MS = 86_400_000
@@ -139,11 +142,17 @@ class AppLogs:
         _ride(held[1], line, replaces=replaces)
 
     def close_request(self, *, write: bool = True) -> None:
-        """Write the open request line (one item), unless `write` is False (a call refused before it ran)."""
+        """Write the open request line (one item), unless `write` is False (a call refused before it ran).
+
+        A line DynamoDB will not take now is reported in the function's own log, never as the call's
+        failure: the call's work is done, and a 500 would have its caller send a committed write again."""
         held = _OPEN.get()
         _OPEN.set(None)
         if held is not None and write:
-            self.store.put(self.write_of(*held))
+            try:
+                self.store.put(self.write_of(*held))
+            except ServiceFailure:
+                logger.exception("the request line of a call could not be written to the app's logs")
 
     def post(self, tenant_id: str, line: LogLine) -> dict[str, Any]:
         """Write one line and answer it as the spec shows it."""
