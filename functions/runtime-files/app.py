@@ -19,7 +19,7 @@ from backroom.api.dialects import RuntimeDialect
 from backroom.api.multipart import body_bytes, uploaded_file
 from backroom.api.openapi import file_upload_body
 from backroom.api.resolver import CurrentCaller, dialect_app
-from backroom.api.runtime import json_body
+from backroom.api.runtime import file_link, json_body, runtime_origin
 from backroom.app.files import MAX_SHARE_MS, Download
 from backroom.config import require
 from backroom.observability import http_handler
@@ -49,6 +49,11 @@ def _file_answer(found: Download) -> Response[Any]:
     )
 
 
+def _file_link(file_id: str) -> str:
+    """The uploaded file's link: an absolute URL, as an export's `fileLink` (the host and stage of this request)."""
+    return file_link(runtime_origin(app.current_event.raw_event), file_id)
+
+
 @app.post(
     "/runtime/api/files",
     openapi_extensions=file_upload_body(
@@ -65,7 +70,7 @@ def upload_file(caller: CurrentCaller) -> dict[str, Any]:
         upload = files.start_upload(caller, json_body(event.raw_event))
         return {
             "fileId": upload.file.name,
-            "fileLink": f"/files/{upload.file.name}",
+            "fileLink": _file_link(upload.file.name),
             "uploadUrl": upload.url,
             "uploadMethod": "PUT",
             "uploadHeaders": {"Content-Type": upload.file.content_type},
@@ -73,7 +78,7 @@ def upload_file(caller: CurrentCaller) -> dict[str, Any]:
         }
     filename, part_type, data = uploaded_file(body_bytes(event.raw_event), content_type)
     stored = files.upload(caller, filename, part_type, data)
-    return {"fileId": stored.name, "fileLink": f"/files/{stored.name}"}
+    return {"fileId": stored.name, "fileLink": _file_link(stored.name)}
 
 
 @app.get(SHARED, responses={**FILE, 404: {"description": "The shared file doesn't exist or its link expired"}})
