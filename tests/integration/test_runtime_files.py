@@ -54,7 +54,8 @@ def uploaded(api: Api, token: str, filename: str, data: bytes) -> str:
 
 def download(api: Api, path: str, token: str | None) -> tuple[int, dict[str, str], bytes]:
     headers = {"token": token} if token else {}
-    reply = api.call("GET", BASE + path, headers={"Accept": "application/json", **headers})
+    url = path if path.startswith("http") else BASE + path  # a link as printed, or a path under the API
+    reply = api.call("GET", url, headers={"Accept": "application/json", **headers})
     return reply.status, reply.headers, reply.body
 
 
@@ -62,7 +63,7 @@ def not_followed(api: Api, path: str, token: str) -> tuple[int, str]:
     """A GET whose redirect is not followed: its status and Location."""
     where = urlsplit(api.base)
     conn = http.client.HTTPConnection(where.hostname or "127.0.0.1", where.port, timeout=60)
-    conn.request("GET", BASE + path, headers={"token": token})
+    conn.request("GET", urlsplit(path).path if path.startswith("http") else BASE + path, headers={"token": token})
     answer = conn.getresponse()
     answer.read()
     conn.close()
@@ -77,7 +78,7 @@ def error_of(status: int, body: bytes, http_status: int, code: str) -> None:
 def test_uploading_a_file_answers_its_id_and_link_as_the_spec(api: Api, dev: str) -> None:
     status, answer = upload(api, dev, "test.txt", b"test file in multi-part")
     assert status == 200 and set(answer) == {"fileId", "fileLink"}
-    assert answer["fileLink"] == f"/files/{answer['fileId']}"
+    assert answer["fileLink"] == f"{api.base}{BASE}/files/{answer['fileId']}"  # as an export's: absolute
     assert re.match(HEX24, answer["fileId"])
     got, headers, body = download(api, answer["fileLink"], dev)
     assert (got, body) == (200, b"test file in multi-part")
@@ -202,7 +203,7 @@ def test_a_big_file_goes_up_and_down_through_presigned_urls(api: Api, dev: str) 
     error(status, answer, 400, "validationErrors")  # too big inline: the message says how instead
 
     asked = ok(api, "POST", "/files", dev, {"fileName": "big.bin", "contentType": "application/octet-stream"})
-    assert asked["fileLink"] == f"/files/{asked['fileId']}" and asked["uploadMethod"] == "PUT"
+    assert asked["fileLink"] == f"{api.base}{BASE}/files/{asked['fileId']}" and asked["uploadMethod"] == "PUT"
     status, _, body = download(api, asked["fileLink"], dev)
     error_of(status, body, 404, "notFound")  # nothing uploaded yet
     put = urllib.request.Request(asked["uploadUrl"], data=data, method="PUT", headers=asked["uploadHeaders"])  # noqa: S310

@@ -141,7 +141,8 @@ def shown_results(job: Job, results: dict[str, Any], origin: str) -> dict[str, A
     came to), and per-record entries while they fit `RESULTS_BYTES`."""
     if isinstance(results.get("fileId"), str):
         link = file_link(str(job.params.get("origin") or origin), results["fileId"])
-        results = {"fileLink": link, **{k: v for k, v in results.items() if k != "fileLink"}}
+        rest = {k: v for k, v in results.items() if k not in ("fileLink", "fileId")}
+        results = {"fileLink": link, "fileId": results["fileId"], **rest}  # the sample's order (a map has none)
     shown: dict[str, Any] = {}
     spent = 0
     for key, value in results.items():

@@ -36,7 +36,7 @@ def with_entity(view: dict[str, Any], tenant_id: str, entity: Entity) -> dict[st
     samples of answers over many records print it: the id history entries carry, the name a person reads
     (the entity's label, `Companies`; its name when it has none)."""
     ref = {"id": entity_id(tenant_id, entity.name), "name": entity.label or entity.name}
-    system = {k: view[k] for k in ("id", "version", "label") if k in view}
+    system: dict[str, Any] = {k: view[k] for k in ("id", "version", "label") if k in view}
     return {**system, "entity": ref, **{k: v for k, v in view.items() if k not in system}}
 
 
