@@ -21,7 +21,8 @@ from backroom.params import MILLIS_MOST, OFFSET_MOST
 
 # Job parameters that are the engine's own business, never in the job's `data` (the parameters the caller
 # gave): where the job's file is stored, who ran it and from where (`runBy` says who), whether as a
-# developer, the count of records it found; an action's `fields` are what its runner may read.
+# developer, the count of records it found, the root its request came to (`origin`); an action's or a
+# delete's `fields` are what its caller may read of the records in its results.
 _PRIVATE_DATA = frozenset({"ip", "owner", "user", "developer", "count", "origin"})
 _PRIVATE_BY_TYPE = {"EXECUTE_ACTION": frozenset({"fields"}), "DELETE_RECORDS": frozenset({"fields"})}
 
