@@ -26,9 +26,11 @@ from backroom.api.runtime import (
     PageSize,
     Redirect,
     To,
+    job_reference,
     json_body,
     last_values,
     query_params,
+    runtime_origin,
 )
 from backroom.config import require
 from backroom.errors import Invalid
@@ -92,7 +94,7 @@ def _async(params: dict[str, str | list[str]]) -> bool:
 
 
 def _job_ref(job_id: str) -> dict[str, str]:
-    return {"jobLink": f"/runtime/api/status/jobs/{job_id}", "jobId": job_id}
+    return job_reference(job_id)
 
 
 def _answer(result: Any) -> Any:
@@ -194,7 +196,8 @@ def update_record(
     params = _params()
     body = json_body(app.current_event.raw_event, optional=True)
     run_async = _async_flag(params)
-    return _answer(core().app.put(caller, entity, record_id, body, params, _ip(), run_async=run_async))
+    origin = runtime_origin(app.current_event.raw_event)  # an export's file link is built from it
+    return _answer(core().app.put(caller, entity, record_id, body, params, _ip(), run_async=run_async, origin=origin))
 
 
 @app.put(

@@ -20,7 +20,7 @@ from backroom.api.dialects import RuntimeDialect
 from backroom.api.multipart import body_bytes, uploaded_file
 from backroom.api.openapi import file_upload_body
 from backroom.api.resolver import CurrentCaller, dialect_app
-from backroom.api.runtime import Redirect, json_body
+from backroom.api.runtime import Redirect, file_link, json_body, runtime_origin
 from backroom.app.files import MAX_SHARE_MS, MAX_UPLOAD_BYTES, Download, Upload
 from backroom.config import require
 from backroom.observability import http_handler
@@ -78,6 +78,11 @@ def _file_answer(found: Download) -> Response[Any]:
     )
 
 
+def _file_link(file_id: str) -> str:
+    """The uploaded file's link: an absolute URL, as an export's `fileLink` (the host and stage of this request)."""
+    return file_link(runtime_origin(app.current_event.raw_event), file_id)
+
+
 @app.post(
     "/runtime/api/files",
     openapi_extensions=file_upload_body(_UPLOAD_REQUEST),
@@ -98,7 +103,7 @@ def upload_file(caller: CurrentCaller) -> dict[str, Any]:
         return _upload_answer(files.start_upload(caller, json_body(event.raw_event)))
     filename, part_type, data = uploaded_file(body_bytes(event.raw_event), content_type)
     stored = files.upload(caller, filename, part_type, data)
-    return {"fileId": stored.name, "fileLink": f"/files/{stored.name}"}
+    return {"fileId": stored.name, "fileLink": _file_link(stored.name)}
 
 
 def _upload_answer(upload: Upload) -> dict[str, Any]:
@@ -106,7 +111,7 @@ def _upload_answer(upload: Upload) -> dict[str, Any]:
     completes the upload after."""
     return {
         "fileId": upload.file.name,
-        "fileLink": f"/files/{upload.file.name}",
+        "fileLink": _file_link(upload.file.name),
         "uploadUrl": upload.url,
         "uploadMethod": "PUT",
         "uploadHeaders": {
@@ -115,7 +120,7 @@ def _upload_answer(upload: Upload) -> dict[str, Any]:
             "If-None-Match": "*",
         },
         "expiresIn": upload.expires_in,
-        "completeLink": f"/files/{upload.file.name}/complete",
+        "completeLink": f"{_file_link(upload.file.name)}/complete",
     }
 
 
@@ -133,7 +138,7 @@ def _upload_answer(upload: Upload) -> dict[str, Any]:
 def complete_upload(file_id: FileId, caller: CurrentCaller) -> dict[str, str]:
     """Complete a presigned upload: its bytes, PUT to the upload URL, become the file (once; again: the same)."""
     stored = core().app.files.complete_upload(caller, file_id)
-    return {"fileId": stored.name, "fileLink": f"/files/{stored.name}"}
+    return {"fileId": stored.name, "fileLink": _file_link(stored.name)}
 
 
 @app.get(SHARED, responses={**FILE, 404: {"description": "The shared file doesn't exist or its link expired"}})

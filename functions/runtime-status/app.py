@@ -24,6 +24,7 @@ from backroom.api.runtime import (
     last_values,
     millis,
     query_params,
+    runtime_origin,
 )
 from backroom.api.runtime_jobs import RuntimeJobs
 from backroom.app.logs import post_log, read_logs
@@ -53,9 +54,13 @@ def _params() -> dict[str, str]:
     return last_values(query_params(app.current_event.raw_event))
 
 
-def _view(job: Job) -> JobView:
+def _view(job: Job, *, entries: bool = True) -> JobView:
+    """The job as the spec shows it; `entries`: with its per-record results (up to 1,000 items read), which
+    a listing leaves out (a page of jobs would read a thousand items a job)."""
     engine = core().jobs
-    return JobView.of(job, stoppable=engine.stoppable(job), results=engine.journal.results(job))
+    results = engine.journal.results(job) if entries else None
+    origin = runtime_origin(app.current_event.raw_event)
+    return JobView.of(job, stoppable=engine.stoppable(job), origin=origin, results=results)
 
 
 @app.get("/runtime/api/status/jobs", responses={400: {"description": "A filter or paging parameter is not valid"}})
@@ -70,7 +75,7 @@ def list_jobs(  # the numbers are declared for the document and checked first; t
     create_to: Annotated[int | None, millis("createTo")] = None,
 ) -> JobPageView:
     page = RuntimeJobs(core().jobs).list(caller, _params())
-    return JobPageView(total=page.total, offset=page.offset, items=[_view(job) for job in page.jobs])
+    return JobPageView(total=page.total, offset=page.offset, items=[_view(job, entries=False) for job in page.jobs])
 
 
 @app.get("/runtime/api/status/jobs/<job_id>", responses={404: {"description": "The job doesn't exist"}})

@@ -46,6 +46,7 @@ def build_event(
         text = body.decode() if is_text else None
     except UnicodeDecodeError:
         text = None
+    headers = forwarded(headers, source_ip)
     query_params: dict[str, str] = {}
     for key, value in parse_qsl(query, keep_blank_values=True):
         query_params[key] = f"{query_params[key]},{value}" if key in query_params else value
@@ -86,6 +87,20 @@ def build_event(
     if body:
         event["body"] = text if text is not None else base64.b64encode(body).decode()
     return event
+
+
+def forwarded(headers: dict[str, str], source_ip: str) -> dict[str, str]:
+    """The headers with those API Gateway adds to every request it passes on: `x-forwarded-for` (the
+    caller's address appended), `x-forwarded-proto` and `x-forwarded-port` (here, plain HTTP on the
+    Host's port), which the runtime builds its absolute links from."""
+    port = headers.get("host", "").rpartition(":")[2]
+    held = headers.get("x-forwarded-for")
+    return {
+        **headers,
+        "x-forwarded-for": f"{held}, {source_ip}" if held else source_ip,
+        "x-forwarded-proto": "http",
+        "x-forwarded-port": port if port.isdigit() else "80",
+    }
 
 
 class Gateway:

@@ -31,6 +31,7 @@ from functools import cmp_to_key
 from typing import Any
 
 import pytest
+from backroom.api.runtime import JobView, job_data
 from backroom.app import aggregate as aggregate_module
 from backroom.app import aggregate_job
 from backroom.app.aggregate import aggregate
@@ -1110,7 +1111,7 @@ def drive(world: World) -> QueueDriver:
 
 def async_answer(world: World, who: Caller, entity: str, pipeline: Any) -> tuple[Job, Any]:
     """Run the pipeline as a job to its end; the job and its result file's JSON (downloaded by id)."""
-    job = start_aggregate(world.core.app, who, entity, pipeline, "203.0.113.9")
+    job = start_aggregate(world.core.app, who, entity, pipeline, "203.0.113.9", "https://api.example/prod/runtime")
     drive(world).drain()
     return finished(world, job.id)
 
@@ -1119,7 +1120,12 @@ def finished(world: World, job_id: str) -> tuple[Job, Any]:
     done = world.core.jobs.get(job_id, TENANT)
     assert done.state is JobState.FINISHED, (done.state, done.error)
     download = world.core.app.files.download(DEV, done.results["fileId"])
-    assert done.results["fileLink"] == f"/runtime/api/files/{done.results['fileId']}"
+    # the file's link, an absolute URL under the root the job's request came to, is the runtime dialect's
+    # (the root the request left, else the reader's)
+    shown = JobView.of(done, stoppable=False, origin="https://reader.example/runtime").results
+    root = "https://api.example/prod/runtime" if "origin" in done.params else "https://reader.example/runtime"
+    assert shown["fileLink"] == f"{root}/api/files/{done.results['fileId']}"
+    assert "fileLink" not in done.results and "origin" not in job_data(done)
     return done, json.loads(download.body or b"")
 
 

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from backroom.app.actions import ActionRunner
 from backroom.app.definition import AppDefinition, Entity
+from backroom.app.history import entity_id, with_entity
 from backroom.app.planning import CHUNK_IDS
 from backroom.clock import now_ms
 from backroom.errors import Forbidden, Invalid, NotFound, ServiceFailure
@@ -182,6 +183,38 @@ def test_actions_check_parameters_preconditions_and_permissions(core: Core, comp
         run(DEV, "noSuchAction", [active], None)
     with pytest.raises(NotFound):
         run(DEV, "logSomething", [object_id()], None)
+
+
+def test_an_async_action_over_ids_keeps_in_its_results_the_map_a_synchronous_run_answers(
+    core: Core, queue: QueueDriver, companies: Entity
+) -> None:
+    rids = bulk(core, TENANT, companies, [{"name": f"Co {i}", "numberOfEmployees": i} for i in range(4)])
+    unknown, malformed = object_id(), "not-an-id"
+
+    def run(ids: list[str], run_async: bool) -> Any:
+        return core.app.actions.execute(
+            DEV, "companies", "logSomething", ids=ids, query=None, body={}, ip=IP, run_async=run_async
+        )
+
+    answered = run([rids[0], unknown, malformed, rids[1]], False)
+    job = run([rids[2], unknown, rids[3], malformed, rids[2]], True)
+    queue.drain()
+
+    done = core.jobs.get(job.id, TENANT)
+    results = core.jobs.journal.results(done)
+    entity = {"id": entity_id(TENANT, "companies"), "name": "Companies"}
+    for outcome in (answered, results):  # each record whole, with its entity, after its system fields
+        records = [v["response"] for v in outcome.values() if v["status"] == "ok"]
+        assert len(records) == 2 and all(list(r)[:4] == ["id", "version", "label", "entity"] for r in records)
+        assert all(r["entity"] == entity and r["version"] == 1 and "numberOfEmployees" in r for r in records)
+        assert outcome[unknown] == {"status": "error", "errorMessage": f"Record {unknown} of companies does not exist"}
+        assert outcome[malformed] == {
+            "status": "error",
+            "errorMessage": f"Record {malformed} of companies does not exist",
+        }
+    assert list(results) == [rids[2], unknown, rids[3], malformed]
+    assert results[rids[2]]["response"] == with_entity(core.app.get(DEV, "companies", rids[2], {}), TENANT, companies)
+    assert done.results == {} and (done.total_rows, done.processed, done.failed) == (4, 2, 2)
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,9 @@ import time
 from typing import Any
 
 import pytest
+from backroom.app import planning
 from backroom.app.definition import Entity
+from backroom.app.history import entity_id, with_entity
 from backroom.app.planning import CHUNK_IDS
 from backroom.errors import ServiceFailure
 from backroom.identity.models import Caller, Role
@@ -137,7 +139,12 @@ def test_an_async_delete_by_query_stopped_crashed_and_resumed_deletes_exactly_it
     done = core.jobs.get(job.id, TENANT)
     assert done.state is JobState.FINISHED, done.error
     assert (done.processed, done.failed) == (MATCHING, 0)
-    assert done.results == {"recordsDeleted": MATCHING, "recordsWithErrors": 0}
+    assert done.results == {}  # the counts are the job's recordsCount and recordsProcessed, not in the map
+    # ...its results are the first 1,000 records' map, each the whole record deleted (the replayed group's too:
+    # their entries were written before their deletes)
+    shown = core.jobs.journal.results(done)
+    assert crashed == 1 and len(shown) == 1000
+    assert all(e["status"] == "ok" and e["response"]["name"].startswith("Doomed") for e in shown.values())
     assert core.records.get_many(TENANT, schema, doomed) == []
     # ...their index entries went with them: only the late companies are still of type c
     assert count_matching(core, companies) == len(late)
@@ -161,19 +168,57 @@ def test_an_async_delete_by_query_stopped_crashed_and_resumed_deletes_exactly_it
     assert messages[-3:] == ["Job stopped", "Job resumed", f"Job finished: {MATCHING} rows processed, 0 failed"]
 
 
-def test_an_async_delete_by_ids_skips_an_unknown_id_without_failing(
+def test_an_async_delete_by_ids_answers_in_its_results_what_a_synchronous_delete_answers(
     core: Core, queue: QueueDriver, companies: Entity
 ) -> None:
     schema = companies.schema
-    rids = bulk(core, TENANT, companies, [{"name": f"Co {i}", "type": "a"} for i in range(5)])
-    unknown = object_id()
+    rids = bulk(core, TENANT, companies, [{"name": f"Co {i}", "type": "a", "numberOfEmployees": i} for i in range(6)])
+    expected = {rid: with_entity(core.app.get(DEV, "companies", rid, {}), TENANT, companies) for rid in rids}
+    unknown, malformed = object_id(), "not-an-id"
 
-    job = core.app.delete_async(DEV, "companies", ids=[rids[0], unknown, rids[1], rids[0], rids[2]], params={}, ip=IP)
+    job = core.app.delete_async(
+        DEV, "companies", ids=[rids[0], unknown, rids[1], rids[0], malformed, rids[2]], params={}, ip=IP
+    )
     queue.drain()
+    answered = core.app.delete_many(DEV, "companies", [rids[3], unknown, malformed], IP)  # the synchronous form
 
     done = core.jobs.get(job.id, TENANT)
     assert done.state is JobState.FINISHED, done.error
-    assert [r.rid for r in core.records.get_many(TENANT, schema, rids)] == rids[3:]
-    assert done.failed == 0
-    # Only the three records that existed were deleted; the unknown id deleted nothing
-    assert done.results == {"recordsDeleted": 3, "recordsWithErrors": 0}
+    assert [r.rid for r in core.records.get_many(TENANT, schema, rids)] == rids[4:]
+    # the map, in the order given: each record whole, with its entity, or the error a synchronous delete gives
+    missing = {"status": "error", "errorMessage": f"Record {unknown} of companies does not exist"}
+    wrong = {"status": "error", "errorMessage": f"Record {malformed} of companies does not exist"}
+    assert answered == {rids[3]: {"status": "ok", "response": expected[rids[3]]}, unknown: missing, malformed: wrong}
+    assert expected[rids[0]]["entity"] == {"id": entity_id(TENANT, "companies"), "name": "Companies"}
+    assert (
+        list(expected[rids[0]])[:4] == ["id", "version", "label", "entity"] and "numberOfEmployees" in expected[rids[0]]
+    )
+    results = core.jobs.journal.results(done)
+    assert list(results) == [rids[0], unknown, rids[1], malformed, rids[2]]
+    assert results == {
+        rids[0]: {"status": "ok", "response": expected[rids[0]]},
+        unknown: missing,
+        rids[1]: {"status": "ok", "response": expected[rids[1]]},
+        malformed: wrong,
+        rids[2]: {"status": "ok", "response": expected[rids[2]]},
+    }
+    # ...and the counts are the job's own: five rows, two of them failed
+    assert done.results == {} and (done.total_rows, done.processed, done.failed) == (5, 3, 2)
+
+
+def test_a_record_too_big_for_a_result_entry_is_shown_by_its_system_fields(
+    core: Core, queue: QueueDriver, companies: Entity, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(planning, "ENTRY_MOST", 300)  # the notes make the first record's entry longer
+    rids = bulk(core, TENANT, companies, [{"name": "Big", "notes": "n" * 400}, {"name": "Small"}])
+
+    job = core.app.delete_async(DEV, "companies", ids=rids, params={}, ip=IP)
+    queue.drain()
+
+    results = core.jobs.journal.results(core.jobs.get(job.id, TENANT))
+    entity = {"id": entity_id(TENANT, "companies"), "name": "Companies"}
+    assert results[rids[0]] == {
+        "status": "ok",
+        "response": {"id": rids[0], "version": 0, "label": "Big", "entity": entity},
+    }
+    assert results[rids[1]]["response"]["name"] == "Small"

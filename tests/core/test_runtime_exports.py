@@ -156,7 +156,7 @@ def test_the_requests_count_is_an_estimate_never_a_bound(
     ):
         done, lines = exported(app, job)
         assert sorted(line[0] for line in lines[1:]) == sorted(names)  # every record once, none dropped
-        view = JobView.of(done, stoppable=True)
+        view = JobView.of(done, stoppable=True, origin="https://reader.example/runtime")
         assert (view.status, view.progress, view.records_count, view.records_processed) == (
             "FINISHED",
             100,
@@ -164,6 +164,8 @@ def test_the_requests_count_is_an_estimate_never_a_bound(
             len(names),
         )
         assert done.results["recordsExported"] == len(names)
+        # a job that kept no root of its request links its file under the reader's
+        assert view.results["fileLink"] == f"https://reader.example/runtime/api/files/{done.results['fileId']}"
 
 
 def test_a_request_never_counts_past_the_cap(app: Core, monkeypatch: pytest.MonkeyPatch, seeded: list[str]) -> None:

@@ -51,7 +51,8 @@ class Api:
     def call(self, method: str, path: str, *, body: Any = None, headers: dict[str, str] | None = None) -> Reply:
         data = body if isinstance(body, bytes) else (json.dumps(body).encode() if body is not None else None)
         sent = {"Content-Type": "application/json", "Accept": "application/json", **(headers or {})}
-        request = urllib.request.Request(self.base + path, data=data, method=method, headers=sent)  # noqa: S310
+        url = path if path.startswith(("http://", "https://")) else self.base + path  # a link as printed, or a path
+        request = urllib.request.Request(url, data=data, method=method, headers=sent)  # noqa: S310
         try:
             with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310 - local URL
                 return Reply(response.status, {k.lower(): v for k, v in response.headers.items()}, response.read())

@@ -23,7 +23,7 @@ def version(api: Api, token: str, rid: str) -> int:
 
 
 def finished(api: Api, token: str, ref: dict[str, Any], timeout: float = 40) -> dict[str, Any]:
-    assert set(ref) == {"jobLink", "jobId"} and ref["jobLink"] == f"/runtime/api/status/jobs/{ref['jobId']}"
+    assert set(ref) == {"jobLink", "jobId"} and ref["jobLink"] == f"/api/status/jobs/{ref['jobId']}"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         job = ok(api, "GET", f"/status/jobs/{ref['jobId']}", token)
@@ -235,7 +235,7 @@ def test_an_async_aggregate_answers_a_job_whose_file_holds_the_answer(api: Api, 
     job = finished(api, dev, ref)
     assert (job["status"], job["type"]) == ("FINISHED", "AGGREGATE_RECORDS"), job
     results = job["results"]
-    assert results["fileLink"] == f"/runtime/api/files/{results['fileId']}"
+    assert results["fileLink"] == f"{api.base}/runtime/api/files/{results['fileId']}"
     reply = api.call("GET", results["fileLink"], headers={"token": dev, "Accept": "*/*"})
     assert reply.status == 200, (reply.status, reply.body[:300])
     answer = json.loads(reply.body)

@@ -7,6 +7,7 @@ depends on another; the demo records are only read.
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 import uuid
@@ -254,12 +255,12 @@ def test_async_deletes_answer_a_job_that_finishes_with_the_records_gone(api: Api
     # Then each answers a job reference, and the job shows at its link and finishes
     for ref in refs:
         assert set(ref) == {"jobLink", "jobId"}, ref
-        assert len(ref["jobId"]) == 24 and ref["jobLink"] == f"{BASE}/status/jobs/{ref['jobId']}"
+        assert len(ref["jobId"]) == 24 and ref["jobLink"] == f"/api/status/jobs/{ref['jobId']}"
     jobs = [wait_finished(api, dev, ref["jobId"]) for ref in refs]
     for job, count in zip(jobs, (1, 2, 2), strict=True):
         assert job["status"] == "FINISHED" and job["type"] == "DELETE_RECORDS" and not job["hasErrors"], job
         assert (job["recordsCount"], job["recordsProcessed"]) == (count, count), job
-        assert job["results"]["recordsDeleted"] == count, job
+        assert not [k for k in job["results"] if not re.fullmatch(HEX24, k)], job  # the map alone: no counts
     for gone in (one, many_1, many_2, *by_query):
         assert call(api, "GET", f"/data/companies/{gone['id']}", dev)[0] == 404
     assert ok(api, "GET", f"/data/companies/{spared['id']}", dev) == spared

@@ -56,7 +56,8 @@ def uploaded(api: Api, token: str, filename: str, data: bytes) -> str:
 
 def download(api: Api, path: str, token: str | None) -> tuple[int, dict[str, str], bytes]:
     headers = {"token": token} if token else {}
-    reply = api.call("GET", BASE + path, headers={"Accept": "application/json", **headers})
+    url = path if path.startswith("http") else BASE + path  # a link as printed, or a path under the API
+    reply = api.call("GET", url, headers={"Accept": "application/json", **headers})
     return reply.status, reply.headers, reply.body
 
 
@@ -64,7 +65,7 @@ def not_followed(api: Api, path: str, token: str) -> tuple[int, str]:
     """A GET whose redirect is not followed: its status and Location."""
     where = urlsplit(api.base)
     conn = http.client.HTTPConnection(where.hostname or "127.0.0.1", where.port, timeout=60)
-    conn.request("GET", BASE + path, headers={"token": token})
+    conn.request("GET", urlsplit(path).path if path.startswith("http") else BASE + path, headers={"token": token})
     answer = conn.getresponse()
     answer.read()
     conn.close()
@@ -79,7 +80,7 @@ def error_of(status: int, body: bytes, http_status: int, code: str) -> None:
 def test_uploading_a_file_answers_its_id_and_link_as_the_spec(api: Api, dev: str) -> None:
     status, answer = upload(api, dev, "test.txt", b"test file in multi-part")
     assert status == 200 and set(answer) == {"fileId", "fileLink"}
-    assert answer["fileLink"] == f"/files/{answer['fileId']}"
+    assert answer["fileLink"] == f"{api.base}{BASE}/files/{answer['fileId']}"  # as an export's: absolute
     assert re.match(HEX24, answer["fileId"])
     got, headers, body = download(api, answer["fileLink"], dev)
     assert (got, body) == (200, b"test file in multi-part")
@@ -205,6 +206,12 @@ def put_to(url: str, data: bytes, headers: dict[str, str]) -> int:
         return int(done.status)
 
 
+def follow(api: Api, link: str, token: str) -> tuple[int, Any]:
+    """A POST to a link as the API printed it (an absolute URL)."""
+    reply = api.call("POST", link, headers={"token": token})
+    return reply.status, reply.json()
+
+
 def test_a_big_file_goes_up_and_down_through_presigned_urls(api: Api, dev: str, user: str) -> None:
     data = bytes(range(256)) * (INLINE // 256) + b"!"  # one byte above what a Lambda request or response carries
     status, answer = upload(api, dev, "big.bin", data, "application/octet-stream")
@@ -219,7 +226,8 @@ def test_a_big_file_goes_up_and_down_through_presigned_urls(api: Api, dev: str, 
         {"fileName": "big.bin", "contentType": "application/octet-stream", "size": len(data)},
     )
     fid = asked["fileId"]
-    assert asked["fileLink"] == f"/files/{fid}" and asked["completeLink"] == f"/files/{fid}/complete"
+    link = f"{api.base}{BASE}/files/{fid}"  # absolute, as an export's fileLink
+    assert asked["fileLink"] == link and asked["completeLink"] == f"{link}/complete"
     assert asked["uploadMethod"] == "PUT" and asked["expiresIn"] == 900
     assert asked["uploadHeaders"] == {
         "Content-Type": "application/octet-stream",
@@ -227,15 +235,15 @@ def test_a_big_file_goes_up_and_down_through_presigned_urls(api: Api, dev: str, 
         "If-None-Match": "*",
     }
     assert f"/files/app/{TENANT}/{fid}?" in asked["uploadUrl"]  # the key is the id the API chose
-    error(*call(api, "POST", asked["completeLink"], dev), 400, "validationErrors")  # no bytes yet
+    error(*follow(api, asked["completeLink"], dev), 400, "validationErrors")  # no bytes yet
 
     # When the bytes are PUT there: still no file until the caller (and only the caller) completes it
     assert put_to(asked["uploadUrl"], data, asked["uploadHeaders"]) == 200
     status, _, body = download(api, asked["fileLink"], dev)
     error_of(status, body, 404, "notFound")
-    error(*call(api, "POST", asked["completeLink"], user), 404, "notFound")
+    error(*follow(api, asked["completeLink"], user), 404, "notFound")
     for _ in range(2):  # completing again answers the same file
-        assert ok(api, "POST", asked["completeLink"], dev) == {"fileId": fid, "fileLink": f"/files/{fid}"}
+        assert follow(api, asked["completeLink"], dev) == (200, {"fileId": fid, "fileLink": link})
     with pytest.raises(urllib.error.HTTPError) as again:  # the URL writes once: the file's bytes stay
         put_to(asked["uploadUrl"], b"x" * len(data), asked["uploadHeaders"])
     assert again.value.code == 412
@@ -263,9 +271,9 @@ def test_a_presigned_upload_takes_only_its_declared_size(api: Api, dev: str) -> 
     asked = ok(api, "POST", "/files", dev, {"fileName": "x.bin", "size": 10})
     # S3 refuses this PUT (the signed Content-Length); the emulator checks no signature: completing does
     assert put_to(asked["uploadUrl"], b"eleven byte", {"Content-Type": "application/octet-stream"}) == 200
-    status, answer = call(api, "POST", asked["completeLink"], dev)
+    status, answer = follow(api, asked["completeLink"], dev)
     error(status, answer, 400, "validationErrors")  # 11 bytes, not the 10 declared: discarded
-    error(*call(api, "POST", asked["completeLink"], dev), 404, "notFound")
+    error(*follow(api, asked["completeLink"], dev), 404, "notFound")
 
 
 # Records reference files; the sweep removes the others after 12 hours ----------------------

@@ -47,7 +47,7 @@ def test_a_file_name_is_metadata_and_cannot_split_a_header(world: World, name: s
     reply = upload(world.api, world.dev, name, b"harmless")
     assert reply.status == 200, reply.body
     answer = reply.json()
-    assert len(answer["fileId"]) == 24 and answer["fileLink"] == f"/files/{answer['fileId']}", answer
+    assert len(answer["fileId"]) == 24 and answer["fileLink"] == f"{world.api.base}{BASE}/files/{answer['fileId']}"
     status, body = runtime(world.api, "GET", f"/files/{answer['fileId']}", world.dev)
     assert (status, body) == (200, b"harmless")
     got = world.api.call("GET", f"{BASE}/files/{answer['fileId']}", headers=world.dev.runtime)

@@ -286,7 +286,7 @@ def exported(world: World, actor: Actor, start: tuple[int, Any]) -> list[list[st
     assert status == 200, ref
     job = finished(world.api, actor, ref["jobId"])
     assert job["status"] == "FINISHED", job
-    status, body = runtime(world.api, "GET", job["results"]["fileLink"].removeprefix("/runtime/api"), world.dev)
+    status, body = runtime(world.api, "GET", f"/files/{job['results']['fileId']}", world.dev)
     assert status == 200, body
     return list(csv.reader(io.StringIO(body.decode())))
 

@@ -80,7 +80,9 @@ def test_a_developers_job_is_not_a_users(world: World, jobs: dict[str, str]) -> 
             assert status in (403, 404), (actor.email, verb, status, answer)
         assert runtime(world.api, "GET", f"/status/jobs/{job_id}", actor)[0] == 404
     job = finished(world.api, world.dev, job_id)
-    assert job["status"] == "FINISHED" and job["recordsCount"] == 0, job  # ids that name no record
+    # ids that name no record: each row fails with the error a synchronous delete answers
+    assert job["status"] == "FINISHED" and (job["recordsCount"], job["hasErrors"]) == (2, True), job
+    assert {v["status"] for v in job["results"].values()} == {"error"} and len(job["results"]) == 2, job
 
 
 def task_id_of(world: World) -> str:

@@ -21,9 +21,48 @@ from backroom.params import MILLIS_MOST, OFFSET_MOST
 
 # Job parameters that are the engine's own business, never in the job's `data` (the parameters the caller
 # gave): where the job's file is stored, who ran it and from where (`runBy` says who), whether as a
-# developer, the count of records it found; an action's `fields` are what its runner may read.
-_PRIVATE_DATA = frozenset({"ip", "owner", "user", "developer", "count"})
-_PRIVATE_BY_TYPE = {"EXECUTE_ACTION": frozenset({"fields"})}
+# developer, the count of records it found, the root its request came to (`origin`); an action's or a
+# delete's `fields` are what its caller may read of the records in its results.
+_PRIVATE_DATA = frozenset({"ip", "owner", "user", "developer", "count", "origin"})
+_PRIVATE_BY_TYPE = {"EXECUTE_ACTION": frozenset({"fields"}), "DELETE_RECORDS": frozenset({"fields"})}
+
+# Links, as the spec prints them. The runtime's root is `/runtime` (its API under `/runtime/api`): a
+# job's link is relative to it (`/api/status/jobs/<id>`, as every sample shows), a file's link is an
+# absolute URL (`https://<host>[/<stage>]/runtime/api/files/<id>`), built from what API Gateway passes
+# of the request: its scheme (`X-Forwarded-Proto`), its host (the context's `domainName`, which API
+# Gateway sets to the domain it served: a caller's `Host` is only read when there is none) and its stage
+# (none for `$default`). A job that leaves a file keeps that root (`origin`) from the
+# request that started it: its worker has no request.
+RUNTIME_ROOT = "/runtime"
+# A job's per-record results, as shown: entries past this many bytes of JSON are left out (the spec: "you
+# might not be able to collect the response for each one"), so that the job stays below a Lambda's 6 MB answer.
+RESULTS_BYTES = 4_000_000
+
+
+def job_link(job_id: str) -> str:
+    """A job's link, relative to the runtime's root (`/runtime` + it is the job's URL)."""
+    return f"/api/status/jobs/{job_id}"
+
+
+def job_reference(job_id: str) -> dict[str, str]:
+    """`{jobLink, jobId}`, the answer of every request that starts a job."""
+    return {"jobLink": job_link(job_id), "jobId": job_id}
+
+
+def runtime_origin(event: dict[str, Any]) -> str:
+    """The runtime's root as an absolute URL, from the request as API Gateway passes it."""
+    headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
+    context = event.get("requestContext") or {}
+    scheme = (headers.get("x-forwarded-proto") or "https").split(",")[0].strip().lower()
+    host = context.get("domainName") or headers.get("host") or "localhost"
+    stage = context.get("stage") or "$default"
+    prefix = "" if stage == "$default" else f"/{stage}"
+    return f"{'http' if scheme == 'http' else 'https'}://{host}{prefix}{RUNTIME_ROOT}"
+
+
+def file_link(origin: str, file_id: str) -> str:
+    """A file's absolute link under the runtime's root `origin` (`runtime_origin`)."""
+    return f"{origin}/api/files/{file_id}"
 
 
 class RuntimeModel(BaseModel):
@@ -65,13 +104,15 @@ class JobView(RuntimeModel):
     results: dict[str, Any] = Field(default_factory=dict)
 
     @classmethod
-    def of(cls, job: Job, *, stoppable: bool, results: dict[str, Any] | None = None) -> JobView:
+    def of(cls, job: Job, *, stoppable: bool, origin: str, results: dict[str, Any] | None = None) -> JobView:
         """The job as the spec shows it; `stoppable` is its kind's (a child job is steered by its parent);
-        `results` are `JobJournal.results(job)` (per-record entries included), else the job item's own."""
+        `results` are `JobJournal.results(job)` (per-record entries included), else the job item's own;
+        `origin` is the runtime's root of the request reading it, for a job that kept none."""
         progress = job.progress()
         stoppable = stoppable and not job.parent_id
         if results is None:
             results = job.results if job.error is None else {**job.results, "error": job.error}
+        results = shown_results(job, results, origin)
         return cls(
             id=job.id,
             label=job.label,
@@ -94,6 +135,23 @@ class JobView(RuntimeModel):
             data=job_data(job),
             results=results,
         )
+
+
+def shown_results(job: Job, results: dict[str, Any], origin: str) -> dict[str, Any]:
+    """A job's results as shown: a file's `fileLink` first (an absolute URL, from the root the job's request
+    came to), and per-record entries while they fit `RESULTS_BYTES`."""
+    if isinstance(results.get("fileId"), str):
+        link = file_link(str(job.params.get("origin") or origin), results["fileId"])
+        rest = {k: v for k, v in results.items() if k not in ("fileLink", "fileId")}
+        results = {"fileLink": link, "fileId": results["fileId"], **rest}  # the sample's order (a map has none)
+    shown: dict[str, Any] = {}
+    spent = 0
+    for key, value in results.items():
+        spent += len(json.dumps(value, default=str)) + len(key) + 6
+        if spent > RESULTS_BYTES and key not in job.results and key not in ("fileLink", "error"):
+            continue  # an entry past the budget; the job's own results are small and always shown
+        shown[key] = value
+    return shown
 
 
 def job_data(job: Job) -> dict[str, Any]:

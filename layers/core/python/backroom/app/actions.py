@@ -35,8 +35,17 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from backroom.app.definition import Action, Entity
+from backroom.app.history import with_entity
 from backroom.app.logs import AppLogs, LogLine
-from backroom.app.planning import AppJobKind, chunk_ids, entity_of, planned_ids
+from backroom.app.planning import (
+    AppJobKind,
+    absent_ids,
+    bounded_entry,
+    chunk_ids,
+    entity_of,
+    no_record,
+    planned_ids,
+)
 from backroom.app.querylang import bind, evaluate, parse
 from backroom.app.views import native_value, record_view
 from backroom.clock import now_ms
@@ -221,11 +230,11 @@ class ActionRunner:
         done = {r.rid: run for r, run in zip(records, runs, strict=True)}
         outcome: dict[str, Any] = {}
         for rid in dict.fromkeys(ids if ids is not None else done):  # one record's failure hides no other's
-            run = done.get(rid) or NotFound(f"Record {rid[:40]} of {name} does not exist")
+            run = done.get(rid) or no_record(name, rid)
             if isinstance(run, BackroomError):
                 outcome[rid] = {"status": "error", "errorMessage": run.message}
             else:
-                outcome[rid] = {"status": "ok", "response": self._answer(caller, access, run)}
+                outcome[rid] = {"status": "ok", "response": self._answer(caller, access, run, many=True)}
         return outcome
 
     def _records(
@@ -245,10 +254,12 @@ class ActionRunner:
             raise Invalid(f"The query matches more than {SYNC_MOST} records; use _async=true")
         return self.records.get_many(tenant_id, schema, rids)
 
-    def _answer(self, caller: Caller, access: Access, run: Run) -> Any:
+    def _answer(self, caller: Caller, access: Access, run: Run, *, many: bool = False) -> Any:
+        """The custom response, else the record as the caller may see it (`many`: with its `entity`)."""
         if run.custom:
             return run.response
-        return self.data.view(caller, access, run.record)
+        view = self.data.view(caller, access, run.record)
+        return with_entity(view, caller.tenant_id, access.entity) if many else view
 
     def _job(
         self,
@@ -264,7 +275,7 @@ class ActionRunner:
         job_params = {
             "entity": name,
             "action": action.name,
-            "ids": [i for i in ids if _ID.match(i)] if ids is not None else None,
+            "ids": list(ids) if ids is not None else None,  # as given: one that names no record is an error entry
             "query": query,
             "params": dict(params),
             "user": caller.email,
@@ -431,13 +442,15 @@ class ExecuteActionKind(AppJobKind):
     def rows(self, ctx: JobContext, job: Job, chunk: Chunk, skip: int) -> Iterator[Any]:
         """Type one: the records themselves, read 100 at a time (an id whose record is gone stays an id)."""
         ids = chunk_ids(chunk.cursor, skip)
+        absent = absent_ids(chunk.cursor)
         entity, action = self._action(ctx, job)
         if action.type != "one":
             yield from ids
             return
         for start in range(0, len(ids), 100):
             batch = ids[start : start + 100]
-            found = {r.rid: r for r in ctx.records.get_many(job.tenant_id, entity.schema, batch)}
+            wanted = [rid for rid in batch if rid not in absent]
+            found = {r.rid: r for r in ctx.records.get_many(job.tenant_id, entity.schema, wanted)} if wanted else {}
             yield from (found.get(rid, rid) for rid in batch)
 
     def _action(self, ctx: JobContext, job: Job) -> tuple[Entity, Action]:
@@ -482,9 +495,7 @@ class ExecuteActionKind(AppJobKind):
         replayed: dict[int, str] = {}
         for i, (outcome, record) in enumerate(found):
             rid = str((outcome.output or {})["id"])
-            run: Run | BackroomError = (
-                next(runs) if record is not None else NotFound(f"Record {rid} of {entity.name} does not exist")
-            )
+            run: Run | BackroomError = next(runs) if record is not None else no_record(entity.name, rid)
             outcome.output = {"id": rid}
             if isinstance(run, AlreadyApplied):
                 # this row was applied before a crash or by a duplicate delivery: it is done
@@ -495,15 +506,14 @@ class ExecuteActionKind(AppJobKind):
                 runner.marks.put(job.id, rid, marked(error=run.message))
                 results[first + i] = (rid, {"status": "error", "errorMessage": run.message})
             elif first + i < RESULTS_MOST:
-                response = run.response if run.custom else _view(entity, run.record, shown)
-                results[first + i] = (rid, {"status": "ok", "response": response})
+                results[first + i] = (rid, _ran(job, entity, run, shown))
         wanted = {p: rid for p, rid in replayed.items() if p < RESULTS_MOST}
         if wanted:  # their first run's outcome, as its marker and the record keep it
             current = {r.rid: r for r in ctx.records.get_many(job.tenant_id, entity.schema, list(wanted.values()))}
             for position, rid in wanted.items():
                 item = runner.marks.get(job.id, rid) or {"status": "ok"}
                 record = current.get(rid)
-                results[position] = (rid, _outcome(item, _view(entity, record, shown) if record else None))
+                results[position] = (rid, _outcome(item, _view(job, entity, record, shown) if record else None))
         ctx.journal.put_results(job.id, results)
 
     def _many(
@@ -523,8 +533,9 @@ class ExecuteActionKind(AppJobKind):
         if held is not None:  # this group's call was made before a crash
             ctx.journal.put_results(job.id, {group: ("responses", _outcome(held, None))}, section="responses")
             return
-        rids = [str((o.output or {})["id"]) for o in outcomes]
-        records = runner.records.get_many(job.tenant_id, entity.schema, rids)
+        absent = absent_ids(chunk.cursor)  # the function gets the records there are, as a synchronous call
+        rids = [rid for rid in (str((o.output or {})["id"]) for o in outcomes) if rid not in absent]
+        records = runner.records.get_many(job.tenant_id, entity.schema, rids) if rids else []
         try:
             response = runner.run_many(
                 job.tenant_id, entity, action, job.params.get("params") or {}, records, job.params.get("user", "")
@@ -545,8 +556,18 @@ class ExecuteActionKind(AppJobKind):
         return {}
 
 
-def _view(entity: Entity, record: Record, fields: list[str]) -> dict[str, Any]:
-    return record_view(entity.schema, record.rid, record.version, record.label, record.data, fields=fields)
+def _view(job: Job, entity: Entity, record: Record, fields: list[str]) -> dict[str, Any]:
+    """The record in a job's results: as its caller may read it, with its `entity`, as a synchronous run."""
+    view = record_view(entity.schema, record.rid, record.version, record.label, record.data, fields=fields)
+    return with_entity(view, job.tenant_id, entity)
+
+
+def _ran(job: Job, entity: Entity, run: Run, fields: list[str]) -> dict[str, Any]:
+    """A run's entry: its custom response, or the record (its system fields only past `ENTRY_MOST`)."""
+    if run.custom:
+        return {"status": "ok", "response": run.response}
+    slim = record_view(entity.schema, run.record.rid, run.record.version, run.record.label, {}, fields=[])
+    return bounded_entry(_view(job, entity, run.record, fields), with_entity(slim, job.tenant_id, entity))
 
 
 def _outcome(item: Mapping[str, Any], record: Any) -> dict[str, Any]:

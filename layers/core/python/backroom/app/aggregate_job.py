@@ -52,10 +52,15 @@ FILE_NAME = "aggregate.json"
 DONE = "done.json"
 
 
-def start_aggregate(data: AppService, caller: Caller, name: str, body: Any, ip: str | None) -> Job:
-    """Check the pipeline as `caller` may run it (400, 403, 404 now), then start the job."""
+def start_aggregate(
+    data: AppService, caller: Caller, name: str, body: Any, ip: str | None, origin: str | None = None
+) -> Job:
+    """Check the pipeline as `caller` may run it (400, 403, 404 now), then start the job (`origin`: the
+    dialect's, kept as the job's data for the file's link and never read here)."""
     Pipeline.of(data.records, caller.tenant_id, data.gate(caller), name, body, async_limits())
     params = {"entity": name, "pipeline": body, "user": caller.email, "developer": caller.is_developer, "ip": ip}
+    if origin:
+        params["origin"] = origin
     return data.start_job(caller, AGGREGATE_KIND, "AGGREGATE_RECORDS", f"Aggregate records of {name}", params)
 
 
@@ -123,8 +128,7 @@ class AggregateRecordsKind(AppJobKind):
             raise JobFailure(past.message) from None
         file_id = aggregate_file_id(job)
         files.adopt(job.tenant_id, file_id, stored, f"{job.params['entity']}-aggregate.json")
-        results = {
-            "fileLink": f"/runtime/api/files/{file_id}",
+        results = {  # the dialect shows the file's link beside its id (from the `origin` the request left)
             "fileId": file_id,
             "total": total[0],
             "recordsRead": last.read,

@@ -3,7 +3,9 @@
 The plan fixes which records go (`planning`). Each group of rows is deleted through the records model
 before its checkpoint: several records to a transaction, each conditioned on its version, with its
 history entry; a replayed group finds its records gone and counts them done. Its results are the
-map a synchronous delete answers, for the job's first 1,000 records (`JobEngine.put_results`).
+map a synchronous delete answers, for the job's first 1,000 records (`JobJournal.put_results`): the
+whole record (as its caller may read it, with its `entity`) or the error, an id that names no record's
+included; the counts are the job's own (`recordsCount`, `recordsProcessed`), never in the map.
 
 Each of its transactions carries the chunk's `lease_guard`: a delivery that lost its chunk (taken over,
 or the job force-stopped) deletes nothing more.
@@ -19,7 +21,17 @@ import logging
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from backroom.app.planning import AppJobKind, chunk_ids, entity_of, planned_ids
+from backroom.app.definition import Entity
+from backroom.app.history import with_entity
+from backroom.app.planning import (
+    AppJobKind,
+    absent_ids,
+    bounded_entry,
+    chunk_ids,
+    entity_of,
+    no_record,
+    planned_ids,
+)
 from backroom.app.references import Link, References, derived_id
 from backroom.app.views import record_view
 from backroom.jobs.kinds import JobContext, PerJob, RowOutcome, lease_guard
@@ -57,47 +69,69 @@ class DeleteRecordsKind(AppJobKind):
         """Delete the group's records, several to a transaction; a replayed group finds them gone.
 
         The first 1,000 rows of the job (by their place in the plan) keep their outcome in the job's
-        results, `{id: {status: "ok", response: {id, version, label}} | {status: "error", errorMessage}}`
-        as a synchronous delete answers; the record is read before it goes, for those rows only.
+        results, the map a synchronous delete answers: `{id: {status: "ok", response: <the whole record,
+        with its entity>} | {status: "error", errorMessage}}`. Those records are read, and their entries
+        written, before they go: a group replayed after its deletes committed finds its records gone and
+        leaves their entries as they are; a row whose delete failed gets its error entry after.
         """
         entity = entity_of(self.app, job)
         author = Author(job.params.get("user", ""), job.params.get("ip"), f"jobs.{job.id}")
         rids = [str((o.output or {})["id"]) for o in outcomes]
         first = chunk.start + chunk.next_row
-        shown = [rid for i, rid in enumerate(rids) if first + i < RESULTS_MOST]
-        before = {r.rid: r for r in ctx.records.get_many(job.tenant_id, entity.schema, shown)} if shown else {}
+        absent = absent_ids(chunk.cursor)
+        errors: dict[str, str | None] = {rid: no_record(entity.name, rid).message for rid in rids if rid in absent}
+        present = [rid for rid in rids if rid not in absent]
+        ctx.journal.put_results(job.id, self._entries(ctx, job, entity, first, rids, present))
         guard = [lease_guard(chunk)] if chunk.lease_owner else []
         refs = self.references
         links = self.links(refs, job)
-        refused = refs.refusals(job.tenant_id, entity, rids, links=links)
+        refused = refs.refusals(job.tenant_id, entity, present, links=links)
         try:
-            errors = ctx.records.delete_many(
-                job.tenant_id, entity.schema, [r for r in rids if r not in refused], author=author, guard=guard
+            errors.update(
+                ctx.records.delete_many(
+                    job.tenant_id, entity.schema, [r for r in present if r not in refused], author=author, guard=guard
+                )
             )
         except GuardFailed:  # the lease is gone: the checkpoint will not move either; the new holder goes on
             logger.info("job %s chunk %d: lease lost, leaving the group", job.id, chunk.index)
             return
         errors.update(refused)
-        gone = [rid for rid in rids if not errors.get(rid)]
+        gone = [rid for rid in present if not errors.get(rid)]
         refs.deleted(
             job.tenant_id, entity.name, gone, job_id=derived_id(job.id, chunk.index, chunk.next_row), links=links
         )
-        results: dict[int, tuple[str, Any]] = {}
+        failed: dict[int, tuple[str, Any]] = {}
         for i, (outcome, rid) in enumerate(zip(outcomes, rids, strict=True)):
             if errors.get(rid):
-                outcome.ok, outcome.error = False, f"{rid}: {errors[rid]}"
+                outcome.ok, outcome.error = False, f"{rid[:40]}: {errors[rid]}"
                 ctx.journal.log(job.id, outcome.error, level="ERROR")
-                results[first + i] = (rid, {"status": "error", "errorMessage": errors[rid]})
-            elif rid in before:
-                record = before[rid]
-                view = record_view(entity.schema, rid, record.version, record.label, record.data, fields=[])
-                results[first + i] = (rid, {"status": "ok", "response": view})
-            elif first + i < RESULTS_MOST:  # a replayed row: deleted before the crash
-                results[first + i] = (rid, {"status": "ok", "response": {"id": rid}})
-        ctx.journal.put_results(job.id, results)
+                failed[first + i] = (rid, {"status": "error", "errorMessage": errors[rid]})
+        ctx.journal.put_results(job.id, failed)
+
+    @staticmethod
+    def _entries(
+        ctx: JobContext, job: Job, entity: Entity, first: int, rids: list[str], present: list[str]
+    ) -> dict[int, tuple[str, Any]]:
+        """The entries of the group's rows among the job's first 1,000 whose records are still there:
+        each record as the job's caller may read it, with its `entity`, as a synchronous delete shows it."""
+        shown = {rid for i, rid in enumerate(rids) if first + i < RESULTS_MOST and rid in present}
+        found = {r.rid: r for r in ctx.records.get_many(job.tenant_id, entity.schema, list(shown))} if shown else {}
+        fields = job.params.get("fields") or []
+        entries: dict[int, tuple[str, Any]] = {}
+        for i, rid in enumerate(rids):
+            record = found.get(rid)
+            if record is not None:
+                view = record_view(entity.schema, rid, record.version, record.label, record.data, fields=fields)
+                slim = {k: view[k] for k in ("id", "version", "label")}
+                entries[first + i] = (
+                    rid,
+                    bounded_entry(with_entity(view, job.tenant_id, entity), with_entity(slim, job.tenant_id, entity)),
+                )
+        return entries
 
     def finalize(self, ctx: JobContext, job: Job, progress: Progress) -> dict[str, Any]:
-        """The counts beside the per-record map (record ids are 24 hex digits: no key is shared)."""
+        """Nothing beside the per-record map: the counts are the job's `recordsCount` and `recordsProcessed`,
+        where the spec puts them, and its `hasErrors`."""
         entity_of.forget(job.id)
         self.links.forget(job.id)
-        return {"recordsDeleted": progress.processed, "recordsWithErrors": progress.failed}
+        return {}

@@ -443,11 +443,8 @@ class ExportRecordsKind(AppJobKind):
             stored = files.finish_parts(owner, FILE_NAME, upload)
         file_id = export_file_id(job)
         files.adopt(job.tenant_id, file_id, stored, f"{setup.entity.name}-export.csv")
-        results = {
-            "fileLink": f"/runtime/api/files/{file_id}",
-            "fileId": file_id,
-            "recordsExported": progress.processed,
-        }
+        # The dialect shows the file's link beside its id (built from the `origin` the request left)
+        results = {"fileId": file_id, "recordsExported": progress.processed}
         files.put_scratch(owner, DONE, json.dumps(results).encode())  # before the parts go: a rerun finds it
         files.delete_scratch(owner, "part-")
         self._setup.forget(job.id)
@@ -653,9 +650,12 @@ _OPTIONS = (
 )
 
 
-def start_export(data: Any, caller: Any, name: str, params: Mapping[str, Any], ip: str | None) -> Job:
+def start_export(
+    data: Any, caller: Any, name: str, params: Mapping[str, Any], ip: str | None, origin: str | None = None
+) -> Job:
     """`PUT /data/{entity}/export`: check the query and the fields now (a 400 or 403 here, not a failed job),
-    then start the job. `data` is the app's data service (`AppData`)."""
+    then start the job. `data` is the app's data service (`AppData`); `origin` is the dialect's, kept for it
+    as the job's data and never read here (the runtime builds the file's link from it)."""
     access: Access = data.gate(caller).access(name, "read")
     options = {k: (v[-1] if isinstance(v, list) else v) for k, v in params.items() if k in _OPTIONS}
     size = whole(options.get("_size"), "_size", 1, MAX_RECORDS)
@@ -689,6 +689,7 @@ def start_export(data: Any, caller: Any, name: str, params: Mapping[str, Any], i
         "user": caller.email,
         "ip": ip,
         "developer": caller.is_developer,
+        **({"origin": origin} if origin else {}),
     }
     label = f"Export records from entity {name}"
     low = flags["_lowPriority"] == "true"

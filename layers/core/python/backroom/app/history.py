@@ -11,6 +11,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from backroom.app.definition import Entity
 from backroom.app.permissions import Access, Gate
 from backroom.app.repository import AppRepository
 from backroom.app.views import change_view, native_value
@@ -28,6 +29,15 @@ _ID = re.compile(r"^[0-9a-f]{24}$")
 def entity_id(tenant_id: str, name: str) -> str:
     """A stable 24-hex id for an entity (the spec's history entries carry one)."""
     return hashlib.sha256(f"{tenant_id}/{name}".encode()).hexdigest()[:24]
+
+
+def with_entity(view: dict[str, Any], tenant_id: str, entity: Entity) -> dict[str, Any]:
+    """The record's view with the spec's `entity` object `{id, name}` after its system fields, as the
+    samples of answers over many records print it: the id history entries carry, the name a person reads
+    (the entity's label, `Companies`; its name when it has none)."""
+    ref = {"id": entity_id(tenant_id, entity.name), "name": entity.label or entity.name}
+    system: dict[str, Any] = {k: view[k] for k in ("id", "version", "label") if k in view}
+    return {**system, "entity": ref, **{k: v for k, v in view.items() if k not in system}}
 
 
 class AppHistory:

@@ -17,8 +17,10 @@ from typing import Any
 from backroom.app.actions import ActionRunner, action_of
 from backroom.app.definition import Entity
 from backroom.app.files import AppFiles
+from backroom.app.history import with_entity
 from backroom.app.logs import AppLogs, record_line, validation_line
 from backroom.app.permissions import EVERYTHING, Access, Gate, Need
+from backroom.app.planning import no_record
 from backroom.app.querylang import Bound, Query, bind, evaluate, parse
 from backroom.app.references import Link, References
 from backroom.app.repository import AppRepository
@@ -61,17 +63,19 @@ class AppData:
         ip: str | None,
         *,
         run_async: bool | None = None,
+        origin: str | None = None,
     ) -> Any:
         """An aggregate query, an action over a query, or an update of a record: the entity's metadata decides
-        (API Gateway sees one route; an action may not be named `aggregate` nor look like a record id)."""
+        (API Gateway sees one route; an action may not be named `aggregate` nor look like a record id).
+        `origin`: where the request came (the dialect's, opaque here), kept by a job that leaves a file."""
         if segment == "export":
             from backroom.app.exports import start_export
 
-            return start_export(self, caller, name, params, ip)
+            return start_export(self, caller, name, params, ip, origin)
         if segment == "aggregate" and run_async:  # an extension: the pipeline as a job, its answer a file
             from backroom.app.aggregate_job import start_aggregate
 
-            return start_aggregate(self, caller, name, body, ip)
+            return start_aggregate(self, caller, name, body, ip, origin)
         if segment == "aggregate":
             from backroom.app.aggregate import aggregate  # the pipeline reads records through this service
 
@@ -314,13 +318,16 @@ class AppData:
         built); with `clear`, start the job that clears the references to it (`delete_many` starts one for
         all its records). `links`: the relationships to its entity, read once per request."""
         if not _ID.match(rid):
-            raise NotFound(f"Record {rid[:40]} of {access.entity.name} does not exist")
+            raise no_record(access.entity.name, rid)
         gate = access.gate or self.gate(caller)
         self.references.check_delete(
             caller.tenant_id, access.entity, rid, links=links, may_see=lambda link: _may_see(gate, link)
         )
         author = Author(caller.email, ip, f"entities.{access.entity.name}.delete")
-        record = self.records.delete(caller.tenant_id, access.schema, rid, author=author)
+        try:
+            record = self.records.delete(caller.tenant_id, access.schema, rid, author=author)
+        except NotFound:  # worded as an async delete's results word it
+            raise no_record(access.entity.name, rid) from None
         if clear:
             self.references.deleted(caller.tenant_id, access.entity.name, [rid], links=links)
         line = record_line(
@@ -330,7 +337,8 @@ class AppData:
         return record
 
     def delete_many(self, caller: Caller, name: str, rids: Sequence[str], ip: str | None) -> dict[str, Any]:
-        """`{id: {status, response | errorMessage}}`, one entry per id, as the spec's sample."""
+        """`{id: {status, response | errorMessage}}`, one entry per id, each record with its `entity`
+        object, as the spec's sample (a `DELETE_RECORDS` job's results hold the same map)."""
         access = self.access(caller, name, "delete")
         if len(rids) > SYNC_DELETE_MOST:
             raise Invalid(f"At most {SYNC_DELETE_MOST} records are deleted at once; use _async=true for more")
@@ -339,7 +347,8 @@ class AppData:
         for rid in dict.fromkeys(rids):
             try:
                 record = self._delete(caller, access, rid, ip, links, clear=False)
-                outcome[rid] = {"status": "ok", "response": self._views(caller, access, [record], parse({}))[0]}
+                view = self._views(caller, access, [record], parse({}))[0]
+                outcome[rid] = {"status": "ok", "response": with_entity(view, caller.tenant_id, access.entity)}
             except BackroomError as err:  # a record's conflict or absence must not hide the others' outcomes
                 outcome[rid] = {"status": "error", "errorMessage": err.message}
         gone = [rid for rid, done in outcome.items() if done["status"] == "ok"]
@@ -392,10 +401,11 @@ class AppData:
             access.bind(access.parse(query))  # a bad query is a 400 now, not a failed job
         params = {
             "entity": name,
-            "ids": [i for i in ids if _ID.match(i)] if ids is not None else None,  # never an oversized key
+            "ids": list(ids) if ids is not None else None,  # as given: one that names no record is an error entry
             "query": query,
             "user": caller.email,
             "ip": ip,
+            "fields": access.readable(),  # what the caller may see of the records in the results
         }
         return self.start_job(caller, DELETE_KIND, "DELETE_RECORDS", f"Delete records of {name}", params)
 
