@@ -37,6 +37,7 @@ import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import boto3
 from backroom.app.definition import AppDefinition
@@ -165,7 +166,7 @@ def run_export(stack: Stack, query: str = "") -> tuple[float, dict[str, Any], in
     seconds = time.monotonic() - started
     if job["status"] != "FINISHED":
         raise SystemExit(f"the export ended {job['status']}: {job.get('results')}")
-    link = job["results"]["fileLink"].removeprefix("/runtime/api")
+    link = urlsplit(job["results"]["fileLink"]).path.removeprefix("/runtime/api")  # an absolute URL, as printed
     try:
         data = runtime(stack, "GET", link)
     except urllib.error.HTTPError as err:
