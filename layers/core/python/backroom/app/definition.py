@@ -65,6 +65,12 @@ class Group(BaseModel):
     name: str = Field(min_length=1, max_length=100)
     users: list[str] = Field(default_factory=list)  # emails
     entities: dict[str, EntityPermission] = Field(default_factory=dict)
+    # The spec's flag to manage groups: its members may impersonate the users they reach (not developers).
+    manage_groups: bool = False
+
+    def has_member(self, email: str, names: Iterable[str]) -> bool:
+        """Whether the user of `email`, naming the groups `names`, belongs to this group."""
+        return self.name in set(names) or email.lower() in {u.lower() for u in self.users}
 
 
 # Segments of `PUT /data/{entity}/{segment}` that are not actions; an action name may not shadow a record id either.
