@@ -203,10 +203,10 @@ class AppDefinition(BaseModel):
 def merged_permissions(groups: Iterable[Group], email: str, names: Iterable[str]) -> dict[str, EntityPermission]:
     """The union of the permissions of the groups a user belongs to: those among `names` (the user's
     own list), and those whose `users` list its e-mail."""
-    email, named = email.lower(), set(names)
+    named = set(names)
     merged: dict[str, EntityPermission] = {}
     for group in groups:
-        if group.name not in named and email not in {u.lower() for u in group.users}:
+        if not group.has_member(email, named):
             continue
         for name, grant in group.entities.items():
             merged[name] = merged[name].merged(grant) if name in merged else grant
