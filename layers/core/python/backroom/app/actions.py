@@ -5,8 +5,10 @@ An action is declared on its entity (`Action`: name, type, function, parameters,
 
 - type `one`: called once per record with `call.record`, the record's values as the API shows them.
   What the function changes there is saved through the records model (version-conditioned, with its
-  history entry, the entity's `updated_field` set), so every run bumps the record's version. It
-  answers `None` (the caller gets the updated record) or a custom response (any JSON value).
+  history entry, the entity's `updated_field` set). A run that changes nothing leaves the record as it
+  is (no new version, no history entry, `updated_field` untouched): only its log lines (and a job's
+  marker) are written, while the record is still at the version it ran on. It answers `None` (the
+  caller gets the record) or a custom response (any JSON value).
 - type `many` / `query`: called once with `call.records` (at most `SYNC_MOST`; an async job calls it
   once per chunk); it answers a custom response, `None` being an empty one (`{}`). Records are not
   saved for it.
@@ -47,7 +49,7 @@ from backroom.jobs.kinds import JobContext, JobFailure, RowOutcome, lease_guard
 from backroom.jobs.models import Chunk, ChunkPlan, Job, Progress
 from backroom.records import Record, RecordStore, Schema
 from backroom.records.query import matches
-from backroom.records.store import AlreadyApplied, Author, Update, VersionConflict
+from backroom.records.store import AlreadyApplied, Author, GuardFailed, Update, VersionConflict
 from backroom.records.values import normalize
 from backroom.rowmarks import RowMarks
 
@@ -287,7 +289,7 @@ class ActionRunner:
         arguments = ActionCall(entity.name, action.name, dict(params), user, record=values, record_id=record.rid)
         response = call_action(action, arguments)
         changes = {k: values.get(k) for k in {*before, *values} if values.get(k) != before.get(k)}
-        if entity.updated_field:
+        if changes and entity.updated_field:
             changes[entity.updated_field] = now_ms()
         lines = [self.logs.write_of(tenant_id, line) for line in arguments.lines]
         return Run(record, response is not None, _jsonable(response)), changes, lines
@@ -309,6 +311,9 @@ class ActionRunner:
             if marker is not None:
                 extra.append(marker(run))
             try:
+                if not changes:  # nothing to save: its log lines (and marker) only, the version as it is
+                    self.records.unchanged(tenant_id, entity.schema, record, extra)
+                    return run
                 run.record = self.records.update(
                     tenant_id, entity.schema, record.rid, changes, version=record.version, author=author, extra=extra
                 )
@@ -348,8 +353,11 @@ class ActionRunner:
                 continue
             if marker is not None:
                 extra.append(marker(run))
-            results.append(run)
-            pending.append((len(results) - 1, run, Update(record, changes, extra)))
+            if changes:
+                results.append(run)
+                pending.append((len(results) - 1, run, Update(record, changes, extra)))
+            else:
+                results.append(self._unchanged(tenant_id, entity, action, params, run, extra, author, marker, guard))
         saved = self.records.write_many(
             tenant_id, entity.schema, [u for _, _, u in pending], author=author, guard=guard
         )
@@ -367,6 +375,33 @@ class ActionRunner:
                 continue
             results[index] = outcome
         return results
+
+    def _unchanged(
+        self,
+        tenant_id: str,
+        entity: Entity,
+        action: Action,
+        params: Mapping[str, Any],
+        run: Run,
+        extra: list[Write],
+        author: Author,
+        marker: Callable[[Run], Write] | None,
+        guard: Sequence[Write],
+    ) -> Run | BackroomError:
+        """A run of `run_each` that changed nothing: its log lines (and marker) written, the record left at
+        its version; a record changed meanwhile runs again (`run_one`), as `write_many`'s conflicts do."""
+        try:
+            self.records.unchanged(tenant_id, entity.schema, run.record, extra, guard=guard)
+        except GuardFailed:
+            raise
+        except VersionConflict:
+            try:
+                return self.run_one(tenant_id, entity, action, params, run.record, author=author, marker=marker)
+            except BackroomError as err:
+                return err
+        except BackroomError as err:  # AlreadyApplied: a job counts the record done
+            return err
+        return run
 
     # Many records --------------------------------------------------------------
     def run_many(

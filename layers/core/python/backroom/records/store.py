@@ -13,6 +13,7 @@ from typing import Any
 from backroom.dynamo import Table, Write
 from backroom.errors import BackroomError
 from backroom.records.history import RecordHistory
+from backroom.records.keys import record_key
 from backroom.records.model import (
     AlreadyApplied,
     Author,
@@ -102,6 +103,22 @@ class RecordStore:
         extra: Sequence[Write] = (),
     ) -> Record:
         return self.writer.update(tenant_id, schema, rid, changes, version=version, author=author, extra=extra)
+
+    def unchanged(
+        self, tenant_id: str, schema: Schema, record: Record, extra: Sequence[Write], *, guard: Sequence[Write] = ()
+    ) -> None:
+        """Commit `extra` (an action's log lines, a job's marker) for a record that stays as it is: while it is
+        still at the version read, with neither a new version nor a history entry. As `update` fails:
+        `VersionConflict` (it changed), `AlreadyApplied` (a marker of `extra` exists), `GuardFailed`."""
+        if not extra and not guard:
+            return  # nothing to write
+        check = Write(
+            key=record_key(tenant_id, schema, record.rid),
+            check=True,
+            condition="version = :v",
+            values={":v": record.version},
+        )
+        self.writer._commit([*guard, check, *extra], {}, record.data, extra=len(extra), guarded=len(guard))
 
     def write_many(
         self,
