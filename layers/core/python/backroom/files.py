@@ -25,7 +25,7 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TextIO
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from backroom import keys
 from backroom.aws import Translated, failures
@@ -54,7 +54,8 @@ class StoredFile(BaseModel):
     pending: str | None = None  # an app file's pending-upload partition, until a record references it
     # Records a write made reference the app file (`<entity>/<record id>`, at most HOLDERS_MOST): whom a
     # user's share is checked against. A record may have dropped the file since: the check reads it.
-    holders: list[str] = []
+    # Only `hold` writes it (a string set, ADDed to): a put of the model leaves it out.
+    holders: list[str] = Field(default_factory=list, exclude=True)
 
 
 class SharedFile(BaseModel):
