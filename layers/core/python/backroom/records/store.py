@@ -259,6 +259,9 @@ class RecordStore:
     ) -> HistoryPage:
         return self.histories.of_record(tenant_id, schema, rid, limit=limit, before=before)
 
+    def deletions(self, tenant_id: str, schema: Schema, rids: Sequence[str]) -> dict[str, int | None]:
+        return self.histories.deletions(tenant_id, schema, rids)
+
     def table_history(
         self,
         tenant_id: str,
