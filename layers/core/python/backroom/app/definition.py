@@ -65,8 +65,11 @@ class Group(BaseModel):
     name: str = Field(min_length=1, max_length=100)
     users: list[str] = Field(default_factory=list)  # emails
     entities: dict[str, EntityPermission] = Field(default_factory=dict)
-    # The spec's flag to manage groups: its members may impersonate the users they reach (not developers).
-    manage_groups: bool = False
+    manage_groups: bool = Field(
+        default=False,
+        description="The runtime spec's flag to manage groups: members may impersonate the users they reach,"
+        " never a developer",
+    )
 
     def has_member(self, email: str, names: Iterable[str]) -> bool:
         """Whether the user of `email`, naming the groups `names`, belongs to this group."""
