@@ -49,7 +49,7 @@ from backroom.jobs.kinds import JobContext, JobFailure, RowOutcome, lease_guard
 from backroom.jobs.models import Chunk, ChunkPlan, Job, Progress
 from backroom.records import Record, RecordStore, Schema
 from backroom.records.query import matches
-from backroom.records.store import AlreadyApplied, Author, GuardFailed, Update, VersionConflict
+from backroom.records.store import AlreadyApplied, Author, Update, VersionConflict
 from backroom.records.values import normalize
 from backroom.rowmarks import RowMarks
 
@@ -345,6 +345,7 @@ class ActionRunner:
         """
         results: list[Run | BackroomError] = []
         pending: list[tuple[int, Run, Update]] = []
+        kept: list[tuple[int, Run, list[Write]]] = []  # runs that changed nothing: their writes only
         for record in records:
             try:
                 run, changes, extra = self._prepare(tenant_id, entity, action, params, record, author.user)
@@ -353,55 +354,30 @@ class ActionRunner:
                 continue
             if marker is not None:
                 extra.append(marker(run))
+            results.append(run)
             if changes:
-                results.append(run)
                 pending.append((len(results) - 1, run, Update(record, changes, extra)))
             else:
-                results.append(self._unchanged(tenant_id, entity, action, params, run, extra, author, marker, guard))
-        saved = self.records.write_many(
-            tenant_id, entity.schema, [u for _, _, u in pending], author=author, guard=guard
-        )
-        for (index, run, update), outcome in zip(pending, saved, strict=True):
+                kept.append((len(results) - 1, run, extra))
+        saved: list[Record | BackroomError | None] = [
+            *self.records.write_many(tenant_id, entity.schema, [u for _, _, u in pending], author=author, guard=guard),
+            *self.records.unchanged_many(tenant_id, entity.schema, [(r.record, e) for _, r, e in kept], guard=guard),
+        ]
+        for (index, run, current), outcome in zip(
+            [(i, r, u.current) for i, r, u in pending] + [(i, r, r.record) for i, r, _ in kept], saved, strict=True
+        ):
             if isinstance(outcome, Record):
                 run.record = outcome
-                continue
-            if isinstance(outcome, VersionConflict):
+            elif isinstance(outcome, VersionConflict):  # changed meanwhile: run again on what it is now
                 try:
                     results[index] = self.run_one(
-                        tenant_id, entity, action, params, update.current, author=author, marker=marker
+                        tenant_id, entity, action, params, current, author=author, marker=marker
                     )
                 except BackroomError as err:
                     results[index] = err
-                continue
-            results[index] = outcome
+            elif outcome is not None:
+                results[index] = outcome
         return results
-
-    def _unchanged(
-        self,
-        tenant_id: str,
-        entity: Entity,
-        action: Action,
-        params: Mapping[str, Any],
-        run: Run,
-        extra: list[Write],
-        author: Author,
-        marker: Callable[[Run], Write] | None,
-        guard: Sequence[Write],
-    ) -> Run | BackroomError:
-        """A run of `run_each` that changed nothing: its log lines (and marker) written, the record left at
-        its version; a record changed meanwhile runs again (`run_one`), as `write_many`'s conflicts do."""
-        try:
-            self.records.unchanged(tenant_id, entity.schema, run.record, extra, guard=guard)
-        except GuardFailed:
-            raise
-        except VersionConflict:
-            try:
-                return self.run_one(tenant_id, entity, action, params, run.record, author=author, marker=marker)
-            except BackroomError as err:
-                return err
-        except BackroomError as err:  # AlreadyApplied: a job counts the record done
-            return err
-        return run
 
     # Many records --------------------------------------------------------------
     def run_many(

@@ -30,7 +30,7 @@ from backroom.records.model import (
 from backroom.records.query import Condition, Plan, Sort
 from backroom.records.reader import MAX_READ, RecordReader
 from backroom.records.schema import Namespace, Schema
-from backroom.records.writer import RecordWriter
+from backroom.records.writer import MAX_TRANSACTION, RecordWriter
 
 __all__ = [
     "AlreadyApplied",
@@ -112,13 +112,50 @@ class RecordStore:
         `VersionConflict` (it changed), `AlreadyApplied` (a marker of `extra` exists), `GuardFailed`."""
         if not extra and not guard:
             return  # nothing to write
-        check = Write(
-            key=record_key(tenant_id, schema, record.rid),
-            check=True,
-            condition="version = :v",
-            values={":v": record.version},
-        )
-        self.writer._commit([*guard, check, *extra], {}, record.data, extra=len(extra), guarded=len(guard))
+        writes = [*guard, _at_version(tenant_id, schema, record), *extra]
+        self.writer._commit(writes, {}, record.data, extra=len(extra), guarded=len(guard))
+
+    def unchanged_many(
+        self,
+        tenant_id: str,
+        schema: Schema,
+        kept: Sequence[tuple[Record, Sequence[Write]]],
+        *,
+        guard: Sequence[Write] = (),
+    ) -> list[BackroomError | None]:
+        """`unchanged` for several records, as many to a transaction as 100 writes hold (with `guard`); a
+        transaction that fails is tried record by record, so one record's conflict blocks no other. Each
+        record's error (`VersionConflict`, `AlreadyApplied`) or None; `GuardFailed` is raised."""
+        outcome: list[BackroomError | None] = [None] * len(kept)
+        batch: list[int] = []
+
+        def flush() -> None:
+            if not batch:
+                return
+            writes = [w for i in batch for w in (_at_version(tenant_id, schema, kept[i][0]), *kept[i][1])]
+            try:
+                self.writer._commit([*guard, *writes], {}, {}, guarded=len(guard))
+            except GuardFailed:
+                raise
+            except BackroomError:
+                for i in batch:
+                    try:
+                        self.unchanged(tenant_id, schema, *kept[i], guard=guard)
+                    except GuardFailed:
+                        raise
+                    except BackroomError as err:
+                        outcome[i] = err
+            batch.clear()
+
+        room, size = MAX_TRANSACTION - len(guard), 0
+        for i, (_, extra) in enumerate(kept):
+            if batch and size + 1 + len(extra) > room:
+                flush()
+                size = 0
+            batch.append(i)
+            size += 1 + len(extra)
+        flush()
+        return outcome
 
     def write_many(
         self,
@@ -276,3 +313,9 @@ class RecordStore:
         return self.histories.of_table(
             tenant_id, schema, actions=actions, since=since, until=until, limit=limit, before=before
         )
+
+
+def _at_version(tenant_id: str, schema: Schema, record: Record) -> Write:
+    """A check that writes nothing: the record is still at the version read."""
+    key = record_key(tenant_id, schema, record.rid)
+    return Write(key=key, check=True, condition="version = :v", values={":v": record.version})
