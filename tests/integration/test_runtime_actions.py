@@ -1,8 +1,8 @@
 """The runtime dialect's actions and aggregate queries over HTTP: the spec's samples and its error rows.
 
 Actions run on the demo companies Browsezoom and Blogpad as the spec's samples do (logSomething changes
-nothing, so their versions stay; the data tests allow for changes anyway); aggregate queries read the demo contacts, and the expected sums
-are computed from the same records read through `GET`.
+nothing, so their versions stay; the data tests allow for changes anyway); aggregate queries read the
+demo contacts, and the expected sums are computed from the same records read through `GET`.
 """
 
 from __future__ import annotations
