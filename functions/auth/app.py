@@ -97,7 +97,8 @@ class LoginResponse(BaseModel):
         400: {"description": "newPassword is shorter than 12 characters, or the same as password"},
         401: {"description": "Invalid credentials (also a deactivated user's good password)"},
         403: {
-            "description": "Only developers may impersonate other users; or `passwordChangeRequired`: the password"
+            "description": "Only developers and members of a group with the flag to manage groups may impersonate"
+            " (those, users only, not developers); or `passwordChangeRequired`: the password"
             " is a one-time password, to log in again with `newPassword` (no session is opened)"
         },
         404: {"description": "The user to impersonate does not exist"},
@@ -143,7 +144,7 @@ class LogoutResponse(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{"userEmail": "user@test.com", "adminUserEmail": None}]})
 
     userEmail: str = Field(description="Whose session ended")
-    adminUserEmail: str | None = Field(description="The developer who was impersonating, if any")
+    adminUserEmail: str | None = Field(description="The user who was impersonating (a developer or a group manager)")
 
 
 @app.post("/runtime/api/auth/logout")

@@ -164,7 +164,10 @@ def get_file(file_id: FileId, caller: CurrentCaller, redirect: Redirect = None) 
     "/runtime/api/files/<file_id>/share",
     responses={
         400: {"description": "ttl is not a whole number of milliseconds"},
-        403: {"description": "Only developers share files"},
+        403: {
+            "description": "A user shares only files it uploaded, or those a record it may read holds in a field"
+            " it reads (developers share any file)"
+        },
         404: {"description": "The file doesn't exist"},
     },
 )
@@ -174,7 +177,7 @@ def share_file(
     ttl: Annotated[int | None, Query(ge=1, le=MAX_SHARE_MS, description="Milliseconds, up to 30 days")] = None,
 ) -> dict[str, str]:
     """Share a file through a public link, valid for `ttl` milliseconds (an hour by default)."""
-    shared = core().app.files.share(caller, file_id, None if ttl is None else str(ttl))
+    shared = core().app.files.share(caller, file_id, None if ttl is None else str(ttl), core().app)
     return {"sharedFileId": shared.share_id, "sharedFileLink": f"/files/shared/{shared.share_id}"}
 
 

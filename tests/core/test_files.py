@@ -184,3 +184,37 @@ def test_a_log_query_reads_a_bounded_number_of_lines(core: Core, monkeypatch: py
     # A page the bounded read cannot fill is the caller's to narrow
     with pytest.raises(Invalid):
         logs.find(TENANT, log_query({"message": "nothing like it"}, now_ms()))
+
+
+def test_a_user_shares_files_it_uploaded_or_reads_in_a_record_and_no_other(core: Core) -> None:
+    from backroom.errors import Forbidden
+    from backroom.identity.models import Caller, Role
+
+    from infra.demo.load import demo_app
+
+    def caller(email: str, role: Role = Role.USER) -> Caller:
+        return Caller(user_id=email, email=email, name=email, role=role, account_id=TENANT, tenant_id=TENANT)
+
+    dev, user, stranger = caller("dev@demo.local", Role.DEVELOPER), caller("user@demo.local"), caller("x@demo.local")
+    core.app.repo.install(TENANT, demo_app(listing_members=True))  # user@demo.local: Sales (contract hidden)
+    files = core.app.files
+    document, contract, own = (
+        files.upload(who, f"{n}.pdf", "application/pdf", n.encode()).name
+        for who, n in ((dev, "document"), (dev, "contract"), (user, "own"))
+    )
+    company = core.app.create(dev, "companies", {"name": "Shares", "document": document, "contract": contract}, None)
+    stored = core.files.app_file(TENANT, document)
+    assert stored is not None and stored.holders == [f"companies/{company['id']}"]
+
+    # A user shares the file a record it reads holds in a field it reads, and its own upload
+    for file_id in (document, own):
+        assert files.share(user, file_id, None, core.app).file_id == file_id
+    # ...not a file in a field hidden from it, nor anything for a user who may not read the record
+    for who, file_id in ((user, contract), (stranger, document)):
+        with pytest.raises(Forbidden):
+            files.share(who, file_id, None, core.app)
+    # ...nor a file the record no longer holds; a developer shares any file
+    core.app.update(dev, "companies", company["id"], {"document": None}, None)
+    with pytest.raises(Forbidden):
+        files.share(user, document, None, core.app)
+    assert files.share(dev, contract, "60000", core.app).file_id == contract

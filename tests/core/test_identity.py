@@ -76,6 +76,22 @@ def test_a_plain_user_may_not_impersonate(demo: Core) -> None:
         demo.identity.login("user@demo.local", "demo-user-password", impersonate="sub@demo.local")
 
 
+def test_a_member_of_a_group_that_manages_groups_impersonates_users_not_developers(demo: Core) -> None:
+    # Given the user of the demo's Sales group made a member of Managers (the app's flag to manage groups)
+    demo.identity.set_groups("user@demo.local", ["Sales", "Managers"])
+
+    # Then it may impersonate a user it reaches, as a developer does
+    caller = demo.identity.login("user@demo.local", "demo-user-password", impersonate="sub@demo.local").caller
+    assert (caller.email, caller.admin_email, caller.role) == ("sub@demo.local", "user@demo.local", Role.USER)
+    # ...but never a developer, who may do more than it
+    with pytest.raises(Forbidden):
+        demo.identity.login("user@demo.local", "demo-user-password", impersonate="dev@demo.local")
+    # ...and back in Sales alone, no one
+    demo.identity.set_groups("user@demo.local", ["Sales"])
+    with pytest.raises(Forbidden):
+        demo.identity.login("user@demo.local", "demo-user-password", impersonate="sub@demo.local")
+
+
 def test_tokens_and_passwords_are_stored_hashed(demo: Core) -> None:
     token = demo.identity.login("user@demo.local", "demo-user-password").token
     stored = demo.table.get(f"TOKEN#{hashlib.sha256(token.encode()).hexdigest()}", "TOKEN")

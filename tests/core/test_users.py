@@ -144,7 +144,7 @@ def test_a_users_groups_give_it_their_permissions_at_once_and_taken_away_take_th
 def test_an_install_grants_by_both_kinds_of_membership_and_forgets_users_granted_nothing(demo: Core) -> None:
     app = demo_app()
     for group in app.groups:  # membership by the groups' own lists, as app files had it
-        group.users = {"Sales": ["user@demo.local"], "Readers": ["sub@demo.local"]}[group.name]
+        group.users = {"Sales": ["user@demo.local"], "Readers": ["sub@demo.local"]}.get(group.name, [])
     demo.identity.set_groups("user@demo.local", [])  # user is listed by Sales, and names no group
     demo.identity.set_groups("sub@demo.local", ["Sales"])  # sub is listed by Readers, and names Sales
 

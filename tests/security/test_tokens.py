@@ -135,7 +135,7 @@ def test_an_impersonation_token_acts_as_the_impersonated_user_only(world: World)
     for method, path in (
         ("GET", "/status/logs"),
         ("GET", f"/files/{secret.document_id}"),
-        ("PUT", f"/files/{secret.document_id}/share"),
+        ("PUT", f"/files/{secret.contract_id}/share"),  # hidden from the user (its document it may share)
         ("DELETE", f"/data/companies/{secret.company_id}"),
         ("PUT", f"/data/companies/{secret.company_id}/customResponse"),
     ):

@@ -26,7 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from typing import Any, TextIO
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from backroom import keys
 from backroom.aws import Translated, failures
@@ -39,6 +39,7 @@ _PART_BYTES = 8 * 1024 * 1024
 _MISSING = ("404", "NoSuchKey", "NotFound")  # S3's codes for an object that is not there
 HOUR_MS = 3_600_000
 _SHARE_KEEP_S = 86_400  # a share link's item outlives its expiry by a day, then DynamoDB's TTL removes it
+HOLDERS_MOST = 50  # records an app file notes as holding it (`StoredFile.holders`)
 
 
 class StoredFile(BaseModel):
@@ -53,6 +54,10 @@ class StoredFile(BaseModel):
     referenced: bool = False  # an app file a record references: the sweep keeps it
     pending: str | None = None  # an app file's pending-upload partition, until a record references it
     expected_size: int | None = None  # a presigned upload's declared size, checked when it completes
+    # Records a write made reference the app file (`<entity>/<record id>`, at most HOLDERS_MOST): whom a
+    # user's share is checked against. A record may have dropped the file since: the check reads it.
+    # Only `hold` writes it (a string set, ADDed to): a put of the model leaves it out.
+    holders: list[str] = Field(default_factory=list, exclude=True)
 
 
 class SharedFile(BaseModel):
@@ -359,6 +364,20 @@ class FileStore:
         self.table.update(keys.files_of(owner), file_id, "SET referenced = :f", values={":f": False})
         marker = {"pk": stored.pending, "sk": keys.pending_sk(tenant_id, file_id), "tenant": tenant_id, "file": file_id}
         self.table.put({**marker, "at": stored.created_at, "expires_at": stored.created_at // 1000 + 30 * 86_400})
+
+    def hold(self, tenant_id: str, file_id: str, holder: str) -> None:
+        """Note that record `holder` (`<entity>/<record id>`) references an app file, once, while the file
+        notes fewer than `HOLDERS_MOST`; a file gone, or with its list full, is left as it is."""
+        try:
+            self.table.update(
+                keys.files_of(keys.app_owner(tenant_id)),
+                file_id,
+                "ADD holders :h",
+                values={":h": {holder}, ":n": HOLDERS_MOST},
+                condition="attribute_exists(pk) AND (attribute_not_exists(holders) OR size(holders) < :n)",
+            )
+        except ConditionFailed:
+            return
 
     def remove_app_file(self, tenant_id: str, file_id: str) -> bool:
         """Delete an app file no record references (its metadata first, conditioned on that, then its bytes)."""

@@ -82,6 +82,8 @@ class Core:
             ),
             hashes_at_once=config.password_hashes_at_once,
             hash_wait_seconds=config.password_hash_wait_seconds,
+            # Late-bound: the app's grants are built (and imported) only when a user, not a developer, impersonates.
+            manages_groups=lambda user: self.grants.manages_groups(user.tenant_id, user.email, user.groups),
         )
 
     @cached_property

@@ -5,8 +5,10 @@ An action is declared on its entity (`Action`: name, type, function, parameters,
 
 - type `one`: called once per record with `call.record`, the record's values as the API shows them.
   What the function changes there is saved through the records model (version-conditioned, with its
-  history entry, the entity's `updated_field` set), so every run bumps the record's version. It
-  answers `None` (the caller gets the updated record) or a custom response (any JSON value).
+  history entry, the entity's `updated_field` set). A run that changes nothing leaves the record as it
+  is (no new version, no history entry, `updated_field` untouched): only its log lines (and a job's
+  marker) are written, while the record is still at the version it ran on. It answers `None` (the
+  caller gets the record) or a custom response (any JSON value).
 - type `many` / `query`: called once with `call.records` (at most `SYNC_MOST`; an async job calls it
   once per chunk); it answers a custom response, `None` being an empty one (`{}`). Records are not
   saved for it.
@@ -298,7 +300,7 @@ class ActionRunner:
         arguments = ActionCall(entity.name, action.name, dict(params), user, record=values, record_id=record.rid)
         response = call_action(action, arguments)
         changes = {k: values.get(k) for k in {*before, *values} if values.get(k) != before.get(k)}
-        if entity.updated_field:
+        if changes and entity.updated_field:
             changes[entity.updated_field] = now_ms()
         lines = [self.logs.write_of(tenant_id, line) for line in arguments.lines]
         return Run(record, response is not None, _jsonable(response)), changes, lines
@@ -320,6 +322,9 @@ class ActionRunner:
             if marker is not None:
                 extra.append(marker(run))
             try:
+                if not changes:  # nothing to save: its log lines (and marker) only, the version as it is
+                    self.records.unchanged(tenant_id, entity.schema, record, extra)
+                    return run
                 run.record = self.records.update(
                     tenant_id, entity.schema, record.rid, changes, version=record.version, author=author, extra=extra
                 )
@@ -351,6 +356,7 @@ class ActionRunner:
         """
         results: list[Run | BackroomError] = []
         pending: list[tuple[int, Run, Update]] = []
+        kept: list[tuple[int, Run, list[Write]]] = []  # runs that changed nothing: their writes only
         for record in records:
             try:
                 run, changes, extra = self._prepare(tenant_id, entity, action, params, record, author.user)
@@ -360,23 +366,28 @@ class ActionRunner:
             if marker is not None:
                 extra.append(marker(run))
             results.append(run)
-            pending.append((len(results) - 1, run, Update(record, changes, extra)))
-        saved = self.records.write_many(
-            tenant_id, entity.schema, [u for _, _, u in pending], author=author, guard=guard
-        )
-        for (index, run, update), outcome in zip(pending, saved, strict=True):
+            if changes:
+                pending.append((len(results) - 1, run, Update(record, changes, extra)))
+            else:
+                kept.append((len(results) - 1, run, extra))
+        saved: list[Record | BackroomError | None] = [
+            *self.records.write_many(tenant_id, entity.schema, [u for _, _, u in pending], author=author, guard=guard),
+            *self.records.unchanged_many(tenant_id, entity.schema, [(r.record, e) for _, r, e in kept], guard=guard),
+        ]
+        for (index, run, current), outcome in zip(
+            [(i, r, u.current) for i, r, u in pending] + [(i, r, r.record) for i, r, _ in kept], saved, strict=True
+        ):
             if isinstance(outcome, Record):
                 run.record = outcome
-                continue
-            if isinstance(outcome, VersionConflict):
+            elif isinstance(outcome, VersionConflict):  # changed meanwhile: run again on what it is now
                 try:
                     results[index] = self.run_one(
-                        tenant_id, entity, action, params, update.current, author=author, marker=marker
+                        tenant_id, entity, action, params, current, author=author, marker=marker
                     )
                 except BackroomError as err:
                     results[index] = err
-                continue
-            results[index] = outcome
+            elif outcome is not None:
+                results[index] = outcome
         return results
 
     # Many records --------------------------------------------------------------

@@ -65,6 +65,15 @@ class Group(BaseModel):
     name: str = Field(min_length=1, max_length=100)
     users: list[str] = Field(default_factory=list)  # emails
     entities: dict[str, EntityPermission] = Field(default_factory=dict)
+    manage_groups: bool = Field(
+        default=False,
+        description="The runtime spec's flag to manage groups: members may impersonate the users they reach,"
+        " never a developer",
+    )
+
+    def has_member(self, email: str, names: Iterable[str]) -> bool:
+        """Whether the user of `email`, naming the groups `names`, belongs to this group."""
+        return self.name in set(names) or email.lower() in {u.lower() for u in self.users}
 
 
 # Segments of `PUT /data/{entity}/{segment}` that are not actions; an action name may not shadow a record id either.
@@ -197,10 +206,10 @@ class AppDefinition(BaseModel):
 def merged_permissions(groups: Iterable[Group], email: str, names: Iterable[str]) -> dict[str, EntityPermission]:
     """The union of the permissions of the groups a user belongs to: those among `names` (the user's
     own list), and those whose `users` list its e-mail."""
-    email, named = email.lower(), set(names)
+    named = set(names)
     merged: dict[str, EntityPermission] = {}
     for group in groups:
-        if group.name not in named and email not in {u.lower() for u in group.users}:
+        if not group.has_member(email, named):
             continue
         for name, grant in group.entities.items():
             merged[name] = merged[name].merged(grant) if name in merged else grant

@@ -196,13 +196,45 @@ class AppFiles:
         return self._download(self._file(caller.tenant_id, file_id), redirect)
 
     # Sharing ---------------------------------------------------------------
-    def share(self, caller: Caller, file_id: str, ttl: str | None) -> SharedFile:
-        """`PUT /files/{id}/share?ttl=`: a public link valid for `ttl` ms (an hour by default)."""
-        if not caller.is_developer:
-            raise Forbidden("Only developers may share files (a link opens the file to anyone)")
+    def share(self, caller: Caller, file_id: str, ttl: str | None, data: AppService) -> SharedFile:
+        """`PUT /files/{id}/share?ttl=`: a public link valid for `ttl` ms (an hour by default).
+
+        The spec restricts only downloads by id: a developer shares any file, a user a file it uploaded or
+        one a record it may read holds in a field it reads (`_may_share`); anything else is a 403."""
         lasting = whole(ttl, "ttl", 1, MAX_SHARE_MS) or DEFAULT_SHARE_MS  # milliseconds
         stored = self._file(caller.tenant_id, file_id)
+        if not caller.is_developer and not self._may_share(caller, stored, data):
+            raise Forbidden("You may share only files you uploaded, or those of records you may read")
         return self.store.share(caller.tenant_id, stored.name, object_id(), now_ms() + lasting)
+
+    def _may_share(self, caller: Caller, stored: StoredFile, data: AppService) -> bool:
+        """Whether a user uploaded the file, or reads it in a record that holds it: one of the records
+        noted as holding it (`StoredFile.holders`, at most `HOLDERS_MOST`) that still does, in a field
+        the caller reads, through the permission gate (one BatchGet per entity)."""
+        if (stored.uploaded_by or "").lower() == caller.email.lower():
+            return True
+        by_entity: dict[str, list[str]] = {}
+        for holder in stored.holders:
+            entity, _, rid = holder.partition("/")
+            by_entity.setdefault(entity, []).append(rid)
+        gate = data.gate(caller)
+        for entity, rids in sorted(by_entity.items()):
+            try:
+                access = gate.access(entity, "read")
+            except (Forbidden, NotFound):  # an entity it may not read, or one removed since
+                continue
+            for record in data.records.get_many(caller.tenant_id, access.schema, rids):
+                if any(
+                    fid == stored.name and access.may_read(top)
+                    for top, fid in file_refs(access.schema.fields, record.data)
+                ):
+                    return True
+        return False
+
+    def hold(self, tenant_id: str, file_ids: Sequence[str], entity: str, rid: str) -> None:
+        """After a record write that references `file_ids`: note the record as holding each (for `_may_share`)."""
+        for fid in file_ids:
+            self.store.hold(tenant_id, fid, f"{entity}/{rid}")
 
     def shared(self, share_id: str, redirect: bool = True) -> Download:
         """`GET /files/shared/{id}`, without a token: 404 once the link has expired."""

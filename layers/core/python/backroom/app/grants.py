@@ -79,6 +79,11 @@ class Grants:
         else:
             self.store.delete_grants(tenant_id, [email.lower()])
 
+    def manages_groups(self, tenant_id: str, email: str, names: Iterable[str]) -> bool:
+        """Whether the user of `email` (naming the groups `names`) belongs to a group with the flag to manage
+        groups (`Group.manage_groups`): asked at an impersonating login only, the groups read in one Query."""
+        return any(g.manage_groups and g.has_member(email, names) for g in self.store.groups(tenant_id))
+
     def check_groups(self, tenant_id: str, names: Iterable[str]) -> None:
         """A group a user is to belong to must be one the app defines (else a 400 naming it)."""
         defined = {g.name for g in self.store.groups(tenant_id)}

@@ -2,6 +2,12 @@
 
 Through the same permission gate as every read: `history` on the entity, and only the fields the
 caller may read in each entry's old and new values.
+
+As the spec's samples show them: every entry of a deleted record says so (`recordDeleted: true` and
+its `deletionDate`, read with the page: `RecordStore.deletions`), `null` both otherwise. A whole record
+(a create's new values, a delete's old) shows every field, a group with each of its fields, its `id` and
+`label` (an empty group too: `id` null), and leaves out an empty list of groups; a change entry shows
+each list of groups its record had empty as `{"json": null, "text": "{}"}` on both sides.
 """
 
 from __future__ import annotations
@@ -19,6 +25,8 @@ from backroom.errors import Invalid
 from backroom.identity.models import Caller
 from backroom.params import millis, whole
 from backroom.records import RecordStore
+from backroom.records.schema import TableField
+from backroom.records.values import render_label
 
 EVENT_TYPES = {"create": "USER_RECORD_CREATED", "update": "USER_RECORD_CHANGED", "delete": "USER_RECORD_DELETED"}
 _ACTIONS = {v: k for k, v in EVENT_TYPES.items()}
@@ -83,12 +91,13 @@ class AppHistory:
     ) -> dict[str, Any]:
         readable = set(access.readable())
         schema = access.schema
+        gone = self.records.deletions(caller.tenant_id, schema, [e["rid"] for e in entries]) if entries else {}
         items = []
         for e in entries:
-            deleted = e["action"] == "delete"
 
             def whole(data: Mapping[str, Any]) -> dict[str, Any]:
-                return {f.name: native_value(f, data.get(f.name)) for f in schema.fields if f.name in readable}
+                shown = {f.name: _whole(f, data.get(f.name)) for f in schema.fields if f.name in readable}
+                return {k: v for k, v in shown.items() if v is not _EMPTY}
 
             def changes(data: Mapping[str, Any]) -> dict[str, Any]:
                 return {k: change_view(schema.field(k), k, v) for k, v in data.items() if k in readable}
@@ -96,10 +105,13 @@ class AppHistory:
             old, new = {}, {}
             if e["action"] == "create":
                 new = whole(e.get("new") or {})
-            elif deleted:
+            elif e["action"] == "delete":
                 old = whole(e.get("old") or {})
             else:
                 old, new = changes(e.get("old") or {}), changes(e.get("new") or {})
+                for name in e.get("empty_groups") or []:  # as the spec's sample shows `addresses`
+                    if name in readable and name not in new:
+                        old[name] = new[name] = {"json": None, "text": "{}"}
             items.append(
                 {
                     "id": e["hid"],
@@ -114,14 +126,34 @@ class AppHistory:
                     "eventType": EVENT_TYPES[e["action"]],
                     "eventCategory": "SYSTEM" if e.get("user") == SYSTEM_USER else "USER",
                     "contextPath": e.get("context", ""),
-                    "recordDeleted": True if deleted else None,
-                    "deletionDate": int(e["at"]) if deleted else None,
+                    "recordDeleted": True if e["rid"] in gone else None,
+                    "deletionDate": gone.get(e["rid"]),
                     "oldRecord": old,
                     "newRecord": new,
                 }
             )
         # The spec's sample gives the last entry's id even on a page that holds them all.
         return {"total": total, "offset": items[-1]["id"] if items else None, "items": items}
+
+
+_EMPTY = object()  # an empty list of groups: left out of a whole record
+
+
+def _whole(spec: TableField, value: Any) -> Any:
+    """A field of a whole record in an entry: a group with every field of its own (null when empty), its
+    `id` and `label`, even when it holds nothing; an empty list of groups is `_EMPTY`."""
+    if spec.type != "group":
+        return native_value(spec, value)
+    if spec.multi:
+        return [_group(spec, v) for v in value if isinstance(v, dict)] if isinstance(value, list) and value else _EMPTY
+    return _group(spec, value if isinstance(value, dict) else None)
+
+
+def _group(spec: TableField, value: Mapping[str, Any] | None) -> dict[str, Any]:
+    held = value or {}
+    inner = {f.name: _whole(f, held.get(f.name)) for f in spec.fields}
+    label = held.get("label") if value else render_label(spec.label, {}) if spec.label else spec.name
+    return {**{k: v for k, v in inner.items() if v is not _EMPTY}, "id": held.get("id"), "label": label}
 
 
 def _paging(params: Mapping[str, Any]) -> tuple[int, str | None]:

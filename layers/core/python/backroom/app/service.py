@@ -259,6 +259,7 @@ class AppData:
             except BaseException:
                 self.files.release(tenant, taken)
                 raise
+            self.files.hold(tenant, file_ids, name, record.rid)  # whose readers may share them
         except Invalid as err:
             if err.errors:
                 shown = label or render_label(access.schema.label, values if isinstance(values, dict) else {})

@@ -1,17 +1,20 @@
 """Records' history: the entry each single-record write adds in its own transaction, and reading them back,
-a record's (newest first) or a whole table's (its shards' time-ordered gsi1 partitions merged)."""
+a record's (newest first) or a whole table's (its shards' time-ordered gsi1 partitions merged).
+
+A delete rewrites no entry: whether the records of a page of entries are gone, and when, is read with
+the page (`deletions`), one BatchGet of their records and, for a record gone, its newest entry."""
 
 from __future__ import annotations
 
 import heapq
 import secrets
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from itertools import dropwhile, islice
 from typing import Any
 
 from backroom.clock import now_ms
 from backroom.dynamo import Table, Write, key_range
-from backroom.records.keys import history_pk, history_sk, table_history_pk
+from backroom.records.keys import history_pk, history_sk, record_key, table_history_pk
 from backroom.records.model import Author, HistoryPage, Record
 from backroom.records.schema import Schema
 from backroom.records.values import shard_of
@@ -57,7 +60,30 @@ class RecordHistory:
             "old": dict(old),
             "new": dict(new),
         }
+        if action == "update":  # what an update entry alone cannot say: its record's empty lists of groups
+            entry["empty_groups"] = [
+                f.name for f in schema.fields if f.type == "group" and f.multi and not record.data.get(f.name)
+            ]
         return [Write(item=entry, condition="attribute_not_exists(pk)")]
+
+    def deletions(self, tenant_id: str, schema: Schema, rids: Sequence[str]) -> dict[str, int | None]:
+        """The records of `rids` that are gone, each with when it was deleted (its delete entry's time; None
+        when its newest entry is no delete, as for a record deleted while the entity kept no history).
+
+        One BatchGet of the records (their versions only, 100 a request), then a one-item Query of the
+        newest entry of each record gone: bounded by the page of entries the caller read."""
+        wanted = list(dict.fromkeys(rids))
+        keys = {record_key(tenant_id, schema, rid): rid for rid in wanted}
+        found = self.table.batch_get(list(keys), attributes=["version"])
+        gone: dict[str, int | None] = {}
+        for key, rid in keys.items():
+            if key in found:
+                continue
+            newest = list(
+                self.table.query("pk = :p", {":p": history_pk(tenant_id, schema, rid)}, forward=False, limit=1)
+            )
+            gone[rid] = int(newest[0]["at"]) if newest and newest[0].get("action") == "delete" else None
+        return gone
 
     def of_record(
         self, tenant_id: str, schema: Schema, rid: str, *, limit: int = 100, before: str | None = None

@@ -103,6 +103,21 @@ class RecordStore:
     ) -> Record:
         return self.writer.update(tenant_id, schema, rid, changes, version=version, author=author, extra=extra)
 
+    def unchanged(
+        self, tenant_id: str, schema: Schema, record: Record, extra: Sequence[Write], *, guard: Sequence[Write] = ()
+    ) -> None:
+        self.writer.unchanged(tenant_id, schema, record, extra, guard=guard)
+
+    def unchanged_many(
+        self,
+        tenant_id: str,
+        schema: Schema,
+        kept: Sequence[tuple[Record, Sequence[Write]]],
+        *,
+        guard: Sequence[Write] = (),
+    ) -> list[BackroomError | None]:
+        return self.writer.unchanged_many(tenant_id, schema, kept, guard=guard)
+
     def write_many(
         self,
         tenant_id: str,
@@ -241,6 +256,9 @@ class RecordStore:
         self, tenant_id: str, schema: Schema, rid: str, *, limit: int = 100, before: str | None = None
     ) -> HistoryPage:
         return self.histories.of_record(tenant_id, schema, rid, limit=limit, before=before)
+
+    def deletions(self, tenant_id: str, schema: Schema, rids: Sequence[str]) -> dict[str, int | None]:
+        return self.histories.deletions(tenant_id, schema, rids)
 
     def table_history(
         self,

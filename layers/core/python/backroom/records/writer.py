@@ -294,6 +294,59 @@ class RecordWriter:
         writes += self.history.entry(tenant_id, schema, gone, "delete", current.data, {}, author)
         return writes
 
+    def unchanged(
+        self, tenant_id: str, schema: Schema, record: Record, extra: Sequence[Write], *, guard: Sequence[Write] = ()
+    ) -> None:
+        """Commit `extra` (an action's log lines, a job's marker) for a record that stays as it is: while it is
+        still at the version read, with neither a new version nor a history entry. As `update` fails:
+        `VersionConflict` (it changed), `AlreadyApplied` (a marker of `extra` exists), `GuardFailed`."""
+        if not extra and not guard:
+            return  # nothing to write
+        writes = [*guard, _at_version(tenant_id, schema, record), *extra]
+        self._commit(writes, {}, record.data, extra=len(extra), guarded=len(guard))
+
+    def unchanged_many(
+        self,
+        tenant_id: str,
+        schema: Schema,
+        kept: Sequence[tuple[Record, Sequence[Write]]],
+        *,
+        guard: Sequence[Write] = (),
+    ) -> list[BackroomError | None]:
+        """`unchanged` for several records, as many to a transaction as 100 writes hold (with `guard`); a
+        transaction that fails is tried record by record, so one record's conflict blocks no other. Each
+        record's error (`VersionConflict`, `AlreadyApplied`) or None; `GuardFailed` is raised."""
+        outcome: list[BackroomError | None] = [None] * len(kept)
+        batch: list[int] = []
+
+        def flush() -> None:
+            if not batch:
+                return
+            writes = [w for i in batch for w in (_at_version(tenant_id, schema, kept[i][0]), *kept[i][1])]
+            try:
+                self._commit([*guard, *writes], {}, {}, guarded=len(guard))
+            except GuardFailed:
+                raise
+            except BackroomError:
+                for i in batch:
+                    try:
+                        self.unchanged(tenant_id, schema, *kept[i], guard=guard)
+                    except GuardFailed:
+                        raise
+                    except BackroomError as err:
+                        outcome[i] = err
+            batch.clear()
+
+        room, size = MAX_TRANSACTION - len(guard), 0
+        for i, (_, extra) in enumerate(kept):
+            if batch and size + 1 + len(extra) > room:
+                flush()
+                size = 0
+            batch.append(i)
+            size += 1 + len(extra)
+        flush()
+        return outcome
+
     # Several records to a transaction, behind a job's guard ----------------
     def write_many(
         self,
@@ -765,3 +818,9 @@ def _check_guard(failed: TransactionFailed, guarded: int) -> None:
     """Raise `GuardFailed` when one of the transaction's first `guarded` writes (a job's guard) failed."""
     if "ConditionalCheckFailed" in failed.reasons[:guarded]:
         raise GuardFailed("The job no longer holds this work") from None
+
+
+def _at_version(tenant_id: str, schema: Schema, record: Record) -> Write:
+    """A check that writes nothing: the record is still at the version read."""
+    key = record_key(tenant_id, schema, record.rid)
+    return Write(key=key, check=True, condition="version = :v", values={":v": record.version})
