@@ -232,7 +232,7 @@ def test_an_async_action_over_ids_keeps_in_its_results_the_map_a_synchronous_run
     for outcome in (answered, results):  # each record whole, with its entity, after its system fields
         records = [v["response"] for v in outcome.values() if v["status"] == "ok"]
         assert len(records) == 2 and all(list(r)[:4] == ["id", "version", "label", "entity"] for r in records)
-        assert all(r["entity"] == entity and r["version"] == 1 and "numberOfEmployees" in r for r in records)
+        assert all(r["entity"] == entity and r["version"] == 0 and "numberOfEmployees" in r for r in records)
         assert outcome[unknown] == {"status": "error", "errorMessage": f"Record {unknown} of companies does not exist"}
         assert outcome[malformed] == {
             "status": "error",
