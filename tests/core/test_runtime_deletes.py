@@ -18,6 +18,7 @@ from backroom.app import planning
 from backroom.app.definition import Entity
 from backroom.app.history import entity_id, with_entity
 from backroom.app.planning import CHUNK_IDS
+from backroom.clock import now_ms
 from backroom.errors import ServiceFailure
 from backroom.identity.models import Caller, Role
 from backroom.ids import object_id
@@ -204,6 +205,28 @@ def test_an_async_delete_by_ids_answers_in_its_results_what_a_synchronous_delete
     }
     # ...and the counts are the job's own: five rows, two of them failed
     assert done.results == {} and (done.total_rows, done.processed, done.failed) == (5, 3, 2)
+
+
+def test_a_delivery_that_lost_its_chunk_leaves_no_result_saying_a_record_it_did_not_delete_went(
+    core: Core, queue: QueueDriver, companies: Entity
+) -> None:
+    """A worker taken over (or force-stopped) before its group's deletes commit writes neither the deletes
+    nor their "ok" entries: each entry is committed with its record's delete, so a job stopped or
+    cancelled then never shows a record as deleted that is still there."""
+    rids = bulk(core, TENANT, companies, [{"name": f"Held {i}"} for i in range(3)])
+    job = core.app.delete_async(DEV, "companies", ids=rids, params={}, ip=IP)
+    queue.drain(limit=1)  # the plan: its chunk, not yet run
+    chunk = core.chunks.get_chunk(job.id, 0)
+    assert chunk is not None
+    first = core.chunks.take_lease(chunk, "first", now_ms() + 60_000)
+    assert first is not None and core.chunks.take_lease(first, "second", now_ms() + 60_000) is not None
+
+    kind = core.kinds["runtime.delete_records"]
+    outcomes = [kind.apply(core.job_context, job, rid) for rid in rids]
+    kind.before_commit(core.job_context, core.jobs.get(job.id, TENANT), first, outcomes)  # its guard fails
+
+    assert [r.rid for r in core.records.get_many(TENANT, companies.schema, rids)] == rids
+    assert core.jobs.journal.results(core.jobs.get(job.id, TENANT)) == {}
 
 
 def test_a_record_too_big_for_a_result_entry_is_shown_by_its_system_fields(

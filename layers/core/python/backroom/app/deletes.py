@@ -70,9 +70,10 @@ class DeleteRecordsKind(AppJobKind):
 
         The first 1,000 rows of the job (by their place in the plan) keep their outcome in the job's
         results, the map a synchronous delete answers: `{id: {status: "ok", response: <the whole record,
-        with its entity>} | {status: "error", errorMessage}}`. Those records are read, and their entries
-        written, before they go: a group replayed after its deletes committed finds its records gone and
-        leaves their entries as they are; a row whose delete failed gets its error entry after.
+        with its entity>} | {status: "error", errorMessage}}`. Those records are read before they go, and
+        each entry is written in the transaction that deletes its record: it says "ok" exactly when the
+        record went (a group replayed after its deletes committed finds its records gone, their entries
+        there); a row whose delete failed gets its error entry after.
         """
         entity = entity_of(self.app, job)
         author = Author(job.params.get("user", ""), job.params.get("ip"), f"jobs.{job.id}")
@@ -81,7 +82,7 @@ class DeleteRecordsKind(AppJobKind):
         absent = absent_ids(chunk.cursor)
         errors: dict[str, str | None] = {rid: no_record(entity.name, rid).message for rid in rids if rid in absent}
         present = [rid for rid in rids if rid not in absent]
-        ctx.journal.put_results(job.id, self._entries(ctx, job, entity, first, rids, present))
+        shown = ctx.journal.result_writes(job.id, self._entries(ctx, job, entity, first, rids, present))
         guard = [lease_guard(chunk)] if chunk.lease_owner else []
         refs = self.references
         links = self.links(refs, job)
@@ -89,7 +90,12 @@ class DeleteRecordsKind(AppJobKind):
         try:
             errors.update(
                 ctx.records.delete_many(
-                    job.tenant_id, entity.schema, [r for r in present if r not in refused], author=author, guard=guard
+                    job.tenant_id,
+                    entity.schema,
+                    [r for r in present if r not in refused],
+                    author=author,
+                    guard=guard,
+                    extra=shown,
                 )
             )
         except GuardFailed:  # the lease is gone: the checkpoint will not move either; the new holder goes on

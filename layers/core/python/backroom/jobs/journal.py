@@ -6,6 +6,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from backroom.clock import now_ms
+from backroom.dynamo import Write
 from backroom.jobs.models import RESULTS_MOST, Job, LogEntry
 from backroom.jobs.repository import JobRepository
 
@@ -41,13 +42,18 @@ class JobJournal:
         Section "map" makes `results[key] = value`; another section makes `results[section]` a list,
         in position order. Each entry is its own item: no item nears DynamoDB's 400 KB.
         """
-        kept = {
-            f"{position:010d}": {"key": key, "value": value}
-            for position, (key, value) in entries.items()
-            if position < RESULTS_MOST
-        }
+        kept = _kept(entries)
         if kept:
             self.repo.put_results(job_id, kept, section=section)
+
+    def result_writes(self, job_id: str, entries: Mapping[int, tuple[str, Any]]) -> dict[str, list[Write]]:
+        """`put_results`' map entries as writes, by their key (a record's id), for the transaction that
+        commits their rows: an entry is kept exactly when its row's work is."""
+        kept = _kept(entries)
+        by_key: dict[str, list[Write]] = {}
+        for entry, write in zip(kept.values(), self.repo.result_writes(job_id, kept), strict=True):
+            by_key.setdefault(str(entry["key"]), []).append(write)
+        return by_key
 
     def results(self, job: Job) -> dict[str, Any]:
         """The job's results: its own (small) `results` and its per-record entries, at most 1,000."""
@@ -60,3 +66,12 @@ class JobJournal:
         if job.error is not None:
             merged["error"] = job.error
         return merged
+
+
+def _kept(entries: Mapping[int, tuple[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The entries of the job's first RESULTS_MOST rows, by their order key (the zero-padded position)."""
+    return {
+        f"{position:010d}": {"key": key, "value": value}
+        for position, (key, value) in entries.items()
+        if position < RESULTS_MOST
+    }

@@ -255,15 +255,21 @@ class JobRepository:
 
         `entries` maps an order key (a zero-padded row position) to `{"key": ..., "value": ...}`.
         """
-        puts = [
-            {
-                "pk": keys.job_results(job_id),
-                "sk": keys.job_result(section, order),
-                "entry": json.dumps(entry, default=str),
-            }
+        self.table.batch_write(puts=[w.item for w in self.result_writes(job_id, entries, section=section) if w.item])
+
+    @staticmethod
+    def result_writes(job_id: str, entries: Mapping[str, Any], *, section: str = "map") -> list[Write]:
+        """The puts of `put_results`, for a transaction of the caller's (an entry committed with its row)."""
+        return [
+            Write(
+                item={
+                    "pk": keys.job_results(job_id),
+                    "sk": keys.job_result(section, order),
+                    "entry": json.dumps(entry, default=str),
+                }
+            )
             for order, entry in entries.items()
         ]
-        self.table.batch_write(puts=puts)
 
     def results(self, job_id: str, most: int = RESULTS_MOST) -> Iterator[tuple[str, dict[str, Any]]]:
         """A job's result entries in order, at most `most`: (section, entry)."""

@@ -155,8 +155,9 @@ class RecordStore:
         *,
         author: Author | None = None,
         guard: Sequence[Write] = (),
+        extra: Mapping[str, Sequence[Write]] | None = None,
     ) -> dict[str, str | None]:
-        return self.writer.delete_many(tenant_id, schema, rids, author=author, guard=guard)
+        return self.writer.delete_many(tenant_id, schema, rids, author=author, guard=guard, extra=extra)
 
     # Reads ---------------------------------------------------------------
     def get(self, tenant_id: str, schema: Schema, rid: str) -> Record | None:

@@ -507,13 +507,16 @@ class RecordWriter:
         *,
         author: Author | None = None,
         guard: Sequence[Write] = (),
+        extra: Mapping[str, Sequence[Write]] | None = None,
     ) -> dict[str, str | None]:
         """Delete these records, several to a transaction (each on the version read); `{id: error or None}`.
 
         A record already gone counts as deleted. When a transaction fails (a record changed meanwhile),
         its records are deleted one by one, so one conflict never blocks the others. `guard` joins every
         transaction, as in `write_many`: when it fails, `GuardFailed` is raised and nothing more is deleted.
+        `extra[id]` joins that record's delete (a job's result entry): written exactly when it is deleted.
         """
+        extra = extra or {}
         found = {r.rid: r for r in self.reader.get_many(tenant_id, schema, rids)}
         outcome: dict[str, str | None] = dict.fromkeys(rids)
         batch: list[Write] = []
@@ -534,7 +537,9 @@ class RecordWriter:
                     writes = self._deletion(tenant_id, schema, current, current.version, author)
                     counts = counting(tally(tenant_id, schema, current, None))
                     try:
-                        self._commit([*guard, *writes, *counts], {}, current.data, guarded=len(guard))
+                        self._commit(
+                            [*guard, *writes, *counts, *extra.get(record.rid, ())], {}, current.data, guarded=len(guard)
+                        )
                     except GuardFailed:
                         raise
                     except Conflict as err:
@@ -547,7 +552,7 @@ class RecordWriter:
             record = found.get(rid)
             if record is None:
                 continue
-            writes = self._deletion(tenant_id, schema, record, record.version, author)
+            writes = [*self._deletion(tenant_id, schema, record, record.version, author), *extra.get(rid, ())]
             moves = tally(tenant_id, schema, record, None)
             if len(batch) + len(writes) + len(moved.keys() | moves.keys()) > MAX_TRANSACTION - len(guard):
                 flush()
