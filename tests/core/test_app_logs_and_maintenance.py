@@ -25,7 +25,7 @@ def _written(core: Core, since: int) -> list[dict[str, Any]]:
 
 
 # Request lines ---------------------------------------------------------------------------------
-def test_a_record_change_rides_on_its_calls_line_written_as_one_item(core: Core) -> None:
+def test_a_record_change_rides_on_its_calls_line_and_follows_it_as_the_specs_sample_shows(core: Core) -> None:
     logs, since = core.app.logs, now_ms()
     logs.add(TENANT, [LogLine(message="earlier", at=since)])  # the hour's marker: once a process and hour
     logs.open_request(DEV, "put", "/api/data/companies/abc", "", "10.0.0.1")
@@ -33,16 +33,24 @@ def test_a_record_change_rides_on_its_calls_line_written_as_one_item(core: Core)
 
     calls = calls_of(core, logs.close_request)
 
-    assert calls == ["PutItem"]  # the call's one line, nothing read
-    (line,) = [i for i in _written(core, since) if i["message"] != "earlier"]
-    assert (line["message"], line["subType"], line["ip"]) == (
+    assert calls == ["BatchWriteItem"]  # the call's lines in one write, nothing read
+    lines = {i["message"]: i for i in _written(core, since) if i["message"] != "earlier"}
+    request = lines.pop("PUT /api/data/companies/abc")
+    (changed,) = lines.values()
+    assert (request["message"], request["subType"], request["ip"]) == (
         "PUT /api/data/companies/abc",
         "REST_API_RECORD_UPDATED",
         "10.0.0.1",
     )
-    assert line["additionalInfo"] == {"entity": "companies", "records": [{"id": "abc", "label": "Acme"}]}
+    assert request["additionalInfo"] == {"entity": "companies", "records": [{"id": "abc", "label": "Acme"}]}
+    assert (changed["message"], changed.get("subType"), changed.get("ip"), changed["userEmail"]) == (
+        "Data record of type [companies] with label [Acme] was changed successfully",
+        None,
+        None,
+        DEV.email,
+    )
     logs.close_request()  # closed: nothing more is written
-    assert len(_written(core, since)) == 2
+    assert len(_written(core, since)) == 3
 
 
 def test_a_call_that_changes_many_records_lists_at_most_the_first_hundred(core: Core) -> None:
@@ -54,9 +62,11 @@ def test_a_call_that_changes_many_records_lists_at_most_the_first_hundred(core: 
         )
     logs.close_request()
 
-    (line,) = _written(core, since)
+    lines = _written(core, since)
+    (line,) = [i for i in lines if i.get("subType")]
     assert line["message"] == "DELETE /api/data/companies/a,b?_async=false"
     assert [r["id"] for r in line["additionalInfo"]["records"]] == [f"r{i}" for i in range(MAX_NOTED)]
+    assert len(lines) == 1 + MAX_NOTED  # a line for each of the first hundred records, no more
 
 
 def test_a_refused_write_takes_the_calls_line_and_without_a_call_a_note_is_its_own_line(core: Core) -> None:
@@ -85,7 +95,7 @@ def test_a_request_line_dynamodb_refuses_never_fails_the_call_whose_work_is_done
     def throttled(*_: Any) -> None:
         raise ServiceFailure("ProvisionedThroughputExceededException", "throttled")
 
-    monkeypatch.setattr(logs.store, "put", throttled)
+    monkeypatch.setattr(logs.store, "put_many", throttled)
 
     logs.close_request()  # no exception: the record the call wrote is committed, a 500 would have it sent again
     monkeypatch.undo()

@@ -419,11 +419,8 @@ def test_a_delete_job_shows_its_data_and_the_per_record_results_map(api: Api, de
     body = job()
     assert body["type"] == "DELETE_RECORDS" and body["data"]["entity"] == "companies"  # type: ignore[index]
     results = body["results"]
-    assert results == {  # the map a synchronous delete answers, beside the counts
-        "recordsDeleted": 2,
-        "recordsWithErrors": 0,
-        **{
-            c["id"]: {"status": "ok", "response": {"id": c["id"], "version": c["version"], "label": c["label"]}}
-            for c in made
-        },
+    assert results == {  # the map a synchronous delete answers: each record whole, with its entity; no counts
+        c["id"]: {"status": "ok", "response": {**c, "entity": results[c["id"]]["response"]["entity"]}} for c in made
     }
+    assert all(results[c["id"]]["response"]["entity"]["name"] == "Companies" for c in made)
+    assert (body["recordsCount"], body["recordsProcessed"], body["hasErrors"]) == (2, 2, False)

@@ -134,7 +134,15 @@ def test_the_app_logs_logins_record_changes_failed_validations_and_actions(api: 
     assert api.call("POST", "/runtime/api/auth/login", body=body).status == 200
     acting = logs(api, dev, f"from={since}&userEmail=user@demo.local&_size=1000")["items"]
     assert any(i["subType"] == "LOGIN" and i["adminUserEmail"] == "dev@demo.local" for i in acting)
-    # Each change rides on its call's line, one line a call
+    # Each change rides on its call's line, and follows it as a line of its own, as the spec's sample
+    verbs = ("created", "changed", "deleted")
+    follows = [
+        (i["subType"], i["ip"], i["message"])
+        for i in found
+        if i["message"] in {f"Data record of type [companies] with label [{name}] was {v} successfully" for v in verbs}
+    ]
+    assert [(sub, ip) for sub, ip, _ in follows] == [(None, None)] * 3
+    assert [m.rsplit(" ", 2)[1] for _, _, m in follows] == ["deleted", "changed", "created"]
     changed = [
         (i["subType"], i["message"])
         for i in found
@@ -146,9 +154,10 @@ def test_the_app_logs_logins_record_changes_failed_validations_and_actions(api: 
         ("REST_API_RECORD_UPDATED", f"PUT {path}"),
         ("REST_API_RECORD_CREATED", "POST /api/data/companies"),
     ]
-    # ...a refused write's line in its call's place
+    # ...a refused write's line in its call's place, as the sample prints it: no subType, no ip
     invalid = [i for i in found if (i.get("additionalInfo") or {}).get("recordLabel") == name]
     assert [i["message"].startswith("Validation exceptions on record") for i in invalid] == [True]
+    assert (invalid[0]["subType"], invalid[0]["ip"]) == (None, None)
     assert invalid[0]["additionalInfo"]["errors"][0]["field"] == "numberOfEmployees"
     # ...and an action's own lines besides its call's
     action = next(i for i in found if name in i["message"] and i["message"].startswith("Action logSomething"))

@@ -12,6 +12,7 @@ presigned GET, unless the caller said it follows no redirect (then a 406 that sa
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -20,7 +21,7 @@ from urllib.parse import quote
 from pydantic import BaseModel
 
 from backroom.clock import now_ms
-from backroom.errors import FieldError, Forbidden, Invalid, NotAcceptable, NotFound
+from backroom.errors import FieldError, Forbidden, Invalid, NotAcceptable, NotFound, ServiceFailure
 from backroom.files import FileStore, SharedFile, StoredFile, Swept
 from backroom.identity.models import Caller
 from backroom.ids import object_id
@@ -30,6 +31,8 @@ from backroom.records.values import file_refs, is_empty
 
 if TYPE_CHECKING:
     from backroom.app.ports import AppService
+
+logger = logging.getLogger("app.files")
 
 KEEP_UNREFERENCED_MS = 12 * 3_600_000  # the spec: a file no record references is removed after 12 hours
 # A Lambda request or response carries at most 6 MB, and a binary body travels base64-encoded (4/3).
@@ -234,7 +237,10 @@ class AppFiles:
     def hold(self, tenant_id: str, file_ids: Sequence[str], entity: str, rid: str) -> None:
         """After a record write that references `file_ids`: note the record as holding each (for `_may_share`)."""
         for fid in file_ids:
-            self.store.hold(tenant_id, fid, f"{entity}/{rid}")
+            try:
+                self.store.hold(tenant_id, fid, f"{entity}/{rid}")
+            except ServiceFailure:  # the write is committed: its caller must not send it again for this
+                logger.exception("file %s: record %s/%s not noted as its holder", fid, entity, rid)
 
     def shared(self, share_id: str, redirect: bool = True) -> Download:
         """`GET /files/shared/{id}`, without a token: 404 once the link has expired."""

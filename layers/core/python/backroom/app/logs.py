@@ -22,7 +22,7 @@ from typing import Any
 from backroom.app.logstore import KEEP_DAYS, AppLogStore
 from backroom.clock import now_ms, period_span
 from backroom.dynamo import Write
-from backroom.errors import FieldError, Forbidden, Invalid, ServiceFailure
+from backroom.errors import BackroomError, FieldError, Forbidden, Invalid, ServiceFailure
 from backroom.identity.models import Caller
 from backroom.ids import object_id
 from backroom.params import OFFSET_MOST, millis, whole
@@ -35,6 +35,7 @@ MAX_COUNTED = 20_000  # lines a query reads to count its total; past it `total` 
 MAX_READ = 100_000  # lines a query may read to fill its page (then 400: narrow the span), like a records query
 MAX_SIZE = 1000
 DEFAULT_SIZE = 20
+NOTED_LABEL = 200  # characters of a record's label a request line's `additionalInfo` keeps: a line stays small
 MAX_NOTED = 100  # entries a list of a request line's `additionalInfo` keeps (the records a delete of many changed)
 _SHOWN = ("id", "type", "subType", "level", "message", "userEmail", "adminUserEmail", "timestamp", "ip")
 
@@ -82,14 +83,29 @@ def view(item: Mapping[str, Any]) -> dict[str, Any]:
     return shown
 
 
-# The request line being answered, with its tenant: per thread (and task), so one request's line never
-# takes another's notes; Lambda answers one request at a time per container anyway.
-_OPEN: ContextVar[tuple[str, LogLine] | None] = ContextVar("backroom_request_line", default=None)
+@dataclass
+class _Call:
+    """The REST call being answered: its tenant, its request line, and the lines of what it changed."""
+
+    tenant_id: str
+    line: LogLine
+    changes: list[LogLine] = field(default_factory=list)
 
 
-def _ride(request: LogLine, note: LogLine, *, replaces: bool) -> None:
-    """`note` on the request's line: its subType, its `additionalInfo` (lists add up, to `MAX_NOTED`); a
-    line that `replaces` gives its message too (a refused write's line says more than the request's)."""
+# The call being answered: per thread (and task), so one request's line never takes another's notes;
+# Lambda answers one request at a time per container anyway.
+_OPEN: ContextVar[_Call | None] = ContextVar("backroom_request_line", default=None)
+
+
+def _ride(call: _Call, note: LogLine, *, replaces: bool) -> None:
+    """`note` on the call, as the spec's samples show Slingr's: a change gives the request line its
+    subType (and the records in its `additionalInfo`, lists adding up to `MAX_NOTED`) and follows it as
+    a line of its own, without subType or ip (the first `MAX_NOTED` of a call); a refused write's line
+    (`replaces`) is the call's line instead of its request."""
+    if replaces:
+        call.line = note
+        return
+    request = call.line
     request.sub_type = note.sub_type
     for key, value in note.additional_info.items():
         held = request.additional_info.get(key)
@@ -97,8 +113,8 @@ def _ride(request: LogLine, note: LogLine, *, replaces: bool) -> None:
             request.additional_info[key] = (held + value)[:MAX_NOTED]
         else:
             request.additional_info[key] = value
-    if replaces:
-        request.message = note.message
+    if len(call.changes) < MAX_NOTED:
+        call.changes.append(LogLine(message=note.message, level=note.level, user=note.user, at=note.at))
 
 
 class AppLogs:
@@ -131,28 +147,30 @@ class AppLogs:
     # A REST call's line ----------------------------------------------------
     def open_request(self, caller: Caller, method: str, path: str, query: str, ip: str | None) -> None:
         """Open the line of the call being answered (`close_request` writes it); `path` is the runtime's."""
-        _OPEN.set((caller.tenant_id, request_line(method, path, query, caller=caller, ip=ip)))
+        _OPEN.set(_Call(caller.tenant_id, request_line(method, path, query, caller=caller, ip=ip)))
 
     def note(self, tenant_id: str, line: LogLine, *, replaces: bool = False) -> None:
-        """What a call did: on its request line when one is open for the tenant, else a line of its own."""
-        held = _OPEN.get()
-        if held is None or held[0] != tenant_id:
+        """What a call did: on its request line when one is open for the tenant (`_ride`), else a line of
+        its own."""
+        call = _OPEN.get()
+        if call is None or call.tenant_id != tenant_id:
             self.add(tenant_id, [line])
             return
-        _ride(held[1], line, replaces=replaces)
+        _ride(call, line, replaces=replaces)
 
     def close_request(self, *, write: bool = True) -> None:
-        """Write the open request line (one item), unless `write` is False (a call refused before it ran).
+        """Write the open call's lines (its request line and those of its changes, in one batch write, no
+        read), unless `write` is False (a call refused before it ran).
 
-        A line DynamoDB will not take now is reported in the function's own log, never as the call's
-        failure: the call's work is done, and a 500 would have its caller send a committed write again."""
-        held = _OPEN.get()
+        Lines DynamoDB will not take now are reported in the function's own log, never as the call's
+        failure: the call's work is done, and an error would have its caller send a committed write again."""
+        call = _OPEN.get()
         _OPEN.set(None)
-        if held is not None and write:
+        if call is not None and write:
             try:
-                self.store.put(self.write_of(*held))
-            except ServiceFailure:
-                logger.exception("the request line of a call could not be written to the app's logs")
+                self.add(call.tenant_id, [call.line, *call.changes])
+            except (ServiceFailure, BackroomError):
+                logger.exception("the lines of a call could not be written to the app's logs")
 
     def post(self, tenant_id: str, line: LogLine) -> dict[str, Any]:
         """Write one line and answer it as the spec shows it."""
@@ -289,7 +307,7 @@ def record_line(
         admin_user=admin_user,
         ip=ip,
         sub_type=f"REST_API_RECORD_{sub}",
-        additional_info={"entity": entity, "records": [{"id": rid, "label": label}]},
+        additional_info={"entity": entity, "records": [{"id": rid, "label": label[:NOTED_LABEL]}]},
     )
 
 

@@ -263,7 +263,8 @@ class AppData:
         except Invalid as err:
             if err.errors:
                 shown = label or render_label(access.schema.label, values if isinstance(values, dict) else {})
-                line = validation_line(name, shown, err.errors, user=caller.email, admin_user=caller.admin_email, ip=ip)
+                admin = caller.admin_email  # no ip on this line, as the spec's sample prints it
+                line = validation_line(name, shown, err.errors, user=caller.email, admin_user=admin, ip=None)
                 self.logs.note(tenant, line, replaces=True)
             raise
         line = record_line(
