@@ -12,6 +12,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from backroom.api.dialects import RuntimeDialect
 from backroom.api.resolver import CurrentCaller, dialect_app
 from backroom.api.runtime import (
+    RESULTS_BYTES,
     From,
     JobLogPageView,
     JobLogView,
@@ -58,7 +59,7 @@ def _view(job: Job, *, entries: bool = True) -> JobView:
     """The job as the spec shows it; `entries`: with its per-record results (up to 1,000 items read), which
     a listing leaves out (a page of jobs would read a thousand items a job)."""
     engine = core().jobs
-    results = engine.journal.results(job) if entries else None
+    results = engine.journal.results(job, most_bytes=RESULTS_BYTES) if entries else None
     origin = runtime_origin(app.current_event.raw_event)
     return JobView.of(job, stoppable=engine.stoppable(job), origin=origin, results=results)
 

@@ -541,3 +541,15 @@ def test_the_dead_letter_function_fails_the_job(core: Core, monkeypatch: pytest.
     }
     assert handler.lambda_handler(event, LambdaContextStub()) == {"batchItemFailures": []}
     assert core.jobs.get(job.id, TENANT).state is JobState.FAILED
+
+
+def test_a_jobs_results_are_read_no_further_than_the_bytes_an_answer_shows(core: Core) -> None:
+    job = probe(core, rows=10)
+    entry = {"status": "ok", "response": {"notes": "n" * 1_000}}
+    core.jobs.journal.put_results(job.id, {i: (f"r{i:03d}", entry) for i in range(40)})
+
+    shown = core.jobs.journal.results(job, most_bytes=10_000)
+
+    assert list(shown) == [f"r{i:03d}" for i in range(9)]  # the first ones, in order, while they fit
+    assert len(core.jobs.journal.results(job)) == 40  # all of them, unbounded
+

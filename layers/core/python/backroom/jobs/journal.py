@@ -55,10 +55,11 @@ class JobJournal:
             by_key.setdefault(str(entry["key"]), []).append(write)
         return by_key
 
-    def results(self, job: Job) -> dict[str, Any]:
-        """The job's results: its own (small) `results` and its per-record entries, at most 1,000."""
+    def results(self, job: Job, most_bytes: int | None = None) -> dict[str, Any]:
+        """The job's results: its own (small) `results` and its per-record entries, at most 1,000 (and, with
+        `most_bytes`, those the first `most_bytes` of their JSON hold: an answer's share, read no further)."""
         merged: dict[str, Any] = dict(job.results)
-        for section, entry in self.repo.results(job.id):
+        for section, entry in self.repo.results(job.id, most_bytes=most_bytes):
             if section == "map":
                 merged[str(entry["key"])] = entry["value"]
             else:

@@ -271,9 +271,16 @@ class JobRepository:
             for order, entry in entries.items()
         ]
 
-    def results(self, job_id: str, most: int = RESULTS_MOST) -> Iterator[tuple[str, dict[str, Any]]]:
-        """A job's result entries in order, at most `most`: (section, entry)."""
+    def results(
+        self, job_id: str, most: int = RESULTS_MOST, most_bytes: int | None = None
+    ) -> Iterator[tuple[str, dict[str, Any]]]:
+        """A job's result entries in order, at most `most`: (section, entry); with `most_bytes`, those whose
+        JSON fits it, read no further (a page of DynamoDB's past it at most)."""
+        spent = 0
         for item in self.table.query("pk = :p", {":p": keys.job_results(job_id)}, limit=most):
+            spent += len(item["entry"])
+            if most_bytes is not None and spent > most_bytes:
+                return
             yield item["sk"].split("#", 1)[0], json.loads(item["entry"])
 
     # Runtime listing --------------------------------------------------------
