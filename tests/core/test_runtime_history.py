@@ -5,6 +5,7 @@ print `addresses`; `entityVersion` the app version each write ran under."""
 
 from __future__ import annotations
 
+from backroom.dynamo import measured
 from backroom.identity.models import Caller, Role
 from backroom.wiring import Core
 
@@ -27,8 +28,11 @@ def test_entries_of_a_deleted_record_say_so_and_groups_show_as_the_samples(core:
     deleted = core.app.delete_one(DEV, "companies", gone, None)
     assert deleted["id"] == gone
 
-    # Then each entry of its history says the record is deleted, and when (the delete entry's time)
-    items = core.app_history.history(DEV, "companies", gone, {})["items"]
+    # Then each entry of its history says the record is deleted, and when (the delete entry's time, on the
+    # page: no read besides the page's and its records')
+    with measured() as cost:
+        items = core.app_history.history(DEV, "companies", gone, {})["items"]
+    assert cost.items_returned == len(items) + 1  # the entries and the schema; the record, gone, is no item
     assert [i["eventType"] for i in items] == ["USER_RECORD_DELETED", "USER_RECORD_CHANGED", "USER_RECORD_CREATED"]
     assert {(i["recordDeleted"], i["deletionDate"]) for i in items} == {(True, items[0]["timestamp"])}
     # ...on the entity's history too, on a page that does not hold the delete entry

@@ -91,7 +91,9 @@ class AppHistory:
     ) -> dict[str, Any]:
         readable = set(access.readable())
         schema = access.schema
-        gone = self.records.deletions(caller.tenant_id, schema, [e["rid"] for e in entries]) if entries else {}
+        deleted = {str(e["rid"]): int(e["at"]) for e in entries if e["action"] == "delete"}  # on the page already
+        rids = [e["rid"] for e in entries]
+        gone = self.records.deletions(caller.tenant_id, schema, rids, deleted) if entries else {}
         items = []
         for e in entries:
 

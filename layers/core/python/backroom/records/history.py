@@ -66,18 +66,25 @@ class RecordHistory:
             ]
         return [Write(item=entry, condition="attribute_not_exists(pk)")]
 
-    def deletions(self, tenant_id: str, schema: Schema, rids: Sequence[str]) -> dict[str, int | None]:
+    def deletions(
+        self, tenant_id: str, schema: Schema, rids: Sequence[str], known: Mapping[str, int] | None = None
+    ) -> dict[str, int | None]:
         """The records of `rids` that are gone, each with when it was deleted (its delete entry's time; None
         when its newest entry is no delete, as for a record deleted while the entity kept no history).
 
         One BatchGet of the records (their versions only, 100 a request), then a one-item Query of the
-        newest entry of each record gone: bounded by the page of entries the caller read."""
+        newest entry of each record gone whose delete is not `known` (`{id: its delete entry's time}`,
+        those on the page the caller read): bounded by that page, and mostly none."""
+        known = known or {}
         wanted = list(dict.fromkeys(rids))
         keys = {record_key(tenant_id, schema, rid): rid for rid in wanted}
         found = self.table.batch_get(list(keys), attributes=["version"])
         gone: dict[str, int | None] = {}
         for key, rid in keys.items():
             if key in found:
+                continue
+            if rid in known:
+                gone[rid] = known[rid]
                 continue
             newest = list(
                 self.table.query("pk = :p", {":p": history_pk(tenant_id, schema, rid)}, forward=False, limit=1)

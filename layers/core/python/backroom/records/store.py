@@ -258,8 +258,10 @@ class RecordStore:
     ) -> HistoryPage:
         return self.histories.of_record(tenant_id, schema, rid, limit=limit, before=before)
 
-    def deletions(self, tenant_id: str, schema: Schema, rids: Sequence[str]) -> dict[str, int | None]:
-        return self.histories.deletions(tenant_id, schema, rids)
+    def deletions(
+        self, tenant_id: str, schema: Schema, rids: Sequence[str], known: Mapping[str, int] | None = None
+    ) -> dict[str, int | None]:
+        return self.histories.deletions(tenant_id, schema, rids, known)
 
     def table_history(
         self,
