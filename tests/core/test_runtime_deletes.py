@@ -19,7 +19,7 @@ from backroom.app.definition import Entity
 from backroom.app.history import entity_id, with_entity
 from backroom.app.planning import CHUNK_IDS
 from backroom.clock import now_ms
-from backroom.errors import ServiceFailure
+from backroom.errors import Invalid, ServiceFailure
 from backroom.identity.models import Caller, Role
 from backroom.ids import object_id
 from backroom.jobs.models import ChunkStatus, JobState
@@ -227,6 +227,29 @@ def test_a_delivery_that_lost_its_chunk_leaves_no_result_saying_a_record_it_did_
 
     assert [r.rid for r in core.records.get_many(TENANT, companies.schema, rids)] == rids
     assert core.jobs.journal.results(core.jobs.get(job.id, TENANT)) == {}
+
+
+def test_a_request_names_at_most_a_thousand_records_by_id_for_a_job(
+    core: Core, queue: QueueDriver, companies: Entity
+) -> None:
+    """A few characters an id would otherwise make one short request thousands of rows, each an error."""
+    with pytest.raises(Invalid) as refused:
+        core.app.delete_async(DEV, "companies", ids=[str(i) for i in range(1001)], params={}, ip=IP)
+    assert "at most 1000" in refused.value.message
+    with pytest.raises(Invalid):
+        core.app.actions.execute(
+            DEV,
+            "companies",
+            "logSomething",
+            ids=[str(i) for i in range(1001)],
+            query=None,
+            body={},
+            ip=IP,
+            run_async=True,
+        )
+    job = core.app.delete_async(DEV, "companies", ids=["x"] * 1001, params={}, ip=IP)  # one id, named often
+    queue.drain()
+    assert core.jobs.get(job.id, TENANT).total_rows == 1
 
 
 def test_a_record_too_big_for_a_result_entry_is_shown_by_its_system_fields(

@@ -45,6 +45,7 @@ from backroom.app.planning import (
     bounded_entry,
     chunk_ids,
     entity_of,
+    listed_ids,
     no_record,
     planned_ids,
 )
@@ -277,7 +278,7 @@ class ActionRunner:
         job_params = {
             "entity": name,
             "action": action.name,
-            "ids": list(ids) if ids is not None else None,  # as given: one that names no record is an error entry
+            "ids": listed_ids(ids),  # as given, once each: one that names no record is an error entry
             "query": query,
             "params": dict(params),
             "user": caller.email,

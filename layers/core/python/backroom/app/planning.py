@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from backroom.app.definition import Entity
 from backroom.app.querylang import parse
-from backroom.errors import NotFound
+from backroom.errors import Invalid, NotFound
 from backroom.jobs.kinds import JobFailure, JobKind, PerJob
 from backroom.jobs.models import ChunkPlan, Job
 
@@ -26,6 +27,9 @@ if TYPE_CHECKING:
     from backroom.app.ports import AppService
 
 CHUNK_IDS = 500
+# Ids a request may name for a job (its path): as many as the results map keeps entries for. A few
+# characters each would otherwise make one short request thousands of rows, each an error to log.
+LISTED_MOST = 1000
 ENTRY_MOST = 32 * 1024  # a result entry's JSON: 1,000 of them stay far below a Lambda's memory and answer
 _ID = re.compile(r"^[0-9a-f]{24}$")
 
@@ -67,6 +71,16 @@ def planned_ids(app: AppService, job: Job) -> list[ChunkPlan]:
     given = list(dict.fromkeys(ids))
     found = {r.rid for r in records.get_many(job.tenant_id, entity.schema, [i for i in given if record_id(i)])}
     return id_chunks(given, absent={i for i in given if i not in found})
+
+
+def listed_ids(ids: Sequence[str] | None) -> list[str] | None:
+    """The ids a request names for a job (`None`: it names a query), once each, at most LISTED_MOST."""
+    if ids is None:
+        return None
+    given = list(dict.fromkeys(ids))
+    if len(given) > LISTED_MOST:
+        raise Invalid(f"A request names at most {LISTED_MOST} records by id; name more with a query")
+    return given
 
 
 def id_chunks(ids: list[str], absent: set[str] | None = None) -> list[ChunkPlan]:

@@ -20,7 +20,7 @@ from backroom.app.files import AppFiles
 from backroom.app.history import with_entity
 from backroom.app.logs import AppLogs, record_line, validation_line
 from backroom.app.permissions import EVERYTHING, Access, Gate, Need
-from backroom.app.planning import no_record
+from backroom.app.planning import listed_ids, no_record
 from backroom.app.querylang import Bound, Query, bind, evaluate, parse
 from backroom.app.references import Link, References
 from backroom.app.repository import AppRepository
@@ -403,7 +403,7 @@ class AppData:
             access.bind(access.parse(query))  # a bad query is a 400 now, not a failed job
         params = {
             "entity": name,
-            "ids": list(ids) if ids is not None else None,  # as given: one that names no record is an error entry
+            "ids": listed_ids(ids),  # as given, once each: one that names no record is an error entry
             "query": query,
             "user": caller.email,
             "ip": ip,
