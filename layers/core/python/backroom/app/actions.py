@@ -575,11 +575,10 @@ def _view(job: Job, entity: Entity, record: Record, fields: list[str]) -> dict[s
 
 
 def _ran(job: Job, entity: Entity, run: Run, fields: list[str]) -> dict[str, Any]:
-    """A run's entry: its custom response, or the record (its system fields only past `ENTRY_MOST`)."""
-    if run.custom:
-        return {"status": "ok", "response": run.response}
+    """A run's entry: its custom response, or the record (past `ENTRY_MOST`, the record's system fields)."""
     slim = record_view(entity.schema, run.record.rid, run.record.version, run.record.label, {}, fields=[])
-    return bounded_entry(_view(job, entity, run.record, fields), with_entity(slim, job.tenant_id, entity))
+    shown = run.response if run.custom else _view(job, entity, run.record, fields)
+    return bounded_entry(shown, with_entity(slim, job.tenant_id, entity))
 
 
 def _outcome(item: Mapping[str, Any], record: Any) -> dict[str, Any]:

@@ -44,8 +44,9 @@ def record_id(rid: str) -> bool:
     return bool(_ID.match(rid))
 
 
-def bounded_entry(response: dict[str, Any], slim: dict[str, Any]) -> dict[str, Any]:
-    """`{status: "ok", response}` with the whole record, or with `slim` (its system fields) past `ENTRY_MOST`."""
+def bounded_entry(response: Any, slim: dict[str, Any]) -> dict[str, Any]:
+    """`{status: "ok", response}` with the whole record (or an action's custom response), or with `slim`
+    (the record's system fields) past `ENTRY_MOST`: an entry is one item, far below DynamoDB's 400 KB."""
     whole = {"status": "ok", "response": response}
     if len(json.dumps(whole, default=str)) <= ENTRY_MOST:
         return whole
