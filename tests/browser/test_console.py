@@ -126,8 +126,31 @@ def test_records_filter_by_a_query_sort_by_a_click_and_show_a_history(console: C
     console.shot("record")
 
 
+def test_a_gateway_import_starts_from_the_page_and_its_errand_is_listed(console: Console, tmp_path: Path) -> None:
+    upload = tmp_path / "accounts.csv"
+    upload.write_text("field1\nconsole-1\nconsole-2\n")
+    console.login(*DEV)
+    console.page.get_by_role("button", name="Start work").click()
+    console.page.get_by_label("Import file type").fill("standard-1")
+    console.page.get_by_label("Periods").fill("1")
+    console.page.locator("#gateway-file").set_input_files(str(upload))
+    console.page.get_by_role("button", name="Upload and import").click()
+    row = console.page.locator("#job-table tr.selected")
+    # Listed at once with its errand's name; it runs after the jobs queued before it (the delete above).
+    expect(row).to_contain_text("gateway Import", timeout=15_000)
+    expect(row).to_contain_text("Account: Period 1")
+    console.page.get_by_label("Dialect").select_option("gateway")
+    expect(console.page.locator("#job-table tbody")).not_to_contain_text("runtime")
+
+
 def test_a_restricted_user_never_sees_a_hidden_field(console: Console) -> None:
-    console.login(*RESTRICTED)
+    # Logged in with the keyboard alone: the page puts the focus in the email field.
+    console.open()
+    console.page.keyboard.type(RESTRICTED[0])
+    console.page.keyboard.press("Tab")
+    console.page.keyboard.type(RESTRICTED[1])
+    console.page.keyboard.press("Enter")
+    console.page.get_by_role("button", name="Log out").wait_for()
     _records(console, "companies", "")
     console.page.locator("#record-table tbody tr").first.get_by_role("button").click()
     console.page.get_by_role("button", name="History").click()
@@ -138,3 +161,7 @@ def test_a_restricted_user_never_sees_a_hidden_field(console: Console) -> None:
         assert not any(name in text for name in HIDDEN), screen
     console.shot("restricted")
     assert not any(name in console.page.content() for name in HIDDEN)
+    # A phone's width: the page is one column, only a wide table scrolls (in its own box).
+    console.page.set_viewport_size({"width": 375, "height": 800})
+    assert console.page.evaluate("document.documentElement.scrollWidth") <= 375
+    console.shot("phone")

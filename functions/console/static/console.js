@@ -448,7 +448,14 @@ async function uploadLarge(file) {
   const asked = await api("POST", "/runtime/api/files", {
     json: { fileName: file.name, contentType: file.type || "text/csv", size: file.size },
   });
-  const put = await fetch(asked.uploadUrl, { method: asked.uploadMethod || "PUT", headers: asked.uploadHeaders, body: file });
+  const headers = { ...asked.uploadHeaders };
+  delete headers["Content-Length"]; // the browser sets it from the body (a script may not)
+  let put;
+  try {
+    put = await fetch(asked.uploadUrl, { method: asked.uploadMethod || "PUT", headers, body: file });
+  } catch {
+    throw new Error("The browser could not reach the file storage (a file above 4 MiB goes there directly): the bucket must allow this page's origin.");
+  }
   if (!put.ok) throw new ApiError(put.status, `The upload to storage failed (${put.status}).`);
   await api("POST", new URL(asked.completeLink).pathname);
   return asked.fileId;
@@ -476,6 +483,27 @@ async function startImport(event) {
     screen("jobs");
   } catch (error) {
     $("work-status").textContent = "";
+    show("work-error", error);
+  }
+}
+
+// The gateway's two steps: the file first (an import file), then the errand that imports it.
+async function startGatewayImport(event) {
+  event.preventDefault();
+  show("work-error", null);
+  const file = $("gateway-file").files[0];
+  const periods = $("gateway-periods").value.split(",").map((p) => p.trim()).filter(Boolean).map(Number);
+  try {
+    const form = new FormData();
+    form.append("file", file, file.name);
+    const uploaded = await api("POST", "/gateway/import/v1/files", { body: form });
+    const errand = await api("POST", "/gateway/errand/v1/imports/file", {
+      json: { importFileId: uploaded.id, importFileTypeId: $("gateway-type").value.trim(), periodRange: periods },
+    });
+    $("work-status").textContent = `Errand ${errand.id} started.`;
+    state.selectedJob = `gateway:${errand.id}`;
+    screen("jobs");
+  } catch (error) {
     show("work-error", error);
   }
 }
@@ -686,6 +714,7 @@ function wire() {
   for (const id of ["f-dialect", "f-state", "f-kind", "f-date"]) $(id).addEventListener("change", () => pollJobs());
   $("import-form").addEventListener("submit", startImport);
   $("task-form").addEventListener("submit", startTask);
+  $("gateway-form").addEventListener("submit", startGatewayImport);
   $("entity-form").addEventListener("submit", search);
   $("prev-page").addEventListener("click", () => page(-1));
   $("next-page").addEventListener("click", () => page(1));
