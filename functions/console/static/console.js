@@ -400,8 +400,11 @@ function renderCommands(job) {
 
 async function jobLogTail(job) {
   if (job.dialect === "runtime") {
-    const page = await api("GET", `/runtime/api/status/jobs/${job.id}/logs?_size=1000`);
-    return page.items.slice(-40).map((l) => `${when(l.timestamp)} ${l.level} ${l.message}`);
+    // Oldest first: the count from a one-line page, then the last 40 lines by their number.
+    const path = `/runtime/api/status/jobs/${job.id}/logs`;
+    const head = await api("GET", `${path}?_size=1`);
+    const page = head.total > 1 ? await api("GET", `${path}?_size=40&_offset=${Math.max(0, head.total - 40)}`) : head;
+    return page.items.map((l) => `${when(l.timestamp)} ${l.level} ${l.message}`);
   }
   if (job.dialect === "gateway") {
     const page = await api("GET", `/gateway/errand/v1/errands/${job.id}/logs`);
