@@ -1,9 +1,13 @@
 """The console's page in a real browser: Debian's Chromium, driven by Playwright for Python.
 
-One browser for the session, one page per test (a fresh context: its own sessionStorage), against the
-session's local stack (tests/integration/stack.py, the fixtures declared in tests/conftest.py). The
-browser is the system's (`/usr/bin/chromium`, which `.ci/run` installs where it is missing), never one
-Playwright downloads. Every page fails its test on any console error or uncaught exception.
+One browser for these tests, one page per test (a fresh context: its own sessionStorage), against a
+local stack of their own: the same processes as the session's (tests/integration/stack.py: emulator,
+gateway, worker) but not shared, because the console's tests import 5,000 companies and delete them in
+a job they stop and resume; on the session's stack the other files would see those companies and their
+jobs would queue behind that delete (about 50 rows a second here) for a minute and more. The stack goes
+with the last browser test, the delete with it. The browser is the system's (`/usr/bin/chromium`, which
+`.ci/run` installs where it is missing), never one Playwright downloads. Every page fails its test on
+any console error or uncaught exception.
 """
 
 from __future__ import annotations
@@ -15,7 +19,8 @@ from typing import Any
 
 import pytest
 
-from tests.integration.stack import ROOT, Api
+from infra.local import emulator
+from tests.integration.stack import ROOT, Api, processes
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SHOTS = ROOT / "docs" / "console"
@@ -29,6 +34,20 @@ ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+
+
+@pytest.fixture(scope="package")
+def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
+    """The browser tests' own stack (see above): its processes only, the test process's environment
+    untouched (the session's stack, if this process has one, keeps its own)."""
+    logs = tmp_path_factory.mktemp("browser-stack")
+    with emulator.started(fast_start=True) as endpoints, processes(endpoints, logs) as (api, _, _):
+        yield api
+
+
+@pytest.fixture(scope="package")
+def dev_token(api: Api) -> str:
+    return api.login("dev@demo.local", "demo-dev-password")
 
 
 @pytest.fixture(scope="session")

@@ -2,9 +2,8 @@
 
 Each test logs in through the page, acts with the keyboard-reachable controls (buttons and labelled
 fields, found by role and label as a screen reader would), checks what the page shows, and saves a
-screenshot of its screen to docs/console/. The companies this file imports are named `Console Co
-<n>`, and it deletes them again (the stop-and-resume test's job), so the session's demo data is as
-other files expect once that job has run.
+screenshot of its screen to docs/console/. They run on a stack of their own (conftest.py): the
+5,000 companies they import, and the job that deletes them, stay there.
 """
 
 from __future__ import annotations
@@ -90,8 +89,7 @@ def test_a_running_job_stops_and_resumes_from_the_console(console: Console, api:
     commands.get_by_role("button", name="Resume").click()
     expect(commands.get_by_role("button", name="Stop")).to_be_visible(timeout=30_000)
     expect(bar).not_to_have_attribute("aria-valuenow", stopped_at or "", timeout=30_000)  # on from where it was
-    # The job goes on deleting the rest in the background (about 50 rows a second on the local stack):
-    # waiting for it would double this file's time, and the records it leaves meanwhile are named apart.
+    # The job goes on deleting the rest (about 50 rows a second here) until this file's stack stops.
 
 
 def _records(console: Console, entity: str, query: str) -> None:
