@@ -80,7 +80,7 @@ def test_a_running_job_stops_and_resumes_from_the_console(console: Console, api:
     row = _job_row(console, job_id)
     row.get_by_role("button").click()
     commands = console.page.get_by_role("group", name="Commands")
-    commands.get_by_role("button", name="Stop").click()
+    commands.get_by_role("button", name="Stop").press("Enter")  # by keyboard: focused, then Enter
     commands.get_by_role("button", name="Resume").wait_for(timeout=30_000)
     assert "STOPPED" in row.inner_text()
     bar = row.get_by_role("progressbar")

@@ -268,6 +268,8 @@ function fillOptions(select, values) {
 
 function renderJobs() {
   const body = $("job-table").querySelector("tbody");
+  // Each poll redraws the rows: a keyboard user's focus on a job stays on that job's button.
+  const focused = body.contains(document.activeElement) ? document.activeElement.closest("tr")?.dataset.key : null;
   body.replaceChildren();
   const shown = state.jobs.filter(matchesFilters);
   for (const job of shown) {
@@ -288,6 +290,7 @@ function renderJobs() {
     cell(row, when(job.created));
     body.append(row);
   }
+  if (focused) body.querySelector(`tr[data-key="${CSS.escape(focused)}"] button`)?.focus();
   if (!shown.length) {
     const row = document.createElement("tr");
     cell(row, "No jobs match.");
