@@ -141,6 +141,21 @@ def test_a_gateway_import_starts_from_the_page_and_its_errand_is_listed(console:
     expect(console.page.locator("#job-table tbody")).not_to_contain_text("runtime")
 
 
+def test_a_tasks_task_starts_from_a_csv_and_is_listed(console: Console, tmp_path: Path) -> None:
+    console.login(*DEV)
+    account = console.page.evaluate("JSON.parse(sessionStorage.getItem('backroom.session')).account")
+    upload = tmp_path / "numbers.csv"
+    upload.write_text(f"number,account_id\n+12025550101,{account}\n+12025550102,{account}\n")
+    console.page.get_by_role("button", name="Start work").click()
+    console.page.get_by_label("Category").fill("number_management")
+    console.page.get_by_label("Action").fill("add")
+    console.page.locator("#task-file").set_input_files(str(upload))
+    console.page.get_by_role("button", name="Create and start").click()
+    row = console.page.locator("#job-table tr.selected")
+    expect(row).to_contain_text("tasks number_management/add", timeout=15_000)
+    expect(row).to_contain_text(re.compile(r"EXECUTING|SUCCESS"))
+
+
 def test_a_restricted_user_never_sees_a_hidden_field(console: Console) -> None:
     # Logged in with the keyboard alone: the page puts the focus in the email field.
     console.open()
@@ -163,3 +178,10 @@ def test_a_restricted_user_never_sees_a_hidden_field(console: Console) -> None:
     console.page.set_viewport_size({"width": 375, "height": 800})
     assert console.page.evaluate("document.documentElement.scrollWidth") <= 375
     console.shot("phone")
+
+    # Log out revokes the token: the API refuses it from then on.
+    token = console.page.evaluate("JSON.parse(sessionStorage.getItem('backroom.session')).token")
+    console.page.get_by_role("button", name="Log out").click()
+    console.page.get_by_role("button", name="Log in").wait_for()
+    assert console.page.evaluate("sessionStorage.getItem('backroom.session')") is None
+    assert console.api.call("GET", "/runtime/api/users/current", headers={"token": token}).status == 401

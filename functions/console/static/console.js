@@ -15,7 +15,9 @@ const RUNTIME_COMMANDS = {
   cancel: ["STOPPED"],
 };
 const COMMAND_NAMES = { stop: "Stop", forceStop: "Force stop", resume: "Resume", cancel: "Cancel" };
-const ENDED = new Set(["FINISHED", "FAILED", "CANCELED", "SUCCEEDED", "SUCCESS", "FAILURE", "COMPLETE", "COMPLETED"]);
+// Final states of the three dialects (runtime, gateway errands, Tasks).
+const ENDED = new Set(["FINISHED", "FAILED", "CANCELED", "Complete", "Failed", "Terminated", "SUCCESS", "FAILURE", "PARTIAL", "INTERNAL_ERROR"]);
+const GREGORIAN_TO_UNIX_S = 62167219200; // Kazoo's timestamps count seconds from year 0
 
 const $ = (id) => document.getElementById(id);
 const state = {
@@ -161,7 +163,7 @@ function fromErrand(errand) {
 function fromTask(task) {
   const count = task.total_count ?? task.total ?? null;
   const done = task.success_count != null ? (task.success_count || 0) + (task.failure_count || 0) : null;
-  const created = typeof task.created === "number" ? task.created : Date.parse(task.created || "") || null;
+  const created = typeof task.created === "number" ? (task.created - GREGORIAN_TO_UNIX_S) * 1000 : null;
   return {
     key: `tasks:${task.id}`, dialect: "tasks", id: task.id, label: `${task.category}/${task.action}`,
     kind: `${task.category}/${task.action}`, state: String(task.status || "").toUpperCase(), created,
@@ -522,7 +524,7 @@ async function startTask(event) {
   const params = new URLSearchParams({ category: $("task-category").value, action: $("task-action").value, file_name: file.name });
   try {
     const created = await api("PUT", `${base}?${params}`, { body: file, headers: { "Content-Type": "text/csv" } });
-    const id = created.data?.id;
+    const id = created.data?._read_only?.id;
     await api("PATCH", `${base}/${id}`);
     $("work-status").textContent = `Task ${id} started.`;
     state.selectedJob = `tasks:${id}`;
