@@ -3,6 +3,7 @@
 - `core`: the whole core on in-process moto (tests/core; tests/unit before it was renamed): no process, no port.
 - `integration`: the real handlers over HTTP through the local gateway, against the emulator server.
 - `security`: adversarial requests over HTTP against the same local stack.
+- `browser`: the console's page in headless Chromium against the same local stack (tests/browser).
 
 `slow` is set by hand on the few tests whose size is what they prove; `pytest -m "not slow"` leaves them out.
 
@@ -22,7 +23,7 @@ import pytest
 from tests.integration.stack import api, dev, dev_token, local, sub, user  # noqa: F401 - fixtures
 
 HERE = Path(__file__).resolve().parent
-TIERS = {"core": "core", "integration": "integration", "security": "security"}
+TIERS = {"core": "core", "integration": "integration", "security": "security", "browser": "browser"}
 
 
 class _Paths(list[str]):

@@ -113,7 +113,10 @@ def function_environment(template: Template, stack: Stack) -> dict[str, str]:
     env: dict[str, str] = {}
     for function in template.functions().values():
         for key, value in function.environment.items():
-            env[key] = stack.resolve(value)
+            # An empty value tells one function of no resource (the console's): in this one process it
+            # must not blank what the others are told.
+            if value != "":
+                env[key] = stack.resolve(value)
     return env
 
 

@@ -16,6 +16,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -121,6 +122,22 @@ def local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
 
 
 def _stack_on(endpoints: emulator.Endpoints, logs: Path) -> Iterator[LocalStack]:
+    with processes(endpoints, logs) as (api, worker, env):
+        # The test process reaches the same emulator through the core, as a second client would.
+        template = Template.load()
+        for key, value in env.items():
+            if key.startswith("AWS_"):
+                os.environ[key] = value
+        stack = provision(boto3.session.Session(region_name="us-east-1"), endpoints, template, visibility=VISIBILITY)
+        aws.reset_clients()
+        settings = Settings.from_env({**env, **function_environment(template, stack)})
+        yield LocalStack(api, build(settings), worker, str(endpoints.aws), endpoints)
+
+
+@contextmanager
+def processes(endpoints: emulator.Endpoints, logs: Path) -> Iterator[tuple[Api, Process, dict[str, str]]]:
+    """A stack's gateway and worker processes on the emulator's endpoints: its API, its worker (which a
+    test may kill) and their environment; the test process's own environment is left as it is."""
     api_port = emulator.free_port()
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "LOCALSTACK"))},
@@ -138,15 +155,7 @@ def _stack_on(endpoints: emulator.Endpoints, logs: Path) -> Iterator[LocalStack]
         gateway.start()
         _wait_for(f"http://127.0.0.1:{api_port}/openapi.json", 60, gateway, logs / "gateway.log")
         worker.start()
-        # The test process reaches the same emulator through the core, as a second client would.
-        template = Template.load()
-        for key, value in env.items():
-            if key.startswith("AWS_"):
-                os.environ[key] = value
-        stack = provision(boto3.session.Session(region_name="us-east-1"), endpoints, template, visibility=VISIBILITY)
-        aws.reset_clients()
-        settings = Settings.from_env({**env, **function_environment(template, stack)})
-        yield LocalStack(Api(f"http://127.0.0.1:{api_port}"), build(settings), worker, str(endpoints.aws), endpoints)
+        yield Api(f"http://127.0.0.1:{api_port}"), worker, env
     finally:
         worker.stop()
         gateway.stop()
