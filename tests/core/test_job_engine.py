@@ -552,4 +552,3 @@ def test_a_jobs_results_are_read_no_further_than_the_bytes_an_answer_shows(core:
 
     assert list(shown) == [f"r{i:03d}" for i in range(9)]  # the first ones, in order, while they fit
     assert len(core.jobs.journal.results(job)) == 40  # all of them, unbounded
-
