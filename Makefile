@@ -9,7 +9,8 @@ STAMP := $(VENV)/.installed
 export PYTHONPATH := $(CURDIR)/layers/core/python:$(CURDIR)
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: run run-empty test core integration lint format bench build validate deploy clean openapi deploy-check schemas
+
+.PHONY: run run-empty test core integration lint format bench build validate deploy clean openapi deploy-check schemas screenshots
 
 $(STAMP): requirements.txt constraints.txt pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -48,6 +49,10 @@ schemas: $(STAMP)
 # files (each process starts its own local stack) share the two cores; about half the serial time.
 test: $(STAMP) $(DYNAMODB_LOCAL)
 	$(PY) -m pytest -n 2 --dist loadfile tests
+
+# The console's screenshots in docs/console/, made by its browser tests (which otherwise keep them aside).
+screenshots: $(STAMP) $(DYNAMODB_LOCAL)
+	CONSOLE_SHOTS=docs/console $(PY) -m pytest -p no:xdist tests/browser
 
 core: $(STAMP)
 	$(PY) -m pytest tests/core

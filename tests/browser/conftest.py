@@ -12,7 +12,9 @@ any console error or uncaught exception.
 
 from __future__ import annotations
 
+import os
 import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,7 +25,9 @@ from infra.local import emulator
 from tests.integration.stack import ROOT, Api, processes
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-SHOTS = ROOT / "docs" / "console"
+# Where each screen's screenshot goes: docs/console/ with `make screenshots` (CONSOLE_SHOTS=docs/console),
+# else a scratch directory, so that a test run leaves the working copy as it was.
+SHOTS = ROOT / os.environ["CONSOLE_SHOTS"] if os.environ.get("CONSOLE_SHOTS") else Path(tempfile.mkdtemp())
 ARGS = [
     "--headless",
     "--no-sandbox",

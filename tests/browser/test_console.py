@@ -2,7 +2,7 @@
 
 Each test logs in through the page, acts with the keyboard-reachable controls (buttons and labelled
 fields, found by role and label as a screen reader would), checks what the page shows, and saves a
-screenshot of its screen to docs/console/. They run on a stack of their own (conftest.py): the
+screenshot of its screen (to docs/console/ with `make screenshots`). They run on a stack of their own (conftest.py): the
 5,000 companies they import, and the job that deletes them, stay there.
 """
 
