@@ -26,7 +26,7 @@ const state = {
   samples: new Map(), // job key -> [{t, rows}]
   selectedJob: null,
   pollTimer: null,
-  entities: new Set(JSON.parse(localStorage.getItem("backroom.entities") || "[]")),
+  entities: new Set(JSON.parse(sessionStorage.getItem("backroom.entities") || "[]")),
   records: { entity: "", query: "", cursors: [], next: null, sortField: "", sortType: "asc", total: 0 },
   record: null,
 };
@@ -112,13 +112,14 @@ async function logout() {
 }
 
 function endSession(message) {
+  // The page starts again from nothing, so that none of the last user's screens (records, fields,
+  // jobs) stays in it for whoever logs in next; only the reason it ended is kept, to be shown.
   state.session = null;
-  sessionStorage.removeItem("backroom.session");
   clearTimeout(state.pollTimer);
-  for (const id of ["nav", "who", "jobs", "work", "data"]) $(id).hidden = true;
-  $("login").hidden = false;
-  $("login-error").textContent = message;
-  $("email").focus();
+  sessionStorage.removeItem("backroom.session");
+  sessionStorage.removeItem("backroom.entities");
+  if (message) sessionStorage.setItem("backroom.ended", message);
+  location.reload();
 }
 
 function enter() {
@@ -539,7 +540,7 @@ async function startTask(event) {
 function rememberEntity(name) {
   if (!name || state.entities.has(name)) return;
   state.entities.add(name);
-  localStorage.setItem("backroom.entities", JSON.stringify([...state.entities]));
+  sessionStorage.setItem("backroom.entities", JSON.stringify([...state.entities]));
   $("entity-names").replaceChildren(...[...state.entities].sort().map((n) => new Option(n)));
 }
 
@@ -728,7 +729,11 @@ function wire() {
   $("next-page").addEventListener("click", () => page(1));
   $("show-history").addEventListener("click", showHistory);
   if (state.session) enter();
-  else $("email").focus();
+  else {
+    $("login-error").textContent = sessionStorage.getItem("backroom.ended") || "";
+    sessionStorage.removeItem("backroom.ended");
+    $("email").focus();
+  }
 }
 
 wire();
