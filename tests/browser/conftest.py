@@ -45,7 +45,9 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
     """The browser tests' own stack (see above): its processes only, the test process's environment
     untouched (the session's stack, if this process has one, keeps its own)."""
     logs = tmp_path_factory.mktemp("browser-stack")
-    with emulator.started(fast_start=True) as endpoints, processes(endpoints, logs) as (api, _, _):
+    # DynamoDB Local with its whole JIT: the 5,000-row import runs in about 33 s where the first tier alone
+    # (`fast_start`, the session stacks') took 44 to 48 s on this machine; its start costs no more here.
+    with emulator.started(fast_start=False) as endpoints, processes(endpoints, logs) as (api, _, _):
         yield api
 
 
