@@ -70,7 +70,8 @@ integration: $(STAMP) $(DYNAMODB_LOCAL)
 # coldstart: each function's cold init against the floor of boto3 and one client (about 1); load: 50
 # concurrent callers against the same calls one at a time (about 2; any error fails it, so it runs last);
 # companies_import: a 20,000-row companies import, main's commit (4ad7f7d) against this tree side by side,
-# rows/s and items written per row (about 8).
+# rows/s and items written per row (about 8); console_pages: each console screen's load time in Chromium at
+# 10,000 and 100,000 companies (about 20, nearly all the fill).
 # Each file's docstring lists its BENCH_* knobs.
 bench: $(STAMP) $(DYNAMODB_LOCAL)
 	$(PY) -m infra.bench.runtime
@@ -80,6 +81,7 @@ bench: $(STAMP) $(DYNAMODB_LOCAL)
 	$(PY) -m infra.bench.import_export
 	$(PY) -m infra.bench.coldstart
 	$(PY) -m infra.bench.companies_import
+	$(PY) -m infra.bench.console_pages
 	$(PY) -m infra.bench.load
 
 lint: $(STAMP)
