@@ -29,6 +29,8 @@ INLINE_MOST = 4 * 1024 * 1024
 DEV = ("dev@demo.local", "demo-dev-password")
 RESTRICTED = ("user@demo.local", "demo-user-password")  # group Sales: no taxId, no contract on companies
 HIDDEN = ("taxId", "contract")
+DATETIME = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC")
+EPOCH_MS = re.compile(r"\b1\d{12}\b")  # a date-time of these years as epoch milliseconds
 QUERY = urlencode({"name": f"like(/{PREFIX})"})  # the companies this file imports
 
 
@@ -169,6 +171,11 @@ def test_records_filter_by_a_query_sort_by_a_click_and_show_a_history(console: C
     console.page.locator("#record-table th[aria-sort=ascending]").wait_for()
     names = [r.split("\t")[0] for r in console.page.locator("#record-table tbody tr").all_inner_texts()]
     assert names == sorted(names)
+    # Date-times as UTC dates, not epoch milliseconds: in the table, a record's fields and its history
+    rows = console.page.locator("#record-table tbody tr").all_inner_texts()
+    header = [h.strip() for h in console.page.locator("#record-table thead th").all_inner_texts()]
+    met = {r.split("\t")[header.index("lastMeeting")] for r in rows} - {""}
+    assert met and all(DATETIME.fullmatch(m) for m in met), met
     console.page.locator("#entity-chart svg rect").first.wait_for()
     console.shot("data")
 
@@ -176,6 +183,9 @@ def test_records_filter_by_a_query_sort_by_a_click_and_show_a_history(console: C
     console.page.get_by_role("button", name="History").click()
     console.page.locator("#history li").first.wait_for()
     assert "CREATED" in console.page.locator("#history").inner_text()
+    for box in ("#record-fields", "#history"):
+        text = console.page.locator(box).inner_text()
+        assert DATETIME.search(text) and not EPOCH_MS.search(text), text
     console.shot("record")
 
 

@@ -33,6 +33,7 @@ const state = {
   entities: new Set(JSON.parse(sessionStorage.getItem("backroom.entities") || "[]")),
   records: { entity: "", query: "", cursors: [], next: null, sortField: "", sortType: "asc", total: 0 },
   record: null,
+  datetimes: new Set(), // the open record's date-time fields
 };
 
 // ---- the API ----------------------------------------------------------------------------------
@@ -644,6 +645,7 @@ const SYSTEM = new Set(["id", "version", "label", "entity"]);
 function renderRecords(page) {
   const r = state.records;
   const items = page.items || [];
+  r.items = items; // as plain text: a record opened from them learns its date-time fields (datetimeFields)
   const columns = ["label", ...new Set(items.flatMap((item) => Object.keys(item).filter((k) => !SYSTEM.has(k))))];
   const head = $("record-table").querySelector("thead tr");
   head.replaceChildren(
@@ -727,9 +729,10 @@ async function openRecord(id) {
   try {
     const record = await api("GET", `/runtime/api/data/${encodeURIComponent(state.records.entity)}/${encodeURIComponent(id)}`);
     state.record = record;
+    state.datetimes = datetimeFields(record, (state.records.items || []).find((item) => item.id === id));
     const fields = $("record-fields");
     fields.replaceChildren();
-    for (const [name, value] of Object.entries(record)) field(fields, name, value);
+    for (const [name, value] of Object.entries(record)) field(fields, name, shown(name, value));
     $("history").replaceChildren();
     $("record-title").textContent = `Record ${record.label || record.id}`;
     $("record-detail").hidden = false;
@@ -740,12 +743,26 @@ async function openRecord(id) {
   }
 }
 
+// The record's date-time fields: a number in its native answer that the listing's plain text shows as
+// the API writes a date-time (`YYYY-MM-DD HH:MM:SS UTC`). The API says it; the page guesses nothing.
+const PLAIN_DATETIME = /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC$/;
+
+function datetimeFields(record, plain) {
+  const names = Object.keys(record).filter((n) => typeof record[n] === "number" && PLAIN_DATETIME.test(plain?.[n] ?? ""));
+  return new Set(names);
+}
+
+function shown(name, value) {
+  return state.datetimes?.has(name) && typeof value === "number" ? `${when(value)} UTC` : value;
+}
+
 // The fields an entry changed, old -> new (the API leaves out a field the caller may not read).
 function changes(entry) {
   const before = entry.oldRecord || {}, after = entry.newRecord || {};
   const names = [...new Set([...Object.keys(before), ...Object.keys(after)])];
   const changed = names.filter((n) => JSON.stringify(before[n] ?? null) !== JSON.stringify(after[n] ?? null));
-  return changed.map((n) => `${n}: ${display(before[n]) || "∅"} → ${display(after[n]) || "∅"}`).join("; ") || "no field changed";
+  const text = (n, value) => display(shown(n, value)) || "∅";
+  return changed.map((n) => `${n}: ${text(n, before[n])} → ${text(n, after[n])}`).join("; ") || "no field changed";
 }
 
 async function showHistory() {
