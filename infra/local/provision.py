@@ -8,6 +8,7 @@ against a LocalStack that kept its state.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +19,7 @@ from infra.local.emulator import Endpoints
 from infra.local.template import Template
 
 STACK = "backroom-local"
+_SUB = re.compile(r"\$\{([A-Za-z0-9:]+)\}")
 
 
 @dataclass
@@ -34,7 +36,15 @@ class Stack:
         if isinstance(value, dict) and "Fn::GetAtt" in value:
             resource, attr = value["Fn::GetAtt"]
             return self.attrs[(resource, attr)]
+        if isinstance(value, dict) and isinstance(value.get("Fn::Sub"), str):  # `${Name}` of refs alone
+            return _SUB.sub(lambda m: self.refs[m.group(1)], value["Fn::Sub"])
         return str(value)
+
+    def resolve_list(self, value: Any) -> list[str]:
+        """A list property: a list of values, or a Ref to a CommaDelimitedList parameter."""
+        if isinstance(value, list):
+            return [self.resolve(v) for v in value]
+        return [item.strip() for item in self.resolve(value).split(",")]
 
 
 def _table_args(name: str, props: dict[str, Any]) -> dict[str, Any]:
@@ -56,6 +66,11 @@ def provision(
     configuration says, as in-process moto wants); `visibility` overrides queues' visibility timeouts (tests).
     The tables go to whichever engine answers for DynamoDB: DynamoDB Local or moto's."""
     stack = Stack()
+    # The pseudo parameters and the template's parameters (their defaults) a !Ref or !Sub may name.
+    stack.refs.update({"AWS::Region": session.region_name or "us-east-1", "AWS::URLSuffix": "amazonaws.com"})
+    for name, spec in template.parameters.items():
+        if isinstance(spec, dict) and "Default" in spec:
+            stack.refs[name] = str(spec["Default"])
     where = endpoints or Endpoints(aws=None)
     dynamodb = session.client("dynamodb", endpoint_url=where.of("dynamodb"))
     sqs = session.client("sqs", endpoint_url=where.of("sqs"))
@@ -97,7 +112,7 @@ def provision(
         stack.attrs[(logical, "Arn")] = arn
         stack.attrs[(logical, "QueueName")] = name
 
-    for logical in template.of_type("AWS::S3::Bucket"):
+    for logical, props in template.of_type("AWS::S3::Bucket").items():
         name = f"{STACK}-{logical}".lower()
         stack.refs[logical] = name
         try:
@@ -105,7 +120,28 @@ def provision(
         except ClientError as err:
             if err.response["Error"]["Code"] not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
                 raise
+        cors = props.get("CorsConfiguration")
+        if cors:  # LocalStack honours it (moto server answers every origin anyway)
+            s3.put_bucket_cors(
+                Bucket=name, CORSConfiguration={"CORSRules": [_cors_rule(stack, r) for r in cors["CorsRules"]]}
+            )
     return stack
+
+
+def _cors_rule(stack: Stack, rule: dict[str, Any]) -> dict[str, Any]:
+    """A template's CorsRule as S3's API takes it (the same fields; AllowedOrigins may be a parameter)."""
+    found: dict[str, Any] = {
+        "AllowedMethods": list(rule["AllowedMethods"]),
+        "AllowedOrigins": stack.resolve_list(rule["AllowedOrigins"]),
+    }
+    for key in ("AllowedHeaders", "ExposedHeaders"):
+        if rule.get(key):
+            found[key] = list(rule[key])
+    if "MaxAge" in rule:
+        found["MaxAgeSeconds"] = int(rule["MaxAge"])
+    if rule.get("Id"):
+        found["ID"] = str(rule["Id"])
+    return found
 
 
 def function_environment(template: Template, stack: Stack) -> dict[str, str]:

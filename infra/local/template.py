@@ -96,6 +96,7 @@ class Template:
     resources: dict[str, Any]
     globals_: dict[str, Any]
     outputs: dict[str, Any] = field(default_factory=dict)
+    parameters: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def load(cls, path: Path = TEMPLATE) -> Template:
@@ -106,6 +107,7 @@ class Template:
             resources=data["Resources"],
             globals_=data.get("Globals", {}).get("Function", {}),
             outputs=data.get("Outputs") or {},
+            parameters=data.get("Parameters") or {},
         )
 
     def of_type(self, kind: str) -> dict[str, dict[str, Any]]:

@@ -8,6 +8,7 @@ screenshot of its screen (to docs/console/ with `make screenshots`). They run on
 
 from __future__ import annotations
 
+import csv
 import re
 from pathlib import Path
 from typing import Any
@@ -21,17 +22,25 @@ from tests.integration.stack import Api
 
 ROWS = 5_000
 PREFIX = "Console Co"
+# Each company's notes (a text field, not indexed): 5,000 rows of them make a file above the 4 MiB a request
+# carries, so the page sends it straight to S3 by the presigned flow, and its export comes back by S3 too.
+NOTES = 900
+INLINE_MOST = 4 * 1024 * 1024
 DEV = ("dev@demo.local", "demo-dev-password")
 RESTRICTED = ("user@demo.local", "demo-user-password")  # group Sales: no taxId, no contract on companies
 HIDDEN = ("taxId", "contract")
+DATETIME = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC")
+EPOCH_MS = re.compile(r"\b1\d{12}\b")  # a date-time of these years as epoch milliseconds
 QUERY = urlencode({"name": f"like(/{PREFIX})"})  # the companies this file imports
 
 
 @pytest.fixture(scope="module")
 def companies_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("console") / "companies.csv"
-    rows = "".join(f"{PREFIX} {n:05d},{'abc'[n % 3]}\n" for n in range(ROWS))
-    path.write_text("name,type\n" + rows)
+    notes = ("Met at the trade fair; wants the yearly plan. " * (NOTES // 40))[:NOTES]
+    rows = "".join(f"{PREFIX} {n:05d},{'abc'[n % 3]},{notes}\n" for n in range(ROWS))
+    path.write_text("name,type,notes\n" + rows)
+    assert path.stat().st_size > INLINE_MOST
     return path
 
 
@@ -54,6 +63,8 @@ def test_an_import_of_5000_rows_runs_to_100_percent_before_the_operators_eyes(
     console.page.get_by_label("Entity", exact=True).first.fill("companies")
     console.page.locator("#import-file").set_input_files(str(companies_csv))
     console.shot("start-work")
+    sent: list[Any] = []
+    console.page.on("request", lambda request: sent.append(request))
     console.page.get_by_role("button", name="Import", exact=True).click()
 
     status = console.page.locator("#job-detail-title")
@@ -68,6 +79,46 @@ def test_an_import_of_5000_rows_runs_to_100_percent_before_the_operators_eyes(
     assert console.page.locator("#job-chart svg polyline").count() == 1  # rows done over time
     expect(console.page.locator("#job-log")).not_to_be_empty()
     console.shot("jobs")
+    # The bytes went to the files' storage by the presigned URL, not through the API: the import got an id
+    size = companies_csv.stat().st_size
+    puts = [r for r in sent if r.method == "PUT" and "X-Amz-Signature=" in r.url]
+    assert len(puts) == 1 and not puts[0].url.startswith(console.api.base), [r.url for r in puts]
+    imports = [r for r in sent if r.method == "POST" and r.url.endswith("/runtime/api/data/companies/import")]
+    assert len(imports) == 1 and len(imports[0].post_data_buffer or b"") < 1000
+    assert max(len(r.post_data_buffer or b"") for r in sent if r.url.startswith(console.api.base)) < size
+
+
+def test_a_big_export_downloads_from_the_jobs_screen(
+    console: Console, api: Api, dev_token: str, tmp_path: Path
+) -> None:
+    if _ours(api, dev_token) < ROWS:
+        pytest.skip("needs the 5,000 companies the import test makes")
+    # The export is started by the API; its file (above 4 MiB: a share link's redirect to S3) by the page.
+    reply = api.call(
+        "PUT", f"/runtime/api/data/companies/export?{QUERY}&_fields=name,notes", headers={"token": dev_token}
+    )
+    job_id = reply.json()["jobId"]
+    console.login(*DEV)
+    row = _job_row(console, job_id)
+    expect(row).to_contain_text("FINISHED", timeout=60_000)
+    row.get_by_role("button").click()
+    commands = console.page.get_by_role("group", name="Commands")
+    sent: list[Any] = []
+    console.page.on("request", lambda request: sent.append(request))
+    with console.page.expect_download() as download:
+        commands.get_by_role("button", name="Download file").click()
+    saved = tmp_path / "export.csv"
+    download.value.save_as(saved)
+    assert download.value.suggested_filename == "companies-export.csv"
+    assert saved.stat().st_size > INLINE_MOST
+    with saved.open(newline="") as handle:
+        lines = list(csv.reader(handle))
+    assert lines[0] == ["name", "notes"] and len(lines) == ROWS + 1
+    assert {line[0] for line in lines[1:]} == {f"{PREFIX} {n:05d}" for n in range(ROWS)}
+    # by a share link, then the storage's presigned URL: the token went to neither
+    assert any("/runtime/api/files/shared/" in r.url for r in sent)
+    storage = [r for r in sent if "X-Amz-Signature=" in r.url and r.method == "GET"]
+    assert storage and not any("token" in r.headers for r in storage)
 
 
 def test_a_running_job_stops_and_resumes_from_the_console(console: Console, api: Api, dev_token: str) -> None:
@@ -120,6 +171,11 @@ def test_records_filter_by_a_query_sort_by_a_click_and_show_a_history(console: C
     console.page.locator("#record-table th[aria-sort=ascending]").wait_for()
     names = [r.split("\t")[0] for r in console.page.locator("#record-table tbody tr").all_inner_texts()]
     assert names == sorted(names)
+    # Date-times as UTC dates, not epoch milliseconds: in the table, a record's fields and its history
+    rows = console.page.locator("#record-table tbody tr").all_inner_texts()
+    header = [h.strip() for h in console.page.locator("#record-table thead th").all_inner_texts()]
+    met = {r.split("\t")[header.index("lastMeeting")] for r in rows} - {""}
+    assert met and all(DATETIME.fullmatch(m) for m in met), met
     console.page.locator("#entity-chart svg rect").first.wait_for()
     console.shot("data")
 
@@ -127,6 +183,9 @@ def test_records_filter_by_a_query_sort_by_a_click_and_show_a_history(console: C
     console.page.get_by_role("button", name="History").click()
     console.page.locator("#history li").first.wait_for()
     assert "CREATED" in console.page.locator("#history").inner_text()
+    for box in ("#record-fields", "#history"):
+        text = console.page.locator(box).inner_text()
+        assert DATETIME.search(text) and not EPOCH_MS.search(text), text
     console.shot("record")
 
 
@@ -176,6 +235,8 @@ def test_a_restricted_user_never_sees_a_hidden_field(console: Console) -> None:
     console.page.locator("#history li").first.wait_for()
     for screen in ("Jobs", "Start work", "Data"):
         console.page.get_by_role("button", name=screen, exact=True).click()
+        if screen == "Jobs":  # its first poll has drawn it
+            expect(console.page.locator("#job-table")).to_have_attribute("aria-busy", "false")
         text = console.page.locator("main").inner_text()
         assert not any(name in text for name in HIDDEN), screen
     console.shot("restricted")

@@ -179,3 +179,23 @@ def test_a_request_never_counts_past_the_cap(app: Core, monkeypatch: pytest.Monk
     with measured() as cost:
         job = start_export(app.app, DEV, "companies", {**query, "_size": "5"}, None)
     assert job.params["count"] is None and cost.items_read < 20, cost
+
+
+def test_who_ran_an_export_may_share_its_file_and_another_user_may_not(
+    app: Core, queue: QueueDriver, seeded: list[str]
+) -> None:
+    # The console downloads a big export through a share link: its runner, a user, must be let share it.
+    from backroom.errors import Forbidden
+
+    def user(email: str) -> Caller:
+        return Caller(user_id=email, email=email, name=email, role=Role.USER, account_id=TENANT, tenant_id=TENANT)
+
+    runner, other = user("user@demo.local"), user("x@demo.local")
+    job = start_export(app.app, runner, "companies", {"_fields": "name"}, None)
+    queue.drain()
+    done, lines = exported(app, job)
+    assert len(lines) == RECORDS + 1
+    file_id = done.results["fileId"]
+    assert app.app.files.share(runner, file_id, "60000", app.app).file_id == file_id
+    with pytest.raises(Forbidden):
+        app.app.files.share(other, file_id, None, app.app)

@@ -17,6 +17,9 @@ const RUNTIME_COMMANDS = {
 const COMMAND_NAMES = { stop: "Stop", forceStop: "Force stop", resume: "Resume", cancel: "Cancel" };
 // Final states of the three dialects (runtime, gateway errands, Tasks).
 const ENDED = new Set(["FINISHED", "FAILED", "CANCELED", "Complete", "Failed", "Terminated", "SUCCESS", "FAILURE", "PARTIAL", "INTERNAL_ERROR"]);
+// A task's CSVs are there once it is over, stopped included (a stopped task is never started again).
+const TASK_OVER = new Set(["SUCCESS", "FAILURE", "PARTIAL", "INTERNAL_ERROR", "STOPPED"]);
+const SHARE_MS = 60000; // a download's share link lasts a minute: long enough to follow, not to keep
 const GREGORIAN_TO_UNIX_S = 62167219200; // Kazoo's timestamps count seconds from year 0
 
 const $ = (id) => document.getElementById(id);
@@ -26,9 +29,11 @@ const state = {
   samples: new Map(), // job key -> [{t, rows}]
   selectedJob: null,
   pollTimer: null,
+  pollGeneration: 0, // a poll that started before the last (re)start or stop never draws nor reschedules
   entities: new Set(JSON.parse(sessionStorage.getItem("backroom.entities") || "[]")),
   records: { entity: "", query: "", cursors: [], next: null, sortField: "", sortType: "asc", total: 0 },
   record: null,
+  datetimes: new Set(), // the open record's date-time fields
 };
 
 // ---- the API ----------------------------------------------------------------------------------
@@ -64,18 +69,25 @@ async function errorText(response) {
   }
 }
 
-async function api(method, path, { body, json, headers = {} } = {}) {
-  const sent = { Accept: "application/json", ...headersFor(path), ...headers };
+// One call to the stack's API with the caller's token: a 401 ends the session (the page says why), any
+// other refusal is an ApiError in the API's words. Answers the response itself, for `api` and `download`.
+async function request(method, path, { body, json, headers = {}, accept = "application/json", redirect = "follow" } = {}) {
+  const sent = { Accept: accept, ...headersFor(path), ...headers };
   let payload = body;
   if (json !== undefined) {
     sent["Content-Type"] = "application/json";
     payload = JSON.stringify(json);
   }
-  const response = await fetch(path, { method, headers: sent, body: payload });
+  const response = await fetch(path, { method, headers: sent, body: payload, redirect });
   if (response.status === 401 && state.session && !path.endsWith("/auth/login")) {
     endSession("Your session has ended: log in again.");
   }
-  if (!response.ok) throw new ApiError(response.status, await errorText(response));
+  if (!response.ok && response.type !== "opaqueredirect") throw new ApiError(response.status, await errorText(response));
+  return response;
+}
+
+async function api(method, path, options = {}) {
+  const response = await request(method, path, options);
   const type = response.headers.get("content-type") || "";
   return type.includes("json") ? response.json() : response.text();
 }
@@ -102,11 +114,17 @@ async function login(event) {
   }
 }
 
+// The session ends once the API has revoked the token. If it could not (the network, the API), the page
+// says so and stays logged in, for another try: the token may still be live, so it is not thrown away as
+// if it were revoked. A 401 means the token was dead already (`request` has ended the session).
 async function logout() {
+  show("logout-error", null);
   try {
     await api("POST", "/runtime/api/auth/logout");
-  } catch {
-    // an ended session is ended either way
+  } catch (error) {
+    if (error.status === 401) return;
+    $("logout-error").textContent = `Logging out failed (${error.message}): your token may still be valid. Try again.`;
+    return;
   }
   endSession("");
 }
@@ -115,7 +133,7 @@ function endSession(message) {
   // The page starts again from nothing, so that none of the last user's screens (records, fields,
   // jobs) stays in it for whoever logs in next; only the reason it ended is kept, to be shown.
   state.session = null;
-  clearTimeout(state.pollTimer);
+  stopPolling();
   sessionStorage.removeItem("backroom.session");
   sessionStorage.removeItem("backroom.entities");
   if (message) sessionStorage.setItem("backroom.ended", message);
@@ -136,8 +154,11 @@ function screen(name) {
     else button.removeAttribute("aria-current");
   }
   for (const id of ["jobs", "work", "data"]) $(id).hidden = id !== name;
-  clearTimeout(state.pollTimer);
-  if (name === "jobs") pollJobs();
+  stopPolling();
+  if (name === "jobs") {
+    $("job-table").setAttribute("aria-busy", "true"); // until this screen's first poll has drawn it
+    pollJobs();
+  }
   if (name === "data") refreshEntities();
   $(`${name}-title`).setAttribute("tabindex", "-1");
   $(`${name}-title`).focus();
@@ -180,7 +201,7 @@ function runtimeQuery() {
   return params.toString();
 }
 
-// The three listings at once; a dialect this caller may not use is noted, not an error.
+// The three listings at once, and notes on a dialect this caller may not use (not an error).
 async function fetchJobs() {
   const dialect = $("f-dialect").value;
   const notes = [];
@@ -198,8 +219,7 @@ async function fetchJobs() {
           .catch((e) => (notes.push(`tasks: ${e.message}`), []))
       : [],
   ]);
-  $("jobs-note").textContent = notes.join("; ");
-  return lists.flat();
+  return { jobs: lists.flat(), notes };
 }
 
 function matchesFilters(job) {
@@ -301,24 +321,47 @@ function renderJobs() {
   }
   fillOptions($("f-state"), new Set(state.jobs.map((j) => j.state).filter(Boolean)));
   fillOptions($("f-kind"), new Set(state.jobs.map((j) => j.kind).filter(Boolean)));
+  $("job-table").setAttribute("aria-busy", "false");
 }
 
-async function pollJobs() {
+// Ends the current poll's turn: its timer, and whatever it is still awaiting (it will neither draw nor
+// schedule another once its answers arrive).
+function stopPolling() {
+  state.pollGeneration += 1;
   clearTimeout(state.pollTimer);
-  if (!state.session || $("jobs").hidden) return;
+}
+
+const polling = () => Boolean(state.session) && !$("jobs").hidden && !document.hidden;
+
+// One poll at a time: each starts a new generation, so an older one still awaiting its answers (a click
+// on Refresh, a command, a filter) is dropped when they come. None while the tab is hidden.
+async function pollJobs() {
+  stopPolling();
+  const generation = state.pollGeneration;
+  const current = () => generation === state.pollGeneration;
+  if (!polling()) return;
   try {
-    state.jobs = await fetchJobs();
+    const { jobs, notes } = await fetchJobs();
+    if (!current()) return;
+    state.jobs = jobs;
+    $("jobs-note").textContent = notes.join("; ");
     state.jobs.forEach(sample);
     for (const job of state.jobs) {
       if (job.dialect === "runtime" && job.raw.data?.entity) rememberEntity(job.raw.data.entity);
     }
     show("jobs-error", null);
     renderJobs();
-    if (state.selectedJob) await renderJobDetail();
+    if (state.selectedJob) await renderJobDetail(current);
   } catch (error) {
-    show("jobs-error", error);
+    if (current()) show("jobs-error", error);
   }
-  if (state.session && !$("jobs").hidden) state.pollTimer = setTimeout(pollJobs, POLL_MS);
+  if (current() && polling()) state.pollTimer = setTimeout(pollJobs, POLL_MS);
+}
+
+// A hidden tab polls nothing; shown again, it polls at once.
+function visibilityChanged() {
+  if (document.hidden) stopPolling();
+  else if (polling()) pollJobs();
 }
 
 function selectJob(key) {
@@ -344,7 +387,8 @@ function commandsOf(job) {
       .filter(([verb, from]) => from.includes(job.state) && (verb !== "stop" || job.raw.stoppable !== false))
       .map(([verb]) => ({ verb, name: COMMAND_NAMES[verb], run: () => api("PUT", `/runtime/api/status/jobs/${job.id}/${verb}`) }));
   }
-  if (job.dialect === "tasks" && ["EXECUTING", "PENDING"].includes(job.state)) {
+  // The Tasks dialect stops only an executing task (a pending one is refused: "task is not running").
+  if (job.dialect === "tasks" && job.state === "EXECUTING") {
     const path = `/v2/accounts/${encodeURIComponent(state.session.account)}/tasks/${job.id}/stop`;
     return [{ verb: "stop", name: "Stop", run: () => api("PATCH", path) }];
   }
@@ -352,10 +396,10 @@ function commandsOf(job) {
 }
 
 function downloadsOf(job) {
-  if (job.dialect === "runtime" && job.raw.results?.fileLink) {
-    return [{ name: "Download file", path: new URL(job.raw.results.fileLink).pathname, file: `${job.id}.csv` }];
+  if (job.dialect === "runtime" && job.raw.results?.fileId) {
+    return [{ name: "Download file", run: () => downloadShared(job.raw.results.fileId) }];
   }
-  if (job.dialect === "tasks" && ENDED.has(job.state)) {
+  if (job.dialect === "tasks" && TASK_OVER.has(job.state)) {
     const base = `/v2/accounts/${encodeURIComponent(state.session.account)}/tasks/${job.id}`;
     return [
       { name: "Download input", path: `${base}/input`, file: `${job.id}-in.csv` },
@@ -365,10 +409,23 @@ function downloadsOf(job) {
   return [];
 }
 
-// A file behind a token: fetched with it, then saved from memory (a link cannot carry a header).
+// A runtime file, of any size, by a share link of a minute: the page follows it as a navigation, which
+// carries no token and needs neither CORS nor connect-src; a big file's link answers a redirect to S3,
+// whose presigned URL says `attachment` with the file's name, so the browser saves it, the page stays.
+async function downloadShared(fileId) {
+  const shared = await api("PUT", `/runtime/api/files/${encodeURIComponent(fileId)}/share?ttl=${SHARE_MS}`);
+  const link = document.createElement("a");
+  link.href = `/runtime/api${shared.sharedFileLink}`; // the link is the runtime API's path
+  link.click();
+}
+
+// A task's CSV behind its token: fetched with it, then saved from memory (a link cannot carry a header).
+// One above what an answer carries is a redirect to S3 the page must not follow with the token: said so.
 async function download(path, name) {
-  const response = await fetch(path, { headers: { ...headersFor(path), Accept: "text/csv, */*" } });
-  if (!response.ok) throw new ApiError(response.status, await errorText(response));
+  const response = await request("GET", path, { accept: "text/csv, */*", redirect: "manual" });
+  if (response.type === "opaqueredirect") {
+    throw new Error("This CSV is too big for the page: the Tasks API hands it out by a redirect the page cannot follow with your token. Fetch it with `backroom tasks output`.");
+  }
   const url = URL.createObjectURL(await response.blob());
   const link = document.createElement("a");
   link.href = url;
@@ -420,7 +477,8 @@ async function jobLogTail(job) {
   return ["(the Tasks dialect keeps no log: see the task's output)"];
 }
 
-async function renderJobDetail() {
+// `current`: whether the poll that draws is still the latest (a stale one writes nothing after its awaits).
+async function renderJobDetail(current = () => true) {
   const job = state.jobs.find((j) => j.key === state.selectedJob);
   const detail = $("job-detail");
   if (!job) {
@@ -444,9 +502,10 @@ async function renderJobDetail() {
   renderCommands(job);
   $("job-chart").replaceChildren(lineChart(state.samples.get(job.key) || [], job.count, `Rows done over time for ${job.label}`));
   try {
-    $("job-log").textContent = (await jobLogTail(job)).join("\n");
+    const lines = await jobLogTail(job);
+    if (current()) $("job-log").textContent = lines.join("\n");
   } catch (error) {
-    $("job-log").textContent = error.message;
+    if (current()) $("job-log").textContent = error.message;
   }
 }
 
@@ -564,6 +623,7 @@ function recordsPath() {
   const r = state.records;
   const params = new URLSearchParams(r.query.replace(/^\?/, ""));
   params.set("_size", String(PAGE_SIZE));
+  params.set("_format", "plainText"); // values as a person reads them: date-times as UTC dates, not epoch ms
   const cursor = r.cursors[r.cursors.length - 1];
   if (cursor) params.set("_offset", cursor); // the `offset` the previous page answered
   if (r.sortField) {
@@ -585,6 +645,7 @@ const SYSTEM = new Set(["id", "version", "label", "entity"]);
 function renderRecords(page) {
   const r = state.records;
   const items = page.items || [];
+  r.items = items; // as plain text: a record opened from them learns its date-time fields (datetimeFields)
   const columns = ["label", ...new Set(items.flatMap((item) => Object.keys(item).filter((k) => !SYSTEM.has(k))))];
   const head = $("record-table").querySelector("thead tr");
   head.replaceChildren(
@@ -668,9 +729,10 @@ async function openRecord(id) {
   try {
     const record = await api("GET", `/runtime/api/data/${encodeURIComponent(state.records.entity)}/${encodeURIComponent(id)}`);
     state.record = record;
+    state.datetimes = datetimeFields(record, (state.records.items || []).find((item) => item.id === id));
     const fields = $("record-fields");
     fields.replaceChildren();
-    for (const [name, value] of Object.entries(record)) field(fields, name, value);
+    for (const [name, value] of Object.entries(record)) field(fields, name, shown(name, value));
     $("history").replaceChildren();
     $("record-title").textContent = `Record ${record.label || record.id}`;
     $("record-detail").hidden = false;
@@ -681,12 +743,26 @@ async function openRecord(id) {
   }
 }
 
+// The record's date-time fields: a number in its native answer that the listing's plain text shows as
+// the API writes a date-time (`YYYY-MM-DD HH:MM:SS UTC`). The API says it; the page guesses nothing.
+const PLAIN_DATETIME = /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC$/;
+
+function datetimeFields(record, plain) {
+  const names = Object.keys(record).filter((n) => typeof record[n] === "number" && PLAIN_DATETIME.test(plain?.[n] ?? ""));
+  return new Set(names);
+}
+
+function shown(name, value) {
+  return state.datetimes?.has(name) && typeof value === "number" ? `${when(value)} UTC` : value;
+}
+
 // The fields an entry changed, old -> new (the API leaves out a field the caller may not read).
 function changes(entry) {
   const before = entry.oldRecord || {}, after = entry.newRecord || {};
   const names = [...new Set([...Object.keys(before), ...Object.keys(after)])];
   const changed = names.filter((n) => JSON.stringify(before[n] ?? null) !== JSON.stringify(after[n] ?? null));
-  return changed.map((n) => `${n}: ${display(before[n]) || "∅"} → ${display(after[n]) || "∅"}`).join("; ") || "no field changed";
+  const text = (n, value) => display(shown(n, value)) || "∅";
+  return changed.map((n) => `${n}: ${text(n, before[n])} → ${text(n, after[n])}`).join("; ") || "no field changed";
 }
 
 async function showHistory() {
@@ -713,6 +789,7 @@ async function showHistory() {
 function wire() {
   $("login-form").addEventListener("submit", login);
   $("logout").addEventListener("click", logout);
+  document.addEventListener("visibilitychange", visibilityChanged);
   for (const button of document.querySelectorAll("#nav button")) {
     button.addEventListener("click", () => screen(button.dataset.screen));
   }

@@ -276,11 +276,13 @@ class FileStore:
         )
         return stored
 
-    def adopt(self, tenant_id: str, file_id: str, stored: StoredFile, filename: str) -> StoredFile:
-        """Make a file the core wrote (an export's CSV) an app file too, kept until its owner removes it."""
-        app_file = stored.model_copy(
-            update={"owner": keys.app_owner(tenant_id), "name": file_id, "filename": filename, "referenced": True}
-        )
+    def adopt(
+        self, tenant_id: str, file_id: str, stored: StoredFile, filename: str, made_for: str | None = None
+    ) -> StoredFile:
+        """Make a file the core wrote (an export's CSV) an app file too, kept until its owner removes it;
+        `made_for` (the email of who ran the job) is its uploader, so that it may share the file it asked for."""
+        update = {"owner": keys.app_owner(tenant_id), "name": file_id, "filename": filename, "referenced": True}
+        app_file = stored.model_copy(update={**update, "uploaded_by": made_for or stored.uploaded_by})
         self.table.put({"pk": keys.files_of(app_file.owner), "sk": file_id, **app_file.model_dump()})
         return app_file
 

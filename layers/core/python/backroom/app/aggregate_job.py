@@ -127,7 +127,7 @@ class AggregateRecordsKind(AppJobKind):
         except Invalid as past:  # past the budget while merging or after
             raise JobFailure(past.message) from None
         file_id = aggregate_file_id(job)
-        files.adopt(job.tenant_id, file_id, stored, f"{job.params['entity']}-aggregate.json")
+        files.adopt(job.tenant_id, file_id, stored, f"{job.params['entity']}-aggregate.json", job.params.get("user"))
         results = {  # the dialect shows the file's link beside its id (from the `origin` the request left)
             "fileId": file_id,
             "total": total[0],

@@ -442,7 +442,7 @@ class ExportRecordsKind(AppJobKind):
                 files.put_part(owner, FILE_NAME, upload, 1, _header(job, setup, {}).encode())
             stored = files.finish_parts(owner, FILE_NAME, upload)
         file_id = export_file_id(job)
-        files.adopt(job.tenant_id, file_id, stored, f"{setup.entity.name}-export.csv")
+        files.adopt(job.tenant_id, file_id, stored, f"{setup.entity.name}-export.csv", job.params.get("user"))
         # The dialect shows the file's link beside its id (built from the `origin` the request left)
         results = {"fileId": file_id, "recordsExported": progress.processed}
         files.put_scratch(owner, DONE, json.dumps(results).encode())  # before the parts go: a rerun finds it
