@@ -84,6 +84,13 @@ LAMBDA_RESERVED_ENV = frozenset(
 SQS_DEFAULT_BATCH = 10
 # A route's path parameters, as SAM writes them into the permission's source ARN.
 _PATH_PARAM = re.compile(r"\{[^}]+\}")
+_SUB_NAME = re.compile(r"\$\{[^}]+\}")
+
+
+def _builds_text(sub: Any) -> bool:
+    """Whether a `!Sub` builds text around its names (the console's bucket origins for its page's policy)
+    rather than being one name alone (`!Sub "${FilesBucket}"`, a handle on the resource like a Ref)."""
+    return isinstance(sub, str) and bool(_SUB_NAME.sub("", sub).strip())
 
 
 def load_template(path: Path) -> dict[str, Any]:
@@ -545,7 +552,7 @@ def _check_environment(
             wrong.append(f"{var} is {created.get(var)!r}, declared {want!r}")
         # A handle (a Ref or a GetAtt) points the function at a resource; a !Sub that builds text around a
         # name (the console's BACKROOM_FILES_ORIGINS: the bucket's origins for its page's policy) does not.
-        if isinstance(expr, dict) and "Fn::Sub" in expr:
+        if isinstance(expr, dict) and _builds_text(expr.get("Fn::Sub")):
             continue
         for logical in d.references(expr):
             if d.kind(logical) in NAMED:

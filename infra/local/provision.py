@@ -36,9 +36,18 @@ class Stack:
         if isinstance(value, dict) and "Fn::GetAtt" in value:
             resource, attr = value["Fn::GetAtt"]
             return self.attrs[(resource, attr)]
-        if isinstance(value, dict) and isinstance(value.get("Fn::Sub"), str):  # `${Name}` of refs alone
-            return _SUB.sub(lambda m: self.refs[m.group(1)], value["Fn::Sub"])
+        if isinstance(value, dict) and "Fn::Sub" in value:
+            return self._sub(value["Fn::Sub"])
         return str(value)
+
+    def _sub(self, text: Any) -> str:
+        """A `!Sub` of `${Name}`s the local stack knows (its resources, parameters, region, URL suffix)."""
+        if not isinstance(text, str) or "${!" in text or _SUB.sub("", text).count("${"):
+            raise ValueError(f"the local stack resolves only `!Sub` text of plain `${{Name}}`s: {text!r}")
+        unknown = sorted({name for name in _SUB.findall(text) if name not in self.refs})
+        if unknown:
+            raise ValueError(f"the local stack knows no {', '.join(unknown)} (in `!Sub {text}`)")
+        return _SUB.sub(lambda m: self.refs[m.group(1)], text)
 
     def resolve_list(self, value: Any) -> list[str]:
         """A list property: a list of values, or a Ref to a CommaDelimitedList parameter."""

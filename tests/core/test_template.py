@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+
 from infra.local.lambdas import FunctionPool, ensure_layer_on_path
+from infra.local.provision import Stack
 from infra.local.template import Template
 
 
@@ -54,3 +57,12 @@ def test_every_queue_has_a_dead_letter_queue_and_workers_report_partial_failures
         assert source.partial_failures
         visibility = int(queues[source.queue]["VisibilityTimeout"])
         assert visibility >= 6 * functions[source.function].timeout
+
+
+def test_the_local_stack_resolves_the_templates_subs_and_refuses_one_it_cannot() -> None:
+    stack = Stack(refs={"FilesBucket": "files", "AWS::Region": "eu-west-1", "AWS::URLSuffix": "amazonaws.com"})
+    sub = {"Fn::Sub": "https://${FilesBucket}.s3.${AWS::Region}.${AWS::URLSuffix}"}
+    assert stack.resolve(sub) == "https://files.s3.eu-west-1.amazonaws.com"
+    for unknown in ("${Api}.example", "${FilesBucket.Arn}", "${!Literal}", ["${X}", {"X": "y"}]):
+        with pytest.raises(ValueError, match="local stack"):
+            stack.resolve({"Fn::Sub": unknown})

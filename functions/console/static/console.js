@@ -416,6 +416,7 @@ async function downloadShared(fileId) {
   const shared = await api("PUT", `/runtime/api/files/${encodeURIComponent(fileId)}/share?ttl=${SHARE_MS}`);
   const link = document.createElement("a");
   link.href = `/runtime/api${shared.sharedFileLink}`; // the link is the runtime API's path
+  link.download = ""; // a link that fails is a failed download, not a navigation away from the console
   link.click();
 }
 
@@ -454,7 +455,8 @@ function renderCommands(job) {
         await pollJobs();
       } catch (error) {
         show("job-error", error);
-        button.disabled = false;
+      } finally {
+        button.disabled = false; // a button kept by the next draw (the same commands) works again
       }
     });
     box.append(button);
@@ -503,9 +505,9 @@ async function renderJobDetail(current = () => true) {
   $("job-chart").replaceChildren(lineChart(state.samples.get(job.key) || [], job.count, `Rows done over time for ${job.label}`));
   try {
     const lines = await jobLogTail(job);
-    if (current()) $("job-log").textContent = lines.join("\n");
+    if (current() && state.selectedJob === job.key) $("job-log").textContent = lines.join("\n");
   } catch (error) {
-    if (current()) $("job-log").textContent = error.message;
+    if (current() && state.selectedJob === job.key) $("job-log").textContent = error.message;
   }
 }
 
