@@ -162,10 +162,21 @@ def _tree(parser: ConditionExpressionParser) -> tuple[Any, tuple[str, ...]]:
 
 
 def _bound(node: Any, values: Any) -> Any:
-    """The tree with each value's leaf holding the request's value (as moto's lookup gives it), each node new."""
-    if node.kind == ConditionExpressionParser.Kind.EXPRESSION_ATTRIBUTE_VALUE:
-        return node._replace(value=values[node.text], children=[])
-    return node._replace(children=[_bound(child, values) for child in node.children])
+    """The tree with each value's leaf holding the request's value (as moto's lookup gives it): the nodes
+    above a value new, the others (paths, names, literals: nothing reads a value there) shared."""
+    if node.kind == _VALUE:
+        return _Node(node.nonterminal, node.kind, node.text, values[node.text], [])
+    if not node.children or node.kind in (_PATH, _LITERAL):
+        return node
+    return _Node(node.nonterminal, node.kind, node.text, node.value, [_bound(child, values) for child in node.children])
+
+
+_Node = ConditionExpressionParser.Node
+_VALUE, _PATH, _LITERAL = (
+    ConditionExpressionParser.Kind.EXPRESSION_ATTRIBUTE_VALUE,
+    ConditionExpressionParser.Kind.PATH,
+    ConditionExpressionParser.Kind.LITERAL,
+)
 
 
 # What infra/local/patches.py replaces for this module (its table says why), with the shapes it expects.
