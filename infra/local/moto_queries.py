@@ -19,7 +19,7 @@ from typing import Any
 
 from moto.dynamodb import responses as responses_module
 from moto.dynamodb.models import table as table_module
-from moto.dynamodb.models.dynamo_type import DynamoType, Item
+from moto.dynamodb.models.dynamo_type import DynamoType, Item, LimitedSizeDict
 from moto.dynamodb.models.table import Table
 from moto.dynamodb.responses import DynamoHandler, DynamoResult
 
@@ -237,7 +237,8 @@ _MOTO_PARSES = (b'"B"', b'"BS"', b"null")  # what moto's parser would change: bi
 
 def _plain_to_dict(to_dict: Callable[[Any], Any]) -> Callable[[Any], Any]:
     """moto's `dynamo_to_dict` (what DynamoResult does to every answer), with the values an item's answer
-    holds (strings, numbers, plain dicts and lists, a DynamoType of a non-binary type) turned straight.
+    holds (strings, numbers, plain dicts and lists, an item's attributes, a DynamoType of a non-binary type)
+    turned straight.
 
     moto's tests each value against datetime, DynamoType and `hasattr(value, "to_json")` before it hands
     a string back as it is; the failed `hasattr` raises and catches an AttributeError for every string
@@ -249,7 +250,7 @@ def _plain_to_dict(to_dict: Callable[[Any], Any]) -> Callable[[Any], Any]:
         kind = type(obj)
         if kind is str or kind is int or kind is bool or kind is float or obj is None:
             return obj
-        if kind is dict:
+        if kind is dict or kind is LimitedSizeDict:  # an item's attributes (a dict moto sizes as it fills)
             return {k: dynamo_to_dict(v) for k, v in obj.items()}
         if kind is list:
             return [dynamo_to_dict(v) for v in obj]
