@@ -12,16 +12,21 @@ the product code and its behaviour on AWS do not change. infra/local/patches.py 
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from typing import Any
 
-from moto.dynamodb.parsing.ast_nodes import DepthFirstTraverser, Node
-
 from infra.local.patches import Patch
 
+# moto marks the module `# type: ignore` (mypy sees none of its names), so it is taken as a plain module.
+_ast_nodes = importlib.import_module("moto.dynamodb.parsing.ast_nodes")
+DepthFirstTraverser, Node = _ast_nodes.DepthFirstTraverser, _ast_nodes.Node
 
-def _one_map_a_walk(_traverse: Callable[[DepthFirstTraverser, Any], Any]) -> Callable[[DepthFirstTraverser, Any], Any]:
-    def traverse(self: DepthFirstTraverser, node: Any) -> Any:
+
+def _one_map_a_walk(_traverse: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+    """DepthFirstTraverser.traverse with the processor's map built once for the walk (see the module)."""
+
+    def traverse(self: Any, node: Any) -> Any:
         handlers = tuple(self._processing_map().items())
         handled = tuple(kind for kind, _ in handlers)
         pre = self.pre_processing_of_child
