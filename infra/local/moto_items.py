@@ -1,5 +1,5 @@
 """Makes moto's work per item cheaper: an attribute value unpacked once, its size summed without copies, a
-string key hashed and compared as the string it is, a condition parsed once.
+string key hashed and compared as the string it is, a condition's syntax parsed once.
 
 Each item moto writes has its size summed (DynamoDB's 400 KB limit) and each item a Query returns
 has it summed again (the 1 MB page); moto's `DynamoType.size` wraps every map value in a new
@@ -9,11 +9,11 @@ hashes and compares its keys through `cast_value`, which tests the type five tim
 a string back as it is: strings are hashed and compared as strings here, the same answers.
 
 A transaction's condition is parsed three times for each of its writes (moto's request checks, its
-transaction, then the write it calls), and the parse is most of what a conditioned write costs. The
-parsed condition only reads the item it is given, so the answer for an expression, its names and
-values is kept (a few hundred of them) and handed out again, with what the parse found (the names
-and values the checks then match against the request). Only the emulator is touched; the product
-code and its behaviour on AWS do not change. infra/local/patches.py installs `PATCHES`.
+transaction, then the write it calls), and the parse is most of what a conditioned write costs. Its
+syntax tree depends only on the expression and its names, so that tree is kept (a few hundred of
+them), and each parse puts its request's values in it and lets moto make the condition from it,
+with moto's checks. Only the emulator is touched; the product code and its behaviour on AWS do not
+change. infra/local/patches.py installs `PATCHES`.
 """
 
 from __future__ import annotations
@@ -30,9 +30,9 @@ from moto.dynamodb.models.utilities import bytesize
 from infra.local.patches import Patch
 
 _SETS = frozenset({"SS", "NS", "BS"})
-_KEPT = 512  # parsed conditions kept: a transaction's writes are parsed within a few hundred others
-_parsed: dict[tuple[str | None, str, str], tuple[Any, list[str], list[str]]] = {}
-_parsed_lock = threading.Lock()
+_KEPT = 512  # syntax trees kept: a transaction's writes are parsed within a few hundred others
+_trees: dict[tuple[str, str], tuple[Any, tuple[str, ...]]] = {}  # (expression, names) -> (tree, values it reads)
+_trees_lock = threading.Lock()
 
 
 def _size_of(value: Any) -> int:
@@ -107,11 +107,17 @@ def _string_eq(eq: Callable[[DynamoType, Any], bool]) -> Callable[[DynamoType, A
 
 
 def _parsed_once(parse: Callable[[ConditionExpressionParser], Any]) -> Callable[[ConditionExpressionParser], Any]:
-    """ConditionExpressionParser.parse, answered from the kept parses of the same expression, names and values.
+    """ConditionExpressionParser.parse, from the kept syntax tree of the same expression and names.
 
-    The kept parse is made on copies of the names and values, so nothing a request holds (nor what
-    moto does with it later) reaches it. A parse that fails is not kept: it fails again, with moto's
-    own error, each time.
+    moto's parse reads the values only where its expression names them (a `:placeholder` becomes a
+    leaf holding its value); everything before the tree becomes an Op (lexing, paths, precedence, the
+    checks of redundant parentheses) depends on the expression and its names alone. So the tree is
+    kept under those (made once, on copies of them), and each parse puts its own request's values in
+    its leaves and lets moto make the Op from it (`_make_op_condition`, with its own checks of the
+    values' types) and list the names and values it found. The index entries a record owns are
+    written on the condition `attribute_not_exists(pk) OR rid = :r`, a different `:r` for each
+    record: kept by its values, each of a data job's 40,000 writes parsed it again. A parse that
+    fails, or one missing a value it reads, is moto's own, with moto's own error, each time.
     """
 
     def parse_once(self: ConditionExpressionParser) -> Any:
@@ -120,21 +126,57 @@ def _parsed_once(parse: Callable[[ConditionExpressionParser], Any]) -> Callable[
             self.expression_attribute_names,
             self.expression_attribute_values,
         )
-        key = (expression, repr(names), repr(values))
-        kept = _parsed.get(key)
-        if kept is None:
-            own = ConditionExpressionParser(expression, copy.deepcopy(names), copy.deepcopy(values))
-            kept = (parse(own), own.expr_attr_names_found, own.expr_attr_values_found)
-            with _parsed_lock:
-                if len(_parsed) >= _KEPT:
-                    _parsed.clear()
-                _parsed[key] = kept
-        op, names_found, values_found = kept
-        self.expr_attr_names_found.extend(names_found)  # as moto's parse adds to them
-        self.expr_attr_values_found.extend(values_found)
-        return op
+        if not expression:
+            return parse(self)
+        key = (expression, repr(names))
+        tree = _trees.get(key)
+        if tree is None:
+            tree = _tree(ConditionExpressionParser(expression, copy.deepcopy(names), copy.deepcopy(values)))
+            with _trees_lock:
+                if len(_trees) >= _KEPT:
+                    _trees.clear()
+                _trees[key] = tree
+        node, reads = tree
+        if reads and not (isinstance(values, dict) and all(name in values for name in reads)):
+            return parse(self)
+        node = _bound(node, values)
+        self.expr_attr_names_found.extend(self._find_literals(node))  # as moto's parse adds to them
+        self.expr_attr_values_found.extend(self._find_expr_attr_values(node))
+        return self._make_op_condition(node)
 
     return parse_once
+
+
+def _tree(parser: ConditionExpressionParser) -> tuple[Any, tuple[str, ...]]:
+    """The syntax tree moto's `parse` makes before its Op, checked as it checks it, and the values it reads."""
+    nodes = parser._lex_condition_expression()
+    nodes = parser._parse_paths(nodes)
+    nodes = parser._apply_functions(nodes)
+    nodes = parser._apply_comparator(nodes)
+    nodes = parser._apply_in(nodes)
+    nodes = parser._apply_between(nodes)
+    nodes = parser._apply_parens_and_booleans(nodes)
+    node = nodes[0]
+    parser._assert_no_redundant_parentheses(node)
+    return node, tuple(parser._find_expr_attr_values(node))
+
+
+def _bound(node: Any, values: Any) -> Any:
+    """The tree with each value's leaf holding the request's value (as moto's lookup gives it): the nodes
+    above a value new, the others (paths, names, literals: nothing reads a value there) shared."""
+    if node.kind == _VALUE:
+        return _Node(node.nonterminal, node.kind, node.text, values[node.text], [])
+    if not node.children or node.kind in (_PATH, _LITERAL):
+        return node
+    return _Node(node.nonterminal, node.kind, node.text, node.value, [_bound(child, values) for child in node.children])
+
+
+_Node = ConditionExpressionParser.Node
+_VALUE, _PATH, _LITERAL = (
+    ConditionExpressionParser.Kind.EXPRESSION_ATTRIBUTE_VALUE,
+    ConditionExpressionParser.Kind.PATH,
+    ConditionExpressionParser.Kind.LITERAL,
+)
 
 
 # What infra/local/patches.py replaces for this module (its table says why), with the shapes it expects.

@@ -17,8 +17,9 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from moto.dynamodb import responses as responses_module
 from moto.dynamodb.models import table as table_module
-from moto.dynamodb.models.dynamo_type import DynamoType, Item
+from moto.dynamodb.models.dynamo_type import DynamoType, Item, LimitedSizeDict
 from moto.dynamodb.models.table import Table
 from moto.dynamodb.responses import DynamoHandler, DynamoResult
 
@@ -234,6 +235,35 @@ def _plain_item_requests(parse: Callable[..., None]) -> Callable[..., None]:
 _MOTO_PARSES = (b'"B"', b'"BS"', b"null")  # what moto's parser would change: binary values, nulls
 
 
+def _plain_to_dict(to_dict: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """moto's `dynamo_to_dict` (what DynamoResult does to every answer), with the values an item's answer
+    holds (strings, numbers, plain dicts and lists, an item's attributes, a DynamoType of a non-binary type)
+    turned straight.
+
+    moto's tests each value against datetime, DynamoType and `hasattr(value, "to_json")` before it hands
+    a string back as it is; the failed `hasattr` raises and catches an AttributeError for every string
+    of every item: most of a BatchGetItem answer's conversion. The same answer: exact types only, and
+    anything else (binary values, datetimes, model objects, subclasses) takes moto's own way.
+    """
+
+    def dynamo_to_dict(obj: Any) -> Any:
+        kind = type(obj)
+        if kind is str or kind is int or kind is bool or kind is float or obj is None:
+            return obj
+        if kind is dict or kind is LimitedSizeDict:  # an item's attributes (a dict moto sizes as it fills)
+            return {k: dynamo_to_dict(v) for k, v in obj.items()}
+        if kind is list:
+            return [dynamo_to_dict(v) for v in obj]
+        if kind is DynamoType and obj.type not in _BINARY:
+            return {obj.type: dynamo_to_dict(obj.value)}
+        return to_dict(obj)
+
+    return dynamo_to_dict
+
+
+_BINARY = frozenset({"B", "BS"})
+
+
 # What infra/local/patches.py replaces for this module (its table says why), with the shapes it expects.
 PATCHES = (
     Patch(
@@ -250,4 +280,5 @@ PATCHES = (
     Patch(Item, "project", "(self, projection_expressions)", _plain_projection),
     Patch(DynamoResult, "execute_result", "(self, context)", _plain_item_responses),
     Patch(DynamoHandler, "parse_parameters", "(self, request)", _plain_item_requests),
+    Patch(responses_module, "dynamo_to_dict", "(obj)", _plain_to_dict),
 )

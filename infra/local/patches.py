@@ -53,14 +53,22 @@ DynamoType.size (moto_items: the same sum over the    S: wraps each map value in
 DynamoType.__hash__, __eq__ (moto_items: a string    S: each goes through cast_value's chain of
   from its value, anything else as moto does)           type tests, on every lookup of an item.
 ConditionExpressionParser.parse (moto_items: the      S: a transaction's condition is parsed three
-  parse of an expression, names and values kept,        times per write, most of what a conditioned
-  made on copies of them)                               write costs.
+  syntax tree of an expression and its names kept;      times per write, most of what a conditioned
+  each request's values put in its leaves, and the      write costs (a different value for each
+  condition made from it by moto)                       record's write missed a cache by values).
+DepthFirstTraverser.traverse (moto_updates: the       S: each node of each of an update expression's
+  processor's map of node types to handlers built       ten checks built it twice: a fifth of a
+  once a walk; moto's walk otherwise)                   record's rewrite in a data job.
 DynamoResult.execute_result, inherited from           S: moto's model-driven serializer (~15 ms per
   ActionResult (moto_queries: `json.dumps` for item     8-key record of a BatchGetItem answer);
   operations; moto's own way for anything else)         binary values and errors keep moto's way.
 DynamoHandler.parse_parameters, inherited (moto_      S: moto's model-driven parser rebuilds what
   queries: `json.loads` for item operations; moto's     json.loads gives (a tenth of a write's time);
   own way for binary values, nulls or anything else)    it changes only binary values and nulls.
+moto.dynamodb.responses.dynamo_to_dict (moto_         S: tests each string of an answer against
+  queries: strings, numbers, dicts, lists and           datetime, DynamoType and a failing hasattr
+  non-binary DynamoTypes turned straight; moto's way    (an AttributeError raised and caught): a
+  for anything else)                                    twentieth of a data job's time.
 powertools BaseRouter.current_event, lambda_context,  F (powertools, not moto): the request being
   and BaseRouter's metaclass (lambdas: per-thread       resolved lives on one class per process;
   properties)                                           the local pools run requests in threads,
@@ -189,9 +197,15 @@ def uninstalled() -> Iterator[None]:
 
 
 def _table() -> tuple[Patch, ...]:
-    from infra.local import lambdas, moto_items, moto_queries, moto_transactions
+    from infra.local import lambdas, moto_items, moto_queries, moto_transactions, moto_updates
 
-    return (*moto_transactions.PATCHES, *moto_queries.PATCHES, *moto_items.PATCHES, *lambdas.PATCHES)
+    return (
+        *moto_transactions.PATCHES,
+        *moto_queries.PATCHES,
+        *moto_items.PATCHES,
+        *moto_updates.PATCHES,
+        *lambdas.PATCHES,
+    )
 
 
 def _own(owner: Any, name: str) -> Any:

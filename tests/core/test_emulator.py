@@ -8,6 +8,7 @@ conditioned on the same version exactly one wins.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import threading
@@ -19,6 +20,8 @@ import pytest
 from backroom import aws
 from backroom.config import Settings
 from botocore.exceptions import ClientError
+
+from infra.local import patches
 
 
 @pytest.fixture
@@ -335,3 +338,32 @@ def test_concurrent_requests_in_the_local_gateway_each_see_their_own_event() -> 
     # Then every handler read its own request from start to end
     assert len(seen) == 40
     assert all(answer == {"before": q, "after": q} for q, answer in seen)
+
+
+def test_one_condition_with_another_value_each_time_is_judged_by_each_requests_own_value(ddb: Any, table: str) -> None:
+    """The emulator keeps a condition's syntax tree by expression and names (infra/local/moto_items.py): each
+    request's own values decide, as on DynamoDB, and a request missing a value the condition reads is
+    refused as moto refuses it, even after the same expression held with its value."""
+    condition = "attribute_not_exists(pk) OR rid = :r"
+    ddb.put_item(TableName=table, Item=item("cond", rid="a"))
+    for rid, holds in (("a", True), ("b", False), ("a", True), ("c", False)):
+        request = {"TableName": table, "Item": item("cond", rid="a"), "ConditionExpression": condition}
+        if holds:
+            ddb.put_item(**request, ExpressionAttributeValues={":r": {"S": rid}})
+        else:
+            with pytest.raises(ClientError) as failed:
+                ddb.put_item(**request, ExpressionAttributeValues={":r": {"S": rid}})
+            assert failed.value.response["Error"]["Code"] == "ConditionalCheckFailedException", rid
+    ok = [put(table, item("cond", rid="a"), condition, **{":r": {"S": "a"}})]
+    ddb.transact_write_items(TransactItems=ok)
+    wrong = [put(table, item("cond", rid="a"), condition, **{":r": {"S": "z"}})]
+    with pytest.raises(ClientError) as cancelled:
+        ddb.transact_write_items(TransactItems=wrong)
+    assert cancelled.value.response["CancellationReasons"][0]["Code"] == "ConditionalCheckFailed"
+    errors = []
+    for context in (contextlib.nullcontext(), patches.uninstalled()):
+        with context, pytest.raises(Exception) as missing:  # whatever moto raises, both alike
+            ddb.put_item(TableName=table, Item=item("cond", rid="b"), ConditionExpression=condition)
+        errors.append((type(missing.value), str(missing.value)))
+    assert errors[0] == errors[1]
+    assert stored(ddb, table, "cond") == item("cond", rid="a")
