@@ -48,7 +48,7 @@ schemas: $(STAMP)
 # Two processes (pytest-xdist), whole files each: the core files on in-process moto and the integration
 # files (each process starts its own local stack) share the two cores; about half the serial time.
 test: $(STAMP) $(DYNAMODB_LOCAL)
-	$(PY) -m pytest -n 2 --dist loadfile tests
+	$(PY) -m pytest -n 2 --dist loadfile --no-loadscope-reorder tests
 
 # The console's screenshots in docs/console/, made by its browser tests (which otherwise keep them aside).
 screenshots: $(STAMP) $(DYNAMODB_LOCAL)

@@ -53,6 +53,7 @@ def _job_row(console: Console, job_id: str) -> Any:
     return console.page.locator(f'#job-table tr[data-key="runtime:{job_id}"]')
 
 
+@pytest.mark.slow  # its 5,000 rows are what it proves; the file starts first under `make test`
 def test_an_import_of_5000_rows_runs_to_100_percent_before_the_operators_eyes(
     console: Console, companies_csv: Path
 ) -> None:
