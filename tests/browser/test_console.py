@@ -197,6 +197,15 @@ def test_a_gateway_import_starts_from_the_page_and_its_errand_is_listed(console:
     console.page.get_by_role("button", name="Start work").click()
     console.page.get_by_label("Import file type").fill("standard-1")
     console.page.get_by_label("Periods").fill("1")
+    # A file above what one request carries through API Gateway and Lambda: refused in words, nothing sent
+    big = tmp_path / "big.csv"
+    big.write_text("field1\n" + ("x" * 99 + "\n") * (INLINE_MOST // 100 + 1))
+    console.page.locator("#gateway-file").set_input_files(str(big))
+    uploads: list[Any] = []
+    console.page.on("request", lambda request: uploads.append(request) if request.method == "POST" else None)
+    console.page.get_by_role("button", name="Upload and import").click()
+    expect(console.page.locator("#work-error")).to_contain_text("at most 4 MiB in one request")
+    assert uploads == []
     console.page.locator("#gateway-file").set_input_files(str(upload))
     console.page.get_by_role("button", name="Upload and import").click()
     row = console.page.locator("#job-table tr.selected")

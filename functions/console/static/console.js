@@ -557,11 +557,22 @@ async function startImport(event) {
   }
 }
 
+// The gateway's and Tasks' uploads travel in one request through API Gateway and Lambda, whose payload
+// (6 MB, a file's bytes base64-encoded in it) takes about 4.5 MB of file: neither dialect has a presigned
+// flow, so a bigger file is refused here, in words, before any byte is sent.
+function refusedAsTooBig(file, dialect) {
+  if (file.size <= INLINE_MOST) return false;
+  const mib = (file.size / 1048576).toFixed(1);
+  show("work-error", new Error(`${file.name} is ${mib} MiB: the ${dialect} takes at most 4 MiB in one request (it has no upload straight to storage). Split the file, or import it into a runtime entity, which takes any size.`));
+  return true;
+}
+
 // The gateway's two steps: the file first (an import file), then the errand that imports it.
 async function startGatewayImport(event) {
   event.preventDefault();
   show("work-error", null);
   const file = $("gateway-file").files[0];
+  if (refusedAsTooBig(file, "gateway dialect")) return;
   const periods = $("gateway-periods").value.split(",").map((p) => p.trim()).filter(Boolean).map(Number);
   try {
     const form = new FormData();
@@ -582,6 +593,7 @@ async function startTask(event) {
   event.preventDefault();
   show("work-error", null);
   const file = $("task-file").files[0];
+  if (refusedAsTooBig(file, "Tasks dialect")) return;
   const base = `/v2/accounts/${encodeURIComponent(state.session.account)}/tasks`;
   const params = new URLSearchParams({ category: $("task-category").value, action: $("task-action").value, file_name: file.name });
   try {
