@@ -455,3 +455,172 @@ def test_powertools_answers_the_same_with_its_request_state_per_thread() -> None
     assert plain[0]["body"] == {"q": "a=1", "context": None}
     assert plain[1]["body"] == {"q": {"b": "2", "c": "3"}, "path": "/routed"}
     assert patched == plain
+
+
+# Every kind of value an item holds, for the conditions, updates and answers below.
+RICH = {
+    "pk": S("T#x"),
+    "sk": S("1"),
+    "s": S("x"),
+    "v": N(3),
+    "dec": {"N": "1.50"},
+    "b": {"B": b"\x00\xff"},
+    "bs": {"BS": [b"\x01", b"\x02"]},
+    "ss": {"SS": ["p", "q"]},
+    "ns": {"NS": ["1", "2.5"]},
+    "m": {"M": {"x": {"L": [S("y"), N(1), {"BOOL": True}, {"NULL": True}, {"M": {"z": {"B": b"zz"}}}]}}},
+    "t": {"BOOL": False},
+    "nl": {"NULL": True},
+    "l": {"L": []},
+    "em": {"M": {}},
+    "holders": {"SS": ["h1"]},
+    "st": S("pending"),
+}
+# (condition, values, names): the product's forms (`attribute_not_exists(pk) OR rid = :r`, IN, sizes,
+# booleans, names) with values that hold and that fail, of the wrong type, missing, unused, and malformed.
+CONDITIONS: list[tuple[str, dict[str, Any] | None, dict[str, str] | None]] = [
+    ("v = :v", {":v": N(3)}, None),
+    ("v = :v", {":v": N(4)}, None),
+    ("v = :v", {":v": S("3")}, None),
+    ("s < :v", {":v": N(1)}, None),
+    ("v <> :v", {":v": N(3)}, None),
+    ("attribute_not_exists(pk) OR v = :v", {":v": N(3)}, None),
+    ("attribute_not_exists(pk) OR v = :v", {":v": N(9)}, None),
+    (
+        "#s IN (:a, :b) OR (#s = :p AND attribute_not_exists(q))",
+        {":a": S("x"), ":b": S("y"), ":p": S("pending")},
+        {"#s": "st"},
+    ),
+    (
+        "#s IN (:a, :b) OR (#s = :p AND attribute_not_exists(q))",
+        {":a": S("x"), ":b": S("y"), ":p": S("done")},
+        {"#s": "st"},
+    ),
+    ("attribute_exists(pk) AND (attribute_not_exists(holders) OR size(holders) < :n)", {":n": N(2)}, None),
+    ("attribute_exists(pk) AND (attribute_not_exists(holders) OR size(holders) < :n)", {":n": N(1)}, None),
+    ("NOT t = :t", {":t": {"BOOL": True}}, None),
+    ("begins_with(s, :p)", {":p": S("y")}, None),
+    ("begins_with(s, :p)", {":p": N(1)}, None),
+    ("contains(ss, :p)", {":p": S("p")}, None),
+    ("v BETWEEN :a AND :b", {":a": N(4), ":b": N(9)}, None),
+    ("v = :v", {":v": N(3), ":unused": N(1)}, None),
+    ("v = :w", {":v": N(3)}, None),
+    ("v = :v", None, None),
+    ("#x = :v", {":v": N(3)}, {"#x": "v", "#y": "s"}),
+    ("m.x[0] = :v", {":v": S("n")}, None),
+    ("attribute_type(v, :t)", {":t": S("S")}, None),
+    ("v = = :v", {":v": N(3)}, None),
+    ("v = :v", {":v": {"N": "abc"}}, None),
+]
+UPDATES = [
+    "SET a = :a",
+    "SET a = :a, a = :b",
+    "SET pk = :a",
+    "ADD s :a",
+    "SET a = list_append(l, :a)",
+    "SET a = if_not_exists(zz, :a)",
+    "SET a = :missing",
+    "DELETE ss :a",
+    "SET a = :a REMOVE a",
+    "SET m.nope.x = :a",
+    "SET a = v + :a",
+]
+UPDATE_VALUES: list[dict[str, Any]] = [{":a": N(1)}, {":a": S("x")}, {":a": {"SS": ["p"]}}, {":a": N(1), ":b": N(2)}]
+
+
+def _outcome(call: Callable[[], dict[str, Any]]) -> Outcome:
+    """An answer, DynamoDB's error, or the exception moto raises where DynamoDB would answer a 400."""
+    try:
+        return {k: v for k, v in call().items() if k != "ResponseMetadata"}
+    except ClientError as err:
+        reply = err.response
+        return {
+            "error": reply["Error"]["Code"],
+            "message": reply["Error"].get("Message"),
+            **{k: reply[k] for k in ("CancellationReasons", "Item") if k in reply},
+        }
+    except Exception as err:  # moto's own failure (a KeyError for a missing value) is an outcome too
+        return {"exception": type(err).__name__}
+
+
+def run_expressions(ddb: Any, table: str) -> list[tuple[str, Outcome]]:
+    """Each condition through a put, an update, a delete and a transaction's check; each update alone and in
+    a transaction; the item read back in full and by a projection after each, then put back as it was."""
+    seen: list[tuple[str, Outcome]] = []
+    key = {"pk": RICH["pk"], "sk": RICH["sk"]}
+
+    def step(label: str, operation: str, **params: Any) -> None:
+        seen.append((label, _outcome(lambda: getattr(ddb, operation)(**params))))
+
+    ddb.put_item(TableName=table, Item=RICH)
+    step("rich get", "get_item", TableName=table, Key=key)
+    step("rich projection", "get_item", TableName=table, Key=key, ProjectionExpression="m.x[4], bs, ns, nl")
+    step("rich batch get", "batch_get_item", RequestItems={table: {"Keys": [key]}})
+    for n, (condition, values, names) in enumerate(CONDITIONS):
+        given = {"ConditionExpression": condition}
+        given |= {"ExpressionAttributeValues": values} if values is not None else {}
+        given |= {"ExpressionAttributeNames": names} if names is not None else {}
+        label = f"condition {n} `{condition}`"
+        step(f"{label} put", "put_item", TableName=table, Item=RICH, **given)
+        update_values = {**(values or {}), ":zz": N(1)}
+        step(
+            f"{label} update",
+            "update_item",
+            TableName=table,
+            Key=key,
+            UpdateExpression="SET zz = :zz",
+            **{**given, "ExpressionAttributeValues": update_values},
+        )
+        step(f"{label} delete", "delete_item", TableName=table, Key={**key, "pk": S("T#none")}, **given)
+        step(
+            f"{label} check",
+            "transact_write_items",
+            TransactItems=[{"ConditionCheck": {"TableName": table, "Key": key, **given}}],
+        )
+        step(f"{label} after", "get_item", TableName=table, Key=key)
+        ddb.put_item(TableName=table, Item=RICH)
+    for update in UPDATES:
+        for values in UPDATE_VALUES:
+            label = f"update `{update}` {json.dumps(values)}"
+            step(
+                label,
+                "update_item",
+                TableName=table,
+                Key=key,
+                UpdateExpression=update,
+                ExpressionAttributeValues=values,
+                ReturnValues="ALL_NEW",
+            )
+            step(
+                f"{label} in a transaction",
+                "transact_write_items",
+                TransactItems=[
+                    {
+                        "Update": {
+                            "TableName": table,
+                            "Key": key,
+                            "UpdateExpression": update,
+                            "ExpressionAttributeValues": values,
+                        }
+                    }
+                ],
+            )
+            ddb.put_item(TableName=table, Item=RICH)
+    return seen
+
+
+def test_conditions_updates_and_every_value_type_answer_the_same_with_and_without_the_patches(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    offline(monkeypatch)
+    with patches.uninstalled():
+        plain = on_fresh_moto(run_expressions)
+    with patches.installed():
+        patched = on_fresh_moto(run_expressions)
+    # the corpus reaches both sides of its conditions and errors of its updates
+    outcomes = dict(plain)
+    assert "Item" in outcomes["condition 0 `v = :v` after"] and "error" in outcomes["condition 1 `v = :v` put"]
+    assert sum("error" in o for o in outcomes.values()) > 40 and sum("error" not in o for o in outcomes.values()) > 40
+    assert [label for label, _ in patched] == [label for label, _ in plain]
+    for (label, expected), (_, got) in zip(plain, patched, strict=True):
+        assert got == expected, label
