@@ -11,6 +11,7 @@ from __future__ import annotations
 import http.client
 import json
 import secrets
+import time
 import uuid
 from collections.abc import Callable
 from urllib.parse import urlsplit
@@ -58,6 +59,21 @@ def login_from(api: Api, address: str, email: str, password: str) -> Reply:
         conn.close()
 
 
+def in_one_window(window: int, scenario: Callable[[], None]) -> None:
+    """Run a throttling scenario whose attempts all fall in one of the throttle's fixed windows (counted from
+    the epoch, as the stack counts them on this machine's clock): one that straddled a window's edge, where
+    the counts start again by design, is run once more, wholly in the next window."""
+    for _ in range(2):
+        began = int(time.time()) // window
+        try:
+            scenario()
+            return
+        except AssertionError:
+            if int(time.time()) // window == began:
+                raise
+    raise AssertionError("a throttling scenario straddled two windows' edges")
+
+
 def assert_throttled(reply: Reply, window: int) -> None:
     assert reply.status == 429, reply.body
     assert 0 < int(reply.headers["retry-after"]) <= window
@@ -69,18 +85,20 @@ def assert_throttled(reply: Reply, window: int) -> None:
 def test_finding_7_wrong_passwords_on_one_account_are_throttled(api: Api, local: LocalStack) -> None:
     limit = local.core.settings.login_failures_per_account
     window = local.core.settings.login_failure_window_seconds
-    victim, other = new_users(local, 2)
-    here = new_address()
 
-    # Given as many wrong passwords as an account may have in a window
-    for _ in range(limit):
-        assert login_from(api, here, victim, "wrong").status == 401
+    def scenario() -> None:
+        victim, other = new_users(local, 2)
+        here = new_address()
+        # Given as many wrong passwords as an account may have in a window
+        for _ in range(limit):
+            assert login_from(api, here, victim, "wrong").status == 401
+        # Then the next attempt is a 429 with Retry-After, even with the right password (none is checked)
+        for password in ("wrong", PASSWORD):
+            assert_throttled(login_from(api, here, victim, password), window)
+        # ... while another account logs in from the same address
+        assert login_from(api, here, other, PASSWORD).status == 200
 
-    # Then the next attempt is a 429 with Retry-After, even with the right password (none is checked)
-    for password in ("wrong", PASSWORD):
-        assert_throttled(login_from(api, here, victim, password), window)
-    # ... while another account logs in from the same address
-    assert login_from(api, here, other, PASSWORD).status == 200
+    in_one_window(window, scenario)
 
 
 def test_finding_7_wrong_logins_from_one_address_are_throttled_whatever_the_account(
@@ -89,18 +107,18 @@ def test_finding_7_wrong_logins_from_one_address_are_throttled_whatever_the_acco
     per_account = local.core.settings.login_failures_per_account
     per_address = local.core.settings.login_failures_per_address
     window = local.core.settings.login_failure_window_seconds
-    *accounts, fresh = new_users(local, per_address // (per_account - 1) + 2)
-    here = new_address()
 
-    # Given as many wrong passwords from one address as it may send in a window, no account over its own limit
-    answers = [login_from(api, here, email, "wrong").status for email in accounts for _ in range(per_account - 1)][
-        :per_address
-    ]
-    assert answers == [401] * per_address
+    def scenario() -> None:
+        *accounts, fresh = new_users(local, per_address // (per_account - 1) + 2)
+        here = new_address()
+        # Given as many wrong passwords from one address as it may send in a window, no account over its limit
+        tries = [(email, n) for email in accounts for n in range(per_account - 1)][:per_address]
+        assert [login_from(api, here, email, "wrong").status for email, _ in tries] == [401] * per_address
+        # Then a login from that address is a 429 whatever the account, and the account logs in from elsewhere
+        assert_throttled(login_from(api, here, fresh, PASSWORD), window)
+        assert login_from(api, new_address(), fresh, PASSWORD).status == 200
 
-    # Then a login from that address is a 429 whatever the account, and the account logs in from elsewhere
-    assert_throttled(login_from(api, here, fresh, PASSWORD), window)
-    assert login_from(api, new_address(), fresh, PASSWORD).status == 200
+    in_one_window(window, scenario)
 
 
 # Finding 8: revocable tokens ------------------------------------------------------------------------
