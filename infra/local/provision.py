@@ -130,7 +130,7 @@ def provision(
             if err.response["Error"]["Code"] not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
                 raise
         cors = props.get("CorsConfiguration")
-        if cors:  # LocalStack honours it (moto server answers every origin anyway)
+        if cors:  # moto server and LocalStack answer preflights by it
             s3.put_bucket_cors(
                 Bucket=name, CORSConfiguration={"CORSRules": [_cors_rule(stack, r) for r in cors["CorsRules"]]}
             )
