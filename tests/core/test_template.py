@@ -57,6 +57,10 @@ def test_every_queue_has_a_dead_letter_queue_and_workers_report_partial_failures
         assert source.partial_failures
         visibility = int(queues[source.queue]["VisibilityTimeout"])
         assert visibility >= 6 * functions[source.function].timeout
+    # Each of a job's chunks is a message of its own so that chunks run at once: a worker given a batch
+    # runs its messages one after another (a 5,000-row import's five chunks in one invocation).
+    (jobs,) = [s for s in template.queue_sources() if s.queue == "JobsQueue"]
+    assert jobs.batch_size == 1
 
 
 def test_the_local_stack_resolves_the_templates_subs_and_refuses_one_it_cannot() -> None:
