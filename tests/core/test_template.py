@@ -57,9 +57,12 @@ def test_every_queue_has_a_dead_letter_queue_and_workers_report_partial_failures
         assert source.partial_failures
         visibility = int(queues[source.queue]["VisibilityTimeout"])
         assert visibility >= 6 * functions[source.function].timeout
-    # Each of a job's chunks is a message of its own so that chunks run at once: a worker given a batch
-    # runs its messages one after another (a 5,000-row import's five chunks in one invocation).
-    (jobs,) = [s for s in template.queue_sources() if s.queue == "JobsQueue"]
+
+
+def test_a_jobs_chunks_each_get_a_worker_invocation_of_their_own() -> None:
+    # A worker given a batch runs its messages one after another: with batches of five, a 5,000-row
+    # import's five chunks ran in one invocation (and on one of the local stack's pollers), not at once.
+    (jobs,) = [s for s in Template.load().queue_sources() if s.queue == "JobsQueue"]
     assert jobs.batch_size == 1
 
 
